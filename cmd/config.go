@@ -1,0 +1,336 @@
+package cmd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/echoctl/echoctl/internal/logging"
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// Configuration keys: the same names serve as flags (--buffer-size), config
+// file keys (buffer-size:) and, upper-cased with "_", environment variables
+// (ECHOCTL_BUFFER_SIZE).
+const (
+	keyAddr            = "addr"
+	keyBufferSize      = "buffer-size"
+	keyMessages        = "messages"
+	keyLogLevel        = "log-level"
+	keyLogFormat       = "log-format"
+	keyShutdownTimeout = "shutdown-timeout"
+	keyTimeout         = "timeout"
+)
+
+// knownKeys are every configuration key, in the order the docs list them.
+var knownKeys = []string{keyAddr, keyBufferSize, keyMessages, keyLogLevel, keyLogFormat, keyShutdownTimeout, keyTimeout}
+
+// envPrefix prefixes every environment variable echoctl reads.
+const envPrefix = "ECHOCTL"
+
+// seedMessages are the seed client's MESSAGES.
+var seedMessages = []string{"This is the message. ", "It will be sent ", "in parts."}
+
+// defaults holds each key's default value.
+var defaults = map[string]any{
+	keyAddr:            echo.DefaultAddr,
+	keyBufferSize:      echo.DefaultBufferSize,
+	keyMessages:        seedMessages,
+	keyLogLevel:        "info",
+	keyLogFormat:       "text",
+	keyShutdownTimeout: 5 * time.Second,
+	keyTimeout:         10 * time.Second,
+}
+
+// Config is the validated configuration, merged from flags, environment,
+// config file and defaults, in that order of precedence.
+type Config struct {
+	Addr            string
+	BufferSize      int
+	Messages        []string
+	LogLevel        zerolog.Level
+	LogFormat       string
+	ShutdownTimeout time.Duration
+	Timeout         time.Duration
+	// File is the config file that was read, or "" if none.
+	File string
+}
+
+// envName returns the environment variable for key.
+func envName(key string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// configSearchPath lists, in order, the config files tried when --config is
+// not given: the first one that exists is read.
+func configSearchPath() []string {
+	var dirs []string
+	dirs = append(dirs, filepath.Join(".", "echoctl"))
+	if xdg := os.Getenv("XDG_CONFIG_HOME"); xdg != "" {
+		dirs = append(dirs, filepath.Join(xdg, "echoctl", "config"))
+	} else if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".config", "echoctl", "config"))
+	}
+	dirs = append(dirs, filepath.Join("/etc", "echoctl", "config"))
+	var paths []string
+	for _, base := range dirs {
+		for _, ext := range []string{".yaml", ".yml", ".toml", ".json"} {
+			paths = append(paths, base+ext)
+		}
+	}
+	return paths
+}
+
+// findConfigFile returns the file named by --config or ECHOCTL_CONFIG,
+// which must exist, else the first file of configSearchPath that exists,
+// else "".
+func findConfigFile(explicit string) (string, error) {
+	if explicit == "" {
+		explicit = os.Getenv(envPrefix + "_CONFIG")
+	}
+	if explicit != "" {
+		if _, err := os.Stat(explicit); err != nil {
+			return "", fmt.Errorf("config file %s: %w", explicit, errors.Unwrap(err))
+		}
+		return explicit, nil
+	}
+	for _, p := range configSearchPath() {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", nil
+}
+
+// loadConfig merges flags (only those set on the command line), ECHOCTL_*
+// environment variables, the config file and the defaults, and validates
+// every key. Errors name the key, the value and where it came from.
+func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
+	v := viper.New()
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	for _, key := range knownKeys {
+		v.SetDefault(key, defaults[key])
+		if f := flags.Lookup(key); f != nil {
+			if err := v.BindPFlag(key, f); err != nil {
+				return nil, fmt.Errorf("bind flag --%s: %w", key, err)
+			}
+		}
+	}
+
+	file, err := findConfigFile(configPath)
+	if err != nil {
+		return nil, err
+	}
+	fileKeys := map[string]bool{}
+	if file != "" {
+		fv := viper.New()
+		fv.SetConfigFile(file)
+		if ext := strings.TrimPrefix(filepath.Ext(file), "."); ext == "yml" || ext == "" {
+			fv.SetConfigType("yaml")
+		}
+		if err := fv.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config file %s: %s", file, oneLine(err.Error()))
+		}
+		for _, key := range fv.AllKeys() {
+			top, _, _ := strings.Cut(key, ".")
+			if !slices.Contains(knownKeys, top) || top != key {
+				return nil, fmt.Errorf("config file %s: unknown key %q (known keys: %s)", file, top, strings.Join(knownKeys, ", "))
+			}
+			fileKeys[key] = true
+		}
+		if err := v.MergeConfigMap(fv.AllSettings()); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+
+	d := decoder{v: v, flags: flags, file: file, fileKeys: fileKeys}
+	cfg := &Config{File: file}
+	cfg.Addr = d.addr(keyAddr)
+	cfg.BufferSize = d.intRange(keyBufferSize, 1, echo.MaxBufferSize)
+	cfg.Messages = d.strings(keyMessages)
+	cfg.LogLevel = d.level(keyLogLevel)
+	cfg.LogFormat = d.oneOf(keyLogFormat, logging.Formats)
+	cfg.ShutdownTimeout = d.duration(keyShutdownTimeout)
+	cfg.Timeout = d.duration(keyTimeout)
+	if d.err != nil {
+		return nil, d.err
+	}
+	return cfg, nil
+}
+
+// oneLine joins a multi-line parser message into one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// decoder converts the merged values to their types, keeping the first
+// error, which names the key, the value and its source.
+type decoder struct {
+	v        *viper.Viper
+	flags    *pflag.FlagSet
+	file     string
+	fileKeys map[string]bool
+	err      error
+}
+
+// source says where the value of key came from.
+func (d *decoder) source(key string) string {
+	if f := d.flags.Lookup(key); f != nil && f.Changed {
+		return "flag --" + key
+	}
+	if _, ok := os.LookupEnv(envName(key)); ok {
+		return "environment " + envName(key)
+	}
+	if d.fileKeys[key] {
+		return "config file " + d.file
+	}
+	return "default"
+}
+
+func (d *decoder) fail(key string, value any, reason string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("invalid %s %s from %s: %s", key, quoteValue(value), d.source(key), reason)
+	}
+}
+
+func quoteValue(value any) string {
+	if s, ok := value.(string); ok {
+		return strconv.Quote(s)
+	}
+	b, err := json.Marshal(value)
+	if err != nil {
+		return fmt.Sprint(value)
+	}
+	return string(b)
+}
+
+func (d *decoder) addr(key string) string {
+	raw := d.v.Get(key)
+	s, ok := raw.(string)
+	if !ok {
+		d.fail(key, raw, "must be a string host:port")
+		return ""
+	}
+	if _, _, err := echo.SplitAddr(s); err != nil {
+		d.fail(key, raw, "must be host:port with a port from 0 to 65535, such as localhost:10000, [::1]:10000 or :10000")
+	}
+	return s
+}
+
+func (d *decoder) intRange(key string, lo, hi int) int {
+	raw := d.v.Get(key)
+	var n int64
+	var err error
+	switch x := raw.(type) {
+	case int:
+		n = int64(x)
+	case int64:
+		n = x
+	case uint64:
+		n = int64(x)
+	case float64:
+		n = int64(x)
+		if float64(n) != x {
+			err = errors.New("not an integer")
+		}
+	case string:
+		n, err = strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+	default:
+		err = errors.New("not an integer")
+	}
+	if err != nil || n < int64(lo) || n > int64(hi) {
+		d.fail(key, raw, fmt.Sprintf("must be an integer from %d to %d", lo, hi))
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) duration(key string) time.Duration {
+	raw := d.v.Get(key)
+	var dur time.Duration
+	var err error
+	switch x := raw.(type) {
+	case time.Duration:
+		dur = x
+	case string:
+		dur, err = time.ParseDuration(strings.TrimSpace(x))
+	default:
+		err = errors.New("not a duration")
+	}
+	if err != nil || dur < 0 {
+		d.fail(key, raw, "must be a duration such as 500ms, 10s or 1m (0 for no limit)")
+		return 0
+	}
+	return dur
+}
+
+func (d *decoder) str(key string) (string, bool) {
+	raw := d.v.Get(key)
+	s, ok := raw.(string)
+	if !ok {
+		d.fail(key, raw, "must be a string")
+	}
+	return s, ok
+}
+
+func (d *decoder) oneOf(key string, allowed []string) string {
+	s, ok := d.str(key)
+	if ok && !slices.Contains(allowed, s) {
+		d.fail(key, s, "must be one of "+strings.Join(allowed, ", "))
+	}
+	return s
+}
+
+func (d *decoder) level(key string) zerolog.Level {
+	s, ok := d.str(key)
+	if !ok {
+		return zerolog.InfoLevel
+	}
+	lvl, err := logging.ParseLevel(s)
+	if err != nil {
+		d.fail(key, s, "must be one of "+strings.Join(logging.Levels, ", "))
+	}
+	return lvl
+}
+
+// strings decodes a list of strings. From the environment, a value that
+// starts with "[" is a JSON array of strings; any other value is one string.
+func (d *decoder) strings(key string) []string {
+	raw := d.v.Get(key)
+	switch x := raw.(type) {
+	case []string:
+		return x
+	case string:
+		if !strings.HasPrefix(strings.TrimSpace(x), "[") {
+			return []string{x}
+		}
+		var list []string
+		if err := json.Unmarshal([]byte(x), &list); err != nil {
+			d.fail(key, raw, "must be a JSON array of strings, such as [\"one\", \"two\"]")
+		}
+		return list
+	case []any:
+		list := make([]string, 0, len(x))
+		for _, item := range x {
+			s, ok := item.(string)
+			if !ok {
+				d.fail(key, raw, "must be a list of strings (quote numbers and booleans)")
+				return nil
+			}
+			list = append(list, s)
+		}
+		return list
+	}
+	d.fail(key, raw, "must be a list of strings")
+	return nil
+}

@@ -1,0 +1,121 @@
+// Package cmd is echoctl's command line: it parses flags, environment and
+// config file into a Config, sets up logging, and calls pkg/echo.
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/echoctl/echoctl/internal/logging"
+)
+
+// Streams are the standard streams a command uses.
+type Streams struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// globalOptions are the flags every command has.
+type globalOptions struct {
+	configFile string
+	verbose    bool
+}
+
+func (o *globalOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.configFile, "config", "", "config file (YAML, TOML or JSON; default: first of ./echoctl.yaml, $XDG_CONFIG_HOME/echoctl/config.yaml, /etc/echoctl/config.yaml)")
+	fs.String(keyLogLevel, "info", "log level: trace, debug, info, warn, error or disabled")
+	fs.String(keyLogFormat, "text", "log format: text (the seed's name: message), console or json")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log at debug level: the seed's whole transcript (same as --log-level debug)")
+}
+
+// setup loads the configuration for cmd and builds its logger.
+func (o *globalOptions) setup(cmd *cobra.Command, stderr io.Writer) (*Config, zerolog.Logger, error) {
+	cfg, err := loadConfig(cmd.Flags(), o.configFile)
+	if err != nil {
+		return nil, zerolog.Nop(), usageError{err}
+	}
+	if o.verbose {
+		cfg.LogLevel = zerolog.DebugLevel
+	}
+	logger, err := logging.New(stderr, cfg.LogFormat, cfg.LogLevel, isTerminal(stderr))
+	if err != nil {
+		return nil, zerolog.Nop(), usageError{err}
+	}
+	return cfg, logger, nil
+}
+
+// isTerminal reports whether w is a terminal that wants colour.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	return isatty.IsTerminal(f.Fd())
+}
+
+// newRootCmd builds the echoctl command tree.
+func newRootCmd(streams Streams) *cobra.Command {
+	opts := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "echoctl",
+		Short: "TCP echo server and client for testing network paths",
+		Long: `echoctl is a TCP echo server and client, the Go implementation of the asyncio
+streams echo server and client of PyMOTW-3. Use it to test a network path, a
+load balancer, a firewall rule or a latency budget.
+
+  echoctl serve --addr localhost:10000     echo every byte back
+  echoctl send "msg" ...                   send, half-close, verify the echo
+
+Configuration comes from flags, then ECHOCTL_* environment variables, then a
+config file, then the defaults. See docs/configuration.md.
+
+` + exitCodesHelp,
+		Version:       versionString(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	opts.addFlags(root.PersistentFlags())
+	root.AddCommand(newServeCmd(opts, streams), newSendCmd(opts, streams), newVersionCmd(streams))
+	return root
+}
+
+// Run executes echoctl with args (without the program name) and returns the
+// exit code. Errors are printed to streams.Err as one line.
+func Run(ctx context.Context, args []string, streams Streams) int {
+	root := newRootCmd(streams)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintf(streams.Err, "echoctl: %s\n", oneLine(err.Error()))
+	}
+	return exitCode(err)
+}
+
+// Execute runs echoctl with the process's arguments and standard streams.
+// SIGINT and SIGTERM cancel the command's context (serve shuts down
+// gracefully); after the first, a second signal kills the process.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop)
+	return Run(ctx, os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+}

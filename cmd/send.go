@@ -1,0 +1,74 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+type sendOptions struct {
+	stdin bool
+}
+
+func newSendCmd(opts *globalOptions, streams Streams) *cobra.Command {
+	sendOpts := &sendOptions{}
+	cmd := &cobra.Command{
+		Use:   "send [MESSAGE ...]",
+		Short: "Send messages to an echo server and verify the echo",
+		Long: `Connect to --addr, send each MESSAGE with its own write, half-close, then
+read the echo until the server closes. The echo goes to standard output
+exactly as received; logs go to standard error.
+
+Without MESSAGE arguments the messages key of the configuration is sent (by
+default the seed's three parts). --stdin streams standard input instead, of
+any size and binary safe, verifying the echo as it arrives.
+
+` + exitCodesHelp,
+		Example: `  echoctl send
+  echoctl send "hello" " world" --addr 127.0.0.1:10000
+  head -c 10M /dev/urandom | echoctl send --stdin > /dev/null`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if sendOpts.stdin && len(args) > 0 {
+				return usageError{errors.New("send: give MESSAGE arguments or --stdin, not both")}
+			}
+			cfg, logger, err := opts.setup(cmd, streams.Err)
+			if err != nil {
+				return err
+			}
+			var input io.Reader
+			if sendOpts.stdin {
+				input = streams.In
+			}
+			if len(args) > 0 {
+				cfg.Messages = args
+			}
+			return asRuntimeError(runSend(cmd.Context(), cfg, logger, input, streams.Out))
+		},
+	}
+	addAddrFlags(cmd.Flags())
+	cmd.Flags().Duration(keyTimeout, 10*time.Second, "bound on connecting and the whole exchange (0: no limit)")
+	cmd.Flags().BoolVar(&sendOpts.stdin, "stdin", false, "send standard input instead of messages")
+	return cmd
+}
+
+// runSend sends cfg.Messages, or input when it is not nil, and writes the
+// echo to out.
+func runSend(ctx context.Context, cfg *Config, logger zerolog.Logger, input io.Reader, out io.Writer) error {
+	client := &echo.Client{Addr: cfg.Addr, BufferSize: cfg.BufferSize, Timeout: cfg.Timeout, Logger: logger}
+	if input != nil {
+		_, err := client.SendStream(ctx, input, out)
+		return err
+	}
+	messages := make([][]byte, len(cfg.Messages))
+	for i, m := range cfg.Messages {
+		messages[i] = []byte(m)
+	}
+	_, err := client.Send(ctx, messages, out)
+	return err
+}

@@ -1,0 +1,84 @@
+// Package logging builds the zerolog loggers echoctl writes to stderr, in
+// one of three formats: "text" (the seed's "name: message" lines),
+// "console" (zerolog's console writer) and "json" (one object a line).
+package logging
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Formats lists the accepted log formats, the default first.
+var Formats = []string{"text", "console", "json"}
+
+// Levels lists the accepted log level names, from most to least verbose.
+var Levels = []string{"trace", "debug", "info", "warn", "error", "disabled"}
+
+// ParseLevel parses one of Levels.
+func ParseLevel(s string) (zerolog.Level, error) {
+	if !slices.Contains(Levels, s) {
+		return zerolog.NoLevel, fmt.Errorf("unknown log level %q (want one of %v)", s, Levels)
+	}
+	return zerolog.ParseLevel(s)
+}
+
+// New returns a logger writing to w in format at level. color turns on
+// colour for the console format (use it when w is a terminal).
+func New(w io.Writer, format string, level zerolog.Level, color bool) (zerolog.Logger, error) {
+	switch format {
+	case "text":
+		return zerolog.New(TextWriter{Out: w}).Level(level), nil
+	case "console":
+		cw := zerolog.ConsoleWriter{
+			Out:           w,
+			NoColor:       !color,
+			TimeFormat:    time.RFC3339Nano,
+			PartsOrder:    []string{zerolog.TimestampFieldName, zerolog.LevelFieldName, "logger", zerolog.MessageFieldName},
+			FieldsExclude: []string{"logger"},
+			FormatPartValueByName: func(v any, name string) string {
+				if name == "logger" && v != nil {
+					return fmt.Sprintf("%s:", v)
+				}
+				return fmt.Sprint(v)
+			},
+		}
+		return zerolog.New(cw).Level(level).With().Timestamp().Logger(), nil
+	case "json":
+		return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+	}
+	return zerolog.Nop(), fmt.Errorf("unknown log format %q (want one of %v)", format, Formats)
+}
+
+// TextWriter turns zerolog's JSON events into the seed's log lines,
+// "logger: message", dropping every other field. It writes each line with
+// one Write call, so lines from concurrent connections never interleave.
+type TextWriter struct {
+	Out io.Writer
+}
+
+type textEvent struct {
+	Logger  string `json:"logger"`
+	Message string `json:"message"`
+}
+
+// Write formats one zerolog event.
+func (w TextWriter) Write(p []byte) (int, error) {
+	var evt textEvent
+	if err := json.Unmarshal(p, &evt); err != nil {
+		return 0, fmt.Errorf("logging: decode event: %w", err)
+	}
+	line := make([]byte, 0, len(evt.Logger)+len(evt.Message)+3)
+	if evt.Logger != "" {
+		line = append(append(line, evt.Logger...), ": "...)
+	}
+	line = append(append(line, evt.Message...), '\n')
+	if _, err := w.Out.Write(line); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,320 @@
+package echo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// streamChunkSize is how much SendStream reads from its input for one write.
+const streamChunkSize = 32 << 10
+
+// maxChunksInFlight bounds the chunks sent but not yet echoed back that a
+// Client keeps for verification; the writer waits when it is reached.
+const maxChunksInFlight = 64
+
+// aLongTimeAgo is a deadline in the past, used to interrupt blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// A Client is the seed's echo client: it connects, sends messages,
+// half-closes its side, and reads the echo until the server closes,
+// checking that every byte comes back as sent. The zero value is ready to
+// use with the seed's defaults.
+type Client struct {
+	// Addr is the server's "host:port". If empty, DefaultAddr is used. A
+	// host name's addresses are tried in turn until one connects.
+	Addr string
+
+	// BufferSize is the most read from the connection at once, which is
+	// also what one "received" log line shows. If zero, DefaultBufferSize.
+	BufferSize int
+
+	// Timeout bounds connecting and the whole exchange. Zero means no limit
+	// beyond the context's.
+	Timeout time.Duration
+
+	// Logger receives the client's log lines, named "echo_client" as in the
+	// seed. The zero value logs nothing.
+	Logger zerolog.Logger
+
+	// Resolver resolves the host in Addr. If nil, net.DefaultResolver is used.
+	Resolver Resolver
+
+	// Dialer makes each connection attempt; its zero value is fine.
+	Dialer net.Dialer
+}
+
+// Result counts the bytes of one exchange.
+type Result struct {
+	// Sent is the number of bytes written to the server.
+	Sent int64
+	// Received is the number of bytes the server echoed back.
+	Received int64
+}
+
+func (c *Client) log(level zerolog.Level) *zerolog.Event {
+	e := c.Logger.WithLevel(level)
+	if e == nil {
+		return nil
+	}
+	return e.Str("logger", "echo_client")
+}
+
+func (c *Client) logData(verb string, data []byte) {
+	if e := c.log(zerolog.DebugLevel); e != nil {
+		msg := AppendQuote(append(make([]byte, 0, len(verb)+len(data)+8), verb...), data)
+		e.Int("bytes", len(data)).Msg(string(msg))
+	}
+}
+
+func (c *Client) addr() string {
+	if c.Addr == "" {
+		return DefaultAddr
+	}
+	return c.Addr
+}
+
+// DialContext connects to c.Addr, trying each address the host resolves to
+// in turn, and returns the first connection made. The error names the
+// address and the cause, as in "connect localhost:10000: connection refused".
+func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
+	addr := c.addr()
+	host, port, err := SplitAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if e := c.log(zerolog.InfoLevel); e != nil {
+		e.Str("addr", addr).Msgf("connecting to %s port %d", host, port)
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	ips, err := resolve(ctx, c.Resolver, host)
+	if err != nil {
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	var firstErr error
+	for _, ip := range ips {
+		conn, err := c.Dialer.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, port).String())
+		if err == nil {
+			return conn, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, &DialError{Addr: addr, Err: firstErr}
+}
+
+// DialError reports a failure to connect to Addr.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+// Error returns "connect ADDR: CAUSE" with the innermost cause, such as
+// "connect localhost:10000: connection refused".
+func (e *DialError) Error() string { return "connect " + e.Addr + ": " + rootCause(e.Err).Error() }
+
+// Unwrap returns the underlying error.
+func (e *DialError) Unwrap() error { return e.Err }
+
+// rootCause strips the net.OpError and os.SyscallError layers that repeat
+// the operation and addresses, keeping the cause a user needs to read.
+func rootCause(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return os.ErrDeadlineExceeded
+	}
+	var op *net.OpError
+	for errors.As(err, &op) {
+		err = op.Err
+	}
+	return err
+}
+
+// Send connects, writes each message with its own write, half-closes, and
+// copies the echo to echo (which may be nil) as it arrives, until the server
+// closes. It returns a *MismatchError if the echo differs from the
+// concatenated messages, and a network error if the exchange fails.
+func (c *Client) Send(ctx context.Context, messages [][]byte, echo io.Writer) (Result, error) {
+	return c.exchange(ctx, echo, func(send func([]byte) error) error {
+		for _, m := range messages {
+			if err := send(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+}
+
+// SendStream is Send for a stream of any size: it writes what it reads from
+// r while it reads and verifies the echo concurrently, keeping only the
+// bytes in flight in memory. It half-closes when r reaches EOF.
+func (c *Client) SendStream(ctx context.Context, r io.Reader, echo io.Writer) (Result, error) {
+	free := make(chan []byte, maxChunksInFlight)
+	for range maxChunksInFlight {
+		free <- make([]byte, streamChunkSize)
+	}
+	return c.exchange(ctx, echo, func(send func([]byte) error) error {
+		for {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			n, err := r.Read(buf)
+			if n > 0 {
+				if serr := send(buf[:n]); serr != nil {
+					return serr
+				}
+			} else {
+				free <- buf
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read input: %w", err)
+			}
+		}
+	}, free)
+}
+
+// exchange runs one connection: produce writes the data through send while
+// a second goroutine reads the echo and verifies it against the chunks
+// sent, returning each verified chunk to recycle when that is not nil.
+func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send func([]byte) error) error, recycle chan<- []byte) (Result, error) {
+	var res Result
+	var sent atomic.Int64
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	conn, err := c.DialContext(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
+	defer stop()
+
+	v := &verifier{pending: make(chan []byte, maxChunksInFlight), recycle: recycle, done: make(chan struct{})}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(v.done)
+		readErr <- c.readEcho(conn, v, echo)
+	}()
+
+	send := func(b []byte) error {
+		select {
+		case v.pending <- b:
+		case <-v.done:
+			return errEchoEnded
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.logData("sending ", b)
+		n, err := conn.Write(b)
+		sent.Add(int64(n))
+		return err
+	}
+	// The producer runs on its own goroutine: when the echo fails early it
+	// may be blocked reading its input, and the exchange must not wait.
+	werrc := make(chan error, 1)
+	go func() {
+		werr := produce(send)
+		if werr == nil {
+			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+				werr = cw.CloseWrite()
+			}
+			c.log(zerolog.InfoLevel).Msg("waiting for response")
+		}
+		close(v.pending)
+		werrc <- werr
+	}()
+	rerr := <-readErr
+	var werr error
+	if rerr == nil {
+		werr = <-werrc
+	}
+	res.Sent, res.Received = sent.Load(), v.offset
+	c.log(zerolog.InfoLevel).Msg("closing")
+
+	var mismatch *MismatchError
+	switch {
+	case errors.As(rerr, &mismatch):
+		return res, rerr
+	case ctx.Err() != nil:
+		return res, &ExchangeError{Addr: c.addr(), Err: ctx.Err()}
+	case rerr != nil:
+		return res, &ExchangeError{Addr: c.addr(), Err: rerr}
+	case werr != nil && !errors.Is(werr, errEchoEnded):
+		return res, &ExchangeError{Addr: c.addr(), Err: werr}
+	}
+	return res, nil
+}
+
+// errEchoEnded stops the writer when the reader has already finished.
+var errEchoEnded = errors.New("echo: echo ended")
+
+// ExchangeError reports a network failure after the connection was made.
+type ExchangeError struct {
+	Addr string
+	Err  error
+}
+
+// Error returns "echo ADDR: CAUSE".
+func (e *ExchangeError) Error() string { return "echo " + e.Addr + ": " + rootCause(e.Err).Error() }
+
+// Unwrap returns the underlying error.
+func (e *ExchangeError) Unwrap() error { return e.Err }
+
+// readEcho reads the echo in BufferSize chunks until the server closes,
+// copying it to echo and verifying it.
+func (c *Client) readEcho(conn net.Conn, v *verifier, echo io.Writer) error {
+	size := c.BufferSize
+	if size <= 0 {
+		size = DefaultBufferSize
+	}
+	buf := make([]byte, size)
+	for {
+		n, err := conn.Read(buf)
+		if n > 0 {
+			c.logData("received ", buf[:n])
+			if echo != nil {
+				if _, werr := echo.Write(buf[:n]); werr != nil {
+					conn.Close()
+					return fmt.Errorf("write echo: %w", werr)
+				}
+			}
+			if verr := v.check(buf[:n]); verr != nil {
+				conn.Close()
+				return verr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return v.finish()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,40 @@
+package echo
+
+import "bytes"
+
+const hexDigits = "0123456789abcdef"
+
+// Quote returns b formatted as Python's repr(bytes) formats it: b'...' with
+// backslash escapes for the quote, backslash, tab, newline, carriage return
+// and every byte outside printable ASCII. Like Python, it switches to double
+// quotes when b holds a single quote and no double quote.
+func Quote(b []byte) string {
+	return string(AppendQuote(make([]byte, 0, len(b)+3), b))
+}
+
+// AppendQuote appends the Python bytes literal of b (see [Quote]) to dst and
+// returns the extended buffer. It allocates only when dst must grow.
+func AppendQuote(dst, b []byte) []byte {
+	quote := byte('\'')
+	if bytes.IndexByte(b, '\'') >= 0 && bytes.IndexByte(b, '"') < 0 {
+		quote = '"'
+	}
+	dst = append(dst, 'b', quote)
+	for _, c := range b {
+		switch {
+		case c == quote || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c < ' ' || c >= 0x7f:
+			dst = append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, quote)
+}
