@@ -61,8 +61,8 @@ func (c *conn) logData(verb string, data []byte) {
 	}
 }
 
-// serve runs the seed's echo loop: read up to BufferSize bytes, write them
-// back, wait for the write to finish, repeat until the peer half-closes.
+// serve runs one connection: it logs the accept, echoes until the peer
+// half-closes or the connection fails, and logs why it closed.
 func (c *conn) serve() {
 	defer func() {
 		if r := recover(); r != nil {
@@ -73,34 +73,75 @@ func (c *conn) serve() {
 	}()
 	c.log(zerolog.InfoLevel).Msg("connection accepted")
 
+	var err error
+	if c.srv.logsData() {
+		err = c.echoChunks()
+	} else {
+		err = c.echoFast()
+	}
+	if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.closeForShutdown()
+		return
+	}
+	c.logClose(err)
+}
+
+// echoChunks is the seed's echo loop, used when data is logged: read up to
+// BufferSize bytes, log them, write them back, wait for the write to
+// finish, log it, repeat until end of stream.
+func (c *conn) echoChunks() error {
 	buf := make([]byte, c.srv.bufferSize())
 	for {
 		n, err := c.rwc.Read(buf)
 		if n > 0 {
 			c.logData("received ", buf[:n])
 			if _, werr := c.rwc.Write(buf[:n]); werr != nil {
-				c.logClose("write", werr)
-				return
+				return &opError{"write", werr}
 			}
 			c.logData("sent ", buf[:n])
 		}
 		if err != nil {
-			if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-				c.closeForShutdown(buf)
-				return
-			}
-			c.logClose("read", err)
-			return
+			return &opError{"read", err}
 		}
 	}
 }
 
-// logClose logs why the connection ends: "closing" at info for end of stream,
-// a warning naming the failed operation otherwise.
-func (c *conn) logClose(op string, err error) {
+// echoCopy moves bytes with pooled buffers of fastBufferSize when no data is
+// logged; the bytes on the wire are the same as echoChunks', but each read
+// may be larger than BufferSize. It still writes everything it read before
+// reading again, so a peer that does not read stalls only itself.
+func (c *conn) echoCopy() error {
+	bufp := fastBuffers.Get().(*[]byte)
+	defer fastBuffers.Put(bufp)
+	buf := *bufp
+	for {
+		n, err := c.rwc.Read(buf)
+		if n > 0 {
+			if _, werr := c.rwc.Write(buf[:n]); werr != nil {
+				return &opError{"write", werr}
+			}
+		}
+		if err != nil {
+			return &opError{"read", err}
+		}
+	}
+}
+
+// opError records which operation on the connection failed.
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string { return e.op + " error: " + rootCause(e.err).Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+// logClose logs why the connection ends: "closing" at info after end of
+// stream, preceded by a warning for any other error.
+func (c *conn) logClose(err error) {
 	if !errors.Is(err, io.EOF) {
 		if e := c.log(zerolog.WarnLevel); e != nil {
-			e.Err(err).Msgf("%s error: %v", op, err)
+			e.Err(err).Msg(err.Error())
 		}
 	}
 	c.log(zerolog.InfoLevel).Msg("closing")
@@ -120,7 +161,7 @@ func (c *conn) stopReading() {
 // deadline passes: it sends FIN, then reads and discards what the peer still
 // sends for up to drainLinger (a lingering close, as nginx does), so that the
 // peer sees an orderly end of stream rather than a reset.
-func (c *conn) closeForShutdown(buf []byte) {
+func (c *conn) closeForShutdown() {
 	c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
 		if cw.CloseWrite() != nil {
@@ -128,6 +169,9 @@ func (c *conn) closeForShutdown(buf []byte) {
 		}
 	}
 	c.rwc.SetReadDeadline(time.Now().Add(drainLinger))
+	bufp := fastBuffers.Get().(*[]byte)
+	defer fastBuffers.Put(bufp)
+	buf := *bufp
 	for {
 		if _, err := c.rwc.Read(buf); err != nil {
 			return
