@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +34,9 @@ const (
 )
 
 // knownKeys are every configuration key, in the order the docs list them.
-var knownKeys = []string{keyAddr, keyBufferSize, keyMessages, keyLogLevel, keyLogFormat, keyShutdownTimeout, keyTimeout}
+var knownKeys = []string{keyAddr, keyBufferSize, keyMessages, keyLogLevel, keyLogFormat, keyShutdownTimeout, keyTimeout,
+	keyLogMaxBytes, keyMaxConns, keyMaxConnsPerIP, keyIdleTimeout, keyWriteTimeout, keyAllow, keyDeny, keyMetricsAddr,
+	keyTLSCert, keyTLSKey, keyTLSClientCA, keyTLSSelfSigned, keyTLSCA, keyTLSServerName, keyTLSInsecure, keyUnixMode, keyRetries}
 
 // envPrefix prefixes every environment variable echoctl reads.
 const envPrefix = "ECHOCTL"
@@ -50,18 +53,52 @@ var defaults = map[string]any{
 	keyLogFormat:       "text",
 	keyShutdownTimeout: 5 * time.Second,
 	keyTimeout:         10 * time.Second,
+	keyLogMaxBytes:     echo.DefaultLogMaxBytes,
+	keyMaxConns:        0,
+	keyMaxConnsPerIP:   0,
+	keyIdleTimeout:     time.Duration(0),
+	keyWriteTimeout:    time.Duration(0),
+	keyAllow:           []string{},
+	keyDeny:            []string{},
+	keyMetricsAddr:     "",
+	keyTLSCert:         "",
+	keyTLSKey:          "",
+	keyTLSClientCA:     "",
+	keyTLSSelfSigned:   false,
+	keyTLSCA:           "",
+	keyTLSServerName:   "",
+	keyTLSInsecure:     false,
+	keyUnixMode:        "0660",
+	keyRetries:         echo.DefaultRetries,
 }
 
 // Config is the validated configuration, merged from flags, environment,
 // config file and defaults, in that order of precedence.
 type Config struct {
-	Addr            string
+	// Addr is the address send connects to: the first of Addrs.
+	Addr string
+	// Addrs are the addresses serve listens on (addr may be a list for
+	// serve); send has exactly one.
+	Addrs           []string
 	BufferSize      int
 	Messages        []string
 	LogLevel        zerolog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
 	Timeout         time.Duration
+	// LogMaxBytes is the most bytes of data a log line shows, in
+	// echo.Server's convention: -1 for no limit (log-max-bytes 0).
+	LogMaxBytes int
+	// serve's limits, timeouts and access list (0 and nil: off), and the
+	// address of its metrics server ("": off).
+	MaxConns      int
+	MaxConnsPerIP int
+	IdleTimeout   time.Duration
+	WriteTimeout  time.Duration
+	Allow, Deny   []netip.Prefix
+	MetricsAddr   string
+	// Transport holds the TLS, Unix socket and UDP settings (transport.go).
+	Transport TransportConfig
 	// File is the config file that was read, or "" if none.
 	File string
 }
@@ -157,13 +194,25 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 
 	d := decoder{v: v, flags: flags, file: file, fileKeys: fileKeys}
 	cfg := &Config{File: file}
-	cfg.Addr = d.addr(keyAddr)
+	cfg.Addrs = d.addrs(keyAddr)
+	if len(cfg.Addrs) > 0 {
+		cfg.Addr = cfg.Addrs[0]
+	}
 	cfg.BufferSize = d.intRange(keyBufferSize, 1, echo.MaxBufferSize)
 	cfg.Messages = d.strings(keyMessages)
 	cfg.LogLevel = d.level(keyLogLevel)
 	cfg.LogFormat = d.oneOf(keyLogFormat, logging.Formats)
 	cfg.ShutdownTimeout = d.duration(keyShutdownTimeout)
 	cfg.Timeout = d.duration(keyTimeout)
+	cfg.LogMaxBytes = d.logMaxBytes(keyLogMaxBytes)
+	cfg.MaxConns = d.intRange(keyMaxConns, 0, maxConnsLimit)
+	cfg.MaxConnsPerIP = d.intRange(keyMaxConnsPerIP, 0, maxConnsLimit)
+	cfg.IdleTimeout = d.duration(keyIdleTimeout)
+	cfg.WriteTimeout = d.duration(keyWriteTimeout)
+	cfg.Allow = d.prefixes(keyAllow)
+	cfg.Deny = d.prefixes(keyDeny)
+	cfg.MetricsAddr = d.optionalHostPort(keyMetricsAddr)
+	cfg.Transport = d.transport(cfg.Addrs)
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -188,7 +237,7 @@ func (d *decoder) source(key string) string {
 	if f := d.flags.Lookup(key); f != nil && f.Changed {
 		return "flag --" + key
 	}
-	if _, ok := os.LookupEnv(envName(key)); ok {
+	if v, ok := os.LookupEnv(envName(key)); ok && v != "" {
 		return "environment " + envName(key)
 	}
 	if d.fileKeys[key] {
@@ -212,19 +261,6 @@ func quoteValue(value any) string {
 		return fmt.Sprint(value)
 	}
 	return string(b)
-}
-
-func (d *decoder) addr(key string) string {
-	raw := d.v.Get(key)
-	s, ok := raw.(string)
-	if !ok {
-		d.fail(key, raw, "must be a string host:port")
-		return ""
-	}
-	if _, _, err := echo.SplitAddr(s); err != nil {
-		d.fail(key, raw, "must be host:port with a port from 0 to 65535, such as localhost:10000, [::1]:10000 or :10000")
-	}
-	return s
 }
 
 func (d *decoder) intRange(key string, lo, hi int) int {
@@ -262,6 +298,11 @@ func (d *decoder) duration(key string) time.Duration {
 	switch x := raw.(type) {
 	case time.Duration:
 		dur = x
+	case int, int64, uint64, float64:
+		// A bare number is only unambiguous as 0 ("no limit").
+		if fmt.Sprint(x) != "0" {
+			err = errors.New("a number without a unit")
+		}
 	case string:
 		dur, err = time.ParseDuration(strings.TrimSpace(x))
 	default:

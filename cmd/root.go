@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/mattn/go-isatty"
@@ -35,6 +36,7 @@ func (o *globalOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.configFile, "config", "", "config file (YAML, TOML or JSON; default: first of ./echoctl.yaml, $XDG_CONFIG_HOME/echoctl/config.yaml, /etc/echoctl/config.yaml)")
 	fs.String(keyLogLevel, "info", "log level: trace, debug, info, warn, error or disabled")
 	fs.String(keyLogFormat, "text", "log format: text (the seed's name: message), console or json")
+	addLogMaxBytesFlag(fs)
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log at debug level: the seed's whole transcript (same as --log-level debug)")
 }
 
@@ -47,7 +49,7 @@ func (o *globalOptions) setup(cmd *cobra.Command, stderr io.Writer) (*Config, ze
 	if o.verbose {
 		cfg.LogLevel = zerolog.DebugLevel
 	}
-	logger, err := logging.New(stderr, cfg.LogFormat, cfg.LogLevel, isTerminal(stderr))
+	logger, err := logging.New(zerolog.SyncWriter(stderr), cfg.LogFormat, cfg.LogLevel, isTerminal(stderr))
 	if err != nil {
 		return nil, zerolog.Nop(), usageError{err}
 	}
@@ -94,7 +96,7 @@ config file, then the defaults. See docs/configuration.md.
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.addFlags(root.PersistentFlags())
-	root.AddCommand(newServeCmd(opts, streams), newSendCmd(opts, streams), newVersionCmd(streams))
+	root.AddCommand(newServeCmd(opts, streams), newSendCmd(opts, streams), newVersionCmd(streams), newBenchCmd(opts, streams), newGenCmd())
 	return root
 }
 
@@ -105,7 +107,7 @@ func Run(ctx context.Context, args []string, streams Streams) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintf(streams.Err, "echoctl: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(streams.Err, "echoctl: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 	}
 	return exitCode(err)
 }

@@ -29,10 +29,18 @@ Without MESSAGE arguments the messages key of the configuration is sent (by
 default the seed's three parts). --stdin streams standard input instead, of
 any size and binary safe, verifying the echo as it arrives.
 
+--addr may be a URL: tls://host:port (TLS; the half-close is a close_notify),
+unix:///path (a Unix socket) or udp://host:port, where each message is one
+datagram whose echo is awaited up to --timeout, resent up to --retries times;
+--stdin needs a stream address. See docs/udp.md, docs/tls.md, docs/unix.md.
+
 ` + exitCodesHelp,
 		Example: `  echoctl send
   echoctl send "hello" " world" --addr 127.0.0.1:10000
-  head -c 10M /dev/urandom | echoctl send --stdin > /dev/null`,
+  head -c 10M /dev/urandom | echoctl send --stdin > /dev/null
+  echoctl send --addr udp://127.0.0.1:10000 "one datagram" "another"
+  echoctl send --addr tls://localhost:10443 --tls-ca ca.pem
+  echoctl send --addr unix:///tmp/echo.sock`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if sendOpts.stdin && len(args) > 0 {
 				return usageError{errors.New("send: give MESSAGE arguments or --stdin, not both")}
@@ -43,6 +51,9 @@ any size and binary safe, verifying the echo as it arrives.
 			}
 			var input io.Reader
 			if sendOpts.stdin {
+				if a, err := echo.ParseAddr(cfg.Addr); err == nil && a.Network == echo.NetworkUDP {
+					return usageError{errors.New("send: --stdin needs a stream address (tcp, tls or unix): over udp:// each message is one datagram")}
+				}
 				input = streams.In
 			}
 			if len(args) > 0 {
@@ -52,7 +63,8 @@ any size and binary safe, verifying the echo as it arrives.
 		},
 	}
 	addAddrFlags(cmd.Flags())
-	cmd.Flags().Duration(keyTimeout, 10*time.Second, "bound on connecting and the whole exchange (0: no limit)")
+	cmd.Flags().Duration(keyTimeout, 10*time.Second, "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)")
+	addSendTransportFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&sendOpts.stdin, "stdin", false, "send standard input instead of messages")
 	return cmd
 }
@@ -60,7 +72,10 @@ any size and binary safe, verifying the echo as it arrives.
 // runSend sends cfg.Messages, or input when it is not nil, and writes the
 // echo to out.
 func runSend(ctx context.Context, cfg *Config, logger zerolog.Logger, input io.Reader, out io.Writer) error {
-	client := &echo.Client{Addr: cfg.Addr, BufferSize: cfg.BufferSize, Timeout: cfg.Timeout, Logger: logger}
+	client := &echo.Client{Addr: cfg.Addr, BufferSize: cfg.BufferSize, Timeout: cfg.Timeout, Logger: logger, LogMaxBytes: cfg.LogMaxBytes}
+	if err := setupClientTransport(client, cfg, logger); err != nil {
+		return err
+	}
 	if input != nil {
 		_, err := client.SendStream(ctx, input, out)
 		return err

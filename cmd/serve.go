@@ -12,8 +12,14 @@ import (
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
+// addAddrFlags adds send's --addr, one address, and --buffer-size; serve's
+// are in addServeAddrFlags.
 func addAddrFlags(fs *pflag.FlagSet) {
-	fs.String(keyAddr, echo.DefaultAddr, "address as host:port; a host name is used at every address it resolves to")
+	fs.String(keyAddr, echo.DefaultAddr, "address: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path; a host name's addresses are tried in turn")
+	addBufferSizeFlag(fs)
+}
+
+func addBufferSizeFlag(fs *pflag.FlagSet) {
 	fs.Int(keyBufferSize, echo.DefaultBufferSize, "most bytes read at once (1 to 16777216)")
 }
 
@@ -28,11 +34,19 @@ resolves to (localhost: 127.0.0.1 and ::1 where both are listed). Each
 connection reads up to --buffer-size bytes, writes them back, and waits for
 the write to finish before reading again; it closes when the peer half-closes.
 
+--addr may be repeated to serve several addresses in one process: host:port
+or tcp://host:port (TCP), udp://host:port (every datagram is sent back, RFC
+862), tls://host:port (with --tls-cert and --tls-key, or --tls-self-signed;
+SIGHUP reloads the certificate files) and unix:///path (a Unix socket). See
+docs/udp.md, docs/tls.md and docs/unix.md.
+
 SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 --shutdown-timeout, then closes the rest; the exit code is then 0.`,
 		Example: `  echoctl serve
   echoctl serve --addr :10000 -v
-  ECHOCTL_ADDR='[::1]:7' echoctl serve --log-format json`,
+  ECHOCTL_ADDR='[::1]:7' echoctl serve --log-format json
+  echoctl serve --addr tcp://:7 --addr udp://:7 --addr unix:///tmp/echo.sock
+  echoctl serve --addr tls://localhost:10443 --tls-cert cert.pem --tls-key key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, logger, err := opts.setup(cmd, streams.Err)
@@ -42,27 +56,49 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 			return asRuntimeError(runServe(cmd.Context(), cfg, logger))
 		},
 	}
-	addAddrFlags(cmd.Flags())
+	addServeAddrFlags(cmd.Flags())
+	addServeTransportFlags(cmd.Flags())
 	cmd.Flags().Duration(keyShutdownTimeout, 5*time.Second, "how long open connections may finish after SIGINT/SIGTERM")
+	addLimitFlags(cmd.Flags())
 	return cmd
 }
 
 // runServe serves until ctx is cancelled, then shuts down gracefully.
 func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	srv := &echo.Server{Addr: cfg.Addr, BufferSize: cfg.BufferSize, Logger: logger}
-	lns, err := srv.Listen(ctx)
+	ms, err := startMetrics(ctx, cfg.MetricsAddr, logger)
+	if err != nil {
+		return err
+	}
+	defer ms.close()
+	applyLimits(srv, cfg, ms)
+	addrs := cfg.Addrs
+	if len(addrs) == 0 {
+		addrs = []string{cfg.Addr}
+	}
+	certs, err := setupServerTransport(srv, cfg, addrs, logger)
+	if err != nil {
+		return err
+	}
+	bound, err := srv.Bind(ctx, addrs...)
 	if err != nil {
 		return err
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.ServeListeners(lns) }()
+	go func() { served <- srv.ServeBound(bound) }()
+	defer watchReload(certs, logger)() // SIGHUP reloads the TLS certificate files
 
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	ms.drain()
+	// A shutdown timeout of 0 means no limit: wait for every connection.
+	shutdownCtx, cancel := context.WithCancel(context.Background())
+	if cfg.ShutdownTimeout > 0 {
+		shutdownCtx, cancel = context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	}
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		if !errors.Is(err, context.DeadlineExceeded) {

@@ -2,6 +2,7 @@ package echo
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,8 +31,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 // checking that every byte comes back as sent. The zero value is ready to
 // use with the seed's defaults.
 type Client struct {
-	// Addr is the server's "host:port". If empty, DefaultAddr is used. A
-	// host name's addresses are tried in turn until one connects.
+	// Addr is the server's address: "host:port" for TCP, or a URL that
+	// ParseAddr accepts (tcp://, udp://, tls://host:port, unix:///path).
+	// If empty, DefaultAddr is used. A host name's addresses are tried in
+	// turn until one connects (over UDP: until one does not refuse).
 	Addr string
 
 	// BufferSize is the most read from the connection at once, which is
@@ -51,6 +54,23 @@ type Client struct {
 
 	// Dialer makes each connection attempt; its zero value is fine.
 	Dialer net.Dialer
+
+	// TLSConfig configures TLS for a tls:// Addr. If nil, the system's
+	// roots verify the server. An empty ServerName is set to the host of
+	// Addr (localhost for an empty host); a MinVersion below TLS 1.2 is
+	// raised. The caller's config is never changed.
+	TLSConfig *tls.Config
+
+	// Retries is how many times SendPackets resends a datagram whose echo
+	// has not come back. If zero, DefaultRetries (2) is used; a negative
+	// value means no retries.
+	Retries int
+
+	// LogMaxBytes is the most bytes of a chunk that a debug log line
+	// ("sending b'...'", "received b'...'") shows; the rest is summed up as
+	// "... (N more bytes)". If zero, DefaultLogMaxBytes (256) is used; a
+	// negative value shows every byte.
+	LogMaxBytes int
 }
 
 // Result counts the bytes of one exchange.
@@ -71,7 +91,15 @@ func (c *Client) log(level zerolog.Level) *zerolog.Event {
 
 func (c *Client) logData(verb string, data []byte) {
 	if e := c.log(zerolog.DebugLevel); e != nil {
-		msg := AppendQuote(append(make([]byte, 0, len(verb)+len(data)+8), verb...), data)
+		limit := c.LogMaxBytes
+		if limit == 0 {
+			limit = DefaultLogMaxBytes
+		}
+		shown := len(data)
+		if limit >= 0 {
+			shown = min(shown, limit)
+		}
+		msg := AppendQuoteMax(append(make([]byte, 0, len(verb)+shown+32), verb...), data, limit)
 		e.Int("bytes", len(data)).Msg(string(msg))
 	}
 }
@@ -84,17 +112,30 @@ func (c *Client) addr() string {
 }
 
 // DialContext connects to c.Addr, trying each address the host resolves to
-// in turn, and returns the first connection made. The error names the
+// in turn, and returns the first connection made: for a tls:// address a
+// *tls.Conn whose handshake is complete, for udp:// a connected UDP socket
+// (which reports nothing until a datagram is sent). The error names the
 // address and the cause, as in "connect localhost:10000: connection refused".
 func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 	addr := c.addr()
-	host, port, err := SplitAddr(addr)
+	a, err := ParseAddr(addr)
 	if err != nil {
 		return nil, err
 	}
-	if e := c.log(zerolog.InfoLevel); e != nil {
-		e.Str("addr", addr).Msgf("connecting to %s port %d", host, port)
+	if a.Network == NetworkUnix {
+		if e := c.log(zerolog.InfoLevel); e != nil {
+			e.Str("addr", addr).Msgf("connecting to %s", a.Path)
+		}
+		conn, err := c.Dialer.DialContext(ctx, "unix", a.Path)
+		if err != nil {
+			return nil, &DialError{Addr: addr, Err: err}
+		}
+		return conn, nil
 	}
+	if e := c.log(zerolog.InfoLevel); e != nil {
+		e.Str("addr", addr).Msgf("connecting to %s port %d", a.Host, a.Port)
+	}
+	host := a.Host
 	if host == "" {
 		host = "localhost"
 	}
@@ -102,10 +143,17 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, &DialError{Addr: addr, Err: err}
 	}
+	network := "tcp"
+	if a.Network == NetworkUDP {
+		network = "udp"
+	}
 	var firstErr error
 	for _, ip := range ips {
-		conn, err := c.Dialer.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, port).String())
+		conn, err := c.Dialer.DialContext(ctx, network, netip.AddrPortFrom(ip, a.Port).String())
 		if err == nil {
+			if a.Network == NetworkTLS {
+				return c.handshake(ctx, conn, addr, host)
+			}
 			return conn, nil
 		}
 		if firstErr == nil {
@@ -142,8 +190,11 @@ func rootCause(err error) error {
 		return os.ErrDeadlineExceeded
 	}
 	var op *net.OpError
-	for errors.As(err, &op) {
+	for errors.As(err, &op) && op.Op != "remote error" {
 		err = op.Err
+	}
+	if op != nil && op.Op == "remote error" {
+		return op // "remote error: tls: certificate required"
 	}
 	return err
 }
@@ -152,7 +203,11 @@ func rootCause(err error) error {
 // copies the echo to echo (which may be nil) as it arrives, until the server
 // closes. It returns a *MismatchError if the echo differs from the
 // concatenated messages, and a network error if the exchange fails.
+// For a udp:// Addr, Send is SendPackets: each message is one datagram.
 func (c *Client) Send(ctx context.Context, messages [][]byte, echo io.Writer) (Result, error) {
+	if a, err := ParseAddr(c.addr()); err == nil && a.Network == NetworkUDP {
+		return c.SendPackets(ctx, messages, echo)
+	}
 	return c.exchange(ctx, echo, func(send func([]byte) error) error {
 		for _, m := range messages {
 			if err := send(m); err != nil {
@@ -165,8 +220,12 @@ func (c *Client) Send(ctx context.Context, messages [][]byte, echo io.Writer) (R
 
 // SendStream is Send for a stream of any size: it writes what it reads from
 // r while it reads and verifies the echo concurrently, keeping only the
-// bytes in flight in memory. It half-closes when r reaches EOF.
+// bytes in flight in memory. It half-closes when r reaches EOF. It needs a
+// stream address: over UDP, use SendPackets.
 func (c *Client) SendStream(ctx context.Context, r io.Reader, echo io.Writer) (Result, error) {
+	if a, err := ParseAddr(c.addr()); err == nil && a.Network == NetworkUDP {
+		return Result{}, fmt.Errorf("echo: %s: SendStream needs a stream address (tcp, tls or unix); over UDP use SendPackets", c.addr())
+	}
 	free := make(chan []byte, maxChunksInFlight)
 	for range maxChunksInFlight {
 		free <- make([]byte, streamChunkSize)
@@ -191,7 +250,7 @@ func (c *Client) SendStream(ctx context.Context, r io.Reader, echo io.Writer) (R
 				return nil
 			}
 			if err != nil {
-				return fmt.Errorf("read input: %w", err)
+				return &InputError{Err: err}
 			}
 		}
 	}, free)
@@ -224,6 +283,12 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	}()
 
 	send := func(b []byte) error {
+		if len(b) == 0 {
+			// Nothing to echo: an empty chunk must not hold a slot that
+			// only echoed bytes free.
+			c.logData("sending ", b)
+			return nil
+		}
 		select {
 		case v.pending <- b:
 		case <-v.done:
@@ -248,12 +313,22 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 			c.log(zerolog.InfoLevel).Msg("waiting for response")
 		}
 		close(v.pending)
+		if werr != nil && !errors.Is(werr, errEchoEnded) {
+			// The server will not close while we have not half-closed:
+			// stop the reader rather than wait for the timeout.
+			conn.SetReadDeadline(aLongTimeAgo)
+		}
 		werrc <- werr
 	}()
 	rerr := <-readErr
 	var werr error
 	if rerr == nil {
 		werr = <-werrc
+	} else {
+		select {
+		case werr = <-werrc:
+		default: // still blocked reading its input; it ends on the closed connection
+		}
 	}
 	res.Sent, res.Received = sent.Load(), v.offset
 	c.log(zerolog.InfoLevel).Msg("closing")
@@ -262,15 +337,26 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	switch {
 	case errors.As(rerr, &mismatch):
 		return res, rerr
+	case errors.As(werr, new(*InputError)):
+		return res, werr
+	case werr != nil && !errors.Is(werr, errEchoEnded) && ctx.Err() == nil:
+		return res, &ExchangeError{Addr: c.addr(), Err: werr}
 	case ctx.Err() != nil:
 		return res, &ExchangeError{Addr: c.addr(), Err: ctx.Err()}
 	case rerr != nil:
 		return res, &ExchangeError{Addr: c.addr(), Err: rerr}
-	case werr != nil && !errors.Is(werr, errEchoEnded):
-		return res, &ExchangeError{Addr: c.addr(), Err: werr}
 	}
 	return res, nil
 }
+
+// InputError reports a failure to read the input of SendStream.
+type InputError struct{ Err error }
+
+// Error returns "read input: CAUSE".
+func (e *InputError) Error() string { return "read input: " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *InputError) Unwrap() error { return e.Err }
 
 // errEchoEnded stops the writer when the reader has already finished.
 var errEchoEnded = errors.New("echo: echo ended")

@@ -2,7 +2,6 @@ package echo
 
 import (
 	"errors"
-	"io"
 	"net"
 	"os"
 	"sync/atomic"
@@ -21,6 +20,8 @@ type conn struct {
 	// stopping is set by Shutdown when its context ends: the connection
 	// stops reading, writes back what it read and closes.
 	stopping atomic.Bool
+
+	connGuard // limits, timeouts and observer (limits.go, timeouts.go)
 }
 
 // LoggerName returns the name of the per-connection logger for a peer:
@@ -39,6 +40,11 @@ func LoggerName(peer net.Addr) string {
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
+	if local := rwc.LocalAddr(); local != nil && local.Network() == "unix" {
+		// A Unix peer has no address: number the connections instead, and
+		// show the socket path as the peer.
+		return &conn{srv: s, rwc: rwc, name: unixConnName(s.unixConns.Add(1)), peer: local.String()}
+	}
 	return &conn{srv: s, rwc: rwc, name: LoggerName(rwc.RemoteAddr()), peer: rwc.RemoteAddr().String()}
 }
 
@@ -56,7 +62,12 @@ func (c *conn) log(level zerolog.Level) *zerolog.Event {
 // "received b'...'" or "sent b'...'".
 func (c *conn) logData(verb string, data []byte) {
 	if e := c.log(zerolog.DebugLevel); e != nil {
-		msg := AppendQuote(append(make([]byte, 0, len(verb)+len(data)+8), verb...), data)
+		limit := c.srv.logMaxBytes()
+		shown := len(data)
+		if limit >= 0 {
+			shown = min(shown, limit)
+		}
+		msg := AppendQuoteMax(append(make([]byte, 0, len(verb)+shown+32), verb...), data, limit)
 		e.Int("bytes", len(data)).Msg(string(msg))
 	}
 }
@@ -64,13 +75,25 @@ func (c *conn) logData(verb string, data []byte) {
 // serve runs one connection: it logs the accept, echoes until the peer
 // half-closes or the connection fails, and logs why it closed.
 func (c *conn) serve() {
+	reason := CloseError
 	defer func() {
 		if r := recover(); r != nil {
 			c.log(zerolog.ErrorLevel).Interface("panic", r).Msg("panic serving connection")
+			reason = CloseError
 		}
 		c.rwc.Close()
+		c.srv.release(c)
+		if c.obs != nil {
+			c.obs.Closed(reason)
+		}
 		c.srv.trackConn(c, false)
 	}()
+	if !c.handshake() { // TLS only (tls.go)
+		if c.srv.shuttingDown() {
+			reason = CloseShutdown
+		}
+		return
+	}
 	c.log(zerolog.InfoLevel).Msg("connection accepted")
 
 	var err error
@@ -79,11 +102,12 @@ func (c *conn) serve() {
 	} else {
 		err = c.echoFast()
 	}
+	reason = c.closeReason(err)
 	if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.closeForShutdown()
 		return
 	}
-	c.logClose(err)
+	c.logClose(err, reason)
 }
 
 // echoChunks is the seed's echo loop, used when data is logged: read up to
@@ -92,11 +116,12 @@ func (c *conn) serve() {
 func (c *conn) echoChunks() error {
 	buf := make([]byte, c.srv.bufferSize())
 	for {
+		c.armRead()
 		n, err := c.rwc.Read(buf)
 		if n > 0 {
 			c.logData("received ", buf[:n])
-			if _, werr := c.rwc.Write(buf[:n]); werr != nil {
-				return &opError{"write", werr}
+			if werr := c.write(buf[:n], c.received(n)); werr != nil {
+				return werr
 			}
 			c.logData("sent ", buf[:n])
 		}
@@ -115,10 +140,11 @@ func (c *conn) echoCopy() error {
 	defer fastBuffers.Put(bufp)
 	buf := *bufp
 	for {
+		c.armRead()
 		n, err := c.rwc.Read(buf)
 		if n > 0 {
-			if _, werr := c.rwc.Write(buf[:n]); werr != nil {
-				return &opError{"write", werr}
+			if werr := c.write(buf[:n], c.received(n)); werr != nil {
+				return werr
 			}
 		}
 		if err != nil {
@@ -136,31 +162,46 @@ type opError struct {
 func (e *opError) Error() string { return e.op + " error: " + rootCause(e.err).Error() }
 func (e *opError) Unwrap() error { return e.err }
 
-// logClose logs why the connection ends: "closing" at info after end of
-// stream, preceded by a warning for any other error.
-func (c *conn) logClose(err error) {
-	if !errors.Is(err, io.EOF) {
+// logClose logs why the connection ends: "closing" at info, with the
+// reason, preceded by a line that says what happened unless the peer
+// simply ended the stream: info for an idle timeout, warn for a write
+// timeout or any other error.
+func (c *conn) logClose(err error, reason CloseReason) {
+	switch reason {
+	case CloseEOF:
+	case CloseIdle:
+		if e := c.log(zerolog.InfoLevel); e != nil {
+			e.Dur("idle_timeout", c.idle).Msgf("idle timeout: no bytes either way for %v", c.idle)
+		}
+	case CloseWriteTimeout:
+		if e := c.log(zerolog.WarnLevel); e != nil {
+			e.Dur("write_timeout", c.stall).Msgf("write timeout: the peer read none of the echo for %v", c.stall)
+		}
+	default:
 		if e := c.log(zerolog.WarnLevel); e != nil {
 			e.Err(err).Msg(err.Error())
 		}
 	}
-	c.log(zerolog.InfoLevel).Msg("closing")
+	if e := c.log(zerolog.InfoLevel); e != nil {
+		e.Str("reason", reason.String()).Msg("closing")
+	}
 }
 
 // stopReading makes serve stop at its next read, for a Shutdown whose
 // context ended: what was read is still written back (if the peer reads
 // within drainLinger), then the connection closes cleanly.
 func (c *conn) stopReading() {
-	c.stopping.Store(true)
 	now := time.Now()
+	c.stopWriteBy.Store(now.Add(drainLinger).UnixNano())
+	c.stopping.Store(true)
 	c.rwc.SetReadDeadline(now)
 	c.rwc.SetWriteDeadline(now.Add(drainLinger))
 }
 
 // closeForShutdown ends a connection that is still open when the shutdown
 // deadline passes: it sends FIN, then reads and discards what the peer still
-// sends for up to drainLinger (a lingering close, as nginx does), so that the
-// peer sees an orderly end of stream rather than a reset.
+// sends until drainLinger after the deadline (a lingering close, as nginx
+// does), so that the peer sees an orderly end of stream rather than a reset.
 func (c *conn) closeForShutdown() {
 	c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
@@ -168,7 +209,7 @@ func (c *conn) closeForShutdown() {
 			return
 		}
 	}
-	c.rwc.SetReadDeadline(time.Now().Add(drainLinger))
+	c.rwc.SetReadDeadline(time.Unix(0, c.stopWriteBy.Load()))
 	bufp := fastBuffers.Get().(*[]byte)
 	defer fastBuffers.Put(bufp)
 	buf := *bufp

@@ -42,6 +42,7 @@ func (c *conn) echoFast() error {
 		return true
 	}
 	for {
+		c.armRead()
 		if err := raw.Read(read); err != nil {
 			return &opError{"read", err}
 		}
@@ -53,10 +54,10 @@ func (c *conn) echoFast() error {
 			fastBuffers.Put(bufp)
 			return &opError{"read", io.EOF}
 		}
-		_, werr := c.rwc.Write((*bufp)[:n])
+		werr := c.write((*bufp)[:n], c.received(n))
 		fastBuffers.Put(bufp)
 		if werr != nil {
-			return &opError{"write", werr}
+			return werr
 		}
 	}
 }

@@ -1,4 +1,5 @@
-// Package echo implements the TCP echo server and client behind echoctl.
+// Package echo implements the echo server and client behind echoctl, over
+// TCP, TLS, Unix domain sockets and UDP (RFC 862).
 //
 // It is the Go counterpart of the asyncio streams echo server and client in
 // PyMOTW-3: the [Server] reads up to BufferSize bytes from each connection,
@@ -12,7 +13,22 @@
 // at its centre, ListenAndServe as a thin wrapper, and Shutdown(ctx) for a
 // graceful stop. Loggers are passed in as fields; nil means no logging.
 //
+// Addresses are "host:port" (TCP) or URLs that [ParseAddr] reads:
+// tcp://, udp://, tls://host:port and unix:///path. TLS and Unix sockets
+// are listeners like TCP's and go through Serve; UDP has no connections and
+// is served by [Server.ServePacket], as net splits Listener from
+// PacketConn. [Server.Bind] opens the sockets of several addresses at once
+// and [Server.ServeBound] serves them all until one Shutdown.
+//
 // Data shown in logs is formatted by [Quote], which renders bytes exactly as
 // Python's repr(bytes) does, so echoctl's debug transcript reads like the
-// seed's and never writes raw control characters to a terminal.
+// seed's and never writes raw control characters to a terminal; [QuoteMax]
+// cuts long chunks to Server.LogMaxBytes.
+//
+// Resources are bounded by Server fields, all off in the zero value:
+// MaxConns and MaxConnsPerIP (past them, connections are accepted and
+// closed at once), IdleTimeout and WriteTimeout, and the access list Allow
+// and Deny. An [Observer] set in Server.Observer is told of listeners,
+// connections, bytes, echo latency and why each connection closed
+// ([CloseReason]); it is where metrics attach.
 package echo

@@ -28,10 +28,17 @@ type MismatchError struct {
 	Short bool
 	// Extra is set when the server echoed more bytes than were sent.
 	Extra bool
+	// Datagram is set over UDP: the number, from 1, of the datagram whose
+	// echo differs. Offset then counts from the start of that datagram,
+	// Short means its echo is shorter and Extra that it is longer.
+	Datagram int
 }
 
 // Error implements the error interface.
 func (e *MismatchError) Error() string {
+	if e.Datagram > 0 {
+		return e.datagramError()
+	}
 	switch {
 	case e.Short:
 		return fmt.Sprintf("echo differs from what was sent: the server closed after %d bytes, before the echo was complete", e.Offset)
@@ -39,5 +46,32 @@ func (e *MismatchError) Error() string {
 		return fmt.Sprintf("echo differs from what was sent at byte %d: received %s after the end of what was sent", e.Offset, Quote([]byte{e.Received}))
 	default:
 		return fmt.Sprintf("echo differs from what was sent at byte %d: sent %s, received %s", e.Offset, Quote([]byte{e.Sent}), Quote([]byte{e.Received}))
+	}
+}
+
+// ErrSocketInUse is returned (wrapped) by Bind for a unix:// address whose
+// socket file another server is listening on.
+var ErrSocketInUse = errors.New("echo: socket in use")
+
+// ErrNotSocket is returned (wrapped) by Bind for a unix:// address whose
+// path holds something other than a socket, which is never removed.
+var ErrNotSocket = errors.New("echo: not a socket")
+
+// ErrNoTLSConfig is returned (wrapped) by Bind for a tls:// address when
+// Server.TLSConfig is nil or holds no certificate.
+var ErrNoTLSConfig = errors.New("echo: a tls:// address needs a TLSConfig with a certificate")
+
+// ErrNoEcho is returned (wrapped in an *ExchangeError) by SendPackets when
+// a datagram's echo did not come back, retries included.
+var ErrNoEcho = errors.New("echo: no echo")
+
+func (e *MismatchError) datagramError() string {
+	switch {
+	case e.Short:
+		return fmt.Sprintf("echo of datagram %d differs from what was sent: it is %d bytes long, shorter than the datagram sent", e.Datagram, e.Offset)
+	case e.Extra:
+		return fmt.Sprintf("echo of datagram %d differs from what was sent at byte %d: received %s after the end of what was sent", e.Datagram, e.Offset, Quote([]byte{e.Received}))
+	default:
+		return fmt.Sprintf("echo of datagram %d differs from what was sent at byte %d: sent %s, received %s", e.Datagram, e.Offset, Quote([]byte{e.Sent}), Quote([]byte{e.Received}))
 	}
 }

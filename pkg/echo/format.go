@@ -1,6 +1,9 @@
 package echo
 
-import "bytes"
+import (
+	"bytes"
+	"strconv"
+)
 
 const hexDigits = "0123456789abcdef"
 
@@ -37,4 +40,33 @@ func AppendQuote(dst, b []byte) []byte {
 		}
 	}
 	return append(dst, quote)
+}
+
+// DefaultLogMaxBytes is how many bytes of a chunk a log line shows when
+// Server.LogMaxBytes or Client.LogMaxBytes is zero.
+const DefaultLogMaxBytes = 256
+
+// QuoteMax is [Quote] for log lines, which must stay short whatever a peer
+// sends: it shows at most limit bytes of b. When b is longer, the literal
+// of its first limit bytes is followed by "... (N more bytes)", N being the
+// number left out, as in b'abc'... (1021 more bytes). A negative limit
+// shows all of b, as Quote does.
+func QuoteMax(b []byte, limit int) string {
+	shown := len(b)
+	if limit >= 0 {
+		shown = min(shown, limit)
+	}
+	return string(AppendQuoteMax(make([]byte, 0, shown+32), b, limit))
+}
+
+// AppendQuoteMax appends [QuoteMax] of b to dst and returns the extended
+// buffer. It allocates only when dst must grow.
+func AppendQuoteMax(dst, b []byte, limit int) []byte {
+	if limit < 0 || len(b) <= limit {
+		return AppendQuote(dst, b)
+	}
+	dst = AppendQuote(dst, b[:limit])
+	dst = append(dst, "... ("...)
+	dst = strconv.AppendInt(dst, int64(len(b)-limit), 10)
+	return append(dst, " more bytes)"...)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"syscall"
 )
 
@@ -23,19 +22,19 @@ func resolverOrDefault(r Resolver) Resolver {
 	return r
 }
 
-// SplitAddr splits a "host:port" address and checks the port. An empty host
-// means every interface. It is the check both Server and Client apply to
-// their Addr.
+// SplitAddr splits a "host:port" address, or a tcp://, udp:// or tls://
+// URL, into its host and port, checking the port. An empty host means every
+// interface. The error is an *AddrError naming the part that is wrong; a
+// unix:// address, which has no host and port, is an error too.
 func SplitAddr(addr string) (host string, port uint16, err error) {
-	host, portStr, err := net.SplitHostPort(addr)
+	a, err := ParseAddr(addr)
 	if err != nil {
-		return "", 0, fmt.Errorf("echo: address %q: %w", addr, err)
+		return "", 0, err
 	}
-	p, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return "", 0, fmt.Errorf("echo: address %q: port %q is not a number from 0 to 65535", addr, portStr)
+	if a.Network == NetworkUnix {
+		return "", 0, &AddrError{Addr: addr, Reason: "a unix:// address has no host and port"}
 	}
-	return host, uint16(p), nil
+	return a.Host, a.Port, nil
 }
 
 // resolve returns the addresses to use for host: the literal itself for an
@@ -50,7 +49,7 @@ func resolve(ctx context.Context, r Resolver, host string) ([]netip.Addr, error)
 		return nil, fmt.Errorf("echo: resolve %q: %w", host, err)
 	}
 	seen := make(map[netip.Addr]bool, len(ips))
-	out := ips[:0]
+	out := make([]netip.Addr, 0, len(ips))
 	for _, ip := range ips {
 		ip = ip.Unmap()
 		if !seen[ip] {
@@ -68,50 +67,19 @@ func resolve(ctx context.Context, r Resolver, host string) ([]netip.Addr, error)
 // for an IP literal or an empty host (all interfaces, IPv4 and IPv6), one
 // for each address a host name resolves to (IPv6 ones IPv6-only, as asyncio
 // does, so that they can share a port with IPv4). With port 0 every
-// listener shares the port the kernel chose for the first one.
+// listener shares the port the kernel chose for the first one. s.Addr may
+// be any stream address Bind accepts (TCP, tls://, unix://); a udp://
+// address has no listeners: use Bind and ServeBound for it.
 func (s *Server) Listen(ctx context.Context) ([]net.Listener, error) {
-	addr := s.Addr
-	if addr == "" {
-		addr = DefaultAddr
-	}
-	host, port, err := SplitAddr(addr)
+	b, err := s.Bind(ctx, s.addr())
 	if err != nil {
 		return nil, err
 	}
-	if host == "" {
-		ln, err := s.ListenConfig.Listen(ctx, "tcp", net.JoinHostPort("", strconv.Itoa(int(port))))
-		if err != nil {
-			return nil, fmt.Errorf("echo: listen %s: %w", addr, err)
-		}
-		return []net.Listener{ln}, nil
+	if len(b.PacketConns) > 0 {
+		b.Close()
+		return nil, fmt.Errorf("echo: listen %s: a udp:// address has no listeners: use Bind and ServeBound", s.addr())
 	}
-	ips, err := resolve(ctx, s.Resolver, host)
-	if err != nil {
-		return nil, err
-	}
-	var lns []net.Listener
-	for _, ip := range ips {
-		network := "tcp"
-		if len(ips) > 1 {
-			network = "tcp4"
-			if ip.Is6() {
-				network = "tcp6"
-			}
-		}
-		ap := netip.AddrPortFrom(ip, port)
-		ln, err := s.ListenConfig.Listen(ctx, network, ap.String())
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return nil, fmt.Errorf("echo: listen %s (%s): %w", addr, ap, err)
-		}
-		if port == 0 {
-			port = uint16(ln.Addr().(*net.TCPAddr).Port)
-		}
-		lns = append(lns, ln)
-	}
-	return lns, nil
+	return b.Listeners, nil
 }
 
 // isTransientAcceptError reports whether an accept error should be retried

@@ -2,9 +2,13 @@ package echo
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,10 +35,12 @@ const drainLinger = time.Second
 //
 // A Server must not be copied after first use.
 type Server struct {
-	// Addr is the address ListenAndServe listens on, as "host:port".
-	// If empty, DefaultAddr ("localhost:10000") is used. A host name is
-	// listened on at every address it resolves to, as asyncio.start_server
-	// does; an empty host listens on all interfaces.
+	// Addr is the address ListenAndServe listens on: "host:port" for TCP,
+	// or a URL that ParseAddr accepts: tcp://host:port, udp://host:port,
+	// tls://host:port or unix:///absolute/path. If empty, DefaultAddr
+	// ("localhost:10000") is used. A host name is listened on at every
+	// address it resolves to, as asyncio.start_server does; an empty host
+	// listens on all interfaces. Bind takes several addresses at once.
 	Addr string
 
 	// BufferSize is the most a connection reads before it writes the bytes
@@ -52,11 +58,80 @@ type Server struct {
 	// ListenConfig configures the listening sockets made by ListenAndServe.
 	ListenConfig net.ListenConfig
 
+	// MaxConns is the most connections served at once, over all
+	// listeners. Past it a new connection is accepted and closed at once,
+	// so that it never waits in the listen backlog; such refusals are
+	// reported to the Observer (CloseLimit) and logged at warn at most once
+	// a second. Zero means no limit.
+	MaxConns int
+
+	// MaxConnsPerIP is the most connections served at once from one peer
+	// IP address, refused as for MaxConns past it. Peers without an IP
+	// address (Unix sockets) are not limited. Zero means no limit.
+	MaxConnsPerIP int
+
+	// IdleTimeout closes a connection on which no byte has moved either
+	// way for that long (to within a sixteenth more): the peer sent
+	// nothing, and nothing was waiting to be written back, or a write back
+	// made no progress. Zero means connections may stay idle for ever.
+	IdleTimeout time.Duration
+
+	// WriteTimeout closes a connection whose peer has read none of the
+	// echo for that long (to within a sixteenth more): a write back that
+	// makes no progress. It bounds
+	// how long a peer that stops reading holds its connection and buffer.
+	// A peer that reads slowly but steadily is not cut off. Zero means no
+	// timeout (the peer then stalls only its own connection).
+	WriteTimeout time.Duration
+
+	// Allow and Deny are the access list, with the semantics of ncat's
+	// --allow and --deny: a peer whose IP address is in a Deny prefix is
+	// refused; otherwise, if Allow is not empty, only peers in one of its
+	// prefixes are served. Refused connections are closed before any byte
+	// is read, reported to the Observer (CloseDenied) and logged at info.
+	// IPv4-mapped IPv6 peers are matched as IPv4; peers without an IP
+	// address (Unix sockets) are not filtered. On UDP (ServePacket), a
+	// refused sender's datagrams are dropped unanswered and unlogged. Both
+	// empty: every peer is served. ParsePrefix parses entries.
+	Allow, Deny []netip.Prefix
+
+	// Observer, if not nil, is told about listeners, connections and the
+	// bytes they echo: it is where metrics attach. Its per-chunk methods
+	// are called only when it is set. ServePacket reports only when its
+	// socket starts and stops serving (Listening).
+	Observer Observer
+
+	// LogMaxBytes is the most bytes of a chunk that a debug log line
+	// ("received b'...'") shows; the rest is summed up as
+	// "... (N more bytes)". If zero, DefaultLogMaxBytes (256) is used; a
+	// negative value shows every byte.
+	LogMaxBytes int
+
+	// TLSConfig configures the TLS of tls:// addresses; it must hold a
+	// certificate (Certificates, GetCertificate or GetConfigForClient).
+	// Versions below TLS 1.2 are never negotiated: a lower MinVersion is
+	// raised. Set ClientAuth and ClientCAs for mutual TLS. Unused by other
+	// addresses; nil makes tls:// addresses an error (ErrNoTLSConfig).
+	TLSConfig *tls.Config
+
+	// HandshakeTimeout bounds the TLS handshake of each connection on a
+	// tls:// address. If zero, DefaultHandshakeTimeout (10s) is used.
+	HandshakeTimeout time.Duration
+
+	// UnixMode is the permission given to the socket file of a unix://
+	// address. If zero, DefaultUnixMode (0660) is used.
+	UnixMode os.FileMode
+
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
 	connsWG    sync.WaitGroup
 	inShutdown atomic.Bool
+	res        resilience // limits and accept back-off (limits.go)
+
+	packetConns map[*net.PacketConn]struct{} // served by ServePacket (packet.go)
+	packetWG    sync.WaitGroup               // one count per packetConns entry
+	unixConns   atomic.Uint64                // numbers Unix connections: echo_unix_{n}
 }
 
 // ListenAndServe listens on every address s.Addr resolves to and serves
@@ -73,11 +148,11 @@ func (s *Server) ListenAndServeContext(ctx context.Context) error {
 	if s.shuttingDown() {
 		return ErrServerClosed
 	}
-	lns, err := s.Listen(ctx)
+	b, err := s.Bind(ctx)
 	if err != nil {
 		return err
 	}
-	return s.ServeListeners(lns)
+	return s.ServeBound(b)
 }
 
 // ServeListeners serves on every listener in lns at once and returns when
@@ -85,25 +160,7 @@ func (s *Server) ListenAndServeContext(ctx context.Context) error {
 // first other error (after closing the remaining listeners).
 func (s *Server) ServeListeners(lns []net.Listener) error {
 	s.logStart(lns)
-	errs := make(chan error, len(lns))
-	for _, ln := range lns {
-		go func() { errs <- s.Serve(ln) }()
-	}
-	var first error
-	for range lns {
-		err := <-errs
-		if first == nil || errors.Is(first, ErrServerClosed) {
-			if first == nil || !errors.Is(err, ErrServerClosed) {
-				first = err
-			}
-		}
-		if !errors.Is(err, ErrServerClosed) {
-			for _, ln := range lns {
-				ln.Close()
-			}
-		}
-	}
-	return first
+	return s.serveAll(lns, nil)
 }
 
 func (s *Server) logStart(lns []net.Listener) {
@@ -129,11 +186,14 @@ func (s *Server) addrHostPort() (host, port string) {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	host, port, err := net.SplitHostPort(addr)
+	a, err := ParseAddr(addr)
 	if err != nil {
 		return addr, ""
 	}
-	return host, port
+	if a.Network == NetworkUnix {
+		return a.Path, ""
+	}
+	return a.Host, strconv.Itoa(int(a.Port))
 }
 
 // Serve accepts connections on ln and serves each in its own goroutine
@@ -152,8 +212,17 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	defer s.trackListener(&ln, false)
 	defer ln.Close()
+	lname := ln.Addr().String()
+	if s.Observer != nil {
+		s.Observer.Listening(lname, true)
+		defer s.Observer.Listening(lname, false)
+	}
 
-	var delay time.Duration
+	var (
+		delay    time.Duration
+		failures int       // accept errors since the last success
+		failedAt time.Time // when the first of them happened
+	)
 	for {
 		rwc, err := ln.Accept()
 		if err != nil {
@@ -163,16 +232,27 @@ func (s *Server) Serve(ln net.Listener) error {
 			if errors.Is(err, net.ErrClosed) || !isTransientAcceptError(err) {
 				return fmt.Errorf("echo: accept on %s: %w", ln.Addr(), err)
 			}
+			if failures == 0 {
+				failedAt = time.Now()
+			}
+			failures++
 			delay = nextAcceptDelay(delay)
-			s.Logger.Warn().Str("logger", "main").Err(err).Dur("retry_in", delay).
-				Msgf("accept error: %v; retrying in %v", err, delay)
-			time.Sleep(delay)
+			s.acceptFailed(lname, err, delay)
 			continue
+		}
+		if failures > 0 {
+			s.acceptRecovered(lname, failures, failedAt)
+			failures = 0
 		}
 		delay = 0
 		c := s.newConn(rwc)
+		s.guardConn(c, lname)
+		if !s.admit(c) {
+			continue
+		}
 		if !s.trackConn(c, true) {
-			rwc.Close()
+			s.release(c)
+			c.refuse(CloseShutdown)
 			return ErrServerClosed
 		}
 		go c.serve()
@@ -246,6 +326,7 @@ func (s *Server) closeListeners() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inShutdown.Store(true)
+	s.res.closeDone()
 	var err error
 	for ln := range s.listeners {
 		if cerr := (*ln).Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
@@ -275,8 +356,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	lnErr := s.closeListeners()
 
 	done := make(chan struct{})
+	s.stopPacketConns(false)
 	go func() {
 		s.connsWG.Wait()
+		s.packetWG.Wait()
 		close(done)
 	}()
 	select {
@@ -285,6 +368,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.forEachConn((*conn).stopReading)
+	s.stopPacketConns(true)
 	<-done
 	return ctx.Err()
 }
@@ -294,7 +378,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // graceful stop.
 func (s *Server) Close() error {
 	err := s.closeListeners()
+	s.stopPacketConns(true)
 	s.forEachConn(func(c *conn) { c.rwc.Close() })
 	s.connsWG.Wait()
+	s.packetWG.Wait()
 	return err
 }

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func result(msgs, p50, cpu float64) *benchResult {
+	b := &benchResult{Mode: "pingpong", MessagesPerSec: msgs}
+	b.Latency.P50, b.Latency.P99 = p50, 2*p50
+	b.Server = &struct {
+		CPU           float64 `json:"cpu_s"`
+		CPUPerMessage float64 `json:"cpu_us_per_message"`
+		CPUPerGB      float64 `json:"cpu_s_per_gb"`
+		RSSBefore     int64   `json:"rss_before"`
+		RSSHeld       int64   `json:"rss_held"`
+		BytesPerConn  float64 `json:"bytes_per_conn"`
+	}{CPUPerMessage: cpu}
+	return b
+}
+
+func TestBestOfRounds(t *testing.T) {
+	runs := []*runResult{
+		{Server: "echoctl", Mode: "pp128-c50", Result: result(100, 30, 5)},
+		{Server: "echoctl", Mode: "pp128-c50", Result: result(120, 40, 6)},
+		{Server: "echoctl", Mode: "pp128-c50", Result: result(500, 1, 1), Failed: "3 errors"},
+		{Server: "gnet", Mode: "pp128-c50", Result: result(110, 35, 4)},
+	}
+	idx := index(runs)
+	for _, tt := range []struct {
+		f    figure
+		want float64
+	}{{figMsgs, 120}, {figP50, 30}, {figCPU, 5}} {
+		if got, ok := idx.best("pp128-c50", "echoctl", tt.f); !ok || got != tt.want {
+			t.Errorf("best %s = %v, %v; want %v (failed runs left out)", tt.f.name, got, ok, tt.want)
+		}
+	}
+	if _, ok := idx.best("pp128-c50", "socat", figMsgs); ok {
+		t.Error("best of a server with no run: found")
+	}
+}
+
+func TestTargets(t *testing.T) {
+	runs := []*runResult{
+		{Server: "echoctl", Mode: "pp128-c50", Result: result(120, 30, 5)},
+		{Server: "gnet", Mode: "pp128-c50", Result: result(100, 35, 4)},
+		{Server: "asyncio", Mode: "pp128-c50", Result: result(40, 35, 4)},
+	}
+	servers := []*server{{id: "echoctl"}, {id: "gnet"}, {id: "asyncio"}}
+	got := map[string]target{}
+	for _, tg := range targets(index(runs), servers, map[string]bool{"pp128-c50": true, "pp128-c1": true}) {
+		got[tg.text] = tg
+	}
+	check := func(text, met, measured string) {
+		t.Helper()
+		tg, ok := got[text]
+		if !ok {
+			t.Fatalf("no target %q", text)
+		}
+		if tg.met != met || !strings.HasPrefix(tg.measured, measured) {
+			t.Errorf("%s: %q, %q; want %q, %q…", text, tg.met, tg.measured, met, measured)
+		}
+	}
+	check("pingpong 128 B, 50 conn.: throughput ≥ 1.0× gnet", "**yes**", "1.20×")
+	check("pingpong 128 B, 50 conn.: throughput ≥ 4× asyncio (quiet)", "no", "3.00×")
+	check("server CPU per message, pingpong 128 B, 50 conn.: ≤ 1.1× gnet", "no", "1.25×")
+	check("pingpong 128 B, 1 conn.: throughput ≥ 1.0× gnet", "n/a", "no valid run")
+}
+
+func TestReportSkipsAndFailures(t *testing.T) {
+	o := &options{rounds: 1, warmup: time.Second, duration: 3 * time.Second, idleWarmup: 3 * time.Second, idleDuration: 2 * time.Second, command: "make bench"}
+	e := &env{pinned: true, pinNote: "pinned", gnetVersion: "v2.9.7"}
+	servers := []*server{
+		{id: "echoctl", name: "echoctl", argv: func(int) []string { return []string{"echoctl", "serve"} }},
+		{id: "socat", name: "socat", argv: func(int) []string { return []string{"socat"} }, skip: map[string]string{"pp128-c50": "too slow"}},
+	}
+	modes := selectModes(&options{only: "pp128-c50", warmup: time.Second, duration: 3 * time.Second})
+	runs := []*runResult{
+		{Server: "echoctl", Mode: "pp128-c50", Round: 1, Failed: "exit 1: boom | bang"},
+	}
+	page := report(o, e, servers, modes, runs)
+	for _, want := range []string{"skipped: too slow", "pp128-c50, echoctl, round 1: exit 1: boom \\| bang", "taskset -c 1 echoctl bench --addr 127.0.0.1:0 --json --warmup 1s --duration 3s --mode pingpong --size 128 --conns 50 --server-pid PID", "gnet's ~532 bytes"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	for _, tt := range []struct{ got, want string }{
+		{fmtCount(1234567), "1 234 567"},
+		{fmtCount(999), "999"},
+		{fmtRatio(1.234), "1.23×"},
+		{fmtRatio(94.4), "94×"},
+		{fmtMicros(532), "532 µs"},
+		{fmtMicros(1500), "1.50 ms"},
+		{fmtFloat(6.712), "6.71"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}

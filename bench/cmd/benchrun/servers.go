@@ -1,0 +1,123 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A server is one echo server under test.
+type server struct {
+	id    string // short name used in flags and logs
+	name  string // the name in the page's tables
+	about string // one line on what it is
+	// argv is the command line serving on 127.0.0.1:port.
+	argv func(port int) []string
+	// skip names the modes this server does not run, with the reason.
+	skip map[string]string
+}
+
+// selectServers lists the servers to run, echoctl first, leaving out
+// those whose tools are missing.
+func selectServers(o *options, e *env) []*server {
+	want := splitList(o.servers)
+	all := []*server{
+		{
+			id: "echoctl", name: "echoctl",
+			about: "`echoctl serve` at its defaults (log level info, stderr to /dev/null)",
+			argv: func(port int) []string {
+				return []string{o.echoctl, "serve", "--addr", addr(port)}
+			},
+		},
+		{
+			id: "goecho", name: "plain Go",
+			about: "a goroutine per connection, 128-byte read/write loop (bench/cmd/goecho)",
+			argv: func(port int) []string {
+				return []string{o.goecho, "-addr", addr(port)}
+			},
+		},
+		{
+			id: "gnet", name: "gnet " + e.gnetVersion,
+			about: "github.com/panjf2000/gnet/v2 event loop, multicore (bench/cmd/gnetecho)",
+			argv: func(port int) []string {
+				return []string{o.gnetecho, "-addr", addr(port)}
+			},
+		},
+	}
+	if e.python != "" {
+		all = append(all, &server{
+			id: "asyncio", name: "asyncio (quiet)",
+			about: "the seed's asyncio streams server with logging quieted, " + e.pythonVer,
+			argv: func(port int) []string {
+				args := strings.NewReplacer("{host}", "127.0.0.1", "{port}", strconv.Itoa(port)).Replace(o.asyncioArgs)
+				return append([]string{e.python, o.asyncio}, strings.Fields(args)...)
+			},
+		})
+	}
+	if e.socat != "" {
+		all = append(all, &server{
+			id: "socat", name: "socat",
+			about: "`socat TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork PIPE`: a process per connection, " + e.socatVer,
+			argv: func(port int) []string {
+				return []string{e.socat, "TCP-LISTEN:" + strconv.Itoa(port) + ",bind=127.0.0.1,reuseaddr,fork", "PIPE"}
+			},
+			skip: map[string]string{
+				"idle-c10000": "socat forks a process per connection: 10,000 processes would not fit in the time or the open-file limit",
+			},
+		})
+	}
+	var out []*server
+	for _, s := range all {
+		if want == nil || want[s.id] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// A mode is one workload: the echoctl bench flags and which figures the
+// page reports for it.
+type mode struct {
+	id     string
+	title  string
+	kind   string // pingpong, bulk (pingpong of large messages), stream, connrate or idle
+	args   []string
+	warmup time.Duration
+	dur    time.Duration
+}
+
+// selectModes lists the issue's modes, in order.
+func selectModes(o *options) []*mode {
+	want := splitList(o.only)
+	pp := func(id, title, kind string, args ...string) *mode {
+		return &mode{id: id, title: title, kind: kind, args: args, warmup: o.warmup, dur: o.duration}
+	}
+	all := []*mode{
+		pp("pp128-c1", "pingpong 128 B, 1 connection", "pingpong", "--mode", "pingpong", "--size", "128", "--conns", "1"),
+		pp("pp128-c50", "pingpong 128 B, 50 connections", "pingpong", "--mode", "pingpong", "--size", "128", "--conns", "50"),
+		pp("pp128-c1000", "pingpong 128 B, 1000 connections", "pingpong", "--mode", "pingpong", "--size", "128", "--conns", "1000"),
+		pp("pp16k-c50", "pingpong 16 KiB, 50 connections", "bulk", "--mode", "pingpong", "--size", "16384", "--conns", "50"),
+		pp("stream-c1", "stream 64 KiB writes, 1 connection", "stream", "--mode", "stream", "--chunk", "65536", "--conns", "1"),
+		pp("stream-c16", "stream 64 KiB writes, 16 connections", "stream", "--mode", "stream", "--chunk", "65536", "--conns", "16"),
+		pp("connrate-c8", "connrate, 8 workers (the seed client's cycle)", "connrate", "--mode", "connrate", "--conns", "8"),
+		{id: "idle-c10000", title: "idle, 10,000 connections", kind: "idle",
+			args: []string{"--mode", "idle", "--conns", "10000"}, warmup: o.idleWarmup, dur: o.idleDuration},
+	}
+	var out []*mode
+	for _, m := range all {
+		if want == nil || want[m.id] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// benchArgs is the echoctl bench command line for m against port, without
+// the pinning prefix and the server's pid.
+func (m *mode) benchArgs(echoctl string, port int) []string {
+	args := []string{echoctl, "bench", "--addr", addr(port), "--json",
+		"--warmup", m.warmup.String(), "--duration", m.dur.String()}
+	return append(args, m.args...)
+}

@@ -1,0 +1,211 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/echoctl/echoctl/pkg/bench"
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// benchOptions are the bench command's own flags; --addr goes through the
+// configuration like serve's and send's.
+type benchOptions struct {
+	mode      string
+	conns     int
+	size      int
+	pipeline  int
+	chunk     int
+	duration  time.Duration
+	warmup    time.Duration
+	opTimeout time.Duration
+	serverPID int
+	json      bool
+}
+
+func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
+	fs.String(keyAddr, echo.DefaultAddr, "address of the echo server, as host:port")
+	fs.StringVar(&o.mode, "mode", string(bench.ModePingPong), "pingpong, stream, connrate or idle")
+	fs.IntVar(&o.conns, "conns", bench.DefaultConns, "connections (connrate: workers, each running one cycle at a time)")
+	fs.IntVar(&o.size, "size", bench.DefaultSize, "pingpong: message size in bytes")
+	fs.IntVar(&o.pipeline, "pipeline", bench.DefaultPipeline, "pingpong: messages outstanding on each connection")
+	fs.IntVar(&o.chunk, "chunk", bench.DefaultChunk, "stream: bytes per write")
+	fs.DurationVar(&o.duration, "duration", bench.DefaultDuration, "how long to measure, after the warmup")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "how long to run before measuring; refused connects are retried meanwhile")
+	fs.DurationVar(&o.opTimeout, "op-timeout", bench.DefaultOpTimeout, "deadline of each connect, round trip, stream read or write, and connrate cycle")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "the server's process id (Linux): report its CPU time per message and, in idle mode, its memory per connection")
+	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object instead of a table")
+}
+
+// config checks the flags and returns the run they describe.
+func (o *benchOptions) config(addr string) (bench.Config, error) {
+	mode, err := bench.ParseMode(o.mode)
+	if err != nil {
+		return bench.Config{}, fmt.Errorf("invalid --mode %q: must be one of pingpong, stream, connrate, idle", o.mode)
+	}
+	ints := []struct {
+		name   string
+		v, max int
+	}{
+		{"conns", o.conns, bench.MaxConns},
+		{"size", o.size, bench.MaxSize},
+		{"pipeline", o.pipeline, bench.MaxPipeline},
+		{"chunk", o.chunk, bench.MaxSize},
+	}
+	for _, f := range ints {
+		if f.v < 1 || f.v > f.max {
+			return bench.Config{}, fmt.Errorf("invalid --%s %d: must be an integer from 1 to %d", f.name, f.v, f.max)
+		}
+	}
+	durations := []struct {
+		name string
+		v    time.Duration
+		zero bool
+	}{
+		{"duration", o.duration, false},
+		{"warmup", o.warmup, true},
+		{"op-timeout", o.opTimeout, false},
+	}
+	for _, f := range durations {
+		if f.v < 0 || (f.v == 0 && !f.zero) {
+			return bench.Config{}, fmt.Errorf("invalid --%s %v: must be a positive duration such as 500ms or 10s", f.name, f.v)
+		}
+	}
+	if o.serverPID < 0 {
+		return bench.Config{}, fmt.Errorf("invalid --server-pid %d: must be a process id", o.serverPID)
+	}
+	return bench.Config{
+		Addr:      addr,
+		Mode:      mode,
+		Conns:     o.conns,
+		Size:      o.size,
+		Pipeline:  o.pipeline,
+		Chunk:     o.chunk,
+		Duration:  o.duration,
+		Warmup:    o.warmup,
+		OpTimeout: o.opTimeout,
+		ServerPID: o.serverPID,
+	}, nil
+}
+
+func newBenchCmd(opts *globalOptions, streams Streams) *cobra.Command {
+	benchOpts := &benchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load-test an echo server, verifying every byte echoed",
+		Long: `Load-test any TCP echo server at --addr, echoctl's or another, verifying every
+byte it echoes, and report throughput, latency percentiles and errors.
+
+Modes:
+  pingpong  each connection writes a --size message and reads it back, with
+            --pipeline messages outstanding
+  stream    each connection writes --chunk bytes at a time without waiting,
+            reading the echo back as it comes
+  connrate  the seed client's cycle, over and over on --conns workers:
+            connect, write the three parts, half-close, read until the
+            server closes, close
+  idle      open --conns connections, check each echoes one byte, and hold
+            them; with --server-pid, report the server's memory per connection
+
+The run measures for --duration after a --warmup in which connections open;
+every operation has a deadline (--op-timeout), and the run ends on time even
+if the server stalls. With --server-pid (Linux) it also reports the server's
+CPU time per message, per connection cycle and per GB, read from /proc.
+
+A progress line is shown each second when standard error is a terminal; the
+result goes to standard output as a table, or with --json as one object.
+
+Exit codes:
+  0  every echo matched and the run had no errors
+  1  the run had errors: refused, reset, timed out, closed early
+  2  bad flags, arguments, environment or config file
+  3  an echo differed from what was sent (the message says where)`,
+		Example: `  echoctl bench --addr 127.0.0.1:10000 --conns 50 --duration 5s
+  echoctl bench --mode stream --conns 16 --chunk 65536 --json
+  echoctl bench --mode idle --conns 10000 --server-pid "$(pgrep -n echoctl)"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, _, err := opts.setup(cmd, streams.Err)
+			if err != nil {
+				return err
+			}
+			bc, err := benchOpts.config(cfg.Addr)
+			if err != nil {
+				return usageError{err}
+			}
+			var progress io.Writer
+			if isTTY(streams.Err) {
+				progress = streams.Err
+			}
+			return runBench(cmd.Context(), bc, benchOpts.json, streams.Out, progress)
+		},
+	}
+	benchOpts.addFlags(cmd.Flags())
+	return cmd
+}
+
+// runBench runs cfg and prints the result to out, as a table or as JSON,
+// even when the run had errors. If progress is not nil, a progress line is
+// rewritten on it every second.
+func runBench(ctx context.Context, cfg bench.Config, asJSON bool, out, progress io.Writer) error {
+	var mu sync.Mutex
+	shown := false
+	if progress != nil {
+		cfg.Progress = func(p bench.Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(progress, "\r\x1b[K%s", progressLine(p))
+			shown = true
+		}
+	}
+	res, err := bench.Run(ctx, cfg)
+	mu.Lock()
+	if shown {
+		fmt.Fprint(progress, "\r\x1b[K")
+	}
+	mu.Unlock()
+	if errors.Is(err, bench.ErrInvalidConfig) {
+		return usageError{err}
+	}
+	if res != nil {
+		var werr error
+		if asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			werr = enc.Encode(res)
+		} else {
+			werr = res.WriteTable(out)
+		}
+		if err == nil && werr != nil {
+			err = werr
+		}
+	}
+	return asRuntimeError(err)
+}
+
+// progressLine describes a run in progress on one short line.
+func progressLine(p bench.Progress) string {
+	phase := "run"
+	if p.Warmup {
+		phase = "warmup"
+	}
+	return fmt.Sprintf("bench %3.0fs %-6s  %d open  %.0f msg/s  %.2f MB/s  %.0f conn/s  %d errors",
+		p.Elapsed.Seconds(), phase, p.Open, p.MessagesPerSec, p.MBPerSec, p.ConnsPerSec, p.Errors)
+}
+
+// isTTY reports whether w is a terminal, where a progress line that
+// rewrites itself makes sense.
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
+}

@@ -1,0 +1,303 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/bench"
+	"github.com/echoctl/echoctl/pkg/echo/echotest"
+)
+
+// benchRun runs echoctl in-process with a fresh command tree and returns
+// its exit code, standard output and standard error.
+func benchRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Run(context.Background(), args, Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+// benchIsolate keeps the environment and config files of the machine out
+// of the test: no ECHOCTL_* variables and no config file to find.
+func benchIsolate(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "ECHOCTL_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Chdir(t.TempDir())
+}
+
+// short keeps each run that reaches a server to a fraction of a second.
+var short = []string{"--warmup", "100ms", "--duration", "300ms"}
+
+func TestBenchBadFlags(t *testing.T) {
+	benchIsolate(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"conns zero", []string{"--conns", "0"}, "invalid --conns 0"},
+		{"conns negative", []string{"--conns", "-5"}, "invalid --conns -5"},
+		{"conns not a number", []string{"--conns", "many"}, `invalid argument "many"`},
+		{"size zero", []string{"--size", "0"}, "invalid --size 0"},
+		{"size too big", []string{"--size", "16777217"}, "invalid --size 16777217"},
+		{"pipeline", []string{"--pipeline", "0"}, "invalid --pipeline 0"},
+		{"chunk", []string{"--chunk", "0"}, "invalid --chunk 0"},
+		{"mode", []string{"--mode", "flood"}, `invalid --mode "flood"`},
+		{"duration zero", []string{"--duration", "0s"}, "invalid --duration 0s"},
+		{"duration not a duration", []string{"--duration", "3"}, `invalid argument "3"`},
+		{"warmup negative", []string{"--warmup", "-1s"}, "invalid --warmup -1s"},
+		{"op timeout", []string{"--op-timeout", "0s"}, "invalid --op-timeout 0s"},
+		{"server pid negative", []string{"--server-pid", "-1"}, "invalid --server-pid -1"},
+		{"server pid gone", []string{"--server-pid", "1073741824"}, "server pid 1073741824"},
+		{"addr without port", []string{"--addr", "localhost"}, "invalid addr"},
+		{"addr port zero", []string{"--addr", "127.0.0.1:0"}, "port 0"},
+		{"conns over the open-file limit", []string{"--conns", "1000000"}, "open files"},
+		{"unknown flag", []string{"--bogus"}, "unknown flag: --bogus"},
+		{"argument", []string{"extra"}, `unknown command "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := benchRun(t, append([]string{"bench"}, tt.args...)...)
+			if code != ExitUsage {
+				t.Errorf("exit code %d, want %d", code, ExitUsage)
+			}
+			if !strings.HasPrefix(stderr, "echoctl: ") || !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr = %q, want one line about %q", stderr, tt.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+func TestBenchAgainstEchoServer(t *testing.T) {
+	benchIsolate(t)
+	srv := echotest.NewServer(t, nil)
+	pid := strconv.Itoa(os.Getpid())
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"pingpong", []string{"--conns", "4"}, []string{"pingpong: 4 connections, 128 B messages, pipeline 1", "messages/s", "errors", "none"}},
+		{"stream", []string{"--mode", "stream", "--chunk", "4096"}, []string{"stream: 1 connection, 4 KiB writes", "MB/s"}},
+		{"connrate", []string{"--mode", "connrate", "--conns", "2", "--server-pid", pid}, []string{"connections/s", "per cycle"}},
+		{"idle", []string{"--mode", "idle", "--conns", "50", "--server-pid", pid}, []string{"held", "50 of 50", "bytes per connection"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(append([]string{"bench", "--addr", srv.Addr}, short...), tt.args...)
+			code, stdout, stderr := benchRun(t, args...)
+			if code != ExitOK || stderr != "" {
+				t.Fatalf("exit code %d, stderr %q", code, stderr)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("table lacks %q:\n%s", want, stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	benchIsolate(t)
+	srv := echotest.NewServer(t, nil)
+	code, stdout, stderr := benchRun(t, append([]string{"bench", "--addr", srv.Addr, "--json", "--size", "64", "--pipeline", "2"}, short...)...)
+	if code != ExitOK || stderr != "" {
+		t.Fatalf("exit code %d, stderr %q", code, stderr)
+	}
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	var res struct {
+		Mode     string  `json:"mode"`
+		Size     int     `json:"size"`
+		Pipeline int     `json:"pipeline"`
+		Messages int64   `json:"messages"`
+		Rate     float64 `json:"messages_per_s"`
+		Latency  struct {
+			P50 float64 `json:"p50"`
+			P99 float64 `json:"p99"`
+		} `json:"latency_us"`
+		Errors map[string]int64 `json:"errors"`
+	}
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
+	}
+	if dec.More() {
+		t.Errorf("more than one JSON value on stdout:\n%s", stdout)
+	}
+	if res.Mode != "pingpong" || res.Size != 64 || res.Pipeline != 2 || res.Messages == 0 || res.Rate <= 0 || res.Latency.P50 <= 0 {
+		t.Errorf("result: %+v", res)
+	}
+	for _, kind := range []string{"mismatch", "timeout", "reset", "refused", "other"} {
+		if n, ok := res.Errors[kind]; !ok || n != 0 {
+			t.Errorf("errors[%q] = %d, %v", kind, n, ok)
+		}
+	}
+}
+
+func TestBenchAddrFromEnvironment(t *testing.T) {
+	benchIsolate(t)
+	srv := echotest.NewServer(t, nil)
+	t.Setenv("ECHOCTL_ADDR", srv.Addr)
+	code, stdout, stderr := benchRun(t, append([]string{"bench"}, short...)...)
+	if code != ExitOK || !strings.Contains(stdout, srv.Addr) {
+		t.Errorf("exit code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// flipServer echoes every byte but the one at offset 200 of each
+// connection, which it changes from 'x' to 'y' or the like.
+func flipServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				buf := make([]byte, 1024)
+				var off int
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if 200 >= off && 200 < off+n {
+							buf[200-off]++
+						}
+						off += n
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func TestBenchMismatchExits3(t *testing.T) {
+	benchIsolate(t)
+	addr := flipServer(t)
+	for _, format := range []string{"table", "json"} {
+		t.Run(format, func(t *testing.T) {
+			args := append([]string{"bench", "--addr", addr}, short...)
+			if format == "json" {
+				args = append(args, "--json")
+			}
+			code, stdout, stderr := benchRun(t, args...)
+			if code != ExitMismatch {
+				t.Errorf("exit code %d, want %d", code, ExitMismatch)
+			}
+			// Connection 0 sends the bytes 0, 1, 2, ... 250, 0, 1, ...
+			want := `echo differs from what was sent at byte 200: sent b'\xc8', received b'\xc9'`
+			if !strings.HasPrefix(stderr, "echoctl: ") || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr = %q, want one line with %q", stderr, want)
+			}
+			switch format {
+			case "json":
+				var res struct {
+					First struct {
+						Offset   int64  `json:"offset"`
+						Expected string `json:"expected"`
+						Got      string `json:"got"`
+					} `json:"first_mismatch"`
+				}
+				if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.First.Offset != 200 || res.First.Expected != `b'\xc8'` || res.First.Got != `b'\xc9'` {
+					t.Errorf("JSON first_mismatch = %+v (%v)\n%s", res.First, err, stdout)
+				}
+			default:
+				if !strings.Contains(stdout, "mismatch") || !strings.Contains(stdout, want) {
+					t.Errorf("table lacks the mismatch:\n%s", stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestBenchRunErrorsExit1(t *testing.T) {
+	benchIsolate(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: every connect is refused
+	code, stdout, stderr := benchRun(t, append([]string{"bench", "--addr", addr, "--conns", "2"}, short...)...)
+	if code != ExitNetwork {
+		t.Errorf("exit code %d, want %d", code, ExitNetwork)
+	}
+	if !strings.HasPrefix(stderr, "echoctl: bench: the run had errors: ") || !strings.Contains(stderr, "refused") {
+		t.Errorf("stderr = %q", stderr)
+	}
+	if !strings.Contains(stdout, "refused") {
+		t.Errorf("the table does not count the refused connects:\n%s", stdout)
+	}
+}
+
+func TestBenchHelp(t *testing.T) {
+	benchIsolate(t)
+	code, stdout, _ := benchRun(t, "bench", "--help")
+	if code != ExitOK {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, want := range []string{"--mode", "--conns", "--size", "--pipeline", "--chunk", "--duration", "--warmup", "--op-timeout", "--server-pid", "--json", "Exit codes:", "3  an echo differed"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+func TestBenchProgressLine(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	var buf bytes.Buffer
+	cfg := bench.Config{Addr: srv.Addr, Warmup: 100 * time.Millisecond, Duration: time.Second}
+	if err := runBench(context.Background(), cfg, false, io.Discard, &buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "\r\x1b[Kbench ") || strings.Contains(out, "\n") || !strings.HasSuffix(out, "\r\x1b[K") {
+		t.Errorf("progress output %q: want lines rewritten in place, then cleared", out)
+	}
+}

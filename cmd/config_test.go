@@ -1,0 +1,745 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+)
+
+// loadFor parses args (a command and its flags) with a fresh command tree,
+// as Run would, and loads that command's configuration.
+func loadFor(t *testing.T, args ...string) (*Config, error) {
+	t.Helper()
+	root := newRootCmd(Streams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
+	c, rest, err := root.Find(args)
+	if err != nil {
+		t.Fatalf("find command %q: %v", args, err)
+	}
+	if err := c.ParseFlags(rest); err != nil {
+		t.Fatalf("parse flags %q: %v", rest, err)
+	}
+	configFile, err := c.Flags().GetString("config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loadConfig(c.Flags(), configFile)
+}
+
+func mustLoad(t *testing.T, args ...string) *Config {
+	t.Helper()
+	cfg, err := loadFor(t, args...)
+	if err != nil {
+		t.Fatalf("loadConfig(%q): %v", args, err)
+	}
+	return cfg
+}
+
+// configFormats are the config file formats, by file extension.
+var configFormats = []string{"yaml", "toml", "json"}
+
+// renderConfig writes settings in format. Every value is written as JSON,
+// which is also valid YAML flow syntax and, for the strings, numbers and
+// arrays used here, TOML.
+func renderConfig(t *testing.T, format string, settings map[string]any) string {
+	t.Helper()
+	if format == "json" {
+		b, err := json.MarshalIndent(settings, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b) + "\n"
+	}
+	sep := ": "
+	if format == "toml" {
+		sep = " = "
+	}
+	var b strings.Builder
+	for _, key := range slices.Sorted(maps.Keys(settings)) {
+		v, err := json.Marshal(settings[key])
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s%s%s\n", key, sep, v)
+	}
+	return b.String()
+}
+
+// coreConfig keeps the fields of the seven keys tested in this file (and
+// File), so that the comparisons do not change when keys are added.
+func coreConfig(c *Config) *Config {
+	return &Config{
+		Addr:            c.Addr,
+		BufferSize:      c.BufferSize,
+		Messages:        c.Messages,
+		LogLevel:        c.LogLevel,
+		LogFormat:       c.LogFormat,
+		ShutdownTimeout: c.ShutdownTimeout,
+		Timeout:         c.Timeout,
+		File:            c.File,
+	}
+}
+
+// wantDefaults is the default configuration of the keys coreConfig keeps.
+func wantDefaults(file string) *Config {
+	return &Config{
+		Addr:            "localhost:10000",
+		BufferSize:      128,
+		Messages:        []string{"This is the message. ", "It will be sent ", "in parts."},
+		LogLevel:        zerolog.InfoLevel,
+		LogFormat:       "text",
+		ShutdownTimeout: 5 * time.Second,
+		Timeout:         10 * time.Second,
+		File:            file,
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	for _, command := range []string{"serve", "send"} {
+		t.Run(command, func(t *testing.T) {
+			isolate(t)
+			cfg := coreConfig(mustLoad(t, command))
+			if want := wantDefaults(""); !reflect.DeepEqual(cfg, want) {
+				t.Errorf("with no config file anywhere:\n got %+v\nwant %+v", cfg, want)
+			}
+		})
+	}
+}
+
+// TestLoadConfigPrecedence sets each key in one or more layers, each with a
+// different value, and checks that the highest layer wins: flags, then
+// environment, then config file, then defaults.
+func TestLoadConfigPrecedence(t *testing.T) {
+	type key struct {
+		name    string
+		command string            // a command that has the key's flag
+		get     func(*Config) any // the key's field in Config
+		def     any               // its default
+		file    any               // a value written to the config file
+		envVal  string            // a value for ECHOCTL_*
+		flagVal string            // a value for --name; "" when there is no flag
+		inFile  any               // what file decodes to
+		inEnv   any               // what envVal decodes to
+		inFlag  any               // what flagVal decodes to
+	}
+	keys := []key{
+		{
+			name: "addr", command: "serve", get: func(c *Config) any { return c.Addr },
+			def:  "localhost:10000",
+			file: "file.example:1001", inFile: "file.example:1001",
+			envVal: "env.example:1002", inEnv: "env.example:1002",
+			flagVal: "flag.example:1003", inFlag: "flag.example:1003",
+		},
+		{
+			name: "buffer-size", command: "send", get: func(c *Config) any { return c.BufferSize },
+			def:  128,
+			file: 1001, inFile: 1001,
+			envVal: "1002", inEnv: 1002,
+			flagVal: "1003", inFlag: 1003,
+		},
+		{
+			// messages has no flag: send's arguments replace it (tested
+			// through Run in TestSendArgumentsOverrideMessages).
+			name: "messages", command: "send", get: func(c *Config) any { return c.Messages },
+			def:  []string{"This is the message. ", "It will be sent ", "in parts."},
+			file: []string{"file 1", "file 2"}, inFile: []string{"file 1", "file 2"},
+			envVal: `["env 1", "env 2"]`, inEnv: []string{"env 1", "env 2"},
+		},
+		{
+			name: "log-level", command: "serve", get: func(c *Config) any { return c.LogLevel },
+			def:  zerolog.InfoLevel,
+			file: "warn", inFile: zerolog.WarnLevel,
+			envVal: "error", inEnv: zerolog.ErrorLevel,
+			flagVal: "debug", inFlag: zerolog.DebugLevel,
+		},
+		{
+			// The flag repeats the default: given explicitly, it still wins.
+			name: "log-format", command: "send", get: func(c *Config) any { return c.LogFormat },
+			def:  "text",
+			file: "console", inFile: "console",
+			envVal: "json", inEnv: "json",
+			flagVal: "text", inFlag: "text",
+		},
+		{
+			name: "shutdown-timeout", command: "serve", get: func(c *Config) any { return c.ShutdownTimeout },
+			def:  5 * time.Second,
+			file: "1s", inFile: time.Second,
+			envVal: "2s", inEnv: 2 * time.Second,
+			flagVal: "3s", inFlag: 3 * time.Second,
+		},
+		{
+			name: "timeout", command: "send", get: func(c *Config) any { return c.Timeout },
+			def:  10 * time.Second,
+			file: "1m", inFile: time.Minute,
+			envVal: "2m", inEnv: 2 * time.Minute,
+			flagVal: "3m", inFlag: 3 * time.Minute,
+		},
+	}
+	// Keys added after these seven are tested with their features.
+	var covered []string
+	for _, k := range keys {
+		if !slices.Contains(knownKeys, k.name) {
+			t.Fatalf("key %q is not in knownKeys %v", k.name, knownKeys)
+		}
+		covered = append(covered, k.name)
+	}
+	for _, k := range knownKeys {
+		if !slices.Contains(covered, k) {
+			t.Logf("key %q is not in this table", k)
+		}
+	}
+
+	layers := []struct {
+		name            string
+		file, env, flag bool
+	}{
+		{name: "default"},
+		{name: "file", file: true},
+		{name: "env", env: true},
+		{name: "env over file", file: true, env: true},
+		{name: "flag", flag: true},
+		{name: "flag over file", file: true, flag: true},
+		{name: "flag over env", env: true, flag: true},
+		{name: "flag over env and file", file: true, env: true, flag: true},
+	}
+
+	for _, k := range keys {
+		for _, layer := range layers {
+			if layer.flag && k.flagVal == "" {
+				continue
+			}
+			want := k.def
+			switch {
+			case layer.flag:
+				want = k.inFlag
+			case layer.env:
+				want = k.inEnv
+			case layer.file:
+				want = k.inFile
+			}
+			formats := configFormats
+			if !layer.file {
+				formats = []string{"no file"}
+			}
+			for _, format := range formats {
+				t.Run(k.name+"/"+layer.name+"/"+format, func(t *testing.T) {
+					dir := isolate(t)
+					args := []string{k.command}
+					if layer.file {
+						path := writeFile(t, filepath.Join(dir, "conf", "config."+format),
+							renderConfig(t, format, map[string]any{k.name: k.file}))
+						args = append(args, "--config", path)
+					}
+					if layer.env {
+						t.Setenv(envName(k.name), k.envVal)
+					}
+					if layer.flag {
+						args = append(args, "--"+k.name, k.flagVal)
+					}
+					cfg := mustLoad(t, args...)
+					if got := k.get(cfg); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s = %#v, want %#v", k.name, got, want)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestLoadConfigHigherLayerHidesInvalid checks that only the value in use is
+// validated: a bad value in a lower layer is ignored.
+func TestLoadConfigHigherLayerHidesInvalid(t *testing.T) {
+	dir := isolate(t)
+	path := writeFile(t, filepath.Join(dir, "c.yaml"), "buffer-size: abc\nlog-level: loud\n")
+	t.Setenv("ECHOCTL_BUFFER_SIZE", "256")
+	t.Setenv("ECHOCTL_LOG_LEVEL", "trace-me")
+	cfg := mustLoad(t, "send", "--config", path, "--log-level", "warn")
+	if cfg.BufferSize != 256 || cfg.LogLevel != zerolog.WarnLevel {
+		t.Errorf("buffer-size %d, log-level %v; want 256 (env over file) and warn (flag over env)", cfg.BufferSize, cfg.LogLevel)
+	}
+}
+
+// TestLoadConfigFileFormats reads every key from a file written in each
+// format's native syntax.
+func TestLoadConfigFileFormats(t *testing.T) {
+	want := &Config{
+		Addr:            "127.0.0.1:7",
+		BufferSize:      4096,
+		Messages:        []string{"one ", "two"},
+		LogLevel:        zerolog.DebugLevel,
+		LogFormat:       "json",
+		ShutdownTimeout: 1500 * time.Millisecond,
+		Timeout:         time.Minute,
+	}
+	yaml := `# echoctl configuration
+addr: 127.0.0.1:7
+buffer-size: 4096
+messages:
+  - "one "
+  - two
+log-level: debug
+log-format: json
+shutdown-timeout: 1.5s
+timeout: 1m
+`
+	tests := []struct{ name, content string }{
+		{"config.yaml", yaml},
+		{"config.yml", yaml},
+		{"config", yaml}, // no extension: YAML
+		{"config.toml", `# echoctl configuration
+addr = "127.0.0.1:7"
+buffer-size = 4096
+messages = ["one ", "two"]
+log-level = "debug"
+log-format = "json"
+shutdown-timeout = "1.5s"
+timeout = "1m"
+`},
+		{"config.json", `{
+  "addr": "127.0.0.1:7",
+  "buffer-size": 4096,
+  "messages": ["one ", "two"],
+  "log-level": "debug",
+  "log-format": "json",
+  "shutdown-timeout": "1.5s",
+  "timeout": "1m"
+}
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := isolate(t)
+			path := writeFile(t, filepath.Join(dir, tt.name), tt.content)
+			cfg := coreConfig(mustLoad(t, "serve", "--config", path))
+			want := *want
+			want.File = path
+			if !reflect.DeepEqual(cfg, &want) {
+				t.Errorf("\n got %+v\nwant %+v", cfg, &want)
+			}
+		})
+	}
+}
+
+// TestLoadConfigZeroDuration: the duration error message promises "0 for no
+// limit", and 0 works from flags and the environment; it must work from a
+// config file too, where it is written as a number.
+func TestLoadConfigZeroDuration(t *testing.T) {
+	t.Run("env", func(t *testing.T) {
+		isolate(t)
+		t.Setenv("ECHOCTL_TIMEOUT", "0")
+		if cfg := mustLoad(t, "send"); cfg.Timeout != 0 {
+			t.Errorf("timeout = %v, want 0", cfg.Timeout)
+		}
+	})
+	t.Run("flag", func(t *testing.T) {
+		isolate(t)
+		if cfg := mustLoad(t, "send", "--timeout", "0"); cfg.Timeout != 0 {
+			t.Errorf("timeout = %v, want 0", cfg.Timeout)
+		}
+	})
+	t.Run("file string", func(t *testing.T) {
+		dir := isolate(t)
+		path := writeFile(t, filepath.Join(dir, "c.yaml"), "timeout: 0s\n")
+		if cfg := mustLoad(t, "send", "--config", path); cfg.Timeout != 0 {
+			t.Errorf("timeout = %v, want 0", cfg.Timeout)
+		}
+	})
+	for _, format := range configFormats {
+		t.Run("file number/"+format, func(t *testing.T) {
+			dir := isolate(t)
+			path := writeFile(t, filepath.Join(dir, "c."+format), renderConfig(t, format, map[string]any{"timeout": 0}))
+			if cfg := mustLoad(t, "send", "--config", path); cfg.Timeout != 0 {
+				t.Errorf("timeout = %v, want 0", cfg.Timeout)
+			}
+		})
+	}
+}
+
+func TestLoadConfigSearchPath(t *testing.T) {
+	const yamlAddr = "addr: %s\n"
+	tests := []struct {
+		name string
+		// setup writes config files and sets the environment; it returns
+		// the file that must be read and the args to add.
+		setup func(t *testing.T, wd, home, xdg string) (want string, args []string)
+	}{
+		{"./echoctl.yaml", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			writeFile(t, filepath.Join(wd, "echoctl.yaml"), fmt.Sprintf(yamlAddr, "echoctl.yaml:1"))
+			return "echoctl.yaml", nil
+		}},
+		{"./echoctl.yml", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			writeFile(t, filepath.Join(wd, "echoctl.yml"), fmt.Sprintf(yamlAddr, "echoctl.yml:1"))
+			return "echoctl.yml", nil
+		}},
+		{"./echoctl.toml", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			writeFile(t, filepath.Join(wd, "echoctl.toml"), `addr = "echoctl.toml:1"`+"\n")
+			return "echoctl.toml", nil
+		}},
+		{"./echoctl.json", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			writeFile(t, filepath.Join(wd, "echoctl.json"), `{"addr": "echoctl.json:1"}`)
+			return "echoctl.json", nil
+		}},
+		{"yaml before toml and json", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			writeFile(t, filepath.Join(wd, "echoctl.json"), `{"addr": "echoctl.json:1"}`)
+			writeFile(t, filepath.Join(wd, "echoctl.toml"), `addr = "echoctl.toml:1"`+"\n")
+			writeFile(t, filepath.Join(wd, "echoctl.yaml"), fmt.Sprintf(yamlAddr, "echoctl.yaml:1"))
+			return "echoctl.yaml", nil
+		}},
+		{"XDG_CONFIG_HOME", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			p := writeFile(t, filepath.Join(xdg, "echoctl", "config.yaml"), fmt.Sprintf(yamlAddr, "xdg:1"))
+			writeFile(t, filepath.Join(home, ".config", "echoctl", "config.yaml"), fmt.Sprintf(yamlAddr, "home:1"))
+			return p, nil
+		}},
+		{"XDG_CONFIG_HOME toml", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			p := writeFile(t, filepath.Join(xdg, "echoctl", "config.toml"), `addr = "xdg:1"`+"\n")
+			return p, nil
+		}},
+		{"HOME/.config when XDG_CONFIG_HOME is unset", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			unsetenv(t, "XDG_CONFIG_HOME")
+			p := writeFile(t, filepath.Join(home, ".config", "echoctl", "config.yaml"), fmt.Sprintf(yamlAddr, "home:1"))
+			return p, nil
+		}},
+		{"working directory before XDG_CONFIG_HOME", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			writeFile(t, filepath.Join(xdg, "echoctl", "config.yaml"), fmt.Sprintf(yamlAddr, "xdg:1"))
+			writeFile(t, filepath.Join(wd, "echoctl.yaml"), fmt.Sprintf(yamlAddr, "echoctl.yaml:1"))
+			return "echoctl.yaml", nil
+		}},
+		{"ECHOCTL_CONFIG before the search path", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			writeFile(t, filepath.Join(wd, "echoctl.yaml"), fmt.Sprintf(yamlAddr, "echoctl.yaml:1"))
+			p := writeFile(t, filepath.Join(home, "elsewhere.toml"), `addr = "env:1"`+"\n")
+			t.Setenv("ECHOCTL_CONFIG", p)
+			return p, nil
+		}},
+		{"--config before ECHOCTL_CONFIG", func(t *testing.T, wd, home, xdg string) (string, []string) {
+			writeFile(t, filepath.Join(wd, "echoctl.yaml"), fmt.Sprintf(yamlAddr, "echoctl.yaml:1"))
+			t.Setenv("ECHOCTL_CONFIG", writeFile(t, filepath.Join(home, "env.yaml"), fmt.Sprintf(yamlAddr, "env:1")))
+			p := writeFile(t, filepath.Join(home, "flag.json"), `{"addr": "flag:1"}`)
+			return p, []string{"--config", p}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wd := isolate(t)
+			home, xdg := t.TempDir(), t.TempDir()
+			t.Setenv("HOME", home)
+			t.Setenv("XDG_CONFIG_HOME", xdg)
+			want, args := tt.setup(t, wd, home, xdg)
+			cfg := mustLoad(t, append([]string{"serve"}, args...)...)
+			if cfg.File != want {
+				t.Errorf("read config file %q, want %q", cfg.File, want)
+			}
+			// Each file sets addr to a value naming the file it is in.
+			if cfg.Addr == wantDefaults("").Addr {
+				t.Errorf("addr = %q: the file's value was not used", cfg.Addr)
+			}
+		})
+	}
+}
+
+func TestLoadConfigMessagesFromEnv(t *testing.T) {
+	tests := []struct {
+		env     string
+		want    []string
+		wantErr string
+	}{
+		{env: `["one", "two"]`, want: []string{"one", "two"}},
+		{env: `  ["leading space"]`, want: []string{"leading space"}},
+		{env: `["line\nbreak", "tab\t", "\u00e9"]`, want: []string{"line\nbreak", "tab\t", "é"}},
+		{env: `[]`, want: []string{}},
+		{env: `hello`, want: []string{"hello"}},
+		{env: `a,b c`, want: []string{"a,b c"}},
+		{env: `"quoted"`, want: []string{`"quoted"`}},
+		{env: ` plain with spaces `, want: []string{" plain with spaces "}},
+		{env: `[oops`, wantErr: `invalid messages "[oops" from environment ECHOCTL_MESSAGES: must be a JSON array of strings, such as ["one", "two"]`},
+		{env: `["a", 1]`, wantErr: `invalid messages "[\"a\", 1]" from environment ECHOCTL_MESSAGES: must be a JSON array of strings, such as ["one", "two"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			isolate(t)
+			t.Setenv("ECHOCTL_MESSAGES", tt.env)
+			cfg, err := loadFor(t, "send")
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error = %v, want %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.Messages, tt.want) {
+				t.Errorf("messages = %q, want %q", cfg.Messages, tt.want)
+			}
+		})
+	}
+}
+
+// Reasons given by the validation errors.
+const (
+	addrReason     = "missing port (want host:port, such as localhost:10000)" // echo.ParseAddr names the bad part
+	sizeReason     = "must be an integer from 1 to 16777216"
+	durationReason = "must be a duration such as 500ms, 10s or 1m (0 for no limit)"
+	levelReason    = "must be one of trace, debug, info, warn, error, disabled"
+	formatReason   = "must be one of text, console, json"
+)
+
+// TestRunInvalidConfig checks every invalid value through Run: exit code
+// 2, nothing on stdout, and exactly one line on stderr that names the key,
+// the value as given and where it came from.
+func TestRunInvalidConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string          // the command and its flags
+		env     map[string]string // ECHOCTL_* variables
+		file    string            // config file name, passed with --config
+		content string            // its content
+		want    string            // the message; %[1]s is the config file's path
+		bug     string            // set for a known bug: the case is skipped
+	}{
+		{name: "addr env no port", args: []string{"serve"}, env: map[string]string{"ECHOCTL_ADDR": "localhost"},
+			want: `invalid addr "localhost" from environment ECHOCTL_ADDR: ` + addrReason},
+		{name: "addr flag port too big", args: []string{"send", "--addr", "localhost:65536"},
+			want: `invalid addr "localhost:65536" from flag --addr: port "65536" out of range: want 0 to 65535`},
+		{name: "addr yaml number", args: []string{"serve"}, file: "c.yaml", content: "addr: 10000\n",
+			want: `invalid addr 10000 from config file %[1]s: must be a string host:port`},
+		{name: "addr toml no port", args: []string{"serve"}, file: "c.toml", content: `addr = "localhost"` + "\n",
+			want: `invalid addr "localhost" from config file %[1]s: ` + addrReason},
+		{name: "addr json port name", args: []string{"send"}, file: "c.json", content: `{"addr": "localhost:echo"}`,
+			want: `invalid addr "localhost:echo" from config file %[1]s: port "echo" is not a number from 0 to 65535`},
+
+		{name: "buffer-size env not a number", args: []string{"serve"}, env: map[string]string{"ECHOCTL_BUFFER_SIZE": "abc"},
+			want: `invalid buffer-size "abc" from environment ECHOCTL_BUFFER_SIZE: ` + sizeReason},
+		{name: "buffer-size env hex", args: []string{"serve"}, env: map[string]string{"ECHOCTL_BUFFER_SIZE": "0x80"},
+			want: `invalid buffer-size "0x80" from environment ECHOCTL_BUFFER_SIZE: ` + sizeReason},
+		{name: "buffer-size flag zero", args: []string{"serve", "--buffer-size", "0"},
+			want: `invalid buffer-size 0 from flag --buffer-size: ` + sizeReason},
+		{name: "buffer-size yaml too big", args: []string{"send"}, file: "c.yaml", content: "buffer-size: 16777217\n",
+			want: `invalid buffer-size 16777217 from config file %[1]s: ` + sizeReason},
+		{name: "buffer-size toml negative", args: []string{"send"}, file: "c.toml", content: "buffer-size = -1\n",
+			want: `invalid buffer-size -1 from config file %[1]s: ` + sizeReason},
+		{name: "buffer-size json fraction", args: []string{"serve"}, file: "c.json", content: `{"buffer-size": 1.5}`,
+			want: `invalid buffer-size 1.5 from config file %[1]s: ` + sizeReason},
+		{name: "buffer-size yaml string", args: []string{"serve"}, file: "c.yml", content: "buffer-size: big\n",
+			want: `invalid buffer-size "big" from config file %[1]s: ` + sizeReason},
+
+		{name: "messages env bad JSON", args: []string{"send"}, env: map[string]string{"ECHOCTL_MESSAGES": `["a", 1]`},
+			want: `invalid messages "[\"a\", 1]" from environment ECHOCTL_MESSAGES: must be a JSON array of strings, such as ["one", "two"]`},
+		{name: "messages yaml numbers", args: []string{"send"}, file: "c.yaml", content: "messages: [1, true]\n",
+			want: `invalid messages [1,true] from config file %[1]s: must be a list of strings (quote numbers and booleans)`},
+		{name: "messages json number", args: []string{"send"}, file: "c.json", content: `{"messages": 5}`,
+			want: `invalid messages 5 from config file %[1]s: must be a list of strings`},
+
+		{name: "log-level env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_LOG_LEVEL": "loud"},
+			want: `invalid log-level "loud" from environment ECHOCTL_LOG_LEVEL: ` + levelReason},
+		{name: "log-level flag upper case", args: []string{"send", "--log-level", "INFO"},
+			want: `invalid log-level "INFO" from flag --log-level: ` + levelReason},
+		{name: "log-level flag fatal", args: []string{"serve", "--log-level", "fatal"},
+			want: `invalid log-level "fatal" from flag --log-level: ` + levelReason},
+		{name: "log-level yaml number", args: []string{"serve"}, file: "c.yaml", content: "log-level: 3\n",
+			want: `invalid log-level 3 from config file %[1]s: must be a string`},
+		{name: "log-level toml", args: []string{"serve"}, file: "c.toml", content: `log-level = "warning"` + "\n",
+			want: `invalid log-level "warning" from config file %[1]s: ` + levelReason},
+
+		{name: "log-format env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_LOG_FORMAT": "xml"},
+			want: `invalid log-format "xml" from environment ECHOCTL_LOG_FORMAT: ` + formatReason},
+		{name: "log-format flag", args: []string{"send", "--log-format", "logfmt"},
+			want: `invalid log-format "logfmt" from flag --log-format: ` + formatReason},
+		{name: "log-format toml", args: []string{"serve"}, file: "c.toml", content: `log-format = "JSON"` + "\n",
+			want: `invalid log-format "JSON" from config file %[1]s: ` + formatReason},
+		{name: "log-format json list", args: []string{"serve"}, file: "c.json", content: `{"log-format": ["json"]}`,
+			want: `invalid log-format ["json"] from config file %[1]s: must be a string`},
+
+		{name: "shutdown-timeout env no unit", args: []string{"serve"}, env: map[string]string{"ECHOCTL_SHUTDOWN_TIMEOUT": "5"},
+			want: `invalid shutdown-timeout "5" from environment ECHOCTL_SHUTDOWN_TIMEOUT: ` + durationReason},
+		{name: "shutdown-timeout env negative", args: []string{"serve"}, env: map[string]string{"ECHOCTL_SHUTDOWN_TIMEOUT": "-1s"},
+			want: `invalid shutdown-timeout "-1s" from environment ECHOCTL_SHUTDOWN_TIMEOUT: ` + durationReason},
+		{name: "shutdown-timeout yaml", args: []string{"serve"}, file: "c.yaml", content: "shutdown-timeout: soon\n",
+			want: `invalid shutdown-timeout "soon" from config file %[1]s: ` + durationReason},
+		{name: "shutdown-timeout flag negative", args: []string{"serve", "--shutdown-timeout", "-1s"},
+			want: `invalid shutdown-timeout "-1s" from flag --shutdown-timeout: ` + durationReason},
+		// pflag has parsed the flag: the value is shown as it formats it.
+		{name: "timeout flag negative", args: []string{"send", "--timeout", "-2m"},
+			want: `invalid timeout "-2m0s" from flag --timeout: ` + durationReason},
+		{name: "timeout toml number", args: []string{"send"}, file: "c.toml", content: "timeout = 5\n",
+			want: `invalid timeout 5 from config file %[1]s: ` + durationReason},
+		{name: "timeout json words", args: []string{"send"}, file: "c.json", content: `{"timeout": "1 minute"}`,
+			want: `invalid timeout "1 minute" from config file %[1]s: ` + durationReason},
+		{name: "timeout env", args: []string{"send"}, env: map[string]string{"ECHOCTL_TIMEOUT": "10 s"},
+			want: `invalid timeout "10 s" from environment ECHOCTL_TIMEOUT: ` + durationReason},
+
+		{name: "first invalid key wins", args: []string{"send"}, env: map[string]string{"ECHOCTL_TIMEOUT": "x", "ECHOCTL_ADDR": "y"},
+			want: `invalid addr "y" from environment ECHOCTL_ADDR: ` + addrReason},
+		{name: "empty env var is not the source", args: []string{"serve"}, env: map[string]string{"ECHOCTL_BUFFER_SIZE": ""},
+			file: "c.yaml", content: "buffer-size: abc\n",
+			want: `invalid buffer-size "abc" from config file %[1]s: ` + sizeReason},
+		{name: "value with two spaces is shown exactly", args: []string{"serve"}, env: map[string]string{"ECHOCTL_LOG_LEVEL": "de  bug"},
+			want: `invalid log-level "de  bug" from environment ECHOCTL_LOG_LEVEL: ` + levelReason},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.bug != "" {
+				t.Skip("BUG: " + tt.bug)
+			}
+			dir := isolate(t)
+			args := tt.args
+			var path string
+			if tt.file != "" {
+				path = writeFile(t, filepath.Join(dir, tt.file), tt.content)
+				args = append(slices.Clone(args), "--config", path)
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			want := tt.want
+			if path != "" {
+				want = fmt.Sprintf(tt.want, path)
+			}
+			// The error is the same from loadConfig and through Run.
+			if _, err := loadFor(t, args...); err == nil || err.Error() != want {
+				t.Errorf("loadConfig error:\n got %v\nwant %s", err, want)
+			}
+			checkUsageError(t, run(t, cancelledContext(), args...), want)
+		})
+	}
+}
+
+// checkUsageError checks that a run failed with exit code 2, printing
+// nothing on stdout and exactly "echoctl: " + want on stderr.
+func checkUsageError(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code != ExitUsage {
+		t.Errorf("exit code %d, want %d (stderr %q)", r.code, ExitUsage, r.stderr)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout = %q, want nothing", r.stdout)
+	}
+	if wantErr := "echoctl: " + want + "\n"; r.stderr != wantErr {
+		t.Errorf("stderr:\n got %q\nwant %q", r.stderr, wantErr)
+	}
+}
+
+// TestRunConfigFileErrors covers a config file that cannot be used.
+func TestRunConfigFileErrors(t *testing.T) {
+	// The message lists every key; keys are added with features.
+	known := strings.Join(knownKeys, ", ")
+	if !strings.HasPrefix(known, "addr, buffer-size, messages, log-level, log-format, shutdown-timeout, timeout") {
+		t.Fatalf("knownKeys = %q, want the seven keys first, in the documented order", known)
+	}
+	tests := []struct {
+		name    string
+		file    string // written in the temporary directory
+		content string
+		env     string   // ECHOCTL_CONFIG, if set
+		args    []string // flags; if nil and env is "", --config FILE
+		// want is the whole message, or its prefix if prefix is set; %[1]s
+		// is the file's path.
+		want   string
+		prefix bool
+	}{
+		{name: "--config missing", args: []string{"--config", "%[1]s"}, file: "missing.yaml",
+			want: "config file %[1]s: no such file or directory"},
+		{name: "ECHOCTL_CONFIG missing", env: "%[1]s", file: "missing.toml",
+			want: "config file %[1]s: no such file or directory"},
+		{name: "unknown key yaml", file: "c.yaml", content: "addr: localhost:1\nport: 10000\n",
+			want: `config file %[1]s: unknown key "port" (known keys: ` + known + `)`},
+		{name: "unknown key toml", file: "c.toml", content: "verbose = true\n",
+			want: `config file %[1]s: unknown key "verbose" (known keys: ` + known + `)`},
+		{name: "unknown key json", file: "c.json", content: `{"buffer_size": 5}`,
+			want: `config file %[1]s: unknown key "buffer_size" (known keys: ` + known + `)`},
+		{name: "nested table toml", file: "c.toml", content: "[server]\naddr = \"localhost:1\"\n",
+			want: `config file %[1]s: unknown key "server" (known keys: ` + known + `)`},
+		{name: "nested key under a known key", file: "c.yaml", content: "addr:\n  host: localhost\n",
+			want: `config file %[1]s: unknown key "addr" (known keys: ` + known + `)`},
+		{name: "unparseable yaml", file: "c.yaml", content: "addr: [localhost\nbuffer-size: 1\n",
+			want: "config file %[1]s: ", prefix: true},
+		{name: "unparseable toml", file: "c.toml", content: "addr = \n",
+			want: "config file %[1]s: ", prefix: true},
+		{name: "unparseable json", file: "c.json", content: `{"addr": "localhost:1",}`,
+			want: "config file %[1]s: ", prefix: true},
+		{name: "unsupported extension", file: "c.ini", content: "addr=localhost:1\n",
+			want: "config file %[1]s: ", prefix: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := isolate(t)
+			path := filepath.Join(dir, tt.file)
+			if tt.content != "" {
+				writeFile(t, path, tt.content)
+			}
+			args := []string{"serve"}
+			switch {
+			case tt.env != "":
+				t.Setenv("ECHOCTL_CONFIG", strings.ReplaceAll(tt.env, "%[1]s", path))
+			case tt.args == nil:
+				args = append(args, "--config", path)
+			}
+			for _, a := range tt.args {
+				args = append(args, strings.ReplaceAll(a, "%[1]s", path))
+			}
+			want := fmt.Sprintf(tt.want, path)
+			r := run(t, cancelledContext(), args...)
+			if !tt.prefix {
+				checkUsageError(t, r, want)
+				return
+			}
+			if r.code != ExitUsage {
+				t.Errorf("exit code %d, want %d", r.code, ExitUsage)
+			}
+			line, ok := strings.CutPrefix(r.stderr, "echoctl: "+want)
+			if !ok || line == "" || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
+				t.Errorf("stderr = %q, want one line starting %q and saying why", r.stderr, "echoctl: "+want)
+			}
+		})
+	}
+}
+
+func TestVerboseSetsDebugLevel(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  string // ECHOCTL_LOG_LEVEL
+		want zerolog.Level
+	}{
+		{name: "default", want: zerolog.InfoLevel},
+		{name: "-v", args: []string{"-v"}, want: zerolog.DebugLevel},
+		{name: "--verbose", args: []string{"--verbose"}, want: zerolog.DebugLevel},
+		{name: "-v over --log-level", args: []string{"-v", "--log-level", "error"}, want: zerolog.DebugLevel},
+		{name: "-v over environment", args: []string{"-v"}, env: "warn", want: zerolog.DebugLevel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolate(t)
+			if tt.env != "" {
+				t.Setenv("ECHOCTL_LOG_LEVEL", tt.env)
+			}
+			opts := &globalOptions{}
+			c := &cobra.Command{Use: "test"}
+			opts.addFlags(c.Flags())
+			if err := c.ParseFlags(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cfg, logger, err := opts.setup(c, &stderr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.LogLevel != tt.want || logger.GetLevel() != tt.want {
+				t.Errorf("config level %v, logger level %v; want %v", cfg.LogLevel, logger.GetLevel(), tt.want)
+			}
+			logger.Debug().Str("logger", "test").Msg("debug line")
+			if got, want := stderr.String() != "", tt.want == zerolog.DebugLevel; got != want {
+				t.Errorf("debug line written: %v, want %v (stderr %q)", got, want, stderr.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,120 @@
+package cmd
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// Keys of serve's limits, timeouts, access list and metrics, and of the log
+// line length; see docs/configuration.md.
+const (
+	keyMaxConns      = "max-conns"
+	keyMaxConnsPerIP = "max-conns-per-ip"
+	keyIdleTimeout   = "idle-timeout"
+	keyWriteTimeout  = "write-timeout"
+	keyAllow         = "allow"
+	keyDeny          = "deny"
+	keyMetricsAddr   = "metrics-addr"
+	keyLogMaxBytes   = "log-max-bytes"
+)
+
+// maxConnsLimit bounds max-conns and max-conns-per-ip.
+const maxConnsLimit = math.MaxInt32
+
+// addLimitFlags adds serve's flags for the limits, timeouts, access list
+// and metrics. Each is off by default.
+func addLimitFlags(fs *pflag.FlagSet) {
+	fs.Int(keyMaxConns, 0, "most connections served at once; past it new ones are closed at once (0: no limit)")
+	fs.Int(keyMaxConnsPerIP, 0, "most connections served at once from one IP address (0: no limit)")
+	fs.Duration(keyIdleTimeout, 0, "close a connection when no byte has moved either way for this long (0: never)")
+	fs.Duration(keyWriteTimeout, 0, "close a connection whose peer has read none of the echo for this long (0: never)")
+	fs.StringSlice(keyAllow, nil, "serve only peers in these CIDR prefixes or IP addresses (comma-separated or repeated; default: all)")
+	fs.StringSlice(keyDeny, nil, "refuse peers in these CIDR prefixes or IP addresses (comma-separated or repeated); deny wins over allow")
+	fs.String(keyMetricsAddr, "", "serve Prometheus /metrics, /healthz and /readyz on this host:port (default: off)")
+}
+
+// addLogMaxBytesFlag adds --log-max-bytes, which every command has.
+func addLogMaxBytesFlag(fs *pflag.FlagSet) {
+	fs.Int(keyLogMaxBytes, echo.DefaultLogMaxBytes, "most bytes of data one log line shows; the rest is cut as \"... (N more bytes)\" (0: no limit)")
+}
+
+// logMaxBytes decodes log-max-bytes into echo's convention: 0 on the
+// command line means no limit, which echo spells -1.
+func (d *decoder) logMaxBytes(key string) int {
+	n := d.intRange(key, 0, echo.MaxBufferSize)
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// listenAddr decodes an optional host:port; empty means off.
+func (d *decoder) optionalHostPort(key string) string {
+	s, ok := d.str(key)
+	if !ok || s == "" {
+		return ""
+	}
+	if _, _, err := echo.SplitAddr(s); err != nil {
+		d.fail(key, s, "must be host:port with a port from 0 to 65535, such as localhost:9100 or :9100 (empty: off)")
+	}
+	return s
+}
+
+// prefixes decodes an access list: CIDR prefixes or bare IP addresses, as
+// a list (config file, repeated flag) or one string of items separated by
+// commas or spaces (environment, flag).
+func (d *decoder) prefixes(key string) []netip.Prefix {
+	raw := d.v.Get(key)
+	var items []string
+	switch x := raw.(type) {
+	case nil:
+		return nil
+	case []string:
+		items = x
+	case string:
+		items = []string{x}
+	case []any:
+		for _, item := range x {
+			s, ok := item.(string)
+			if !ok {
+				d.fail(key, raw, "must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]")
+				return nil
+			}
+			items = append(items, s)
+		}
+	default:
+		d.fail(key, raw, "must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]")
+		return nil
+	}
+	var out []netip.Prefix
+	for _, item := range items {
+		for _, s := range splitList(item) {
+			p, err := echo.ParsePrefix(s)
+			if err != nil {
+				d.fail(key, raw, fmt.Sprintf("%q is not an IP address or a CIDR prefix such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7", s))
+				return nil
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// splitList splits a list written as one string, on commas and spaces;
+// the brackets and quotes of a JSON or YAML array are dropped, so that
+// '["10.0.0.0/8", "::1"]' reads as two items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
+		if f = strings.Trim(f, `[]"'`); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

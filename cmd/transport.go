@@ -1,0 +1,326 @@
+package cmd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/echoctl/echoctl/internal/tlsconfig"
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// Keys of the transports: TLS, Unix sockets and UDP; see docs/tls.md,
+// docs/unix.md and docs/udp.md. tls-cert and tls-key are the server's
+// certificate for serve and the client certificate for send.
+const (
+	keyTLSCert       = "tls-cert"
+	keyTLSKey        = "tls-key"
+	keyTLSClientCA   = "tls-client-ca"
+	keyTLSSelfSigned = "tls-self-signed"
+	keyTLSCA         = "tls-ca"
+	keyTLSServerName = "tls-server-name"
+	keyTLSInsecure   = "tls-insecure"
+	keyUnixMode      = "unix-mode"
+	keyRetries       = "retries"
+)
+
+// maxRetries bounds the retries key.
+const maxRetries = 100
+
+// unixModeReason is the reason given for an invalid unix-mode.
+const unixModeReason = `must be an octal permission from 0001 to 0777, such as 0660 (in YAML write 0660 or "0660"; 660 is decimal)`
+
+// TransportConfig is the validated configuration of TLS, Unix sockets and
+// UDP.
+type TransportConfig struct {
+	// TLSCert and TLSKey are PEM files: serve's certificate and key, or
+	// send's client certificate and key. Both or neither.
+	TLSCert, TLSKey string
+	// TLSClientCA (serve) holds the CAs of mutual TLS: clients must present
+	// a certificate one of them signed.
+	TLSClientCA string
+	// TLSSelfSigned (serve) makes an in-memory certificate instead of
+	// TLSCert and TLSKey.
+	TLSSelfSigned bool
+	// TLSCA (send) holds the CAs that verify the server; "" for the
+	// system's roots.
+	TLSCA string
+	// TLSServerName (send) is the name the server's certificate must hold;
+	// "" for the host of addr.
+	TLSServerName string
+	// TLSInsecure (send) skips verifying the server's certificate.
+	TLSInsecure bool
+	// UnixMode (serve) is the permission of Unix socket files.
+	UnixMode os.FileMode
+	// Retries (send over UDP) is how often a datagram without an echo is
+	// resent.
+	Retries int
+}
+
+// addServeAddrFlags adds serve's --addr, which may be repeated, and
+// --buffer-size.
+func addServeAddrFlags(fs *pflag.FlagSet) {
+	fs.StringArray(keyAddr, []string{echo.DefaultAddr}, "address to listen on, repeatable: host:port (TCP), tcp://, udp://, tls://host:port or unix:///path; a host name is listened on at every address it resolves to")
+	addBufferSizeFlag(fs)
+}
+
+// addServeTransportFlags adds serve's TLS and Unix socket flags.
+func addServeTransportFlags(fs *pflag.FlagSet) {
+	fs.String(keyTLSCert, "", "tls:// addresses: PEM certificate chain file (reloaded on SIGHUP)")
+	fs.String(keyTLSKey, "", "tls:// addresses: PEM private key file (reloaded on SIGHUP)")
+	fs.String(keyTLSClientCA, "", "tls:// addresses: require client certificates signed by a CA in this PEM file (mutual TLS)")
+	fs.Bool(keyTLSSelfSigned, false, "tls:// addresses: serve an in-memory self-signed certificate (for tests; its SHA-256 fingerprint is logged)")
+	fs.String(keyUnixMode, "0660", "unix:// addresses: permission of the socket file, in octal")
+}
+
+// addSendTransportFlags adds send's TLS and UDP flags.
+func addSendTransportFlags(fs *pflag.FlagSet) {
+	fs.String(keyTLSCA, "", "tls:// address: verify the server with the CAs in this PEM file (default: the system's roots)")
+	fs.String(keyTLSServerName, "", "tls:// address: name the server's certificate must hold (default: the host of --addr)")
+	fs.String(keyTLSCert, "", "tls:// address: client certificate PEM file, for mutual TLS")
+	fs.String(keyTLSKey, "", "tls:// address: client private key PEM file, for mutual TLS")
+	fs.Bool(keyTLSInsecure, false, "tls:// address: do not verify the server's certificate (logged as a warning)")
+	fs.Int(keyRetries, echo.DefaultRetries, "udp:// address: resend a datagram whose echo has not come back this many times")
+}
+
+// multiAddr reports whether the addr key may hold several addresses: only
+// serve's --addr, a repeatable flag, does.
+func (d *decoder) multiAddr() bool {
+	f := d.flags.Lookup(keyAddr)
+	return f != nil && f.Value.Type() == "stringArray"
+}
+
+// serving reports whether the command being configured is serve, the one
+// with --tls-self-signed; the checks that only make sense for a server use
+// it.
+func (d *decoder) serving() bool { return d.flags.Lookup(keyTLSSelfSigned) != nil }
+
+// addrs decodes the addr key: one address, or for serve a list of them (a
+// list in the config file, a repeated --addr, and in ECHOCTL_ADDR a JSON
+// array or a comma-separated list). Each must be accepted by
+// echo.ParseAddr; the error gives its reason.
+func (d *decoder) addrs(key string) []string {
+	raw := d.v.Get(key)
+	var list []string
+	switch x := raw.(type) {
+	case string:
+		var ok bool
+		if list, ok = splitAddrList(x); !ok {
+			d.fail(key, raw, `must be an address, or a JSON array of addresses such as ["tcp://:7", "udp://:7"]`)
+			return nil
+		}
+	case []string:
+		list = x
+	case []any:
+		for _, item := range x {
+			s, ok := item.(string)
+			if !ok {
+				d.fail(key, raw, "must be a string host:port or URL, or a list of them")
+				return nil
+			}
+			list = append(list, s)
+		}
+	default:
+		d.fail(key, raw, "must be a string host:port")
+		return nil
+	}
+	switch {
+	case len(list) == 0:
+		d.fail(key, raw, "must name at least one address")
+		return nil
+	case len(list) > 1 && !d.multiAddr():
+		d.fail(key, raw, fmt.Sprintf("send connects to one address; this names %d", len(list)))
+		return nil
+	}
+	seen := make(map[string]bool, len(list))
+	for _, s := range list {
+		if _, err := echo.ParseAddr(s); err != nil {
+			reason := err.Error()
+			var ae *echo.AddrError
+			if errors.As(err, &ae) {
+				reason = ae.Reason
+			}
+			d.fail(key, s, reason)
+			return nil
+		}
+		if seen[s] {
+			d.fail(key, s, "is listed twice")
+			return nil
+		}
+		seen[s] = true
+	}
+	return list
+}
+
+// looksLikeJSONList tells a JSON list (`["...` or `[]`) from an IPv6
+// address, which starts with "[" too ("[::1]:7").
+func looksLikeJSONList(s string) bool {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), "[")
+	rest = strings.TrimSpace(rest)
+	return ok && (rest == "" || rest[0] == '"' || rest[0] == ']')
+}
+
+// splitAddrList splits one string holding addresses: a JSON array if it
+// starts with "[", else a comma-separated list (spaces around the commas
+// are dropped). It reports false for a JSON array that does not parse.
+func splitAddrList(s string) ([]string, bool) {
+	if looksLikeJSONList(s) {
+		var list []string
+		if err := json.Unmarshal([]byte(s), &list); err != nil {
+			return nil, false
+		}
+		return list, true
+	}
+	if !strings.Contains(s, ",") {
+		return []string{s}, true
+	}
+	var list []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			list = append(list, item)
+		}
+	}
+	return list, true
+}
+
+// transport decodes the TLS, Unix socket and UDP keys, then checks them
+// together: certificate and key files load and match, CA files hold
+// certificates, and (for serve) every tls:// address has a certificate.
+func (d *decoder) transport(addrs []string) TransportConfig {
+	t := TransportConfig{
+		TLSCert:       d.optionalString(keyTLSCert),
+		TLSKey:        d.optionalString(keyTLSKey),
+		TLSClientCA:   d.optionalString(keyTLSClientCA),
+		TLSSelfSigned: d.boolean(keyTLSSelfSigned),
+		TLSCA:         d.optionalString(keyTLSCA),
+		TLSServerName: d.optionalString(keyTLSServerName),
+		TLSInsecure:   d.boolean(keyTLSInsecure),
+		UnixMode:      d.fileMode(keyUnixMode),
+		Retries:       d.intRange(keyRetries, 0, maxRetries),
+	}
+	if d.err != nil {
+		return t
+	}
+	switch {
+	case t.TLSCert != "" && t.TLSKey == "":
+		d.fail(keyTLSCert, t.TLSCert, "needs tls-key too")
+	case t.TLSKey != "" && t.TLSCert == "":
+		d.fail(keyTLSKey, t.TLSKey, "needs tls-cert too")
+	case t.TLSCert != "":
+		if _, err := tlsconfig.LoadKeyPair(t.TLSCert, t.TLSKey); err != nil {
+			d.failFile(err)
+		}
+	}
+	for _, f := range []struct{ key, file, role string }{
+		{keyTLSClientCA, t.TLSClientCA, tlsconfig.RoleClientCA},
+		{keyTLSCA, t.TLSCA, tlsconfig.RoleCA},
+	} {
+		if f.file != "" {
+			if _, err := tlsconfig.LoadCertPool(f.file, f.role); err != nil {
+				d.failFile(err)
+			}
+		}
+	}
+	if !d.serving() {
+		return t
+	}
+	if t.TLSSelfSigned && t.TLSCert != "" {
+		d.fail(keyTLSSelfSigned, true, "conflicts with tls-cert: give a certificate or ask for a self-signed one, not both")
+	}
+	for _, s := range addrs {
+		a, err := echo.ParseAddr(s)
+		if err == nil && a.Network == echo.NetworkTLS && t.TLSCert == "" && !t.TLSSelfSigned {
+			d.fail(keyAddr, s, "a tls:// address needs tls-cert and tls-key, or tls-self-signed")
+		}
+	}
+	return t
+}
+
+// failFile reports a *tlsconfig.FileError against the key that named the
+// file.
+func (d *decoder) failFile(err error) {
+	var fe *tlsconfig.FileError
+	if !errors.As(err, &fe) {
+		d.fail(keyTLSCert, "", err.Error())
+		return
+	}
+	key := map[string]string{
+		tlsconfig.RoleCert:     keyTLSCert,
+		tlsconfig.RoleKey:      keyTLSKey,
+		tlsconfig.RoleClientCA: keyTLSClientCA,
+		tlsconfig.RoleCA:       keyTLSCA,
+	}[fe.Role]
+	d.fail(key, fe.Path, fe.Reason())
+}
+
+// optionalString decodes a string that may be empty.
+func (d *decoder) optionalString(key string) string {
+	raw := d.v.Get(key)
+	if raw == nil {
+		return ""
+	}
+	s, _ := d.str(key)
+	return s
+}
+
+// boolean decodes true or false (from the environment also 1, 0, t, f).
+func (d *decoder) boolean(key string) bool {
+	raw := d.v.Get(key)
+	switch x := raw.(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case string:
+		if b, err := strconv.ParseBool(strings.TrimSpace(x)); err == nil {
+			return b
+		}
+	}
+	d.fail(key, raw, "must be true or false")
+	return false
+}
+
+// fileMode decodes an octal permission such as "0660". Numbers from a
+// config file are taken as the mode's value: YAML reads 0660, and TOML
+// 0o660, as octal.
+func (d *decoder) fileMode(key string) os.FileMode {
+	raw := d.v.Get(key)
+	var n uint64
+	var err error
+	switch x := raw.(type) {
+	case string:
+		s := strings.TrimSpace(x)
+		s = strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O")
+		n, err = strconv.ParseUint(s, 8, 32)
+	case int:
+		n, err = uint64(x), nonNegative(int64(x))
+	case int64:
+		n, err = uint64(x), nonNegative(x)
+	case uint64:
+		n = x
+	case float64:
+		n = uint64(x)
+		if float64(n) != x {
+			err = errors.New("not an integer")
+		}
+	default:
+		err = errors.New("not a permission")
+	}
+	if err != nil || n == 0 || n > 0o777 {
+		d.fail(key, raw, unixModeReason)
+		return 0
+	}
+	return os.FileMode(n)
+}
+
+func nonNegative(n int64) error {
+	if n < 0 {
+		return errors.New("negative")
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+package logging
+
+import (
+	"testing"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+)
+
+// FuzzTextWriter checks that whatever logger name and message go into a
+// zerolog event come out of TextWriter as they went in, as
+// "logger: message\n" (or "message\n" without a logger), in one write: the
+// JSON escaping zerolog applies is undone exactly. The one change is
+// zerolog's: each byte that is not valid UTF-8 becomes U+FFFD.
+func FuzzTextWriter(f *testing.F) {
+	f.Fuzz(func(t *testing.T, logger, message string) {
+		var w writeRecorder
+		l := zerolog.New(TextWriter{Out: &w})
+		l.Info().
+			Str("logger", logger).Str("peer", message).Int("bytes", len(message)).
+			Msg(message)
+		want := validUTF8(message) + "\n"
+		if logger != "" {
+			want = validUTF8(logger) + ": " + want
+		}
+		if len(w.writes) != 1 {
+			t.Fatalf("%d writes %q, want one", len(w.writes), w.writes)
+		}
+		if got := w.writes[0]; got != want {
+			t.Errorf("logger %q, message %q:\n got %q\nwant %q", logger, message, got, want)
+		}
+	})
+}
+
+// validUTF8 replaces each byte of s that is not part of a valid UTF-8
+// sequence with U+FFFD, as zerolog's JSON encoder does.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	out := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, s[i:i+size]...)
+		}
+		i += size
+	}
+	return string(out)
+}

@@ -1,0 +1,214 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/echoctl/echoctl/internal/metrics"
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	m := metrics.New(metrics.BuildInfo{Version: "1.2.3", Commit: "abc", Date: "today"})
+	h := m.Handler()
+	steps := []struct {
+		name      string
+		do        func()
+		readyCode int
+	}{
+		{"before any listener", func() {}, http.StatusServiceUnavailable},
+		{"one listener", func() { m.Listening("127.0.0.1:1", true) }, http.StatusOK},
+		{"two listeners", func() { m.Listening("[::1]:1", true) }, http.StatusOK},
+		{"one stopped", func() { m.Listening("[::1]:1", false) }, http.StatusOK},
+		{"draining", m.Drain, http.StatusServiceUnavailable},
+		{"all stopped", func() { m.Listening("127.0.0.1:1", false) }, http.StatusServiceUnavailable},
+	}
+	for _, st := range steps {
+		st.do()
+		if code, body := get(t, h, "/readyz"); code != st.readyCode {
+			t.Errorf("%s: /readyz = %d %q, want %d", st.name, code, body, st.readyCode)
+		}
+		if code, _ := get(t, h, "/healthz"); code != http.StatusOK {
+			t.Errorf("%s: /healthz = %d, want 200", st.name, code)
+		}
+	}
+}
+
+func TestObserverCounts(t *testing.T) {
+	m := metrics.New(metrics.BuildInfo{})
+	const l = "127.0.0.1:10000"
+	m.Listening(l, true)
+	c1 := m.ConnAccepted(l, nil)
+	c2 := m.ConnAccepted(l, nil)
+	c1.Received(100)
+	c1.Sent(100, time.Millisecond)
+	c1.Received(50)
+	c1.Sent(20, -1) // failed partway: no latency
+	c1.Closed(echo.CloseReset)
+	c2.Closed(echo.CloseDenied)
+	m.AcceptError(l, errors.New("accept: too many open files"))
+
+	want := `
+# HELP echoctl_bytes_received_total Bytes read from peers.
+# TYPE echoctl_bytes_received_total counter
+echoctl_bytes_received_total{listener="127.0.0.1:10000"} 150
+# HELP echoctl_bytes_sent_total Bytes written back to peers.
+# TYPE echoctl_bytes_sent_total counter
+echoctl_bytes_sent_total{listener="127.0.0.1:10000"} 120
+# HELP echoctl_connections_active Connections open now, including refused ones until they are closed.
+# TYPE echoctl_connections_active gauge
+echoctl_connections_active{listener="127.0.0.1:10000"} 0
+# HELP echoctl_connections_total Connections accepted, including those then refused by the access list or a limit.
+# TYPE echoctl_connections_total counter
+echoctl_connections_total{listener="127.0.0.1:10000"} 2
+# HELP echoctl_accept_errors_total Accept errors that were retried after a pause, such as running out of file descriptors.
+# TYPE echoctl_accept_errors_total counter
+echoctl_accept_errors_total{listener="127.0.0.1:10000"} 1
+# HELP echoctl_listener_accepting 1 while the listener accepts connections, 0 once it has stopped.
+# TYPE echoctl_listener_accepting gauge
+echoctl_listener_accepting{listener="127.0.0.1:10000"} 1
+`
+	names := []string{"echoctl_bytes_received_total", "echoctl_bytes_sent_total", "echoctl_connections_active",
+		"echoctl_connections_total", "echoctl_accept_errors_total", "echoctl_listener_accepting"}
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	for _, r := range echo.CloseReasons() {
+		want := 0.0
+		if r == echo.CloseReset || r == echo.CloseDenied {
+			want = 1
+		}
+		got, err := gatherValue(m, "echoctl_connections_closed_total", map[string]string{"listener": l, "reason": r.String()})
+		if err != nil || got != want {
+			t.Errorf("echoctl_connections_closed_total{reason=%q} = %v, %v; want %v (every reason present from the start)", r, got, err, want)
+		}
+	}
+	count, err := testutil.GatherAndCount(m.Registry(), "echoctl_echo_latency_seconds")
+	if err != nil || count != 1 {
+		t.Errorf("echoctl_echo_latency_seconds series: %d, %v; want 1", count, err)
+	}
+}
+
+// gatherValue returns the value of the counter or gauge name with labels.
+func gatherValue(m *metrics.Metrics, name string, labels map[string]string) (float64, error) {
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, mt := range mf.GetMetric() {
+			for _, lp := range mt.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue metric
+				}
+			}
+			switch {
+			case mt.Counter != nil:
+				return mt.Counter.GetValue(), nil
+			case mt.Gauge != nil:
+				return mt.Gauge.GetValue(), nil
+			}
+		}
+	}
+	return 0, errors.New("no such series")
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	m := metrics.New(metrics.BuildInfo{Version: "1.2.3", Commit: "abc", Date: "today"})
+	m.ConnAccepted("127.0.0.1:1", nil).Sent(5, 3*time.Microsecond)
+	code, body := get(t, m.Handler(), "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{
+		`echoctl_build_info{commit="abc",date="today",goversion="go`,
+		`echoctl_connections_total{listener="127.0.0.1:1"} 1`,
+		`echoctl_echo_latency_seconds_bucket{listener="127.0.0.1:1",le="1e-05"} 1`,
+		`echoctl_connections_closed_total{listener="127.0.0.1:1",reason="write-timeout"} 0`,
+		"go_goroutines ",
+		"process_open_fds ",
+		"process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// TestWithServer runs an echo.Server with Metrics as its Observer and
+// checks the counters after real connections.
+func TestWithServer(t *testing.T) {
+	m := metrics.New(metrics.BuildInfo{})
+	srv := &echo.Server{Observer: m, Deny: nil}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ln.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+
+	msg := []byte("This is the message. It will be sent in parts.")
+	for range 3 {
+		cl := &echo.Client{Addr: l, Timeout: 5 * time.Second}
+		if _, err := cl.Send(t.Context(), [][]byte{msg}, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !m.Ready() {
+		t.Error("not ready while serving")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, echo.ErrServerClosed) {
+		t.Fatal(err)
+	}
+	if m.Ready() {
+		t.Error("ready after Shutdown")
+	}
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"echoctl_connections_total", map[string]string{"listener": l}, 3},
+		{"echoctl_connections_active", map[string]string{"listener": l}, 0},
+		{"echoctl_connections_closed_total", map[string]string{"listener": l, "reason": "eof"}, 3},
+		{"echoctl_bytes_received_total", map[string]string{"listener": l}, float64(3 * len(msg))},
+		{"echoctl_bytes_sent_total", map[string]string{"listener": l}, float64(3 * len(msg))},
+		{"echoctl_listener_accepting", map[string]string{"listener": l}, 0},
+	}
+	for _, c := range checks {
+		if got, err := gatherValue(m, c.name, c.labels); err != nil || got != c.want {
+			t.Errorf("%s%v = %v, %v; want %v", c.name, c.labels, got, err, c.want)
+		}
+	}
+}

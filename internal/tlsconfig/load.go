@@ -1,0 +1,127 @@
+package tlsconfig
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// Roles of the files a FileError names.
+const (
+	RoleCert     = "certificate"
+	RoleKey      = "key"
+	RoleClientCA = "client CA"
+	RoleCA       = "CA"
+)
+
+// FileError reports a PEM file that cannot be used.
+type FileError struct {
+	// Role is what the file holds: RoleCert, RoleKey, RoleClientCA or RoleCA.
+	Role string
+	// Path is the file's path.
+	Path string
+	// Err is the cause.
+	Err error
+}
+
+// Error returns "ROLE file PATH: CAUSE".
+func (e *FileError) Error() string { return e.Role + " file " + e.Path + ": " + e.Reason() }
+
+// Reason returns the cause alone, without the file: "no such file or
+// directory", "no PEM certificate in it", "the private key does not match
+// the certificate".
+func (e *FileError) Reason() string {
+	var pe *fs.PathError
+	if errors.As(e.Err, &pe) {
+		return pe.Err.Error()
+	}
+	return e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *FileError) Unwrap() error { return e.Err }
+
+// LoadKeyPair reads a certificate chain and its private key from PEM
+// files. The error is a *FileError naming the file at fault: a missing or
+// unreadable file, a certificate file without a parseable certificate, or
+// a key that is missing, unparseable or does not match the certificate.
+func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, &FileError{Role: RoleCert, Path: certFile, Err: err}
+	}
+	if _, err := parseCerts(certPEM); err != nil {
+		return tls.Certificate{}, &FileError{Role: RoleCert, Path: certFile, Err: err}
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, &FileError{Role: RoleKey, Path: keyFile, Err: err}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, &FileError{Role: RoleKey, Path: keyFile, Err: keyPairReason(err)}
+	}
+	return cert, nil
+}
+
+// keyPairReason rewords tls.X509KeyPair's errors about the key, whose
+// certificate is known to be good.
+func keyPairReason(err error) error {
+	switch msg := err.Error(); {
+	case msg == "tls: private key does not match public key":
+		return errors.New("the private key does not match the certificate")
+	case msg == "tls: found a certificate rather than a key in the PEM for the private key":
+		return errors.New("it holds a certificate, not a private key")
+	case msg == "tls: failed to find any PEM data in key input",
+		msg == "tls: failed to find \"PRIVATE KEY\" PEM block in key input after skipping PEM blocks of the following types: [CERTIFICATE]":
+		return errors.New("no PEM private key in it")
+	}
+	return err
+}
+
+// LoadCertPool reads the PEM certificates of a CA file into a pool. role
+// is RoleClientCA or RoleCA, for the error.
+func LoadCertPool(file, role string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, &FileError{Role: role, Path: file, Err: err}
+	}
+	certs, err := parseCerts(data)
+	if err != nil {
+		return nil, &FileError{Role: role, Path: file, Err: err}
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// parseCerts parses every CERTIFICATE block of a PEM file; there must be
+// at least one, and each must parse.
+func parseCerts(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate in it")
+	}
+	return certs, nil
+}

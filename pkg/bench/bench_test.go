@@ -1,0 +1,499 @@
+package bench_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/bench"
+	"github.com/echoctl/echoctl/pkg/echo"
+	"github.com/echoctl/echoctl/pkg/echo/echotest"
+)
+
+// Short runs: every test here puts at most a second or two of load on a
+// loopback server.
+const (
+	testWarmup   = 100 * time.Millisecond
+	testDuration = 400 * time.Millisecond
+	// grace is how long after Warmup+Duration a run may take to return.
+	grace = time.Second
+)
+
+// runTimed runs cfg and fails the test if Run takes longer than the run's
+// length plus grace.
+func runTimed(t *testing.T, ctx context.Context, cfg bench.Config) (*bench.Result, error) {
+	t.Helper()
+	start := time.Now()
+	res, err := bench.Run(ctx, cfg)
+	if took, limit := time.Since(start), cfg.Warmup+cfg.Duration+grace; took > limit {
+		t.Errorf("Run took %v, more than warmup+duration+%v = %v", took, grace, limit)
+	}
+	return res, err
+}
+
+func TestRunModes(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	tests := []struct {
+		name string
+		cfg  bench.Config
+		// bytesPerMessage, if not zero, is what each echo carries.
+		bytesPerMessage int64
+	}{
+		{"pingpong one connection", bench.Config{Mode: bench.ModePingPong}, 128},
+		{"pingpong many connections", bench.Config{Mode: bench.ModePingPong, Conns: 20, Size: 64}, 64},
+		{"pingpong 16 KiB", bench.Config{Mode: bench.ModePingPong, Conns: 2, Size: 16 << 10}, 16 << 10},
+		{"pingpong pipelined", bench.Config{Mode: bench.ModePingPong, Conns: 3, Size: 100, Pipeline: 8}, 100},
+		{"stream", bench.Config{Mode: bench.ModeStream, Conns: 2, Chunk: 16 << 10}, 0},
+		{"stream odd chunk", bench.Config{Mode: bench.ModeStream, Chunk: 1000}, 0},
+		{"connrate", bench.Config{Mode: bench.ModeConnRate, Conns: 2}, 46},
+		{"connrate custom parts", bench.Config{Mode: bench.ModeConnRate, Parts: []string{"a", "bc"}}, 3},
+		{"idle", bench.Config{Mode: bench.ModeIdle, Conns: 200}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Addr = srv.Addr
+			cfg.Warmup, cfg.Duration = testWarmup, testDuration
+			cfg.ServerPID = os.Getpid() // the server runs in this process
+			res, err := runTimed(t, context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.Messages == 0 || res.Bytes == 0 {
+				t.Fatalf("no echo: %+v", res)
+			}
+			// The figures are read while the load runs: each connection
+			// may have one message counted in bytes but not yet in messages.
+			if bpm := tt.bytesPerMessage; bpm != 0 {
+				slack := int64(max(cfg.Conns, 1)*max(cfg.Pipeline, 1)) * bpm
+				if diff := res.Bytes - res.Messages*bpm; diff < 0 || diff > slack {
+					t.Errorf("Bytes = %d, want Messages (%d) × %d (+ at most %d in flight)", res.Bytes, res.Messages, bpm, slack)
+				}
+			}
+			if res.Errors.Total() != 0 || res.FirstError != "" || res.FirstMismatch != nil {
+				t.Errorf("errors: %+v %q %+v", res.Errors, res.FirstError, res.FirstMismatch)
+			}
+			if res.Latency.Count == 0 || res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
+				t.Errorf("latency: %+v", res.Latency)
+			}
+			if res.Server == nil || res.Server.PID != os.Getpid() {
+				t.Fatalf("Server = %+v", res.Server)
+			}
+			switch cfg.Mode {
+			case bench.ModeIdle:
+				if res.Held != cfg.Conns || res.Messages != int64(cfg.Conns) {
+					t.Errorf("Held = %d, Messages = %d, want %d", res.Held, res.Messages, cfg.Conns)
+				}
+				if res.Server.RSSBefore <= 0 || res.Server.RSSHeld <= 0 {
+					t.Errorf("RSS not measured: %+v", res.Server)
+				}
+			default:
+				if res.MessagesPerSec <= 0 || res.MBPerSec <= 0 {
+					t.Errorf("rates: %+v", res)
+				}
+				// The window starts when the run wakes up after the warmup,
+				// which a loaded machine can delay.
+				if res.Elapsed <= 0 || res.Elapsed > testDuration.Seconds()+0.1 {
+					t.Errorf("Elapsed = %vs, want about %v", res.Elapsed, testDuration)
+				}
+			}
+			if cfg.Mode == bench.ModeConnRate && (res.ConnsPerSec <= 0 || res.Connects < res.Messages) {
+				t.Errorf("connrate: %d connects, %.0f/s for %d cycles", res.Connects, res.ConnsPerSec, res.Messages)
+			}
+		})
+	}
+}
+
+// brokenServer echoes everything except the byte at offset flipAt of each
+// connection, which it changes.
+func brokenServer(t *testing.T, flipAt int64) string {
+	t.Helper()
+	return serve(t, func(c net.Conn, _ <-chan struct{}) {
+		buf := make([]byte, 4096)
+		var off int64
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if flipAt >= off && flipAt < off+int64(n) {
+					buf[flipAt-off] ^= 0x20
+				}
+				off += int64(n)
+				if _, werr := c.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+}
+
+// serve runs handle on every connection accepted on a loopback listener
+// until the test ends, and returns the listener's address.
+func serve(t *testing.T, handle func(c net.Conn, stop <-chan struct{})) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveListener(t, ln, handle)
+	return ln.Addr().String()
+}
+
+// serveListener runs handle on every connection accepted on ln until the
+// test ends.
+// stop is closed when the test ends.
+func serveListener(t *testing.T, ln net.Listener, handle func(c net.Conn, stop <-chan struct{})) {
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				handle(c, stop)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		close(stop)
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+}
+
+func TestRunMismatch(t *testing.T) {
+	seed := strings.Join(bench.SeedParts, "")
+	tests := []struct {
+		name   string
+		cfg    bench.Config
+		flipAt int64
+		sent   byte
+	}{
+		// Connection 0's data is the bytes 0, 1, 2, ..., 250, 0, 1, ...
+		{"pingpong second message", bench.Config{Mode: bench.ModePingPong, Size: 128}, 130, 130},
+		{"pingpong first byte", bench.Config{Mode: bench.ModePingPong, Size: 16}, 0, 0},
+		{"pipelined", bench.Config{Mode: bench.ModePingPong, Size: 10, Pipeline: 4}, 25, 25},
+		{"stream", bench.Config{Mode: bench.ModeStream, Chunk: 1000}, 3000, byte(3000 % 251)},
+		{"connrate", bench.Config{Mode: bench.ModeConnRate}, 5, seed[5]},
+		{"idle", bench.Config{Mode: bench.ModeIdle}, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Addr = brokenServer(t, tt.flipAt)
+			cfg.Warmup, cfg.Duration = testWarmup, testDuration
+			res, err := runTimed(t, context.Background(), cfg)
+			var mm *bench.MismatchError
+			if !errors.As(err, &mm) {
+				t.Fatalf("Run: %v, want a *bench.MismatchError", err)
+			}
+			var em *echo.MismatchError
+			if !errors.As(err, &em) {
+				t.Fatalf("%v does not unwrap to *echo.MismatchError", err)
+			}
+			if mm.Conn != 0 || em.Offset != tt.flipAt || em.Sent != tt.sent || em.Received != tt.sent^0x20 {
+				t.Errorf("mismatch on connection %d at %d: sent %q received %q; want 0 at %d: %q, %q",
+					mm.Conn, em.Offset, em.Sent, em.Received, tt.flipAt, tt.sent, tt.sent^0x20)
+			}
+			if res == nil || res.Errors.Mismatch == 0 || res.FirstMismatch == nil {
+				t.Fatalf("result: %+v", res)
+			}
+			if fm := res.FirstMismatch; fm.Offset != tt.flipAt || fm.Expected != echo.Quote([]byte{tt.sent}) || fm.Got != echo.Quote([]byte{tt.sent ^ 0x20}) {
+				t.Errorf("FirstMismatch = %+v", fm)
+			}
+		})
+	}
+}
+
+func TestRunShortEcho(t *testing.T) {
+	// The server echoes 10 bytes of each connection, then closes its side
+	// and discards the rest.
+	addr := serve(t, func(c net.Conn, _ <-chan struct{}) {
+		io.CopyN(c, c, 10)
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
+	})
+	for _, mode := range []bench.Mode{bench.ModePingPong, bench.ModeStream, bench.ModeConnRate} {
+		t.Run(string(mode), func(t *testing.T) {
+			cfg := bench.Config{Addr: addr, Mode: mode, Size: 64, Chunk: 64, Warmup: testWarmup, Duration: testDuration}
+			res, err := runTimed(t, context.Background(), cfg)
+			if !errors.Is(err, bench.ErrRunFailed) {
+				t.Fatalf("Run: %v, want ErrRunFailed", err)
+			}
+			if res.Errors.Other == 0 || !strings.Contains(res.FirstError, "closed the connection after echoing 10 bytes") {
+				t.Errorf("errors %+v, first %q", res.Errors, res.FirstError)
+			}
+		})
+	}
+}
+
+// stallServer accepts connections and never reads from them.
+func stallServer(t *testing.T) string {
+	t.Helper()
+	return serve(t, func(_ net.Conn, stop <-chan struct{}) { <-stop })
+}
+
+func TestRunEndsOnTimeWhenServerStalls(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       bench.Config
+		opTimeout time.Duration
+		wantKind  string // "" for no error but ErrRunFailed for no echo
+	}{
+		{"pingpong long op timeout", bench.Config{Mode: bench.ModePingPong, Conns: 4}, time.Minute, ""},
+		{"pingpong short op timeout", bench.Config{Mode: bench.ModePingPong, Conns: 4}, 150 * time.Millisecond, "timeout"},
+		{"pipelined", bench.Config{Mode: bench.ModePingPong, Pipeline: 16}, time.Minute, ""},
+		{"stream", bench.Config{Mode: bench.ModeStream, Conns: 2, Chunk: 1 << 20}, time.Minute, ""},
+		{"stream short op timeout", bench.Config{Mode: bench.ModeStream, Chunk: 1 << 20}, 150 * time.Millisecond, "timeout"},
+		{"connrate", bench.Config{Mode: bench.ModeConnRate, Conns: 4}, time.Minute, ""},
+		{"idle", bench.Config{Mode: bench.ModeIdle, Conns: 10}, time.Minute, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Addr = stallServer(t)
+			cfg.Warmup, cfg.Duration, cfg.OpTimeout = testWarmup, testDuration, tt.opTimeout
+			res, err := runTimed(t, context.Background(), cfg)
+			if !errors.Is(err, bench.ErrRunFailed) {
+				t.Fatalf("Run: %v, want ErrRunFailed", err)
+			}
+			if tt.wantKind == "timeout" && res.Errors.Timeout == 0 {
+				t.Errorf("no timeout counted: %+v", res.Errors)
+			}
+			if tt.wantKind == "" && res.Errors.Total() != 0 {
+				t.Errorf("errors counted for operations cut by the end of the run: %+v (%s)", res.Errors, res.FirstError)
+			}
+		})
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on (for now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestRunRefused(t *testing.T) {
+	cfg := bench.Config{Addr: freeAddr(t), Conns: 3, Warmup: testWarmup, Duration: testDuration}
+	res, err := runTimed(t, context.Background(), cfg)
+	if !errors.Is(err, bench.ErrRunFailed) {
+		t.Fatalf("Run: %v, want ErrRunFailed", err)
+	}
+	if res.Errors.Refused == 0 || res.ConnectRetries == 0 || !strings.HasPrefix(res.FirstError, "refused: ") {
+		t.Errorf("errors %+v, %d retries, first %q", res.Errors, res.ConnectRetries, res.FirstError)
+	}
+}
+
+func TestRunRetriesRefusedConnectsInWarmup(t *testing.T) {
+	// The server starts listening a little after the run starts; the
+	// connects refused until then are retried, not counted.
+	addr := freeAddr(t)
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		time.Sleep(150 * time.Millisecond)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("listen again on %s: %v", addr, err)
+			return
+		}
+		serveListener(t, ln, func(c net.Conn, _ <-chan struct{}) { io.Copy(c, c) })
+	}()
+	cfg := bench.Config{Addr: addr, Conns: 100, Warmup: 600 * time.Millisecond, Duration: testDuration}
+	res, err := runTimed(t, context.Background(), cfg)
+	<-listening
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.ConnectRetries == 0 || res.Connects != 100 {
+		t.Errorf("%d connects, %d retries", res.Connects, res.ConnectRetries)
+	}
+}
+
+func TestRunManyConnections(t *testing.T) {
+	// The connections open spread over the first half of the warmup; the
+	// second half leaves room for a machine busy with other tests.
+	srv := echotest.NewServer(t, nil)
+	cfg := bench.Config{Addr: srv.Addr, Conns: 300, Warmup: time.Second, Duration: 200 * time.Millisecond}
+	res, err := runTimed(t, context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Connects != 300 || res.OpenAtStart != 300 {
+		t.Errorf("Connects = %d, OpenAtStart = %d, want 300", res.Connects, res.OpenAtStart)
+	}
+}
+
+func TestRunCancel(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	for _, mode := range bench.Modes {
+		t.Run(string(mode), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			res, err := bench.Run(ctx, bench.Config{Addr: srv.Addr, Mode: mode, Conns: 4, Warmup: 100 * time.Millisecond, Duration: time.Minute})
+			if took := time.Since(start); took > 300*time.Millisecond+grace {
+				t.Errorf("Run returned %v after its context ended", took-300*time.Millisecond)
+			}
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.Elapsed <= 0 || res.Elapsed > 0.5 {
+				t.Errorf("Elapsed = %v, want the 0.2s measured before cancelling", res.Elapsed)
+			}
+		})
+	}
+}
+
+func TestRunInvalidConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  bench.Config
+		want string
+	}{
+		{"mode", bench.Config{Mode: "flood"}, `unknown mode "flood"`},
+		{"address", bench.Config{Addr: "localhost"}, "missing port"},
+		{"port 0", bench.Config{Addr: "127.0.0.1:0"}, "port 0"},
+		{"conns", bench.Config{Conns: -1}, "conns -1"},
+		{"conns over the file limit", bench.Config{Conns: bench.MaxConns}, "open files"},
+		{"size", bench.Config{Size: bench.MaxSize + 1}, "size"},
+		{"pipeline", bench.Config{Pipeline: -2}, "pipeline"},
+		{"chunk", bench.Config{Chunk: -1}, "chunk"},
+		{"duration", bench.Config{Duration: -time.Second}, "duration"},
+		{"warmup", bench.Config{Warmup: -time.Second}, "warmup"},
+		{"op timeout", bench.Config{OpTimeout: -time.Second}, "op timeout"},
+		{"server pid", bench.Config{ServerPID: -1}, "server pid"},
+		{"server gone", bench.Config{ServerPID: 1 << 30}, "server pid"},
+		{"empty parts", bench.Config{Mode: bench.ModeConnRate, Parts: []string{}}, "parts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := bench.Run(context.Background(), tt.cfg)
+			if !errors.Is(err, bench.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run: %v, want ErrInvalidConfig about %q", err, tt.want)
+			}
+			if res != nil {
+				t.Errorf("Result = %+v, want nil", res)
+			}
+		})
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, m := range bench.Modes {
+		if got, err := bench.ParseMode(string(m)); err != nil || got != m {
+			t.Errorf("ParseMode(%q) = %q, %v", m, got, err)
+		}
+	}
+	if _, err := bench.ParseMode("PINGPONG"); !errors.Is(err, bench.ErrInvalidConfig) {
+		t.Errorf("ParseMode(PINGPONG) = %v", err)
+	}
+}
+
+func TestProgress(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	var mu sync.Mutex
+	var reports []bench.Progress
+	cfg := bench.Config{Addr: srv.Addr, Conns: 2, Warmup: 500 * time.Millisecond, Duration: time.Second,
+		Progress: func(p bench.Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			reports = append(reports, p)
+		}}
+	if _, err := runTimed(t, context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reports) != 1 {
+		t.Fatalf("%d progress reports in 1.5s, want 1 (one a second): %+v", len(reports), reports)
+	}
+	p := reports[0]
+	if p.Warmup || p.Open != 2 || p.Messages == 0 || p.MessagesPerSec <= 0 || p.Elapsed < time.Second {
+		t.Errorf("progress: %+v", p)
+	}
+}
+
+func TestResultOutput(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	for _, mode := range bench.Modes {
+		t.Run(string(mode), func(t *testing.T) {
+			cfg := bench.Config{Addr: srv.Addr, Mode: mode, Conns: 2, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond, ServerPID: os.Getpid()}
+			res, err := runTimed(t, context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var table strings.Builder
+			if err := res.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"mode", string(mode), srv.Addr, "latency", "p99.9", "errors", "none", "server cpu"} {
+				if !strings.Contains(table.String(), want) {
+					t.Errorf("table lacks %q:\n%s", want, table.String())
+				}
+			}
+			b, err := json.Marshal(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back map[string]any
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			for _, key := range []string{"mode", "messages_per_s", "mb_per_s", "conns_per_s", "latency_us", "errors", "server"} {
+				if _, ok := back[key]; !ok {
+					t.Errorf("JSON lacks %q: %s", key, b)
+				}
+			}
+		})
+	}
+}
+
+func TestProcessCPUAndRSS(t *testing.T) {
+	// Burn a little CPU so that at least one clock tick is counted.
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(deadline) {
+	}
+	cpu, err := bench.ProcessCPU(os.Getpid())
+	if errors.Is(err, bench.ErrUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil || cpu <= 0 {
+		t.Errorf("ProcessCPU = %v, %v", cpu, err)
+	}
+	rss, err := bench.ProcessRSS(os.Getpid())
+	if err != nil || rss < 1<<20 {
+		t.Errorf("ProcessRSS = %d, %v", rss, err)
+	}
+	if _, err := bench.ProcessCPU(1 << 30); err == nil {
+		t.Error("ProcessCPU of a process that does not exist: no error")
+	}
+}

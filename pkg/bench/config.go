@@ -1,0 +1,256 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// A Mode is what each connection of a run does.
+type Mode string
+
+// The modes Run knows.
+const (
+	// ModePingPong writes a message of Size bytes and reads it back, with
+	// Pipeline messages outstanding per connection.
+	ModePingPong Mode = "pingpong"
+	// ModeStream writes Chunk bytes at a time without waiting, while
+	// reading the echo back and verifying it.
+	ModeStream Mode = "stream"
+	// ModeConnRate repeats the seed client's cycle: connect, write each
+	// part, half-close, read until end of stream, close.
+	ModeConnRate Mode = "connrate"
+	// ModeIdle opens Conns connections, checks that each echoes one byte,
+	// and holds them until the run ends.
+	ModeIdle Mode = "idle"
+)
+
+// Modes lists every mode, the default first.
+var Modes = []Mode{ModePingPong, ModeStream, ModeConnRate, ModeIdle}
+
+// ParseMode returns the Mode named s.
+func ParseMode(s string) (Mode, error) {
+	m := Mode(s)
+	if !slices.Contains(Modes, m) {
+		names := make([]string, len(Modes))
+		for i, m := range Modes {
+			names[i] = string(m)
+		}
+		return "", fmt.Errorf("%w: unknown mode %q (want one of %s)", ErrInvalidConfig, s, strings.Join(names, ", "))
+	}
+	return m, nil
+}
+
+// Defaults used when the corresponding Config field is zero.
+const (
+	// DefaultConns is the number of connections.
+	DefaultConns = 1
+	// DefaultSize is the pingpong message size: the seed server's read size.
+	DefaultSize = 128
+	// DefaultPipeline is the number of pingpong messages outstanding on a
+	// connection.
+	DefaultPipeline = 1
+	// DefaultChunk is the size of each write in stream mode.
+	DefaultChunk = 64 << 10
+	// DefaultDuration is how long a run measures.
+	DefaultDuration = 10 * time.Second
+	// DefaultOpTimeout bounds each operation: a connect, a message's
+	// round trip, a stream write or read, a connrate cycle.
+	DefaultOpTimeout = 5 * time.Second
+)
+
+// Limits on Config fields.
+const (
+	// MaxConns bounds Conns.
+	MaxConns = 1_000_000
+	// MaxSize bounds Size and Chunk: 16 MiB, as echo.MaxBufferSize.
+	MaxSize = echo.MaxBufferSize
+	// MaxPipeline bounds Pipeline.
+	MaxPipeline = 1 << 16
+)
+
+// SeedParts are the seed client's MESSAGES, which connrate mode sends by
+// default, each with its own write.
+var SeedParts = []string{"This is the message. ", "It will be sent ", "in parts."}
+
+// Config describes a run. The zero value runs one connection of 128-byte
+// pingpong against localhost:10000 for ten seconds, with no warmup.
+type Config struct {
+	// Addr is the server's "host:port". If empty, echo.DefaultAddr
+	// (localhost:10000) is used.
+	Addr string
+
+	// Mode is what each connection does. If empty, ModePingPong.
+	Mode Mode
+
+	// Conns is the number of connections (connrate: of workers, each
+	// running one cycle at a time). If zero, DefaultConns.
+	Conns int
+
+	// Size is the pingpong message size in bytes. If zero, DefaultSize.
+	Size int
+
+	// Pipeline is how many pingpong messages a connection keeps
+	// outstanding. If zero, DefaultPipeline: write one, read it back.
+	Pipeline int
+
+	// Chunk is the size of each stream-mode write. If zero, DefaultChunk.
+	Chunk int
+
+	// Parts are what each connrate cycle writes, one write each. If nil,
+	// SeedParts.
+	Parts []string
+
+	// Duration is how long the run measures, after Warmup. If zero,
+	// DefaultDuration.
+	Duration time.Duration
+
+	// Warmup is how long the run goes before it starts measuring: the
+	// connections open, spread over its first half, and the server warms
+	// up. Connects that are refused or time out during the warmup are
+	// retried, so that many connections can open against a server with a
+	// short listen backlog. In idle mode connections may open during the
+	// whole run. Zero means no warmup: every connection opens at once.
+	Warmup time.Duration
+
+	// OpTimeout bounds each operation: a connect, a pingpong round trip,
+	// a stream write or read, a whole connrate cycle. An operation that
+	// takes longer counts as a timeout. If zero, DefaultOpTimeout.
+	OpTimeout time.Duration
+
+	// ServerPID, if not zero, is the server's process id: the run reports
+	// the CPU time the server (and its child processes) used while
+	// measuring, and in idle mode its resident memory per connection.
+	// Linux only.
+	ServerPID int
+
+	// Progress, if not nil, is called about once a second while the run
+	// goes, from a goroutine of its own; it must return quickly.
+	Progress func(Progress)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = echo.DefaultAddr
+	}
+	if c.Mode == "" {
+		c.Mode = ModePingPong
+	}
+	if c.Conns == 0 {
+		c.Conns = DefaultConns
+	}
+	if c.Size == 0 {
+		c.Size = DefaultSize
+	}
+	if c.Pipeline == 0 {
+		c.Pipeline = DefaultPipeline
+	}
+	if c.Chunk == 0 {
+		c.Chunk = DefaultChunk
+	}
+	if c.Parts == nil {
+		c.Parts = SeedParts
+	}
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = DefaultOpTimeout
+	}
+	return c
+}
+
+// validate checks c after withDefaults.
+func (c Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	if _, err := ParseMode(string(c.Mode)); err != nil {
+		return err
+	}
+	_, port, err := echo.SplitAddr(c.Addr)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	case port == 0:
+		return bad("address %q: port 0 cannot be connected to", c.Addr)
+	case c.Conns < 1 || c.Conns > MaxConns:
+		return bad("conns %d: must be from 1 to %d", c.Conns, MaxConns)
+	case c.Size < 1 || c.Size > MaxSize:
+		return bad("size %d: must be from 1 to %d", c.Size, MaxSize)
+	case c.Pipeline < 1 || c.Pipeline > MaxPipeline:
+		return bad("pipeline %d: must be from 1 to %d", c.Pipeline, MaxPipeline)
+	case c.Chunk < 1 || c.Chunk > MaxSize:
+		return bad("chunk %d: must be from 1 to %d", c.Chunk, MaxSize)
+	case c.Duration <= 0:
+		return bad("duration %v: must be positive", c.Duration)
+	case c.Warmup < 0:
+		return bad("warmup %v: must not be negative", c.Warmup)
+	case c.OpTimeout <= 0:
+		return bad("op timeout %v: must be positive", c.OpTimeout)
+	case c.ServerPID < 0:
+		return bad("server pid %d: must be positive", c.ServerPID)
+	}
+	total := 0
+	for _, p := range c.Parts {
+		total += len(p)
+	}
+	if c.Mode == ModeConnRate && (total == 0 || total > MaxSize) {
+		return bad("parts: must hold from 1 to %d bytes in all", MaxSize)
+	}
+	if err := checkFileLimit(c.Conns); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if c.ServerPID != 0 {
+		if _, err := ProcessCPU(c.ServerPID); err != nil {
+			return fmt.Errorf("%w: server pid %d: %w", ErrInvalidConfig, c.ServerPID, err)
+		}
+	}
+	return nil
+}
+
+// describe says in a few words what the run does, for the table's heading.
+func (c Config) describe() string {
+	conns := plural(c.Conns, "connection", "connections")
+	switch c.Mode {
+	case ModeStream:
+		return fmt.Sprintf("%s, %s writes", conns, sizeString(c.Chunk))
+	case ModeConnRate:
+		return fmt.Sprintf("%s, each cycle writing %s in %s", plural(c.Conns, "worker", "workers"), sizeString(c.partsLen()), plural(len(c.Parts), "part", "parts"))
+	case ModeIdle:
+		return conns + " held open"
+	default:
+		return fmt.Sprintf("%s, %s messages, pipeline %d", conns, sizeString(c.Size), c.Pipeline)
+	}
+}
+
+func (c Config) partsLen() int {
+	n := 0
+	for _, p := range c.Parts {
+		n += len(p)
+	}
+	return n
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// sizeString renders a byte count as "128 B", "16 KiB" or "1.5 MiB".
+func sizeString(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}

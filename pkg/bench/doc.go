@@ -1,0 +1,21 @@
+// Package bench is a load generator for TCP echo servers, echoctl's or
+// anyone's. It verifies every byte echoed back and reports throughput,
+// latency percentiles from an HDR histogram, errors by kind and, given the
+// server's process id on Linux, the server's CPU time per message and its
+// memory per idle connection.
+//
+// Four modes cover what users ask of an echo server:
+//
+//   - [ModePingPong]: each connection writes a message of Size bytes and
+//     reads it back, keeping Pipeline messages outstanding.
+//   - [ModeStream]: each connection writes Chunk bytes at a time without
+//     waiting while it reads the echo back and verifies it.
+//   - [ModeConnRate]: the seed client's cycle, repeated: connect, write the
+//     parts, half-close, read until end of stream, close.
+//   - [ModeIdle]: open Conns connections, check each echoes one byte, and
+//     hold them, to measure what an idle connection costs the server.
+//
+// [Run] always returns by Warmup+Duration plus a small grace, even when the
+// server stalls: every operation has a deadline, capped at the end of the
+// run, and the run's end closes what is still open.
+package bench

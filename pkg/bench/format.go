@@ -1,0 +1,118 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable writes res as a table of labelled lines, for people.
+func (res *Result) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(label, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", label, fmt.Sprintf(format, args...))
+	}
+	row("mode", "%s: %s", res.Mode, res.describe())
+	row("server", "%s", res.Addr)
+	if res.Mode == ModeIdle {
+		row("run", "%s in all", seconds(res.Elapsed))
+	} else {
+		row("measured", "%s after a %s warmup", seconds(res.Elapsed), seconds(res.Warmup))
+	}
+	switch res.Mode {
+	case ModeIdle:
+		row("held", "%d of %d connections, opened and checked in %s (%.0f/s)", res.Held, res.Conns, seconds(res.OpenTime), rate(float64(res.Messages), res.OpenTime))
+	case ModeConnRate:
+		row("throughput", "%.0f connections/s (%d cycles of connect, write, half-close, read, close)", res.ConnsPerSec, res.Messages)
+		row("data", "%.2f MB/s echoed", res.MBPerSec)
+	case ModeStream:
+		row("throughput", "%.2f MB/s echoed (%.0f chunks/s)", res.MBPerSec, res.MessagesPerSec)
+	default:
+		row("throughput", "%.0f messages/s, %.2f MB/s echoed (%d messages)", res.MessagesPerSec, res.MBPerSec, res.Messages)
+	}
+	if res.Mode != ModeConnRate && res.Mode != ModeIdle {
+		row("connections", "%d opened, %d open when measuring began, %d connects retried in the warmup", res.Connects, res.OpenAtStart, res.ConnectRetries)
+	}
+	if l := res.Latency; l.Count > 0 {
+		row("latency", "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s over %d)",
+			micros(l.P50), micros(l.P90), micros(l.P99), micros(l.P999), micros(l.Max), micros(l.Mean), l.Count)
+	} else {
+		row("latency", "no echo timed")
+	}
+	if n := res.Errors.Total(); n == 0 {
+		row("errors", "none")
+	} else {
+		row("errors", "%s", res.Errors.summary())
+	}
+	if m := res.FirstMismatch; m != nil {
+		row("mismatch", "%s", strings.TrimPrefix(m.Message, "bench: "))
+	}
+	if res.FirstError != "" {
+		row("first error", "%s", res.FirstError)
+	}
+	if s := res.Server; s != nil {
+		var per []string
+		if s.CPUPerMessage > 0 {
+			unit := "message"
+			switch res.Mode {
+			case ModeConnRate:
+				unit = "cycle"
+			case ModeStream:
+				unit = "chunk"
+			case ModeIdle:
+				unit = "connection"
+			}
+			per = append(per, fmt.Sprintf("%.2f µs per %s", s.CPUPerMessage, unit))
+		}
+		if s.CPUPerGB > 0 && res.Mode != ModeIdle {
+			per = append(per, fmt.Sprintf("%.3f s per GB", s.CPUPerGB))
+		}
+		cpu := fmt.Sprintf("%.2f s (pid %d)", s.CPU, s.PID)
+		if len(per) > 0 {
+			cpu += ": " + strings.Join(per, ", ")
+		}
+		row("server cpu", "%s", cpu)
+		if res.Mode == ModeIdle {
+			row("server memory", "RSS %s before, %s holding %d: %.0f bytes per connection",
+				mebibytes(s.RSSBefore), mebibytes(s.RSSHeld), res.Held, s.BytesPerConn)
+		}
+	}
+	return tw.Flush()
+}
+
+// describe says what the run did, as Config.describe does.
+func (res *Result) describe() string {
+	c := Config{Mode: res.Mode, Conns: res.Conns, Size: res.Size, Pipeline: res.Pipeline, Chunk: res.Chunk}
+	if res.Mode == ModeConnRate {
+		return fmt.Sprintf("%s, each cycle echoing %s", plural(res.Conns, "worker", "workers"), sizeString(res.Size))
+	}
+	return c.describe()
+}
+
+func rate(n, secs float64) float64 {
+	if secs <= 0 {
+		return 0
+	}
+	return n / secs
+}
+
+func seconds(s float64) string {
+	return fmt.Sprintf("%.2fs", s)
+}
+
+// micros renders a latency given in microseconds.
+func micros(us float64) string {
+	switch {
+	case us < 1000:
+		return fmt.Sprintf("%.1fµs", us)
+	case us < 1e6:
+		return fmt.Sprintf("%.2fms", us/1e3)
+	default:
+		return fmt.Sprintf("%.2fs", us/1e6)
+	}
+}
+
+func mebibytes(b int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}

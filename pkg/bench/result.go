@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"time"
+)
+
+// Result is what a run measured. Counts and rates cover the measured
+// window, after the warmup; in idle mode, the whole run. It marshals to
+// JSON with durations in seconds or microseconds, as the field names say.
+type Result struct {
+	// Mode, Addr, Conns, Size, Pipeline and Chunk repeat the Config, with
+	// defaults applied; Size, Pipeline and Chunk are zero where the mode
+	// does not use them.
+	Mode     Mode   `json:"mode"`
+	Addr     string `json:"addr"`
+	Conns    int    `json:"conns"`
+	Size     int    `json:"size,omitempty"`
+	Pipeline int    `json:"pipeline,omitempty"`
+	Chunk    int    `json:"chunk,omitempty"`
+	// Warmup is the configured warmup, in seconds.
+	Warmup float64 `json:"warmup_s"`
+	// Elapsed is the length of the measured window, in seconds.
+	Elapsed float64 `json:"elapsed_s"`
+
+	// Messages counts echoes verified: pingpong messages, stream chunks,
+	// connrate cycles, idle connections checked.
+	Messages int64 `json:"messages"`
+	// Bytes counts bytes echoed and verified (one direction).
+	Bytes int64 `json:"bytes"`
+	// Connects counts connections opened during the whole run, warmup
+	// included.
+	Connects int64 `json:"connects"`
+	// ConnectRetries counts connects refused or timed out during the
+	// warmup and retried; they are not errors.
+	ConnectRetries int64 `json:"connect_retries"`
+	// OpenAtStart is, in pingpong and stream modes, how many connections
+	// were open when the measured window began; with a warmup, a run
+	// that had fewer than Conns open then fails.
+	OpenAtStart int64 `json:"open_at_start,omitempty"`
+
+	// MessagesPerSec, MBPerSec (10^6 bytes echoed per second) and
+	// ConnsPerSec (connections opened per second) are the throughput in
+	// the measured window.
+	MessagesPerSec float64 `json:"messages_per_s"`
+	MBPerSec       float64 `json:"mb_per_s"`
+	ConnsPerSec    float64 `json:"conns_per_s"`
+
+	// Latency summarises the time each echo took: a pingpong round trip,
+	// a stream chunk from its write to its verified echo, a connrate
+	// cycle, an idle connect and one-byte echo.
+	Latency Latency `json:"latency_us"`
+
+	// Errors counts errors by kind.
+	Errors ErrorCounts `json:"errors"`
+	// FirstError describes the first error that was not a mismatch,
+	// prefixed by its kind; empty if none.
+	FirstError string `json:"first_error,omitempty"`
+	// FirstMismatch describes the first mismatch; nil if none.
+	FirstMismatch *Mismatch `json:"first_mismatch,omitempty"`
+
+	// Held is, in idle mode, how many connections were open and healthy
+	// at the end.
+	Held int `json:"held,omitempty"`
+	// OpenTime is, in idle mode, how long opening and checking every
+	// connection took, in seconds.
+	OpenTime float64 `json:"open_s,omitempty"`
+
+	// Server is what the run measured of the server process; nil without
+	// Config.ServerPID.
+	Server *ServerStats `json:"server,omitempty"`
+}
+
+// Latency holds percentiles of the echo time, in microseconds, from an HDR
+// histogram with three significant digits.
+type Latency struct {
+	// Count is how many echoes were timed.
+	Count int64   `json:"count"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p99_9"`
+	Max   float64 `json:"max"`
+}
+
+// ErrorCounts counts a run's errors by kind (see ErrorKind).
+type ErrorCounts struct {
+	Mismatch int64 `json:"mismatch"`
+	Timeout  int64 `json:"timeout"`
+	Reset    int64 `json:"reset"`
+	Refused  int64 `json:"refused"`
+	Other    int64 `json:"other"`
+}
+
+// Total is the number of errors of every kind.
+func (e ErrorCounts) Total() int64 {
+	return e.Mismatch + e.Timeout + e.Reset + e.Refused + e.Other
+}
+
+// add counts one error of kind k.
+func (e *ErrorCounts) add(k ErrorKind) {
+	switch k {
+	case KindMismatch:
+		e.Mismatch++
+	case KindTimeout:
+		e.Timeout++
+	case KindReset:
+		e.Reset++
+	case KindRefused:
+		e.Refused++
+	default:
+		e.Other++
+	}
+}
+
+// Mismatch describes where an echo first differed from what was sent.
+type Mismatch struct {
+	// Conn is the connection (or connrate worker) index, from 0.
+	Conn int `json:"conn"`
+	// Offset counts from the first byte sent on that connection.
+	Offset int64 `json:"offset"`
+	// Expected and Got are the bytes at Offset, as Python's repr of a
+	// bytes object ("b'a'"); Expected is empty when the server echoed
+	// more than was sent, Got when it closed before echoing everything.
+	Expected string `json:"expected,omitempty"`
+	Got      string `json:"got,omitempty"`
+	// Message is the error's text.
+	Message string `json:"message"`
+}
+
+// ServerStats is what a run measured of the server process.
+type ServerStats struct {
+	// PID is the server's process id.
+	PID int `json:"pid"`
+	// CPU is the server's CPU time (user and system, with its child
+	// processes) during the measured window, in seconds, with a
+	// resolution of 10ms.
+	CPU float64 `json:"cpu_s"`
+	// CPUPerMessage is CPU per echo verified (per cycle in connrate), in
+	// microseconds.
+	CPUPerMessage float64 `json:"cpu_us_per_message,omitempty"`
+	// CPUPerGB is CPU per 10^9 bytes echoed, in seconds.
+	CPUPerGB float64 `json:"cpu_s_per_gb,omitempty"`
+	// CPUPerConn is CPU per connection opened in the measured window, in
+	// microseconds.
+	CPUPerConn float64 `json:"cpu_us_per_conn,omitempty"`
+	// RSSBefore and RSSHeld are, in idle mode, the server's resident
+	// memory before the run opened any connection and while it held them
+	// all, in bytes; BytesPerConn is their difference divided by Held.
+	RSSBefore    int64   `json:"rss_before,omitempty"`
+	RSSHeld      int64   `json:"rss_held,omitempty"`
+	BytesPerConn float64 `json:"bytes_per_conn,omitempty"`
+}
+
+// Progress is a run's state, passed to Config.Progress about once a second.
+type Progress struct {
+	// Elapsed is the time since the run started.
+	Elapsed time.Duration
+	// Warmup is true until the warmup ends.
+	Warmup bool
+	// Open is the number of connections open now.
+	Open int64
+	// Messages, Bytes and Errors count since the run started.
+	Messages, Bytes, Errors int64
+	// MessagesPerSec, MBPerSec and ConnsPerSec are the rates since the
+	// previous report.
+	MessagesPerSec, MBPerSec, ConnsPerSec float64
+}

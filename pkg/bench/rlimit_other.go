@@ -1,0 +1,6 @@
+//go:build !unix
+
+package bench
+
+// checkFileLimit has no limit to check here.
+func checkFileLimit(conns int) error { return nil }

@@ -1,0 +1,538 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// maxDialers bounds how many connects are in flight at once, so that
+// hundreds or thousands of connections open gradually enough for a server
+// with a short listen backlog.
+const maxDialers = 64
+
+// Histogram bounds, in nanoseconds: anything slower than an hour is
+// recorded as an hour.
+const (
+	histLowest  = 1
+	histHighest = int64(time.Hour)
+	histDigits  = 3
+)
+
+// endGrace is how long after the end of the measured window the run may
+// go on while the final figures are read.
+const endGrace = 250 * time.Millisecond
+
+// retryBackoff is the first pause before retrying a refused connect; it
+// doubles up to maxRetryBackoff.
+const (
+	retryBackoff    = 5 * time.Millisecond
+	maxRetryBackoff = 100 * time.Millisecond
+	// failPause is the pause after an error before a connection is opened
+	// again, so that a failing server is not hammered in a tight loop.
+	failPause = 10 * time.Millisecond
+)
+
+// errStopped is returned inside a run by operations cut short because the
+// run ended; it is never counted or returned from Run.
+var errStopped = errors.New("bench: run ended")
+
+// Run runs the load described by cfg and returns what it measured. It
+// returns after cfg.Warmup+cfg.Duration, plus the little it takes to close
+// what is open, or sooner if ctx is cancelled: the Result then covers the
+// time measured so far.
+//
+// Run returns a *MismatchError for the first echo that differed from what
+// was sent, an error wrapping ErrRunFailed if there were other errors, and
+// one wrapping ErrInvalidConfig, with a nil Result, if cfg cannot be run.
+// With any other error the Result is still filled in.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	r := newRunner(cfg)
+	return r.run(ctx)
+}
+
+// runner is the state of one run.
+type runner struct {
+	cfg     Config
+	pattern []byte // pattern[i] == byte(i % patternPeriod)
+	dialer  net.Dialer
+	dialSem chan struct{}
+	// addr is the address to dial: cfg.Addr until the first connect
+	// succeeds, then the IP address it reached, so that later connects
+	// skip name resolution.
+	addr atomic.Pointer[string]
+
+	start        time.Time
+	measureStart time.Time // recording starts
+	end          time.Time // the run ends
+	// stopAt is end, or the caller's deadline if that is sooner: the
+	// net package's own timers for that deadline may fire before the
+	// context reports it, so done checks the clock too.
+	stopAt     time.Time
+	retryUntil time.Time // refused or timed-out connects are retried until then
+
+	ctx      context.Context // done at end, or when the caller cancels
+	stopping atomic.Bool     // set as ctx ends, before live connections are cut
+	sampled  chan struct{}   // closed once the end-of-run figures are read
+
+	open     atomic.Int64
+	connects atomic.Int64
+	retries  atomic.Int64
+	workers  []*worker
+
+	liveMu sync.Mutex
+	live   map[net.Conn]struct{}
+	halted bool
+
+	mu       sync.Mutex
+	hist     *hdrhistogram.Histogram
+	errs     ErrorCounts
+	firstErr string
+	firstMM  *MismatchError
+}
+
+// patternPeriod is the period of the bytes sent: a prime, so that messages
+// of most sizes differ from the one before, and an echo that repeats,
+// drops or reorders data shows up as a mismatch.
+const patternPeriod = 251
+
+func newRunner(cfg Config) *runner {
+	longest := max(cfg.Size, cfg.Chunk, 1)
+	pattern := make([]byte, patternPeriod+longest)
+	for i := range pattern {
+		pattern[i] = byte(i % patternPeriod)
+	}
+	r := &runner{
+		cfg:     cfg,
+		pattern: pattern,
+		dialSem: make(chan struct{}, maxDialers),
+		sampled: make(chan struct{}),
+		live:    make(map[net.Conn]struct{}),
+		hist:    hdrhistogram.New(histLowest, histHighest, histDigits),
+	}
+	r.addr.Store(&r.cfg.Addr)
+	return r
+}
+
+// data returns the n bytes sent at stream offset off.
+func (r *runner) data(off int64, n int) []byte {
+	i := int(off % patternPeriod)
+	return r.pattern[i : i+n]
+}
+
+// pace waits until connection i of cfg.Conns is due to open: connections
+// open spread evenly over the first half of the warmup, so that a server
+// with a short listen backlog can accept them as they come (a full accept
+// queue makes the kernel drop or, with SYN cookies, later reset them). It
+// reports whether the run is still going.
+func (r *runner) pace(i int) bool {
+	ramp := r.cfg.Warmup / 2
+	if ramp <= 0 || i == 0 {
+		return !r.done()
+	}
+	due := r.start.Add(time.Duration(int64(ramp) * int64(i) / int64(r.cfg.Conns)))
+	if d := time.Until(due); d > 0 {
+		return r.sleep(d)
+	}
+	return !r.done()
+}
+
+// done reports whether the run is ending: halted, or past its end (the
+// deadlines capped at the end can expire just before halt runs).
+func (r *runner) done() bool {
+	return r.stopping.Load() || r.ctx.Err() != nil || !time.Now().Before(r.stopAt)
+}
+
+// opDeadline is the deadline of an operation starting at t: OpTimeout
+// later, but never after the run stops.
+func (r *runner) opDeadline(t time.Time) time.Time {
+	d := t.Add(r.cfg.OpTimeout)
+	if d.After(r.stopAt) {
+		return r.stopAt
+	}
+	return d
+}
+
+// halt ends the run: running operations fail at once and no connection
+// opens any more.
+func (r *runner) halt() {
+	r.stopping.Store(true)
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	r.halted = true
+	now := time.Now()
+	for c := range r.live {
+		c.SetDeadline(now)
+	}
+}
+
+// track registers c so that halt can cut it; it reports false, and c must
+// be closed, when the run has already ended.
+func (r *runner) track(c net.Conn) bool {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	if r.halted {
+		return false
+	}
+	r.live[c] = struct{}{}
+	r.open.Add(1)
+	return true
+}
+
+// closeConn closes a tracked connection.
+func (r *runner) closeConn(c net.Conn) {
+	r.liveMu.Lock()
+	delete(r.live, c)
+	r.liveMu.Unlock()
+	r.open.Add(-1)
+	c.Close()
+}
+
+// sleep pauses for d, or until the run ends; it reports whether the run
+// is still going.
+func (r *runner) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return !r.done()
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// addError counts err, which happened on connection conn, unless the run
+// is ending (operations cut short then are not the server's fault).
+func (r *runner) addError(conn int, err error) {
+	if errors.Is(err, errStopped) {
+		return
+	}
+	var mm *MismatchError
+	isMismatch := errors.As(err, &mm)
+	if r.done() && !isMismatch {
+		return
+	}
+	k := classify(err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs.add(k)
+	switch {
+	case isMismatch:
+		if r.firstMM == nil {
+			r.firstMM = mm
+		}
+	case r.firstErr == "":
+		r.firstErr = fmt.Sprintf("%s: connection %d: %v", k, conn, err)
+	}
+}
+
+// connect opens a connection, retrying refused and timed-out
+// connects until retryUntil.
+func (r *runner) connect() (net.Conn, error) {
+	backoff := retryBackoff
+	for {
+		if r.done() {
+			return nil, errStopped
+		}
+		select {
+		case r.dialSem <- struct{}{}:
+		case <-r.ctx.Done():
+			return nil, errStopped
+		}
+		ap := r.addr.Load()
+		addr := *ap
+		ctx, cancel := context.WithDeadline(r.ctx, r.opDeadline(time.Now()))
+		c, err := r.dialer.DialContext(ctx, "tcp", addr)
+		cancel()
+		<-r.dialSem
+		if err == nil {
+			if !r.track(c) {
+				c.Close()
+				return nil, errStopped
+			}
+			r.connects.Add(1)
+			if ap == &r.cfg.Addr {
+				resolved := c.RemoteAddr().String()
+				r.addr.CompareAndSwap(ap, &resolved)
+			}
+			return c, nil
+		}
+		if r.done() {
+			return nil, errStopped
+		}
+		if k := classify(err); (k == KindRefused || k == KindTimeout) && time.Now().Before(r.retryUntil) {
+			r.retries.Add(1)
+			if !r.sleep(backoff) {
+				return nil, errStopped
+			}
+			backoff = min(2*backoff, maxRetryBackoff)
+			continue
+		}
+		return nil, err
+	}
+}
+
+// totals sums the workers' counters.
+type totals struct {
+	messages, bytes, connects int64
+}
+
+func (r *runner) totals() totals {
+	var t totals
+	for _, w := range r.workers {
+		t.messages += w.messages.Load()
+		t.bytes += w.bytes.Load()
+	}
+	t.connects = r.connects.Load()
+	return t
+}
+
+func (r *runner) errorCount() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.errs.Total()
+}
+
+// run runs the workers and measures.
+func (r *runner) run(parent context.Context) (*Result, error) {
+	cfg := r.cfg
+	r.start = time.Now()
+	r.measureStart = r.start.Add(cfg.Warmup)
+	r.end = r.measureStart.Add(cfg.Duration)
+	r.retryUntil = r.measureStart
+	if cfg.Mode == ModeIdle {
+		// Idle connections are counted and timed from the start: opening
+		// them is what is measured.
+		r.measureStart = r.start
+		r.retryUntil = r.end
+	}
+	r.stopAt = r.end.Add(endGrace)
+	if d, ok := parent.Deadline(); ok && d.Before(r.stopAt) {
+		r.stopAt = d
+	}
+	ctx, cancel := context.WithDeadline(parent, r.stopAt)
+	defer cancel()
+	r.ctx = ctx
+	stopHalt := context.AfterFunc(ctx, r.halt)
+	defer stopHalt()
+
+	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Warmup: cfg.Warmup.Seconds()}
+	switch cfg.Mode {
+	case ModePingPong:
+		res.Size, res.Pipeline = cfg.Size, cfg.Pipeline
+	case ModeStream:
+		res.Chunk = cfg.Chunk
+	case ModeConnRate:
+		res.Size = cfg.partsLen()
+	}
+	var srv *ServerStats
+	if cfg.ServerPID != 0 {
+		srv = &ServerStats{PID: cfg.ServerPID}
+		res.Server = srv
+		if cfg.Mode == ModeIdle {
+			rss, err := ProcessRSS(cfg.ServerPID)
+			if err != nil {
+				return nil, fmt.Errorf("bench: server pid %d: %w", cfg.ServerPID, err)
+			}
+			srv.RSSBefore = rss
+		}
+	}
+
+	// The measured window: from the end of the warmup (idle: the start)
+	// to the end.
+	var before totals
+	var cpuBefore time.Duration
+	var cpuErr error
+	if srv != nil && cfg.Mode == ModeIdle {
+		cpuBefore, cpuErr = ProcessCPU(cfg.ServerPID)
+	}
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	r.startWorkers(&wg, res)
+	if cfg.Progress != nil {
+		wg.Go(r.reportProgress)
+	}
+	measuring := true
+	if cfg.Mode != ModeIdle {
+		measuring = r.waitUntil(r.measureStart)
+		if measuring {
+			before = r.totals()
+			if cfg.Mode != ModeConnRate {
+				res.OpenAtStart = r.open.Load()
+			}
+			if srv != nil {
+				cpuBefore, cpuErr = ProcessCPU(cfg.ServerPID)
+			}
+		}
+		t0 = time.Now()
+	}
+	r.waitUntil(r.end)
+	// The figures are read while the load still runs and every connection
+	// is open; only then does the run stop. (A server that forks per
+	// connection would otherwise lose the CPU time of children that exit
+	// before it reaps them.)
+	elapsed := time.Since(t0)
+	after := r.totals()
+	var cpuAfter time.Duration
+	if srv != nil && measuring {
+		var err error
+		if cpuAfter, err = ProcessCPU(cfg.ServerPID); cpuErr == nil {
+			cpuErr = err
+		}
+		if cfg.Mode == ModeIdle {
+			srv.RSSHeld, _ = ProcessRSS(cfg.ServerPID)
+		}
+	}
+	r.halt()
+	cancel()
+	close(r.sampled)
+	wg.Wait()
+
+	if !measuring {
+		elapsed = 0
+		after = before
+	}
+	res.Elapsed = elapsed.Seconds()
+	res.Messages = after.messages - before.messages
+	res.Bytes = after.bytes - before.bytes
+	res.Connects = r.connects.Load()
+	res.ConnectRetries = r.retries.Load()
+	if elapsed > 0 {
+		s := elapsed.Seconds()
+		res.MessagesPerSec = float64(res.Messages) / s
+		res.MBPerSec = float64(res.Bytes) / s / 1e6
+		res.ConnsPerSec = float64(after.connects-before.connects) / s
+	}
+	res.Latency = summarize(r.hist)
+	if srv != nil && measuring && cpuErr == nil && cpuAfter >= cpuBefore {
+		cpu := cpuAfter - cpuBefore
+		srv.CPU = cpu.Seconds()
+		if res.Messages > 0 {
+			srv.CPUPerMessage = float64(cpu.Microseconds()) / float64(res.Messages)
+		}
+		if res.Bytes > 0 {
+			srv.CPUPerGB = cpu.Seconds() / (float64(res.Bytes) / 1e9)
+		}
+		if n := after.connects - before.connects; n > 0 {
+			srv.CPUPerConn = float64(cpu.Microseconds()) / float64(n)
+		}
+	}
+	if srv != nil && cfg.Mode == ModeIdle && res.Held > 0 && srv.RSSHeld > 0 {
+		srv.BytesPerConn = float64(srv.RSSHeld-srv.RSSBefore) / float64(res.Held)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res.Errors = r.errs
+	res.FirstError = r.firstErr
+	if mm := r.firstMM; mm != nil {
+		res.FirstMismatch = describeMismatch(mm)
+		return res, mm
+	}
+	if n := r.errs.Total(); n > 0 {
+		return res, fmt.Errorf("%w: %s (first %s)", ErrRunFailed, r.errs.summary(), r.firstErr)
+	}
+	if (cfg.Mode == ModePingPong || cfg.Mode == ModeStream) && cfg.Warmup > 0 && measuring && res.OpenAtStart < int64(cfg.Conns) {
+		return res, fmt.Errorf("%w: only %d of the %d connections were open when measuring began: the server accepted them too slowly for a %v warmup",
+			ErrRunFailed, res.OpenAtStart, cfg.Conns, cfg.Warmup)
+	}
+	if cfg.Mode != ModeIdle && measuring && res.Messages == 0 && parent.Err() == nil {
+		return res, fmt.Errorf("%w: no echo completed in the %s measured", ErrRunFailed, elapsed.Round(time.Millisecond))
+	}
+	if cfg.Mode == ModeIdle && res.Held < cfg.Conns && parent.Err() == nil {
+		return res, fmt.Errorf("%w: held %d of %d connections: opening them took longer than the run", ErrRunFailed, res.Held, cfg.Conns)
+	}
+	return res, nil
+}
+
+// waitUntil waits for t or the end of the run; it reports whether t came
+// first.
+func (r *runner) waitUntil(t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return r.ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// startWorkers starts the goroutines of cfg.Mode.
+func (r *runner) startWorkers(wg *sync.WaitGroup, res *Result) {
+	n := r.cfg.Conns
+	if r.cfg.Mode == ModeIdle {
+		n = min(n, maxDialers)
+	}
+	r.workers = make([]*worker, n)
+	for i := range r.workers {
+		r.workers[i] = newWorker(r, i)
+	}
+	if r.cfg.Mode == ModeIdle {
+		wg.Go(func() { r.runIdle(res) })
+		return
+	}
+	for _, w := range r.workers {
+		wg.Go(w.run)
+	}
+}
+
+// reportProgress calls cfg.Progress once a second until the run ends.
+func (r *runner) reportProgress() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	prev, prevT := r.totals(), time.Now()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case now := <-tick.C:
+			if r.done() {
+				return
+			}
+			cur := r.totals()
+			s := now.Sub(prevT).Seconds()
+			r.cfg.Progress(Progress{
+				Elapsed:        now.Sub(r.start),
+				Warmup:         now.Before(r.measureStart),
+				Open:           r.open.Load(),
+				Messages:       cur.messages,
+				Bytes:          cur.bytes,
+				Errors:         r.errorCount(),
+				MessagesPerSec: float64(cur.messages-prev.messages) / s,
+				MBPerSec:       float64(cur.bytes-prev.bytes) / s / 1e6,
+				ConnsPerSec:    float64(cur.connects-prev.connects) / s,
+			})
+			prev, prevT = cur, now
+		}
+	}
+}
+
+// summary lists the non-zero counts: "3 timeout, 1 reset".
+func (e ErrorCounts) summary() string {
+	var parts []string
+	for _, kv := range []struct {
+		k ErrorKind
+		n int64
+	}{{KindMismatch, e.Mismatch}, {KindTimeout, e.Timeout}, {KindReset, e.Reset}, {KindRefused, e.Refused}, {KindOther, e.Other}} {
+		if kv.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", kv.n, kv.k))
+		}
+	}
+	return strings.Join(parts, ", ")
+}

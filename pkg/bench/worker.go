@@ -1,0 +1,418 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// recordBatch is how many latencies a worker keeps before it adds them to
+// the run's histogram, so that the histogram's lock is rarely taken.
+const recordBatch = 256
+
+// worker runs one connection (connrate: one cycle at a time; idle: opens
+// its share of the connections).
+type worker struct {
+	r  *runner
+	id int
+
+	messages atomic.Int64
+	bytes    atomic.Int64
+
+	// base is where this worker's data starts in the pattern, so that
+	// connections send different bytes and cross-talk shows.
+	base  int64
+	buf   []byte
+	times []int64 // latencies not yet in the histogram, in nanoseconds
+}
+
+func newWorker(r *runner, id int) *worker {
+	return &worker{r: r, id: id, base: int64(id) * 61 % patternPeriod}
+}
+
+// record times an echo sent at start and verified at done, if done falls
+// in the measured window.
+func (w *worker) record(start, done time.Time) {
+	if done.Before(w.r.measureStart) || !done.Before(w.r.end) {
+		return
+	}
+	if w.times == nil {
+		w.times = make([]int64, 0, recordBatch)
+	}
+	w.times = append(w.times, int64(done.Sub(start)))
+	if len(w.times) == recordBatch {
+		w.flush()
+	}
+}
+
+// flush adds the pending latencies to the run's histogram.
+func (w *worker) flush() {
+	if len(w.times) == 0 {
+		return
+	}
+	w.r.mu.Lock()
+	for _, v := range w.times {
+		w.r.hist.RecordValue(min(max(v, histLowest), histHighest))
+	}
+	w.r.mu.Unlock()
+	w.times = w.times[:0]
+}
+
+// echoed counts one verified echo of n bytes.
+func (w *worker) echoed(n int) {
+	// Bytes first: totals reads messages first, so a snapshot taken
+	// mid-update never has fewer bytes than its messages account for.
+	w.bytes.Add(int64(n))
+	w.messages.Add(1)
+}
+
+// mismatch builds the error for an echo got that differs from want, which
+// was sent at offset off of the connection.
+func (w *worker) mismatch(off int64, want, got []byte) error {
+	i := 0
+	for i < len(want) && i < len(got) && want[i] == got[i] {
+		i++
+	}
+	e := &echo.MismatchError{Offset: off + int64(i)}
+	switch {
+	case i < len(want) && i < len(got):
+		e.Sent, e.Received = want[i], got[i]
+	case i < len(got):
+		e.Received, e.Extra = got[i], true
+	default:
+		e.Sent, e.Short = want[i], true
+	}
+	return &MismatchError{Conn: w.id, Err: e}
+}
+
+// endOfEcho turns the end of stream in the middle of an echo into an error
+// that says so; echoed is how much of the connection's echo had arrived.
+func endOfEcho(err error, echoed int64) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errServerClosed(echoed)
+	}
+	return err
+}
+
+// run opens a connection, runs the mode on it until the run ends or it
+// fails, and opens another after a failure.
+func (w *worker) run() {
+	r := w.r
+	defer w.flush()
+	if r.cfg.Mode == ModeConnRate {
+		w.connRate()
+		return
+	}
+	if !r.pace(w.id) {
+		return
+	}
+	for !r.done() {
+		c, err := r.connect()
+		if err != nil {
+			w.fail(err)
+			continue
+		}
+		switch {
+		case r.cfg.Mode == ModeStream:
+			err = w.stream(c)
+		case r.cfg.Pipeline > 1:
+			err = w.pingPongPipelined(c)
+		default:
+			err = w.pingPong(c)
+		}
+		r.closeConn(c)
+		if err != nil {
+			w.fail(err)
+		}
+	}
+}
+
+// fail counts err and pauses before the next connection.
+func (w *worker) fail(err error) {
+	w.r.addError(w.id, err)
+	if !w.r.done() {
+		w.r.sleep(failPause)
+	}
+}
+
+// arm sets c's deadline for an operation starting at t; it reports false
+// if the run has ended. Setting the deadline before checking means halt
+// cannot slip between the two: either it sees the new deadline and cuts
+// it, or this check sees the run ending.
+func (w *worker) arm(set func(time.Time) error, t time.Time) bool {
+	if set(w.r.opDeadline(t)) != nil {
+		return false
+	}
+	return !w.r.done()
+}
+
+// pingPong writes a message and reads it back, one at a time.
+func (w *worker) pingPong(c net.Conn) error {
+	r := w.r
+	size := r.cfg.Size
+	if len(w.buf) < size {
+		w.buf = make([]byte, size)
+	}
+	buf := w.buf[:size]
+	var sent int64
+	for {
+		t0 := time.Now()
+		if !w.arm(c.SetDeadline, t0) {
+			return nil
+		}
+		msg := r.data(w.base+sent, size)
+		if _, err := c.Write(msg); err != nil {
+			return err
+		}
+		if n, err := io.ReadFull(c, buf); err != nil {
+			return endOfEcho(err, sent+int64(n))
+		}
+		if !bytes.Equal(buf, msg) {
+			return w.mismatch(sent, msg, buf)
+		}
+		sent += int64(size)
+		w.echoed(size)
+		w.record(t0, time.Now())
+	}
+}
+
+// pingPongPipelined keeps cfg.Pipeline messages outstanding: this
+// goroutine writes while another reads the echoes back.
+func (w *worker) pingPongPipelined(c net.Conn) error {
+	r := w.r
+	size := r.cfg.Size
+	slots := make(chan struct{}, r.cfg.Pipeline)
+	times := make(chan time.Time, r.cfg.Pipeline)
+	readDone := make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(readDone)
+		readErr = w.readEchoes(c, size, slots, times)
+		c.SetWriteDeadline(time.Now()) // unblock the writer
+	}()
+
+	var writeErr error
+	var sent int64
+write:
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-readDone:
+			break write
+		}
+		t := time.Now()
+		if !w.arm(c.SetWriteDeadline, t) {
+			break
+		}
+		times <- t
+		if _, err := c.Write(r.data(w.base+sent, size)); err != nil {
+			writeErr = err
+			break
+		}
+		sent += int64(size)
+	}
+	c.SetReadDeadline(time.Now()) // unblock the reader
+	<-readDone
+	if readErr != nil && !isTimeoutCut(readErr, writeErr) {
+		return readErr
+	}
+	if writeErr != nil && !w.r.done() {
+		return writeErr
+	}
+	return readErr
+}
+
+// isTimeoutCut reports whether the reader's error is only the deadline the
+// writer set to stop it after its own error.
+func isTimeoutCut(readErr, writeErr error) bool {
+	return writeErr != nil && classify(readErr) == KindTimeout
+}
+
+// readEchoes reads and verifies the pipelined echoes.
+func (w *worker) readEchoes(c net.Conn, size int, slots <-chan struct{}, times <-chan time.Time) error {
+	r := w.r
+	buf := make([]byte, size)
+	var got int64
+	for {
+		if !w.arm(c.SetReadDeadline, time.Now()) {
+			return nil
+		}
+		if n, err := io.ReadFull(c, buf); err != nil {
+			return endOfEcho(err, got+int64(n))
+		}
+		want := r.data(w.base+got, size)
+		if !bytes.Equal(buf, want) {
+			return w.mismatch(got, want, buf)
+		}
+		got += int64(size)
+		t0 := <-times
+		<-slots
+		w.echoed(size)
+		w.record(t0, time.Now())
+	}
+}
+
+// mark is a stream chunk in flight: the offset just past its end, and when
+// its write started.
+type mark struct {
+	end int64
+	t   time.Time
+}
+
+// maxMarks bounds the stream chunks in flight on a connection.
+const maxMarks = 1024
+
+// stream writes cfg.Chunk bytes at a time while another goroutine reads the
+// echo back and verifies it.
+func (w *worker) stream(c net.Conn) error {
+	r := w.r
+	chunk := r.cfg.Chunk
+	marks := make(chan mark, maxMarks)
+	readDone := make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(readDone)
+		readErr = w.readStream(c, marks)
+		c.SetWriteDeadline(time.Now())
+	}()
+
+	var writeErr error
+	var sent int64
+write:
+	for {
+		t := time.Now()
+		if !w.arm(c.SetWriteDeadline, t) {
+			break
+		}
+		select {
+		case marks <- mark{end: sent + int64(chunk), t: t}:
+		case <-readDone:
+			break write
+		}
+		if _, err := c.Write(r.data(w.base+sent, chunk)); err != nil {
+			writeErr = err
+			break
+		}
+		sent += int64(chunk)
+	}
+	c.SetReadDeadline(time.Now())
+	<-readDone
+	if readErr != nil && !isTimeoutCut(readErr, writeErr) {
+		return readErr
+	}
+	if writeErr != nil && !w.r.done() {
+		return writeErr
+	}
+	return readErr
+}
+
+// readStream reads the echo of a stream as it comes, verifying each byte,
+// and times each chunk once all of it is back.
+func (w *worker) readStream(c net.Conn, marks <-chan mark) error {
+	r := w.r
+	buf := make([]byte, r.cfg.Chunk)
+	var got int64
+	var head *mark
+	for {
+		if !w.arm(c.SetReadDeadline, time.Now()) {
+			return nil
+		}
+		n, err := c.Read(buf)
+		if n > 0 {
+			want := r.data(w.base+got, n)
+			if !bytes.Equal(buf[:n], want) {
+				return w.mismatch(got, want, buf[:n])
+			}
+			got += int64(n)
+			w.bytes.Add(int64(n))
+			now := time.Now()
+			for {
+				if head == nil {
+					select {
+					case m := <-marks:
+						head = &m
+					default:
+					}
+				}
+				if head == nil || head.end > got {
+					break
+				}
+				w.messages.Add(1)
+				w.record(head.t, now)
+				head = nil
+			}
+		}
+		if err != nil {
+			return endOfEcho(err, got)
+		}
+	}
+}
+
+// connRate runs the seed client's cycle until the run ends.
+func (w *worker) connRate() {
+	r := w.r
+	var want []byte
+	for _, p := range r.cfg.Parts {
+		want = append(want, p...)
+	}
+	buf := make([]byte, len(want)+512)
+	for !r.done() {
+		t0 := time.Now()
+		c, err := r.connect()
+		if err != nil {
+			w.fail(err)
+			continue
+		}
+		err = w.cycle(c, t0, want, buf)
+		r.closeConn(c)
+		if err != nil {
+			w.fail(err)
+			continue
+		}
+		w.echoed(len(want))
+		w.record(t0, time.Now())
+	}
+}
+
+// cycle writes each part, half-closes, and reads the echo until the server
+// closes. The whole cycle has one deadline, OpTimeout after t0.
+func (w *worker) cycle(c net.Conn, t0 time.Time, want, buf []byte) error {
+	if !w.arm(c.SetDeadline, t0) {
+		return errStopped
+	}
+	for _, p := range w.r.cfg.Parts {
+		if _, err := io.WriteString(c, p); err != nil {
+			return err
+		}
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err != nil {
+			return err
+		}
+	}
+	got := 0
+	for {
+		n, err := c.Read(buf[got:])
+		if n > 0 {
+			end := got + n
+			if end > len(want) || !bytes.Equal(buf[got:end], want[got:end]) {
+				return w.mismatch(0, want, buf[:end])
+			}
+			got = end
+		}
+		if errors.Is(err, io.EOF) {
+			if got < len(want) {
+				return errServerClosed(int64(got))
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

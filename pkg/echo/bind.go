@@ -1,0 +1,295 @@
+package echo
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/rs/zerolog"
+)
+
+// Bound holds the sockets Bind opened, ready for ServeBound: stream
+// listeners (TCP, TLS, Unix) and UDP packet connections. The zero value
+// holds nothing.
+type Bound struct {
+	// Listeners are the stream listeners, in the order of the addresses
+	// given to Bind. Those of tls:// addresses hand out *tls.Conn.
+	Listeners []net.Listener
+	// PacketConns are the UDP sockets of udp:// addresses.
+	PacketConns []net.PacketConn
+
+	// groups records which sockets each address opened, for the start-up
+	// log lines and Addrs.
+	groups []boundGroup
+}
+
+// boundGroup is what one address given to Bind opened.
+type boundGroup struct {
+	addr        Addr
+	listeners   []net.Listener
+	packetConns []net.PacketConn
+}
+
+// Addrs returns the address of every socket in b, in the form --addr
+// takes: "127.0.0.1:40000" for TCP, "udp://127.0.0.1:40001",
+// "tls://[::1]:40002" and "unix:///run/echo.sock" for the others. With
+// port 0 they show the port the kernel chose.
+func (b *Bound) Addrs() []string {
+	var out []string
+	for _, g := range b.groups {
+		out = append(out, g.socketAddrs()...)
+	}
+	return out
+}
+
+// Close closes every socket in b. Bound sockets that are being served are
+// closed by Shutdown and Close instead.
+func (b *Bound) Close() error {
+	var first error
+	for _, ln := range b.Listeners {
+		if err := ln.Close(); err != nil && first == nil && !errors.Is(err, net.ErrClosed) {
+			first = err
+		}
+	}
+	for _, pc := range b.PacketConns {
+		if err := pc.Close(); err != nil && first == nil && !errors.Is(err, net.ErrClosed) {
+			first = err
+		}
+	}
+	return first
+}
+
+func (b *Bound) add(g boundGroup) {
+	b.groups = append(b.groups, g)
+	b.Listeners = append(b.Listeners, g.listeners...)
+	b.PacketConns = append(b.PacketConns, g.packetConns...)
+}
+
+// socketAddrs returns the address of each socket of g, as Addrs does.
+func (g boundGroup) socketAddrs() []string {
+	var out []string
+	for _, ln := range g.listeners {
+		switch g.addr.Network {
+		case NetworkTCP:
+			out = append(out, ln.Addr().String())
+		case NetworkUnix:
+			out = append(out, "unix://"+ln.Addr().String())
+		default:
+			out = append(out, g.addr.Network+"://"+ln.Addr().String())
+		}
+	}
+	for _, pc := range g.packetConns {
+		out = append(out, g.addr.Network+"://"+pc.LocalAddr().String())
+	}
+	return out
+}
+
+// logStartGroup logs the seed's start-up line for g: "starting up on localhost
+// port 10000" for TCP, with the network appended for the others
+// ("starting up on localhost port 10000 (udp)", "starting up on
+// /run/echo.sock (unix)"); the listeners field lists every socket.
+func (s *Server) logStartGroup(g boundGroup) {
+	e := s.Logger.Info()
+	if e == nil {
+		return
+	}
+	addrs := zerolog.Arr()
+	for _, a := range g.socketAddrs() {
+		addrs.Str(a)
+	}
+	e = e.Str("logger", "main").Str("network", g.addr.Network).Array("listeners", addrs)
+	if g.addr.Network == NetworkUnix {
+		e.Msgf("starting up on %s (unix)", g.addr.Path)
+		return
+	}
+	host, port := g.addr.Host, strconv.Itoa(int(g.addr.Port))
+	if host == "" {
+		host = "*"
+	}
+	var first net.Addr
+	switch {
+	case len(g.listeners) > 0:
+		first = g.listeners[0].Addr()
+	case len(g.packetConns) > 0:
+		first = g.packetConns[0].LocalAddr()
+	}
+	if first != nil {
+		if _, p, err := net.SplitHostPort(first.String()); err == nil {
+			port = p
+		}
+	}
+	if g.addr.Network == NetworkTCP {
+		e.Msgf("starting up on %s port %s", host, port)
+		return
+	}
+	e.Msgf("starting up on %s port %s (%s)", host, port, g.addr.Network)
+}
+
+// Bind opens the sockets for every address in addrs (s.Addr, else
+// DefaultAddr, when none is given) without serving them, so that a caller
+// can bind every address first and fail before serving any. Each address
+// is parsed by ParseAddr: a host name is bound at every address it
+// resolves to, as Listen does, for udp:// and tls:// as for TCP; tls://
+// needs s.TLSConfig; unix:// replaces a stale socket file (one nobody
+// listens on) but fails if a server is listening there or if the path is
+// not a socket. If any address fails, everything opened so far is closed.
+func (s *Server) Bind(ctx context.Context, addrs ...string) (*Bound, error) {
+	if len(addrs) == 0 {
+		addrs = []string{s.addr()}
+	}
+	b := &Bound{}
+	for _, raw := range addrs {
+		g, err := s.bindAddr(ctx, raw)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.add(g)
+	}
+	return b, nil
+}
+
+// ServeBound serves every socket in b at once, each listener with Serve
+// and each packet connection with ServePacket, after logging one start-up
+// line an address. It returns when all of them have stopped:
+// ErrServerClosed after Shutdown or Close, or the first other error (after
+// closing the remaining sockets). One Shutdown stops them all.
+func (s *Server) ServeBound(b *Bound) error {
+	if len(b.groups) == 0 && len(b.Listeners) > 0 {
+		s.logStart(b.Listeners)
+	}
+	for _, g := range b.groups {
+		s.logStartGroup(g)
+	}
+	return s.serveAll(b.Listeners, b.PacketConns)
+}
+
+// serveAll serves lns and pcs until all have stopped and returns the first
+// error other than ErrServerClosed, else ErrServerClosed. The first other
+// error closes every socket, so that the server stops as a whole.
+func (s *Server) serveAll(lns []net.Listener, pcs []net.PacketConn) error {
+	n := len(lns) + len(pcs)
+	errs := make(chan error, n)
+	for _, ln := range lns {
+		go func() { errs <- s.Serve(ln) }()
+	}
+	for _, pc := range pcs {
+		go func() { errs <- s.ServePacket(pc) }()
+	}
+	var first error
+	for range n {
+		err := <-errs
+		if first == nil || errors.Is(first, ErrServerClosed) && !errors.Is(err, ErrServerClosed) {
+			first = err
+		}
+		if !errors.Is(err, ErrServerClosed) {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			for _, pc := range pcs {
+				pc.Close()
+			}
+		}
+	}
+	return first
+}
+
+func (s *Server) addr() string {
+	if s.Addr == "" {
+		return DefaultAddr
+	}
+	return s.Addr
+}
+
+// bindAddr opens the sockets of one address.
+func (s *Server) bindAddr(ctx context.Context, raw string) (boundGroup, error) {
+	a, err := ParseAddr(raw)
+	if err != nil {
+		return boundGroup{}, err
+	}
+	g := boundGroup{addr: a}
+	switch a.Network {
+	case NetworkTCP:
+		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", func(network, address string) (net.Listener, error) {
+			return s.ListenConfig.Listen(ctx, network, address)
+		}, net.Listener.Addr)
+	case NetworkTLS:
+		var cfg *tls.Config
+		if cfg, err = s.serverTLSConfig(); err != nil {
+			return g, fmt.Errorf("echo: listen %s: %w", raw, err)
+		}
+		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", func(network, address string) (net.Listener, error) {
+			ln, err := s.ListenConfig.Listen(ctx, network, address)
+			if err != nil {
+				return nil, err
+			}
+			return tls.NewListener(ln, cfg), nil
+		}, net.Listener.Addr)
+	case NetworkUDP:
+		g.packetConns, err = bindIPs(ctx, s.Resolver, raw, a, "udp", func(network, address string) (net.PacketConn, error) {
+			return s.ListenConfig.ListenPacket(ctx, network, address)
+		}, net.PacketConn.LocalAddr)
+	case NetworkUnix:
+		var ln net.Listener
+		if ln, err = s.listenUnix(ctx, raw, a.Path); err == nil {
+			g.listeners = []net.Listener{ln}
+		}
+	}
+	return g, err
+}
+
+// bindIPs opens one socket for an empty host (every interface, IPv4 and
+// IPv6 on one dual-stack socket) or an IP literal (0.0.0.0 IPv4 only, [::]
+// dual-stack), and one for each address
+// a host name resolves to (IPv6 ones IPv6-only, as asyncio does, so that
+// they can share a port with IPv4). With port 0 every socket shares the
+// port the kernel chose for the first one. base is "tcp" or "udp".
+func bindIPs[T interface{ Close() error }](ctx context.Context, r Resolver, raw string, a Addr, base string,
+	open func(network, address string) (T, error), local func(T) net.Addr) ([]T, error) {
+	port := a.Port
+	if a.Host == "" {
+		sock, err := open(base, net.JoinHostPort("", strconv.Itoa(int(port))))
+		if err != nil {
+			return nil, fmt.Errorf("echo: listen %s: %w", raw, err)
+		}
+		return []T{sock}, nil
+	}
+	ips, err := resolve(ctx, r, a.Host)
+	if err != nil {
+		return nil, err
+	}
+	var socks []T
+	for _, ip := range ips {
+		// IPv4 addresses are IPv4-only (Go would make 0.0.0.0 a dual-stack
+		// socket); an IPv6 address is IPv6-only beside others, while a
+		// lone [::] keeps Go's dual stack.
+		network := base
+		switch {
+		case ip.Is4():
+			network = base + "4"
+		case len(ips) > 1:
+			network = base + "6"
+		}
+		ap := netip.AddrPortFrom(ip, port)
+		sock, err := open(network, ap.String())
+		if err != nil {
+			for _, s := range socks {
+				s.Close()
+			}
+			return nil, fmt.Errorf("echo: listen %s (%s): %w", raw, ap, err)
+		}
+		if port == 0 {
+			if _, p, err := net.SplitHostPort(local(sock).String()); err == nil {
+				if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+					port = uint16(n)
+				}
+			}
+		}
+		socks = append(socks, sock)
+	}
+	return socks, nil
+}

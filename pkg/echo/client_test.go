@@ -1,0 +1,615 @@
+package echo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+	"github.com/echoctl/echoctl/pkg/echo/echotest"
+)
+
+func TestClientSend(t *testing.T) {
+	many := make([][]byte, 200)
+	for i := range many {
+		many[i] = randomBytes(uint64(i), i*13%300+1)
+	}
+	tests := []struct {
+		name     string
+		messages [][]byte
+	}{
+		{"seed messages", seedMessages},
+		{"no messages", nil},
+		{"one empty message", [][]byte{{}}},
+		{"a few empty messages among others", [][]byte{{}, []byte("a"), {}, {}, []byte("b"), {}}},
+		{"one byte", [][]byte{{0}}},
+		{"all byte values", [][]byte{allBytes()}},
+		{"more messages than chunks in flight", many},
+		{"1 MiB", [][]byte{randomBytes(1, 1<<20)}},
+	}
+	ts := echotest.NewServer(t, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := bytes.Join(tt.messages, nil)
+			var got bytes.Buffer
+			res, err := ts.Client().Send(t.Context(), tt.messages, &got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := int64(len(want)); res != (echo.Result{Sent: n, Received: n}) {
+				t.Errorf("Send = %+v, want %d bytes each way", res, n)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("echo writer got %d bytes differing at %d; want the %d sent", got.Len(), firstDiff(got.Bytes(), want), len(want))
+			}
+		})
+	}
+	t.Run("nil echo writer", func(t *testing.T) {
+		res, err := ts.Client().Send(t.Context(), seedMessages, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := int64(len(seedEcho)); res != (echo.Result{Sent: n, Received: n}) {
+			t.Errorf("Send = %+v, want %d bytes each way", res, n)
+		}
+	})
+}
+
+// TestClientSendManyEmptyMessages: empty messages send nothing, so their
+// echo never arrives to take them off the verifier's queue.
+func TestClientSendManyEmptyMessages(t *testing.T) {
+	ts := echotest.NewServer(t, nil)
+	cl := &echo.Client{Addr: ts.Addr, Timeout: 2 * time.Second}
+	msgs := append(make([][]byte, 100), []byte("end"))
+	var got bytes.Buffer
+	res, err := cl.Send(t.Context(), msgs, &got)
+	if err != nil {
+		t.Fatalf("Send of 100 empty messages and %q: %v", "end", err)
+	}
+	if res != (echo.Result{Sent: 3, Received: 3}) || got.String() != "end" {
+		t.Errorf("Send = %+v, echo %q; want 3 bytes each way, %q", res, got.String(), "end")
+	}
+}
+
+// shortReader returns at most a random 1..max bytes per Read, and
+// sometimes (0, nil), which io.Reader allows.
+type shortReader struct {
+	r   io.Reader
+	rng *rand.Rand
+	max int
+}
+
+func (s *shortReader) Read(p []byte) (int, error) {
+	if s.rng.IntN(10) == 0 {
+		return 0, nil
+	}
+	return s.r.Read(p[:min(len(p), 1+s.rng.IntN(s.max))])
+}
+
+func TestClientSendStream(t *testing.T) {
+	big := randomBytes(11, 5<<20)
+	mid := randomBytes(12, 256<<10)
+	small := randomBytes(13, 8<<10)
+	tests := []struct {
+		name   string
+		data   []byte
+		reader func(b []byte) io.Reader
+	}{
+		{"5 MiB bytes.Reader", big, func(b []byte) io.Reader { return bytes.NewReader(b) }},
+		{"short reads", mid, func(b []byte) io.Reader {
+			return &shortReader{r: bytes.NewReader(b), rng: rand.New(rand.NewPCG(1, 2)), max: 777}
+		}},
+		{"half reads", mid, func(b []byte) io.Reader { return iotest.HalfReader(bytes.NewReader(b)) }},
+		{"data with EOF", mid, func(b []byte) io.Reader { return iotest.DataErrReader(bytes.NewReader(b)) }},
+		{"one byte reads", small, func(b []byte) io.Reader { return iotest.OneByteReader(bytes.NewReader(b)) }},
+		{"empty", nil, func(b []byte) io.Reader { return bytes.NewReader(b) }},
+	}
+	ts := echotest.NewServer(t, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl := ts.Client()
+			cl.BufferSize = 32 << 10
+			var got bytes.Buffer
+			res, err := cl.SendStream(t.Context(), tt.reader(tt.data), &got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := int64(len(tt.data)); res != (echo.Result{Sent: n, Received: n}) {
+				t.Errorf("SendStream = %+v, want %d bytes each way", res, n)
+			}
+			if !bytes.Equal(got.Bytes(), tt.data) {
+				t.Errorf("echo writer got %d bytes differing at %d; want the %d sent", got.Len(), firstDiff(got.Bytes(), tt.data), len(tt.data))
+			}
+		})
+	}
+}
+
+// TestClientSendStreamInputError: when the input fails, SendStream must
+// return that error promptly, not wait for an echo that cannot end because
+// the client never half-closed.
+func TestClientSendStreamInputError(t *testing.T) {
+	errInput := errors.New("input broke")
+	ts := echotest.NewServer(t, nil)
+	cl := &echo.Client{Addr: ts.Addr, Timeout: 5 * time.Second}
+	r := io.MultiReader(bytes.NewReader([]byte("some data")), iotest.ErrReader(errInput))
+	start := time.Now()
+	_, err := cl.SendStream(t.Context(), r, nil)
+	if !errors.Is(err, errInput) {
+		t.Errorf("SendStream = %v, want the input's error", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("SendStream took %v to report a failed input", d)
+	}
+}
+
+// fakeServer accepts connections on 127.0.0.1 and hands each to handle;
+// stop is closed when the test ends, after which handle must return.
+func fakeServer(t *testing.T, handle func(c *net.TCPConn, stop <-chan struct{})) string {
+	t.Helper()
+	ln := listenLocal(t)
+	stop := make(chan struct{})
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				handle(c.(*net.TCPConn), stop)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		close(stop)
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(ioTimeout):
+			t.Error("fake server handlers did not return")
+		}
+	})
+	return ln.Addr().String()
+}
+
+// readUntilEOF reads everything the client sends before it half-closes.
+func readUntilEOF(c net.Conn) []byte {
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	b, _ := io.ReadAll(c)
+	return b
+}
+
+func TestClientDetectsBadEcho(t *testing.T) {
+	tests := []struct {
+		name   string
+		handle func(c *net.TCPConn, stop <-chan struct{})
+		want   echo.MismatchError
+		msg    string
+	}{
+		{
+			name: "flipped byte at 17",
+			handle: func(c *net.TCPConn, _ <-chan struct{}) {
+				var off int
+				buf := make([]byte, 5)
+				for {
+					n, err := c.Read(buf)
+					for i := range n {
+						if off+i == 17 {
+							buf[i]++
+						}
+					}
+					off += n
+					if _, werr := c.Write(buf[:n]); err != nil || werr != nil {
+						return
+					}
+				}
+			},
+			want: echo.MismatchError{Offset: 17, Sent: 'g', Received: 'h'},
+			msg:  "echo differs from what was sent at byte 17: sent b'g', received b'h'",
+		},
+		{
+			name: "first 10 bytes then close",
+			handle: func(c *net.TCPConn, _ <-chan struct{}) {
+				b := readUntilEOF(c)
+				c.Write(b[:10])
+			},
+			want: echo.MismatchError{Offset: 10, Short: true},
+			msg:  "echo differs from what was sent: the server closed after 10 bytes, before the echo was complete",
+		},
+		{
+			name: "nothing then close",
+			handle: func(c *net.TCPConn, _ <-chan struct{}) {
+				readUntilEOF(c)
+			},
+			want: echo.MismatchError{Offset: 0, Short: true},
+			msg:  "echo differs from what was sent: the server closed after 0 bytes, before the echo was complete",
+		},
+		{
+			name: "extra bytes",
+			handle: func(c *net.TCPConn, _ <-chan struct{}) {
+				b := readUntilEOF(c)
+				c.Write(append(b, "EXTRA"...))
+			},
+			want: echo.MismatchError{Offset: int64(len(seedEcho)), Received: 'E', Extra: true},
+			msg:  fmt.Sprintf("echo differs from what was sent at byte %d: received b'E' after the end of what was sent", len(seedEcho)),
+		},
+	}
+	senders := []struct {
+		name string
+		send func(c *echo.Client, ctx context.Context) (echo.Result, error)
+	}{
+		{"Send", func(c *echo.Client, ctx context.Context) (echo.Result, error) {
+			return c.Send(ctx, seedMessages, nil)
+		}},
+		{"SendStream", func(c *echo.Client, ctx context.Context) (echo.Result, error) {
+			return c.SendStream(ctx, strings.NewReader(seedEcho), nil)
+		}},
+	}
+	for _, tt := range tests {
+		for _, s := range senders {
+			t.Run(tt.name+"/"+s.name, func(t *testing.T) {
+				addr := fakeServer(t, tt.handle)
+				cl := &echo.Client{Addr: addr, Timeout: ioTimeout}
+				_, err := s.send(cl, t.Context())
+				var me *echo.MismatchError
+				if !errors.As(err, &me) {
+					t.Fatalf("error = %v (%T), want a *MismatchError", err, err)
+				}
+				if *me != tt.want {
+					t.Errorf("MismatchError = %+v, want %+v", *me, tt.want)
+				}
+				if err.Error() != tt.msg {
+					t.Errorf("error text = %q, want %q", err.Error(), tt.msg)
+				}
+			})
+		}
+	}
+}
+
+func TestClientTimeout(t *testing.T) {
+	t.Parallel()
+	addr := fakeServer(t, func(c *net.TCPConn, stop <-chan struct{}) { <-stop })
+	cl := &echo.Client{Addr: addr, Timeout: 300 * time.Millisecond}
+	start := time.Now()
+	_, err := cl.Send(t.Context(), seedMessages, nil)
+	elapsed := time.Since(start)
+	var ee *echo.ExchangeError
+	if !errors.As(err, &ee) {
+		t.Fatalf("error = %v (%T), want an *ExchangeError", err, err)
+	}
+	if want := "echo " + addr + ": i/o timeout"; err.Error() != want {
+		t.Errorf("error text = %q, want %q", err.Error(), want)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
+	}
+	if elapsed > 3*time.Second {
+		t.Errorf("Send with a 300ms timeout returned after %v", elapsed)
+	}
+}
+
+func TestClientContextCanceled(t *testing.T) {
+	addr := fakeServer(t, func(c *net.TCPConn, stop <-chan struct{}) { <-stop })
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	cl := &echo.Client{Addr: addr}
+	_, err := cl.Send(ctx, seedMessages, nil)
+	var ee *echo.ExchangeError
+	if !errors.As(err, &ee) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("error = %v (%T), want an *ExchangeError wrapping context.Canceled", err, err)
+	}
+}
+
+func TestClientServerResets(t *testing.T) {
+	addr := fakeServer(t, func(c *net.TCPConn, _ <-chan struct{}) {
+		readUntilEOF(c)
+		c.SetLinger(0)
+	})
+	cl := &echo.Client{Addr: addr, Timeout: ioTimeout}
+	_, err := cl.Send(t.Context(), seedMessages, nil)
+	var ee *echo.ExchangeError
+	if !errors.As(err, &ee) || !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("error = %v (%T), want an *ExchangeError wrapping ECONNRESET", err, err)
+	}
+	if want := "echo " + addr + ": connection reset by peer"; err.Error() != want {
+		t.Errorf("error text = %q, want %q", err.Error(), want)
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write(p []byte) (int, error) { return 0, w.err }
+
+func TestClientEchoWriterFails(t *testing.T) {
+	errWrite := errors.New("disk full")
+	ts := echotest.NewServer(t, nil)
+	_, err := ts.Client().Send(t.Context(), seedMessages, failingWriter{errWrite})
+	if !errors.Is(err, errWrite) {
+		t.Fatalf("error = %v, want the echo writer's error", err)
+	}
+}
+
+// deadAddr returns an address on 127.0.0.1 where nothing listens.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestClientConnectionRefused(t *testing.T) {
+	addr := deadAddr(t)
+	cl := &echo.Client{Addr: addr, Timeout: ioTimeout}
+	for name, send := range map[string]func() (echo.Result, error){
+		"Send":       func() (echo.Result, error) { return cl.Send(t.Context(), seedMessages, nil) },
+		"SendStream": func() (echo.Result, error) { return cl.SendStream(t.Context(), strings.NewReader("x"), nil) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, err := send()
+			var de *echo.DialError
+			if !errors.As(err, &de) {
+				t.Fatalf("error = %v (%T), want a *DialError", err, err)
+			}
+			if want := "connect " + addr + ": connection refused"; err.Error() != want {
+				t.Errorf("error text = %q, want %q", err.Error(), want)
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("error %v does not wrap ECONNREFUSED", err)
+			}
+			if res != (echo.Result{}) {
+				t.Errorf("Result = %+v, want zero", res)
+			}
+		})
+	}
+}
+
+// portFreeOnIPv6 reports whether nothing listens on [::1]:port.
+func portFreeOnIPv6(port int) bool {
+	ln, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+// attempts records the address of every connection attempt a Dialer makes.
+type attempts struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+func (a *attempts) control(ctx context.Context, network, address string, c syscall.RawConn) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.addrs = append(a.addrs, address)
+	return nil
+}
+
+func (a *attempts) list() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.addrs...)
+}
+
+func TestClientDialTriesEachAddress(t *testing.T) {
+	requireIPv6(t)
+	ts := echotest.NewServer(t, nil)
+	port := portOf(t, mustResolve(t, ts.Addr))
+	if !portFreeOnIPv6(port) {
+		t.Skipf("something listens on [::1]:%d", port)
+	}
+	res := &fakeResolver{addrs: map[string][]netip.Addr{"localhost": {loopback6, loopback4}}}
+	var tried attempts
+	cl := &echo.Client{
+		Addr:     net.JoinHostPort("localhost", strconv.Itoa(port)),
+		Resolver: res,
+		Timeout:  ioTimeout,
+		Dialer:   net.Dialer{ControlContext: tried.control},
+	}
+	var got bytes.Buffer
+	if _, err := cl.Send(t.Context(), seedMessages, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != seedEcho {
+		t.Errorf("echo = %q, want %q", got.String(), seedEcho)
+	}
+	want := []string{fmt.Sprintf("[::1]:%d", port), fmt.Sprintf("127.0.0.1:%d", port)}
+	if got := tried.list(); !slices.Equal(got, want) {
+		t.Errorf("dialled %q, want %q", got, want)
+	}
+	if got := res.asked(); !slices.Equal(got, []string{"localhost"}) {
+		t.Errorf("resolver asked for %q, want [localhost]", got)
+	}
+}
+
+func TestClientDialAllAddressesFail(t *testing.T) {
+	requireIPv6(t)
+	addr := deadAddr(t)
+	port := portOf(t, mustResolve(t, addr))
+	if !portFreeOnIPv6(port) {
+		t.Skipf("something listens on [::1]:%d", port)
+	}
+	res := &fakeResolver{addrs: map[string][]netip.Addr{"localhost": {loopback6, loopback4}}}
+	var tried attempts
+	cl := &echo.Client{
+		Addr:     net.JoinHostPort("localhost", strconv.Itoa(port)),
+		Resolver: res,
+		Timeout:  ioTimeout,
+		Dialer:   net.Dialer{ControlContext: tried.control},
+	}
+	_, err := cl.Send(t.Context(), seedMessages, nil)
+	var de *echo.DialError
+	if !errors.As(err, &de) {
+		t.Fatalf("error = %v (%T), want a *DialError", err, err)
+	}
+	if want := fmt.Sprintf("connect localhost:%d: connection refused", port); err.Error() != want {
+		t.Errorf("error text = %q, want %q", err.Error(), want)
+	}
+	if n := len(tried.list()); n != 2 {
+		t.Errorf("%d connection attempts (%q), want 2", n, tried.list())
+	}
+}
+
+func TestClientDialHosts(t *testing.T) {
+	ts := echotest.NewServer(t, nil)
+	port := strconv.Itoa(portOf(t, mustResolve(t, ts.Addr)))
+	tests := []struct {
+		name  string
+		addr  string
+		asked []string
+	}{
+		{"IP literal skips the resolver", "127.0.0.1:" + port, nil},
+		{"empty host means localhost", ":" + port, []string{"localhost"}},
+		{"host name", "echo.test:" + port, []string{"echo.test"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := &fakeResolver{addrs: map[string][]netip.Addr{
+				"localhost": {loopback4},
+				"echo.test": {loopback4},
+			}}
+			cl := &echo.Client{Addr: tt.addr, Resolver: res, Timeout: ioTimeout}
+			if _, err := cl.Send(t.Context(), seedMessages, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := res.asked(); !slices.Equal(got, tt.asked) {
+				t.Errorf("resolver asked for %q, want %q", got, tt.asked)
+			}
+		})
+	}
+}
+
+func TestClientResolveErrors(t *testing.T) {
+	errLookup := errors.New("lookup failed")
+	tests := []struct {
+		name   string
+		res    *fakeResolver
+		target error
+		text   string
+	}{
+		{"resolver error", &fakeResolver{err: errLookup}, errLookup, "lookup failed"},
+		{"no addresses", &fakeResolver{addrs: map[string][]netip.Addr{"echo.test": {}}}, nil, "no addresses"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl := &echo.Client{Addr: "echo.test:7", Resolver: tt.res, Timeout: ioTimeout}
+			_, err := cl.Send(t.Context(), seedMessages, nil)
+			var de *echo.DialError
+			if !errors.As(err, &de) {
+				t.Fatalf("error = %v (%T), want a *DialError", err, err)
+			}
+			if tt.target != nil && !errors.Is(err, tt.target) {
+				t.Errorf("error %v does not wrap %v", err, tt.target)
+			}
+			if !strings.Contains(err.Error(), tt.text) || !strings.HasPrefix(err.Error(), "connect echo.test:7: ") {
+				t.Errorf("error text = %q, want connect echo.test:7: ...%s", err.Error(), tt.text)
+			}
+		})
+	}
+}
+
+func TestClientInvalidAddr(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:70000", "127.0.0.1", "127.0.0.1:x", "[::1"} {
+		t.Run(addr, func(t *testing.T) {
+			res := &fakeResolver{}
+			cl := &echo.Client{Addr: addr, Resolver: res, Timeout: ioTimeout}
+			if _, err := cl.Send(t.Context(), seedMessages, nil); err == nil {
+				t.Fatal("Send succeeded")
+			}
+			if got := res.asked(); len(got) != 0 {
+				t.Errorf("resolver asked for %q with an invalid address", got)
+			}
+		})
+	}
+}
+
+func TestClientLogs(t *testing.T) {
+	ts := echotest.NewServer(t, nil)
+	port := portOf(t, mustResolve(t, ts.Addr))
+	var logs syncBuffer
+	cl := &echo.Client{Addr: ts.Addr, Timeout: ioTimeout, Logger: debugLogger(&logs)}
+	if _, err := cl.Send(t.Context(), seedMessages, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	lines := parseLog(t, logs.String())
+	var sending, received []string
+	var order []string
+	for _, l := range lines {
+		if l.Logger != "echo_client" {
+			t.Errorf("line from logger %q, want echo_client: %+v", l.Logger, l)
+		}
+		switch {
+		case strings.HasPrefix(l.Message, "sending "):
+			sending = append(sending, l.Message)
+			order = append(order, "sending")
+		case strings.HasPrefix(l.Message, "received "):
+			b, err := unquote(strings.TrimPrefix(l.Message, "received "))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Level != "debug" || l.Bytes == nil || *l.Bytes != len(b) {
+				t.Errorf("received line %+v: want debug level and bytes %d", l, len(b))
+			}
+			received = append(received, string(b))
+		default:
+			if l.Level != "info" {
+				t.Errorf("line %q at level %s, want info", l.Message, l.Level)
+			}
+			order = append(order, l.Message)
+		}
+	}
+	wantSending := []string{`sending b'This is the message. '`, `sending b'It will be sent '`, `sending b'in parts.'`}
+	if !slices.Equal(sending, wantSending) {
+		t.Errorf("sending lines = %q, want %q", sending, wantSending)
+	}
+	if got := strings.Join(received, ""); got != seedEcho {
+		t.Errorf("received lines add up to %q, want %q", got, seedEcho)
+	}
+	wantOrder := []string{fmt.Sprintf("connecting to 127.0.0.1 port %d", port), "sending", "sending", "sending", "waiting for response", "closing"}
+	if !slices.Equal(order, wantOrder) {
+		t.Errorf("log order = %q, want %q", order, wantOrder)
+	}
+}
+
+func mustResolve(t *testing.T, addr string) *net.TCPAddr {
+	t.Helper()
+	a, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

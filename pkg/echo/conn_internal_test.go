@@ -1,0 +1,121 @@
+package echo
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// TestLogDataDisabledDoesNotAllocate: with data logging off (the default,
+// and any level above debug), logging a chunk must cost no allocation, so
+// that it can sit in the echo loop. This counts allocations; it does not
+// time anything.
+func TestLogDataDisabledDoesNotAllocate(t *testing.T) {
+	data := bytes.Repeat([]byte("It's \"data\"\x00\xff\n"), 8)
+	tests := []struct {
+		name   string
+		logger zerolog.Logger
+		allocs bool
+	}{
+		{"zero Logger", zerolog.Logger{}, false},
+		{"info level", zerolog.New(io.Discard).Level(zerolog.InfoLevel), false},
+		{"error level", zerolog.New(io.Discard).Level(zerolog.ErrorLevel), false},
+		{"disabled", zerolog.Nop(), false},
+		// The control: when the line is written, formatting it allocates,
+		// which shows the count above would notice a regression.
+		{"debug level", zerolog.New(io.Discard).Level(zerolog.DebugLevel), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &conn{srv: &Server{Logger: tt.logger}, name: "echo_127.0.0.1_1", peer: "127.0.0.1:1"}
+			got := testing.AllocsPerRun(100, func() {
+				c.logData("received ", data)
+				c.logData("sent ", data)
+			})
+			if tt.allocs && got == 0 {
+				t.Errorf("logData at debug level: 0 allocations; the measurement is broken")
+			}
+			if !tt.allocs && got != 0 {
+				t.Errorf("logData with debug disabled: %v allocations per run, want 0", got)
+			}
+		})
+	}
+}
+
+func TestLogDataFormat(t *testing.T) {
+	var buf bytes.Buffer
+	c := &conn{srv: &Server{Logger: zerolog.New(&buf)}, name: "echo_::1_64624", peer: "[::1]:64624"}
+	c.logData("received ", []byte("in parts.\n"))
+	want := `{"level":"debug","logger":"echo_::1_64624","peer":"[::1]:64624","bytes":10,"message":"received b'in parts.\\n'"}` + "\n"
+	if buf.String() != want {
+		t.Errorf("logData wrote\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
+// newVerifier returns a verifier fed with chunks, as the Client's writer
+// feeds it, recycling into a channel the test can inspect.
+func newVerifier(chunks ...[]byte) (*verifier, chan []byte) {
+	pending := make(chan []byte, len(chunks))
+	for _, c := range chunks {
+		pending <- c
+	}
+	close(pending)
+	recycle := make(chan []byte, len(chunks))
+	return &verifier{pending: pending, recycle: recycle, done: make(chan struct{})}, recycle
+}
+
+func TestVerifier(t *testing.T) {
+	tests := []struct {
+		name     string
+		chunks   []string
+		received []string
+		want     *MismatchError // from check or finish
+		offset   int64
+		recycled int
+	}{
+		{"exact", []string{"abc", "def"}, []string{"abcdef"}, nil, 6, 2},
+		{"split differently", []string{"ab", "", "cdef"}, []string{"a", "bcd", "e", "f"}, nil, 6, 3},
+		{"nothing", []string{}, []string{}, nil, 0, 0},
+		{"only empty chunks", []string{"", ""}, nil, nil, 0, 2},
+		{"differs in second chunk", []string{"abc", "def"}, []string{"abcdXf"}, &MismatchError{Offset: 4, Sent: 'e', Received: 'X'}, 3, 1},
+		{"differs at first byte", []string{"abc"}, []string{"x"}, &MismatchError{Offset: 0, Sent: 'a', Received: 'x'}, 0, 0},
+		{"short", []string{"abc", "def"}, []string{"abcd"}, &MismatchError{Offset: 4, Short: true}, 4, 1},
+		{"extra", []string{"abc"}, []string{"abc", "!"}, &MismatchError{Offset: 3, Received: '!', Extra: true}, 3, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var chunks [][]byte
+			for _, c := range tt.chunks {
+				chunks = append(chunks, []byte(c))
+			}
+			v, recycle := newVerifier(chunks...)
+			var err error
+			for _, r := range tt.received {
+				if err = v.check([]byte(r)); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				err = v.finish()
+			}
+			var me *MismatchError
+			switch {
+			case tt.want == nil && err != nil:
+				t.Errorf("verify = %v, want success", err)
+			case tt.want != nil && !errors.As(err, &me):
+				t.Errorf("verify = %v, want %+v", err, *tt.want)
+			case tt.want != nil && *me != *tt.want:
+				t.Errorf("verify = %+v, want %+v", *me, *tt.want)
+			}
+			if v.offset != tt.offset {
+				t.Errorf("offset = %d, want %d", v.offset, tt.offset)
+			}
+			if len(recycle) != tt.recycled {
+				t.Errorf("%d chunks recycled, want %d", len(recycle), tt.recycled)
+			}
+		})
+	}
+}

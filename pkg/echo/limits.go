@@ -1,0 +1,252 @@
+package echo
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// limitWarnInterval is the least time between two warnings that a
+// connection limit refused connections; those in between are counted and
+// the count goes with the next warning.
+const limitWarnInterval = time.Second
+
+// ParsePrefix parses one entry of an access list (Server.Allow and
+// Server.Deny): a CIDR prefix such as "10.0.0.0/8" or "2001:db8::/32", or
+// a bare IP address, which stands for that address alone (/32 or /128).
+// Host bits are cleared ("10.1.2.3/8" is 10.0.0.0/8), and an IPv4-mapped
+// IPv6 entry ("::ffff:10.0.0.0/104") becomes the IPv4 prefix it maps, as
+// peers are compared in their unmapped form.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, fmt.Errorf("echo: access list entry %q: want an IP address or a CIDR prefix such as 10.0.0.0/8 or 2001:db8::/32", s)
+		}
+	} else {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || ip.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("echo: access list entry %q: want an IP address or a CIDR prefix such as 10.0.0.0/8 or 2001:db8::/32", s)
+		}
+		p = netip.PrefixFrom(ip, ip.BitLen())
+	}
+	if ip := p.Addr(); ip.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(ip.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// peerIP returns the IP address of a peer, unmapped and without zone, and
+// false for peers that have none (Unix sockets).
+func peerIP(addr net.Addr) (netip.Addr, bool) {
+	var ap netip.AddrPort
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case nil:
+		return netip.Addr{}, false
+	default:
+		var err error
+		if ap, err = netip.ParseAddrPort(addr.String()); err != nil {
+			return netip.Addr{}, false
+		}
+	}
+	ip := ap.Addr()
+	if !ip.IsValid() {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap().WithZone(""), true
+}
+
+// permits applies the access list to ip, as ncat's --allow and --deny do:
+// an address in Deny is refused; otherwise, if Allow is not empty, only
+// addresses in Allow are accepted.
+func (s *Server) permits(ip netip.Addr) bool {
+	for _, p := range s.Deny {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	if len(s.Allow) == 0 {
+		return true
+	}
+	for _, p := range s.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// permitsDatagram applies the access list to the sender of a datagram,
+// given as ap (from a *net.UDPConn) or else as addr. Denied datagrams are
+// dropped unanswered and unlogged: on UDP there is no connection to
+// refuse, and a flood must not flood the log.
+func (s *Server) permitsDatagram(ap netip.AddrPort, addr net.Addr) bool {
+	if len(s.Allow) == 0 && len(s.Deny) == 0 {
+		return true
+	}
+	ip, ok := ap.Addr().Unmap().WithZone(""), ap.IsValid()
+	if addr != nil {
+		ip, ok = peerIP(addr)
+	}
+	return !ok || s.permits(ip)
+}
+
+// resilience is the Server's state for its limits and its accept loop's
+// back-off; its zero value is ready.
+type resilience struct {
+	mu    sync.Mutex
+	open  int                // connections counted against MaxConns
+	perIP map[netip.Addr]int // connections counted against MaxConnsPerIP
+
+	limitWarn  logLimiter
+	acceptWarn logLimiter
+	acceptInfo logLimiter
+
+	doneOnce sync.Once
+	done     chan struct{} // closed when the server shuts down
+}
+
+// doneChan returns a channel closed when the server shuts down.
+func (r *resilience) doneChan() chan struct{} {
+	r.doneOnce.Do(func() { r.done = make(chan struct{}) })
+	return r.done
+}
+
+// closeDone wakes accept loops that are pausing after an error.
+func (r *resilience) closeDone() {
+	ch := r.doneChan()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// connGuard is what a conn carries for the limits, the timeouts and the
+// observer.
+type connGuard struct {
+	listener string       // the address of the listener that accepted it
+	obs      ConnObserver // nil when the server has no Observer
+	ip       netip.Addr   // the peer's IP, if it has one
+	hasIP    bool
+	counted  bool // counted against the connection limits
+
+	idle  time.Duration // Server.IdleTimeout
+	stall time.Duration // how long a write may make no progress; 0: no limit
+
+	// readBy and writeBy are the deadlines last set by armRead and
+	// armWrite, which move them only when they fall short (timeouts.go).
+	readBy, writeBy time.Time
+
+	// stopWriteBy is, once stopping is set, the UnixNano time by which the
+	// last write must be done.
+	stopWriteBy atomic.Int64
+}
+
+// admit applies the access list and the connection limits to a connection
+// just accepted; when it refuses one it closes it, logs and reports why.
+func (s *Server) admit(c *conn) bool {
+	c.ip, c.hasIP = peerIP(c.rwc.RemoteAddr())
+	if c.hasIP && (len(s.Allow) > 0 || len(s.Deny) > 0) && !s.permits(c.ip) {
+		c.log(zerolog.InfoLevel).Str("reason", CloseDenied.String()).
+			Msg("connection refused: address not allowed")
+		c.refuse(CloseDenied)
+		return false
+	}
+	if s.MaxConns <= 0 && (s.MaxConnsPerIP <= 0 || !c.hasIP) {
+		return true
+	}
+	r := &s.res
+	r.mu.Lock()
+	var over string
+	switch {
+	case s.MaxConns > 0 && r.open >= s.MaxConns:
+		over = fmt.Sprintf("connection limit reached: %d open (max-conns %d); refusing new connections", r.open, s.MaxConns)
+	case s.MaxConnsPerIP > 0 && c.hasIP && r.perIP[c.ip] >= s.MaxConnsPerIP:
+		over = fmt.Sprintf("per-IP connection limit reached: %d open from %s (max-conns-per-ip %d); refusing its new connections", r.perIP[c.ip], c.ip, s.MaxConnsPerIP)
+	default:
+		r.open++
+		if s.MaxConnsPerIP > 0 && c.hasIP {
+			if r.perIP == nil {
+				r.perIP = make(map[netip.Addr]int)
+			}
+			r.perIP[c.ip]++
+		}
+		c.counted = true
+	}
+	r.mu.Unlock()
+	if !c.counted {
+		if ok, suppressed := r.limitWarn.allow(time.Now(), limitWarnInterval); ok {
+			if suppressed > 0 {
+				over += fmt.Sprintf(" (%d more refused since the last report)", suppressed)
+			}
+			s.Logger.Warn().Str("logger", "main").Str("peer", c.peer).Int("refused_unlogged", suppressed).
+				Msg(over)
+		}
+		c.refuse(CloseLimit)
+		return false
+	}
+	return true
+}
+
+// release gives back what admit counted for c.
+func (s *Server) release(c *conn) {
+	if !c.counted {
+		return
+	}
+	r := &s.res
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.open--
+	if s.MaxConnsPerIP > 0 && c.hasIP {
+		if r.perIP[c.ip]--; r.perIP[c.ip] <= 0 {
+			delete(r.perIP, c.ip)
+		}
+	}
+	c.counted = false
+}
+
+// refuse closes a connection that is not to be served, before any byte is
+// read from it, so that it never waits in the listen backlog.
+func (c *conn) refuse(reason CloseReason) {
+	c.rwc.Close()
+	if c.obs != nil {
+		c.obs.Closed(reason)
+	}
+}
+
+// logLimiter lets a log line through at most once an interval and counts
+// the ones it holds back in between.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now and, if so, how many lines were held
+// back since the last one logged.
+func (l *logLimiter) allow(now time.Time, interval time.Duration) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < interval {
+		l.suppressed++
+		return false, 0
+	}
+	l.last = now
+	suppressed, l.suppressed = l.suppressed, 0
+	return true, suppressed
+}

@@ -1,0 +1,227 @@
+package echo
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+// MaxDatagramSize is the largest UDP payload over IPv4 (65535 bytes less
+// the 20-byte IP and 8-byte UDP headers), the largest echo a udp:// address
+// carries everywhere. IPv6 carries up to 65527 bytes.
+const MaxDatagramSize = 65507
+
+// packetBufferSize holds any UDP payload, IPv6's included.
+const packetBufferSize = 64 << 10
+
+// maxPacketReaders bounds the goroutines, each with its own buffer, that
+// read one packet connection.
+const maxPacketReaders = 4
+
+// ServePacket echoes every datagram that arrives on pc back to its sender,
+// unchanged, as RFC 862 describes, until pc fails or the server shuts down.
+// It always closes pc. After Shutdown or Close it returns ErrServerClosed.
+//
+// A few goroutines (one when datagrams are logged, which keeps the debug
+// transcript in order) read pc, each into one 64 KiB buffer of its own that
+// it reuses: a flood of datagrams costs no memory beyond them. Each datagram
+// is logged at debug level on the per-peer logger "echo_{host}_{port}" as
+// "received b'...'" and "sent b'...'", as for TCP. BufferSize does not
+// apply: a datagram is echoed whole.
+func (s *Server) ServePacket(pc net.PacketConn) error {
+	if err := s.validate(); err != nil {
+		pc.Close()
+		return err
+	}
+	if !s.trackPacketConn(&pc, true) {
+		pc.Close()
+		return ErrServerClosed
+	}
+	defer s.trackPacketConn(&pc, false)
+	defer pc.Close()
+	if s.Observer != nil { // readiness (limits.go, observer.go)
+		lname := pc.LocalAddr().String()
+		s.Observer.Listening(lname, true)
+		defer s.Observer.Listening(lname, false)
+	}
+
+	// One reader when each datagram is logged keeps the transcript in
+	// order; otherwise a few share the load.
+	n := 1
+	if !s.logsData() {
+		n = min(runtime.GOMAXPROCS(0), maxPacketReaders)
+	}
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- s.readPackets(pc) }()
+	}
+	var first error
+	for range n {
+		err := <-errs
+		if first == nil {
+			first = err
+			if !errors.Is(err, ErrServerClosed) {
+				pc.Close() // stops the other readers
+			}
+		}
+	}
+	return first
+}
+
+// readPackets is one reader of ServePacket: it reads a datagram into its
+// buffer, writes it back to the sender, and reads the next.
+func (s *Server) readPackets(pc net.PacketConn) error {
+	buf := make([]byte, packetBufferSize)
+	udp, _ := pc.(*net.UDPConn)
+	var delay time.Duration
+	for {
+		var (
+			n    int
+			peer netip.AddrPort
+			addr net.Addr
+			err  error
+		)
+		if udp != nil {
+			n, peer, err = udp.ReadFromUDPAddrPort(buf)
+		} else {
+			n, addr, err = pc.ReadFrom(buf)
+		}
+		if err != nil {
+			if s.shuttingDown() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("echo: read on %s: %w", pc.LocalAddr(), err)
+			}
+			delay = nextAcceptDelay(delay)
+			s.Logger.Warn().Str("logger", "main").Err(err).Dur("retry_in", delay).
+				Msgf("read error: %v; retrying in %v", rootCause(err), delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if !s.permitsDatagram(peer, addr) { // Allow and Deny (limits.go)
+			continue
+		}
+		p := packetPeer{ap: peer, addr: addr}
+		data := buf[:n]
+		debug := s.logsData()
+		if !s.permitsPacket(p) {
+			if debug {
+				name, peerStr := p.names()
+				s.Logger.Debug().Str("logger", name).Str("peer", peerStr).Int("bytes", n).Msg("dropped: the access list refuses this peer")
+			}
+			continue
+		}
+		if debug {
+			s.logDatagram(p, "received ", data)
+		}
+		if udp != nil {
+			_, err = udp.WriteToUDPAddrPort(data, peer)
+		} else {
+			_, err = pc.WriteTo(data, addr)
+		}
+		if err != nil {
+			if s.shuttingDown() && errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			if e := s.Logger.Warn(); e != nil {
+				name, peerStr := p.names()
+				e.Str("logger", name).Str("peer", peerStr).Err(err).Msg("write error: " + rootCause(err).Error())
+			}
+			continue
+		}
+		if debug {
+			s.logDatagram(p, "sent ", data)
+		}
+	}
+}
+
+// permitsPacket applies Allow and Deny to the sender of a datagram, as
+// Serve applies them to a connection: a refused sender gets no answer.
+func (s *Server) permitsPacket(p packetPeer) bool {
+	if len(s.Allow) == 0 && len(s.Deny) == 0 {
+		return true
+	}
+	ip := p.ap.Addr()
+	if p.addr != nil {
+		var ok bool
+		if ip, ok = peerIP(p.addr); !ok {
+			return true
+		}
+	}
+	return s.permits(ip.Unmap().WithZone(""))
+}
+
+// packetPeer is the sender of a datagram: ap for a *net.UDPConn, else addr.
+type packetPeer struct {
+	ap   netip.AddrPort
+	addr net.Addr
+}
+
+// names returns the per-peer logger name, echo_{host}_{port}, and the
+// peer's host:port. IPv4 peers of a dual-stack socket are shown as IPv4
+// (127.0.0.1, not ::ffff:127.0.0.1), as for TCP.
+func (p packetPeer) names() (name, peer string) {
+	if p.addr != nil {
+		return LoggerName(p.addr), p.addr.String()
+	}
+	ip := p.ap.Addr().Unmap()
+	port := strconv.Itoa(int(p.ap.Port()))
+	return "echo_" + ip.String() + "_" + port, netip.AddrPortFrom(ip, p.ap.Port()).String()
+}
+
+// logDatagram logs a datagram at debug level as the seed logs a chunk:
+// "received b'...'" or "sent b'...'".
+func (s *Server) logDatagram(p packetPeer, verb string, data []byte) {
+	e := s.Logger.Debug()
+	if e == nil {
+		return
+	}
+	name, peer := p.names()
+	limit := s.logMaxBytes()
+	shown := len(data)
+	if limit >= 0 {
+		shown = min(shown, limit)
+	}
+	msg := AppendQuoteMax(append(make([]byte, 0, len(verb)+shown+32), verb...), data, limit)
+	e.Str("logger", name).Str("peer", peer).Int("bytes", len(data)).Msg(string(msg))
+}
+
+// trackPacketConn adds or removes pc; adding fails once the server shuts
+// down.
+func (s *Server) trackPacketConn(pc *net.PacketConn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.packetConns, pc)
+		s.packetWG.Done()
+		return true
+	}
+	if s.shuttingDown() {
+		return false
+	}
+	if s.packetConns == nil {
+		s.packetConns = make(map[*net.PacketConn]struct{})
+	}
+	s.packetConns[pc] = struct{}{}
+	s.packetWG.Add(1)
+	return true
+}
+
+// stopPacketConns makes every ServePacket return. With hard set it closes
+// their sockets; otherwise it ends their pending reads, so that each reader
+// finishes echoing the datagram in hand, sees the shutdown and returns.
+func (s *Server) stopPacketConns(hard bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for pc := range s.packetConns {
+		if hard || (*pc).SetReadDeadline(aLongTimeAgo) != nil {
+			(*pc).Close()
+		}
+	}
+}

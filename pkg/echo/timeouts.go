@@ -1,0 +1,164 @@
+package echo
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// writeStall is how long a write back may make no progress before the
+// connection is closed: WriteTimeout, or IdleTimeout when that is shorter
+// (no byte moves either way while a write is stuck), or 0 for no limit.
+func (s *Server) writeStall() time.Duration {
+	w, i := max(s.WriteTimeout, 0), max(s.IdleTimeout, 0)
+	switch {
+	case w == 0:
+		return i
+	case i == 0:
+		return w
+	}
+	return min(w, i)
+}
+
+func (s *Server) logMaxBytes() int {
+	if s.LogMaxBytes == 0 {
+		return DefaultLogMaxBytes
+	}
+	return s.LogMaxBytes
+}
+
+// guardConn sets up c's timeouts and observer for a connection just
+// accepted on listener.
+func (s *Server) guardConn(c *conn, listener string) {
+	c.listener = listener
+	c.idle = max(s.IdleTimeout, 0)
+	c.stall = s.writeStall()
+	if s.Observer != nil {
+		c.obs = s.Observer.ConnAccepted(listener, c.rwc.RemoteAddr())
+	}
+}
+
+// deadlineSlack is the fraction of a timeout by which armRead and
+// armWrite set deadlines beyond it, so that they need to move them only
+// once in that much time rather than before every read and write (each
+// move takes a lock and resets a timer). A timeout then fires between
+// itself and 1/16 more after the last progress; never before.
+const deadlineSlack = 16
+
+// armRead starts the idle timeout before a read: the read fails with
+// os.ErrDeadlineExceeded if nothing arrives for IdleTimeout. (Nothing is
+// being written back while the connection waits to read, so that is a
+// connection on which no byte moves either way.)
+func (c *conn) armRead() {
+	if c.idle <= 0 {
+		return
+	}
+	now := time.Now()
+	if !c.readBy.Before(now.Add(c.idle)) {
+		return // the deadline set is still far enough
+	}
+	c.readBy = now.Add(c.idle + c.idle/deadlineSlack)
+	c.rwc.SetReadDeadline(c.readBy)
+	// Shutdown may have set its own deadline between the check in the
+	// caller and the line above: keep Shutdown's.
+	if c.stopping.Load() {
+		c.rwc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// armWrite makes sure the write deadline is at least the write stall
+// limit away.
+func (c *conn) armWrite() {
+	now := time.Now()
+	if !c.writeBy.Before(now.Add(c.stall)) {
+		return
+	}
+	c.writeBy = now.Add(c.stall + c.stall/deadlineSlack)
+	c.setWriteDeadline(c.writeBy)
+}
+
+// received reports n bytes read to the observer and returns when they were
+// read, to measure the echo latency; without an observer it does nothing
+// and returns the zero time.
+func (c *conn) received(n int) time.Time {
+	if c.obs == nil {
+		return time.Time{}
+	}
+	c.obs.Received(n)
+	return time.Now()
+}
+
+// write writes p back to the peer, reporting it to the observer with the
+// latency since readAt. With a write stall limit (WriteTimeout or
+// IdleTimeout) each stretch of that long without progress fails the
+// write; a write that progresses, however slowly, goes on.
+func (c *conn) write(p []byte, readAt time.Time) error {
+	var (
+		n   int
+		err error
+	)
+	if c.stall <= 0 {
+		n, err = c.rwc.Write(p)
+	} else {
+		for {
+			c.armWrite()
+			var m int
+			m, err = c.rwc.Write(p[n:])
+			n += m
+			if err == nil || m == 0 || c.stopping.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+		}
+	}
+	if c.obs != nil {
+		latency := time.Duration(-1)
+		if err == nil {
+			latency = time.Since(readAt)
+		}
+		c.obs.Sent(n, latency)
+	}
+	if err != nil {
+		return &opError{"write", err}
+	}
+	return nil
+}
+
+// setWriteDeadline sets the write deadline to t, or to Shutdown's when
+// Shutdown has stopped the connection and wants it done sooner.
+func (c *conn) setWriteDeadline(t time.Time) {
+	c.rwc.SetWriteDeadline(t)
+	if c.stopping.Load() {
+		if by := time.Unix(0, c.stopWriteBy.Load()); by.Before(t) {
+			c.rwc.SetWriteDeadline(by)
+		}
+	}
+}
+
+// closeReason classifies the error that ended the echo loop.
+func (c *conn) closeReason(err error) CloseReason {
+	var op *opError
+	isWrite := errors.As(err, &op) && op.op == "write"
+	switch {
+	case errors.Is(err, io.EOF):
+		return CloseEOF
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		switch {
+		case c.stopping.Load():
+			return CloseShutdown
+		case isWrite && c.srv.WriteTimeout > 0 && c.stall == c.srv.WriteTimeout:
+			return CloseWriteTimeout
+		case c.idle > 0:
+			return CloseIdle
+		}
+	case errors.Is(err, net.ErrClosed):
+		if c.srv.shuttingDown() {
+			return CloseShutdown
+		}
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
+		return CloseReset
+	}
+	return CloseError
+}

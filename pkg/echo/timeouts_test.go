@@ -1,0 +1,434 @@
+package echo_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// startVariant runs v's server, after set has adjusted it, and returns its
+// address.
+func startVariant(t *testing.T, v variant, w io.Writer, set func(*echo.Server)) (string, *echo.Server) {
+	t.Helper()
+	return startVariantOn(t, v, w, set, listenLocal(t))
+}
+
+func startVariantOn(t *testing.T, v variant, w io.Writer, set func(*echo.Server), ln net.Listener) (string, *echo.Server) {
+	t.Helper()
+	srv := v.server(w)
+	set(srv)
+	var l net.Listener = ln
+	if v.opaque {
+		l = opaqueListener{ln}
+	}
+	serve(t, srv, l)
+	return ln.Addr().String(), srv
+}
+
+// TestIdleTimeout: a connection on which nothing moves for IdleTimeout is
+// closed, with reason idle; one that keeps talking is not.
+func TestIdleTimeout(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			rec := newRecorder()
+			var logs syncBuffer
+			addr, _ := startVariant(t, v, &logs, func(s *echo.Server) {
+				s.IdleTimeout = idle
+				s.Observer = rec
+			})
+
+			// A chatty connection outlives the timeout many times over.
+			chatty := dial(t, addr)
+			quiet := dial(t, addr)
+			roundTrip(t, quiet, []byte("then silence"))
+			quietSince := time.Now()
+			for i := range 12 {
+				roundTrip(t, chatty, []byte{byte(i)})
+				time.Sleep(idle / 8)
+			}
+
+			// By now the quiet one has been closed: end of stream.
+			got, err := readAll(quiet)
+			if err != nil || len(got) != 0 {
+				t.Fatalf("idle connection read %q, %v; want end of stream", got, err)
+			}
+			if d := time.Since(quietSince); d < idle {
+				t.Errorf("idle connection closed after %v, before the %v timeout", d, idle)
+			}
+			rec.waitClosed(t, echo.CloseIdle, 1)
+			roundTrip(t, chatty, []byte("still here"))
+
+			// Then the chatty one goes quiet and is closed too.
+			start := time.Now()
+			if got, err := readAll(chatty); err != nil || len(got) != 0 {
+				t.Fatalf("second idle connection read %q, %v; want end of stream", got, err)
+			}
+			if d := time.Since(start); d < idle || d > idle+5*time.Second {
+				t.Errorf("idle connection closed after %v, want about %v", d, idle)
+			}
+			rec.waitClosed(t, echo.CloseIdle, 2)
+
+			var infos, closing int
+			for _, l := range parseLog(t, logs.String()) {
+				if strings.HasPrefix(l.Message, "idle timeout") {
+					infos++
+					if l.Level != "info" {
+						t.Errorf("idle timeout logged at %s, want info", l.Level)
+					}
+				}
+				if l.Message == "closing" && l.Reason == "idle" {
+					closing++
+				}
+			}
+			if infos != 2 || closing != 2 {
+				t.Errorf("logged %d idle timeouts and %d closings with reason idle, want 2 each:\n%s", infos, closing, logs.String())
+			}
+			rec.check(t)
+		})
+	}
+}
+
+// noDebug drops debug lines, which would make a log buffer grow with
+// every chunk echoed.
+type noDebug struct{ w io.Writer }
+
+func (n noDebug) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(`"level":"debug"`)) {
+		return len(p), nil
+	}
+	return n.w.Write(p)
+}
+
+// fillUntilClosed writes to c, never reading, until a write fails, and
+// returns how much it wrote and the error.
+func fillUntilClosed(c net.Conn, limit time.Duration) (int, error) {
+	c.SetWriteDeadline(time.Now().Add(limit))
+	chunk := make([]byte, 64<<10)
+	written := 0
+	for {
+		n, err := c.Write(chunk)
+		written += n
+		if err != nil {
+			return written, err
+		}
+	}
+}
+
+// TestWriteTimeout: a peer that stops reading is closed once the server's
+// write has made no progress for WriteTimeout, with reason write-timeout;
+// the server's memory stays flat meanwhile.
+func TestWriteTimeout(t *testing.T) {
+	const wt = 300 * time.Millisecond
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			rec := newRecorder()
+			var logs syncBuffer
+			addr, _ := startVariantOn(t, v, noDebug{&logs}, func(s *echo.Server) {
+				s.WriteTimeout = wt
+				s.Observer = rec
+			}, listenSmallSendBuffer(t))
+			c := dial(t, addr)
+			// A small receive buffer: the server's writes stall soon after
+			// the client stops reading, even with 7-byte chunks.
+			c.SetReadBuffer(16 << 10)
+			roundTrip(t, c, []byte("hello"))
+
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			written, err := fillUntilClosed(c, ioTimeout)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("the server never closed a connection whose peer does not read (wrote %d bytes)", written)
+			}
+			if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+				t.Errorf("writing to the closed connection: %v; want a reset or broken pipe", err)
+			}
+			rec.waitClosed(t, echo.CloseWriteTimeout, 1)
+			if d := time.Since(start); d < wt || (d > wt+5*time.Second && !v.small()) {
+				t.Errorf("closed %v after the peer stopped reading, want about %v", d, wt)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 4<<20 {
+				t.Errorf("heap grew %d KiB while the peer did not read", grew>>10)
+			}
+
+			// Others are served meanwhile and after.
+			cl := &echo.Client{Addr: addr, Timeout: ioTimeout}
+			if _, err := cl.Send(t.Context(), seedMessages, nil); err != nil {
+				t.Errorf("another client: %v", err)
+			}
+			if !strings.Contains(logs.String(), `"reason":"write-timeout"`) {
+				t.Errorf("no closing line with reason write-timeout:\n%s", logs.String())
+			}
+			rec.check(t)
+		})
+	}
+}
+
+// TestWriteTimeoutSlowReader: a peer that reads slowly but steadily is not
+// cut off by a WriteTimeout shorter than the whole transfer.
+func TestWriteTimeoutSlowReader(t *testing.T) {
+	const wt = 500 * time.Millisecond
+	rec := newRecorder()
+	addr, _ := startVariant(t, variants[0], nil, func(s *echo.Server) {
+		s.WriteTimeout = wt
+		s.IdleTimeout = time.Minute
+		s.Observer = rec
+	})
+	c := dial(t, addr)
+	data := randomBytes(5, 3<<20)
+	werr := make(chan error, 1)
+	go func() {
+		c.SetWriteDeadline(time.Now().Add(ioTimeout))
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		werr <- err
+	}()
+	var got bytes.Buffer
+	buf := make([]byte, 64<<10)
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	start := time.Now()
+	for {
+		n, err := c.Read(buf)
+		got.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got.Len(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("echo differs at byte %d", firstDiff(got.Bytes(), data))
+	}
+	if d := time.Since(start); d < wt {
+		t.Logf("transfer took only %v: the reader was not slow enough to prove much", d)
+	}
+	rec.waitClosed(t, echo.CloseEOF, 1)
+	if n := rec.closedCount(echo.CloseWriteTimeout); n != 0 {
+		t.Errorf("a steady reader was closed for write timeout")
+	}
+}
+
+// TestIdleTimeoutBoundsWrites: with only IdleTimeout set, a write that
+// makes no progress for that long closes the connection too: no byte moves
+// either way. The reason is idle.
+func TestIdleTimeoutBoundsWrites(t *testing.T) {
+	rec := newRecorder()
+	addr, _ := startVariant(t, variants[0], nil, func(s *echo.Server) {
+		s.IdleTimeout = 300 * time.Millisecond
+		s.Observer = rec
+	})
+	c := dial(t, addr)
+	if _, err := fillUntilClosed(c, ioTimeout); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("a stalled write was never timed out")
+	}
+	rec.waitClosed(t, echo.CloseIdle, 1)
+}
+
+// TestAcceptErrorsRateLimited: a burst of retried accept errors is logged
+// once, not once per error, every error reaches the Observer, and the
+// recovery is logged.
+func TestAcceptErrorsRateLimited(t *testing.T) {
+	const errs = 6 // 5+10+...+160ms of pauses
+	var logs syncBuffer
+	rec := newRecorder()
+	srv := &echo.Server{Logger: zerolog.New(&logs), Observer: rec}
+	ln := listenLocal(t)
+	acceptErr := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept", syscall.EMFILE)}
+	fl := &flakyListener{Listener: ln}
+	for range errs {
+		fl.errs = append(fl.errs, acceptErr)
+	}
+	serve(t, srv, fl)
+	cl := &echo.Client{Addr: ln.Addr().String(), Timeout: ioTimeout}
+	if _, err := cl.Send(t.Context(), seedMessages, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.acceptErrors.Load(); got != errs {
+		t.Errorf("Observer told of %d accept errors, want %d", got, errs)
+	}
+	var warns, recovered int
+	for _, l := range parseLog(t, logs.String()) {
+		if l.Level == "warn" && strings.Contains(l.Message, "accept error") {
+			warns++
+		}
+		if l.Level == "info" && strings.HasPrefix(l.Message, "accepting again after 6 accept errors") {
+			recovered++
+		}
+	}
+	if warns != 1 || recovered != 1 {
+		t.Errorf("%d accept warnings and %d recoveries logged, want 1 each:\n%s", warns, recovered, logs.String())
+	}
+}
+
+// TestAcceptPauseEndsOnShutdown: Serve does not sleep out its accept
+// back-off once the server shuts down.
+func TestAcceptPauseEndsOnShutdown(t *testing.T) {
+	srv := &echo.Server{}
+	ln := listenLocal(t)
+	acceptErr := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept", syscall.EMFILE)}
+	fl := &flakyListener{Listener: ln}
+	for range 12 { // pauses up to 1s each
+		fl.errs = append(fl.errs, acceptErr)
+	}
+	s := serve(t, srv, fl)
+	time.Sleep(1500 * time.Millisecond) // well into the 1s pauses
+	start := time.Now()
+	if err := shutdown(srv, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wait(t, ioTimeout); !errors.Is(err, echo.ErrServerClosed) {
+		t.Errorf("Serve = %v, want ErrServerClosed", err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("Serve returned %v after Shutdown: it slept out its back-off", d)
+	}
+}
+
+// nopObserver is the cheapest Observer: what the fast path costs with one.
+type nopObserver struct{}
+
+func (nopObserver) Listening(string, bool)                          {}
+func (nopObserver) AcceptError(string, error)                       {}
+func (nopObserver) ConnAccepted(string, net.Addr) echo.ConnObserver { return nopConnObserver{} }
+
+type nopConnObserver struct{}
+
+func (nopConnObserver) Received(int)            {}
+func (nopConnObserver) Sent(int, time.Duration) {}
+func (nopConnObserver) Closed(echo.CloseReason) {}
+
+// TestFastPathAllocs: the echo path that does not log data allocates
+// nothing per chunk, with the limits, timeouts and an observer off (the
+// default) or on.
+func TestFastPathAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers at random")
+	}
+	configs := []struct {
+		name string
+		set  func(*echo.Server)
+	}{
+		{"defaults", func(*echo.Server) {}},
+		{"timeouts, limits and observer", func(s *echo.Server) {
+			s.IdleTimeout = time.Minute
+			s.WriteTimeout = time.Minute
+			s.MaxConns = 100
+			s.MaxConnsPerIP = 100
+			s.Deny = prefixes("192.0.2.0/24")
+			s.Observer = nopObserver{}
+		}},
+	}
+	for _, cfg := range configs {
+		t.Run(cfg.name, func(t *testing.T) {
+			addr, _ := startVariant(t, variants[0], nil, cfg.set)
+			c := dial(t, addr)
+			c.SetDeadline(time.Now().Add(ioTimeout))
+			msg := randomBytes(1, 1024)
+			got := make([]byte, len(msg))
+			echoOnce := func() {
+				if _, err := c.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, got); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 200 {
+				echoOnce()
+			}
+			const rounds = 2000
+			best := uint64(1 << 62)
+			for range 3 {
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				for range rounds {
+					echoOnce()
+				}
+				runtime.ReadMemStats(&after)
+				best = min(best, after.Mallocs-before.Mallocs)
+			}
+			// Both ends run in this process: the count covers the client
+			// too, and the runtime's own background work.
+			if perChunk := float64(best) / rounds; perChunk > 0.05 {
+				t.Errorf("%.3f allocations per echoed chunk (%d in %d), want none", perChunk, best, rounds)
+			}
+		})
+	}
+}
+
+// BenchmarkFastPathGuarded measures one 1 KiB round trip through the fast
+// path with the limits, timeouts and an observer off and on.
+func BenchmarkFastPathGuarded(b *testing.B) {
+	configs := []struct {
+		name string
+		set  func(*echo.Server)
+	}{
+		{"off", func(*echo.Server) {}},
+		{"timeouts", func(s *echo.Server) {
+			s.IdleTimeout = time.Minute
+			s.WriteTimeout = time.Minute
+		}},
+		{"observer", func(s *echo.Server) { s.Observer = nopObserver{} }},
+		{"on", func(s *echo.Server) {
+			s.IdleTimeout = time.Minute
+			s.WriteTimeout = time.Minute
+			s.MaxConns = 100
+			s.Observer = nopObserver{}
+		}},
+	}
+	for _, cfg := range configs {
+		b.Run(cfg.name, func(b *testing.B) {
+			srv := &echo.Server{}
+			cfg.set(srv)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ln) }()
+			defer func() {
+				srv.Close()
+				<-done
+			}()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			msg := make([]byte, 1024)
+			got := make([]byte, len(msg))
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,155 @@
+package echo
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// DefaultHandshakeTimeout bounds a TLS handshake when the Server's or
+// Client's HandshakeTimeout is zero.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// serverTLSConfig returns s.TLSConfig for a tls:// listener, raising its
+// MinVersion to TLS 1.2 (a clone is changed, never the caller's config).
+func (s *Server) serverTLSConfig() (*tls.Config, error) {
+	cfg := s.TLSConfig
+	if cfg == nil || len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil {
+		return nil, ErrNoTLSConfig
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg = cfg.Clone()
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	return cfg, nil
+}
+
+func (s *Server) handshakeTimeout() time.Duration {
+	if s.HandshakeTimeout > 0 {
+		return s.HandshakeTimeout
+	}
+	return DefaultHandshakeTimeout
+}
+
+// handshake completes the TLS handshake of a connection accepted on a
+// tls:// listener, within the handshake timeout, and reports whether the
+// connection may be served. A failure is one warn line on the connection's
+// logger, "TLS handshake failed: REASON"; it closes only this connection.
+// Connections that are not TLS pass at once.
+func (c *conn) handshake() bool {
+	tc, ok := c.rwc.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	timeout := c.srv.handshakeTimeout()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if c.srv.shuttingDown() {
+			c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+			return false
+		}
+		if e := c.log(zerolog.WarnLevel); e != nil {
+			e.Err(err).Msg("TLS handshake failed: " + handshakeReason(err, timeout))
+		}
+		lingerAfterAlert(tc.NetConn())
+		return false
+	}
+	if e := c.log(zerolog.DebugLevel); e != nil {
+		st := tc.ConnectionState()
+		e = e.Str("tls_version", tls.VersionName(st.Version)).Str("cipher", tls.CipherSuiteName(st.CipherSuite))
+		msg := fmt.Sprintf("TLS handshake complete: %s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+		if len(st.PeerCertificates) > 0 {
+			subject := st.PeerCertificates[0].Subject.String()
+			e = e.Str("client_cert", subject)
+			msg += ", client certificate " + subject
+		}
+		e.Msg(msg)
+	}
+	return true
+}
+
+// lingerAfterAlert makes sure the alert a failed handshake sent reaches
+// the client. A TLS 1.3 client considers its handshake done before the
+// server has checked its certificate, and may already be sending data:
+// closing with that data unread would send a reset, which can destroy the
+// alert in the client's receive queue, leaving it with "broken pipe"
+// instead of "certificate required". So send FIN, then read and discard
+// what the client still sends for up to drainLinger, as closeForShutdown
+// does.
+func lingerAfterAlert(raw net.Conn) {
+	cw, ok := raw.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	raw.SetReadDeadline(time.Now().Add(drainLinger))
+	var buf [512]byte
+	for {
+		if _, err := raw.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+// handshakeReason says in a few words why a handshake failed.
+func handshakeReason(err error, timeout time.Duration) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Sprintf("no handshake within %v", timeout)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "the client closed the connection during the handshake"
+	}
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		return "the client does not speak TLS (" + rh.Msg + ")"
+	}
+	return rootCause(err).Error()
+}
+
+// clientTLSConfig returns the configuration a Client uses to connect to
+// host: c.TLSConfig (or an empty one) with ServerName defaulting to host
+// and MinVersion raised to TLS 1.2. A clone is changed, never the caller's
+// config.
+func (c *Client) clientTLSConfig(host string) *tls.Config {
+	var cfg *tls.Config
+	if c.TLSConfig == nil {
+		cfg = &tls.Config{}
+	} else {
+		cfg = c.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	return cfg
+}
+
+// handshake runs the client side of the TLS handshake on conn, a TCP
+// connection to host, and returns the *tls.Conn. The handshake is bounded
+// by ctx (and so by Client.Timeout). On failure it closes conn and returns
+// a *DialError.
+func (c *Client) handshake(ctx context.Context, conn net.Conn, addr, host string) (net.Conn, error) {
+	tc := tls.Client(conn, c.clientTLSConfig(host))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	if e := c.log(zerolog.DebugLevel); e != nil {
+		st := tc.ConnectionState()
+		msg := fmt.Sprintf("TLS handshake complete: %s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+		if len(st.PeerCertificates) > 0 {
+			msg += ", server certificate " + st.PeerCertificates[0].Subject.String()
+		}
+		e.Str("tls_version", tls.VersionName(st.Version)).Str("cipher", tls.CipherSuiteName(st.CipherSuite)).Msg(msg)
+	}
+	return tc, nil
+}

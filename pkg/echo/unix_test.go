@@ -1,0 +1,215 @@
+package echo_test
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// socketPath returns a path for a Unix socket in a fresh directory, short
+// enough for sun_path.
+func socketPath(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "e.sock")
+}
+
+func TestUnixEcho(t *testing.T) {
+	path := socketPath(t)
+	var logs syncBuffer
+	srv := &echo.Server{Logger: debugLogger(&logs)}
+	addrs, _ := serveBound(t, srv, "unix://"+path)
+	if want := []string{"unix://" + path}; !slicesEqual(addrs, want) {
+		t.Errorf("Addrs = %q, want %q", addrs, want)
+	}
+	c := &echo.Client{Addr: "unix://" + path, Timeout: ioTimeout}
+	for _, msgs := range [][][]byte{seedMessages, {allBytesT(), randomBytes(3, 5000)}} {
+		var out bytes.Buffer
+		if _, err := c.Send(t.Context(), msgs, &out); err != nil || !bytes.Equal(out.Bytes(), bytes.Join(msgs, nil)) {
+			t.Fatalf("Send = %d bytes, %v", out.Len(), err)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != echo.DefaultUnixMode {
+		t.Errorf("socket file mode %v, want a socket with %v", fi.Mode(), echo.DefaultUnixMode)
+	}
+	// Unix peers have no address: connections are numbered.
+	deadline := time.Now().Add(ioTimeout)
+	for !strings.Contains(logs.String(), `"echo_unix_2"`) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	seen := map[string]bool{}
+	for _, l := range parseLog(t, logs.String()) {
+		if strings.HasPrefix(l.Logger, "echo_") {
+			seen[l.Logger] = true
+			if l.Peer != path {
+				t.Errorf("line %+v: peer %q, want the socket path", l, l.Peer)
+			}
+		}
+		if l.Logger == "main" && strings.HasPrefix(l.Message, "starting up") && l.Message != "starting up on "+path+" (unix)" {
+			t.Errorf("start-up line %q", l.Message)
+		}
+	}
+	if !seen["echo_unix_1"] || !seen["echo_unix_2"] || len(seen) != 2 {
+		t.Errorf("connection loggers %v, want echo_unix_1 and echo_unix_2", seen)
+	}
+}
+
+func TestUnixMode(t *testing.T) {
+	path := socketPath(t)
+	serveBound(t, &echo.Server{UnixMode: 0o600}, "unix://"+path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// staleSocket leaves a socket file at path that nobody listens on, as a
+// server killed with SIGKILL does.
+func staleSocket(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := net.Dial("unix", path); err == nil {
+		t.Fatal("the stale socket accepts connections")
+	}
+}
+
+func TestUnixStaleSocketIsReplaced(t *testing.T) {
+	path := socketPath(t)
+	staleSocket(t, path)
+	var logs syncBuffer
+	srv := &echo.Server{Logger: debugLogger(&logs)}
+	serveBound(t, srv, "unix://"+path)
+	c := &echo.Client{Addr: "unix://" + path, Timeout: ioTimeout}
+	var out bytes.Buffer
+	if _, err := c.Send(t.Context(), seedMessages, &out); err != nil || out.String() != seedEcho {
+		t.Fatalf("Send = %q, %v", out.String(), err)
+	}
+	if !strings.Contains(logs.String(), `"removed stale socket `+path+`"`) {
+		t.Errorf("no log line for the stale socket:\n%s", logs.String())
+	}
+}
+
+func TestUnixLiveSocketIsAnError(t *testing.T) {
+	path := socketPath(t)
+	other, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	go func() { // the other server keeps serving
+		for {
+			c, err := other.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	srv := &echo.Server{}
+	_, err = srv.Bind(t.Context(), "unix://"+path)
+	if !errors.Is(err, echo.ErrSocketInUse) {
+		t.Fatalf("Bind on a live socket = %v, want ErrSocketInUse", err)
+	}
+	if want := "echo: listen unix://" + path + ": " + path + " is in use: another server is listening on it"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the other server's socket was disturbed: %v", err)
+	}
+	c.Close()
+}
+
+func TestUnixPathThatIsNotASocket(t *testing.T) {
+	for _, kind := range []string{"regular file", "directory", "symbolic link"} {
+		t.Run(kind, func(t *testing.T) {
+			path := socketPath(t)
+			switch kind {
+			case "regular file":
+				if err := os.WriteFile(path, []byte("precious"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "directory":
+				if err := os.Mkdir(path, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			case "symbolic link":
+				if err := os.Symlink("/nonexistent", path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before, _ := os.Lstat(path)
+			_, err := (&echo.Server{}).Bind(t.Context(), "unix://"+path)
+			if !errors.Is(err, echo.ErrNotSocket) || !strings.Contains(err.Error(), "is not a socket (a "+kind+"); not removing it") {
+				t.Fatalf("Bind = %v; want ErrNotSocket naming a %s", err, kind)
+			}
+			after, err := os.Lstat(path)
+			if err != nil || after.Mode() != before.Mode() {
+				t.Fatalf("the %s was changed: %v", kind, err)
+			}
+			if kind == "regular file" {
+				if b, _ := os.ReadFile(path); string(b) != "precious" {
+					t.Errorf("file content %q", b)
+				}
+			}
+		})
+	}
+}
+
+func TestUnixSocketRemovedOnShutdown(t *testing.T) {
+	for _, stop := range []string{"Shutdown", "Close"} {
+		t.Run(stop, func(t *testing.T) {
+			path := socketPath(t)
+			srv := &echo.Server{}
+			_, s := serveBound(t, srv, "unix://"+path)
+			if _, err := os.Stat(path); err != nil {
+				t.Fatal(err)
+			}
+			if stop == "Shutdown" {
+				if err := shutdown(srv, ioTimeout); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				srv.Close()
+			}
+			if err := s.wait(t, ioTimeout); !errors.Is(err, echo.ErrServerClosed) {
+				t.Fatalf("ServeBound = %v", err)
+			}
+			if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("socket file still there after %s: %v", stop, err)
+			}
+		})
+	}
+}
+
+func TestUnixMissingDirectory(t *testing.T) {
+	path := filepath.Join(socketPath(t)+".d", "e.sock")
+	_, err := (&echo.Server{}).Bind(t.Context(), "unix://"+path)
+	if err == nil || !strings.Contains(err.Error(), "no such file or directory") {
+		t.Fatalf("Bind in a missing directory = %v", err)
+	}
+}
