@@ -7,7 +7,7 @@ DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 PKG     := github.com/echoctl/echoctl/cmd
 LDFLAGS := -s -w -X $(PKG).version=$(VERSION) -X $(PKG).commit=$(COMMIT) -X $(PKG).date=$(DATE)
 
-.PHONY: all build run test lint fuzz clean
+.PHONY: all build run test lint fuzz clean bench
 
 all: build
 
@@ -33,7 +33,43 @@ lint:
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test ./pkg/echo -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/echo -run '^$$' -fuzz '^FuzzParseAddr$$' -fuzztime $(FUZZTIME)
+
+## fuzz-ci: run every fuzz target of every package for FUZZCI_TIME (5s) each, seed corpora in testdata/fuzz; .ci/run runs it after test
+FUZZCI_TIME ?= 5s
+.PHONY: fuzz-ci
+fuzz-ci:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== fuzz $$pkg $$target for $(FUZZCI_TIME)"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZCI_TIME); \
+	  done; \
+	done
+
+## soak: about a minute of connection churn at full speed with 2,000 more connections held open, against the built binary; prints RSS, goroutines and open fds at start, peak and end (not in CI; see docs/reliability.md)
+.PHONY: soak
+soak:
+	ECHOCTL_SOAK=1 $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 5m ./internal/reliability
 
 ## clean: remove build output
 clean:
 	rm -rf bin dist
+
+## bench: echoctl against a plain Go server, gnet, the seed's asyncio server and socat, pinned with taskset; writes docs/benchmarks.md (about 6 minutes; not part of test)
+bench:
+	GO=$(GO) ./scripts/bench.sh
+
+## docs: regenerate docs/cli/*.md (committed; TestDocsCLIUpToDate fails when stale) and the man pages in manpages/ (not committed), from the command tree
+.PHONY: docs
+docs:
+	$(GO) run . gen docs --dir docs/cli
+	$(GO) run . gen man --dir manpages
+
+## release-snapshot: goreleaser check, then every release artifact into dist/ (no tag, no upload, no network but the Go module proxy), then scripts/release-check.sh on them
+# GoReleaser is pinned and run with go run (its first build takes minutes).
+GORELEASER ?= $(GO) run github.com/goreleaser/goreleaser/v2@v2.15.1
+.PHONY: release-snapshot
+release-snapshot:
+	$(GORELEASER) check
+	$(GORELEASER) release --snapshot --clean
+	./scripts/release-check.sh dist
