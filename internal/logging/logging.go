@@ -4,7 +4,6 @@
 package logging
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -61,22 +60,19 @@ type TextWriter struct {
 	Out io.Writer
 }
 
-type textEvent struct {
-	Logger  string `json:"logger"`
-	Message string `json:"message"`
-}
-
-// Write formats one zerolog event.
+// Write formats one zerolog event. It scans the event's JSON object itself
+// rather than calling encoding/json: the scan is shallow (a connection
+// goroutine that logs keeps a small stack) and allocates only the line.
 func (w TextWriter) Write(p []byte) (int, error) {
-	var evt textEvent
-	if err := json.Unmarshal(p, &evt); err != nil {
+	logger, message, err := scanEvent(p)
+	if err != nil {
 		return 0, fmt.Errorf("logging: decode event: %w", err)
 	}
-	line := make([]byte, 0, len(evt.Logger)+len(evt.Message)+3)
-	if evt.Logger != "" {
-		line = append(append(line, evt.Logger...), ": "...)
+	line := make([]byte, 0, len(logger)+len(message)+3)
+	if len(logger) > 0 {
+		line = append(appendUnquoted(line, logger), ": "...)
 	}
-	line = append(append(line, evt.Message...), '\n')
+	line = append(appendUnquoted(line, message), '\n')
 	if _, err := w.Out.Write(line); err != nil {
 		return 0, err
 	}

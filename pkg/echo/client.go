@@ -313,12 +313,12 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 			c.log(zerolog.InfoLevel).Msg("waiting for response")
 		}
 		close(v.pending)
+		werrc <- werr // before the reader can stop: it is what we report
 		if werr != nil && !errors.Is(werr, errEchoEnded) {
 			// The server will not close while we have not half-closed:
 			// stop the reader rather than wait for the timeout.
 			conn.SetReadDeadline(aLongTimeAgo)
 		}
-		werrc <- werr
 	}()
 	rerr := <-readErr
 	var werr error

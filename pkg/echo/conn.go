@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -46,6 +47,14 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 		return &conn{srv: s, rwc: rwc, name: unixConnName(s.unixConns.Add(1)), peer: local.String()}
 	}
 	return &conn{srv: s, rwc: rwc, name: LoggerName(rwc.RemoteAddr()), peer: rwc.RemoteAddr().String()}
+}
+
+func (c *conn) logAccepted() { c.log(zerolog.InfoLevel).Msg("connection accepted") }
+
+// isTLS reports whether the connection starts with a TLS handshake.
+func (c *conn) isTLS() bool {
+	_, ok := c.rwc.(*tls.Conn)
+	return ok
 }
 
 // log starts a log event at level carrying the connection's logger name and
@@ -94,7 +103,9 @@ func (c *conn) serve() {
 		}
 		return
 	}
-	c.log(zerolog.InfoLevel).Msg("connection accepted")
+	if c.isTLS() {
+		c.logAccepted() // after the handshake, which may refuse the peer
+	}
 
 	var err error
 	if c.srv.logsData() {

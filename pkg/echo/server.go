@@ -255,6 +255,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.refuse(CloseShutdown)
 			return ErrServerClosed
 		}
+		if !c.isTLS() {
+			// Logged here, on the accept loop's already grown stack: on
+			// the connection's goroutine the logging call chain would
+			// grow a fresh 2 KiB stack that an idle connection keeps.
+			c.logAccepted()
+		}
 		go c.serve()
 	}
 }
