@@ -132,16 +132,9 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 		}
 		return conn, nil
 	}
-	if e := c.log(zerolog.InfoLevel); e != nil {
-		e.Str("addr", addr).Msgf("connecting to %s port %d", a.Host, a.Port)
-	}
-	host := a.Host
-	if host == "" {
-		host = "localhost"
-	}
-	ips, err := resolve(ctx, c.Resolver, host)
+	ips, err := c.resolveServer(ctx, addr, a)
 	if err != nil {
-		return nil, &DialError{Addr: addr, Err: err}
+		return nil, err
 	}
 	network := "tcp"
 	if a.Network == NetworkUDP {
@@ -152,7 +145,7 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 		conn, err := c.Dialer.DialContext(ctx, network, netip.AddrPortFrom(ip, a.Port).String())
 		if err == nil {
 			if a.Network == NetworkTLS {
-				return c.handshake(ctx, conn, addr, host)
+				return c.handshake(ctx, conn, addr, serverHost(a))
 			}
 			return conn, nil
 		}
@@ -164,6 +157,28 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 		}
 	}
 	return nil, &DialError{Addr: addr, Err: firstErr}
+}
+
+// resolveServer logs the seed's "connecting to HOST port PORT" and returns
+// the addresses to try for a; an empty host means this machine.
+func (c *Client) resolveServer(ctx context.Context, addr string, a Addr) ([]netip.Addr, error) {
+	if e := c.log(zerolog.InfoLevel); e != nil {
+		e.Str("addr", addr).Msgf("connecting to %s port %d", a.Host, a.Port)
+	}
+	ips, err := resolve(ctx, c.Resolver, serverHost(a))
+	if err != nil {
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	return ips, nil
+}
+
+// serverHost is the host a client connects to: an empty one means this
+// machine, "localhost".
+func serverHost(a Addr) string {
+	if a.Host == "" {
+		return "localhost"
+	}
+	return a.Host
 }
 
 // DialError reports a failure to connect to Addr.

@@ -53,16 +53,9 @@ func (c *Client) SendPackets(ctx context.Context, messages [][]byte, echo io.Wri
 	if a.Network != NetworkUDP {
 		return res, fmt.Errorf("echo: %s: SendPackets needs a udp:// address", addr)
 	}
-	if e := c.log(zerolog.InfoLevel); e != nil {
-		e.Str("addr", addr).Msgf("connecting to %s port %d", a.Host, a.Port)
-	}
-	host := a.Host
-	if host == "" {
-		host = "localhost"
-	}
-	ips, err := resolve(ctx, c.Resolver, host)
+	ips, err := c.resolveServer(ctx, addr, a)
 	if err != nil {
-		return res, &DialError{Addr: addr, Err: err}
+		return res, err
 	}
 	x := datagramExchange{c: c, addr: addr, messages: messages, echo: echo, res: &res}
 	var firstErr error
