@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,6 +51,11 @@ func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 
 // config checks the flags and returns the run they describe.
 func (o *benchOptions) config(addr string) (bench.Config, error) {
+	a, err := echo.ParseAddr(addr)
+	if err != nil || a.Network != echo.NetworkTCP {
+		return bench.Config{}, fmt.Errorf("invalid --addr %q: bench needs a TCP address, host:port or tcp://host:port", addr)
+	}
+	addr = net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port)))
 	mode, err := bench.ParseMode(o.mode)
 	if err != nil {
 		return bench.Config{}, fmt.Errorf("invalid --mode %q: must be one of pingpong, stream, connrate, idle", o.mode)

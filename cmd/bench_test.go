@@ -59,6 +59,8 @@ func TestBenchBadFlags(t *testing.T) {
 		{"pipeline", []string{"--pipeline", "0"}, "invalid --pipeline 0"},
 		{"chunk", []string{"--chunk", "0"}, "invalid --chunk 0"},
 		{"mode", []string{"--mode", "flood"}, `invalid --mode "flood"`},
+		{"udp address", []string{"--addr", "udp://127.0.0.1:7"}, `invalid --addr "udp://127.0.0.1:7": bench needs a TCP address`},
+		{"unix address", []string{"--addr", "unix:///tmp/x.sock"}, `bench needs a TCP address`},
 		{"duration zero", []string{"--duration", "0s"}, "invalid --duration 0s"},
 		{"duration not a duration", []string{"--duration", "3"}, `invalid argument "3"`},
 		{"warmup negative", []string{"--warmup", "-1s"}, "invalid --warmup -1s"},

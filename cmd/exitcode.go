@@ -21,10 +21,11 @@ const (
 
 // exitCodesHelp is appended to the root command's help.
 const exitCodesHelp = `Exit codes:
-  0  success (send: the echo equals what was sent)
+  0  success (send, bench: the echo equals what was sent)
   1  network or runtime error (cannot listen, connection refused, reset, timeout)
   2  usage or configuration error (flags, arguments, environment, config file)
-  3  send: the echo differs from what was sent (the message says at which byte)`
+  3  send, bench: the echo differs from what was sent (the message says where)
+  1 and 2 apply to every command; 3 only to send and bench.`
 
 // usageError marks an error in flags, arguments or configuration.
 type usageError struct{ err error }

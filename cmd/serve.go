@@ -20,7 +20,7 @@ func addAddrFlags(fs *pflag.FlagSet) {
 }
 
 func addBufferSizeFlag(fs *pflag.FlagSet) {
-	fs.Int(keyBufferSize, echo.DefaultBufferSize, "most bytes read at once (1 to 16777216)")
+	fs.Int(keyBufferSize, echo.DefaultBufferSize, "most bytes read at once when data is logged (1 to 16777216); without -v serve moves up to 64 KiB at a time")
 }
 
 func newServeCmd(opts *globalOptions, streams Streams) *cobra.Command {
@@ -31,8 +31,10 @@ func newServeCmd(opts *globalOptions, streams Streams) *cobra.Command {
 
 The server listens on --addr; a host name is listened on at every address it
 resolves to (localhost: 127.0.0.1 and ::1 where both are listed). Each
-connection reads up to --buffer-size bytes, writes them back, and waits for
-the write to finish before reading again; it closes when the peer half-closes.
+connection reads, writes what it read back, and waits for the write to finish
+before reading again; it closes when the peer half-closes. With -v (data
+logged) each read is up to --buffer-size bytes, as in the seed's transcript;
+otherwise up to 64 KiB, which moves the same bytes with fewer system calls.
 
 --addr may be repeated to serve several addresses in one process: host:port
 or tcp://host:port (TCP), udp://host:port (every datagram is sent back, RFC
