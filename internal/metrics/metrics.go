@@ -56,7 +56,7 @@ type Metrics struct {
 	draining  atomic.Bool
 }
 
-var _ echo.Observer = (*Metrics)(nil)
+var _ echo.PacketObserver = (*Metrics)(nil)
 
 // New returns Metrics registered, with the Go runtime and process
 // collectors and echoctl_build_info, in a new registry.
@@ -180,6 +180,12 @@ func (m *Metrics) ConnAccepted(listener string, _ net.Addr) echo.ConnObserver {
 	l.accepted.Inc()
 	l.active.Inc()
 	return l
+}
+
+// PacketListener implements echo.PacketObserver: datagrams count in the
+// same byte and latency metrics as connections, under their socket.
+func (m *Metrics) PacketListener(listener string) echo.ConnObserver {
+	return m.listener(listener)
 }
 
 // Received implements echo.ConnObserver.

@@ -88,21 +88,6 @@ func (s *Server) permits(ip netip.Addr) bool {
 	return false
 }
 
-// permitsDatagram applies the access list to the sender of a datagram,
-// given as ap (from a *net.UDPConn) or else as addr. Denied datagrams are
-// dropped unanswered and unlogged: on UDP there is no connection to
-// refuse, and a flood must not flood the log.
-func (s *Server) permitsDatagram(ap netip.AddrPort, addr net.Addr) bool {
-	if len(s.Allow) == 0 && len(s.Deny) == 0 {
-		return true
-	}
-	ip, ok := ap.Addr().Unmap().WithZone(""), ap.IsValid()
-	if addr != nil {
-		ip, ok = peerIP(addr)
-	}
-	return !ok || s.permits(ip)
-}
-
 // resilience is the Server's state for its limits and its accept loop's
 // back-off; its zero value is ready.
 type resilience struct {

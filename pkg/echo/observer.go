@@ -32,6 +32,15 @@ type Observer interface {
 	ConnAccepted(listener string, peer net.Addr) ConnObserver
 }
 
+// A PacketObserver is an Observer that also counts datagrams. ServePacket
+// calls PacketListener once for its socket and reports every datagram to
+// the ConnObserver returned: Received when it arrives, Sent when its echo
+// has gone back (n 0 and a negative latency if that failed); never Closed.
+type PacketObserver interface {
+	Observer
+	PacketListener(listener string) ConnObserver
+}
+
 // A ConnObserver receives the events of one connection, in order. The
 // per-chunk methods, Received and Sent, are on the echo's hot path: keep
 // them to a few atomic operations.

@@ -55,9 +55,13 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 	if !s.logsData() {
 		n = min(runtime.GOMAXPROCS(0), maxPacketReaders)
 	}
+	var obs ConnObserver
+	if po, ok := s.Observer.(PacketObserver); ok {
+		obs = po.PacketListener(pc.LocalAddr().String())
+	}
 	errs := make(chan error, n)
 	for range n {
-		go func() { errs <- s.readPackets(pc) }()
+		go func() { errs <- s.readPackets(pc, obs) }()
 	}
 	var first error
 	for range n {
@@ -73,8 +77,9 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 }
 
 // readPackets is one reader of ServePacket: it reads a datagram into its
-// buffer, writes it back to the sender, and reads the next.
-func (s *Server) readPackets(pc net.PacketConn) error {
+// buffer, writes it back to the sender, and reads the next. obs, if not
+// nil, is told each datagram's bytes and echo latency.
+func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver) error {
 	buf := make([]byte, packetBufferSize)
 	udp, _ := pc.(*net.UDPConn)
 	var delay time.Duration
@@ -104,9 +109,6 @@ func (s *Server) readPackets(pc net.PacketConn) error {
 			continue
 		}
 		delay = 0
-		if !s.permitsDatagram(peer, addr) { // Allow and Deny (limits.go)
-			continue
-		}
 		p := packetPeer{ap: peer, addr: addr}
 		data := buf[:n]
 		debug := s.logsData()
@@ -120,10 +122,22 @@ func (s *Server) readPackets(pc net.PacketConn) error {
 		if debug {
 			s.logDatagram(p, "received ", data)
 		}
+		var readAt time.Time
+		if obs != nil {
+			obs.Received(n)
+			readAt = time.Now()
+		}
 		if udp != nil {
 			_, err = udp.WriteToUDPAddrPort(data, peer)
 		} else {
 			_, err = pc.WriteTo(data, addr)
+		}
+		if obs != nil {
+			if err != nil {
+				obs.Sent(0, -1)
+			} else {
+				obs.Sent(n, time.Since(readAt))
+			}
 		}
 		if err != nil {
 			if s.shuttingDown() && errors.Is(err, net.ErrClosed) {

@@ -546,3 +546,39 @@ func TestServePacketAccessList(t *testing.T) {
 		t.Fatalf("a denied sender got %d bytes back", n)
 	}
 }
+
+// packetRecorder is a recorder that also counts datagrams.
+type packetRecorder struct{ *recorder }
+
+func (r packetRecorder) PacketListener(string) echo.ConnObserver {
+	return &connRecorder{r: r.recorder}
+}
+
+func TestServePacketObserver(t *testing.T) {
+	rec := newRecorder()
+	addr, _ := servePacketLocal(t, &echo.Server{Observer: packetRecorder{rec}}, "udp4", "127.0.0.1:0")
+	c := dialUDP(t, addr)
+	sizes := []int{1, 100, 1472}
+	total := 0
+	for _, n := range sizes {
+		udpRoundTrip(t, c, make([]byte, n))
+		total += n
+	}
+	// The echo has arrived, but the server reports Sent just after writing.
+	deadline := time.Now().Add(ioTimeout)
+	for rec.sent.Load() < int64(total) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := rec.received.Load(); got != int64(total) {
+		t.Errorf("received %d bytes, want %d", got, total)
+	}
+	if got := rec.sent.Load(); got != int64(total) {
+		t.Errorf("sent %d bytes, want %d", got, total)
+	}
+	if got := rec.chunks.Load(); got != int64(len(sizes)) {
+		t.Errorf("%d latencies, want %d", got, len(sizes))
+	}
+	if rec.accepted.Load() != 0 || rec.totalClosed() != 0 {
+		t.Errorf("datagrams counted as connections: accepted %d, closed %d", rec.accepted.Load(), rec.totalClosed())
+	}
+}
