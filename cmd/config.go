@@ -361,17 +361,26 @@ func (d *decoder) strings(key string) []string {
 		}
 		return list
 	case []any:
-		list := make([]string, 0, len(x))
-		for _, item := range x {
-			s, ok := item.(string)
-			if !ok {
-				d.fail(key, raw, "must be a list of strings (quote numbers and booleans)")
-				return nil
-			}
-			list = append(list, s)
+		list, ok := stringItems(x)
+		if !ok {
+			d.fail(key, raw, "must be a list of strings (quote numbers and booleans)")
 		}
 		return list
 	}
 	d.fail(key, raw, "must be a list of strings")
 	return nil
+}
+
+// stringItems returns the items of a list read from a config file, or
+// false if one of them is not a string.
+func stringItems(items []any) ([]string, bool) {
+	list := make([]string, 0, len(items))
+	for _, item := range items {
+		s, ok := item.(string)
+		if !ok {
+			return nil, false
+		}
+		list = append(list, s)
+	}
+	return list, true
 }

@@ -80,13 +80,10 @@ func (d *decoder) prefixes(key string) []netip.Prefix {
 	case string:
 		items = []string{x}
 	case []any:
-		for _, item := range x {
-			s, ok := item.(string)
-			if !ok {
-				d.fail(key, raw, "must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]")
-				return nil
-			}
-			items = append(items, s)
+		var ok bool
+		if items, ok = stringItems(x); !ok {
+			d.fail(key, raw, "must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]")
+			return nil
 		}
 	default:
 		d.fail(key, raw, "must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]")

@@ -117,13 +117,10 @@ func (d *decoder) addrs(key string) []string {
 	case []string:
 		list = x
 	case []any:
-		for _, item := range x {
-			s, ok := item.(string)
-			if !ok {
-				d.fail(key, raw, "must be a string host:port or URL, or a list of them")
-				return nil
-			}
-			list = append(list, s)
+		var ok bool
+		if list, ok = stringItems(x); !ok {
+			d.fail(key, raw, "must be a string host:port or URL, or a list of them")
+			return nil
 		}
 	default:
 		d.fail(key, raw, "must be a string host:port")
