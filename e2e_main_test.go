@@ -210,6 +210,29 @@ var startingUpRE = regexp.MustCompile(`starting up on (\S+) port (\d+)`)
 // line on its stderr, and on cleanup stops it with stopSig.
 func startProc(t *testing.T, cmd *exec.Cmd, stopSig os.Signal) *proc {
 	t.Helper()
+	p, line := launchProc(t, cmd, stopSig, startingUpRE)
+	m := startingUpRE.FindStringSubmatch(line)
+	p.Host = m[1]
+	p.Port, _ = strconv.Atoi(m[2])
+	if p.Port == 0 {
+		t.Fatalf("%s: no port in %q", p.name, line)
+	}
+	return p
+}
+
+// startProcLine is startProc for a process whose first line of interest
+// need not hold a port (a Unix socket's start-up line): it waits for a
+// stderr line matching ready, and leaves Host and Port unset.
+func startProcLine(t *testing.T, cmd *exec.Cmd, stopSig os.Signal, ready *regexp.Regexp) *proc {
+	t.Helper()
+	p, _ := launchProc(t, cmd, stopSig, ready)
+	return p
+}
+
+// launchProc starts cmd, stops it with stopSig on cleanup, and waits
+// (bounded) for a stderr line matching ready, which it returns.
+func launchProc(t *testing.T, cmd *exec.Cmd, stopSig os.Signal, ready *regexp.Regexp) (*proc, string) {
+	t.Helper()
 	p := &proc{t: t, name: filepath.Base(cmd.Path), cmd: cmd, stopSig: stopSig, Stdout: &lineBuffer{}, Stderr: &lineBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
 	if err := cmd.Start(); err != nil {
@@ -225,14 +248,9 @@ func startProc(t *testing.T, cmd *exec.Cmd, stopSig os.Signal) *proc {
 
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		for _, line := range p.Stderr.completeLines() {
-			if m := startingUpRE.FindStringSubmatch(line); m != nil {
-				p.Host = m[1]
-				p.Port, _ = strconv.Atoi(m[2])
-				if p.Port == 0 {
-					t.Fatalf("%s: no port in %q", p.name, line)
-				}
-				return p
+		for _, line := range p.Lines() {
+			if ready.MatchString(line) {
+				return p, line
 			}
 		}
 		select {

@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -76,41 +75,6 @@ func startServeN(t *testing.T, s spec, n int, args ...string) (*proc, []string) 
 			t.Fatalf("serve %q: %d start-up lines within %v, want %d; stderr:\n%s", full, len(bound), readyTimeout, n, p.Stderr)
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// startProcLine is startProc for a process whose first line of interest
-// need not hold a port (a Unix socket's start-up line): it waits for a
-// stderr line matching ready, and leaves Host and Port unset.
-func startProcLine(t *testing.T, cmd *exec.Cmd, stopSig os.Signal, ready *regexp.Regexp) *proc {
-	t.Helper()
-	p := &proc{t: t, name: filepath.Base(cmd.Path), cmd: cmd, stopSig: stopSig, Stdout: &lineBuffer{}, Stderr: &lineBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", p.name, err)
-	}
-	go func() {
-		err := cmd.Wait()
-		p.code = exitCode(err)
-		p.exitedAt = time.Now()
-		close(p.done)
-	}()
-	t.Cleanup(p.cleanup)
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		for _, line := range p.Lines() {
-			if ready.MatchString(line) {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s %q exited with %d before starting up:\nstderr:\n%s", p.name, cmd.Args, p.code, p.Stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s %q did not start up within %v:\nstderr:\n%s", p.name, cmd.Args, readyTimeout, p.Stderr)
-		}
 	}
 }
 
