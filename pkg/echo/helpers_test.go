@@ -100,6 +100,21 @@ func debugLogger(w io.Writer) zerolog.Logger { return zerolog.New(w).Level(zerol
 // when it logs every chunk (BufferSize-sized reads, the seed's loop) than
 // when it does not (large pooled reads), and again when its connections do
 // not expose a file descriptor; echo tests run against each.
+// listen opens a loopback listener for v (see wrap).
+func (v variant) listen(t *testing.T) net.Listener {
+	t.Helper()
+	return v.wrap(listenLocal(t))
+}
+
+// wrap returns ln, wrapped when v is opaque so that its connections hide
+// their file descriptor.
+func (v variant) wrap(ln net.Listener) net.Listener {
+	if v.opaque {
+		return opaqueListener{ln}
+	}
+	return ln
+}
+
 type variant struct {
 	name string
 	// server returns the server to run, logging to w: at debug level for

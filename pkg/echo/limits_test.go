@@ -174,12 +174,8 @@ func TestMaxConns(t *testing.T) {
 			srv := v.server(&logs)
 			srv.MaxConns = 2
 			srv.Observer = rec
-			ln := listenLocal(t)
-			var l net.Listener = ln
-			if v.opaque {
-				l = opaqueListener{ln}
-			}
-			serve(t, srv, l)
+			ln := v.listen(t)
+			serve(t, srv, ln)
 			addr := ln.Addr().String()
 
 			c1 := dial(t, addr)

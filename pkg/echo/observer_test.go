@@ -157,12 +157,8 @@ func TestObserverCountsEcho(t *testing.T) {
 			rec := newRecorder()
 			srv := v.server(nil)
 			srv.Observer = rec
-			ln := listenLocal(t)
-			var l net.Listener = ln
-			if v.opaque {
-				l = opaqueListener{ln}
-			}
-			sv := serve(t, srv, l)
+			ln := v.listen(t)
+			sv := serve(t, srv, ln)
 			addr := ln.Addr().String()
 
 			data := randomBytes(11, 20000)
@@ -225,12 +221,8 @@ func TestObserverShutdownReason(t *testing.T) {
 				srv.Observer = rec
 				srv.IdleTimeout = time.Minute
 				srv.WriteTimeout = time.Minute
-				ln := listenLocal(t)
-				var l net.Listener = ln
-				if v.opaque {
-					l = opaqueListener{ln}
-				}
-				serve(t, srv, l)
+				ln := v.listen(t)
+				serve(t, srv, ln)
 				c1 := dial(t, ln.Addr().String())
 				c2 := dial(t, ln.Addr().String())
 				roundTrip(t, c1, []byte("one"))

@@ -433,12 +433,8 @@ func TestShutdownWaitsForEcho(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			srv := v.server(nil)
-			ln := listenLocal(t)
-			var l net.Listener = ln
-			if v.opaque {
-				l = opaqueListener{ln}
-			}
-			s := serve(t, srv, l)
+			ln := v.listen(t)
+			s := serve(t, srv, ln)
 			c := dial(t, ln.Addr().String())
 			roundTrip(t, c, []byte("idle"))
 
@@ -494,12 +490,8 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Run(v.name+"/quiet peer", func(t *testing.T) {
 			t.Parallel()
 			srv := v.server(nil)
-			ln := listenLocal(t)
-			var l net.Listener = ln
-			if v.opaque {
-				l = opaqueListener{ln}
-			}
-			s := serve(t, srv, l)
+			ln := v.listen(t)
+			s := serve(t, srv, ln)
 			c := dial(t, ln.Addr().String())
 			sent := randomBytes(9, 1000)
 			roundTrip(t, c, sent)
@@ -536,12 +528,8 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Run(v.name+"/chatty peer", func(t *testing.T) {
 			t.Parallel()
 			srv := v.server(nil)
-			ln := listenLocal(t)
-			var l net.Listener = ln
-			if v.opaque {
-				l = opaqueListener{ln}
-			}
-			s := serve(t, srv, l)
+			ln := v.listen(t)
+			s := serve(t, srv, ln)
 			c := dial(t, ln.Addr().String())
 			roundTrip(t, c, []byte("x"))
 			sent := []byte("x")
@@ -666,12 +654,8 @@ func TestCloseClosesConnections(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			srv := v.server(nil)
-			ln := listenLocal(t)
-			var l net.Listener = ln
-			if v.opaque {
-				l = opaqueListener{ln}
-			}
-			s := serve(t, srv, l)
+			ln := v.listen(t)
+			s := serve(t, srv, ln)
 			c1 := dial(t, ln.Addr().String())
 			c2 := dial(t, ln.Addr().String())
 			roundTrip(t, c1, []byte("one"))

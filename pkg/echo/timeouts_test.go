@@ -28,11 +28,7 @@ func startVariantOn(t *testing.T, v variant, w io.Writer, set func(*echo.Server)
 	t.Helper()
 	srv := v.server(w)
 	set(srv)
-	var l net.Listener = ln
-	if v.opaque {
-		l = opaqueListener{ln}
-	}
-	serve(t, srv, l)
+	serve(t, srv, v.wrap(ln))
 	return ln.Addr().String(), srv
 }
 
