@@ -504,7 +504,6 @@ func TestRunInvalidConfig(t *testing.T) {
 		file    string            // config file name, passed with --config
 		content string            // its content
 		want    string            // the message; %[1]s is the config file's path
-		bug     string            // set for a known bug: the case is skipped
 	}{
 		{name: "addr env no port", args: []string{"serve"}, env: map[string]string{"ECHOCTL_ADDR": "localhost"},
 			want: `invalid addr "localhost" from environment ECHOCTL_ADDR: ` + addrReason},
@@ -587,9 +586,6 @@ func TestRunInvalidConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.bug != "" {
-				t.Skip("BUG: " + tt.bug)
-			}
 			dir := isolate(t)
 			args := tt.args
 			var path string
