@@ -23,6 +23,7 @@ type conn struct {
 	stopping atomic.Bool
 
 	connGuard // limits, timeouts and observer (limits.go, timeouts.go)
+	connPark  // parking while idle (park_linux.go)
 }
 
 // LoggerName returns the name of the per-connection logger for a peer:
@@ -82,14 +83,21 @@ func (c *conn) logData(verb string, data []byte) {
 }
 
 // serve runs one connection: it logs the accept, echoes until the peer
-// half-closes or the connection fails, and logs why it closed.
-func (c *conn) serve() {
+// half-closes or the connection fails, and logs why it closed. A
+// connection parked while idle (park_linux.go) is served again with
+// resumed set, from where it stopped.
+func (c *conn) serve(resumed bool) {
 	reason := CloseError
+	parked := false
 	defer func() {
 		if r := recover(); r != nil {
 			c.log(zerolog.ErrorLevel).Interface("panic", r).Msg("panic serving connection")
-			reason = CloseError
+			reason, parked = CloseError, false
 		}
+		if parked {
+			return // taken up again by another goroutine
+		}
+		c.forgetParked()
 		c.rwc.Close()
 		c.srv.release(c)
 		if c.obs != nil {
@@ -97,14 +105,16 @@ func (c *conn) serve() {
 		}
 		c.srv.trackConn(c, false)
 	}()
-	if !c.handshake() { // TLS only (tls.go)
-		if c.srv.shuttingDown() {
-			reason = CloseShutdown
+	if !resumed {
+		if !c.handshake() { // TLS only (tls.go)
+			if c.srv.shuttingDown() {
+				reason = CloseShutdown
+			}
+			return
 		}
-		return
-	}
-	if c.isTLS() {
-		c.logAccepted() // after the handshake, which may refuse the peer
+		if c.isTLS() {
+			c.logAccepted() // after the handshake, which may refuse the peer
+		}
 	}
 
 	var err error
@@ -112,6 +122,10 @@ func (c *conn) serve() {
 		err = c.echoChunks()
 	} else {
 		err = c.echoFast()
+	}
+	if err == errParked {
+		parked = true
+		return
 	}
 	reason = c.closeReason(err)
 	if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -164,6 +178,10 @@ func (c *conn) echoCopy() error {
 	}
 }
 
+// errParked ends echoFast when it parked the connection: the goroutine
+// must leave it as it is.
+var errParked = errors.New("echo: connection parked")
+
 // opError records which operation on the connection failed.
 type opError struct {
 	op  string
@@ -207,6 +225,7 @@ func (c *conn) stopReading() {
 	c.stopping.Store(true)
 	c.rwc.SetReadDeadline(now)
 	c.rwc.SetWriteDeadline(now.Add(drainLinger))
+	c.unpark()
 }
 
 // closeForShutdown ends a connection that is still open when the shutdown

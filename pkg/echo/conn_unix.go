@@ -11,8 +11,10 @@ import (
 // echoFast echoes without logging data. It waits for the socket to become
 // readable holding no buffer, takes a pooled one only when there is data to
 // read, and gives it back once the data is written: an idle connection
-// holds nothing but its goroutine and socket. Connections that do not
-// expose their file descriptor (TLS, wrappers) use echoCopy.
+// holds nothing but its goroutine and socket, and on Linux not even the
+// goroutine once it is parked (park_linux.go); then it returns errParked.
+// Connections that do not expose their file descriptor (TLS, wrappers) use
+// echoCopy.
 func (c *conn) echoFast() error {
 	sc, ok := c.rwc.(syscall.Conn)
 	if !ok {
@@ -22,6 +24,7 @@ func (c *conn) echoFast() error {
 	if err != nil {
 		return c.echoCopy()
 	}
+	parkable := c.mayPark()
 	var (
 		bufp *[]byte
 		n    int
@@ -44,7 +47,16 @@ func (c *conn) echoFast() error {
 	for {
 		c.armRead()
 		if err := raw.Read(read); err != nil {
+			if parkable && c.parkRequested(err) {
+				if c.park(raw) {
+					return errParked
+				}
+				continue
+			}
 			return &opError{"read", err}
+		}
+		if parkable {
+			c.countRead()
 		}
 		switch {
 		case rerr != nil:

@@ -132,6 +132,7 @@ type Server struct {
 	packetConns map[*net.PacketConn]struct{} // served by ServePacket (packet.go)
 	packetWG    sync.WaitGroup               // one count per packetConns entry
 	unixConns   atomic.Uint64                // numbers Unix connections: echo_unix_{n}
+	park        parker                       // idle connections without a goroutine (park_linux.go)
 }
 
 // ListenAndServe listens on every address s.Addr resolves to and serves
@@ -261,7 +262,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			// grow a fresh 2 KiB stack that an idle connection keeps.
 			c.logAccepted()
 		}
-		go c.serve()
+		go c.serve(false)
 	}
 }
 
@@ -370,12 +371,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.park.close()
 		return lnErr
 	case <-ctx.Done():
 	}
 	s.forEachConn((*conn).stopReading)
 	s.stopPacketConns(true)
 	<-done
+	s.park.close()
 	return ctx.Err()
 }
 
@@ -385,8 +388,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	err := s.closeListeners()
 	s.stopPacketConns(true)
-	s.forEachConn(func(c *conn) { c.rwc.Close() })
+	s.forEachConn(func(c *conn) {
+		c.rwc.Close()
+		c.unpark()
+	})
 	s.connsWG.Wait()
 	s.packetWG.Wait()
+	s.park.close()
 	return err
 }
