@@ -1,7 +1,9 @@
-# echoctl: make build | run | test | lint | clean
+# echoctl: make build | run | test | lint | fuzz | fuzz-ci | soak | bench | docs | release-snapshot | clean
 GO      ?= go
 BIN     ?= bin/echoctl
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# A release version only at a tag (v1.2.3 -> 1.2.3, as goreleaser names it);
+# anything else is a development build, which `echoctl version` says.
+VERSION ?= $(or $(patsubst v%,%,$(shell git describe --tags --exact-match 2>/dev/null)),dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 PKG     := github.com/echoctl/echoctl/cmd
@@ -53,7 +55,7 @@ soak:
 
 ## clean: remove build output
 clean:
-	rm -rf bin dist
+	rm -rf bin dist completions manpages
 
 ## bench: echoctl against a plain Go server, gnet, the seed's asyncio server and socat, pinned with taskset; writes docs/benchmarks.md (about 6 minutes; not part of test)
 bench:
