@@ -346,15 +346,17 @@ func TestE2EMutualTLS(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		args   []string
-		server string
+		alert  string // what the client is told
+		server string // why the server refused it
 	}{
-		{"no client certificate", nil, "tls: client didn't provide a certificate"},
-		{"certificate from another CA", []string{"--tls-cert", rogueCert, "--tls-key", rogueKey}, "tls: client didn't provide a certificate"},
+		{"no client certificate", nil, "remote error: tls: certificate required", "tls: client didn't provide a certificate"},
+		{"certificate from another CA", []string{"--tls-cert", rogueCert, "--tls-key", rogueKey},
+			"remote error: tls: unknown certificate authority", "tls: failed to verify certificate: x509: certificate signed by unknown authority"},
 	} {
 		before := len(grep(p.Lines(), "TLS handshake failed"))
 		r := echoctl(t, env, append([]string{"send", "--addr", addr}, tt.args...)...)
-		if r.Code != 1 || len(r.Stdout) != 0 || !strings.Contains(string(r.Stderr), "remote error: tls: certificate required") {
-			t.Errorf("%s: want exit 1, no echo, the server's alert:\n%s", tt.name, r)
+		if r.Code != 1 || len(r.Stdout) != 0 || !strings.Contains(string(r.Stderr), tt.alert) {
+			t.Errorf("%s: want exit 1, no echo, the server's alert %q:\n%s", tt.name, tt.alert, r)
 		}
 		deadline := time.Now().Add(readyTimeout)
 		for len(grep(p.Lines(), "TLS handshake failed")) == before && time.Now().Before(deadline) {

@@ -33,7 +33,13 @@ func Client(o ClientOptions) (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.Certificates = []tls.Certificate{cert}
+		// Always present it, even when it is not signed by a CA the
+		// server names in its request (Go's client would silently send
+		// none): the server then says what is wrong with it, rather
+		// than that there was no certificate.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &cert, nil
+		}
 	}
 	return cfg, nil
 }
