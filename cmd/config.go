@@ -182,8 +182,11 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 		}
 		for _, key := range fv.AllKeys() {
 			top, _, _ := strings.Cut(key, ".")
-			if !slices.Contains(knownKeys, top) || top != key {
+			switch {
+			case !slices.Contains(knownKeys, top):
 				return nil, fmt.Errorf("config file %s: unknown key %q (known keys: %s)", file, top, strings.Join(knownKeys, ", "))
+			case top != key:
+				return nil, fmt.Errorf("invalid %s %s from config file %s: must be a value, not a table of keys (%s)", top, quoteValue(fv.Get(top)), file, key)
 			}
 			fileKeys[key] = true
 		}

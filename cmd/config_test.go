@@ -655,7 +655,7 @@ func TestRunConfigFileErrors(t *testing.T) {
 		{name: "nested table toml", file: "c.toml", content: "[server]\naddr = \"localhost:1\"\n",
 			want: `config file %[1]s: unknown key "server" (known keys: ` + known + `)`},
 		{name: "nested key under a known key", file: "c.yaml", content: "addr:\n  host: localhost\n",
-			want: `config file %[1]s: unknown key "addr" (known keys: ` + known + `)`},
+			want: `invalid addr {"host":"localhost"} from config file %[1]s: must be a value, not a table of keys (addr.host)`},
 		{name: "unparseable yaml", file: "c.yaml", content: "addr: [localhost\nbuffer-size: 1\n",
 			want: "config file %[1]s: ", prefix: true},
 		{name: "unparseable toml", file: "c.toml", content: "addr = \n",

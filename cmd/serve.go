@@ -43,7 +43,9 @@ SIGHUP reloads the certificate files) and unix:///path (a Unix socket). See
 docs/udp.md, docs/tls.md and docs/unix.md.
 
 SIGINT or SIGTERM stops accepting and lets open connections finish for up to
---shutdown-timeout, then closes the rest; the exit code is then 0.`,
+--shutdown-timeout, then closes the rest; the exit code is then 0.
+
+` + exitCodesHelp,
 		Example: `  echoctl serve
   echoctl serve --addr :10000 -v
   ECHOCTL_ADDR='[::1]:7' echoctl serve --log-format json
