@@ -23,6 +23,9 @@ var (
 	seedServerPy = filepath.Join("testdata", "seed", "asyncio_echo_server_coroutine.py")
 	seedClientPy = filepath.Join("testdata", "seed", "asyncio_echo_client_coroutine.py")
 	goldenServer = filepath.Join("testdata", "golden", "seed_server_transcript.txt")
+	// seedServerText is the server transcript printed in the seed text,
+	// with the underscores of its logger names restored.
+	seedServerText = filepath.Join("testdata", "seed", "server_transcript.txt")
 )
 
 var python struct {
@@ -157,7 +160,7 @@ func TestSeedClientEchoctlServe(t *testing.T) {
 }
 
 var (
-	peerNameRE = regexp.MustCompile(`echo_127\.0\.0\.1_\d+`)
+	peerNameRE = regexp.MustCompile(`echo_(127\.0\.0\.1|::1)_\d+`)
 	portWordRE = regexp.MustCompile(`port \d+`)
 )
 
@@ -287,5 +290,18 @@ func TestSeedServerTranscript(t *testing.T) {
 	goLines := serverTranscript(t, startServer(t, spec{}, "127.0.0.1", "-v", "--log-format", "text"), syscall.SIGTERM)
 	if strings.Join(goLines, "\n") != strings.Join(golden, "\n") {
 		t.Errorf("echoctl serve -v transcript differs from the seed's (%s):\n%s", goldenServer, diffLines(goLines, golden))
+	}
+
+	// And against the transcript printed in the seed itself, transcribed
+	// into seedServerText: served on localhost, whose peers were IPv6
+	// there, and cut before the server was stopped.
+	raw, err = os.ReadFile(seedServerText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedLines := normaliseTranscript(t, splitLines(string(raw)))
+	seedLines[0] = strings.Replace(seedLines[0], "localhost", "127.0.0.1", 1)
+	if n := len(seedLines); len(goLines) != n+1 || strings.Join(goLines[:n], "\n") != strings.Join(seedLines, "\n") {
+		t.Errorf("echoctl serve -v transcript differs from the one in the seed (%s, then main: closing server):\n%s", seedServerText, diffLines(goLines, seedLines))
 	}
 }
