@@ -134,9 +134,10 @@ func (d *decoder) addrs(key string) []string {
 		d.fail(key, raw, fmt.Sprintf("send connects to one address; this names %d", len(list)))
 		return nil
 	}
-	seen := make(map[string]bool, len(list))
+	seen := make(map[string]bool, len(list)) // by canonical form: tcp://h:p and h:p are one
 	for _, s := range list {
-		if _, err := echo.ParseAddr(s); err != nil {
+		a, err := echo.ParseAddr(s)
+		if err != nil {
 			reason := err.Error()
 			var ae *echo.AddrError
 			if errors.As(err, &ae) {
@@ -145,11 +146,11 @@ func (d *decoder) addrs(key string) []string {
 			d.fail(key, s, reason)
 			return nil
 		}
-		if seen[s] {
+		if seen[a.String()] {
 			d.fail(key, s, "is listed twice")
 			return nil
 		}
-		seen[s] = true
+		seen[a.String()] = true
 	}
 	return list
 }

@@ -42,6 +42,8 @@ func TestLoadAddrList(t *testing.T) {
 			wantErr: `invalid addr [] from config file %[1]s: must name at least one address`},
 		{name: "duplicate", args: []string{"serve", "--addr", ":7", "--addr", ":7"},
 			wantErr: `invalid addr ":7" from flag --addr: is listed twice`},
+		{name: "duplicate in two spellings", args: []string{"serve", "--addr", "127.0.0.1:7", "--addr", "TCP://127.0.0.1:7"},
+			wantErr: `invalid addr "TCP://127.0.0.1:7" from flag --addr: is listed twice`},
 		{name: "bad scheme in a list", args: []string{"serve", "--addr", ":7", "--addr", "sctp://:7"},
 			wantErr: `invalid addr "sctp://:7" from flag --addr: unknown scheme "sctp": want tcp, udp, tls or unix`},
 		{name: "relative unix path", args: []string{"serve"}, env: "unix://e.sock",
