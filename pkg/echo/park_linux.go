@@ -33,12 +33,14 @@ const parkSweepInterval = 250 * time.Millisecond
 // parkEvents is how many epoll events the waiter takes at once.
 const parkEvents = 128
 
-// parkReleaseBatch is how many connections the sweeps must have asked to
-// park before a sweep gives the memory of their goroutine stacks back to
-// the operating system (debug.FreeOSMemory, which runs a garbage
-// collection), at most once every parkReleaseInterval. Freed stacks
-// otherwise stay resident: the runtime keeps free memory up to its next
-// heap goal.
+// parkReleaseBatch is by how many the parked connections must have grown
+// since memory was last given back for a sweep to give the memory of their
+// goroutine stacks back to the operating system (debug.FreeOSMemory,
+// which runs a garbage collection), at most once every
+// parkReleaseInterval. Freed stacks otherwise stay resident: the runtime
+// keeps free memory up to its next heap goal. Connections that park and
+// wake over and over leave the parked count as it is, and cause no
+// release.
 const (
 	parkReleaseBatch    = 1000
 	parkReleaseInterval = time.Second
@@ -170,21 +172,23 @@ func (p *parker) sweep(s *Server) {
 	t := time.NewTicker(parkSweepInterval)
 	defer t.Stop()
 	var (
-		asked       int       // connections asked to park since memory was last given back
+		baseline    int       // parked connections when memory was last given back, or fewer since
 		lastRelease time.Time // when memory was last given back
 	)
 	for {
+		var now time.Time
 		select {
 		case <-p.stop:
 			return
-		case now := <-t.C:
-			if asked >= parkReleaseBatch && now.Sub(lastRelease) >= parkReleaseInterval {
-				asked, lastRelease = 0, now
-				debug.FreeOSMemory()
-			}
+		case now = <-t.C:
 		}
+		parked := 0
 		s.forEachConn(func(c *conn) {
-			if !c.parkable.Load() || c.parked.Load() || c.parkReq.Load() {
+			if !c.parkable.Load() || c.parkReq.Load() {
+				return
+			}
+			if c.parked.Load() {
+				parked++
 				return
 			}
 			if r := c.reads.Load(); r != c.lastReads {
@@ -193,8 +197,12 @@ func (p *parker) sweep(s *Server) {
 			}
 			c.parkReq.Store(true)
 			c.rwc.SetReadDeadline(aLongTimeAgo) // wakes the read
-			asked++
 		})
+		baseline = min(baseline, parked)
+		if parked-baseline >= parkReleaseBatch && now.Sub(lastRelease) >= parkReleaseInterval {
+			baseline, lastRelease = parked, now
+			debug.FreeOSMemory()
+		}
 	}
 }
 

@@ -18,8 +18,8 @@ connection that has read nothing for a quarter to half a second is
 **parked**: its socket goes into an epoll instance of the server's own, its
 goroutine ends, and a new goroutine takes it up where it stopped when the
 socket becomes readable (data, end of stream or an error; see
-` + "`pkg/echo/park_linux.go`" + `). After a sweep that parks a thousand
-connections or more, the server hands the freed stacks back to the
+` + "`pkg/echo/park_linux.go`" + `). When the parked connections have
+grown by a thousand or more, the server hands the freed stacks back to the
 operating system (at most once a second). Its fast path holds no buffer
 while waiting either: it takes a pooled one only to read. What is left per
 idle connection is heap: echoctl's ` + "`conn`" + ` (logger name and peer
