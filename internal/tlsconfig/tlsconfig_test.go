@@ -244,8 +244,12 @@ func TestClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MinVersion != tls.VersionTLS12 || cfg.ServerName != "echo.example" || len(cfg.Certificates) != 1 || cfg.RootCAs == nil || cfg.InsecureSkipVerify {
+	if cfg.MinVersion != tls.VersionTLS12 || cfg.ServerName != "echo.example" || cfg.GetClientCertificate == nil || cfg.RootCAs == nil || cfg.InsecureSkipVerify {
 		t.Errorf("config %+v", cfg)
+	}
+	// The certificate is presented whatever CAs the server asks for.
+	if got, err := cfg.GetClientCertificate(&tls.CertificateRequestInfo{}); err != nil || got == nil || len(got.Certificate) == 0 {
+		t.Errorf("GetClientCertificate = %v, %v; want the loaded certificate", got, err)
 	}
 	if _, err := tlsconfig.Client(tlsconfig.ClientOptions{CertFile: certFile}); err == nil {
 		t.Error("a certificate without a key was accepted")
