@@ -99,11 +99,7 @@ func (c *conn) serve(resumed bool) {
 		}
 		c.forgetParked()
 		c.rwc.Close()
-		c.srv.release(c)
-		if c.obs != nil {
-			c.obs.Closed(reason)
-		}
-		c.srv.trackConn(c, false)
+		c.finish(reason)
 	}()
 	if !resumed {
 		if !c.handshake() { // TLS only (tls.go)
@@ -178,6 +174,17 @@ func (c *conn) echoCopy() error {
 	}
 }
 
+// finish accounts for a connection whose socket is closed: it gives back
+// what the limits counted, tells the observer why it closed, and lets
+// Shutdown and Close stop waiting for it.
+func (c *conn) finish(reason CloseReason) {
+	c.srv.release(c)
+	if c.obs != nil {
+		c.obs.Closed(reason)
+	}
+	c.srv.trackConn(c, false)
+}
+
 // errParked ends echoFast when it parked the connection: the goroutine
 // must leave it as it is.
 var errParked = errors.New("echo: connection parked")
@@ -220,6 +227,9 @@ func (c *conn) logClose(err error, reason CloseReason) {
 // context ended: what was read is still written back (if the peer reads
 // within drainLinger), then the connection closes cleanly.
 func (c *conn) stopReading() {
+	if c.loopOwned() {
+		return // its loop stops it (loop_linux.go)
+	}
 	now := time.Now()
 	c.stopWriteBy.Store(now.Add(drainLinger).UnixNano())
 	c.stopping.Store(true)

@@ -145,8 +145,13 @@ func loggedServer(bufferSize int) func(w io.Writer) *echo.Server {
 	}
 }
 
+// goroutineServer is quietServer served with a goroutine per connection
+// where event loops would serve it (Linux; loop_linux.go).
+func goroutineServer(w io.Writer) *echo.Server { return echo.WithoutLoops(quietServer(w)) }
+
 var variants = []variant{
 	{name: "quiet", server: quietServer, bulk: 10 << 20},
+	{name: "quiet goroutines", server: goroutineServer, bulk: 10 << 20},
 	{name: "debug logged", server: loggedServer(0), bulk: 512 << 10},
 	{name: "debug logged BufferSize 7", server: loggedServer(7), bulk: 128 << 10},
 	{name: "opaque conns", server: quietServer, opaque: true, bulk: 2 << 20},

@@ -45,7 +45,7 @@ func startParked(t *testing.T, srv *echo.Server) []*net.TCPConn {
 // TestParkedConnectionsHoldNoGoroutine: idle connections are parked and
 // their goroutines end, which is what makes an idle connection cheap.
 func TestParkedConnectionsHoldNoGoroutine(t *testing.T) {
-	srv := &echo.Server{}
+	srv := echo.WithoutLoops(&echo.Server{})
 	before := runtime.NumGoroutine()
 	startParked(t, srv)
 	// The parker's waiter and sweeper, and the Serve goroutine.
@@ -87,7 +87,7 @@ func TestParkedConnectionResumes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs syncBuffer
-			srv := &echo.Server{Logger: zerolog.New(&logs).Level(zerolog.InfoLevel)}
+			srv := echo.WithoutLoops(&echo.Server{Logger: zerolog.New(&logs).Level(zerolog.InfoLevel)})
 			conns := startParked(t, srv)
 			tt.act(t, conns[0])
 			if tt.reason == "" {
@@ -113,7 +113,7 @@ func TestParkedConnectionResumes(t *testing.T) {
 // goroutine behind (TestMain checks).
 func TestShutdownWithParkedConnections(t *testing.T) {
 	t.Run("Shutdown", func(t *testing.T) {
-		srv := &echo.Server{}
+		srv := echo.WithoutLoops(&echo.Server{})
 		conns := startParked(t, srv)
 		// One peer finishes during the graceful part of the shutdown.
 		done := make(chan error, 1)
@@ -134,7 +134,7 @@ func TestShutdownWithParkedConnections(t *testing.T) {
 		}
 	})
 	t.Run("Close", func(t *testing.T) {
-		srv := &echo.Server{}
+		srv := echo.WithoutLoops(&echo.Server{})
 		conns := startParked(t, srv)
 		if err := srv.Close(); err != nil {
 			t.Fatalf("Close: %v", err)

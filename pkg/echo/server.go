@@ -133,6 +133,8 @@ type Server struct {
 	packetWG    sync.WaitGroup               // one count per packetConns entry
 	unixConns   atomic.Uint64                // numbers Unix connections: echo_unix_{n}
 	park        parker                       // idle connections without a goroutine (park_linux.go)
+	loops       loops                        // event loops for plain TCP (loop_linux.go)
+	noLoops     bool                         // serve with goroutines only (for tests)
 }
 
 // ListenAndServe listens on every address s.Addr resolves to and serves
@@ -207,12 +209,18 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return err
 	}
-	if !s.trackListener(&ln, true) {
-		ln.Close()
+	// Plain TCP is served by event loops where they can (loop_linux.go),
+	// else by a goroutine per connection.
+	accept, start, tracked, ok := s.loopsFor(ln)
+	if !ok {
+		accept, start, tracked = ln.Accept, func(c *conn) { go c.serve(false) }, ln
+	}
+	if !s.trackListener(&tracked, true) {
+		tracked.Close()
 		return ErrServerClosed
 	}
-	defer s.trackListener(&ln, false)
-	defer ln.Close()
+	defer s.trackListener(&tracked, false)
+	defer tracked.Close()
 	lname := ln.Addr().String()
 	if s.Observer != nil {
 		s.Observer.Listening(lname, true)
@@ -225,7 +233,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		failedAt time.Time // when the first of them happened
 	)
 	for {
-		rwc, err := ln.Accept()
+		rwc, err := accept()
 		if err != nil {
 			if s.shuttingDown() {
 				return ErrServerClosed
@@ -262,7 +270,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			// grow a fresh 2 KiB stack that an idle connection keeps.
 			c.logAccepted()
 		}
-		go c.serve(false)
+		start(c)
 	}
 }
 
@@ -371,14 +379,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		s.park.close()
+		s.stopEngines()
 		return lnErr
 	case <-ctx.Done():
 	}
 	s.forEachConn((*conn).stopReading)
+	s.loops.stopAll()
 	s.stopPacketConns(true)
 	<-done
-	s.park.close()
+	s.stopEngines()
 	return ctx.Err()
 }
 
@@ -389,11 +398,22 @@ func (s *Server) Close() error {
 	err := s.closeListeners()
 	s.stopPacketConns(true)
 	s.forEachConn(func(c *conn) {
+		if c.loopOwned() {
+			return // closed by its loop, below
+		}
 		c.rwc.Close()
 		c.unpark()
 	})
+	s.loops.closeAll()
 	s.connsWG.Wait()
 	s.packetWG.Wait()
-	s.park.close()
+	s.stopEngines()
 	return err
+}
+
+// stopEngines stops the parker and the event loops once no connection is
+// left.
+func (s *Server) stopEngines() {
+	s.park.close()
+	s.loops.close()
 }

@@ -1,0 +1,68 @@
+package echo_test
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+	"github.com/rs/zerolog"
+)
+
+// TestEventLoopsServePlainTCP: which connections the event loops take. The
+// echo tests run every variant, so both engines are proven on the same
+// cases; this makes sure the variants really use the engine they name.
+func TestEventLoopsServePlainTCP(t *testing.T) {
+	tests := []struct {
+		name   string
+		server *echo.Server
+		opaque bool // the listener hides its connections' descriptors
+		loops  bool
+	}{
+		{"defaults", &echo.Server{}, false, true},
+		{"info logging, limits", &echo.Server{Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel), MaxConns: 100, MaxConnsPerIP: 50}, false, true},
+		{"debug logging", &echo.Server{Logger: zerolog.New(io.Discard).Level(zerolog.DebugLevel)}, false, false},
+		{"idle timeout", &echo.Server{IdleTimeout: time.Minute}, false, false},
+		{"write timeout", &echo.Server{WriteTimeout: time.Minute}, false, false},
+		{"WithoutLoops", echo.WithoutLoops(&echo.Server{}), false, false},
+		{"wrapped listener", &echo.Server{}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln := listenLocal(t)
+			var served net.Listener = ln
+			if tt.opaque {
+				served = opaqueListener{ln}
+			}
+			serve(t, tt.server, served)
+			const n = 3
+			for range n {
+				roundTrip(t, dial(t, ln.Addr().String()), []byte("which engine?"))
+			}
+			want := 0
+			if tt.loops {
+				want = n
+			}
+			if got := echo.LoopConns(tt.server); got != want {
+				t.Errorf("%d of %d connections served by event loops, want %d", got, n, want)
+			}
+		})
+	}
+}
+
+// TestEventLoopListenerClosedByOwner: a listener closed by its owner, not
+// by Shutdown, ends Serve with an error, as with goroutines, and its
+// socket stops accepting.
+func TestEventLoopListenerClosedByOwner(t *testing.T) {
+	ln := listenLocal(t)
+	srv := &echo.Server{}
+	s := serve(t, srv, ln)
+	c := dial(t, ln.Addr().String())
+	roundTrip(t, c, []byte("before"))
+	ln.Close()
+	if err := s.wait(t, ioTimeout); err == nil || err == echo.ErrServerClosed {
+		t.Errorf("Serve = %v, want the accept error", err)
+	}
+	waitRefused(t, ln.Addr().String())
+}

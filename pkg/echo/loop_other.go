@@ -1,0 +1,17 @@
+//go:build !linux
+
+package echo
+
+import "net"
+
+// Event loops serve plain TCP only on Linux (loop_linux.go).
+
+type loops struct{}
+
+func (s *Server) loopsFor(net.Listener) (func() (net.Conn, error), func(*conn), net.Listener, bool) {
+	return nil, nil, nil, false
+}
+func (ls *loops) stopAll()      {}
+func (ls *loops) closeAll()     {}
+func (ls *loops) close()        {}
+func (c *conn) loopOwned() bool { return false }
