@@ -91,7 +91,7 @@ func (s *Server) loopsFor(ln net.Listener) (accept func() (net.Conn, error), sta
 	if !isTCP || s.noLoops || s.IdleTimeout > 0 || s.WriteTimeout > 0 || s.logsData() {
 		return nil, nil, nil, false
 	}
-	dl, err := newDupListener(tl)
+	dl, err := newDupListener(tl, s.ListenConfig)
 	if err != nil {
 		return nil, nil, nil, false
 	}
@@ -113,13 +113,19 @@ type dupListener struct {
 	rc   syscall.RawConn // the duplicate's, to wait and accept on
 }
 
-func newDupListener(tl *net.TCPListener) (*dupListener, error) {
+// newDupListener duplicates tl's socket, and sets on it the options that
+// its accepted sockets inherit (Linux copies them), as net sets them on
+// each connection it accepts: no Nagle delay, and keep-alive as lc says.
+func newDupListener(tl *net.TCPListener, lc net.ListenConfig) (*dupListener, error) {
 	lrc, err := tl.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	dup, derr := -1, error(nil)
 	if err := lrc.Control(func(fd uintptr) {
+		if derr = setInheritedOptions(int(fd), lc); derr != nil {
+			return
+		}
 		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
 		if errno != 0 {
 			derr = os.NewSyscallError("fcntl", errno)
@@ -144,6 +150,52 @@ func newDupListener(tl *net.TCPListener) (*dupListener, error) {
 		return nil, err
 	}
 	return &dupListener{TCPListener: tl, lrc: lrc, file: file, rc: rc}, nil
+}
+
+// Keep-alive defaults, as net's for accepted connections.
+const (
+	defaultKeepAliveIdle     = 15 * time.Second
+	defaultKeepAliveInterval = 15 * time.Second
+	defaultKeepAliveCount    = 9
+)
+
+// setInheritedOptions sets TCP_NODELAY and the keep-alive options of lc
+// (KeepAliveConfig, else KeepAlive; negative KeepAlive turns it off) on a
+// listening socket.
+func setInheritedOptions(fd int, lc net.ListenConfig) error {
+	type opt struct{ level, name, value int }
+	opts := []opt{{syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1}}
+	kc := lc.KeepAliveConfig
+	if kc.Enable || lc.KeepAlive >= 0 {
+		idle := kc.Idle
+		if idle == 0 {
+			idle = lc.KeepAlive
+		}
+		if idle <= 0 {
+			idle = defaultKeepAliveIdle
+		}
+		interval := kc.Interval
+		if interval <= 0 {
+			interval = defaultKeepAliveInterval
+		}
+		count := kc.Count
+		if count <= 0 {
+			count = defaultKeepAliveCount
+		}
+		opts = append(opts,
+			opt{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
+			opt{syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, max(int(idle/time.Second), 1)},
+			opt{syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, max(int(interval/time.Second), 1)},
+			opt{syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, count})
+	} else {
+		opts = append(opts, opt{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 0})
+	}
+	for _, o := range opts {
+		if err := syscall.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
 }
 
 // Close closes the duplicate, which wakes a pending accept, and the
@@ -185,8 +237,6 @@ func (d *dupListener) accept() (net.Conn, error) {
 		if aerr != nil {
 			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: local, Err: os.NewSyscallError("accept4", aerr)}
 		}
-		// As net does for accepted TCP connections: no Nagle delay.
-		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		return &fdConn{fd: fd, local: local, remote: sockaddrToTCP(sa)}, nil
 	}
 }

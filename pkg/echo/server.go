@@ -56,6 +56,9 @@ type Server struct {
 	Resolver Resolver
 
 	// ListenConfig configures the listening sockets made by ListenAndServe.
+	// Its keep-alive settings (KeepAlive, KeepAliveConfig) also apply to
+	// the TCP connections that event loops serve (loop_linux.go), which
+	// inherit them from their listening socket, whoever made it.
 	ListenConfig net.ListenConfig
 
 	// MaxConns is the most connections served at once, over all

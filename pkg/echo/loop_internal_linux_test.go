@@ -1,0 +1,72 @@
+package echo
+
+import (
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLoopSocketOptions: the sockets the event loops accept get what net
+// gives accepted TCP connections, through the listening socket they
+// inherit it from: no Nagle delay, and keep-alive as the ListenConfig says.
+func TestLoopSocketOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		lc   net.ListenConfig
+		// want: SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT (the
+		// last three only when keep-alive is on).
+		want [4]int
+	}{
+		{"defaults", net.ListenConfig{}, [4]int{1, 15, 15, 9}},
+		{"KeepAlive period", net.ListenConfig{KeepAlive: 30 * time.Second}, [4]int{1, 30, 15, 9}},
+		{"KeepAliveConfig", net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: time.Minute, Interval: 5 * time.Second, Count: 3}}, [4]int{1, 60, 5, 3}},
+		{"off", net.ListenConfig{KeepAlive: -1}, [4]int{0, 0, 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dl, err := newDupListener(ln.(*net.TCPListener), tt.lc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dl.Close()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ac, err := dl.accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ac.Close()
+			fd := ac.(*fdConn).fd
+			get := func(level, name int) int {
+				v, err := syscall.GetsockoptInt(fd, level, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			if got := get(syscall.IPPROTO_TCP, syscall.TCP_NODELAY); got != 1 {
+				t.Errorf("TCP_NODELAY = %d, want 1", got)
+			}
+			got := [4]int{get(syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)}
+			if got[0] == 1 {
+				got[1] = get(syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
+				got[2] = get(syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL)
+				got[3] = get(syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT)
+			}
+			if got != tt.want {
+				t.Errorf("keep-alive, idle, interval, count = %v, want %v", got, tt.want)
+			}
+			if ra := ac.RemoteAddr().String(); ra != c.LocalAddr().String() {
+				t.Errorf("RemoteAddr = %s, want the client's %s", ra, c.LocalAddr())
+			}
+		})
+	}
+}
