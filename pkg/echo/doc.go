@@ -32,9 +32,11 @@
 // connections, bytes, echo latency and why each connection closed
 // ([CloseReason]); it is where metrics attach.
 //
-// Without debug logging a connection holds no buffer while it waits for
-// data, and on Linux a connection that stays idle for a quarter to half a
-// second is parked: its socket waits in an epoll set of the Server's own
-// and its goroutine ends, until the socket becomes readable again. An idle
-// connection then costs only its heap objects (see park_linux.go).
+// On Linux, plain TCP connections of a Server that logs no data and has no
+// IdleTimeout or WriteTimeout are served by event loops, one per CPU, that
+// wait on epoll for all of them: no goroutine per connection. Other
+// connections get a goroutine each; one that stays idle for a quarter to
+// half a second is parked in an epoll set until it is readable again. The
+// bytes on the wire, the logs, the limits and the shutdown are the same
+// either way (see loop_linux.go and park_linux.go).
 package echo
