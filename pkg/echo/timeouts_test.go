@@ -327,6 +327,7 @@ func TestFastPathAllocs(t *testing.T) {
 		set  func(*echo.Server)
 	}{
 		{"defaults", func(*echo.Server) {}},
+		{"defaults, goroutines", func(s *echo.Server) { echo.WithoutLoops(s) }},
 		{"timeouts, limits and observer", func(s *echo.Server) {
 			s.IdleTimeout = time.Minute
 			s.WriteTimeout = time.Minute
