@@ -10,11 +10,23 @@ import (
 // called, and the log must not become the next thing to fill up.
 const acceptLogInterval = time.Second
 
-// acceptFailed handles a transient accept error on listener: it tells the
-// Observer, logs at most once a second (saying how many errors went
-// unlogged in between), and pauses for delay, or less if the server shuts
-// down meanwhile.
+// acceptFailed handles a transient accept error on listener: it reports
+// it (acceptFailedReport) and pauses for delay, or less if the server
+// shuts down meanwhile.
 func (s *Server) acceptFailed(listener string, err error, delay time.Duration) {
+	s.acceptFailedReport(listener, err, delay)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.res.doneChan():
+	}
+}
+
+// acceptFailedReport tells the Observer of a transient accept error and
+// logs it at most once a second, saying how many errors went unlogged in
+// between and that accepting resumes after delay.
+func (s *Server) acceptFailedReport(listener string, err error, delay time.Duration) {
 	if s.Observer != nil {
 		s.Observer.AcceptError(listener, err)
 	}
@@ -27,12 +39,6 @@ func (s *Server) acceptFailed(listener string, err error, delay time.Duration) {
 			e.Str("logger", "main").Str("listener", listener).Err(err).
 				Dur("retry_in", delay).Int("errors_unlogged", suppressed).Msg(msg)
 		}
-	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.res.doneChan():
 	}
 }
 

@@ -2,6 +2,7 @@ package echo
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -83,40 +84,46 @@ type loops struct {
 	wg      sync.WaitGroup
 }
 
-// loopsFor returns what Serve needs to serve ln with event loops: the
-// accept and start functions, and the listener to track and close in
-// place of ln. ok is false when ln is to be served with goroutines.
-func (s *Server) loopsFor(ln net.Listener) (accept func() (net.Conn, error), start func(*conn), tracked net.Listener, ok bool) {
+// loopsFor returns, when event loops are to serve ln, the listener that
+// Serve tracks and closes in place of ln and the function that serves it;
+// ok is false when ln is to be served with goroutines.
+func (s *Server) loopsFor(ln net.Listener) (tracked net.Listener, serve func(lname string) error, ok bool) {
 	tl, isTCP := ln.(*net.TCPListener)
 	if !isTCP || s.noLoops || s.IdleTimeout > 0 || s.WriteTimeout > 0 || s.logsData() {
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
-	dl, err := newDupListener(tl, s.ListenConfig)
+	ll, err := newLoopListener(tl, s.ListenConfig)
 	if err != nil {
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
-	return dl.accept, s.loops.add, dl, true
+	return ll, func(lname string) error { return s.serveLoops(ll, lname) }, true
 }
 
-// listenerCheckInterval is how often an accept that waits on a
-// dupListener looks whether the listener was closed by its owner.
+// listenerCheckInterval is how often Serve looks whether a listener served
+// by the event loops was closed by its owner rather than through Close.
 const listenerCheckInterval = 250 * time.Millisecond
 
-// dupListener is a TCP listener accepted on through a duplicate of its
-// socket wrapped in an os.File: a listener's own RawConn cannot wait for
-// readability, a file's can. Close closes both. A listener closed by its
-// owner, not through Close, is noticed within listenerCheckInterval.
-type dupListener struct {
+// loopAcceptBatch is the most connections a loop accepts for one event,
+// so that a flood of new connections does not starve the open ones.
+const loopAcceptBatch = 64
+
+// loopListener is a TCP listener whose connections the event loops accept
+// themselves, on a duplicate of its socket in their epoll sets: a
+// listener's own RawConn cannot wait for readability, and the runtime's
+// poller need not wake for it. Close closes the listener and ends Serve.
+type loopListener struct {
 	*net.TCPListener
-	lrc  syscall.RawConn // the listener's, to see whether it is closed
-	file *os.File
-	rc   syscall.RawConn // the duplicate's, to wait and accept on
+	lrc       syscall.RawConn // the listener's, to see whether it is still open
+	fd        int             // the duplicate, non-blocking
+	closeOnce sync.Once
+	closed    chan struct{}
+	errc      chan error // a loop's accept error that ends Serve (buffered)
 }
 
-// newDupListener duplicates tl's socket, and sets on it the options that
-// its accepted sockets inherit (Linux copies them), as net sets them on
+// newLoopListener duplicates tl's socket, and sets on it the options that
+// accepted sockets inherit from it (Linux copies them), as net sets them on
 // each connection it accepts: no Nagle delay, and keep-alive as lc says.
-func newDupListener(tl *net.TCPListener, lc net.ListenConfig) (*dupListener, error) {
+func newLoopListener(tl *net.TCPListener, lc net.ListenConfig) (*loopListener, error) {
 	lrc, err := tl.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -138,18 +145,7 @@ func newDupListener(tl *net.TCPListener, lc net.ListenConfig) (*dupListener, err
 	if derr != nil {
 		return nil, derr
 	}
-	// The socket is non-blocking (net made it so), so the file waits in
-	// the runtime's poller.
-	file := os.NewFile(uintptr(dup), "echo-listener")
-	rc, err := file.SyscallConn()
-	if err == nil {
-		err = file.SetReadDeadline(time.Now().Add(listenerCheckInterval))
-	}
-	if err != nil {
-		file.Close()
-		return nil, err
-	}
-	return &dupListener{TCPListener: tl, lrc: lrc, file: file, rc: rc}, nil
+	return &loopListener{TCPListener: tl, lrc: lrc, fd: dup, closed: make(chan struct{}), errc: make(chan error, 1)}, nil
 }
 
 // Keep-alive defaults, as net's for accepted connections.
@@ -198,46 +194,41 @@ func setInheritedOptions(fd int, lc net.ListenConfig) error {
 	return nil
 }
 
-// Close closes the duplicate, which wakes a pending accept, and the
-// listener.
-func (d *dupListener) Close() error {
-	d.file.Close()
-	return d.TCPListener.Close()
+// Close closes the listener and ends Serve, which takes it out of the
+// loops and closes the duplicate.
+func (ll *loopListener) Close() error {
+	ll.closeOnce.Do(func() { close(ll.closed) })
+	return ll.TCPListener.Close()
 }
 
-// accept accepts one connection as a non-blocking socket outside the
-// runtime's poller, for an event loop.
-func (d *dupListener) accept() (net.Conn, error) {
-	local := d.Addr()
+// serveLoops has the event loops accept and serve ll's connections until
+// ll is closed (by Close or Shutdown: ErrServerClosed; by its owner: an
+// error) or a loop cannot accept on it.
+func (s *Server) serveLoops(ll *loopListener, lname string) error {
+	defer syscall.Close(ll.fd)
+	end := func(err error) error {
+		if s.shuttingDown() {
+			return ErrServerClosed
+		}
+		return fmt.Errorf("echo: accept on %s: %w", lname, err)
+	}
+	if err := s.loops.listen(s, ll, lname); err != nil {
+		return end(err)
+	}
+	defer s.loops.unlisten(ll)
+	t := time.NewTicker(listenerCheckInterval)
+	defer t.Stop()
 	for {
-		var (
-			fd   int
-			sa   syscall.Sockaddr
-			aerr error
-		)
-		err := d.rc.Read(func(lfd uintptr) bool {
-			for {
-				fd, sa, aerr = syscall.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-				if aerr != syscall.EINTR {
-					break
-				}
+		select {
+		case <-ll.closed:
+			return end(net.ErrClosed)
+		case err := <-ll.errc:
+			return end(err)
+		case <-t.C:
+			if err := ll.lrc.Control(func(uintptr) {}); err != nil {
+				return end(err)
 			}
-			return aerr != syscall.EAGAIN
-		})
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if cerr := d.lrc.Control(func(uintptr) {}); cerr != nil {
-				return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: local, Err: cerr}
-			}
-			d.file.SetReadDeadline(time.Now().Add(listenerCheckInterval))
-			continue
 		}
-		if err != nil {
-			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: local, Err: err}
-		}
-		if aerr != nil {
-			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: local, Err: os.NewSyscallError("accept4", aerr)}
-		}
-		return &fdConn{fd: fd, local: local, remote: sockaddrToTCP(sa)}, nil
 	}
 }
 
@@ -257,36 +248,20 @@ func sockaddrToTCP(sa syscall.Sockaddr) net.Addr {
 	return &net.TCPAddr{}
 }
 
-// add hands an accepted, admitted connection to one of the loops.
-func (ls *loops) add(c *conn) {
-	l, err := ls.pick(c.srv)
-	if err == nil {
-		err = l.add(c)
-	}
-	if err != nil {
-		c.log(zerolog.WarnLevel).Err(err).Msg("cannot serve the connection: " + err.Error())
-		c.rwc.Close()
-		c.finish(CloseError)
-	}
-}
-
-// pick starts the loops on first use and returns the next one in turn.
-func (ls *loops) pick(s *Server) (*loop, error) {
+// listen starts the loops on first use and registers ll with every one.
+func (ls *loops) listen(s *Server, ll *loopListener, lname string) error {
 	ls.mu.Lock()
-	defer ls.mu.Unlock()
 	if ls.closed {
-		return nil, ErrServerClosed
+		ls.mu.Unlock()
+		return ErrServerClosed
 	}
 	if !ls.started {
 		ls.started = true
 		for range runtime.GOMAXPROCS(0) {
 			l, err := newLoop(s)
 			if err != nil {
-				for _, l := range ls.all {
-					l.exit()
-				}
-				ls.all = nil
-				return nil, err
+				ls.mu.Unlock()
+				return err
 			}
 			ls.all = append(ls.all, l)
 			ls.wg.Add(1)
@@ -296,12 +271,37 @@ func (ls *loops) pick(s *Server) (*loop, error) {
 			}()
 		}
 	}
-	if len(ls.all) == 0 {
-		return nil, errors.New("echo: event loops failed to start")
+	all := ls.all
+	ls.mu.Unlock()
+	var err error
+	for _, l := range all {
+		l.do(func() {
+			la := &loopAccept{ll: ll, lname: lname, local: ll.Addr()}
+			l.listeners[int32(ll.fd)] = la
+			if rerr := l.resume(la); rerr != nil && err == nil {
+				err = rerr
+			}
+		})
 	}
-	l := ls.all[ls.next%len(ls.all)]
-	ls.next++
-	return l, nil
+	if err != nil {
+		ls.unlisten(ll)
+	}
+	return err
+}
+
+// unlisten takes ll out of every loop.
+func (ls *loops) unlisten(ll *loopListener) {
+	ls.mu.Lock()
+	all := ls.all
+	ls.mu.Unlock()
+	for _, l := range all {
+		l.do(func() {
+			if la := l.listeners[int32(ll.fd)]; la != nil {
+				l.pause(la, time.Time{})
+				delete(l.listeners, int32(ll.fd))
+			}
+		})
+	}
 }
 
 // stopAll makes every loop stop its connections as Shutdown does when its
@@ -336,16 +336,38 @@ func (ls *loops) close() {
 // loop is one event loop: an epoll instance, the connections registered in
 // it, and a read buffer.
 type loop struct {
+	srv  *Server
 	epfd int
 	wake int // an eventfd that interrupts epoll_wait for a request
 	buf  []byte
+	done chan struct{} // closed when run returns
+
+	// listeners are the listening sockets this loop accepts on (the
+	// loop's own: no lock).
+	listeners map[int32]*loopAccept
 
 	mu    sync.Mutex
 	conns map[int32]*loopConn
+	ops   []func() // work for the loop from other goroutines (do)
 	// Requests from other goroutines, taken up by the loop when woken.
 	// They stay set: a connection added after one was made is treated
 	// the same.
 	stopReq, closeReq, exitReq bool
+}
+
+// loopAccept is a loop's state for one listening socket.
+type loopAccept struct {
+	ll     *loopListener
+	lname  string
+	local  net.Addr
+	active bool // registered in the epoll set
+
+	// After a transient accept error (out of descriptors, say) the loop
+	// stops accepting on it until pausedUntil, as Serve pauses.
+	pausedUntil time.Time
+	delay       time.Duration
+	failures    int       // accept errors since the last success
+	failedAt    time.Time // when the first of them happened
 }
 
 // loopConn is what a loop keeps for one connection.
@@ -375,7 +397,8 @@ func newLoop(s *Server) (*loop, error) {
 		syscall.Close(epfd)
 		return nil, os.NewSyscallError("eventfd2", errno)
 	}
-	l := &loop{epfd: epfd, wake: int(wake), buf: make([]byte, fastBufferSize), conns: make(map[int32]*loopConn)}
+	l := &loop{srv: s, epfd: epfd, wake: int(wake), buf: make([]byte, fastBufferSize), done: make(chan struct{}),
+		listeners: make(map[int32]*loopAccept), conns: make(map[int32]*loopConn)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wake)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wake, &ev); err != nil {
 		syscall.Close(l.wake)
@@ -409,8 +432,133 @@ func (l *loop) request(flag *bool) {
 	l.mu.Lock()
 	*flag = true
 	l.mu.Unlock()
+	l.wakeUp()
+}
+
+func (l *loop) wakeUp() {
 	one := [8]byte{1}
 	syscall.Write(l.wake, one[:])
+}
+
+// do runs f in the loop and waits for it; it reports false, without
+// running f, if the loop has ended.
+func (l *loop) do(f func()) bool {
+	done := make(chan struct{})
+	l.mu.Lock()
+	l.ops = append(l.ops, func() {
+		f()
+		close(done)
+	})
+	l.mu.Unlock()
+	l.wakeUp()
+	select {
+	case <-done:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// pause takes la's socket out of the epoll set until until (never again if
+// until is zero).
+func (l *loop) pause(la *loopAccept, until time.Time) {
+	if la.active {
+		syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, la.ll.fd, nil)
+		la.active = false
+	}
+	la.pausedUntil = until
+}
+
+// resume puts la's socket in the epoll set. EPOLLEXCLUSIVE wakes one loop,
+// not all, for a new connection.
+func (l *loop) resume(la *loopAccept) error {
+	la.pausedUntil = time.Time{}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollExclusive, Fd: int32(la.ll.fd)}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, la.ll.fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	la.active = true
+	return nil
+}
+
+// epollExclusive is EPOLLEXCLUSIVE (Linux 4.5), which package syscall
+// does not name.
+const epollExclusive = 1 << 28
+
+// resumeListeners resumes the listeners whose pause has passed, and
+// returns how long until the next one does (-1: none is paused).
+func (l *loop) resumeListeners() time.Duration {
+	next := time.Duration(-1)
+	now := time.Now()
+	for _, la := range l.listeners {
+		if la.active || la.pausedUntil.IsZero() {
+			continue
+		}
+		if wait := la.pausedUntil.Sub(now); wait > 0 {
+			if next < 0 || wait < next {
+				next = wait
+			}
+			continue
+		}
+		if err := l.resume(la); err != nil {
+			l.pause(la, time.Time{})
+			select {
+			case la.ll.errc <- err:
+			default:
+			}
+		}
+	}
+	return next
+}
+
+// accept accepts what is waiting on la's socket, and serves it.
+func (l *loop) accept(la *loopAccept) {
+	s := l.srv
+	for range loopAcceptBatch {
+		fd, sa, err := syscall.Accept4(la.ll.fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+		case syscall.EAGAIN:
+			return
+		case syscall.EINTR, syscall.ECONNABORTED:
+			continue
+		default:
+			serr := os.NewSyscallError("accept4", err)
+			if !isTransientAcceptError(serr) {
+				l.pause(la, time.Time{})
+				select {
+				case la.ll.errc <- serr:
+				default:
+				}
+				return
+			}
+			if la.failures == 0 {
+				la.failedAt = time.Now()
+			}
+			la.failures++
+			la.delay = nextAcceptDelay(la.delay)
+			s.acceptFailedReport(la.lname, serr, la.delay)
+			l.pause(la, time.Now().Add(la.delay))
+			return
+		}
+		if la.failures > 0 {
+			s.acceptRecovered(la.lname, la.failures, la.failedAt)
+			la.failures = 0
+		}
+		la.delay = 0
+		c, ok := s.accepted(&fdConn{fd: fd, local: la.local, remote: sockaddrToTCP(sa)}, la.lname)
+		if !ok {
+			return // shutting down
+		}
+		if c == nil {
+			continue // refused
+		}
+		if err := l.add(c); err != nil {
+			c.log(zerolog.WarnLevel).Err(err).Msg("cannot serve the connection: " + err.Error())
+			c.rwc.Close()
+			c.finish(CloseError)
+		}
+	}
 }
 
 func (l *loop) stopConns()  { l.request(&l.stopReq) }
@@ -419,6 +567,7 @@ func (l *loop) exit()       { l.request(&l.exitReq) }
 
 // run serves the loop's connections until exit is requested.
 func (l *loop) run() {
+	defer close(l.done)
 	defer syscall.Close(l.epfd)
 	defer syscall.Close(l.wake)
 	events := make([]syscall.EpollEvent, loopEvents)
@@ -426,7 +575,12 @@ func (l *loop) run() {
 	for {
 		l.mu.Lock()
 		stop, closeAll, exit := l.stopReq, l.closeReq, l.exitReq
+		ops := l.ops
+		l.ops = nil
 		l.mu.Unlock()
+		for _, op := range ops {
+			op()
+		}
 		if closeAll || exit {
 			l.forEach(func(lc *loopConn) { l.close(lc, CloseShutdown, nil) })
 		}
@@ -434,6 +588,11 @@ func (l *loop) run() {
 			return
 		}
 		timeout := -1
+		if len(l.listeners) > 0 {
+			if wait := l.resumeListeners(); wait >= 0 {
+				timeout = int(wait/time.Millisecond) + 1
+			}
+		}
 		if stop {
 			now := time.Now()
 			l.forEach(func(lc *loopConn) {
@@ -442,7 +601,9 @@ func (l *loop) run() {
 					l.close(lc, CloseShutdown, nil)
 				}
 			})
-			timeout = int(loopStopPoll / time.Millisecond)
+			if poll := int(loopStopPoll / time.Millisecond); timeout < 0 || timeout > poll {
+				timeout = poll
+			}
 		}
 		var (
 			n   int
@@ -468,6 +629,11 @@ func (l *loop) run() {
 			if int(ev.Fd) == l.wake {
 				var b [8]byte
 				syscall.Read(l.wake, b[:])
+				busy = true // look again: the ops may have more to do
+				continue
+			}
+			if la := l.listeners[ev.Fd]; la != nil {
+				l.accept(la)
 				continue
 			}
 			l.mu.Lock()

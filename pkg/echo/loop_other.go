@@ -8,8 +8,8 @@ import "net"
 
 type loops struct{}
 
-func (s *Server) loopsFor(net.Listener) (func() (net.Conn, error), func(*conn), net.Listener, bool) {
-	return nil, nil, nil, false
+func (s *Server) loopsFor(net.Listener) (net.Listener, func(string) error, bool) {
+	return nil, nil, false
 }
 func (ls *loops) stopAll()      {}
 func (ls *loops) closeAll()     {}

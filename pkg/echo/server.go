@@ -213,10 +213,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		return err
 	}
 	// Plain TCP is served by event loops where they can (loop_linux.go),
-	// else by a goroutine per connection.
-	accept, start, tracked, ok := s.loopsFor(ln)
-	if !ok {
-		accept, start, tracked = ln.Accept, func(c *conn) { go c.serve(false) }, ln
+	// which accept too; else a goroutine per connection.
+	tracked, serveLoops, loopServed := s.loopsFor(ln)
+	if !loopServed {
+		tracked = ln
 	}
 	if !s.trackListener(&tracked, true) {
 		tracked.Close()
@@ -229,6 +229,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.Observer.Listening(lname, true)
 		defer s.Observer.Listening(lname, false)
 	}
+	if loopServed {
+		return serveLoops(lname)
+	}
 
 	var (
 		delay    time.Duration
@@ -236,7 +239,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		failedAt time.Time // when the first of them happened
 	)
 	for {
-		rwc, err := accept()
+		rwc, err := ln.Accept()
 		if err != nil {
 			if s.shuttingDown() {
 				return ErrServerClosed
@@ -257,24 +260,38 @@ func (s *Server) Serve(ln net.Listener) error {
 			failures = 0
 		}
 		delay = 0
-		c := s.newConn(rwc)
-		s.guardConn(c, lname)
-		if !s.admit(c) {
-			continue
-		}
-		if !s.trackConn(c, true) {
-			s.release(c)
-			c.refuse(CloseShutdown)
+		c, ok := s.accepted(rwc, lname)
+		if !ok {
 			return ErrServerClosed
 		}
-		if !c.isTLS() {
-			// Logged here, on the accept loop's already grown stack: on
-			// the connection's goroutine the logging call chain would
-			// grow a fresh 2 KiB stack that an idle connection keeps.
-			c.logAccepted()
+		if c != nil {
+			go c.serve(false)
 		}
-		start(c)
 	}
+}
+
+// accepted applies the limits and the access list to a connection just
+// accepted on listener, and counts and logs it. It returns the connection
+// to serve, or nil if it was refused; ok is false once the server shuts
+// down (the connection was closed).
+func (s *Server) accepted(rwc net.Conn, listener string) (c *conn, ok bool) {
+	c = s.newConn(rwc)
+	s.guardConn(c, listener)
+	if !s.admit(c) {
+		return nil, true
+	}
+	if !s.trackConn(c, true) {
+		s.release(c)
+		c.refuse(CloseShutdown)
+		return nil, false
+	}
+	if !c.isTLS() {
+		// Logged here, on the accept loop's already grown stack: on the
+		// connection's goroutine the logging call chain would grow a
+		// fresh 2 KiB stack that an idle connection keeps.
+		c.logAccepted()
+	}
+	return c, true
 }
 
 func nextAcceptDelay(delay time.Duration) time.Duration {

@@ -8,18 +8,18 @@ At its defaults (no data logged, no idle or write timeout) echoctl serves
 plain TCP on Linux the way gnet does: one event loop per CPU waits on epoll
 for all of its sockets, reads into one buffer of its own and writes the
 bytes back at once, with no goroutine per connection
-(` + "`pkg/echo/loop_linux.go`" + `). It accepts raw sockets (` + "`accept4`" + ` on a
-duplicate of the listening socket), which never enter the Go runtime's
-poller: no ` + "`netFD`" + `, no ` + "`pollDesc`" + `, no per-message wake-up of a
-goroutine, and no system call per connection for ` + "`TCP_NODELAY`" + ` and
+(` + "`pkg/echo/loop_linux.go`" + `). The loops accept too, raw sockets
+(` + "`accept4`" + ` on a duplicate of the listening socket in their epoll sets,
+with EPOLLEXCLUSIVE), which never enter the Go runtime's poller: no
+` + "`netFD`" + `, no ` + "`pollDesc`" + `, no wake-up of a goroutine per message or
+per connection, and no system call per connection for ` + "`TCP_NODELAY`" + ` and
 keep-alive, which the accepted sockets inherit from the listening one. Two
 differences from gnet remain on purpose: a connection whose peer does not
 read is not read from until its echo is written (the seed's ` + "`drain()`" + `;
 gnet buffers without bound), and every connection logs ` + "`connection accepted`" + `
-and ` + "`closing`" + ` at the default level (two writes to standard error per
-connection, which is most of the gap in server CPU per connection cycle,
-with the accept itself, still done on a goroutine woken by the runtime's
-poller rather than in the loop).
+and ` + "`closing`" + ` at the default level: two writes to standard error per
+connection, which gnet does not make and which are most of what is left of
+the gap in server CPU per connection cycle.
 
 An idle connection then costs echoctl its ` + "`conn`" + ` (logger name and peer
 strings, limits, timeouts, the shutdown map entry), the loop's entry for it
