@@ -22,11 +22,11 @@ import (
 // (the goroutine parks in the poller after a read that finds the socket
 // empty, and is woken again) and, per connection, the goroutine and the
 // poller registration. On Linux, a Server whose connections need nothing
-// of that model serves plain TCP the way gnet does instead: the accept
-// loop takes raw sockets from the listener (accept4, never registered in
-// the runtime's poller), and one event loop per CPU waits on epoll for all
-// of them, reads into one buffer of its own, and writes the bytes back at
-// once. A connection whose peer does not read keeps what is left to write
+// of that model serves plain TCP the way gnet does instead: one event loop
+// per CPU waits on epoll for a duplicate of the listening socket and for
+// the sockets it accepts from it (accept4: raw sockets, never registered
+// in the runtime's poller), reads into one buffer of its own, and writes
+// the bytes back at once. A connection whose peer does not read keeps what is left to write
 // in a pooled buffer and is not read from until that is written (epoll
 // asks for writability instead of readability), which is the seed's
 // drain(): the same back-pressure as the goroutine's blocking write.
@@ -80,7 +80,6 @@ type loops struct {
 	started bool
 	closed  bool
 	all     []*loop
-	next    int
 	wg      sync.WaitGroup
 }
 
