@@ -239,11 +239,14 @@ func (c *conn) stopReading() {
 }
 
 // closeForShutdown ends a connection that is still open when the shutdown
-// deadline passes: it sends FIN, then reads and discards what the peer still
-// sends until drainLinger after the deadline (a lingering close, as nginx
-// does), so that the peer sees an orderly end of stream rather than a reset.
+// deadline passes: it writes back what the peer sent before the deadline
+// and the server had not read yet, sends FIN, then reads and discards what
+// the peer still sends until drainLinger after the deadline (a lingering
+// close, as nginx does), so that the peer sees an orderly end of stream
+// rather than a reset.
 func (c *conn) closeForShutdown() {
 	c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+	c.echoQueued()
 	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
 		if cw.CloseWrite() != nil {
 			return
@@ -255,6 +258,32 @@ func (c *conn) closeForShutdown() {
 	buf := *bufp
 	for {
 		if _, err := c.rwc.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// echoQueued writes back the bytes waiting unread in the socket's receive
+// queue when the shutdown deadline passed (all the peer sent before it),
+// within drainLinger.
+func (c *conn) echoQueued() {
+	n := queuedBytes(c.rwc)
+	if n == 0 {
+		return
+	}
+	c.rwc.SetReadDeadline(time.Unix(0, c.stopWriteBy.Load()))
+	bufp := fastBuffers.Get().(*[]byte)
+	defer fastBuffers.Put(bufp)
+	buf := *bufp
+	for n > 0 {
+		m, err := c.rwc.Read(buf[:min(n, len(buf))])
+		if m > 0 {
+			if c.write(buf[:m], c.received(m)) != nil {
+				return
+			}
+			n -= m
+		}
+		if err != nil {
 			return
 		}
 	}

@@ -383,6 +383,7 @@ type loopConn struct {
 
 	stopped  bool      // Shutdown's deadline passed: drain, then close
 	stopBy   time.Time // when a stopped connection is closed in any case
+	final    int       // bytes the peer sent before the deadline, still to echo
 	draining bool      // write side shut: discard what the peer still sends
 }
 
@@ -670,9 +671,19 @@ func (l *loop) handle(lc *loopConn) {
 	}
 }
 
+// readLimit is how much echo may read: after Shutdown's deadline, only
+// what the peer had sent before it.
+func (lc *loopConn) readLimit(buf []byte) []byte {
+	if lc.stopped {
+		return buf[:min(lc.final, len(buf))]
+	}
+	return buf
+}
+
 // echo reads what the peer sent and writes it back.
 func (l *loop) echo(lc *loopConn) {
-	n, err := ioRetry(func() (int, error) { return syscall.Read(lc.fd, l.buf) })
+	buf := lc.readLimit(l.buf)
+	n, err := ioRetry(func() (int, error) { return syscall.Read(lc.fd, buf) })
 	switch {
 	case err == syscall.EAGAIN:
 		return
@@ -682,6 +693,9 @@ func (l *loop) echo(lc *loopConn) {
 	case n == 0:
 		l.close(lc, CloseEOF, nil)
 		return
+	}
+	if lc.stopped {
+		lc.final -= n
 	}
 	lc.readAt = lc.c.received(n)
 	lc.written = 0
@@ -702,7 +716,7 @@ func (l *loop) writeBack(lc *loopConn, p []byte) {
 	if m == len(p) {
 		l.releasePending(lc)
 		l.sent(lc, lc.written, true)
-		if lc.stopped {
+		if lc.stopped && lc.final == 0 {
 			l.shutWrite(lc)
 		}
 		return
@@ -727,7 +741,7 @@ func (l *loop) releasePending(lc *loopConn) {
 	}
 	fastBuffers.Put(lc.pendingBuf)
 	lc.pending, lc.pendingBuf = nil, nil
-	if !lc.draining && !lc.stopped {
+	if !lc.draining && (!lc.stopped || lc.final > 0) {
 		l.watch(lc, syscall.EPOLLIN|syscall.EPOLLRDHUP)
 	}
 }
@@ -752,18 +766,20 @@ func (l *loop) watch(lc *loopConn, events uint32) {
 	}
 }
 
-// stop is Shutdown's deadline for lc: it stops reading; what it has read
-// is still written back, then it sends FIN and discards what the peer
-// sends until drainLinger has passed (closeForShutdown's lingering close).
+// stop is Shutdown's deadline for lc: it reads only what the peer sent
+// before it (the receive queue now) and writes all it read back, then it
+// sends FIN and discards what the peer sends until drainLinger has passed
+// (closeForShutdown's lingering close).
 func (l *loop) stop(lc *loopConn) {
 	if lc.stopped {
 		return
 	}
 	lc.stopped = true
 	lc.stopBy = time.Now().Add(drainLinger)
+	lc.final = queuedBytesFD(lc.fd)
 	lc.c.stopping.Store(true)
 	lc.c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
-	if lc.pending == nil {
+	if lc.pending == nil && lc.final == 0 {
 		l.shutWrite(lc)
 	}
 }

@@ -383,8 +383,10 @@ func (s *Server) forEachConn(f func(*conn)) {
 // Shutdown stops the server gracefully: it closes every listener at once,
 // then waits for open connections to finish their echo (the peer
 // half-closes and the server writes back what it read). If ctx ends first,
-// each remaining connection stops reading, writes back what it has already
-// read, sends FIN and closes within about a second; Shutdown then returns
+// each remaining connection stops reading what arrives from then on, writes
+// back what the peer sent before (what it read and, on Linux, what waits
+// unread in the socket), sends FIN and closes within about a second;
+// Shutdown then returns
 // ctx.Err(). Serve and ListenAndServe return ErrServerClosed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Logger.Info().Str("logger", "main").Msg("closing server")

@@ -1,0 +1,90 @@
+package echo_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestShutdownEchoesWhatWasSentBeforeTheDeadline: a peer that sends but
+// does not read has stalled its echo, so what it sent waits unread in the
+// server's receive queue. When Shutdown's context ends, the server still
+// writes back everything that had reached it (not only what it had read),
+// then ends the stream: the peer gets back every byte the server received
+// before the deadline, byte for byte.
+func TestShutdownEchoesWhatWasSentBeforeTheDeadline(t *testing.T) {
+	for _, v := range variants {
+		if v.opaque || v.small() {
+			continue // a wrapped connection's queue cannot be read; the logged ones are too slow for megabytes
+		}
+		t.Run(v.name, func(t *testing.T) {
+			addr, srv := v.start(t, nil)
+			c := dial(t, addr)
+			data := randomBytes(11, 32<<20)
+			var written atomic.Int64
+			wdone := make(chan struct{})
+			go func() {
+				defer close(wdone)
+				for off := 0; off < len(data); {
+					n, err := c.Write(data[off:min(off+64<<10, len(data))])
+					off += n
+					written.Add(int64(n))
+					if err != nil {
+						return
+					}
+				}
+			}()
+			// Wait until the writer is stuck: the echo, the server's
+			// receive queue and this side's send queue are full.
+			for last := int64(-1); ; {
+				time.Sleep(100 * time.Millisecond)
+				if w := written.Load(); w == last {
+					break
+				} else {
+					last = w
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- srv.Shutdown(ctx) }()
+			<-ctx.Done()
+			time.Sleep(100 * time.Millisecond) // past the deadline: the server has stopped reading
+
+			// What reached the server: written less what still waits
+			// in this side's send queue.
+			var outq int
+			rc, err := c.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc.Control(func(fd uintptr) { outq, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			reached := written.Load() - int64(outq)
+			c.SetWriteDeadline(time.Now()) // stop the writer
+			<-wdone
+
+			c.SetReadDeadline(time.Now().Add(ioTimeout))
+			got, err := io.ReadAll(c)
+			if err != nil && !isReset(err) {
+				t.Fatalf("reading the echo: %v", err)
+			}
+			if !bytes.Equal(got, data[:len(got)]) {
+				t.Fatalf("the echo (%d bytes) differs from what was sent at byte %d", len(got), firstDiff(got, data))
+			}
+			if int64(len(got)) < reached {
+				t.Errorf("echo %d bytes; %d had reached the server before the deadline", len(got), reached)
+			}
+			if err := <-shut; err == nil {
+				t.Errorf("Shutdown = nil, want the context's error")
+			}
+		})
+	}
+}
