@@ -239,6 +239,11 @@ func TestSoak(t *testing.T) {
 	if !end.within(start, soakSlack) {
 		t.Errorf("figures not back within %.0f%% of the start:\n start %v\n   end %v", soakSlack*100, start, end)
 	}
+	// Goroutines and descriptors come back to where a cold start had them
+	// too; RSS does not (the runtime keeps the heap the warm-up grew).
+	if coldCounts := (figures{rssKiB: end.rssKiB, goroutines: cold.goroutines, fds: cold.fds}); !end.within(coldCounts, soakSlack) {
+		t.Errorf("goroutines or descriptors not back within %.0f%% of the cold start:\n  cold %v\n   end %v", soakSlack*100, cold, end)
+	}
 	s.signal(t, os.Interrupt)
 	if code := s.wait(t, ioTimeout); code != 0 {
 		t.Errorf("exit code %d after SIGINT, want 0", code)
