@@ -21,15 +21,17 @@ build:
 run:
 	$(GO) run . serve
 
-## test: go vet, then every test with the race detector
+## test: go vet, then every test with the race detector, echoctl's and those of the benchmark module in bench/
 test:
 	$(GO) vet ./...
 	$(GO) test -race -timeout 10m ./...
+	cd bench && $(GO) vet ./... && $(GO) test -race -timeout 5m ./...
 
 ## lint: formatting and vet
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 
 ## fuzz: run each fuzz target for a short, bounded time
 FUZZTIME ?= 10s
