@@ -126,8 +126,11 @@ Modes:
 
 The run measures for --duration after a --warmup in which connections open;
 every operation has a deadline (--op-timeout), and the run ends on time even
-if the server stalls. With --server-pid (Linux) it also reports the server's
-CPU time per message, per connection cycle and per GB, read from /proc.
+if the server stalls. It reports its own CPU use, in percent of one CPU: near
+100 with the load on one CPU, the load generator was the limit, not the
+server. With --server-pid (Linux) it also reports the server's CPU time per
+message, per connection cycle and per GB, and the kernel's part of it, read
+from /proc.
 
 A progress line is shown each second when standard error is a terminal; the
 result goes to standard output as a table, or with --json as one object.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -454,11 +455,19 @@ func TestResultOutput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			wantRows := []string{"mode", string(mode), srv.Addr, "latency", "p99.9", "errors", "none", "server cpu"}
+			if runtime.GOOS != "windows" && runtime.GOOS != "plan9" {
+				// The load's own CPU: here the server's too, in process.
+				if res.LoadCPU <= 0 || res.LoadCPUPercent <= 0 {
+					t.Errorf("load CPU %v s, %v%%: want both measured", res.LoadCPU, res.LoadCPUPercent)
+				}
+				wantRows = append(wantRows, "load cpu")
+			}
 			var table strings.Builder
 			if err := res.WriteTable(&table); err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"mode", string(mode), srv.Addr, "latency", "p99.9", "errors", "none", "server cpu"} {
+			for _, want := range wantRows {
 				if !strings.Contains(table.String(), want) {
 					t.Errorf("table lacks %q:\n%s", want, table.String())
 				}
@@ -485,12 +494,16 @@ func TestProcessCPUAndRSS(t *testing.T) {
 	deadline := time.Now().Add(50 * time.Millisecond)
 	for time.Now().Before(deadline) {
 	}
+	sys, syserr := bench.ProcessSystemCPU(os.Getpid()) // first: it can only grow
 	cpu, err := bench.ProcessCPU(os.Getpid())
 	if errors.Is(err, bench.ErrUnsupported) {
 		t.Skip(err)
 	}
 	if err != nil || cpu <= 0 {
 		t.Errorf("ProcessCPU = %v, %v", cpu, err)
+	}
+	if syserr != nil || sys < 0 || sys > cpu {
+		t.Errorf("ProcessSystemCPU = %v, %v; want between 0 and ProcessCPU's %v", sys, syserr, cpu)
 	}
 	rss, err := bench.ProcessRSS(os.Getpid())
 	if err != nil || rss < 1<<20 {

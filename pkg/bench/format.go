@@ -51,6 +51,9 @@ func (res *Result) WriteTable(w io.Writer) error {
 	if res.FirstError != "" {
 		row("first error", "%s", res.FirstError)
 	}
+	if res.LoadCPU > 0 {
+		row("load cpu", "%.2f s: %.0f%% of one CPU%s", res.LoadCPU, res.LoadCPUPercent, loadNote(res.LoadCPUPercent))
+	}
 	if s := res.Server; s != nil {
 		var per []string
 		if s.CPUPerMessage > 0 {
@@ -72,6 +75,9 @@ func (res *Result) WriteTable(w io.Writer) error {
 		if len(per) > 0 {
 			cpu += ": " + strings.Join(per, ", ")
 		}
+		if s.CPU > 0 {
+			cpu += fmt.Sprintf("; %.0f%% in the kernel", 100*s.SystemCPU/s.CPU)
+		}
 		row("server cpu", "%s", cpu)
 		if res.Mode == ModeIdle {
 			row("server memory", "RSS %s before, %s holding %d: %.0f bytes per connection",
@@ -79,6 +85,17 @@ func (res *Result) WriteTable(w io.Writer) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// loadBound is the share of one CPU above which the load generator, if it
+// has one CPU, was likely what limited the run.
+const loadBound = 95
+
+func loadNote(percent float64) string {
+	if percent >= loadBound {
+		return " (with the load on one CPU, the load was the limit, not the server)"
+	}
+	return ""
 }
 
 // describe says what the run did, as Config.describe does.

@@ -22,6 +22,9 @@ type procStat struct {
 	self int64
 	// children is cutime+cstime: that of the children it has waited for.
 	children int64
+	// system is stime+cstime: the part of self and children spent in
+	// the kernel.
+	system int64
 }
 
 // ticks is the process's CPU time and its waited-for children's, in
@@ -61,7 +64,7 @@ func parseProcStat(pid int, b []byte) (procStat, error) {
 			return procStat{}, fmt.Errorf("bench: /proc/%d/stat: %w", pid, err)
 		}
 	}
-	st.self, st.children = t[0]+t[1], t[2]+t[3]
+	st.self, st.children, st.system = t[0]+t[1], t[2]+t[3], t[1]+t[3]
 	return st, nil
 }
 
@@ -90,6 +93,18 @@ func ProcessCPU(pid int) (time.Duration, error) {
 		}
 	}
 	return total, nil
+}
+
+// ProcessSystemCPU returns the part of the CPU time of process pid and of
+// the children it has waited for that was spent in the kernel, with the
+// resolution of a clock tick. The time of descendants still running, which
+// ProcessCPU counts, is not in it.
+func ProcessSystemCPU(pid int) (time.Duration, error) {
+	st, err := readProcStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	return ticksToDuration(st.system), nil
 }
 
 func ticksToDuration(t int64) time.Duration {

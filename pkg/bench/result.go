@@ -65,6 +65,14 @@ type Result struct {
 	// connection took, in seconds.
 	OpenTime float64 `json:"open_s,omitempty"`
 
+	// LoadCPU is the CPU time, user and system, this process (the load)
+	// used in the measured window, in seconds; LoadCPUPercent is that
+	// against the window's length, where 100 is one CPU kept busy. With
+	// the load on one CPU, near 100 means the load, not the server, may
+	// have been the limit. Both are zero where not measured.
+	LoadCPU        float64 `json:"load_cpu_s,omitempty"`
+	LoadCPUPercent float64 `json:"load_cpu_percent,omitempty"`
+
 	// Server is what the run measured of the server process; nil without
 	// Config.ServerPID.
 	Server *ServerStats `json:"server,omitempty"`
@@ -136,6 +144,10 @@ type ServerStats struct {
 	// processes) during the measured window, in seconds, with a
 	// resolution of 10ms.
 	CPU float64 `json:"cpu_s"`
+	// SystemCPU is the part of CPU spent in the kernel, in seconds: that
+	// of the process and of the children it has waited for (descendants
+	// still running count in CPU only).
+	SystemCPU float64 `json:"system_cpu_s"`
 	// CPUPerMessage is CPU per echo verified (per cycle in connrate), in
 	// microseconds.
 	CPUPerMessage float64 `json:"cpu_us_per_message,omitempty"`

@@ -352,10 +352,9 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	// The measured window: from the end of the warmup (idle: the start)
 	// to the end.
 	var before totals
-	var cpuBefore time.Duration
-	var cpuErr error
-	if srv != nil && cfg.Mode == ModeIdle {
-		cpuBefore, cpuErr = ProcessCPU(cfg.ServerPID)
+	var cpuBefore cpuSample
+	if cfg.Mode == ModeIdle {
+		cpuBefore = sampleCPU(cfg.ServerPID)
 	}
 	t0 := time.Now()
 	var wg sync.WaitGroup
@@ -371,9 +370,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 			if cfg.Mode != ModeConnRate {
 				res.OpenAtStart = r.open.Load()
 			}
-			if srv != nil {
-				cpuBefore, cpuErr = ProcessCPU(cfg.ServerPID)
-			}
+			cpuBefore = sampleCPU(cfg.ServerPID)
 		}
 		t0 = time.Now()
 	}
@@ -384,13 +381,10 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	// before it reaps them.)
 	elapsed := time.Since(t0)
 	after := r.totals()
-	var cpuAfter time.Duration
-	if srv != nil && measuring {
-		var err error
-		if cpuAfter, err = ProcessCPU(cfg.ServerPID); cpuErr == nil {
-			cpuErr = err
-		}
-		if cfg.Mode == ModeIdle {
+	var cpuAfter cpuSample
+	if measuring {
+		cpuAfter = sampleCPU(cfg.ServerPID)
+		if srv != nil && cfg.Mode == ModeIdle {
 			srv.RSSHeld, _ = ProcessRSS(cfg.ServerPID)
 		}
 	}
@@ -413,11 +407,15 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		res.MessagesPerSec = float64(res.Messages) / s
 		res.MBPerSec = float64(res.Bytes) / s / 1e6
 		res.ConnsPerSec = float64(after.connects-before.connects) / s
+		if load, ok := cpuAfter.loadSince(cpuBefore); ok {
+			res.LoadCPU = load.Seconds()
+			res.LoadCPUPercent = 100 * load.Seconds() / s
+		}
 	}
 	res.Latency = summarize(r.hist)
-	if srv != nil && measuring && cpuErr == nil && cpuAfter >= cpuBefore {
-		cpu := cpuAfter - cpuBefore
+	if cpu, system, ok := cpuAfter.serverSince(cpuBefore); srv != nil && measuring && ok {
 		srv.CPU = cpu.Seconds()
+		srv.SystemCPU = system.Seconds()
 		if res.Messages > 0 {
 			srv.CPUPerMessage = float64(cpu.Microseconds()) / float64(res.Messages)
 		}

@@ -85,18 +85,22 @@ func index(runs []*runResult) results {
 // the machine only ever makes a figure worse, so the best of the rounds is
 // the one least disturbed.
 func (idx results) best(modeID, serverID string, f figure) (float64, bool) {
-	var v float64
-	found := false
+	_, v, ok := idx.bestRun(modeID, serverID, f)
+	return v, ok
+}
+
+// bestRun is best, with the run that gave it.
+func (idx results) bestRun(modeID, serverID string, f figure) (run *benchResult, v float64, found bool) {
 	for _, b := range idx[modeID][serverID] {
 		x, ok := f.get(b)
 		if !ok {
 			continue
 		}
 		if !found || (f.higher && x > v) || (!f.higher && x < v) {
-			v, found = x, true
+			run, v, found = b, x, true
 		}
 	}
-	return v, found
+	return run, v, found
 }
 
 // report renders the page.
@@ -140,7 +144,7 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 
 	p("## How it was run\n\n")
 	p("- Each mode runs every server in turn, %d rounds interleaved (echoctl, plain Go, gnet, asyncio, socat; then again), each server started fresh on a new loopback port and stopped after its run.\n", o.rounds)
-	p("- Each figure is the **best of the %d rounds** (highest throughput, lowest latency, CPU and memory): other work on the machine can only make a figure worse. Ratios are to echoctl's figure in the same table (> 1 means more than echoctl).\n", o.rounds)
+	p("- Each figure is the **best of the %d rounds** (highest throughput, lowest latency, CPU and memory): other work on the machine can only make a figure worse. Ratios are to echoctl's figure in the same table (> 1 means more than echoctl). The load CPU column is the load generator's CPU use in the run that gave the headline figure, in percent of its one CPU: near 100%%, the load generator, not the server, set the pace.\n", o.rounds)
 	p("- Runs: %s warmup then %s measured. The connections open spread over the first half of the warmup, so that servers with a short listen backlog keep up; a run with fewer than all of them open when measuring begins does not count. Idle mode: the 10,000 connections open over %s, each checked with a one-byte echo (the latency columns), and are held to %s in all; memory is read at the end, with every connection still open.\n", o.warmup, o.duration, o.idleWarmup/2, o.idleWarmup+o.idleDuration)
 	p("- Server CPU is utime+stime from `/proc/PID/stat` over the measured window (plus, for socat, its children's: live ones from `/proc/PID/task/*/schedstat`, reaped ones from cutime+cstime), divided by the messages, cycles or GB echoed; idle memory is the growth of VmRSS in `/proc/PID/status` from before the first connection to all held, divided by the connections held.\n")
 	p("- Every server's standard output and error go to /dev/null; echoctl logs at its default level (info: a line per connection opened and closed).\n\n")
@@ -167,14 +171,14 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 		for _, f := range figs {
 			p(" %s | × echoctl |", f.name)
 		}
-		p(" runs |\n|---|")
+		p(" load CPU | runs |\n|---|")
 		for range figs {
 			p("---:|---:|")
 		}
-		p("---:|\n")
+		p("---:|---:|\n")
 		for _, s := range servers {
 			if reason, skip := s.skip[m.id]; skip {
-				p("| %s | skipped: %s |%s\n", s.name, reason, strings.Repeat(" |", 2*len(figs)))
+				p("| %s | skipped: %s |%s\n", s.name, reason, strings.Repeat(" |", 2*len(figs)+1))
 				continue
 			}
 			p("| %s |", s.name)
@@ -190,6 +194,11 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 					p(" %s | %s |", f.format(v), fmtRatio(v/base))
 				}
 			}
+			if b, _, ok := idx.bestRun(m.id, s.id, figs[0]); ok && b.LoadCPUPercent > 0 {
+				p(" %.0f%% |", b.LoadCPUPercent)
+			} else {
+				p(" – |")
+			}
 			p(" %d/%d |\n", len(idx[m.id][s.id]), countRuns(runs, m.id, s.id))
 		}
 		p("\n")
@@ -203,8 +212,60 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 		p("\n")
 	}
 
+	if rows := asyncioCeilings(idx); len(rows) > 0 {
+		p("%s", ceilingProse)
+		p("| connections | asyncio messages/s | asyncio server CPU | echoctl messages/s | load CPU in echoctl's run | echoctl server CPU µs/message | of it in the kernel | ceiling against asyncio | measured |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, c := range rows {
+			p("| %s | %s | %.0f%% | %s | %.0f%% | %s | %s µs (%.0f%%) | %s | %s |\n", c.conns, fmtCount(c.asyncioMsgs), c.asyncioBusy,
+				fmtCount(c.echoctlMsgs), c.loadBusy, fmtFloat(c.echoctlUs), fmtFloat(c.kernelUs), 100*c.kernelUs/c.echoctlUs, fmtRatio(c.ratio), fmtRatio(c.echoctlMsgs/c.asyncioMsgs))
+		}
+		p("\n")
+	}
+
 	p("%s", idleProse)
 	return b.String()
+}
+
+// ceiling is, for pingpong 128 B at some number of connections, the most
+// echoctl could reach against the asyncio server on this machine.
+type ceiling struct {
+	conns       string
+	asyncioMsgs float64 // asyncio's best messages/s
+	asyncioBusy float64 // its server CPU in that run, in percent of one CPU
+	echoctlMsgs float64 // echoctl's best messages/s
+	loadBusy    float64 // the load generator's CPU in that run, in percent
+	echoctlUs   float64 // echoctl's server CPU per message in that run, µs
+	kernelUs    float64 // the kernel's part of it
+	ratio       float64 // (1 s / kernelUs) / asyncioMsgs
+}
+
+// asyncioCeilings computes the ceilings of the pingpong 128 B modes that
+// have the figures: the throughput echoctl would reach if its own code
+// cost nothing and the load generator had no limit, one second divided by
+// the kernel's CPU time per message, against asyncio's throughput.
+func asyncioCeilings(idx results) []ceiling {
+	var out []ceiling
+	for _, c := range []string{"50", "1000"} {
+		mode := "pp128-c" + c
+		a, amsgs, aok := idx.bestRun(mode, "asyncio", figMsgs)
+		e, emsgs, eok := idx.bestRun(mode, "echoctl", figMsgs)
+		if !aok || !eok || a.Server == nil || e.Server == nil || a.Elapsed <= 0 || e.Messages <= 0 || e.Server.SystemCPU <= 0 {
+			continue
+		}
+		kernelUs := e.Server.SystemCPU * 1e6 / float64(e.Messages)
+		out = append(out, ceiling{
+			conns:       c,
+			asyncioMsgs: amsgs,
+			asyncioBusy: 100 * a.Server.CPU / a.Elapsed,
+			echoctlMsgs: emsgs,
+			loadBusy:    e.LoadCPUPercent,
+			echoctlUs:   e.Server.CPUPerMessage,
+			kernelUs:    kernelUs,
+			ratio:       1e6 / kernelUs / amsgs,
+		})
+	}
+	return out
 }
 
 func countRuns(runs []*runResult, modeID, serverID string) int {
@@ -274,8 +335,15 @@ func targets(idx results, servers []*server, ran map[string]bool) []target {
 	for _, c := range []string{"1", "50", "1000"} {
 		ratio("pingpong 128 B, "+c+" conn.: throughput ≥ 1.0× gnet", "pp128-c"+c, "gnet", figMsgs, 1.0, true)
 	}
+	ceilings := map[string]float64{}
+	for _, c := range asyncioCeilings(idx) {
+		ceilings["pp128-c"+c.conns] = c.ratio
+	}
 	for _, c := range []string{"50", "1000"} {
 		ratio("pingpong 128 B, "+c+" conn.: throughput ≥ 4× asyncio (quiet)", "pp128-c"+c, "asyncio", figMsgs, 4.0, true)
+		if r, ok := ceilings["pp128-c"+c]; ok {
+			out[len(out)-1].measured += fmt.Sprintf("; ceiling on this machine %s (see below)", fmtRatio(r))
+		}
 	}
 	ratio("pingpong 16 KiB, 50 conn.: throughput ≥ 1.0× gnet", "pp16k-c50", "gnet", figMB, 1.0, true)
 	ratio("stream, 1 conn.: throughput ≥ 1.0× gnet", "stream-c1", "gnet", figMB, 1.0, true)

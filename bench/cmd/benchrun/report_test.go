@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -9,14 +10,7 @@ import (
 func result(msgs, p50, cpu float64) *benchResult {
 	b := &benchResult{Mode: "pingpong", MessagesPerSec: msgs}
 	b.Latency.P50, b.Latency.P99 = p50, 2*p50
-	b.Server = &struct {
-		CPU           float64 `json:"cpu_s"`
-		CPUPerMessage float64 `json:"cpu_us_per_message"`
-		CPUPerGB      float64 `json:"cpu_s_per_gb"`
-		RSSBefore     int64   `json:"rss_before"`
-		RSSHeld       int64   `json:"rss_held"`
-		BytesPerConn  float64 `json:"bytes_per_conn"`
-	}{CPUPerMessage: cpu}
+	b.Server = &serverStats{CPUPerMessage: cpu}
 	return b
 }
 
@@ -99,6 +93,35 @@ func TestFormatting(t *testing.T) {
 	} {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+func TestAsyncioCeiling(t *testing.T) {
+	echoctl := result(80000, 500, 11)
+	echoctl.Elapsed, echoctl.Messages, echoctl.LoadCPUPercent = 3, 240000, 99
+	echoctl.Server.CPU, echoctl.Server.SystemCPU = 2.64, 2.52 // 10.5 µs of kernel per message
+	asyncio := result(43000, 900, 23)
+	asyncio.Elapsed = 3
+	asyncio.Server.CPU = 2.94
+	runs := []*runResult{
+		{Server: "echoctl", Mode: "pp128-c50", Result: echoctl},
+		{Server: "asyncio", Mode: "pp128-c50", Result: asyncio},
+	}
+	idx := index(runs)
+	got := asyncioCeilings(idx)
+	if len(got) != 1 {
+		t.Fatalf("got %d ceilings, want 1 (pp128-c1000 has no runs)", len(got))
+	}
+	c := got[0]
+	want := 1e6 / 10.5 / 43000
+	if c.conns != "50" || math.Abs(c.ratio-want) > 1e-9 || math.Abs(c.asyncioBusy-98) > 1e-9 || math.Abs(c.kernelUs-10.5) > 1e-9 {
+		t.Errorf("ceiling = %+v, want ratio %.3f, asyncio busy 98%%, kernel 10.5 µs", c, want)
+	}
+	servers := []*server{{id: "echoctl"}, {id: "asyncio"}}
+	for _, tg := range targets(idx, servers, map[string]bool{"pp128-c50": true}) {
+		if tg.text == "pingpong 128 B, 50 conn.: throughput ≥ 4× asyncio (quiet)" && !strings.Contains(tg.measured, "ceiling on this machine 2.21×") {
+			t.Errorf("target says %q, want the ceiling 2.21×", tg.measured)
 		}
 	}
 }

@@ -35,14 +35,21 @@ type benchResult struct {
 	FirstError string           `json:"first_error"`
 	Held       int              `json:"held"`
 	OpenTime   float64          `json:"open_s"`
-	Server     *struct {
-		CPU           float64 `json:"cpu_s"`
-		CPUPerMessage float64 `json:"cpu_us_per_message"`
-		CPUPerGB      float64 `json:"cpu_s_per_gb"`
-		RSSBefore     int64   `json:"rss_before"`
-		RSSHeld       int64   `json:"rss_held"`
-		BytesPerConn  float64 `json:"bytes_per_conn"`
-	} `json:"server"`
+	// LoadCPUPercent is the load generator's CPU use in the window, in
+	// percent of one CPU.
+	LoadCPUPercent float64      `json:"load_cpu_percent"`
+	Server         *serverStats `json:"server"`
+}
+
+// serverStats is what echoctl bench measured of the server.
+type serverStats struct {
+	CPU           float64 `json:"cpu_s"`
+	SystemCPU     float64 `json:"system_cpu_s"`
+	CPUPerMessage float64 `json:"cpu_us_per_message"`
+	CPUPerGB      float64 `json:"cpu_s_per_gb"`
+	RSSBefore     int64   `json:"rss_before"`
+	RSSHeld       int64   `json:"rss_held"`
+	BytesPerConn  float64 `json:"bytes_per_conn"`
 }
 
 // errorCount is the number of errors of every kind.
