@@ -18,8 +18,7 @@ differences from gnet remain on purpose: a connection whose peer does not
 read is not read from until its echo is written (the seed's ` + "`drain()`" + `;
 gnet buffers without bound), and every connection logs ` + "`connection accepted`" + `
 and ` + "`closing`" + ` at the default level: two writes to standard error per
-connection, which gnet does not make and which are most of what is left of
-the gap in server CPU per connection cycle.
+connection, which gnet does not make.
 
 An idle connection then costs echoctl its ` + "`conn`" + ` (logger name and peer
 strings, limits, timeouts, the shutdown map entry), the loop's entry for it
