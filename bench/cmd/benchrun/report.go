@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -117,13 +119,14 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 	p("Computed from the tables below: echoctl at its default settings against the same run of the others. ")
 	p("With the load generator on one CPU, throughput is often the load generator's limit, so the server CPU time per message is the sharper comparison.\n\n")
 	p("The last column is the plain Go server's figure against the same target, for scale: what a goroutine-per-connection server reaches on this machine.\n\n")
-	p("| target | measured | met | plain Go |\n|---|---|---|---|\n")
+	p("The rounds column is the same ratio in each round on its own (echoctl's run against the other server's run of the same round, minutes apart at most): where the rounds disagree on the target, the difference is within what this machine's noise moves from one round to the next.\n\n")
+	p("| target | measured | met | rounds | plain Go |\n|---|---|---|---|---|\n")
 	ran := map[string]bool{}
 	for _, r := range runs {
 		ran[r.Mode] = true
 	}
-	for _, t := range targets(idx, servers, ran) {
-		p("| %s | %s | %s | %s |\n", t.text, t.measured, t.met, t.reference)
+	for _, t := range targets(idx, servers, ran, rounds(runs)) {
+		p("| %s | %s | %s | %s | %s |\n", t.text, t.measured, t.met, t.rounds, t.reference)
 	}
 	p("\n")
 
@@ -300,11 +303,51 @@ func oneLine(s string) string {
 // A target is one line of the targets, computed.
 type target struct {
 	text, measured, met string
+	rounds              string // the ratio in each round on its own
 	reference           string // the plain Go server against the same target
 }
 
+// byRound indexes the runs that count by mode, server and round.
+type byRound map[string]map[string]map[int]*benchResult
+
+func rounds(runs []*runResult) byRound {
+	br := byRound{}
+	for _, r := range runs {
+		if !r.ok() {
+			continue
+		}
+		if br[r.Mode] == nil {
+			br[r.Mode] = map[string]map[int]*benchResult{}
+		}
+		if br[r.Mode][r.Server] == nil {
+			br[r.Mode][r.Server] = map[int]*benchResult{}
+		}
+		br[r.Mode][r.Server][r.Round] = r.Result
+	}
+	return br
+}
+
+// ratios is echoctl's figure f against other's in each round where both
+// ran, in round order.
+func (br byRound) ratios(modeID, other string, f figure) []float64 {
+	var out []float64
+	for _, round := range slices.Sorted(maps.Keys(br[modeID]["echoctl"])) {
+		e := br[modeID]["echoctl"][round]
+		x, ok := br[modeID][other][round]
+		if !ok {
+			continue
+		}
+		ev, eok := f.get(e)
+		xv, xok := f.get(x)
+		if eok && xok {
+			out = append(out, ev/xv)
+		}
+	}
+	return out
+}
+
 // targets computes the targets; ran holds the modes that were run.
-func targets(idx results, servers []*server, ran map[string]bool) []target {
+func targets(idx results, servers []*server, ran map[string]bool, br byRound) []target {
 	has := map[string]bool{}
 	for _, s := range servers {
 		has[s.id] = true
@@ -325,6 +368,14 @@ func targets(idx results, servers []*server, ran map[string]bool) []target {
 			r := e / x
 			t.measured = fmt.Sprintf("%s (echoctl %s, %s %s %s)", fmtRatio(r), f.format(e), other, f.format(x), f.name)
 			t.met = yesNo((atLeast && r >= want) || (!atLeast && r <= want))
+		}
+		t.rounds = "–"
+		if rs := br.ratios(modeID, other, f); len(rs) > 0 {
+			parts := make([]string, len(rs))
+			for i, r := range rs {
+				parts[i] = fmtRatio(r)
+			}
+			t.rounds = strings.Join(parts, ", ")
 		}
 		t.reference = "–"
 		if g, ok := idx.best(modeID, "goecho", f); ok && xok {
@@ -362,7 +413,7 @@ func targets(idx results, servers []*server, ran map[string]bool) []target {
 	} else {
 		idle.measured, idle.met = "no valid run", "n/a"
 	}
-	idle.reference = "–"
+	idle.rounds, idle.reference = "–", "–"
 	if g, ok := idx.best("idle-c10000", "goecho", figIdle); ok {
 		idle.reference = fmt.Sprintf("%.0f B", g)
 	}

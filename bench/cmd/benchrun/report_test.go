@@ -43,7 +43,7 @@ func TestTargets(t *testing.T) {
 	}
 	servers := []*server{{id: "echoctl"}, {id: "gnet"}, {id: "asyncio"}}
 	got := map[string]target{}
-	for _, tg := range targets(index(runs), servers, map[string]bool{"pp128-c50": true, "pp128-c1": true}) {
+	for _, tg := range targets(index(runs), servers, map[string]bool{"pp128-c50": true, "pp128-c1": true}, rounds(runs)) {
 		got[tg.text] = tg
 	}
 	check := func(text, met, measured string) {
@@ -119,9 +119,30 @@ func TestAsyncioCeiling(t *testing.T) {
 		t.Errorf("ceiling = %+v, want ratio %.3f, asyncio busy 98%%, kernel 10.5 µs", c, want)
 	}
 	servers := []*server{{id: "echoctl"}, {id: "asyncio"}}
-	for _, tg := range targets(idx, servers, map[string]bool{"pp128-c50": true}) {
+	for _, tg := range targets(idx, servers, map[string]bool{"pp128-c50": true}, rounds(runs)) {
 		if tg.text == "pingpong 128 B, 50 conn.: throughput ≥ 4× asyncio (quiet)" && !strings.Contains(tg.measured, "ceiling on this machine 2.21×") {
 			t.Errorf("target says %q, want the ceiling 2.21×", tg.measured)
 		}
 	}
+}
+
+func TestTargetRounds(t *testing.T) {
+	runs := []*runResult{
+		{Server: "echoctl", Mode: "pp128-c50", Round: 2, Result: result(90, 30, 5)},
+		{Server: "gnet", Mode: "pp128-c50", Round: 2, Result: result(100, 35, 4)},
+		{Server: "echoctl", Mode: "pp128-c50", Round: 1, Result: result(120, 30, 5)},
+		{Server: "gnet", Mode: "pp128-c50", Round: 1, Result: result(100, 35, 4)},
+		{Server: "echoctl", Mode: "pp128-c50", Round: 3, Result: result(130, 30, 5)}, // gnet's round 3 failed
+		{Server: "gnet", Mode: "pp128-c50", Round: 3, Result: result(10, 35, 4), Failed: "errors"},
+	}
+	servers := []*server{{id: "echoctl"}, {id: "gnet"}}
+	for _, tg := range targets(index(runs), servers, map[string]bool{"pp128-c50": true}, rounds(runs)) {
+		if tg.text == "pingpong 128 B, 50 conn.: throughput ≥ 1.0× gnet" {
+			if tg.rounds != "1.20×, 0.90×" || tg.met != "**yes**" {
+				t.Errorf("rounds %q, met %q; want \"1.20×, 0.90×\" (round order, failed runs left out), **yes** (best of rounds)", tg.rounds, tg.met)
+			}
+			return
+		}
+	}
+	t.Fatal("no pingpong 50 target")
 }
