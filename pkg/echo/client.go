@@ -354,6 +354,10 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 		return res, rerr
 	case errors.As(werr, new(*InputError)):
 		return res, werr
+	case rerr != nil && errors.Is(werr, net.ErrClosed):
+		// The reader closed the connection when the echo writer failed:
+		// the sender's error is only the consequence.
+		return res, &ExchangeError{Addr: c.addr(), Err: rerr}
 	case werr != nil && !errors.Is(werr, errEchoEnded) && ctx.Err() == nil:
 		return res, &ExchangeError{Addr: c.addr(), Err: werr}
 	case ctx.Err() != nil:
