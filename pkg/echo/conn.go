@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -18,12 +20,14 @@ type conn struct {
 	name string // the per-connection logger name, echo_{host}_{port}
 	peer string // the peer's address as host:port
 
-	// stopping is set by Shutdown when its context ends: the connection
-	// stops reading, writes back what it read and closes.
-	stopping atomic.Bool
-
 	connGuard // limits, timeouts and observer (limits.go, timeouts.go)
 	connPark  // parking while idle (park_linux.go)
+
+	// stopping is set by Shutdown when its context ends: the connection
+	// stops reading, writes back what it read and closes. (Last, beside
+	// connPark's 4-byte fields: an idle connection's conn is 16 bytes
+	// smaller than with it after peer.)
+	stopping atomic.Bool
 }
 
 // LoggerName returns the name of the per-connection logger for a peer:
@@ -41,7 +45,27 @@ func LoggerName(peer net.Addr) string {
 	return "echo_" + host + "_" + port
 }
 
+// addrPortConn is a connection that keeps its peer's address unboxed
+// (fdConn): naming it and checking it need not make a net.Addr.
+type addrPortConn interface {
+	remoteAddrPort() netip.AddrPort
+}
+
+// ipString formats ip as net.IP's String does: an IPv4-mapped address as
+// IPv4, a zone after "%".
+func ipString(ip netip.Addr) string {
+	if ip.Is4In6() {
+		ip = ip.Unmap()
+	}
+	return ip.String()
+}
+
 func (s *Server) newConn(rwc net.Conn) *conn {
+	if apc, ok := rwc.(addrPortConn); ok {
+		ap := apc.remoteAddrPort()
+		host, port := ipString(ap.Addr()), strconv.Itoa(int(ap.Port()))
+		return &conn{srv: s, rwc: rwc, name: "echo_" + host + "_" + port, peer: net.JoinHostPort(host, port)}
+	}
 	if local := rwc.LocalAddr(); local != nil && local.Network() == "unix" {
 		// A Unix peer has no address: number the connections instead, and
 		// show the socket path as the peer.

@@ -61,6 +61,11 @@ func peerIP(addr net.Addr) (netip.Addr, bool) {
 			return netip.Addr{}, false
 		}
 	}
+	return addrPortIP(ap)
+}
+
+// addrPortIP is peerIP for an address and port.
+func addrPortIP(ap netip.AddrPort) (netip.Addr, bool) {
 	ip := ap.Addr()
 	if !ip.IsValid() {
 		return netip.Addr{}, false
@@ -145,7 +150,11 @@ type connGuard struct {
 // admit applies the access list and the connection limits to a connection
 // just accepted; when it refuses one it closes it, logs and reports why.
 func (s *Server) admit(c *conn) bool {
-	c.ip, c.hasIP = peerIP(c.rwc.RemoteAddr())
+	if apc, ok := c.rwc.(addrPortConn); ok {
+		c.ip, c.hasIP = addrPortIP(apc.remoteAddrPort())
+	} else {
+		c.ip, c.hasIP = peerIP(c.rwc.RemoteAddr())
+	}
 	if c.hasIP && (len(s.Allow) > 0 || len(s.Deny) > 0) && !s.permits(c.ip) {
 		c.log(zerolog.InfoLevel).Str("reason", CloseDenied.String()).
 			Msg("connection refused: address not allowed")

@@ -2,9 +2,11 @@ package echo
 
 import (
 	"net"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestLoopSocketOptions: the sockets the event loops accept get what net
@@ -73,9 +75,62 @@ func TestLoopSocketOptions(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("keep-alive, idle, interval, count = %v, want %v", got, tt.want)
 			}
-			if ra := sockaddrToTCP(sa).String(); ra != c.LocalAddr().String() {
+			if ra := net.TCPAddrFromAddrPort(sockaddrAddrPort(sa)).String(); ra != c.LocalAddr().String() {
 				t.Errorf("RemoteAddr = %s, want the client's %s", ra, c.LocalAddr())
 			}
 		})
+	}
+}
+
+// TestFDConnNamesAsNet checks that a loop connection, which keeps its peer
+// unboxed, gets the logger name, peer and IP that the same peer as a
+// *net.TCPAddr gets on the goroutine path.
+func TestFDConnNamesAsNet(t *testing.T) {
+	for _, s := range []string{
+		"127.0.0.1:51234",
+		"[::1]:64624",
+		"[::ffff:127.0.0.1]:40000",
+		"[fe80::1%lo]:7",
+		"[2001:db8::5]:65535",
+	} {
+		t.Run(s, func(t *testing.T) {
+			ap := netip.MustParseAddrPort(s)
+			got := (&Server{}).newConn(&fdConn{fd: -1, la: &loopAccept{local: &net.TCPAddr{}}, remote: ap})
+			ta := net.TCPAddrFromAddrPort(ap)
+			if want := LoggerName(ta); got.name != want {
+				t.Errorf("name %q; want %q", got.name, want)
+			}
+			if want := ta.String(); got.peer != want {
+				t.Errorf("peer %q; want %q", got.peer, want)
+			}
+			gotIP, gotOK := addrPortIP(ap)
+			wantIP, wantOK := peerIP(ta)
+			if gotIP != wantIP || gotOK != wantOK {
+				t.Errorf("IP %v %v; want %v %v", gotIP, gotOK, wantIP, wantOK)
+			}
+			if ra := got.rwc.RemoteAddr().String(); ra != ta.String() {
+				t.Errorf("RemoteAddr %q; want %q", ra, ta.String())
+			}
+		})
+	}
+}
+
+// TestIdleConnectionSizes keeps what an idle loop connection costs from
+// growing unnoticed: docs/benchmarks.md gives these sizes (64-bit).
+func TestIdleConnectionSizes(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are for 64-bit platforms")
+	}
+	for _, tt := range []struct {
+		name     string
+		got, max uintptr
+	}{
+		{"conn", unsafe.Sizeof(conn{}), 224},
+		{"loopConn", unsafe.Sizeof(loopConn{}), 64},
+		{"fdConn", unsafe.Sizeof(fdConn{}), 48},
+	} {
+		if tt.got > tt.max {
+			t.Errorf("%s is %d bytes, more than %d", tt.name, tt.got, tt.max)
+		}
 	}
 }

@@ -53,15 +53,17 @@ var errLoopOwned = errors.New("echo: connection served by an event loop")
 // non-blocking socket. Only its addresses and, before the loop takes it,
 // Close are used; reads, writes and deadlines are the loop's.
 type fdConn struct {
-	fd            int
-	local, remote net.Addr
+	fd     int
+	la     *loopAccept    // the listener it came from, for LocalAddr
+	remote netip.AddrPort // unboxed: a *net.TCPAddr would cost an idle connection 64 bytes
 }
 
 func (f *fdConn) Read([]byte) (int, error)         { return 0, errLoopOwned }
 func (f *fdConn) Write([]byte) (int, error)        { return 0, errLoopOwned }
 func (f *fdConn) Close() error                     { return os.NewSyscallError("close", syscall.Close(f.fd)) }
-func (f *fdConn) LocalAddr() net.Addr              { return f.local }
-func (f *fdConn) RemoteAddr() net.Addr             { return f.remote }
+func (f *fdConn) LocalAddr() net.Addr              { return f.la.local }
+func (f *fdConn) RemoteAddr() net.Addr             { return net.TCPAddrFromAddrPort(f.remote) }
+func (f *fdConn) remoteAddrPort() netip.AddrPort   { return f.remote }
 func (f *fdConn) SetDeadline(time.Time) error      { return errLoopOwned }
 func (f *fdConn) SetReadDeadline(time.Time) error  { return errLoopOwned }
 func (f *fdConn) SetWriteDeadline(time.Time) error { return errLoopOwned }
@@ -231,10 +233,13 @@ func (s *Server) serveLoops(ll *loopListener, lname string) error {
 	}
 }
 
-func sockaddrToTCP(sa syscall.Sockaddr) net.Addr {
+// sockaddrAddrPort is the address of an accepted socket's peer, as net
+// would make its *net.TCPAddr (an IPv4 peer of an IPv6 socket stays
+// IPv4-mapped).
+func sockaddrAddrPort(sa syscall.Sockaddr) netip.AddrPort {
 	switch sa := sa.(type) {
 	case *syscall.SockaddrInet4:
-		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
 	case *syscall.SockaddrInet6:
 		ip := netip.AddrFrom16(sa.Addr)
 		if sa.ZoneId != 0 {
@@ -242,9 +247,9 @@ func sockaddrToTCP(sa syscall.Sockaddr) net.Addr {
 				ip = ip.WithZone(ifi.Name)
 			}
 		}
-		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(sa.Port)))
+		return netip.AddrPortFrom(ip, uint16(sa.Port))
 	}
-	return &net.TCPAddr{}
+	return netip.AddrPort{}
 }
 
 // listen starts the loops on first use and registers ll with every one.
@@ -335,11 +340,12 @@ func (ls *loops) close() {
 // loop is one event loop: an epoll instance, the connections registered in
 // it, and a read buffer.
 type loop struct {
-	srv  *Server
-	epfd int
-	wake int // an eventfd that interrupts epoll_wait for a request
-	buf  []byte
-	done chan struct{} // closed when run returns
+	srv   *Server
+	epfd  int
+	wake  int // an eventfd that interrupts epoll_wait for a request
+	buf   []byte
+	epoch time.Time     // the zero of the loop's clock (now)
+	done  chan struct{} // closed when run returns
 
 	// listeners are the listening sockets this loop accepts on (the
 	// loop's own: no lock).
@@ -369,23 +375,36 @@ type loopAccept struct {
 	failedAt    time.Time // when the first of them happened
 }
 
-// loopConn is what a loop keeps for one connection.
+// loopConn is what a loop keeps for one connection: 64 bytes, kept small
+// for connections that sit idle (times are on the loop's clock, and what
+// is left to write is held apart).
 type loopConn struct {
-	c  *conn
-	fd int
+	c *conn
 
-	// pending is the part of the last read not yet written back, in a
-	// pooled buffer (pendingBuf); reads wait until it is written.
-	pending    []byte
-	pendingBuf *[]byte
-	written    int       // bytes of the current chunk written so far
-	readAt     time.Time // when the current chunk was read, for the observer
+	// pending is what the socket did not take of the last read; reads
+	// wait until it is written. nil when all is written.
+	pending *pendingWrite
+	written int   // bytes of the current chunk written so far
+	readAt  int64 // when the current chunk was read, for the observer (loop clock)
 
-	stopped  bool      // Shutdown's deadline passed: drain, then close
-	stopBy   time.Time // when a stopped connection is closed in any case
-	final    int       // bytes the peer sent before the deadline, still to echo
-	draining bool      // write side shut: discard what the peer still sends
+	stopBy   int64 // when a stopped connection is closed in any case (loop clock)
+	fd       int
+	final    int  // bytes the peer sent before the deadline, still to echo
+	stopped  bool // Shutdown's deadline passed: drain, then close
+	draining bool // write side shut: discard what the peer still sends
 }
+
+// pendingWrite is a pooled buffer holding the part of a read that a full
+// socket did not take.
+type pendingWrite struct {
+	buf  []byte // fastBufferSize
+	rest []byte // in buf (or, past fastBufferSize, its own), not yet written
+}
+
+var pendingWrites = sync.Pool{New: func() any { return &pendingWrite{buf: make([]byte, fastBufferSize)} }}
+
+// now is the loop's clock: monotonic nanoseconds since the loop started.
+func (l *loop) now() int64 { return int64(time.Since(l.epoch)) }
 
 func newLoop(s *Server) (*loop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -397,7 +416,7 @@ func newLoop(s *Server) (*loop, error) {
 		syscall.Close(epfd)
 		return nil, os.NewSyscallError("eventfd2", errno)
 	}
-	l := &loop{srv: s, epfd: epfd, wake: int(wake), buf: make([]byte, fastBufferSize), done: make(chan struct{}),
+	l := &loop{srv: s, epfd: epfd, wake: int(wake), buf: make([]byte, fastBufferSize), epoch: time.Now(), done: make(chan struct{}),
 		listeners: make(map[int32]*loopAccept), conns: make(map[int32]*loopConn)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wake)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wake, &ev); err != nil {
@@ -546,7 +565,7 @@ func (l *loop) accept(la *loopAccept) {
 			la.failures = 0
 		}
 		la.delay = 0
-		c, ok := s.accepted(&fdConn{fd: fd, local: la.local, remote: sockaddrToTCP(sa)}, la.lname)
+		c, ok := s.accepted(&fdConn{fd: fd, la: la, remote: sockaddrAddrPort(sa)}, la.lname)
 		if !ok {
 			return // shutting down
 		}
@@ -594,10 +613,10 @@ func (l *loop) run() {
 			}
 		}
 		if stop {
-			now := time.Now()
+			now := l.now()
 			l.forEach(func(lc *loopConn) {
 				l.stop(lc)
-				if now.After(lc.stopBy) {
+				if now > lc.stopBy {
 					l.close(lc, CloseShutdown, nil)
 				}
 			})
@@ -697,7 +716,9 @@ func (l *loop) echo(lc *loopConn) {
 	if lc.stopped {
 		lc.final -= n
 	}
-	lc.readAt = lc.c.received(n)
+	if t := lc.c.received(n); !t.IsZero() {
+		lc.readAt = int64(t.Sub(l.epoch))
+	}
 	lc.written = 0
 	l.writeBack(lc, l.buf[:n])
 }
@@ -722,25 +743,36 @@ func (l *loop) writeBack(lc *loopConn, p []byte) {
 		return
 	}
 	if lc.pending == nil {
-		lc.pendingBuf = fastBuffers.Get().(*[]byte)
-		lc.pending = append((*lc.pendingBuf)[:0], p[m:]...)
+		pw := pendingWrites.Get().(*pendingWrite)
+		pw.rest = append(pw.buf[:0], p[m:]...)
+		lc.pending = pw
 		l.watch(lc, syscall.EPOLLOUT)
 		return
 	}
-	lc.pending = lc.pending[m:]
+	lc.pending.rest = lc.pending.rest[m:]
+}
+
+// dropPending returns lc's pending buffer to the pool, if it has one.
+func (lc *loopConn) dropPending() bool {
+	pw := lc.pending
+	if pw == nil {
+		return false
+	}
+	pw.rest = nil
+	pendingWrites.Put(pw)
+	lc.pending = nil
+	return true
 }
 
 // flush goes on writing what a full socket did not take.
 func (l *loop) flush(lc *loopConn) {
-	l.writeBack(lc, lc.pending)
+	l.writeBack(lc, lc.pending.rest)
 }
 
 func (l *loop) releasePending(lc *loopConn) {
-	if lc.pendingBuf == nil {
+	if !lc.dropPending() {
 		return
 	}
-	fastBuffers.Put(lc.pendingBuf)
-	lc.pending, lc.pendingBuf = nil, nil
 	if !lc.draining && (!lc.stopped || lc.final > 0) {
 		l.watch(lc, syscall.EPOLLIN|syscall.EPOLLRDHUP)
 	}
@@ -753,7 +785,7 @@ func (l *loop) sent(lc *loopConn, n int, ok bool) {
 	}
 	latency := time.Duration(-1)
 	if ok {
-		latency = time.Since(lc.readAt)
+		latency = time.Duration(l.now() - lc.readAt)
 	}
 	lc.c.obs.Sent(n, latency)
 }
@@ -775,7 +807,7 @@ func (l *loop) stop(lc *loopConn) {
 		return
 	}
 	lc.stopped = true
-	lc.stopBy = time.Now().Add(drainLinger)
+	lc.stopBy = l.now() + int64(drainLinger)
 	lc.final = queuedBytesFD(lc.fd)
 	lc.c.stopping.Store(true)
 	lc.c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
@@ -826,10 +858,7 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 		return
 	}
 	syscall.Close(lc.fd) // also takes it out of the epoll set
-	if lc.pendingBuf != nil {
-		fastBuffers.Put(lc.pendingBuf)
-		lc.pending, lc.pendingBuf = nil, nil
-	}
+	lc.dropPending()
 	c := lc.c
 	if !lc.stopped { // a stopped connection logged its closing already
 		if err == nil {

@@ -20,9 +20,14 @@ gnet buffers without bound), and every connection logs ` + "`connection accepted
 and ` + "`closing`" + ` at the default level: two writes to standard error per
 connection, which gnet does not make.
 
-An idle connection then costs echoctl its ` + "`conn`" + ` (logger name and peer
-strings, limits, timeouts, the shutdown map entry), the loop's entry for it
-and its peer address: the figure in the idle table. The kernel's socket
+An idle connection then costs echoctl, in Go's heap: its ` + "`conn`" + ` (224
+bytes: the logger name and peer strings, and the limits, timeouts and
+observer state that every connection carries whatever the settings), the
+loop's 64-byte entry (the fd, the write left pending, the shutdown state,
+times on the loop's clock), the 48-byte ` + "`net.Conn`" + ` that keeps the peer's
+address unboxed, and an entry in two maps (the Server's, for Shutdown and
+the limits, and the loop's); with the garbage collector's headroom, the
+figure in the idle table. The kernel's socket
 buffers do not count: they are not in the process's resident memory. A
 goroutine-per-connection server (the plain Go server) pays besides at least
 a 2 KiB stack, the runtime's ` + "`g`" + ` and the ` + "`netFD`" + `/` + "`pollDesc`" + `
@@ -31,10 +36,12 @@ pair; echoctl's own goroutine engine, which serves what the loops do not
 ` + "`--write-timeout`" + `, TLS, Unix sockets, other systems), parks a connection
 idle for a quarter second or more in an epoll set and ends its goroutine.
 
-To come down to gnet's ~0.5 KB, echoctl would keep per connection only what
-the loop needs (the fd, the peer, the pending write) in a compact struct, and
-make the rest (logger name, limits and observer state, the map entries that
-Shutdown and the limits use) on demand or only when those features are on.
+To come down to gnet's ~0.5 KB, echoctl would make the rest of the ` + "`conn`" + `
+on demand or only when its feature is on: the logger name and peer strings
+formatted from the address when a line is logged, the timeout state only with
+` + "`--idle-timeout`" + ` or ` + "`--write-timeout`" + ` (which the loops do not serve anyway),
+the limits' state only with limits; and it would find a connection from its
+fd alone, dropping the Server's map entry for loop connections.
 `
 
 // ceilingProse introduces the table of what echoctl could reach against
