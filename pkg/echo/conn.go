@@ -24,9 +24,9 @@ type conn struct {
 	connPark  // parking while idle (park_linux.go)
 
 	// stopping is set by Shutdown when its context ends: the connection
-	// stops reading, writes back what it read and closes. (Last, beside
-	// connPark's 4-byte fields: an idle connection's conn is 16 bytes
-	// smaller than with it after peer.)
+	// stops reading, writes back what it read and closes. (It is last so
+	// that it fills the padding after connPark's 4-byte fields: conn is
+	// 16 bytes smaller than with it after peer.)
 	stopping atomic.Bool
 }
 

@@ -397,8 +397,8 @@ type loopConn struct {
 // pendingWrite is a pooled buffer holding the part of a read that a full
 // socket did not take.
 type pendingWrite struct {
-	buf  []byte // fastBufferSize
-	rest []byte // in buf (or, past fastBufferSize, its own), not yet written
+	buf  []byte // fastBufferSize, as the loop's reads
+	rest []byte // in buf: what is not yet written
 }
 
 var pendingWrites = sync.Pool{New: func() any { return &pendingWrite{buf: make([]byte, fastBufferSize)} }}
