@@ -857,9 +857,10 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 	if !open {
 		return
 	}
-	syscall.Close(lc.fd) // also takes it out of the epoll set
-	lc.dropPending()
 	c := lc.c
+	// Logged before the socket closes, as the goroutine engine and the
+	// seed do: a peer that has seen the end of its echo finds the
+	// connection's log complete.
 	if !lc.stopped { // a stopped connection logged its closing already
 		if err == nil {
 			err = &opError{"read", io.EOF}
@@ -869,6 +870,8 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 		}
 		c.logClose(err, reason)
 	}
+	syscall.Close(lc.fd) // also takes it out of the epoll set
+	lc.dropPending()
 	c.finish(reason)
 }
 
