@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 )
@@ -52,7 +53,7 @@ func (res *Result) WriteTable(w io.Writer) error {
 		row("first error", "%s", res.FirstError)
 	}
 	if res.LoadCPU > 0 {
-		row("load cpu", "%.2f s: %.0f%% of one CPU%s", res.LoadCPU, res.LoadCPUPercent, loadNote(res.LoadCPUPercent))
+		row("load cpu", "%.2f s: %.0f%% of one CPU%s", res.LoadCPU, res.LoadCPUPercent, loadNote(res.LoadCPUPercent, runtime.GOMAXPROCS(0)))
 	}
 	if s := res.Server; s != nil {
 		var per []string
@@ -87,13 +88,15 @@ func (res *Result) WriteTable(w io.Writer) error {
 	return tw.Flush()
 }
 
-// loadBound is the share of one CPU above which the load generator, if it
-// has one CPU, was likely what limited the run.
+// loadBound is the share of its CPUs above which the load generator was
+// likely what limited the run.
 const loadBound = 95
 
-func loadNote(percent float64) string {
-	if percent >= loadBound {
-		return " (with the load on one CPU, the load was the limit, not the server)"
+// loadNote says when a load that used percent of one CPU, with cpus CPUs
+// to run on, was the limit.
+func loadNote(percent float64, cpus int) string {
+	if percent >= loadBound*float64(cpus) {
+		return " (all the CPU the load could use: the load was the limit, not the server)"
 	}
 	return ""
 }
