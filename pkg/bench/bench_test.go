@@ -450,7 +450,7 @@ func TestResultOutput(t *testing.T) {
 	srv := echotest.NewServer(t, nil)
 	for _, mode := range bench.Modes {
 		t.Run(string(mode), func(t *testing.T) {
-			cfg := bench.Config{Addr: srv.Addr, Mode: mode, Conns: 2, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond, ServerPID: os.Getpid()}
+			cfg := bench.Config{Addr: srv.Addr, Mode: mode, Conns: 2, Warmup: testWarmup, Duration: 200 * time.Millisecond, ServerPID: os.Getpid()}
 			res, err := runTimed(t, context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
