@@ -1,5 +1,16 @@
 package main
 
+// controlProse explains the control column of the targets.
+const controlProse = `The control, "echoctl (again)", is the same echoctl binary served a
+second time in every round, after gnet, and measured the same way. The
+column "echoctl against itself" is echoctl's figure against the control's:
+two runs of one server, which differ only by the machine's noise. Where a
+target's ratio is no further from the target than that (on a log scale),
+the met column says "within noise": this run cannot tell that target's
+outcome from chance.
+
+`
+
 // idleProse closes the page: how echoctl serves connections, what an idle
 // one costs, and what it would take to get to gnet's.
 const idleProse = `## How echoctl serves, and what it would take to hold an idle connection in gnet's ~532 bytes

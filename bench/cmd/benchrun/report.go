@@ -120,13 +120,14 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 	p("With the load generator on one CPU, throughput is often the load generator's limit, so the server CPU time per message is the sharper comparison.\n\n")
 	p("The last column is the plain Go server's figure against the same target, for scale: what a goroutine-per-connection server reaches on this machine.\n\n")
 	p("The rounds column is the same ratio in each round on its own (echoctl's run against the other server's run of the same round, minutes apart at most): where the rounds disagree on the target, the difference is within what this machine's noise moves from one round to the next.\n\n")
-	p("| target | measured | met | rounds | plain Go |\n|---|---|---|---|---|\n")
+	p("%s", controlProse)
+	p("| target | measured | met | rounds | echoctl against itself | plain Go |\n|---|---|---|---|---|---|\n")
 	ran := map[string]bool{}
 	for _, r := range runs {
 		ran[r.Mode] = true
 	}
 	for _, t := range targets(idx, servers, ran, rounds(runs)) {
-		p("| %s | %s | %s | %s | %s |\n", t.text, t.measured, t.met, t.rounds, t.reference)
+		p("| %s | %s | %s | %s | %s | %s |\n", t.text, t.measured, t.met, t.rounds, t.control, t.reference)
 	}
 	p("\n")
 
@@ -146,7 +147,11 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 	}
 
 	p("## How it was run\n\n")
-	p("- Each mode runs every server in turn, %d rounds interleaved (echoctl, plain Go, gnet, asyncio, socat; then again), each server started fresh on a new loopback port and stopped after its run.\n", o.rounds)
+	names := make([]string, len(servers))
+	for i, s := range servers {
+		names[i] = s.name
+	}
+	p("- Each mode runs every server in turn, %d rounds interleaved (%s; then again), each server started fresh on a new loopback port and stopped after its run.\n", o.rounds, strings.Join(names, ", "))
 	p("- Each figure is the **best of the %d rounds** (highest throughput, lowest latency, CPU and memory): other work on the machine can only make a figure worse. Ratios are to echoctl's figure in the same table (> 1 means more than echoctl). The load CPU column is the load generator's CPU use in the run that gave the headline figure, in percent of its one CPU: near 100%%, the load generator, not the server, set the pace.\n", o.rounds)
 	p("- Runs: %s warmup then %s measured. The connections open spread over the first half of the warmup, so that servers with a short listen backlog keep up; a run with fewer than all of them open when measuring begins does not count. Idle mode: the 10,000 connections open over %s, each checked with a one-byte echo (the latency columns), and are held to %s in all; memory is read at the end, with every connection still open.\n", o.warmup, o.duration, o.idleWarmup/2, o.idleWarmup+o.idleDuration)
 	p("- Server CPU is utime+stime from `/proc/PID/stat` over the measured window (plus, for socat, its children's: live ones from `/proc/PID/task/*/schedstat`, reaped ones from cutime+cstime), divided by the messages, cycles or GB echoed; idle memory is the growth of VmRSS in `/proc/PID/status` from before the first connection to all held, divided by the connections held.\n")
@@ -304,6 +309,7 @@ func oneLine(s string) string {
 type target struct {
 	text, measured, met string
 	rounds              string // the ratio in each round on its own
+	control             string // echoctl against itself (the control) on the same figure
 	reference           string // the plain Go server against the same target
 }
 
@@ -354,7 +360,7 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 	}
 	var out []target
 	ratio := func(text, modeID, other string, f figure, want float64, atLeast bool) {
-		t := target{text: text}
+		t := target{text: text, control: "–"}
 		e, eok := idx.best(modeID, "echoctl", f)
 		x, xok := idx.best(modeID, other, f)
 		switch {
@@ -368,6 +374,12 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 			r := e / x
 			t.measured = fmt.Sprintf("%s (echoctl %s, %s %s %s)", fmtRatio(r), f.format(e), other, f.format(x), f.name)
 			t.met = yesNo((atLeast && r >= want) || (!atLeast && r <= want))
+			if a, ok := idx.best(modeID, againID, f); ok {
+				t.control = fmtRatio(e / a)
+				if withinNoise(r, want, e/a) {
+					t.met += " (within noise)"
+				}
+			}
 		}
 		t.rounds = "–"
 		if rs := br.ratios(modeID, other, f); len(rs) > 0 {
@@ -413,7 +425,7 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 	} else {
 		idle.measured, idle.met = "no valid run", "n/a"
 	}
-	idle.rounds, idle.reference = "–", "–"
+	idle.rounds, idle.control, idle.reference = "–", "–", "–"
 	if g, ok := idx.best("idle-c10000", "goecho", figIdle); ok {
 		idle.reference = fmt.Sprintf("%.0f B", g)
 	}
@@ -431,6 +443,13 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 	ratio("server CPU per GB, stream 16 conn.: ≤ 1.1× gnet", "stream-c16", "gnet", figCPUGB, 1.1, false)
 	ratio("server CPU per connrate cycle: ≤ 1.1× gnet", "connrate-c8", "gnet", figCPUCycle, 1.1, false)
 	return out
+}
+
+// withinNoise reports whether ratio r is no further from the target want
+// than the control, echoctl against itself, is from 1: on this run's
+// evidence, the target could have gone either way.
+func withinNoise(r, want, control float64) bool {
+	return math.Abs(math.Log(r/want)) <= math.Abs(math.Log(control))
 }
 
 func yesNo(ok bool) string {

@@ -43,6 +43,16 @@ func selectServers(o *options, e *env) []*server {
 				return []string{o.gnetecho, "-addr", addr(port)}
 			},
 		},
+		{
+			id: againID, name: "echoctl (again)",
+			about: "the same `echoctl serve`, run once more in every round, after gnet: a control, whose ratio to echoctl is this machine's noise",
+			argv: func(port int) []string {
+				return []string{o.echoctl, "serve", "--addr", addr(port)}
+			},
+			skip: map[string]string{
+				"idle-c10000": "memory per connection does not move with the machine's load: the control is left out of the longest mode",
+			},
+		},
 	}
 	if e.python != "" {
 		all = append(all, &server{
@@ -74,6 +84,11 @@ func selectServers(o *options, e *env) []*server {
 	}
 	return out
 }
+
+// againID is the control: echoctl served a second time in each round. Its
+// figures against echoctl's measure the noise of the machine, the scale on
+// which a ratio between two servers means something.
+const againID = "echoctl-again"
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
