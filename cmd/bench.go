@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -27,6 +28,7 @@ type benchOptions struct {
 	conns     int
 	size      int
 	pipeline  int
+	rate      float64
 	chunk     int
 	duration  time.Duration
 	warmup    time.Duration
@@ -41,6 +43,7 @@ func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.conns, "conns", bench.DefaultConns, "connections (connrate: workers, each running one cycle at a time)")
 	fs.IntVar(&o.size, "size", bench.DefaultSize, "pingpong: message size in bytes")
 	fs.IntVar(&o.pipeline, "pipeline", bench.DefaultPipeline, "pingpong: messages outstanding on each connection")
+	fs.Float64Var(&o.rate, "rate", 0, "pingpong: messages per second in all, on a fixed schedule; latency counts from when each was due (0: as fast as the echoes come back)")
 	fs.IntVar(&o.chunk, "chunk", bench.DefaultChunk, "stream: bytes per write")
 	fs.DurationVar(&o.duration, "duration", bench.DefaultDuration, "how long to measure, after the warmup")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "how long to run before measuring; refused connects are retried meanwhile")
@@ -91,12 +94,19 @@ func (o *benchOptions) config(addr string) (bench.Config, error) {
 	if o.serverPID < 0 {
 		return bench.Config{}, fmt.Errorf("invalid --server-pid %d: must be a process id", o.serverPID)
 	}
+	if o.rate < 0 || math.IsNaN(o.rate) || math.IsInf(o.rate, 0) {
+		return bench.Config{}, fmt.Errorf("invalid --rate %v: must be messages per second, or 0 for as fast as the echoes come back", o.rate)
+	}
+	if o.rate > 0 && mode != bench.ModePingPong {
+		return bench.Config{}, fmt.Errorf("invalid --rate with --mode %s: only pingpong sends on a schedule", mode)
+	}
 	return bench.Config{
 		Addr:      addr,
 		Mode:      mode,
 		Conns:     o.conns,
 		Size:      o.size,
 		Pipeline:  o.pipeline,
+		Rate:      o.rate,
 		Chunk:     o.chunk,
 		Duration:  o.duration,
 		Warmup:    o.warmup,
@@ -115,7 +125,7 @@ byte it echoes, and report throughput, latency percentiles and errors.
 
 Modes:
   pingpong  each connection writes a --size message and reads it back, with
-            --pipeline messages outstanding
+            --pipeline messages outstanding; with --rate, on a fixed schedule
   stream    each connection writes --chunk bytes at a time without waiting,
             reading the echo back as it comes
   connrate  the seed client's cycle, over and over on --conns workers:
@@ -132,6 +142,12 @@ server. With --server-pid (Linux) it also reports the server's CPU time per
 message, per connection cycle and per GB, and the kernel's part of it, read
 from /proc.
 
+With --rate, the connections send that many messages per second in all, each
+on its own fixed schedule, and a message held up by a late echo has its
+latency counted from when it was due, not from when it could be written: a
+server that stalls shows the whole stall in the percentiles (as wrk2 does,
+against coordinated omission). The schedule keeps to about a millisecond.
+
 A progress line is shown each second when standard error is a terminal; the
 result goes to standard output as a table, or with --json as one object.
 
@@ -141,6 +157,7 @@ Exit codes:
   2  bad flags, arguments, environment or config file
   3  an echo differed from what was sent (the message says where)`,
 		Example: `  echoctl bench --addr 127.0.0.1:10000 --conns 50 --duration 5s
+  echoctl bench --conns 10 --rate 2000 --duration 30s
   echoctl bench --mode stream --conns 16 --chunk 65536 --json
   echoctl bench --mode idle --conns 10000 --server-pid "$(pgrep -n echoctl)"`,
 		Args: cobra.NoArgs,

@@ -58,6 +58,9 @@ func TestBenchBadFlags(t *testing.T) {
 		{"size too big", []string{"--size", "16777217"}, "invalid --size 16777217"},
 		{"pipeline", []string{"--pipeline", "0"}, "invalid --pipeline 0"},
 		{"chunk", []string{"--chunk", "0"}, "invalid --chunk 0"},
+		{"rate negative", []string{"--rate", "-1"}, "invalid --rate -1"},
+		{"rate not a number", []string{"--rate", "NaN"}, "invalid --rate NaN"},
+		{"rate in stream mode", []string{"--rate", "5", "--mode", "stream"}, "invalid --rate with --mode stream"},
 		{"mode", []string{"--mode", "flood"}, `invalid --mode "flood"`},
 		{"udp address", []string{"--addr", "udp://127.0.0.1:7"}, `invalid --addr "udp://127.0.0.1:7": bench needs a TCP address`},
 		{"unix address", []string{"--addr", "unix:///tmp/x.sock"}, `bench needs a TCP address`},
@@ -284,7 +287,7 @@ func TestBenchHelp(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit code %d", code)
 	}
-	for _, want := range []string{"--mode", "--conns", "--size", "--pipeline", "--chunk", "--duration", "--warmup", "--op-timeout", "--server-pid", "--json", "Exit codes:", "3  an echo differed"} {
+	for _, want := range []string{"--mode", "--conns", "--size", "--pipeline", "--rate", "--chunk", "--duration", "--warmup", "--op-timeout", "--server-pid", "--json", "Exit codes:", "3  an echo differed"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("help lacks %q", want)
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -111,6 +113,73 @@ func TestRunModes(t *testing.T) {
 				t.Errorf("connrate: %d connects, %.0f/s for %d cycles", res.Connects, res.ConnsPerSec, res.Messages)
 			}
 		})
+	}
+}
+
+// TestRunRate checks that a run with a Rate sends no more than its
+// schedule allows (and not far fewer), pipelined or not.
+func TestRunRate(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	for _, pipeline := range []int{1, 4} {
+		t.Run(fmt.Sprintf("pipeline %d", pipeline), func(t *testing.T) {
+			const rate, conns = 200.0, 4
+			duration := 500 * time.Millisecond
+			cfg := bench.Config{Addr: srv.Addr, Conns: conns, Pipeline: pipeline, Rate: rate, Duration: duration}
+			res, err := runTimed(t, context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			// Each connection's schedule holds at most duration/interval+1
+			// messages (the first is due at once, or within one interval).
+			most := int64(rate*duration.Seconds()) + conns
+			if res.Messages > most || res.Messages < most/4 {
+				t.Errorf("%d messages in %v at %v/s, want at most %d and not far fewer", res.Messages, duration, rate, most)
+			}
+			if res.Rate != rate || res.Errors.Total() != 0 {
+				t.Errorf("Rate = %v, errors %+v; want %v, none", res.Rate, res.Errors, rate)
+			}
+			var table strings.Builder
+			if err := res.WriteTable(&table); err != nil || !strings.Contains(table.String(), "at 200 messages/s") {
+				t.Errorf("table (%v) does not say the rate:\n%s", err, table.String())
+			}
+		})
+	}
+}
+
+// TestRunRateCountsStalls checks the correction for coordinated omission:
+// when the server stalls, the messages that fell due meanwhile count the
+// time they waited, so the stall shows in the percentiles, not only in the
+// one message the server sat on.
+func TestRunRateCountsStalls(t *testing.T) {
+	const stall = 300 * time.Millisecond
+	addr := serve(t, func(c net.Conn, stop <-chan struct{}) {
+		buf := make([]byte, bench.DefaultSize)
+		for n := 1; ; n++ {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			if n == 5 {
+				select {
+				case <-time.After(stall):
+				case <-stop:
+					return
+				}
+			}
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+	// One message every 10ms for a second: the ~30 due during the stall
+	// wait up to 300ms each, a quarter of all, so p90 is well into the
+	// stall. Timed from their writes instead, only one message is slow.
+	cfg := bench.Config{Addr: addr, Rate: 100, Duration: time.Second}
+	res, err := runTimed(t, context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Latency.Max < float64((stall*8/10).Microseconds()) || res.Latency.P90 < float64((stall/6).Microseconds()) {
+		t.Errorf("latency %+v: want max near %v and p90 above %v", res.Latency, stall, stall/6)
 	}
 }
 
@@ -397,6 +466,9 @@ func TestRunInvalidConfig(t *testing.T) {
 		{"server pid", bench.Config{ServerPID: -1}, "server pid"},
 		{"server gone", bench.Config{ServerPID: 1 << 30}, "server pid"},
 		{"empty parts", bench.Config{Mode: bench.ModeConnRate, Parts: []string{}}, "parts"},
+		{"rate", bench.Config{Rate: -1}, "rate -1"},
+		{"rate infinite", bench.Config{Rate: math.Inf(1)}, "rate +Inf"},
+		{"rate outside pingpong", bench.Config{Mode: bench.ModeConnRate, Rate: 10}, "only pingpong"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

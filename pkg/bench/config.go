@@ -2,7 +2,9 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,6 +102,20 @@ type Config struct {
 	// Chunk is the size of each stream-mode write. If zero, DefaultChunk.
 	Chunk int
 
+	// Rate, in pingpong mode, is how many messages per second the run
+	// sends in all, on a fixed schedule: each connection sends one every
+	// Conns/Rate seconds, the connections staggered evenly. A message's
+	// latency then counts from when it was due whenever a late echo held
+	// it up, so a server that stalls shows the whole stall in the
+	// percentiles rather than in one slow message (the "coordinated
+	// omission" of closed-loop load); when the connection waited for its
+	// own schedule, it counts from the write. Waits have the granularity
+	// of the Go runtime's timers (about a millisecond), so a connection
+	// keeps its schedule on average rather than to the microsecond. Zero
+	// sends each message as soon as the echo of the one before it (or,
+	// with Pipeline, a free slot) is back.
+	Rate float64
+
 	// Parts are what each connrate cycle writes, one write each. If nil,
 	// SeedParts.
 	Parts []string
@@ -194,6 +210,10 @@ func (c Config) validate() error {
 		return bad("op timeout %v: must be positive", c.OpTimeout)
 	case c.ServerPID < 0:
 		return bad("server pid %d: must be positive", c.ServerPID)
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return bad("rate %v: must be a number of messages per second, or 0 for as fast as the echoes come back", c.Rate)
+	case c.Rate > 0 && c.Mode != ModePingPong:
+		return bad("rate: only pingpong mode sends on a schedule, not %s", c.Mode)
 	}
 	total := 0
 	for _, p := range c.Parts {
@@ -224,7 +244,11 @@ func (c Config) describe() string {
 	case ModeIdle:
 		return conns + " held open"
 	default:
-		return fmt.Sprintf("%s, %s messages, pipeline %d", conns, sizeString(c.Size), c.Pipeline)
+		s := fmt.Sprintf("%s, %s messages, pipeline %d", conns, sizeString(c.Size), c.Pipeline)
+		if c.Rate > 0 {
+			s += fmt.Sprintf(", at %s messages/s", strconv.FormatFloat(c.Rate, 'f', -1, 64))
+		}
+		return s
 	}
 }
 

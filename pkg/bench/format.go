@@ -103,7 +103,7 @@ func loadNote(percent float64, cpus int) string {
 
 // describe says what the run did, as Config.describe does.
 func (res *Result) describe() string {
-	c := Config{Mode: res.Mode, Conns: res.Conns, Size: res.Size, Pipeline: res.Pipeline, Chunk: res.Chunk}
+	c := Config{Mode: res.Mode, Conns: res.Conns, Size: res.Size, Pipeline: res.Pipeline, Chunk: res.Chunk, Rate: res.Rate}
 	if res.Mode == ModeConnRate {
 		return fmt.Sprintf("%s, each cycle echoing %s", plural(res.Conns, "worker", "workers"), sizeString(res.Size))
 	}

@@ -330,7 +330,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Warmup: cfg.Warmup.Seconds()}
 	switch cfg.Mode {
 	case ModePingPong:
-		res.Size, res.Pipeline = cfg.Size, cfg.Pipeline
+		res.Size, res.Pipeline, res.Rate = cfg.Size, cfg.Pipeline, cfg.Rate
 	case ModeStream:
 		res.Chunk = cfg.Chunk
 	case ModeConnRate:

@@ -151,6 +151,48 @@ func (w *worker) arm(set func(time.Time) error, t time.Time) bool {
 	return !w.r.done()
 }
 
+// schedule paces a connection's messages when the run has a Rate: the
+// next one is due at next, and each one after every later.
+type schedule struct {
+	next  time.Time
+	every time.Duration
+}
+
+// schedule starts the pacing of a connection's messages; the zero schedule
+// (no Rate) never waits.
+func (w *worker) schedule() schedule {
+	if w.r.cfg.Rate <= 0 {
+		return schedule{}
+	}
+	every := time.Duration(float64(w.r.cfg.Conns) / w.r.cfg.Rate * float64(time.Second))
+	// Stagger the connections over one interval, so that the messages of
+	// the run go out evenly rather than in bursts of Conns.
+	phase := every * time.Duration(w.id%w.r.cfg.Conns) / time.Duration(w.r.cfg.Conns)
+	return schedule{next: time.Now().Add(phase), every: max(every, 1)}
+}
+
+// wait returns when the next message may go, with the time now and the
+// time its latency counts from: now, unless a late echo (or, pipelined, a
+// late free slot) held the message past when it was due; then when it was
+// due, so that the wait counts against the server. It reports false if
+// the run ended meanwhile.
+func (w *worker) wait(s *schedule) (from, now time.Time, ok bool) {
+	now = time.Now()
+	if s.every == 0 {
+		return now, now, true
+	}
+	due := s.next
+	s.next = due.Add(s.every)
+	if d := due.Sub(now); d > 0 {
+		if !w.r.sleep(d) {
+			return now, now, false
+		}
+		now = time.Now()
+		return now, now, true
+	}
+	return due, now, true
+}
+
 // pingPong writes a message and reads it back, one at a time.
 func (w *worker) pingPong(c net.Conn) error {
 	r := w.r
@@ -160,9 +202,10 @@ func (w *worker) pingPong(c net.Conn) error {
 	}
 	buf := w.buf[:size]
 	var sent int64
+	sched := w.schedule()
 	for {
-		t0 := time.Now()
-		if !w.arm(c.SetDeadline, t0) {
+		t0, now, ok := w.wait(&sched)
+		if !ok || !w.arm(c.SetDeadline, now) {
 			return nil
 		}
 		msg := r.data(w.base+sent, size)
@@ -198,6 +241,7 @@ func (w *worker) pingPongPipelined(c net.Conn) error {
 
 	var writeErr error
 	var sent int64
+	sched := w.schedule()
 write:
 	for {
 		select {
@@ -205,8 +249,8 @@ write:
 		case <-readDone:
 			break write
 		}
-		t := time.Now()
-		if !w.arm(c.SetWriteDeadline, t) {
+		t, now, ok := w.wait(&sched)
+		if !ok || !w.arm(c.SetWriteDeadline, now) {
 			break
 		}
 		times <- t
