@@ -43,7 +43,7 @@ func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.conns, "conns", bench.DefaultConns, "connections (connrate: workers, each running one cycle at a time)")
 	fs.IntVar(&o.size, "size", bench.DefaultSize, "pingpong: message size in bytes")
 	fs.IntVar(&o.pipeline, "pipeline", bench.DefaultPipeline, "pingpong: messages outstanding on each connection")
-	fs.Float64Var(&o.rate, "rate", 0, "pingpong: messages per second in all, on a fixed schedule; latency counts from when each was due (0: as fast as the echoes come back)")
+	fs.Float64Var(&o.rate, "rate", 0, "pingpong: messages, connrate: cycles per second in all, on a fixed schedule; latency counts from when each was due (0: as fast as the echoes come back)")
 	fs.IntVar(&o.chunk, "chunk", bench.DefaultChunk, "stream: bytes per write")
 	fs.DurationVar(&o.duration, "duration", bench.DefaultDuration, "how long to measure, after the warmup")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "how long to run before measuring; refused connects are retried meanwhile")
@@ -97,8 +97,8 @@ func (o *benchOptions) config(addr string) (bench.Config, error) {
 	if o.rate < 0 || math.IsNaN(o.rate) || math.IsInf(o.rate, 0) {
 		return bench.Config{}, fmt.Errorf("invalid --rate %v: must be messages per second, or 0 for as fast as the echoes come back", o.rate)
 	}
-	if o.rate > 0 && mode != bench.ModePingPong {
-		return bench.Config{}, fmt.Errorf("invalid --rate with --mode %s: only pingpong sends on a schedule", mode)
+	if o.rate > 0 && mode != bench.ModePingPong && mode != bench.ModeConnRate {
+		return bench.Config{}, fmt.Errorf("invalid --rate with --mode %s: only pingpong and connrate run on a schedule", mode)
 	}
 	return bench.Config{
 		Addr:      addr,
@@ -130,7 +130,7 @@ Modes:
             reading the echo back as it comes
   connrate  the seed client's cycle, over and over on --conns workers:
             connect, write the three parts, half-close, read until the
-            server closes, close
+            server closes, close; with --rate, that many cycles a second
   idle      open --conns connections, check each echoes one byte, and hold
             them; with --server-pid, report the server's memory per connection
 
@@ -142,11 +142,12 @@ server. With --server-pid (Linux) it also reports the server's CPU time per
 message, per connection cycle and per GB, and the kernel's part of it, read
 from /proc.
 
-With --rate, the connections send that many messages per second in all, each
-on its own fixed schedule, and a message held up by a late echo has its
-latency counted from when it was due, not from when it could be written: a
-server that stalls shows the whole stall in the percentiles (as wrk2 does,
-against coordinated omission). The schedule keeps to about a millisecond.
+With --rate, the connections send that many messages (connrate: start that
+many cycles) per second in all, each on its own fixed schedule, and one held
+up by a late echo has its latency counted from when it was due, not from
+when it could start: a server that stalls shows the whole stall in the
+percentiles (as wrk2 does, against coordinated omission). The schedule keeps
+to about a millisecond.
 
 A progress line is shown each second when standard error is a terminal; the
 result goes to standard output as a table, or with --json as one object.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"net"
@@ -117,14 +116,25 @@ func TestRunModes(t *testing.T) {
 }
 
 // TestRunRate checks that a run with a Rate sends no more than its
-// schedule allows (and not far fewer), pipelined or not.
+// schedule allows (and not far fewer): pingpong, pipelined or not, and
+// connrate.
 func TestRunRate(t *testing.T) {
 	srv := echotest.NewServer(t, nil)
-	for _, pipeline := range []int{1, 4} {
-		t.Run(fmt.Sprintf("pipeline %d", pipeline), func(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  bench.Config
+		says string
+	}{
+		{"pingpong", bench.Config{}, "at 200 messages/s"},
+		{"pingpong pipelined", bench.Config{Pipeline: 4}, "at 200 messages/s"},
+		{"connrate", bench.Config{Mode: bench.ModeConnRate}, "at 200 cycles/s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			const rate, conns = 200.0, 4
 			duration := 500 * time.Millisecond
-			cfg := bench.Config{Addr: srv.Addr, Conns: conns, Pipeline: pipeline, Rate: rate, Duration: duration}
+			cfg := tt.cfg
+			cfg.Addr, cfg.Conns, cfg.Rate, cfg.Duration = srv.Addr, conns, rate, duration
 			res, err := runTimed(t, context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Run: %v", err)
@@ -139,7 +149,7 @@ func TestRunRate(t *testing.T) {
 				t.Errorf("Rate = %v, errors %+v; want %v, none", res.Rate, res.Errors, rate)
 			}
 			var table strings.Builder
-			if err := res.WriteTable(&table); err != nil || !strings.Contains(table.String(), "at 200 messages/s") {
+			if err := res.WriteTable(&table); err != nil || !strings.Contains(table.String(), tt.says) {
 				t.Errorf("table (%v) does not say the rate:\n%s", err, table.String())
 			}
 		})
@@ -468,7 +478,7 @@ func TestRunInvalidConfig(t *testing.T) {
 		{"empty parts", bench.Config{Mode: bench.ModeConnRate, Parts: []string{}}, "parts"},
 		{"rate", bench.Config{Rate: -1}, "rate -1"},
 		{"rate infinite", bench.Config{Rate: math.Inf(1)}, "rate +Inf"},
-		{"rate outside pingpong", bench.Config{Mode: bench.ModeConnRate, Rate: 10}, "only pingpong"},
+		{"rate in stream mode", bench.Config{Mode: bench.ModeStream, Rate: 10}, "only pingpong and connrate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

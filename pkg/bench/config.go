@@ -114,6 +114,13 @@ type Config struct {
 	// keeps its schedule on average rather than to the microsecond. Zero
 	// sends each message as soon as the echo of the one before it (or,
 	// with Pipeline, a free slot) is back.
+	//
+	// In connrate mode, Rate is cycles per second in all, in the same way:
+	// each worker starts one every Conns/Rate seconds (a fixed rate of new
+	// connections, as a load balancer or firewall sees them), and a
+	// cycle's latency counts from when it was due if the one before it
+	// ran late. A failed cycle restarts its worker's schedule after the
+	// pause that follows it.
 	Rate float64
 
 	// Parts are what each connrate cycle writes, one write each. If nil,
@@ -212,8 +219,8 @@ func (c Config) validate() error {
 		return bad("server pid %d: must be positive", c.ServerPID)
 	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
 		return bad("rate %v: must be a number of messages per second, or 0 for as fast as the echoes come back", c.Rate)
-	case c.Rate > 0 && c.Mode != ModePingPong:
-		return bad("rate: only pingpong mode sends on a schedule, not %s", c.Mode)
+	case c.Rate > 0 && c.Mode != ModePingPong && c.Mode != ModeConnRate:
+		return bad("rate: only pingpong and connrate run on a schedule, not %s", c.Mode)
 	}
 	total := 0
 	for _, p := range c.Parts {
@@ -240,16 +247,20 @@ func (c Config) describe() string {
 	case ModeStream:
 		return fmt.Sprintf("%s, %s writes", conns, sizeString(c.Chunk))
 	case ModeConnRate:
-		return fmt.Sprintf("%s, each cycle writing %s in %s", plural(c.Conns, "worker", "workers"), sizeString(c.partsLen()), plural(len(c.Parts), "part", "parts"))
+		return fmt.Sprintf("%s, each cycle writing %s in %s", plural(c.Conns, "worker", "workers"), sizeString(c.partsLen()), plural(len(c.Parts), "part", "parts")) + c.atRate("cycles")
 	case ModeIdle:
 		return conns + " held open"
 	default:
-		s := fmt.Sprintf("%s, %s messages, pipeline %d", conns, sizeString(c.Size), c.Pipeline)
-		if c.Rate > 0 {
-			s += fmt.Sprintf(", at %s messages/s", strconv.FormatFloat(c.Rate, 'f', -1, 64))
-		}
-		return s
+		return fmt.Sprintf("%s, %s messages, pipeline %d", conns, sizeString(c.Size), c.Pipeline) + c.atRate("messages")
 	}
+}
+
+// atRate says the Rate asked for, if any, in what per second.
+func (c Config) atRate(what string) string {
+	if c.Rate <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", at %s %s/s", strconv.FormatFloat(c.Rate, 'f', -1, 64), what)
 }
 
 func (c Config) partsLen() int {

@@ -105,7 +105,7 @@ func loadNote(percent float64, cpus int) string {
 func (res *Result) describe() string {
 	c := Config{Mode: res.Mode, Conns: res.Conns, Size: res.Size, Pipeline: res.Pipeline, Chunk: res.Chunk, Rate: res.Rate}
 	if res.Mode == ModeConnRate {
-		return fmt.Sprintf("%s, each cycle echoing %s", plural(res.Conns, "worker", "workers"), sizeString(res.Size))
+		return fmt.Sprintf("%s, each cycle echoing %s", plural(res.Conns, "worker", "workers"), sizeString(res.Size)) + c.atRate("cycles")
 	}
 	return c.describe()
 }

@@ -17,8 +17,9 @@ type Result struct {
 	Size     int    `json:"size,omitempty"`
 	Pipeline int    `json:"pipeline,omitempty"`
 	Chunk    int    `json:"chunk,omitempty"`
-	// Rate is the Config's Rate: the messages per second asked for, on a
-	// schedule; zero when messages went as fast as the echoes came back.
+	// Rate is the Config's Rate: the messages (connrate: cycles) per
+	// second asked for, on a schedule; zero when they went as fast as the
+	// echoes came back.
 	Rate float64 `json:"rate,omitempty"`
 	// Warmup is the configured warmup, in seconds.
 	Warmup float64 `json:"warmup_s"`

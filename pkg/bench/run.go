@@ -334,7 +334,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	case ModeStream:
 		res.Chunk = cfg.Chunk
 	case ModeConnRate:
-		res.Size = cfg.partsLen()
+		res.Size, res.Rate = cfg.partsLen(), cfg.Rate
 	}
 	var srv *ServerStats
 	if cfg.ServerPID != 0 {

@@ -151,8 +151,9 @@ func (w *worker) arm(set func(time.Time) error, t time.Time) bool {
 	return !w.r.done()
 }
 
-// schedule paces a connection's messages when the run has a Rate: the
-// next one is due at next, and each one after every later.
+// schedule paces a connection's messages (connrate: a worker's cycles)
+// when the run has a Rate: the next one is due at next, and each one after
+// every later.
 type schedule struct {
 	next  time.Time
 	every time.Duration
@@ -405,17 +406,22 @@ func (w *worker) connRate() {
 		want = append(want, p...)
 	}
 	buf := make([]byte, len(want)+512)
+	sched := w.schedule()
 	for !r.done() {
-		t0 := time.Now()
-		c, err := r.connect()
-		if err != nil {
-			w.fail(err)
-			continue
+		t0, now, ok := w.wait(&sched)
+		if !ok {
+			return
 		}
-		err = w.cycle(c, t0, want, buf)
-		r.closeConn(c)
+		c, err := r.connect()
+		if err == nil {
+			err = w.cycle(c, now, want, buf)
+			r.closeConn(c)
+		}
 		if err != nil {
 			w.fail(err)
+			// The pause after a failure is the load's, not the server's:
+			// the schedule starts again after it.
+			sched = w.schedule()
 			continue
 		}
 		w.echoed(len(want))
