@@ -128,25 +128,30 @@ func TestRunRate(t *testing.T) {
 		{"pingpong", bench.Config{}, "at 200 messages/s"},
 		{"pingpong pipelined", bench.Config{Pipeline: 4}, "at 200 messages/s"},
 		{"connrate", bench.Config{Mode: bench.ModeConnRate}, "at 200 cycles/s"},
+		// One message each, at once or never: the interval must not overflow.
+		{"rate too small to repeat", bench.Config{Rate: 1e-15}, "at 0.000000000000001 messages/s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const rate, conns = 200.0, 4
 			duration := 500 * time.Millisecond
 			cfg := tt.cfg
-			cfg.Addr, cfg.Conns, cfg.Rate, cfg.Duration = srv.Addr, conns, rate, duration
+			cfg.Addr, cfg.Conns, cfg.Duration = srv.Addr, conns, duration
+			if cfg.Rate == 0 {
+				cfg.Rate = rate
+			}
 			res, err := runTimed(t, context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
 			// Each connection's schedule holds at most duration/interval+1
 			// messages (the first is due at once, or within one interval).
-			most := int64(rate*duration.Seconds()) + conns
-			if res.Messages > most || res.Messages < most/4 {
-				t.Errorf("%d messages in %v at %v/s, want at most %d and not far fewer", res.Messages, duration, rate, most)
+			scheduled := int64(cfg.Rate * duration.Seconds())
+			if most, least := scheduled+conns, max(scheduled/4, 1); res.Messages > most || res.Messages < least {
+				t.Errorf("%d messages in %v at %v/s, want from %d to %d", res.Messages, duration, cfg.Rate, least, most)
 			}
-			if res.Rate != rate || res.Errors.Total() != 0 {
-				t.Errorf("Rate = %v, errors %+v; want %v, none", res.Rate, res.Errors, rate)
+			if res.Rate != cfg.Rate || res.Errors.Total() != 0 {
+				t.Errorf("Rate = %v, errors %+v; want %v, none", res.Rate, res.Errors, cfg.Rate)
 			}
 			var table strings.Builder
 			if err := res.WriteTable(&table); err != nil || !strings.Contains(table.String(), tt.says) {

@@ -159,17 +159,22 @@ type schedule struct {
 	every time.Duration
 }
 
+// maxInterval caps the interval of a schedule, in nanoseconds: a year,
+// longer than any run.
+const maxInterval = float64(365 * 24 * time.Hour)
+
 // schedule starts the pacing of a connection's messages; the zero schedule
 // (no Rate) never waits.
 func (w *worker) schedule() schedule {
 	if w.r.cfg.Rate <= 0 {
 		return schedule{}
 	}
-	every := time.Duration(float64(w.r.cfg.Conns) / w.r.cfg.Rate * float64(time.Second))
+	// In float64, capped: a tiny Rate must not overflow the Duration.
+	every := min(float64(w.r.cfg.Conns)/w.r.cfg.Rate*float64(time.Second), maxInterval)
 	// Stagger the connections over one interval, so that the messages of
 	// the run go out evenly rather than in bursts of Conns.
-	phase := every * time.Duration(w.id%w.r.cfg.Conns) / time.Duration(w.r.cfg.Conns)
-	return schedule{next: time.Now().Add(phase), every: max(every, 1)}
+	phase := every * float64(w.id%w.r.cfg.Conns) / float64(w.r.cfg.Conns)
+	return schedule{next: time.Now().Add(time.Duration(phase)), every: max(time.Duration(every), 1)}
 }
 
 // wait returns when the next message may go, with the time now and the
