@@ -146,8 +146,8 @@ With --rate, the connections send that many messages (connrate: start that
 many cycles) per second in all, each on its own fixed schedule, and one held
 up by a late echo has its latency counted from when it was due, not from
 when it could start: a server that stalls shows the whole stall in the
-percentiles (as wrk2 does, against coordinated omission). The schedule keeps
-to about a millisecond.
+percentiles (as wrk2 does, against coordinated omission). On Linux the
+schedule keeps to tens of microseconds; elsewhere to about a millisecond.
 
 A progress line is shown each second when standard error is a terminal; the
 result goes to standard output as a table, or with --json as one object.

@@ -128,36 +128,43 @@ func TestRunRate(t *testing.T) {
 		{"pingpong", bench.Config{}, "at 200 messages/s"},
 		{"pingpong pipelined", bench.Config{Pipeline: 4}, "at 200 messages/s"},
 		{"connrate", bench.Config{Mode: bench.ModeConnRate}, "at 200 cycles/s"},
-		// One message each, at once or never: the interval must not overflow.
-		{"rate too small to repeat", bench.Config{Rate: 1e-15}, "at 0.000000000000001 messages/s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const rate, conns = 200.0, 4
 			duration := 500 * time.Millisecond
 			cfg := tt.cfg
-			cfg.Addr, cfg.Conns, cfg.Duration = srv.Addr, conns, duration
-			if cfg.Rate == 0 {
-				cfg.Rate = rate
-			}
+			cfg.Addr, cfg.Conns, cfg.Rate, cfg.Duration = srv.Addr, conns, rate, duration
 			res, err := runTimed(t, context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
 			// Each connection's schedule holds at most duration/interval+1
 			// messages (the first is due at once, or within one interval).
-			scheduled := int64(cfg.Rate * duration.Seconds())
-			if most, least := scheduled+conns, max(scheduled/4, 1); res.Messages > most || res.Messages < least {
+			scheduled := int64(rate * duration.Seconds())
+			if most, least := scheduled+conns, scheduled/4; res.Messages > most || res.Messages < least {
 				t.Errorf("%d messages in %v at %v/s, want from %d to %d", res.Messages, duration, cfg.Rate, least, most)
 			}
-			if res.Rate != cfg.Rate || res.Errors.Total() != 0 {
-				t.Errorf("Rate = %v, errors %+v; want %v, none", res.Rate, res.Errors, cfg.Rate)
+			if res.Rate != rate || res.Errors.Total() != 0 {
+				t.Errorf("Rate = %v, errors %+v; want %v, none", res.Rate, res.Errors, rate)
 			}
 			var table strings.Builder
 			if err := res.WriteTable(&table); err != nil || !strings.Contains(table.String(), tt.says) {
 				t.Errorf("table (%v) does not say the rate:\n%s", err, table.String())
 			}
 		})
+	}
+}
+
+// TestRunRateTooSmall checks that a rate too small for a message in the
+// run (whose interval would overflow a Duration) sends nothing, ends on
+// time and says so.
+func TestRunRateTooSmall(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	cfg := bench.Config{Addr: srv.Addr, Conns: 3, Rate: 1e-15, Duration: 300 * time.Millisecond}
+	res, err := runTimed(t, context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "no echo completed") || res == nil || res.Messages != 0 {
+		t.Fatalf("Run: %v, %+v; want no echo completed, and none sent", err, res)
 	}
 }
 

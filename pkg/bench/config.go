@@ -109,9 +109,10 @@ type Config struct {
 	// it up, so a server that stalls shows the whole stall in the
 	// percentiles rather than in one slow message (the "coordinated
 	// omission" of closed-loop load); when the connection waited for its
-	// own schedule, it counts from the write. Waits have the granularity
-	// of the Go runtime's timers (about a millisecond), so a connection
-	// keeps its schedule on average rather than to the microsecond. Zero
+	// own schedule, it counts from the write. On Linux a timerfd wakes
+	// each connection when its message is due, within tens of
+	// microseconds; elsewhere the Go runtime's timers do, up to about a
+	// millisecond late, which shows in the latencies. Zero
 	// sends each message as soon as the echo of the one before it (or,
 	// with Pipeline, a free slot) is back.
 	//

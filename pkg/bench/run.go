@@ -86,6 +86,8 @@ type runner struct {
 	stopping atomic.Bool     // set as ctx ends, before live connections are cut
 	sampled  chan struct{}   // closed once the end-of-run figures are read
 
+	pacer *pacer // the schedule of a run with a Rate; nil without
+
 	open     atomic.Int64
 	connects atomic.Int64
 	retries  atomic.Int64
@@ -355,6 +357,10 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	var cpuBefore cpuSample
 	if cfg.Mode == ModeIdle {
 		cpuBefore = sampleCPU(cfg.ServerPID)
+	}
+	if cfg.Rate > 0 {
+		r.pacer = newPacer(cfg.Rate, cfg.Conns)
+		defer r.pacer.close()
 	}
 	t0 := time.Now()
 	var wg sync.WaitGroup

@@ -151,30 +151,21 @@ func (w *worker) arm(set func(time.Time) error, t time.Time) bool {
 	return !w.r.done()
 }
 
-// schedule paces a connection's messages (connrate: a worker's cycles)
-// when the run has a Rate: the next one is due at next, and each one after
-// every later.
+// schedule is a connection's (connrate: a worker's) part of the pacer's
+// schedule: its next message is due at next, and each one after every
+// later; every is zero when the run has no Rate.
 type schedule struct {
 	next  time.Time
 	every time.Duration
 }
 
-// maxInterval caps the interval of a schedule, in nanoseconds: a year,
-// longer than any run.
-const maxInterval = float64(365 * 24 * time.Hour)
-
-// schedule starts the pacing of a connection's messages; the zero schedule
-// (no Rate) never waits.
+// schedule starts the pacing of a connection's messages.
 func (w *worker) schedule() schedule {
-	if w.r.cfg.Rate <= 0 {
+	p := w.r.pacer
+	if p == nil {
 		return schedule{}
 	}
-	// In float64, capped: a tiny Rate must not overflow the Duration.
-	every := min(float64(w.r.cfg.Conns)/w.r.cfg.Rate*float64(time.Second), maxInterval)
-	// Stagger the connections over one interval, so that the messages of
-	// the run go out evenly rather than in bursts of Conns.
-	phase := every * float64(w.id%w.r.cfg.Conns) / float64(w.r.cfg.Conns)
-	return schedule{next: time.Now().Add(time.Duration(phase)), every: max(time.Duration(every), 1)}
+	return schedule{next: p.first(w.id), every: p.every}
 }
 
 // wait returns when the next message may go, with the time now and the
@@ -189,8 +180,8 @@ func (w *worker) wait(s *schedule) (from, now time.Time, ok bool) {
 	}
 	due := s.next
 	s.next = due.Add(s.every)
-	if d := due.Sub(now); d > 0 {
-		if !w.r.sleep(d) {
+	if now.Before(due) {
+		if !w.r.pacer.await(w.id, due, w.r.ctx.Done()) {
 			return now, now, false
 		}
 		now = time.Now()

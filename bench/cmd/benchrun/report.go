@@ -121,12 +121,14 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 	p("The last column is the plain Go server's figure against the same target, for scale: what a goroutine-per-connection server reaches on this machine.\n\n")
 	p("The rounds column is the same ratio in each round on its own (echoctl's run against the other server's run of the same round, minutes apart at most): where the rounds disagree on the target, the difference is within what this machine's noise moves from one round to the next.\n\n")
 	p("%s", controlProse)
-	p("| target | measured | met | rounds | echoctl against itself | plain Go |\n|---|---|---|---|---|---|\n")
 	ran := map[string]bool{}
 	for _, r := range runs {
 		ran[r.Mode] = true
 	}
-	for _, t := range targets(idx, servers, ran, rounds(runs)) {
+	ts := targets(idx, servers, ran, rounds(runs))
+	p("In this run: %s.\n\n", tally(ts))
+	p("| target | measured | met | rounds | echoctl against itself | plain Go |\n|---|---|---|---|---|---|\n")
+	for _, t := range ts {
 		p("| %s | %s | %s | %s | %s | %s |\n", t.text, t.measured, t.met, t.rounds, t.control, t.reference)
 	}
 	p("\n")
@@ -154,6 +156,7 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 	p("- Each mode runs every server in turn, %d rounds interleaved (%s; then again), each server started fresh on a new loopback port and stopped after its run.\n", o.rounds, strings.Join(names, ", "))
 	p("- Each figure is the **best of the %d rounds** (highest throughput, lowest latency, CPU and memory): other work on the machine can only make a figure worse. Ratios are to echoctl's figure in the same table (> 1 means more than echoctl). The load CPU column is the load generator's CPU use in the run that gave the headline figure, in percent of its one CPU: near 100%%, the load generator, not the server, set the pace.\n", o.rounds)
 	p("- Runs: %s warmup then %s measured. The connections open spread over the first half of the warmup, so that servers with a short listen backlog keep up; a run with fewer than all of them open when measuring begins does not count. Idle mode: the 10,000 connections open over %s, each checked with a one-byte echo (the latency columns), and are held to %s in all; memory is read at the end, with every connection still open.\n", o.warmup, o.duration, o.idleWarmup/2, o.idleWarmup+o.idleDuration)
+	p("- The fixed-rate mode (`--rate`) sends every server the same schedule, a load all of them sustain, so the load generator is never the limit there: its latency columns are what each server adds at that load, counted from when each message was due (a stall shows in them in full), and its CPU column compares the servers doing the same work.\n")
 	p("- Server CPU is utime+stime from `/proc/PID/stat` over the measured window (plus, for socat, its children's: live ones from `/proc/PID/task/*/schedstat`, reaped ones from cutime+cstime), divided by the messages, cycles or GB echoed; idle memory is the growth of VmRSS in `/proc/PID/status` from before the first connection to all held, divided by the connections held.\n")
 	p("- Every server's standard output and error go to /dev/null; echoctl logs at its default level (info: a line per connection opened and closed).\n\n")
 
@@ -377,7 +380,7 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 			if a, ok := idx.best(modeID, againID, f); ok {
 				t.control = fmtRatio(e / a)
 				if withinNoise(r, want, e/a) {
-					t.met += " (within noise)"
+					t.met += noiseNote
 				}
 			}
 		}
@@ -444,6 +447,33 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 	ratio("server CPU per connrate cycle: ≤ 1.1× gnet", "connrate-c8", "gnet", figCPUCycle, 1.1, false)
 	return out
 }
+
+// tally counts the targets by outcome, in words.
+func tally(ts []target) string {
+	var met, metNoise, missedNoise, missed, na int
+	for _, t := range ts {
+		switch {
+		case strings.HasPrefix(t.met, "n/a"):
+			na++
+		case strings.HasPrefix(t.met, "**yes**") && strings.HasSuffix(t.met, noiseNote):
+			metNoise++
+		case strings.HasPrefix(t.met, "**yes**"):
+			met++
+		case strings.HasSuffix(t.met, noiseNote):
+			missedNoise++
+		default:
+			missed++
+		}
+	}
+	s := fmt.Sprintf("%d of %d targets met by more than the noise, %d met and %d missed within it, %d missed by more than the noise", met, len(ts), metNoise, missedNoise, missed)
+	if na > 0 {
+		s += fmt.Sprintf(", %d not measured", na)
+	}
+	return s
+}
+
+// noiseNote marks a target decided within the noise.
+const noiseNote = " (within noise)"
 
 // withinNoise reports whether ratio r is no further from the target want
 // than the control, echoctl against itself, is from 1: on this run's

@@ -65,6 +65,14 @@ func TestTargets(t *testing.T) {
 	check("pingpong 128 B, 1 conn.: throughput ≥ 1.0× gnet", "n/a", "no valid run", "–")
 }
 
+func TestTally(t *testing.T) {
+	ts := []target{{met: "**yes**"}, {met: "**yes**" + noiseNote}, {met: "no" + noiseNote}, {met: "no"}, {met: "no"}, {met: "n/a"}}
+	want := "1 of 6 targets met by more than the noise, 1 met and 1 missed within it, 2 missed by more than the noise, 1 not measured"
+	if got := tally(ts); got != want {
+		t.Errorf("tally = %q\nwant     %q", got, want)
+	}
+}
+
 func TestReportSkipsAndFailures(t *testing.T) {
 	o := &options{rounds: 1, warmup: time.Second, duration: 3 * time.Second, idleWarmup: 3 * time.Second, idleDuration: 2 * time.Second, command: "make bench"}
 	e := &env{pinned: true, pinNote: "pinned", gnetVersion: "v2.9.7"}

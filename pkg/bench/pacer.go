@@ -1,0 +1,108 @@
+package bench
+
+import "time"
+
+// A pacer keeps the schedule of a run with a Rate. The run's ticks are
+// tick apart from start, and tick n belongs to connection n mod Conns, so
+// connection i's k-th message is due at start + (k×Conns + i)×tick: the
+// connections' schedules interleave evenly. Where it can (Linux, a
+// timerfd), a ticker wakes the connection whose tick it is, within tens
+// of microseconds: the Go runtime's own timers would wake it up to a
+// millisecond late, in bursts at each millisecond, which a run at a fixed
+// rate would then measure as the server's latency.
+type pacer struct {
+	start time.Time
+	tick  time.Duration // between the run's ticks (1/Rate)
+	every time.Duration // between one connection's ticks (Conns/Rate)
+	conns int
+
+	// wake has a channel for each connection, of capacity 1, on which the
+	// ticker posts (without blocking) at each of its ticks; nil without a
+	// ticker. A post is a hint: the connection checks the clock.
+	wake []chan struct{}
+	stop func() // stops the ticker and waits for it
+}
+
+// maxInterval caps the ticks of a schedule: a year, longer than any run,
+// so that a tiny Rate cannot overflow a Duration.
+const maxInterval = 365 * 24 * time.Hour
+
+// earlyWake is how early a connection may send a message rather than wait
+// for a wake-up that would come after its time.
+const earlyWake = 50 * time.Microsecond
+
+// newPacer starts the schedule of a run at rate messages per second on
+// conns connections.
+func newPacer(rate float64, conns int) *pacer {
+	tick := time.Duration(min(float64(time.Second)/rate, float64(maxInterval)))
+	tick = max(tick, 1)
+	every := maxInterval
+	if tick <= maxInterval/time.Duration(conns) {
+		every = tick * time.Duration(conns)
+	}
+	p := &pacer{tick: tick, every: every, conns: conns}
+	p.start = time.Now()
+	wake := make([]chan struct{}, conns)
+	for i := range wake {
+		wake[i] = make(chan struct{}, 1)
+	}
+	if stop, ok := startTicker(tick, func(from, n int64) {
+		// n ticks from tick number from: past Conns of them, every
+		// connection has had its wake-up.
+		for j := range min(n, int64(conns)) {
+			select {
+			case wake[(from+j)%int64(conns)] <- struct{}{}:
+			default:
+			}
+		}
+	}); ok {
+		p.wake, p.stop = wake, stop
+	}
+	return p
+}
+
+// close stops the ticker, if there is one.
+func (p *pacer) close() {
+	if p.stop != nil {
+		p.stop()
+	}
+}
+
+// first is connection i's first due time at or after now.
+func (p *pacer) first(i int) time.Time {
+	phase := p.tick * time.Duration(i%p.conns)
+	if p.every == maxInterval {
+		phase = 0 // too slow to stagger: one message each, at once
+	}
+	due := p.start.Add(phase)
+	if late := time.Since(due); late > 0 {
+		due = due.Add((late + p.every - 1) / p.every * p.every)
+	}
+	return due
+}
+
+// await waits until due, for connection i; it reports false if done
+// closes first.
+func (p *pacer) await(i int, due time.Time, done <-chan struct{}) bool {
+	for {
+		d := time.Until(due)
+		if d <= earlyWake {
+			return true
+		}
+		if p.wake == nil {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+				continue
+			case <-done:
+				t.Stop()
+				return false
+			}
+		}
+		select {
+		case <-p.wake[i]:
+		case <-done:
+			return false
+		}
+	}
+}

@@ -1,0 +1,66 @@
+package bench
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPacerFirst(t *testing.T) {
+	const conns = 4
+	tick := time.Millisecond
+	for _, ago := range []time.Duration{0, 3 * time.Millisecond, 250*time.Millisecond + 300*time.Microsecond, -2 * time.Millisecond} {
+		p := &pacer{start: time.Now().Add(-ago), tick: tick, every: conns * tick, conns: conns}
+		for i := range conns {
+			before := time.Now()
+			due := p.first(i)
+			off := due.Sub(p.start)
+			// On connection i's grid, the first point not before now.
+			if off%p.every != time.Duration(i)*tick || due.Before(before) || due.Sub(before) > p.every+time.Duration(i)*tick {
+				t.Errorf("started %v ago: first(%d) = start+%v, want start+k×%v+%v, at or after now", ago, i, off, p.every, time.Duration(i)*tick)
+			}
+		}
+	}
+}
+
+func TestPacerTooSlowToStagger(t *testing.T) {
+	p := newPacer(1e-15, 1000)
+	defer p.close()
+	if p.tick != maxInterval || p.every != maxInterval {
+		t.Fatalf("tick %v, every %v; want both capped at %v", p.tick, p.every, maxInterval)
+	}
+	if due := p.first(999); due.Before(p.start) || due.After(p.start.Add(maxInterval)) {
+		t.Errorf("first(999) = start+%v, want within one interval", due.Sub(p.start))
+	}
+}
+
+// TestTickerCountsEveryTick checks that the ticker numbers its ticks with
+// no gap or overlap, however many pass between two wake-ups.
+func TestTickerCountsEveryTick(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the ticker is Linux's timerfd")
+	}
+	var mu sync.Mutex
+	var next, calls int64
+	stop, ok := startTicker(200*time.Microsecond, func(from, n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if from != next || n < 1 {
+			t.Errorf("tick(%d, %d) after %d ticks", from, n, next)
+		}
+		next = from + n
+		calls++
+	})
+	if !ok {
+		t.Fatal("no timerfd")
+	}
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	stop() // a second stop does nothing
+	mu.Lock()
+	defer mu.Unlock()
+	if next < 10 || calls < 1 {
+		t.Errorf("%d ticks in %d calls over 50ms at 200µs", next, calls)
+	}
+}
