@@ -72,7 +72,7 @@ func (p *pacer) close() {
 func (p *pacer) first(i int) time.Time {
 	phase := p.tick * time.Duration(i%p.conns)
 	if p.every == maxInterval {
-		phase = 0 // too slow to stagger: one message each, at once
+		phase = 0 // too slow to stagger, or to send anything in a run
 	}
 	due := p.start.Add(phase)
 	if late := time.Since(due); late > 0 {

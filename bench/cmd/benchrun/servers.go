@@ -115,7 +115,7 @@ func selectModes(o *options) []*mode {
 		pp("pp128-c1000", "pingpong 128 B, 1000 connections", "pingpong", "--mode", "pingpong", "--size", "128", "--conns", "1000"),
 		// The latency a server adds at a load every server here sustains:
 		// the same schedule for all, so the load is never the limit.
-		pp("pp128-c50-r10k", "pingpong 128 B, 50 connections at a fixed 10,000 messages/s (latency at a given load)", "pingpong", "--mode", "pingpong", "--size", "128", "--conns", "50", "--rate", "10000"),
+		pp("pp128-c50-r5k", "pingpong 128 B, 50 connections at a fixed 5,000 messages/s (latency at a given load)", "pingpong", "--mode", "pingpong", "--size", "128", "--conns", "50", "--rate", "5000"),
 		pp("pp16k-c50", "pingpong 16 KiB, 50 connections", "bulk", "--mode", "pingpong", "--size", "16384", "--conns", "50"),
 		pp("stream-c1", "stream 64 KiB writes, 1 connection", "stream", "--mode", "stream", "--chunk", "65536", "--conns", "1"),
 		pp("stream-c16", "stream 64 KiB writes, 16 connections", "stream", "--mode", "stream", "--chunk", "65536", "--conns", "16"),
