@@ -129,7 +129,7 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 	p("In this run: %s.\n\n", tally(ts))
 	p("| target | measured | met | rounds | echoctl against itself | plain Go |\n|---|---|---|---|---|---|\n")
 	for _, t := range ts {
-		p("| %s | %s | %s | %s | %s | %s |\n", t.text, t.measured, t.met, t.rounds, t.control, t.reference)
+		p("| %s | %s | %s | %s | %s | %s |\n", t.text, t.measured, t.metCell(), t.rounds, t.control, t.reference)
 	}
 	p("\n")
 
@@ -310,10 +310,14 @@ func oneLine(s string) string {
 
 // A target is one line of the targets, computed.
 type target struct {
-	text, measured, met string
-	rounds              string // the ratio in each round on its own
-	control             string // echoctl against itself (the control) on the same figure
-	reference           string // the plain Go server against the same target
+	text, measured string
+	outcome        outcome
+	// withinNoise: the ratio is no further from the target than echoctl
+	// is from itself (the control).
+	withinNoise bool
+	rounds      string // the ratio in each round on its own
+	control     string // echoctl against itself (the control) on the same figure
+	reference   string // the plain Go server against the same target
 }
 
 // byRound indexes the runs that count by mode, server and round.
@@ -368,20 +372,18 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 		x, xok := idx.best(modeID, other, f)
 		switch {
 		case !ran[modeID]:
-			t.measured, t.met = "mode not run", "n/a"
+			t.measured = "mode not run"
 		case !has[other]:
-			t.measured, t.met = other+" not run", "n/a"
+			t.measured = other + " not run"
 		case !eok || !xok:
-			t.measured, t.met = "no valid run", "n/a"
+			t.measured = "no valid run"
 		default:
 			r := e / x
 			t.measured = fmt.Sprintf("%s (echoctl %s, %s %s %s)", fmtRatio(r), f.format(e), other, f.format(x), f.name)
-			t.met = yesNo((atLeast && r >= want) || (!atLeast && r <= want))
+			t.outcome = outcomeOf((atLeast && r >= want) || (!atLeast && r <= want))
 			if a, ok := idx.best(modeID, againID, f); ok {
 				t.control = fmtRatio(e / a)
-				if withinNoise(r, want, e/a) {
-					t.met += noiseNote
-				}
+				t.withinNoise = withinNoise(r, want, e/a)
 			}
 		}
 		t.rounds = "–"
@@ -418,15 +420,15 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 
 	idle := target{text: "idle, 10,000 conn.: ≤ 3 KB (3000 B) per connection"}
 	if !ran["idle-c10000"] {
-		idle.measured, idle.met = "mode not run", "n/a"
+		idle.measured = "mode not run"
 	} else if v, ok := idx.best("idle-c10000", "echoctl", figIdle); ok {
 		idle.measured = fmt.Sprintf("%.0f B", v)
 		if n, ok := idx.best("idle-c10000", "gnet", figIdle); ok {
 			idle.measured += fmt.Sprintf(" (gnet %.0f B)", n)
 		}
-		idle.met = yesNo(v <= 3000)
+		idle.outcome = outcomeOf(v <= 3000)
 	} else {
-		idle.measured, idle.met = "no valid run", "n/a"
+		idle.measured = "no valid run"
 	}
 	idle.rounds, idle.control, idle.reference = "–", "–", "–"
 	if g, ok := idx.best("idle-c10000", "goecho", figIdle); ok {
@@ -448,45 +450,68 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 	return out
 }
 
+// An outcome is whether a target was met.
+type outcome int
+
+const (
+	notMeasured outcome = iota
+	met
+	missed
+)
+
+func outcomeOf(ok bool) outcome {
+	if ok {
+		return met
+	}
+	return missed
+}
+
+// metCell is the target's "met" column.
+func (t target) metCell() string {
+	var s string
+	switch t.outcome {
+	case notMeasured:
+		return "n/a"
+	case met:
+		s = "**yes**"
+	default:
+		s = "no"
+	}
+	if t.withinNoise {
+		s += " (within noise)"
+	}
+	return s
+}
+
 // tally counts the targets by outcome, in words.
 func tally(ts []target) string {
-	var met, metNoise, missedNoise, missed, na int
+	var clear, metNoise, missedNoise, missedClear, na int
 	for _, t := range ts {
 		switch {
-		case strings.HasPrefix(t.met, "n/a"):
+		case t.outcome == notMeasured:
 			na++
-		case strings.HasPrefix(t.met, "**yes**") && strings.HasSuffix(t.met, noiseNote):
+		case t.outcome == met && t.withinNoise:
 			metNoise++
-		case strings.HasPrefix(t.met, "**yes**"):
-			met++
-		case strings.HasSuffix(t.met, noiseNote):
+		case t.outcome == met:
+			clear++
+		case t.withinNoise:
 			missedNoise++
 		default:
-			missed++
+			missedClear++
 		}
 	}
-	s := fmt.Sprintf("%d of %d targets met by more than the noise, %d met and %d missed within it, %d missed by more than the noise", met, len(ts), metNoise, missedNoise, missed)
+	s := fmt.Sprintf("%d of %d targets met by more than the noise, %d met and %d missed within it, %d missed by more than the noise", clear, len(ts), metNoise, missedNoise, missedClear)
 	if na > 0 {
 		s += fmt.Sprintf(", %d not measured", na)
 	}
 	return s
 }
 
-// noiseNote marks a target decided within the noise.
-const noiseNote = " (within noise)"
-
 // withinNoise reports whether ratio r is no further from the target want
 // than the control, echoctl against itself, is from 1: on this run's
 // evidence, the target could have gone either way.
 func withinNoise(r, want, control float64) bool {
 	return math.Abs(math.Log(r/want)) <= math.Abs(math.Log(control))
-}
-
-func yesNo(ok bool) string {
-	if ok {
-		return "**yes**"
-	}
-	return "no"
 }
 
 func fmtRatio(r float64) string {
