@@ -81,27 +81,21 @@ func (p *pacer) first(i int) time.Time {
 	return due
 }
 
-// await waits until due, for connection i; it reports false if done
-// closes first.
-func (p *pacer) await(i int, due time.Time, done <-chan struct{}) bool {
+// awaitDue waits until due, a time on connection i's schedule, on the
+// ticker's wake-ups if the pacer has a ticker, else on the runtime's
+// timers; it reports false if the run ends first.
+func (r *runner) awaitDue(i int, due time.Time) bool {
+	p := r.pacer
+	if p.wake == nil {
+		return r.waitUntil(due)
+	}
 	for {
-		d := time.Until(due)
-		if d <= earlyWake {
+		if time.Until(due) <= earlyWake {
 			return true
-		}
-		if p.wake == nil {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-				continue
-			case <-done:
-				t.Stop()
-				return false
-			}
 		}
 		select {
 		case <-p.wake[i]:
-		case <-done:
+		case <-r.ctx.Done():
 			return false
 		}
 	}

@@ -181,7 +181,7 @@ func (w *worker) wait(s *schedule) (from, now time.Time, ok bool) {
 	due := s.next
 	s.next = due.Add(s.every)
 	if now.Before(due) {
-		if !w.r.pacer.await(w.id, due, w.r.ctx.Done()) {
+		if !w.r.awaitDue(w.id, due) {
 			return now, now, false
 		}
 		now = time.Now()
