@@ -31,11 +31,12 @@ const (
 	keyLogFormat       = "log-format"
 	keyShutdownTimeout = "shutdown-timeout"
 	keyTimeout         = "timeout"
+	keyBusyPoll        = "busy-poll"
 )
 
 // knownKeys are every configuration key, in the order the docs list them.
 var knownKeys = []string{keyAddr, keyBufferSize, keyMessages, keyLogLevel, keyLogFormat, keyShutdownTimeout, keyTimeout,
-	keyLogMaxBytes, keyMaxConns, keyMaxConnsPerIP, keyIdleTimeout, keyWriteTimeout, keyAllow, keyDeny, keyMetricsAddr,
+	keyLogMaxBytes, keyMaxConns, keyMaxConnsPerIP, keyIdleTimeout, keyWriteTimeout, keyBusyPoll, keyAllow, keyDeny, keyMetricsAddr,
 	keyTLSCert, keyTLSKey, keyTLSClientCA, keyTLSSelfSigned, keyTLSCA, keyTLSServerName, keyTLSInsecure, keyUnixMode, keyRetries}
 
 // envPrefix prefixes every environment variable echoctl reads.
@@ -58,6 +59,7 @@ var defaults = map[string]any{
 	keyMaxConnsPerIP:   0,
 	keyIdleTimeout:     time.Duration(0),
 	keyWriteTimeout:    time.Duration(0),
+	keyBusyPoll:        time.Duration(0),
 	keyAllow:           []string{},
 	keyDeny:            []string{},
 	keyMetricsAddr:     "",
@@ -95,8 +97,11 @@ type Config struct {
 	MaxConnsPerIP int
 	IdleTimeout   time.Duration
 	WriteTimeout  time.Duration
-	Allow, Deny   []netip.Prefix
-	MetricsAddr   string
+	// BusyPoll is how long serve's event loops poll after each event
+	// before they sleep (0: off); see echo.Server.BusyPoll.
+	BusyPoll    time.Duration
+	Allow, Deny []netip.Prefix
+	MetricsAddr string
 	// Transport holds the TLS, Unix socket and UDP settings (transport.go).
 	Transport TransportConfig
 	// File is the config file that was read, or "" if none.
@@ -212,6 +217,7 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	cfg.MaxConnsPerIP = d.intRange(keyMaxConnsPerIP, 0, maxConnsLimit)
 	cfg.IdleTimeout = d.duration(keyIdleTimeout)
 	cfg.WriteTimeout = d.duration(keyWriteTimeout)
+	cfg.BusyPoll = d.busyPoll(keyBusyPoll)
 	cfg.Allow = d.prefixes(keyAllow)
 	cfg.Deny = d.prefixes(keyDeny)
 	cfg.MetricsAddr = d.optionalHostPort(keyMetricsAddr)
@@ -296,26 +302,47 @@ func (d *decoder) intRange(key string, lo, hi int) int {
 
 func (d *decoder) duration(key string) time.Duration {
 	raw := d.v.Get(key)
-	var dur time.Duration
-	var err error
+	dur, ok := parseDuration(raw)
+	if !ok {
+		d.fail(key, raw, "must be a duration such as 500ms, 10s or 1m (0 for no limit)")
+	}
+	return dur
+}
+
+// busyPoll decodes busy-poll: a duration from 0 (off) to echo.MaxBusyPoll.
+func (d *decoder) busyPoll(key string) time.Duration {
+	raw := d.v.Get(key)
+	dur, ok := parseDuration(raw)
+	if !ok || dur > echo.MaxBusyPoll {
+		d.fail(key, raw, fmt.Sprintf("must be a duration from 0 (off) to %v, such as 50us or 200us", echo.MaxBusyPoll))
+		return 0
+	}
+	return dur
+}
+
+// parseDuration converts a merged value to a duration that is not
+// negative; ok is false if it is not one. A bare number is only accepted
+// as 0, the one value that needs no unit.
+func parseDuration(raw any) (dur time.Duration, ok bool) {
 	switch x := raw.(type) {
 	case time.Duration:
 		dur = x
 	case int, int64, uint64, float64:
-		// A bare number is only unambiguous as 0 ("no limit").
 		if fmt.Sprint(x) != "0" {
-			err = errors.New("a number without a unit")
+			return 0, false
 		}
 	case string:
-		dur, err = time.ParseDuration(strings.TrimSpace(x))
+		var err error
+		if dur, err = time.ParseDuration(strings.TrimSpace(x)); err != nil {
+			return 0, false
+		}
 	default:
-		err = errors.New("not a duration")
+		return 0, false
 	}
-	if err != nil || dur < 0 {
-		d.fail(key, raw, "must be a duration such as 500ms, 10s or 1m (0 for no limit)")
-		return 0
+	if dur < 0 {
+		return 0, false
 	}
-	return dur
+	return dur, true
 }
 
 func (d *decoder) str(key string) (string, bool) {

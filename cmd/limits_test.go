@@ -34,7 +34,7 @@ func TestLoadLimits(t *testing.T) {
 		check   func(*Config) error
 	}{
 		{name: "defaults are off", args: []string{"serve"}, check: func(c *Config) error {
-			if c.MaxConns != 0 || c.MaxConnsPerIP != 0 || c.IdleTimeout != 0 || c.WriteTimeout != 0 ||
+			if c.MaxConns != 0 || c.MaxConnsPerIP != 0 || c.IdleTimeout != 0 || c.WriteTimeout != 0 || c.BusyPoll != 0 ||
 				c.Allow != nil || c.Deny != nil || c.MetricsAddr != "" || c.LogMaxBytes != 256 {
 				return fmt.Errorf("%+v", c)
 			}
@@ -42,21 +42,21 @@ func TestLoadLimits(t *testing.T) {
 		}},
 		{name: "flags", args: []string{"serve", "--max-conns", "100", "--max-conns-per-ip", "10",
 			"--idle-timeout", "30s", "--write-timeout", "5s", "--allow", "10.0.0.0/8,192.0.2.7", "--allow", "::1",
-			"--deny", "10.9.0.0/16", "--metrics-addr", "127.0.0.1:9100", "--log-max-bytes", "64"},
+			"--deny", "10.9.0.0/16", "--metrics-addr", "127.0.0.1:9100", "--log-max-bytes", "64", "--busy-poll", "200us"},
 			check: func(c *Config) error {
 				want := Config{MaxConns: 100, MaxConnsPerIP: 10, IdleTimeout: 30 * time.Second, WriteTimeout: 5 * time.Second,
 					Allow: mustPrefixes("10.0.0.0/8", "192.0.2.7/32", "::1/128"), Deny: mustPrefixes("10.9.0.0/16"),
-					MetricsAddr: "127.0.0.1:9100", LogMaxBytes: 64}
+					MetricsAddr: "127.0.0.1:9100", LogMaxBytes: 64, BusyPoll: 200 * time.Microsecond}
 				return compareLimits(c, &want)
 			}},
 		{name: "environment", args: []string{"serve"}, env: map[string]string{
 			"ECHOCTL_MAX_CONNS": "7", "ECHOCTL_MAX_CONNS_PER_IP": "3", "ECHOCTL_IDLE_TIMEOUT": "1m",
 			"ECHOCTL_WRITE_TIMEOUT": "250ms", "ECHOCTL_ALLOW": "10.0.0.0/8, 2001:db8::/32", "ECHOCTL_DENY": `["10.0.0.1"]`,
-			"ECHOCTL_METRICS_ADDR": ":9100", "ECHOCTL_LOG_MAX_BYTES": "0"},
+			"ECHOCTL_METRICS_ADDR": ":9100", "ECHOCTL_LOG_MAX_BYTES": "0", "ECHOCTL_BUSY_POLL": "100ms"},
 			check: func(c *Config) error {
 				want := Config{MaxConns: 7, MaxConnsPerIP: 3, IdleTimeout: time.Minute, WriteTimeout: 250 * time.Millisecond,
 					Allow: mustPrefixes("10.0.0.0/8", "2001:db8::/32"), Deny: mustPrefixes("10.0.0.1/32"),
-					MetricsAddr: ":9100", LogMaxBytes: -1}
+					MetricsAddr: ":9100", LogMaxBytes: -1, BusyPoll: 100 * time.Millisecond}
 				return compareLimits(c, &want)
 			}},
 		{name: "yaml file", args: []string{"serve"}, file: "c.yaml", content: `
@@ -70,10 +70,11 @@ allow:
 deny: [10.1.0.0/16]
 metrics-addr: "localhost:9100"
 log-max-bytes: 1024
+busy-poll: 50us
 `, check: func(c *Config) error {
 			want := Config{MaxConns: 1000, MaxConnsPerIP: 20, IdleTimeout: 5 * time.Minute, WriteTimeout: 10 * time.Second,
 				Allow: mustPrefixes("10.0.0.0/8", "192.0.2.7/32"), Deny: mustPrefixes("10.1.0.0/16"),
-				MetricsAddr: "localhost:9100", LogMaxBytes: 1024}
+				MetricsAddr: "localhost:9100", LogMaxBytes: 1024, BusyPoll: 50 * time.Microsecond}
 			return compareLimits(c, &want)
 		}},
 		{name: "toml file", args: []string{"serve"}, file: "c.toml", content: `
@@ -122,7 +123,7 @@ deny = ["::1", "127.0.0.0/8"]
 func compareLimits(got, want *Config) error {
 	pick := func(c *Config) Config {
 		return Config{MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP, IdleTimeout: c.IdleTimeout,
-			WriteTimeout: c.WriteTimeout, Allow: c.Allow, Deny: c.Deny, MetricsAddr: c.MetricsAddr, LogMaxBytes: c.LogMaxBytes}
+			WriteTimeout: c.WriteTimeout, BusyPoll: c.BusyPoll, Allow: c.Allow, Deny: c.Deny, MetricsAddr: c.MetricsAddr, LogMaxBytes: c.LogMaxBytes}
 	}
 	if g, w := pick(got), pick(want); !reflect.DeepEqual(g, w) {
 		return fmt.Errorf("got  %+v\nwant %+v", g, w)
@@ -137,6 +138,7 @@ func TestRunInvalidLimits(t *testing.T) {
 		connsReason   = "must be an integer from 0 to 2147483647"
 		durReason     = "must be a duration such as 500ms, 10s or 1m (0 for no limit)"
 		logBytes      = "must be an integer from 0 to 16777216"
+		busyReason    = "must be a duration from 0 (off) to 100ms, such as 50us or 200us"
 		metricsReason = "must be host:port with a port from 0 to 65535, such as localhost:9100 or :9100 (empty: off)"
 	)
 	prefixReason := func(s string) string {
@@ -160,6 +162,12 @@ func TestRunInvalidLimits(t *testing.T) {
 			want: `invalid idle-timeout "30" from environment ECHOCTL_IDLE_TIMEOUT: ` + durReason},
 		{name: "write-timeout negative flag", args: []string{"serve", "--write-timeout=-1s"},
 			want: `invalid write-timeout "-1s" from flag --write-timeout: ` + durReason},
+		{name: "busy-poll negative flag", args: []string{"serve", "--busy-poll=-1us"},
+			want: `invalid busy-poll "-1µs" from flag --busy-poll: ` + busyReason},
+		{name: "busy-poll too long env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_BUSY_POLL": "101ms"},
+			want: `invalid busy-poll "101ms" from environment ECHOCTL_BUSY_POLL: ` + busyReason},
+		{name: "busy-poll bare number file", args: []string{"serve"}, file: "c.yaml", content: "busy-poll: 200\n",
+			want: "invalid busy-poll 200 from config file %[1]s: " + busyReason},
 		{name: "allow host name flag", args: []string{"serve", "--allow", "10.0.0.0/8,localhost"},
 			want: `invalid allow ["10.0.0.0/8","localhost"] from flag --allow: ` + prefixReason("localhost")},
 		{name: "deny bad bits env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_DENY": "10.0.0.0/33"},

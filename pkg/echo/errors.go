@@ -13,6 +13,10 @@ var ErrServerClosed = errors.New("echo: server closed")
 // [1, MaxBufferSize].
 var ErrInvalidBufferSize = errors.New("echo: invalid buffer size")
 
+// ErrInvalidBusyPoll is returned when Server.BusyPoll is outside
+// [0, MaxBusyPoll].
+var ErrInvalidBusyPoll = errors.New("echo: invalid busy poll")
+
 // MismatchError reports that the echo a Client received differs from what it
 // sent. Offset is the zero-based index of the first byte that differs.
 type MismatchError struct {

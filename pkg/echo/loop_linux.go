@@ -344,8 +344,11 @@ type loop struct {
 	epfd  int
 	wake  int // an eventfd that interrupts epoll_wait for a request
 	buf   []byte
-	epoch time.Time     // the zero of the loop's clock (now)
-	done  chan struct{} // closed when run returns
+	epoch time.Time // the zero of the loop's clock (now)
+	// busyPoll is Server.BusyPoll in nanoseconds: how long after finding
+	// events the loop keeps looking for more before it sleeps.
+	busyPoll int64
+	done     chan struct{} // closed when run returns
 
 	// listeners are the listening sockets this loop accepts on (the
 	// loop's own: no lock).
@@ -416,7 +419,7 @@ func newLoop(s *Server) (*loop, error) {
 		syscall.Close(epfd)
 		return nil, os.NewSyscallError("eventfd2", errno)
 	}
-	l := &loop{srv: s, epfd: epfd, wake: int(wake), buf: make([]byte, fastBufferSize), epoch: time.Now(), done: make(chan struct{}),
+	l := &loop{srv: s, epfd: epfd, wake: int(wake), buf: make([]byte, fastBufferSize), epoch: time.Now(), busyPoll: int64(s.BusyPoll), done: make(chan struct{}),
 		listeners: make(map[int32]*loopAccept), conns: make(map[int32]*loopConn)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wake)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wake, &ev); err != nil {
@@ -584,13 +587,21 @@ func (l *loop) stopConns()  { l.request(&l.stopReq) }
 func (l *loop) closeConns() { l.request(&l.closeReq) }
 func (l *loop) exit()       { l.request(&l.exitReq) }
 
+// polling reports whether the loop, having last found events at
+// lastFound, is still within Server.BusyPoll of it and keeps looking
+// without sleeping.
+func (l *loop) polling(lastFound int64) bool {
+	return l.busyPoll > 0 && l.now()-lastFound < l.busyPoll
+}
+
 // run serves the loop's connections until exit is requested.
 func (l *loop) run() {
 	defer close(l.done)
 	defer syscall.Close(l.epfd)
 	defer syscall.Close(l.wake)
 	events := make([]syscall.EpollEvent, loopEvents)
-	busy := false // the last wait found events: look again without blocking
+	busy := false       // the last wait found events: look again without blocking
+	var lastFound int64 // when a wait last found events (loop clock), with busyPoll
 	for {
 		l.mu.Lock()
 		stop, closeAll, exit := l.stopReq, l.closeReq, l.exitReq
@@ -630,6 +641,11 @@ func (l *loop) run() {
 		)
 		if busy && timeout < 0 {
 			n, err = epollPoll(l.epfd, events)
+			if n == 0 && l.polling(lastFound) {
+				// Look again without sleeping: see Server.BusyPoll.
+				runtime.Gosched()
+				continue
+			}
 			if n <= 0 {
 				// Nothing ready: let other goroutines run before
 				// blocking, which hands this thread's processor on.
@@ -644,6 +660,9 @@ func (l *loop) run() {
 			return
 		}
 		busy = n > 0
+		if busy && l.busyPoll > 0 {
+			lastFound = l.now()
+		}
 		for _, ev := range events[:max(n, 0)] {
 			if int(ev.Fd) == l.wake {
 				var b [8]byte

@@ -838,28 +838,42 @@ func TestListenAndServe(t *testing.T) {
 	}
 }
 
-func TestBufferSize(t *testing.T) {
+// TestFieldRanges: Serve and ListenAndServe refuse a BufferSize or a
+// BusyPoll out of range (closing the listener), and serve at either end of
+// the range.
+func TestFieldRanges(t *testing.T) {
+	// Logged, so that the server reads in BufferSize chunks.
+	bufferSize := func(n int) func() *echo.Server {
+		return func() *echo.Server { return &echo.Server{BufferSize: n, Logger: debugLogger(io.Discard)} }
+	}
+	// Quiet, so that event loops serve and poll.
+	busyPoll := func(d time.Duration) func() *echo.Server {
+		return func() *echo.Server { return &echo.Server{BusyPoll: d} }
+	}
 	tests := []struct {
-		size  int
-		valid bool
+		name    string
+		server  func() *echo.Server
+		wantErr error // nil: valid
 	}{
-		{-1, false},
-		{0, true},
-		{1, true},
-		{echo.MaxBufferSize, true},
-		{echo.MaxBufferSize + 1, false},
+		{"BufferSize -1", bufferSize(-1), echo.ErrInvalidBufferSize},
+		{"BufferSize 0", bufferSize(0), nil},
+		{"BufferSize 1", bufferSize(1), nil},
+		{"BufferSize max", bufferSize(echo.MaxBufferSize), nil},
+		{"BufferSize max+1", bufferSize(echo.MaxBufferSize + 1), echo.ErrInvalidBufferSize},
+		{"BusyPoll -1ns", busyPoll(-1), echo.ErrInvalidBusyPoll},
+		{"BusyPoll 0", busyPoll(0), nil},
+		{"BusyPoll 1us", busyPoll(time.Microsecond), nil},
+		{"BusyPoll max", busyPoll(echo.MaxBusyPoll), nil},
+		{"BusyPoll max+1ns", busyPoll(echo.MaxBusyPoll + 1), echo.ErrInvalidBusyPoll},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.size), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Run("Serve", func(t *testing.T) {
-				// Logged, so that the server reads in BufferSize chunks.
-				srv := &echo.Server{BufferSize: tt.size, Logger: debugLogger(io.Discard)}
 				ln := listenLocal(t)
-				s := serve(t, srv, ln)
-				if !tt.valid {
-					err := s.wait(t, ioTimeout)
-					if !errors.Is(err, echo.ErrInvalidBufferSize) {
-						t.Fatalf("Serve = %v, want ErrInvalidBufferSize", err)
+				s := serve(t, tt.server(), ln)
+				if tt.wantErr != nil {
+					if err := s.wait(t, ioTimeout); !errors.Is(err, tt.wantErr) {
+						t.Fatalf("Serve = %v, want %v", err, tt.wantErr)
 					}
 					if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
 						t.Errorf("Serve did not close the listener: Accept = %v", err)
@@ -872,13 +886,14 @@ func TestBufferSize(t *testing.T) {
 					t.Fatalf("Send = %q, %v; want %q", got.String(), err, seedEcho)
 				}
 			})
-			if tt.valid {
+			if tt.wantErr == nil {
 				return
 			}
 			t.Run("ListenAndServe", func(t *testing.T) {
-				srv := &echo.Server{Addr: "127.0.0.1:0", BufferSize: tt.size}
-				if err := listenAndServe(t, srv, 5*time.Second); !errors.Is(err, echo.ErrInvalidBufferSize) {
-					t.Fatalf("ListenAndServe = %v, want ErrInvalidBufferSize", err)
+				srv := tt.server()
+				srv.Addr = "127.0.0.1:0"
+				if err := listenAndServe(t, srv, 5*time.Second); !errors.Is(err, tt.wantErr) {
+					t.Fatalf("ListenAndServe = %v, want %v", err, tt.wantErr)
 				}
 			})
 		})
