@@ -90,7 +90,7 @@ func run(ctx context.Context, o *options) error {
 	total := 0
 	for _, m := range modes {
 		for _, s := range servers {
-			if _, skip := s.skip[m.id]; !skip {
+			if _, skip := s.skipped(m.id); !skip {
 				total += o.rounds
 			}
 		}
@@ -103,8 +103,8 @@ func run(ctx context.Context, o *options) error {
 	for _, m := range modes {
 		for round := 1; round <= o.rounds; round++ {
 			for _, s := range servers {
-				if reason, skip := s.skip[m.id]; skip {
-					if round == 1 {
+				if reason, skip := s.skipped(m.id); skip {
+					if round == 1 && reason != "" {
 						logf("skip %-9s %-14s %s", s.id, m.id, reason)
 					}
 					continue

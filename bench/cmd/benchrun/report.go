@@ -188,8 +188,10 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 		}
 		p("---:|---:|\n")
 		for _, s := range servers {
-			if reason, skip := s.skip[m.id]; skip {
-				p("| %s | skipped: %s |%s\n", s.name, reason, strings.Repeat(" |", 2*len(figs)+1))
+			if reason, skip := s.skipped(m.id); skip {
+				if reason != "" {
+					p("| %s | skipped: %s |%s\n", s.name, reason, strings.Repeat(" |", 2*len(figs)+1))
+				}
 				continue
 			}
 			p("| %s |", s.name)

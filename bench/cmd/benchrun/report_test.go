@@ -79,6 +79,7 @@ func TestReportSkipsAndFailures(t *testing.T) {
 	servers := []*server{
 		{id: "echoctl", name: "echoctl", argv: func(int) []string { return []string{"echoctl", "serve"} }},
 		{id: "socat", name: "socat", argv: func(int) []string { return []string{"socat"} }, skip: map[string]string{"pp128-c50": "too slow"}},
+		{id: "elsewhere", name: "only-elsewhere", argv: func(int) []string { return []string{"x"} }, only: map[string]bool{"pp128-c1": true}},
 	}
 	modes := selectModes(&options{only: "pp128-c50", warmup: time.Second, duration: 3 * time.Second})
 	runs := []*runResult{
@@ -89,6 +90,9 @@ func TestReportSkipsAndFailures(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
+	}
+	if strings.Contains(page, "| only-elsewhere |") {
+		t.Errorf("a server that runs only in other modes has a row:\n%s", page)
 	}
 }
 
@@ -174,4 +178,28 @@ func TestTargetRounds(t *testing.T) {
 		}
 	}
 	t.Fatal("no pingpong 50 target")
+}
+
+// TestSkipped: a server sits out the modes in skip, with its reason (a
+// row that says so), and every mode outside only, without a row.
+func TestSkipped(t *testing.T) {
+	s := &server{skip: map[string]string{"idle-c10000": "too many"}, only: map[string]bool{"pp128-c1": true, "idle-c10000": true}}
+	all := &server{skip: map[string]string{"idle-c10000": "too many"}}
+	tests := []struct {
+		srv        *server
+		mode       string
+		wantReason string
+		wantSkip   bool
+	}{
+		{s, "pp128-c1", "", false},
+		{s, "pp128-c50", "", true},
+		{s, "idle-c10000", "too many", true},
+		{all, "pp128-c50", "", false},
+		{all, "idle-c10000", "too many", true},
+	}
+	for _, tt := range tests {
+		if reason, skip := tt.srv.skipped(tt.mode); reason != tt.wantReason || skip != tt.wantSkip {
+			t.Errorf("skipped(%q) = %q, %v; want %q, %v", tt.mode, reason, skip, tt.wantReason, tt.wantSkip)
+		}
+	}
 }

@@ -15,6 +15,19 @@ type server struct {
 	argv func(port int) []string
 	// skip names the modes this server does not run, with the reason.
 	skip map[string]string
+	// only, if set, names the only modes this server runs; it has no row
+	// in the others.
+	only map[string]bool
+}
+
+// skipped reports whether s sits out mode, and the reason to give for it
+// ("" when s has no row in that mode's table).
+func (s *server) skipped(mode string) (reason string, skip bool) {
+	if s.only != nil && !s.only[mode] {
+		return "", true
+	}
+	reason, skip = s.skip[mode]
+	return reason, skip
 }
 
 // selectServers lists the servers to run, echoctl first, leaving out
@@ -54,6 +67,14 @@ func selectServers(o *options, e *env) []*server {
 			},
 		},
 	}
+	all = append(all, &server{
+		id: busyPollID, name: "echoctl --busy-poll 200us",
+		about: "`echoctl serve --busy-poll 200us`: not its defaults, so in no target; its event loops poll for 200 µs after each message instead of sleeping, which trades CPU for latency; run in the two modes where the time to wake the server counts",
+		argv: func(port int) []string {
+			return []string{o.echoctl, "serve", "--addr", addr(port), "--busy-poll", "200us"}
+		},
+		only: map[string]bool{"pp128-c1": true, "pp128-c50-r5k": true},
+	})
 	if e.python != "" {
 		all = append(all, &server{
 			id: "asyncio", name: "asyncio (quiet)",
@@ -89,6 +110,9 @@ func selectServers(o *options, e *env) []*server {
 // figures against echoctl's measure the noise of the machine, the scale on
 // which a ratio between two servers means something.
 const againID = "echoctl-again"
+
+// busyPollID is echoctl with --busy-poll, shown where latency is measured.
+const busyPollID = "echoctl-busy"
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
