@@ -108,8 +108,11 @@ func (v variant) listen(t *testing.T) net.Listener {
 
 // wrap returns ln, wrapped when v is opaque so that its connections hide
 // their file descriptor.
-func (v variant) wrap(ln net.Listener) net.Listener {
-	if v.opaque {
+func (v variant) wrap(ln net.Listener) net.Listener { return hideFDs(ln, v.opaque) }
+
+// hideFDs returns ln wrapped in an opaqueListener if hide is set, else ln.
+func hideFDs(ln net.Listener, hide bool) net.Listener {
+	if hide {
 		return opaqueListener{ln}
 	}
 	return ln

@@ -2,7 +2,7 @@ package echo_test
 
 import (
 	"io"
-	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,11 +33,7 @@ func TestEventLoopsServePlainTCP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ln := listenLocal(t)
-			var served net.Listener = ln
-			if tt.opaque {
-				served = opaqueListener{ln}
-			}
-			serve(t, tt.server, served)
+			serve(t, tt.server, hideFDs(ln, tt.opaque))
 			const n = 3
 			for range n {
 				roundTrip(t, dial(t, ln.Addr().String()), []byte("which engine?"))
@@ -48,6 +44,53 @@ func TestEventLoopsServePlainTCP(t *testing.T) {
 			}
 			if got := echo.LoopConns(tt.server); got != want {
 				t.Errorf("%d of %d connections served by event loops, want %d", got, n, want)
+			}
+		})
+	}
+}
+
+// TestBusyPollUnusedWarns: a server given BusyPoll says so at warn, once
+// per listener, when that listener's connections are not served by event
+// loops, where BusyPoll would do nothing.
+func TestBusyPollUnusedWarns(t *testing.T) {
+	const warning = "busy poll has no effect on"
+	const poll = time.Millisecond
+	tests := []struct {
+		name   string
+		server func(log zerolog.Logger) *echo.Server // log is at info
+		opaque bool
+		udp    bool // ServePacket rather than Serve
+		warns  bool
+	}{
+		{"event loops", func(log zerolog.Logger) *echo.Server { return &echo.Server{BusyPoll: poll, Logger: log} }, false, false, false},
+		{"idle timeout", func(log zerolog.Logger) *echo.Server {
+			return &echo.Server{BusyPoll: poll, Logger: log, IdleTimeout: time.Minute}
+		}, false, false, true},
+		{"write timeout", func(log zerolog.Logger) *echo.Server {
+			return &echo.Server{BusyPoll: poll, Logger: log, WriteTimeout: time.Minute}
+		}, false, false, true},
+		{"debug logging", func(log zerolog.Logger) *echo.Server {
+			return &echo.Server{BusyPoll: poll, Logger: log.Level(zerolog.DebugLevel)}
+		}, false, false, true},
+		{"wrapped listener", func(log zerolog.Logger) *echo.Server { return &echo.Server{BusyPoll: poll, Logger: log} }, true, false, true},
+		{"UDP", func(log zerolog.Logger) *echo.Server { return &echo.Server{BusyPoll: poll, Logger: log} }, false, true, true},
+		{"no busy poll", func(log zerolog.Logger) *echo.Server { return &echo.Server{Logger: log, IdleTimeout: time.Minute} }, false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs syncBuffer
+			srv := tt.server(zerolog.New(&logs).Level(zerolog.InfoLevel))
+			if tt.udp {
+				addr, _ := servePacketLocal(t, srv, "udp", "127.0.0.1:0")
+				udpRoundTrip(t, dialUDP(t, addr), []byte("warned?"))
+			} else {
+				ln := listenLocal(t)
+				serve(t, srv, hideFDs(ln, tt.opaque))
+				roundTrip(t, dial(t, ln.Addr().String()), []byte("warned?"))
+			}
+			got := strings.Count(logs.String(), warning)
+			if want := map[bool]int{false: 0, true: 1}[tt.warns]; got != want {
+				t.Errorf("%d warnings %q, want %d; logs:\n%s", got, warning, want, logs.String())
 			}
 		})
 	}

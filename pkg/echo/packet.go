@@ -43,6 +43,7 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 	}
 	defer s.trackPacketConn(&pc, false)
 	defer pc.Close()
+	s.warnBusyPollUnused(pc.LocalAddr())
 	if s.Observer != nil { // readiness (limits.go, observer.go)
 		lname := pc.LocalAddr().String()
 		s.Observer.Listening(lname, true)

@@ -132,8 +132,8 @@ type Server struct {
 	// busy all the time, up to a whole CPU per loop (one per CPU). Zero,
 	// the default, sleeps as soon as nothing is ready. It applies where
 	// event loops serve: plain TCP on Linux, without IdleTimeout,
-	// WriteTimeout or data logging. It must be between zero and
-	// MaxBusyPoll.
+	// WriteTimeout or data logging; Serve logs a warning for any other
+	// listener. It must be between zero and MaxBusyPoll.
 	BusyPoll time.Duration
 
 	// UnixMode is the permission given to the socket file of a unix://
@@ -232,6 +232,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	tracked, serveLoops, loopServed := s.loopsFor(ln)
 	if !loopServed {
 		tracked = ln
+		s.warnBusyPollUnused(ln.Addr())
 	}
 	if !s.trackListener(&tracked, true) {
 		tracked.Close()
@@ -282,6 +283,15 @@ func (s *Server) Serve(ln net.Listener) error {
 		if c != nil {
 			go c.serve(false)
 		}
+	}
+}
+
+// warnBusyPollUnused logs, when BusyPoll is set, that it does nothing for
+// addr, which no event loop serves.
+func (s *Server) warnBusyPollUnused(addr net.Addr) {
+	if s.BusyPoll > 0 {
+		s.Logger.Warn().Str("logger", "main").Str("listener", addr.String()).
+			Msgf("busy poll has no effect on %s: event loops serve only plain TCP on Linux, without data logging or idle and write timeouts", addr)
 	}
 }
 
