@@ -59,7 +59,7 @@ soak:
 clean:
 	rm -rf bin dist completions manpages
 
-## bench: echoctl against a plain Go server, gnet, the seed's asyncio server and socat, pinned with taskset; writes docs/benchmarks.md (about 9 minutes: 3 interleaved rounds; not part of test)
+## bench: echoctl against a plain Go server, gnet, the seed's asyncio server and socat, pinned with taskset; writes docs/benchmarks.md (about 8 minutes: 3 interleaved rounds; not part of test)
 bench:
 	GO=$(GO) ./scripts/bench.sh
 

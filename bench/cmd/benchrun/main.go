@@ -51,7 +51,7 @@ func parseFlags() *options {
 	flag.StringVar(&o.socat, "socat", "socat", "the socat binary (empty: skip socat)")
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of every server in every mode")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "echoctl bench --warmup")
-	flag.DurationVar(&o.duration, "duration", 2*time.Second, "echoctl bench --duration")
+	flag.DurationVar(&o.duration, "duration", 1500*time.Millisecond, "echoctl bench --duration")
 	flag.DurationVar(&o.idleWarmup, "idle-warmup", 3*time.Second, "--warmup for idle mode (the time to open the connections)")
 	flag.DurationVar(&o.idleDuration, "idle-duration", 2*time.Second, "--duration for idle mode")
 	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "the Markdown page to write")
