@@ -61,6 +61,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{"rate negative", []string{"--rate", "-1"}, "invalid --rate -1"},
 		{"rate not a number", []string{"--rate", "NaN"}, "invalid --rate NaN"},
 		{"rate in stream mode", []string{"--rate", "5", "--mode", "stream"}, "invalid --rate with --mode stream"},
+		{"busy poll too long", []string{"--busy-poll", "1s"}, `invalid busy-poll "1s" from flag --busy-poll`},
 		{"mode", []string{"--mode", "flood"}, `invalid --mode "flood"`},
 		{"udp address", []string{"--addr", "udp://127.0.0.1:7"}, `invalid --addr "udp://127.0.0.1:7": bench needs a TCP address`},
 		{"unix address", []string{"--addr", "unix:///tmp/x.sock"}, `bench needs a TCP address`},
@@ -103,6 +104,7 @@ func TestBenchAgainstEchoServer(t *testing.T) {
 	}{
 		{"pingpong", []string{"--conns", "4"}, []string{"pingpong: 4 connections, 128 B messages, pipeline 1", "messages/s", "errors", "none"}},
 		{"stream", []string{"--mode", "stream", "--chunk", "4096"}, []string{"stream: 1 connection, 4 KiB writes", "MB/s"}},
+		{"pingpong busy-polling", []string{"--conns", "2", "--busy-poll", "1ms"}, []string{"pingpong: 2 connections, 128 B messages, pipeline 1, reads busy-polling for 1ms", "messages/s"}},
 		{"connrate", []string{"--mode", "connrate", "--conns", "2", "--server-pid", pid}, []string{"connections/s", "per cycle"}},
 		{"idle", []string{"--mode", "idle", "--conns", "50", "--server-pid", pid}, []string{"held", "50 of 50", "bytes per connection"}},
 	}
@@ -287,7 +289,7 @@ func TestBenchHelp(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit code %d", code)
 	}
-	for _, want := range []string{"--mode", "--conns", "--size", "--pipeline", "--rate", "--chunk", "--duration", "--warmup", "--op-timeout", "--server-pid", "--json", "Exit codes:", "3  an echo differed"} {
+	for _, want := range []string{"--mode", "--conns", "--size", "--pipeline", "--rate", "--chunk", "--duration", "--warmup", "--op-timeout", "--server-pid", "--json", "--busy-poll", "Exit codes:", "3  an echo differed"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("help lacks %q", want)
 		}

@@ -57,6 +57,11 @@ func TestRunModes(t *testing.T) {
 		{"connrate", bench.Config{Mode: bench.ModeConnRate, Conns: 2}, 46},
 		{"connrate custom parts", bench.Config{Mode: bench.ModeConnRate, Parts: []string{"a", "bc"}}, 3},
 		{"idle", bench.Config{Mode: bench.ModeIdle, Conns: 200}, 1},
+		{"pingpong busy-polling", bench.Config{Mode: bench.ModePingPong, Conns: 2, BusyPoll: time.Millisecond}, 128},
+		{"pingpong pipelined busy-polling", bench.Config{Mode: bench.ModePingPong, Pipeline: 8, BusyPoll: time.Millisecond}, 128},
+		{"stream busy-polling", bench.Config{Mode: bench.ModeStream, Chunk: 16 << 10, BusyPoll: time.Millisecond}, 0},
+		{"connrate busy-polling", bench.Config{Mode: bench.ModeConnRate, Conns: 2, BusyPoll: time.Millisecond}, 46},
+		{"idle busy-polling", bench.Config{Mode: bench.ModeIdle, Conns: 50, BusyPoll: time.Millisecond}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -363,6 +368,9 @@ func TestRunEndsOnTimeWhenServerStalls(t *testing.T) {
 		{"stream short op timeout", bench.Config{Mode: bench.ModeStream, Chunk: 1 << 20}, 150 * time.Millisecond, "timeout"},
 		{"connrate", bench.Config{Mode: bench.ModeConnRate, Conns: 4}, time.Minute, ""},
 		{"idle", bench.Config{Mode: bench.ModeIdle, Conns: 10}, time.Minute, ""},
+		// A busy-polling read still ends at its deadline.
+		{"pingpong busy-polling short op timeout", bench.Config{Mode: bench.ModePingPong, BusyPoll: bench.MaxBusyPoll}, 150 * time.Millisecond, "timeout"},
+		{"pingpong busy-polling", bench.Config{Mode: bench.ModePingPong, Conns: 2, BusyPoll: time.Millisecond}, time.Minute, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -491,6 +499,8 @@ func TestRunInvalidConfig(t *testing.T) {
 		{"rate", bench.Config{Rate: -1}, "rate -1"},
 		{"rate infinite", bench.Config{Rate: math.Inf(1)}, "rate +Inf"},
 		{"rate in stream mode", bench.Config{Mode: bench.ModeStream, Rate: 10}, "only pingpong and connrate"},
+		{"busy poll negative", bench.Config{BusyPoll: -time.Microsecond}, "busy poll -1µs"},
+		{"busy poll too long", bench.Config{BusyPoll: bench.MaxBusyPoll + 1}, "busy poll 100.000001ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,6 +72,9 @@ const (
 	MaxSize = echo.MaxBufferSize
 	// MaxPipeline bounds Pipeline.
 	MaxPipeline = 1 << 16
+	// MaxBusyPoll bounds BusyPoll, as echo.MaxBusyPoll bounds the
+	// server's.
+	MaxBusyPoll = echo.MaxBusyPoll
 )
 
 // SeedParts are the seed client's MESSAGES, which connrate mode sends by
@@ -123,6 +126,14 @@ type Config struct {
 	// ran late. A failed cycle restarts its worker's schedule after the
 	// pause that follows it.
 	Rate float64
+
+	// BusyPoll is how long a connection's read looks for the echo without
+	// waiting on the runtime's poller (which must then wake it) before it
+	// waits as usual: it takes the load generator's own wake-up out of the
+	// latencies, for a whole CPU while the run lasts. Zero, the default,
+	// waits at once; at most MaxBusyPoll. Unix only; elsewhere it is
+	// ignored.
+	BusyPoll time.Duration
 
 	// Parts are what each connrate cycle writes, one write each. If nil,
 	// SeedParts.
@@ -220,6 +231,8 @@ func (c Config) validate() error {
 		return bad("server pid %d: must be positive", c.ServerPID)
 	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
 		return bad("rate %v: must be a number of messages per second, or 0 for as fast as the echoes come back", c.Rate)
+	case c.BusyPoll < 0 || c.BusyPoll > MaxBusyPoll:
+		return bad("busy poll %v: must be from 0 to %v", c.BusyPoll, MaxBusyPoll)
 	case c.Rate > 0 && c.Mode != ModePingPong && c.Mode != ModeConnRate:
 		return bad("rate: only pingpong and connrate run on a schedule, not %s", c.Mode)
 	}
@@ -246,14 +259,22 @@ func (c Config) describe() string {
 	conns := plural(c.Conns, "connection", "connections")
 	switch c.Mode {
 	case ModeStream:
-		return fmt.Sprintf("%s, %s writes", conns, sizeString(c.Chunk))
+		return fmt.Sprintf("%s, %s writes", conns, sizeString(c.Chunk)) + c.polling()
 	case ModeConnRate:
-		return fmt.Sprintf("%s, each cycle writing %s in %s", plural(c.Conns, "worker", "workers"), sizeString(c.partsLen()), plural(len(c.Parts), "part", "parts")) + c.atRate("cycles")
+		return fmt.Sprintf("%s, each cycle writing %s in %s", plural(c.Conns, "worker", "workers"), sizeString(c.partsLen()), plural(len(c.Parts), "part", "parts")) + c.atRate("cycles") + c.polling()
 	case ModeIdle:
-		return conns + " held open"
+		return conns + " held open" + c.polling()
 	default:
-		return fmt.Sprintf("%s, %s messages, pipeline %d", conns, sizeString(c.Size), c.Pipeline) + c.atRate("messages")
+		return fmt.Sprintf("%s, %s messages, pipeline %d", conns, sizeString(c.Size), c.Pipeline) + c.atRate("messages") + c.polling()
 	}
+}
+
+// polling says how long reads busy-poll, if they do.
+func (c Config) polling() string {
+	if c.BusyPoll <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", reads busy-polling for %v", c.BusyPoll)
 }
 
 // atRate says the Rate asked for, if any, in what per second.

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // WriteTable writes res as a table of labelled lines, for people.
@@ -103,9 +104,10 @@ func loadNote(percent float64, cpus int) string {
 
 // describe says what the run did, as Config.describe does.
 func (res *Result) describe() string {
-	c := Config{Mode: res.Mode, Conns: res.Conns, Size: res.Size, Pipeline: res.Pipeline, Chunk: res.Chunk, Rate: res.Rate}
+	c := Config{Mode: res.Mode, Conns: res.Conns, Size: res.Size, Pipeline: res.Pipeline, Chunk: res.Chunk, Rate: res.Rate,
+		BusyPoll: time.Duration(res.BusyPoll * float64(time.Microsecond))}
 	if res.Mode == ModeConnRate {
-		return fmt.Sprintf("%s, each cycle echoing %s", plural(res.Conns, "worker", "workers"), sizeString(res.Size)) + c.atRate("cycles")
+		return fmt.Sprintf("%s, each cycle echoing %s", plural(res.Conns, "worker", "workers"), sizeString(res.Size)) + c.atRate("cycles") + c.polling()
 	}
 	return c.describe()
 }

@@ -21,6 +21,9 @@ type Result struct {
 	// second asked for, on a schedule; zero when they went as fast as the
 	// echoes came back.
 	Rate float64 `json:"rate,omitempty"`
+	// BusyPoll is the Config's BusyPoll, in microseconds; zero when reads
+	// waited at once.
+	BusyPoll float64 `json:"busy_poll_us,omitempty"`
 	// Warmup is the configured warmup, in seconds.
 	Warmup float64 `json:"warmup_s"`
 	// Elapsed is the length of the measured window, in seconds.

@@ -268,7 +268,7 @@ func (r *runner) connect() (net.Conn, error) {
 				resolved := c.RemoteAddr().String()
 				r.addr.CompareAndSwap(ap, &resolved)
 			}
-			return c, nil
+			return pollReads(c, r.cfg.BusyPoll), nil
 		}
 		if r.done() {
 			return nil, errStopped
@@ -329,7 +329,8 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	stopHalt := context.AfterFunc(ctx, r.halt)
 	defer stopHalt()
 
-	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Warmup: cfg.Warmup.Seconds()}
+	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Warmup: cfg.Warmup.Seconds(),
+		BusyPoll: float64(cfg.BusyPoll) / float64(time.Microsecond)}
 	switch cfg.Mode {
 	case ModePingPong:
 		res.Size, res.Pipeline, res.Rate = cfg.Size, cfg.Pipeline, cfg.Rate
