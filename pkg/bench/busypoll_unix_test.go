@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -37,14 +36,14 @@ func tcpPair(t *testing.T, window time.Duration) (client net.Conn, server *net.T
 	return client, s.(*net.TCPConn)
 }
 
-// processCPU returns the CPU time (user and system) the process has used.
+// processCPU returns the CPU time the process has used (selfCPU).
 func processCPU(t *testing.T) time.Duration {
 	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	d, err := selfCPU()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 // readAfter writes p to w after delay and returns what r.Read gets, how
