@@ -20,8 +20,11 @@ func checkFileLimit(conns int) error {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return nil
 	}
-	if lim.Cur != math.MaxUint64 && uint64(conns)+fdReserve > lim.Cur {
-		return fmt.Errorf("conns %d: needs %d open files, but the limit (ulimit -n) is %d", conns, conns+fdReserve, lim.Cur)
+	// Cur is a uint64 on Linux and macOS, an int64 on the BSDs, where
+	// RLIM_INFINITY is its largest value.
+	limit := uint64(lim.Cur)
+	if limit != math.MaxUint64 && limit != math.MaxInt64 && uint64(conns)+fdReserve > limit {
+		return fmt.Errorf("conns %d: needs %d open files, but the limit (ulimit -n) is %d", conns, conns+fdReserve, limit)
 	}
 	return nil
 }
