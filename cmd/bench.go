@@ -153,9 +153,10 @@ schedule keeps to tens of microseconds; elsewhere to about a millisecond.
 With --busy-poll D, each read of an echo looks for it for up to D before
 it waits to be woken: a wake-up takes tens of microseconds on virtual
 machines, and without this it counts in every latency. It costs the load
-generator a CPU while the run lasts. Against a server that also busy-polls
-(echoctl serve --busy-poll), a round trip over loopback shows what the path
-costs rather than what waking two threads costs (docs/usage.md).
+generator a CPU while the run lasts, so --conns must be at most the CPUs it
+may use. Against a server that also busy-polls (echoctl serve --busy-poll), a
+round trip over loopback shows what the path costs rather than what waking
+two threads costs (docs/usage.md).
 
 A progress line is shown each second when standard error is a terminal; the
 result goes to standard output as a table, or with --json as one object.

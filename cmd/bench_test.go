@@ -62,6 +62,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{"rate not a number", []string{"--rate", "NaN"}, "invalid --rate NaN"},
 		{"rate in stream mode", []string{"--rate", "5", "--mode", "stream"}, "invalid --rate with --mode stream"},
 		{"busy poll too long", []string{"--busy-poll", "1s"}, `invalid busy-poll "1s" from flag --busy-poll`},
+		{"busy poll with more connections than CPUs", []string{"--busy-poll", "1ms", "--conns", "100000"}, "busy poll with 100000 connections"},
 		{"mode", []string{"--mode", "flood"}, `invalid --mode "flood"`},
 		{"udp address", []string{"--addr", "udp://127.0.0.1:7"}, `invalid --addr "udp://127.0.0.1:7": bench needs a TCP address`},
 		{"unix address", []string{"--addr", "unix:///tmp/x.sock"}, `bench needs a TCP address`},
@@ -104,7 +105,7 @@ func TestBenchAgainstEchoServer(t *testing.T) {
 	}{
 		{"pingpong", []string{"--conns", "4"}, []string{"pingpong: 4 connections, 128 B messages, pipeline 1", "messages/s", "errors", "none"}},
 		{"stream", []string{"--mode", "stream", "--chunk", "4096"}, []string{"stream: 1 connection, 4 KiB writes", "MB/s"}},
-		{"pingpong busy-polling", []string{"--conns", "2", "--busy-poll", "1ms"}, []string{"pingpong: 2 connections, 128 B messages, pipeline 1, reads busy-polling for 1ms", "messages/s"}},
+		{"pingpong busy-polling", []string{"--busy-poll", "1ms"}, []string{"pingpong: 1 connection, 128 B messages, pipeline 1, reads busy-polling for 1ms", "messages/s"}},
 		{"connrate", []string{"--mode", "connrate", "--conns", "2", "--server-pid", pid}, []string{"connections/s", "per cycle"}},
 		{"idle", []string{"--mode", "idle", "--conns", "50", "--server-pid", pid}, []string{"held", "50 of 50", "bytes per connection"}},
 	}

@@ -57,11 +57,11 @@ func TestRunModes(t *testing.T) {
 		{"connrate", bench.Config{Mode: bench.ModeConnRate, Conns: 2}, 46},
 		{"connrate custom parts", bench.Config{Mode: bench.ModeConnRate, Parts: []string{"a", "bc"}}, 3},
 		{"idle", bench.Config{Mode: bench.ModeIdle, Conns: 200}, 1},
-		{"pingpong busy-polling", bench.Config{Mode: bench.ModePingPong, Conns: 2, BusyPoll: time.Millisecond}, 128},
+		{"pingpong busy-polling", bench.Config{Mode: bench.ModePingPong, BusyPoll: time.Millisecond}, 128},
 		{"pingpong pipelined busy-polling", bench.Config{Mode: bench.ModePingPong, Pipeline: 8, BusyPoll: time.Millisecond}, 128},
 		{"stream busy-polling", bench.Config{Mode: bench.ModeStream, Chunk: 16 << 10, BusyPoll: time.Millisecond}, 0},
-		{"connrate busy-polling", bench.Config{Mode: bench.ModeConnRate, Conns: 2, BusyPoll: time.Millisecond}, 46},
-		{"idle busy-polling", bench.Config{Mode: bench.ModeIdle, Conns: 50, BusyPoll: time.Millisecond}, 1},
+		{"connrate busy-polling", bench.Config{Mode: bench.ModeConnRate, BusyPoll: time.Millisecond}, 46},
+		{"idle busy-polling", bench.Config{Mode: bench.ModeIdle, Conns: 1, BusyPoll: time.Millisecond}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -370,7 +370,7 @@ func TestRunEndsOnTimeWhenServerStalls(t *testing.T) {
 		{"idle", bench.Config{Mode: bench.ModeIdle, Conns: 10}, time.Minute, ""},
 		// A busy-polling read still ends at its deadline.
 		{"pingpong busy-polling short op timeout", bench.Config{Mode: bench.ModePingPong, BusyPoll: bench.MaxBusyPoll}, 150 * time.Millisecond, "timeout"},
-		{"pingpong busy-polling", bench.Config{Mode: bench.ModePingPong, Conns: 2, BusyPoll: time.Millisecond}, time.Minute, ""},
+		{"pingpong busy-polling", bench.Config{Mode: bench.ModePingPong, BusyPoll: time.Millisecond}, time.Minute, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -501,6 +501,7 @@ func TestRunInvalidConfig(t *testing.T) {
 		{"rate in stream mode", bench.Config{Mode: bench.ModeStream, Rate: 10}, "only pingpong and connrate"},
 		{"busy poll negative", bench.Config{BusyPoll: -time.Microsecond}, "busy poll -1µs"},
 		{"busy poll too long", bench.Config{BusyPoll: bench.MaxBusyPoll + 1}, "busy poll 100.000001ms"},
+		{"busy poll with more connections than CPUs", bench.Config{BusyPoll: time.Millisecond, Conns: runtime.GOMAXPROCS(0) + 1}, "busy poll with"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

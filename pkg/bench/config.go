@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,7 +132,9 @@ type Config struct {
 	// waiting on the runtime's poller (which must then wake it) before it
 	// waits as usual: it takes the load generator's own wake-up out of the
 	// latencies, for a whole CPU while the run lasts. Zero, the default,
-	// waits at once; at most MaxBusyPoll. Unix only; elsewhere it is
+	// waits at once; at most MaxBusyPoll. A polling read holds its CPU, so
+	// that the connections waiting to be woken would wait for one: Conns
+	// must then be at most runtime.GOMAXPROCS. Unix only; elsewhere it is
 	// ignored.
 	BusyPoll time.Duration
 
@@ -233,6 +236,8 @@ func (c Config) validate() error {
 		return bad("rate %v: must be a number of messages per second, or 0 for as fast as the echoes come back", c.Rate)
 	case c.BusyPoll < 0 || c.BusyPoll > MaxBusyPoll:
 		return bad("busy poll %v: must be from 0 to %v", c.BusyPoll, MaxBusyPoll)
+	case c.BusyPoll > 0 && c.Conns > runtime.GOMAXPROCS(0):
+		return bad("busy poll with %d connections: each polling read holds a CPU, and GOMAXPROCS is %d: use at most that many connections", c.Conns, runtime.GOMAXPROCS(0))
 	case c.Rate > 0 && c.Mode != ModePingPong && c.Mode != ModeConnRate:
 		return bad("rate: only pingpong and connrate run on a schedule, not %s", c.Mode)
 	}
