@@ -1,0 +1,283 @@
+package echo
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Connections served by an event loop (loop_linux.go): their net.Conn,
+// what the loop keeps for each, and how it echoes, writes back what a full
+// socket did not take, stops and closes them.
+
+// errLoopOwned is what the I/O methods of a loop connection's net.Conn
+// return: its socket belongs to the loop.
+var errLoopOwned = errors.New("echo: connection served by an event loop")
+
+// fdConn is the net.Conn of a connection served by an event loop: a raw
+// non-blocking socket. Only its addresses and, before the loop takes it,
+// Close are used; reads, writes and deadlines are the loop's.
+type fdConn struct {
+	fd     int
+	la     *loopAccept    // the listener it came from, for LocalAddr
+	remote netip.AddrPort // unboxed: a *net.TCPAddr would cost an idle connection 64 bytes
+}
+
+func (f *fdConn) Read([]byte) (int, error)         { return 0, errLoopOwned }
+func (f *fdConn) Write([]byte) (int, error)        { return 0, errLoopOwned }
+func (f *fdConn) Close() error                     { return os.NewSyscallError("close", syscall.Close(f.fd)) }
+func (f *fdConn) LocalAddr() net.Addr              { return f.la.local }
+func (f *fdConn) RemoteAddr() net.Addr             { return net.TCPAddrFromAddrPort(f.remote) }
+func (f *fdConn) remoteAddrPort() netip.AddrPort   { return f.remote }
+func (f *fdConn) SetDeadline(time.Time) error      { return errLoopOwned }
+func (f *fdConn) SetReadDeadline(time.Time) error  { return errLoopOwned }
+func (f *fdConn) SetWriteDeadline(time.Time) error { return errLoopOwned }
+
+// loopOwned reports whether c is served by an event loop, which alone may
+// close its socket.
+func (c *conn) loopOwned() bool {
+	_, ok := c.rwc.(*fdConn)
+	return ok
+}
+
+// loopConn is what a loop keeps for one connection: 64 bytes, kept small
+// for connections that sit idle (times are on the loop's clock, and what
+// is left to write is held apart).
+type loopConn struct {
+	c *conn
+
+	// pending is what the socket did not take of the last read; reads
+	// wait until it is written. nil when all is written.
+	pending *pendingWrite
+	written int   // bytes of the current chunk written so far
+	readAt  int64 // when the current chunk was read, for the observer (loop clock)
+
+	stopBy   int64 // when a stopped connection is closed in any case (loop clock)
+	fd       int
+	final    int  // bytes the peer sent before the deadline, still to echo
+	stopped  bool // Shutdown's deadline passed: drain, then close
+	draining bool // write side shut: discard what the peer still sends
+}
+
+// pendingWrite is a pooled buffer holding the part of a read that a full
+// socket did not take.
+type pendingWrite struct {
+	buf  []byte // fastBufferSize, as the loop's reads
+	rest []byte // in buf: what is not yet written
+}
+
+var pendingWrites = sync.Pool{New: func() any { return &pendingWrite{buf: make([]byte, fastBufferSize)} }}
+
+// handle acts on an event epoll reported for lc.
+func (l *loop) handle(lc *loopConn) {
+	switch {
+	case lc.pending != nil:
+		l.flush(lc)
+	case lc.draining:
+		l.discard(lc)
+	default:
+		l.echo(lc)
+	}
+}
+
+// readLimit is how much echo may read: after Shutdown's deadline, only
+// what the peer had sent before it.
+func (lc *loopConn) readLimit(buf []byte) []byte {
+	if lc.stopped {
+		return buf[:min(lc.final, len(buf))]
+	}
+	return buf
+}
+
+// echo reads what the peer sent and writes it back.
+func (l *loop) echo(lc *loopConn) {
+	buf := lc.readLimit(l.buf)
+	n, err := ioRetry(func() (int, error) { return syscall.Read(lc.fd, buf) })
+	switch {
+	case err == syscall.EAGAIN:
+		return
+	case err != nil:
+		l.fail(lc, "read", err)
+		return
+	case n == 0:
+		l.close(lc, CloseEOF, nil)
+		return
+	}
+	if lc.stopped {
+		lc.final -= n
+	}
+	if t := lc.c.received(n); !t.IsZero() {
+		lc.readAt = int64(t.Sub(l.epoch))
+	}
+	lc.written = 0
+	l.writeBack(lc, l.buf[:n])
+}
+
+// writeBack writes p to the peer; what the socket does not take now is
+// kept, and reading waits until it is written.
+func (l *loop) writeBack(lc *loopConn, p []byte) {
+	m, err := ioRetry(func() (int, error) { return syscall.Write(lc.fd, p) })
+	if err != nil && err != syscall.EAGAIN {
+		l.sent(lc, lc.written+max(m, 0), false)
+		l.fail(lc, "write", err)
+		return
+	}
+	m = max(m, 0)
+	lc.written += m
+	if m == len(p) {
+		l.releasePending(lc)
+		l.sent(lc, lc.written, true)
+		if lc.stopped && lc.final == 0 {
+			l.shutWrite(lc)
+		}
+		return
+	}
+	if lc.pending == nil {
+		pw := pendingWrites.Get().(*pendingWrite)
+		pw.rest = append(pw.buf[:0], p[m:]...)
+		lc.pending = pw
+		l.watch(lc, syscall.EPOLLOUT)
+		return
+	}
+	lc.pending.rest = lc.pending.rest[m:]
+}
+
+// dropPending returns lc's pending buffer to the pool, if it has one.
+func (lc *loopConn) dropPending() bool {
+	pw := lc.pending
+	if pw == nil {
+		return false
+	}
+	pw.rest = nil
+	pendingWrites.Put(pw)
+	lc.pending = nil
+	return true
+}
+
+// flush goes on writing what a full socket did not take.
+func (l *loop) flush(lc *loopConn) {
+	l.writeBack(lc, lc.pending.rest)
+}
+
+func (l *loop) releasePending(lc *loopConn) {
+	if !lc.dropPending() {
+		return
+	}
+	if !lc.draining && (!lc.stopped || lc.final > 0) {
+		l.watch(lc, syscall.EPOLLIN|syscall.EPOLLRDHUP)
+	}
+}
+
+// sent reports a chunk written back (or, if !ok, failed) to the observer.
+func (l *loop) sent(lc *loopConn, n int, ok bool) {
+	if lc.c.obs == nil {
+		return
+	}
+	latency := time.Duration(-1)
+	if ok {
+		latency = time.Duration(l.now() - lc.readAt)
+	}
+	lc.c.obs.Sent(n, latency)
+}
+
+// watch sets the events epoll waits for on lc's socket.
+func (l *loop) watch(lc *loopConn, events uint32) {
+	ev := syscall.EpollEvent{Events: events, Fd: int32(lc.fd)}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, lc.fd, &ev); err != nil {
+		l.fail(lc, "epoll_ctl", err)
+	}
+}
+
+// stop is Shutdown's deadline for lc: it reads only what the peer sent
+// before it (the receive queue now) and writes all it read back, then it
+// sends FIN and discards what the peer sends until drainLinger has passed
+// (closeForShutdown's lingering close).
+func (l *loop) stop(lc *loopConn) {
+	if lc.stopped {
+		return
+	}
+	lc.stopped = true
+	lc.stopBy = l.now() + int64(drainLinger)
+	lc.final = queuedBytesFD(lc.fd)
+	lc.c.stopping.Store(true)
+	lc.c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+	if lc.pending == nil && lc.final == 0 {
+		l.shutWrite(lc)
+	}
+}
+
+// shutWrite sends FIN and from then on discards what the peer sends.
+func (l *loop) shutWrite(lc *loopConn) {
+	if err := syscall.Shutdown(lc.fd, syscall.SHUT_WR); err != nil {
+		l.close(lc, CloseShutdown, nil)
+		return
+	}
+	lc.draining = true
+	l.watch(lc, syscall.EPOLLIN|syscall.EPOLLRDHUP)
+}
+
+// discard reads and drops what a peer sends after FIN, until it ends.
+func (l *loop) discard(lc *loopConn) {
+	n, err := ioRetry(func() (int, error) { return syscall.Read(lc.fd, l.buf) })
+	if err == syscall.EAGAIN {
+		return
+	}
+	if err != nil || n == 0 {
+		l.close(lc, CloseShutdown, nil)
+	}
+}
+
+// fail closes lc after a failed system call.
+func (l *loop) fail(lc *loopConn, op string, err error) {
+	oerr := &opError{op, os.NewSyscallError(op, err)}
+	reason := lc.c.closeReason(oerr)
+	if lc.stopped {
+		reason = CloseShutdown
+	}
+	l.close(lc, reason, oerr)
+}
+
+// close closes lc's socket and ends the connection: logs, observer,
+// limits, and the Server's count of open connections.
+func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
+	l.mu.Lock()
+	_, open := l.conns[int32(lc.fd)]
+	delete(l.conns, int32(lc.fd))
+	l.mu.Unlock()
+	if !open {
+		return
+	}
+	c := lc.c
+	// Logged before the socket closes, as the goroutine engine and the
+	// seed do: a peer that has seen the end of its echo finds the
+	// connection's log complete.
+	if !lc.stopped { // a stopped connection logged its closing already
+		if err == nil {
+			err = &opError{"read", io.EOF}
+			if reason == CloseShutdown {
+				err = &opError{"read", net.ErrClosed}
+			}
+		}
+		c.logClose(err, reason)
+	}
+	syscall.Close(lc.fd) // also takes it out of the epoll set
+	lc.dropPending()
+	c.finish(reason)
+}
+
+// ioRetry runs a read or write system call again while it is interrupted.
+func ioRetry(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}

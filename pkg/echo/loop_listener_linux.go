@@ -1,0 +1,286 @@
+package echo
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Listening sockets served by the event loops (loop_linux.go): the loops
+// accept on a duplicate of a *net.TCPListener's socket, and pause after a
+// transient accept error as Serve does.
+
+// listenerCheckInterval is how often Serve looks whether a listener served
+// by the event loops was closed by its owner rather than through Close.
+const listenerCheckInterval = 250 * time.Millisecond
+
+// loopAcceptBatch is the most connections a loop accepts for one event,
+// so that a flood of new connections does not starve the open ones.
+const loopAcceptBatch = 64
+
+// loopListener is a TCP listener whose connections the event loops accept
+// themselves, on a duplicate of its socket in their epoll sets: a
+// listener's own RawConn cannot wait for readability, and the runtime's
+// poller need not wake for it. Close closes the listener and ends Serve.
+type loopListener struct {
+	*net.TCPListener
+	lrc       syscall.RawConn // the listener's, to see whether it is still open
+	fd        int             // the duplicate, non-blocking
+	closeOnce sync.Once
+	closed    chan struct{}
+	errc      chan error // a loop's accept error that ends Serve (buffered)
+}
+
+// newLoopListener duplicates tl's socket, and sets on it the options that
+// accepted sockets inherit from it (Linux copies them), as net sets them on
+// each connection it accepts: no Nagle delay, and keep-alive as lc says.
+func newLoopListener(tl *net.TCPListener, lc net.ListenConfig) (*loopListener, error) {
+	lrc, err := tl.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	dup, derr := -1, error(nil)
+	if err := lrc.Control(func(fd uintptr) {
+		if derr = setInheritedOptions(int(fd), lc); derr != nil {
+			return
+		}
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			derr = os.NewSyscallError("fcntl", errno)
+			return
+		}
+		dup = int(r)
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	return &loopListener{TCPListener: tl, lrc: lrc, fd: dup, closed: make(chan struct{}), errc: make(chan error, 1)}, nil
+}
+
+// Keep-alive defaults, as net's for accepted connections.
+const (
+	defaultKeepAliveIdle     = 15 * time.Second
+	defaultKeepAliveInterval = 15 * time.Second
+	defaultKeepAliveCount    = 9
+)
+
+// setInheritedOptions sets TCP_NODELAY and the keep-alive options of lc
+// (KeepAliveConfig, else KeepAlive; negative KeepAlive turns it off) on a
+// listening socket.
+func setInheritedOptions(fd int, lc net.ListenConfig) error {
+	type opt struct{ level, name, value int }
+	opts := []opt{{syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1}}
+	kc := lc.KeepAliveConfig
+	if kc.Enable || lc.KeepAlive >= 0 {
+		idle := kc.Idle
+		if idle == 0 {
+			idle = lc.KeepAlive
+		}
+		if idle <= 0 {
+			idle = defaultKeepAliveIdle
+		}
+		interval := kc.Interval
+		if interval <= 0 {
+			interval = defaultKeepAliveInterval
+		}
+		count := kc.Count
+		if count <= 0 {
+			count = defaultKeepAliveCount
+		}
+		opts = append(opts,
+			opt{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
+			opt{syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, max(int(idle/time.Second), 1)},
+			opt{syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, max(int(interval/time.Second), 1)},
+			opt{syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, count})
+	} else {
+		opts = append(opts, opt{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 0})
+	}
+	for _, o := range opts {
+		if err := syscall.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}
+
+// Close closes the listener and ends Serve, which takes it out of the
+// loops and closes the duplicate.
+func (ll *loopListener) Close() error {
+	ll.closeOnce.Do(func() { close(ll.closed) })
+	return ll.TCPListener.Close()
+}
+
+// serveLoops has the event loops accept and serve ll's connections until
+// ll is closed (by Close or Shutdown: ErrServerClosed; by its owner: an
+// error) or a loop cannot accept on it.
+func (s *Server) serveLoops(ll *loopListener, lname string) error {
+	defer syscall.Close(ll.fd)
+	end := func(err error) error {
+		if s.shuttingDown() {
+			return ErrServerClosed
+		}
+		return fmt.Errorf("echo: accept on %s: %w", lname, err)
+	}
+	if err := s.loops.listen(s, ll, lname); err != nil {
+		return end(err)
+	}
+	defer s.loops.unlisten(ll)
+	t := time.NewTicker(listenerCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ll.closed:
+			return end(net.ErrClosed)
+		case err := <-ll.errc:
+			return end(err)
+		case <-t.C:
+			if err := ll.lrc.Control(func(uintptr) {}); err != nil {
+				return end(err)
+			}
+		}
+	}
+}
+
+// sockaddrAddrPort is the address of an accepted socket's peer, as net
+// would make its *net.TCPAddr (an IPv4 peer of an IPv6 socket stays
+// IPv4-mapped).
+func sockaddrAddrPort(sa syscall.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *syscall.SockaddrInet6:
+		ip := netip.AddrFrom16(sa.Addr)
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				ip = ip.WithZone(ifi.Name)
+			}
+		}
+		return netip.AddrPortFrom(ip, uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// loopAccept is a loop's state for one listening socket.
+type loopAccept struct {
+	ll     *loopListener
+	lname  string
+	local  net.Addr
+	active bool // registered in the epoll set
+
+	// After a transient accept error (out of descriptors, say) the loop
+	// stops accepting on it until pausedUntil, as Serve pauses.
+	pausedUntil time.Time
+	delay       time.Duration
+	failures    int       // accept errors since the last success
+	failedAt    time.Time // when the first of them happened
+}
+
+// pause takes la's socket out of the epoll set until until (never again if
+// until is zero).
+func (l *loop) pause(la *loopAccept, until time.Time) {
+	if la.active {
+		syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, la.ll.fd, nil)
+		la.active = false
+	}
+	la.pausedUntil = until
+}
+
+// resume puts la's socket in the epoll set. EPOLLEXCLUSIVE wakes one loop,
+// not all, for a new connection.
+func (l *loop) resume(la *loopAccept) error {
+	la.pausedUntil = time.Time{}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollExclusive, Fd: int32(la.ll.fd)}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, la.ll.fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	la.active = true
+	return nil
+}
+
+// epollExclusive is EPOLLEXCLUSIVE (Linux 4.5), which package syscall
+// does not name.
+const epollExclusive = 1 << 28
+
+// resumeListeners resumes the listeners whose pause has passed, and
+// returns how long until the next one does (-1: none is paused).
+func (l *loop) resumeListeners() time.Duration {
+	next := time.Duration(-1)
+	now := time.Now()
+	for _, la := range l.listeners {
+		if la.active || la.pausedUntil.IsZero() {
+			continue
+		}
+		if wait := la.pausedUntil.Sub(now); wait > 0 {
+			if next < 0 || wait < next {
+				next = wait
+			}
+			continue
+		}
+		if err := l.resume(la); err != nil {
+			l.pause(la, time.Time{})
+			select {
+			case la.ll.errc <- err:
+			default:
+			}
+		}
+	}
+	return next
+}
+
+// accept accepts what is waiting on la's socket, and serves it.
+func (l *loop) accept(la *loopAccept) {
+	s := l.srv
+	for range loopAcceptBatch {
+		fd, sa, err := syscall.Accept4(la.ll.fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+		case syscall.EAGAIN:
+			return
+		case syscall.EINTR, syscall.ECONNABORTED:
+			continue
+		default:
+			serr := os.NewSyscallError("accept4", err)
+			if !isTransientAcceptError(serr) {
+				l.pause(la, time.Time{})
+				select {
+				case la.ll.errc <- serr:
+				default:
+				}
+				return
+			}
+			if la.failures == 0 {
+				la.failedAt = time.Now()
+			}
+			la.failures++
+			la.delay = nextAcceptDelay(la.delay)
+			s.acceptFailedReport(la.lname, serr, la.delay)
+			l.pause(la, time.Now().Add(la.delay))
+			return
+		}
+		if la.failures > 0 {
+			s.acceptRecovered(la.lname, la.failures, la.failedAt)
+			la.failures = 0
+		}
+		la.delay = 0
+		c, ok := s.accepted(&fdConn{fd: fd, la: la, remote: sockaddrAddrPort(sa)}, la.lname)
+		if !ok {
+			return // shutting down
+		}
+		if c == nil {
+			continue // refused
+		}
+		if err := l.add(c); err != nil {
+			c.log(zerolog.WarnLevel).Err(err).Msg("cannot serve the connection: " + err.Error())
+			c.rwc.Close()
+			c.finish(CloseError)
+		}
+	}
+}
