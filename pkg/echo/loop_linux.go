@@ -20,10 +20,11 @@ import (
 // per CPU waits on epoll for a duplicate of the listening socket and for
 // the sockets it accepts from it (accept4: raw sockets, never registered
 // in the runtime's poller), reads into one buffer of its own, and writes
-// the bytes back at once. A connection whose peer does not read keeps what is left to write
-// in a pooled buffer and is not read from until that is written (epoll
-// asks for writability instead of readability), which is the seed's
-// drain(): the same back-pressure as the goroutine's blocking write.
+// the bytes back at once. A connection whose peer does not read keeps
+// what is left to write in a pooled buffer and is not read from until that
+// is written (epoll asks for writability instead of readability), which is
+// the seed's drain(): the same back-pressure as the goroutine's blocking
+// write.
 //
 // The loops serve connections accepted on a *net.TCPListener when no data
 // is logged (the debug transcript wants the seed's BufferSize reads, which
@@ -31,6 +32,9 @@ import (
 // (their deadlines belong to the goroutine model). Everything else —
 // access lists, connection limits, the observer, logging of accepts and
 // closes, graceful and forced shutdown — behaves as with goroutines.
+//
+// This file holds the loops and their run; loop_listener_linux.go how
+// they accept, and loop_conn_linux.go how they serve a connection.
 
 // loopEvents is how many epoll events a loop takes at once.
 const loopEvents = 256
