@@ -67,16 +67,38 @@ func TestShutdownEchoesWhatWasSentBeforeTheDeadline(t *testing.T) {
 					}
 				}
 			}()
+			rc, err := c.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sendQueue := func() int {
+				var outq int
+				var qerr error
+				if err := rc.Control(func(fd uintptr) { outq, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+					t.Fatal(err)
+				}
+				if qerr != nil {
+					t.Fatal(qerr)
+				}
+				return outq
+			}
 			// Wait until the writer is stuck: the echo, the server's
-			// receive queue and this side's send queue are full.
+			// receive queue and this side's send queue are full. A writer
+			// that only had no CPU for a while (a loaded machine) has
+			// written nothing since either, but its send queue drains.
 			for last := int64(-1); ; {
 				time.Sleep(100 * time.Millisecond)
-				if w := written.Load(); w == last {
+				if w := written.Load(); w == last && sendQueue() > 0 {
 					break
 				} else {
 					last = w
 				}
 			}
+			// What reached the server: written less what still waits
+			// in this side's send queue. Nothing moves while the writer
+			// is stuck, so this is what had reached it at the deadline;
+			// after it, the server may discard what the peer sends.
+			reached := written.Load() - int64(sendQueue())
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
 			shut := make(chan error, 1)
@@ -84,18 +106,6 @@ func TestShutdownEchoesWhatWasSentBeforeTheDeadline(t *testing.T) {
 			<-ctx.Done()
 			time.Sleep(100 * time.Millisecond) // past the deadline: the server has stopped reading
 
-			// What reached the server: written less what still waits
-			// in this side's send queue.
-			var outq int
-			rc, err := c.SyscallConn()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rc.Control(func(fd uintptr) { outq, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
-			if err != nil {
-				t.Fatal(err)
-			}
-			reached := written.Load() - int64(outq)
 			c.SetWriteDeadline(time.Now()) // stop the writer
 			<-wdone
 
