@@ -99,7 +99,7 @@ func (lc *loopConn) readLimit(buf []byte) []byte {
 // echo reads what the peer sent and writes it back.
 func (l *loop) echo(lc *loopConn) {
 	buf := lc.readLimit(l.buf)
-	n, err := ioRetry(func() (int, error) { return syscall.Read(lc.fd, buf) })
+	n, err := ioRetry(func() (int, error) { return rawRead(lc.fd, buf) })
 	switch {
 	case err == syscall.EAGAIN:
 		return
@@ -123,7 +123,7 @@ func (l *loop) echo(lc *loopConn) {
 // writeBack writes p to the peer; what the socket does not take now is
 // kept, and reading waits until it is written.
 func (l *loop) writeBack(lc *loopConn, p []byte) {
-	m, err := ioRetry(func() (int, error) { return syscall.Write(lc.fd, p) })
+	m, err := ioRetry(func() (int, error) { return rawWrite(lc.fd, p) })
 	if err != nil && err != syscall.EAGAIN {
 		l.sent(lc, lc.written+max(m, 0), false)
 		l.fail(lc, "write", err)
@@ -225,7 +225,7 @@ func (l *loop) shutWrite(lc *loopConn) {
 
 // discard reads and drops what a peer sends after FIN, until it ends.
 func (l *loop) discard(lc *loopConn) {
-	n, err := ioRetry(func() (int, error) { return syscall.Read(lc.fd, l.buf) })
+	n, err := ioRetry(func() (int, error) { return rawRead(lc.fd, l.buf) })
 	if err == syscall.EAGAIN {
 		return
 	}
@@ -270,14 +270,4 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 	syscall.Close(lc.fd) // also takes it out of the epoll set
 	lc.dropPending()
 	c.finish(reason)
-}
-
-// ioRetry runs a read or write system call again while it is interrupted.
-func ioRetry(f func() (int, error)) (int, error) {
-	for {
-		n, err := f()
-		if err != syscall.EINTR {
-			return n, err
-		}
-	}
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // Event loops.
@@ -38,6 +37,10 @@ import (
 
 // loopEvents is how many epoll events a loop takes at once.
 const loopEvents = 256
+
+// loopYield is how long a loop that always finds work runs before it lets
+// the other goroutines on its processor run.
+const loopYield = time.Millisecond
 
 // loopStopPoll is how often a loop looks at the deadlines of connections
 // that Shutdown stopped.
@@ -273,6 +276,7 @@ func (l *loop) run() {
 	events := make([]syscall.EpollEvent, loopEvents)
 	busy := false       // the last wait found events: look again without blocking
 	var lastFound int64 // when a wait last found events (loop clock), with busyPoll
+	var lastYield int64 // when the loop last let other goroutines run (loop clock)
 	for {
 		l.mu.Lock()
 		stop, closeAll, exit := l.stopReq, l.closeReq, l.exitReq
@@ -352,6 +356,17 @@ func (l *loop) run() {
 				l.handle(lc)
 			}
 		}
+		// The loop's reads and writes are raw system calls
+		// (loop_syscall_linux.go), during which the runtime does not hand
+		// its processor on: a loop that always finds work lets the other
+		// goroutines (connections served by goroutines, timers, the
+		// metrics endpoint) run at least every loopYield.
+		if n > 0 {
+			if now := l.now(); now-lastYield >= int64(loopYield) {
+				runtime.Gosched()
+				lastYield = now
+			}
+		}
 	}
 }
 
@@ -366,16 +381,4 @@ func (l *loop) forEach(f func(*loopConn)) {
 	for _, lc := range all {
 		f(lc)
 	}
-}
-
-// epollPoll is epoll_wait with a zero timeout, as a raw system call: it
-// never blocks, so it need not tell the scheduler, which a loop under load
-// would otherwise do for every batch of events.
-func epollPoll(epfd int, events []syscall.EpollEvent) (int, error) {
-	r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd),
-		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(r), nil
 }
