@@ -7,6 +7,8 @@
 //     128-byte read/write loop, as most people would write it.
 //   - cmd/gnetecho: an echo server on github.com/panjf2000/gnet/v2, an
 //     event loop with no goroutine per connection.
+//   - cmd/spliceecho: not in `make bench`: the splice(2) experiment of
+//     docs/profile.md, echoing through a pipe, io.Copy or read/write.
 //   - cmd/benchrun: starts each server in turn, pinned to one CPU, runs
 //     `echoctl bench` against it pinned to the other, and writes
 //     docs/benchmarks.md.

@@ -24,7 +24,12 @@ bytes back at once, with no goroutine per connection
 with EPOLLEXCLUSIVE), which never enter the Go runtime's poller: no
 ` + "`netFD`" + `, no ` + "`pollDesc`" + `, no wake-up of a goroutine per message or
 per connection, and no system call per connection for ` + "`TCP_NODELAY`" + ` and
-keep-alive, which the accepted sockets inherit from the listening one. Two
+keep-alive, which the accepted sockets inherit from the listening one. One
+difference from gnet is for speed: the loops read and write their
+non-blocking sockets with raw system calls, which the Go scheduler does not
+treat as possibly blocking, so a long copy (64 KiB when streaming) does not
+make the runtime's monitor hand the loop's CPU to another thread
+([profile.md](profile.md#streaming-the-runtimes-monitor)). Two
 differences from gnet remain on purpose: a connection whose peer does not
 read is not read from until its echo is written (the seed's ` + "`drain()`" + `;
 gnet buffers without bound), and every connection logs ` + "`connection accepted`" + `
