@@ -275,7 +275,7 @@ func (l *loop) run() {
 	defer syscall.Close(l.wake)
 	events := make([]syscall.EpollEvent, loopEvents)
 	busy := false       // the last wait found events: look again without blocking
-	var lastFound int64 // when a wait last found events (loop clock), with busyPoll
+	var lastFound int64 // when a wait last found events (loop clock)
 	var lastYield int64 // when the loop last let other goroutines run (loop clock)
 	for {
 		l.mu.Lock()
@@ -335,8 +335,19 @@ func (l *loop) run() {
 			return
 		}
 		busy = n > 0
-		if busy && l.busyPoll > 0 {
-			lastFound = l.now()
+		if busy {
+			now := l.now()
+			lastFound = now
+			// The loop's reads and writes are raw system calls
+			// (loop_syscall_linux.go), during which the runtime does
+			// not hand its processor on: a loop that always finds work
+			// lets the other goroutines (connections served by
+			// goroutines, timers, the metrics endpoint) run at least
+			// every loopYield.
+			if now-lastYield >= int64(loopYield) {
+				runtime.Gosched()
+				lastYield = now
+			}
 		}
 		for _, ev := range events[:max(n, 0)] {
 			if int(ev.Fd) == l.wake {
@@ -354,17 +365,6 @@ func (l *loop) run() {
 			l.mu.Unlock()
 			if lc != nil {
 				l.handle(lc)
-			}
-		}
-		// The loop's reads and writes are raw system calls
-		// (loop_syscall_linux.go), during which the runtime does not hand
-		// its processor on: a loop that always finds work lets the other
-		// goroutines (connections served by goroutines, timers, the
-		// metrics endpoint) run at least every loopYield.
-		if n > 0 {
-			if now := l.now(); now-lastYield >= int64(loopYield) {
-				runtime.Gosched()
-				lastYield = now
 			}
 		}
 	}

@@ -30,17 +30,14 @@ func epollPoll(epfd int, events []syscall.EpollEvent) (int, error) {
 }
 
 // rawRead is read(2) on a non-blocking descriptor, as a raw system call.
-func rawRead(fd int, p []byte) (int, error) {
-	r, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(r), nil
-}
+func rawRead(fd int, p []byte) (int, error) { return rawIO(syscall.SYS_READ, fd, p) }
 
 // rawWrite is write(2) on a non-blocking descriptor, as a raw system call.
-func rawWrite(fd int, p []byte) (int, error) {
-	r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+func rawWrite(fd int, p []byte) (int, error) { return rawIO(syscall.SYS_WRITE, fd, p) }
+
+// rawIO makes the read or write system call trap on fd with p, raw.
+func rawIO(trap uintptr, fd int, p []byte) (int, error) {
+	r, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 	if errno != 0 {
 		return -1, errno
 	}
