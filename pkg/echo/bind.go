@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 
 	"github.com/rs/zerolog"
 )
@@ -159,27 +160,48 @@ func (s *Server) Bind(ctx context.Context, addrs ...string) (*Bound, error) {
 // ErrServerClosed after Shutdown or Close, or the first other error (after
 // closing the remaining sockets). One Shutdown stops them all.
 func (s *Server) ServeBound(b *Bound) error {
-	if len(b.groups) == 0 && len(b.Listeners) > 0 {
-		s.logStart(b.Listeners)
-	}
-	for _, g := range b.groups {
-		s.logStartGroup(g)
-	}
-	return s.serveAll(b.Listeners, b.PacketConns)
+	return s.serveAll(b.Listeners, b.PacketConns, func() {
+		if len(b.groups) == 0 && len(b.Listeners) > 0 {
+			s.logStart(b.Listeners)
+		}
+		for _, g := range b.groups {
+			s.logStartGroup(g)
+		}
+	})
 }
 
 // serveAll serves lns and pcs until all have stopped and returns the first
 // error other than ErrServerClosed, else ErrServerClosed. The first other
 // error closes every socket, so that the server stops as a whole.
-func (s *Server) serveAll(lns []net.Listener, pcs []net.PacketConn) error {
+//
+// logStart is called once every socket is served (told to the Observer,
+// which makes the server ready) or has already stopped, and before any of
+// them accepts: whoever reads the start-up line finds the server ready, and
+// it comes before every connection's lines.
+func (s *Server) serveAll(lns []net.Listener, pcs []net.PacketConn, logStart func()) error {
 	n := len(lns) + len(pcs)
 	errs := make(chan error, n)
+	var serving sync.WaitGroup
+	serving.Add(n)
+	logged := make(chan struct{})
+	started := func() func() {
+		var once sync.Once
+		return func() {
+			once.Do(func() {
+				serving.Done()
+				<-logged // the start-up line comes before any connection's
+			})
+		}
+	}
 	for _, ln := range lns {
-		go func() { errs <- s.Serve(ln) }()
+		go func() { errs <- s.serve(ln, started()) }()
 	}
 	for _, pc := range pcs {
-		go func() { errs <- s.ServePacket(pc) }()
+		go func() { errs <- s.servePacket(pc, started()) }()
 	}
+	serving.Wait()
+	logStart()
+	close(logged)
 	var first error
 	for range n {
 		err := <-errs

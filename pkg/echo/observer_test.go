@@ -1,13 +1,17 @@
 package echo_test
 
 import (
+	"errors"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/echoctl/echoctl/pkg/echo"
+	"github.com/rs/zerolog"
 )
 
 // recorder is an echo.Observer that counts what it is told.
@@ -237,4 +241,72 @@ func TestObserverShutdownReason(t *testing.T) {
 			})
 		}
 	}
+}
+
+// startLineWriter is a log destination that, at the start-up line, notes
+// how many sockets the Observer had been told are listening.
+type startLineWriter struct {
+	rec *recorder
+	mu  sync.Mutex
+	at  []int // listening sockets at each start-up line
+}
+
+func (w *startLineWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), "starting up on") {
+		w.rec.mu.Lock()
+		n := 0
+		for _, v := range w.rec.listening {
+			n += v
+		}
+		w.rec.mu.Unlock()
+		w.mu.Lock()
+		w.at = append(w.at, n)
+		w.mu.Unlock()
+	}
+	return len(p), nil
+}
+
+// TestStartLineAfterListening: whoever reads the start-up line (a
+// supervisor, a test, /readyz through the Observer) finds every socket
+// already served: ServeBound logs it only after each Serve and
+// ServePacket has told the Observer.
+func TestStartLineAfterListening(t *testing.T) {
+	for range 20 {
+		rec := newRecorder()
+		w := &startLineWriter{rec: rec}
+		srv := &echo.Server{Observer: rec, Logger: zerolog.New(w)}
+		b, err := srv.Bind(t.Context(), "127.0.0.1:0", "udp://127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.ServeBound(b) }()
+		if err := shutdownWhenLogged(w, srv); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, echo.ErrServerClosed) {
+			t.Fatalf("ServeBound = %v, want ErrServerClosed", err)
+		}
+		w.mu.Lock()
+		at := slices.Clone(w.at)
+		w.mu.Unlock()
+		if len(at) == 0 || slices.Max(at) != 2 || slices.Min(at) != 2 {
+			t.Fatalf("listening sockets at each start-up line: %v, want 2 at every one", at)
+		}
+	}
+}
+
+// shutdownWhenLogged shuts srv down once w has seen a start-up line.
+func shutdownWhenLogged(w *startLineWriter, srv *echo.Server) error {
+	deadline := time.Now().Add(ioTimeout)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		n := len(w.at)
+		w.mu.Unlock()
+		if n > 0 {
+			return shutdown(srv, ioTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return errors.New("no start-up line logged")
 }

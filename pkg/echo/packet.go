@@ -32,7 +32,11 @@ const maxPacketReaders = 4
 // is logged at debug level on the per-peer logger "echo_{host}_{port}" as
 // "received b'...'" and "sent b'...'", as for TCP. BufferSize does not
 // apply: a datagram is echoed whole.
-func (s *Server) ServePacket(pc net.PacketConn) error {
+func (s *Server) ServePacket(pc net.PacketConn) error { return s.servePacket(pc, func() {}) }
+
+// servePacket is ServePacket; it calls started as serve does.
+func (s *Server) servePacket(pc net.PacketConn, started func()) error {
+	defer started()
 	if err := s.validate(); err != nil {
 		pc.Close()
 		return err
@@ -49,6 +53,7 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 		s.Observer.Listening(lname, true)
 		defer s.Observer.Listening(lname, false)
 	}
+	started()
 
 	// One reader when each datagram is logged keeps the transcript in
 	// order; otherwise a few share the load.

@@ -180,8 +180,7 @@ func (s *Server) ListenAndServeContext(ctx context.Context) error {
 // all of them have stopped: ErrServerClosed after Shutdown or Close, or the
 // first other error (after closing the remaining listeners).
 func (s *Server) ServeListeners(lns []net.Listener) error {
-	s.logStart(lns)
-	return s.serveAll(lns, nil)
+	return s.serveAll(lns, nil, func() { s.logStart(lns) })
 }
 
 func (s *Server) logStart(lns []net.Listener) {
@@ -222,7 +221,13 @@ func (s *Server) addrHostPort() (host, port string) {
 // Shutdown or Close it returns ErrServerClosed. Transient accept errors
 // (such as running out of file descriptors) are logged and retried with a
 // delay that grows from 5ms to 1s.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, func() {}) }
+
+// serve is Serve; it calls started once ln is served (tracked, and told
+// to the Observer), before it accepts, or when it returns without serving,
+// whichever is first.
+func (s *Server) serve(ln net.Listener, started func()) error {
+	defer started()
 	if err := s.validate(); err != nil {
 		ln.Close()
 		return err
@@ -245,6 +250,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.Observer.Listening(lname, true)
 		defer s.Observer.Listening(lname, false)
 	}
+	started()
 	if loopServed {
 		return serveLoops(lname)
 	}
