@@ -73,19 +73,40 @@ func addrPortIP(ap netip.AddrPort) (netip.Addr, bool) {
 	return ip.Unmap().WithZone(""), true
 }
 
-// permits applies the access list to ip, as ncat's --allow and --deny do:
-// an address in Deny is refused; otherwise, if Allow is not empty, only
-// addresses in Allow are accepted.
-func (s *Server) permits(ip netip.Addr) bool {
-	for _, p := range s.Deny {
+// PeerAllowed reports whether the access list allow and deny admits a
+// peer, by the rule Server.Allow and Server.Deny apply to every connection
+// and datagram: a peer in deny is refused; otherwise, if allow is not
+// empty, only peers in allow are admitted. The peer's IP address is
+// compared unmapped and without zone; a peer that has none (a Unix socket,
+// or nil) is admitted. It lets another listener of the same program, such
+// as a metrics endpoint, apply the server's access list.
+func PeerAllowed(allow, deny []netip.Prefix, peer net.Addr) bool {
+	if len(allow) == 0 && len(deny) == 0 {
+		return true
+	}
+	ip, ok := peerIP(peer)
+	if !ok {
+		return true
+	}
+	return permits(allow, deny, ip)
+}
+
+// permits applies s.Allow and s.Deny to ip.
+func (s *Server) permits(ip netip.Addr) bool { return permits(s.Allow, s.Deny, ip) }
+
+// permits applies an access list to ip, as ncat's --allow and --deny do:
+// an address in deny is refused; otherwise, if allow is not empty, only
+// addresses in allow are accepted.
+func permits(allow, deny []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range deny {
 		if p.Contains(ip) {
 			return false
 		}
 	}
-	if len(s.Allow) == 0 {
+	if len(allow) == 0 {
 		return true
 	}
-	for _, p := range s.Allow {
+	for _, p := range allow {
 		if p.Contains(ip) {
 			return true
 		}

@@ -163,6 +163,38 @@ func TestAccessList(t *testing.T) {
 	}
 }
 
+// TestPeerAllowed: the exported decision, which other listeners (the
+// metrics port) use, follows the server's rule: deny wins, a non-empty
+// allow list admits only its prefixes, IPv4-mapped peers compare as IPv4,
+// and peers without an IP address are admitted.
+func TestPeerAllowed(t *testing.T) {
+	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	tests := []struct {
+		name        string
+		allow, deny []netip.Prefix
+		peer        net.Addr
+		want        bool
+	}{
+		{"no lists", nil, nil, tcp("192.0.2.1:5000"), true},
+		{"denied", nil, prefixes("127.0.0.0/8"), tcp("127.0.0.1:5000"), false},
+		{"not denied", nil, prefixes("127.0.0.0/8"), tcp("[::1]:5000"), true},
+		{"allowed", prefixes("127.0.0.2/32"), nil, tcp("127.0.0.2:5000"), true},
+		{"not in allow", prefixes("127.0.0.2/32"), nil, tcp("127.0.0.1:5000"), false},
+		{"deny wins", prefixes("127.0.0.0/8"), prefixes("127.0.0.1/32"), tcp("127.0.0.1:5000"), false},
+		{"mapped peer compares as IPv4", nil, prefixes("127.0.0.0/8"), tcp("[::ffff:127.0.0.1]:5000"), false},
+		{"UDP peer", nil, prefixes("127.0.0.0/8"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:53")), false},
+		{"Unix peer", prefixes("127.0.0.2/32"), nil, &net.UnixAddr{Name: "@", Net: "unix"}, true},
+		{"nil peer", prefixes("127.0.0.2/32"), nil, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := echo.PeerAllowed(tt.allow, tt.deny, tt.peer); got != tt.want {
+				t.Errorf("PeerAllowed(%v, %v, %v) = %v, want %v", tt.allow, tt.deny, tt.peer, got, tt.want)
+			}
+		})
+	}
+}
+
 // TestMaxConns: past MaxConns, new connections are closed at once (not
 // left in the backlog), counted, and warned about at most once a second;
 // once a connection closes, a new one is served again.
