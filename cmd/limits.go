@@ -36,7 +36,7 @@ func addLimitFlags(fs *pflag.FlagSet) {
 	fs.Duration(keyWriteTimeout, 0, "close a connection whose peer has read none of the echo for this long (0: never)")
 	fs.StringSlice(keyAllow, nil, "serve only peers in these CIDR prefixes or IP addresses (comma-separated or repeated; default: all)")
 	fs.StringSlice(keyDeny, nil, "refuse peers in these CIDR prefixes or IP addresses (comma-separated or repeated); deny wins over allow")
-	fs.String(keyMetricsAddr, "", "serve Prometheus /metrics, /healthz and /readyz on this host:port (default: off)")
+	fs.String(keyMetricsAddr, "", "serve Prometheus /metrics, /healthz and /readyz on this host:port, to the peers --allow/--deny admit; :PORT listens on every interface, so prefer 127.0.0.1:PORT (default: off)")
 }
 
 // addLogMaxBytesFlag adds --log-max-bytes, which every command has.

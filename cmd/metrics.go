@@ -7,10 +7,12 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/net/netutil"
 
 	"github.com/echoctl/echoctl/internal/metrics"
 	"github.com/echoctl/echoctl/pkg/echo"
@@ -36,41 +38,119 @@ func applyLimits(srv *echo.Server, cfg *Config, ms *metricsServer) {
 	}
 }
 
+// The metrics server's own bounds. --max-conns, --max-conns-per-ip and the
+// echo timeouts count only echo connections, so without these a client
+// that opens connections to the metrics port and sends nothing would hold
+// descriptors until the process has none left for the echo listeners.
+// Past metricsMaxConns, new connections wait in the kernel's listen backlog
+// (holding no descriptor of ours) until one closes.
+const (
+	metricsMaxConns          = 16
+	metricsReadHeaderTimeout = 5 * time.Second
+	metricsReadTimeout       = 10 * time.Second
+	metricsWriteTimeout      = 30 * time.Second
+	metricsIdleTimeout       = 30 * time.Second
+	metricsMaxHeaderBytes    = 8 << 10
+)
+
+// metricsConfig is what startMetrics needs: the address (empty: metrics
+// off), serve's access list, and the server's bounds, which tests shrink.
+type metricsConfig struct {
+	addr        string
+	allow, deny []netip.Prefix
+
+	maxConns                                                  int
+	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
+	maxHeaderBytes                                            int
+}
+
+// newMetricsConfig returns the metrics configuration of cfg: its
+// metrics-addr, allow and deny, with the default bounds.
+func newMetricsConfig(cfg *Config) metricsConfig {
+	return metricsConfig{
+		addr:              cfg.MetricsAddr,
+		allow:             cfg.Allow,
+		deny:              cfg.Deny,
+		maxConns:          metricsMaxConns,
+		readHeaderTimeout: metricsReadHeaderTimeout,
+		readTimeout:       metricsReadTimeout,
+		writeTimeout:      metricsWriteTimeout,
+		idleTimeout:       metricsIdleTimeout,
+		maxHeaderBytes:    metricsMaxHeaderBytes,
+	}
+}
+
 // A metricsServer serves Prometheus metrics, /healthz and /readyz on
 // --metrics-addr while serve runs.
 type metricsServer struct {
 	metrics *metrics.Metrics
 	http    *http.Server
+	addr    net.Addr // the address listened on
 	done    chan error
 }
 
-// startMetrics listens on addr and serves the metrics of a new
-// metrics.Metrics in the background. It returns nil when addr is empty
-// (metrics are off).
-func startMetrics(ctx context.Context, addr string, logger zerolog.Logger) (*metricsServer, error) {
-	if addr == "" {
+// startMetrics listens on mc.addr and serves the metrics of a new
+// metrics.Metrics in the background, to the peers serve's access list
+// admits, at most mc.maxConns at a time. It returns nil when mc.addr is
+// empty (metrics are off).
+func startMetrics(ctx context.Context, mc metricsConfig, logger zerolog.Logger) (*metricsServer, error) {
+	if mc.addr == "" {
 		return nil, nil
 	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
+	ln, err := lc.Listen(ctx, "tcp", mc.addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listen %s: %w", addr, err)
+		return nil, fmt.Errorf("metrics: listen %s: %w", mc.addr, err)
 	}
 	m := metrics.New(metrics.BuildInfo{Version: version, Commit: commit, Date: date})
 	ms := &metricsServer{
 		metrics: m,
 		http: &http.Server{
 			Handler:           m.Handler(),
-			ReadHeaderTimeout: 5 * time.Second,
-			IdleTimeout:       time.Minute,
+			ReadHeaderTimeout: mc.readHeaderTimeout,
+			ReadTimeout:       mc.readTimeout,
+			WriteTimeout:      mc.writeTimeout,
+			IdleTimeout:       mc.idleTimeout,
+			MaxHeaderBytes:    mc.maxHeaderBytes,
 			ErrorLog:          log.New(httpLogWriter{logger}, "", 0),
 		},
+		addr: ln.Addr(),
 		done: make(chan error, 1),
 	}
 	logger.Info().Str("logger", "metrics").Str("addr", ln.Addr().String()).
 		Msgf("serving metrics on http://%s/metrics", ln.Addr())
+	// The access list is checked inside the limit, so that refused peers
+	// never hold one of its places.
+	ln = netutil.LimitListener(&accessListener{Listener: ln, allow: mc.allow, deny: mc.deny, logger: logger}, mc.maxConns)
 	go func() { ms.done <- ms.http.Serve(ln) }()
 	return ms, nil
+}
+
+// An accessListener applies serve's access list (--allow, --deny) to the
+// metrics port with echo's own rule: a refused peer's connection is closed
+// as soon as it is accepted, before any byte is read, so that it gets no
+// HTTP answer. It is logged at info, as echo logs its refusals.
+type accessListener struct {
+	net.Listener
+	allow, deny []netip.Prefix
+	logger      zerolog.Logger
+}
+
+// Accept returns the next connection from an admitted peer.
+func (l *accessListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if echo.PeerAllowed(l.allow, l.deny, c.RemoteAddr()) {
+			return c, nil
+		}
+		peer := c.RemoteAddr().String()
+		l.logger.Info().Str("logger", "metrics").Str("peer", peer).Str("reason", echo.CloseDenied.String()).
+			Msgf("connection from %s refused: address not allowed", peer)
+		c.Close()
+	}
 }
 
 // drain makes /readyz answer 503, before the echo server starts its

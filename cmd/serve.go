@@ -78,7 +78,7 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 // runServe serves until ctx is cancelled, then shuts down gracefully.
 func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	srv := &echo.Server{Addr: cfg.Addr, BufferSize: cfg.BufferSize, Logger: logger, BusyPoll: cfg.BusyPoll}
-	ms, err := startMetrics(ctx, cfg.MetricsAddr, logger)
+	ms, err := startMetrics(ctx, newMetricsConfig(cfg), logger)
 	if err != nil {
 		return err
 	}
