@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 )
 
 // Roles of the files a FileError names.
@@ -47,17 +46,18 @@ func (e *FileError) Unwrap() error { return e.Err }
 
 // LoadKeyPair reads a certificate chain and its private key from PEM
 // files. The error is a *FileError naming the file at fault: a missing or
-// unreadable file, a certificate file without a parseable certificate, or
-// a key that is missing, unparseable or does not match the certificate.
+// unreadable file, one that is not a regular file or is over 4 MiB, a
+// certificate file without a parseable certificate, or a key that is
+// missing, unparseable or does not match the certificate.
 func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := readFile(certFile)
 	if err != nil {
 		return tls.Certificate{}, &FileError{Role: RoleCert, Path: certFile, Err: err}
 	}
 	if _, err := parseCerts(certPEM); err != nil {
 		return tls.Certificate{}, &FileError{Role: RoleCert, Path: certFile, Err: err}
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := readFile(keyFile)
 	if err != nil {
 		return tls.Certificate{}, &FileError{Role: RoleKey, Path: keyFile, Err: err}
 	}
@@ -83,10 +83,11 @@ func keyPairReason(err error) error {
 	return err
 }
 
-// LoadCertPool reads the PEM certificates of a CA file into a pool. role
-// is RoleClientCA or RoleCA, for the error.
+// LoadCertPool reads the PEM certificates of a CA file, a regular file of
+// at most 4 MiB, into a pool. role is RoleClientCA or RoleCA, for the
+// error, a *FileError.
 func LoadCertPool(file, role string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return nil, &FileError{Role: role, Path: file, Err: err}
 	}
