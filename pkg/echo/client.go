@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -115,7 +117,9 @@ func (c *Client) addr() string {
 // in turn, and returns the first connection made: for a tls:// address a
 // *tls.Conn whose handshake is complete, for udp:// a connected UDP socket
 // (which reports nothing until a datagram is sent). The error names the
-// address and the cause, as in "connect localhost:10000: connection refused".
+// address and the cause, as in "connect localhost:10000: connection refused";
+// a tls:// server that sends the ClientHello back (a plain echo server)
+// fails it with a *DialError wrapping ErrNotTLS.
 func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 	addr := c.addr()
 	a, err := ParseAddr(addr)
@@ -145,7 +149,7 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 		conn, err := c.Dialer.DialContext(ctx, network, netip.AddrPortFrom(ip, a.Port).String())
 		if err == nil {
 			if a.Network == NetworkTLS {
-				return c.handshake(ctx, conn, addr, serverHost(a))
+				return c.handshakeTLS(ctx, conn, addr, serverHost(a))
 			}
 			return conn, nil
 		}
@@ -159,13 +163,64 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 	return nil, &DialError{Addr: addr, Err: firstErr}
 }
 
-// resolveServer logs the seed's "connecting to HOST port PORT" and returns
-// the addresses to try for a; an empty host means this machine.
-func (c *Client) resolveServer(ctx context.Context, addr string, a Addr) ([]netip.Addr, error) {
-	if e := c.log(zerolog.InfoLevel); e != nil {
-		e.Str("addr", addr).Msgf("connecting to %s port %d", a.Host, a.Port)
+// handshakeTLS runs the TLS handshake on conn and, when it fails because
+// the server sent the ClientHello back, says so with ErrNotTLS: Go's own
+// message ("unexpected handshake message of type *tls.clientHelloMsg")
+// does not tell a user that the server is a plain echo server.
+func (c *Client) handshakeTLS(ctx context.Context, conn net.Conn, addr, host string) (net.Conn, error) {
+	hc := &helloConn{Conn: conn}
+	tc, err := c.handshake(ctx, hc, addr, host)
+	if err != nil && hc.echoed() {
+		return nil, &DialError{Addr: addr, Err: fmt.Errorf("%w: %w", ErrNotTLS, err)}
 	}
-	ips, err := resolve(ctx, c.Resolver, serverHost(a))
+	return tc, err
+}
+
+// helloPrefix is how many of the first bytes written and read helloConn
+// keeps: a TLS record header (type 0x16, version, length) and the
+// handshake message type (0x01, ClientHello), which a TLS server never
+// sends.
+const helloPrefix = 6
+
+// helloConn keeps the first bytes written to and read from a connection,
+// to tell a server that echoed the ClientHello from one that speaks TLS.
+// Past those bytes it only passes reads and writes through.
+type helloConn struct {
+	net.Conn
+	wrote, read []byte
+}
+
+func (h *helloConn) Write(p []byte) (int, error) {
+	n, err := h.Conn.Write(p)
+	if len(h.wrote) < helloPrefix {
+		h.wrote = append(h.wrote, p[:min(n, helloPrefix-len(h.wrote))]...)
+	}
+	return n, err
+}
+
+func (h *helloConn) Read(p []byte) (int, error) {
+	n, err := h.Conn.Read(p)
+	if len(h.read) < helloPrefix {
+		h.read = append(h.read, p[:min(n, helloPrefix-len(h.read))]...)
+	}
+	return n, err
+}
+
+// echoed reports whether the first bytes read are the first bytes written:
+// the server sent the ClientHello back.
+func (h *helloConn) echoed() bool {
+	return len(h.read) == helloPrefix && bytes.Equal(h.read, h.wrote)
+}
+
+// resolveServer logs the seed's "connecting to HOST port PORT" and returns
+// the addresses to try for a; an empty host means this machine, and is
+// logged as "localhost".
+func (c *Client) resolveServer(ctx context.Context, addr string, a Addr) ([]netip.Addr, error) {
+	host := serverHost(a)
+	if e := c.log(zerolog.InfoLevel); e != nil {
+		e.Str("addr", addr).Msgf("connecting to %s port %d", host, a.Port)
+	}
+	ips, err := resolve(ctx, c.Resolver, host)
 	if err != nil {
 		return nil, &DialError{Addr: addr, Err: err}
 	}
@@ -197,6 +252,11 @@ func (e *DialError) Unwrap() error { return e.Err }
 // rootCause strips the net.OpError and os.SyscallError layers that repeat
 // the operation and addresses, keeping the cause a user needs to read.
 func rootCause(err error) error {
+	for _, s := range bareSentinels {
+		if errors.Is(err, s) {
+			return bareError{s}
+		}
+	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		return errno
@@ -217,7 +277,10 @@ func rootCause(err error) error {
 // Send connects, writes each message with its own write, half-closes, and
 // copies the echo to echo (which may be nil) as it arrives, until the server
 // closes. It returns a *MismatchError if the echo differs from the
-// concatenated messages, and a network error if the exchange fails.
+// concatenated messages (an echo cut short included, once some of it came
+// back), an *OutputError if writing to echo fails, and a network error if
+// the exchange fails: an *ExchangeError, which wraps ErrClosedBeforeEcho
+// when the server closed or reset the connection before echoing anything.
 // For a udp:// Addr, Send is SendPackets: each message is one datagram.
 func (c *Client) Send(ctx context.Context, messages [][]byte, echo io.Writer) (Result, error) {
 	if a, err := ParseAddr(c.addr()); err == nil && a.Network == NetworkUDP {
@@ -297,11 +360,15 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 		readErr <- c.readEcho(conn, v, echo)
 	}()
 
+	// The producer may outlive the exchange (see below): it logs through
+	// gate, which the exchange shuts before its last line, "closing", so
+	// that no line follows that one or the caller's report of the error.
+	var gate logGate
 	send := func(b []byte) error {
 		if len(b) == 0 {
 			// Nothing to echo: an empty chunk must not hold a slot that
 			// only echoed bytes free.
-			c.logData("sending ", b)
+			gate.do(func() { c.logData("sending ", b) })
 			return nil
 		}
 		select {
@@ -311,7 +378,9 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		c.logData("sending ", b)
+		if !gate.do(func() { c.logData("sending ", b) }) {
+			return errEchoEnded
+		}
 		n, err := conn.Write(b)
 		sent.Add(int64(n))
 		return err
@@ -325,7 +394,7 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 				werr = cw.CloseWrite()
 			}
-			c.log(zerolog.InfoLevel).Msg("waiting for response")
+			gate.do(func() { c.log(zerolog.InfoLevel).Msg("waiting for response") })
 		}
 		close(v.pending)
 		werrc <- werr // before the reader can stop: it is what we report
@@ -346,26 +415,85 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 		}
 	}
 	res.Sent, res.Received = sent.Load(), v.offset
+	gate.shut()
 	c.log(zerolog.InfoLevel).Msg("closing")
+	return res, c.exchangeError(ctx, rerr, werr, res.Received)
+}
 
+// exchangeError makes the error an exchange returns from the reader's error
+// rerr, the writer's werr and the number of bytes echoed.
+func (c *Client) exchangeError(ctx context.Context, rerr, werr error, received int64) error {
 	var mismatch *MismatchError
 	switch {
 	case errors.As(rerr, &mismatch):
-		return res, rerr
+		return rerr
+	case errors.As(rerr, new(*OutputError)):
+		return rerr
 	case errors.As(werr, new(*InputError)):
-		return res, werr
+		return werr
+	case received == 0 && ctx.Err() == nil && (peerClosed(rerr) || peerClosed(werr)):
+		// Closed or reset before any echo (either side may see it first):
+		// a network failure, the same however the race between the two
+		// turned out.
+		cause := rerr
+		if !peerClosed(rerr) {
+			cause = werr
+		}
+		if !errors.Is(cause, ErrClosedBeforeEcho) {
+			cause = fmt.Errorf("%w: %w", ErrClosedBeforeEcho, cause)
+		}
+		return &ExchangeError{Addr: c.addr(), Err: cause}
 	case rerr != nil && errors.Is(werr, net.ErrClosed):
 		// The reader closed the connection when the echo writer failed:
 		// the sender's error is only the consequence.
-		return res, &ExchangeError{Addr: c.addr(), Err: rerr}
+		return &ExchangeError{Addr: c.addr(), Err: rerr}
 	case werr != nil && !errors.Is(werr, errEchoEnded) && ctx.Err() == nil:
-		return res, &ExchangeError{Addr: c.addr(), Err: werr}
+		return &ExchangeError{Addr: c.addr(), Err: werr}
 	case ctx.Err() != nil:
-		return res, &ExchangeError{Addr: c.addr(), Err: ctx.Err()}
+		return &ExchangeError{Addr: c.addr(), Err: ctx.Err()}
 	case rerr != nil:
-		return res, &ExchangeError{Addr: c.addr(), Err: rerr}
+		return &ExchangeError{Addr: c.addr(), Err: rerr}
 	}
-	return res, nil
+	return nil
+}
+
+// peerClosed reports whether err says that the server closed or reset the
+// connection: a read's EOF before the echo (ErrClosedBeforeEcho), a reset
+// seen by a read or write, a write after the server closed (EPIPE), or a
+// half-close of a connection already reset (ENOTCONN).
+func peerClosed(err error) bool {
+	for _, target := range []error{ErrClosedBeforeEcho, syscall.ECONNRESET, syscall.EPIPE, syscall.ECONNABORTED, syscall.ENOTCONN} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// logGate lets a goroutine that may outlive an exchange log only until the
+// exchange has ended.
+type logGate struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+// do runs log unless the gate is shut, and reports whether it ran it. A
+// line being written when shut is called is finished first.
+func (g *logGate) do(log func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	log()
+	return true
+}
+
+// shut stops the lines of later calls to do.
+func (g *logGate) shut() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
 
 // InputError reports a failure to read the input of SendStream.
@@ -407,7 +535,7 @@ func (c *Client) readEcho(conn net.Conn, v *verifier, echo io.Writer) error {
 			if echo != nil {
 				if _, werr := echo.Write(buf[:n]); werr != nil {
 					conn.Close()
-					return fmt.Errorf("write echo: %w", werr)
+					return &OutputError{Err: werr}
 				}
 			}
 			if verr := v.check(buf[:n]); verr != nil {

@@ -3,6 +3,8 @@ package echo_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/echoctl/echoctl/pkg/echo"
 	"github.com/echoctl/echoctl/pkg/echo/echotest"
@@ -245,14 +249,6 @@ func TestClientDetectsBadEcho(t *testing.T) {
 			msg:  "echo differs from what was sent: the server closed after 10 bytes, before the echo was complete",
 		},
 		{
-			name: "nothing then close",
-			handle: func(c *net.TCPConn, _ <-chan struct{}) {
-				readUntilEOF(c)
-			},
-			want: echo.MismatchError{Offset: 0, Short: true},
-			msg:  "echo differs from what was sent: the server closed after 0 bytes, before the echo was complete",
-		},
-		{
 			name: "extra bytes",
 			handle: func(c *net.TCPConn, _ <-chan struct{}) {
 				b := readUntilEOF(c)
@@ -328,32 +324,206 @@ func TestClientContextCanceled(t *testing.T) {
 	}
 }
 
-func TestClientServerResets(t *testing.T) {
-	addr := fakeServer(t, func(c *net.TCPConn, _ <-chan struct{}) {
-		readUntilEOF(c)
-		c.SetLinger(0)
+// TestClientClosedBeforeEcho: a server that closes or resets the
+// connection before echoing a byte (as a full server does: serve
+// --max-conns) is a network failure wrapping ErrClosedBeforeEcho, never a
+// *MismatchError, however the race between the client's reader and writer
+// turns out; so each case runs a few rounds. The client's log ends with
+// "closing" once its goroutines are done: no line comes after it.
+func TestClientClosedBeforeEcho(t *testing.T) {
+	const rounds = 10
+	tests := []struct {
+		name   string
+		handle func(c *net.TCPConn, stop <-chan struct{})
+		reset  bool // the error wraps ECONNRESET too
+	}{
+		{"accept and close", func(c *net.TCPConn, _ <-chan struct{}) {}, false},
+		// A reset right at accept may fail the dial already: reset once
+		// the connection is in use.
+		{"read a byte then reset", func(c *net.TCPConn, _ <-chan struct{}) {
+			c.SetReadDeadline(time.Now().Add(ioTimeout))
+			c.Read(make([]byte, 1))
+			c.SetLinger(0)
+		}, false},
+		{"read all then close", func(c *net.TCPConn, _ <-chan struct{}) { readUntilEOF(c) }, false},
+		{"read all then reset", func(c *net.TCPConn, _ <-chan struct{}) {
+			readUntilEOF(c)
+			c.SetLinger(0)
+		}, true},
+	}
+	senders := []struct {
+		name string
+		send func(c *echo.Client, ctx context.Context) (echo.Result, error)
+	}{
+		{"Send", func(c *echo.Client, ctx context.Context) (echo.Result, error) {
+			return c.Send(ctx, seedMessages, nil)
+		}},
+		{"SendStream", func(c *echo.Client, ctx context.Context) (echo.Result, error) {
+			return c.SendStream(ctx, strings.NewReader(seedEcho), nil)
+		}},
+	}
+	for _, tt := range tests {
+		for _, s := range senders {
+			t.Run(tt.name+"/"+s.name, func(t *testing.T) {
+				addr := fakeServer(t, tt.handle)
+				want := "echo " + addr + ": server closed the connection before echoing anything"
+				for range rounds {
+					idle := goleak.IgnoreCurrent()
+					var logs syncBuffer
+					cl := &echo.Client{Addr: addr, Timeout: ioTimeout, Logger: debugLogger(&logs)}
+					res, err := s.send(cl, t.Context())
+					var ee *echo.ExchangeError
+					if !errors.As(err, &ee) || !errors.Is(err, echo.ErrClosedBeforeEcho) {
+						t.Fatalf("error = %v (%T), want an *ExchangeError wrapping ErrClosedBeforeEcho", err, err)
+					}
+					if errors.As(err, new(*echo.MismatchError)) {
+						t.Fatalf("error %v is a *MismatchError", err)
+					}
+					if err.Error() != want {
+						t.Errorf("error text = %q, want %q", err.Error(), want)
+					}
+					if tt.reset && !errors.Is(err, syscall.ECONNRESET) {
+						t.Errorf("error %v does not wrap ECONNRESET", err)
+					}
+					if res.Received != 0 {
+						t.Errorf("Received = %d, want 0", res.Received)
+					}
+					// The client's goroutines and the server's handler end.
+					goleak.VerifyNone(t, idle)
+					lines := parseLog(t, logs.String())
+					if len(lines) == 0 || lines[len(lines)-1].Message != "closing" {
+						t.Fatalf("the log does not end with %q:\n%s", "closing", logs.String())
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestClientResetAfterSomeEcho: a reset after part of the echo came back
+// stays a network error naming the reset.
+func TestClientResetAfterSomeEcho(t *testing.T) {
+	echoed := make(chan struct{}) // the client has the 10 bytes
+	addr := fakeServer(t, func(c *net.TCPConn, stop <-chan struct{}) {
+		b := readUntilEOF(c)
+		c.Write(b[:10])
+		select {
+		case <-echoed:
+			c.SetLinger(0)
+		case <-stop:
+		}
 	})
 	cl := &echo.Client{Addr: addr, Timeout: ioTimeout}
-	_, err := cl.Send(t.Context(), seedMessages, nil)
+	got := 0
+	res, err := cl.Send(t.Context(), seedMessages, writerFunc(func(p []byte) (int, error) {
+		if got < 10 && got+len(p) >= 10 {
+			close(echoed)
+		}
+		got += len(p)
+		return len(p), nil
+	}))
 	var ee *echo.ExchangeError
-	if !errors.As(err, &ee) || !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("error = %v (%T), want an *ExchangeError wrapping ECONNRESET", err, err)
+	if !errors.As(err, &ee) || !errors.Is(err, syscall.ECONNRESET) || errors.Is(err, echo.ErrClosedBeforeEcho) {
+		t.Fatalf("error = %v (%T), want an *ExchangeError wrapping ECONNRESET only", err, err)
 	}
 	if want := "echo " + addr + ": connection reset by peer"; err.Error() != want {
 		t.Errorf("error text = %q, want %q", err.Error(), want)
 	}
+	if res.Received != 10 {
+		t.Errorf("Received = %d, want 10", res.Received)
+	}
 }
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 type failingWriter struct{ err error }
 
 func (w failingWriter) Write(p []byte) (int, error) { return 0, w.err }
 
+// TestClientEchoWriterFails: a failing echo writer (a full disk behind
+// standard output) is an *OutputError, not a network error, over TCP and
+// UDP alike.
 func TestClientEchoWriterFails(t *testing.T) {
 	errWrite := errors.New("disk full")
-	ts := echotest.NewServer(t, nil)
-	_, err := ts.Client().Send(t.Context(), seedMessages, failingWriter{errWrite})
-	if !errors.Is(err, errWrite) {
-		t.Fatalf("error = %v, want the echo writer's error", err)
+	tcp := echotest.NewServer(t, nil)
+	udp, _ := servePacketLocal(t, &echo.Server{}, "udp4", "127.0.0.1:0")
+	tests := []struct {
+		name string
+		send func(ctx context.Context, w io.Writer) (echo.Result, error)
+	}{
+		{"Send", func(ctx context.Context, w io.Writer) (echo.Result, error) {
+			return tcp.Client().Send(ctx, seedMessages, w)
+		}},
+		{"SendStream", func(ctx context.Context, w io.Writer) (echo.Result, error) {
+			return tcp.Client().SendStream(ctx, strings.NewReader(seedEcho), w)
+		}},
+		{"SendPackets", func(ctx context.Context, w io.Writer) (echo.Result, error) {
+			cl := &echo.Client{Addr: "udp://" + udp, Timeout: ioTimeout}
+			return cl.SendPackets(ctx, seedMessages, w)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.send(t.Context(), failingWriter{errWrite})
+			var oe *echo.OutputError
+			if !errors.As(err, &oe) || !errors.Is(err, errWrite) {
+				t.Fatalf("error = %v (%T), want an *OutputError wrapping the echo writer's error", err, err)
+			}
+			if errors.As(err, new(*echo.ExchangeError)) || errors.As(err, new(*echo.DatagramError)) {
+				t.Errorf("error %v (%T) is reported as a network error", err, err)
+			}
+			if want := "write echo: disk full"; err.Error() != want {
+				t.Errorf("error text = %q, want %q", err.Error(), want)
+			}
+		})
+	}
+}
+
+// TestClientTLSToPlainServer: a tls:// address served by a plain echo
+// server gets the ClientHello back, which the client says in those words;
+// other handshake failures do not.
+func TestClientTLSToPlainServer(t *testing.T) {
+	fx := newTLSFixture(t)
+	plain := echotest.NewServer(t, nil).Addr
+	tlsAddr := serveTLS(t, &echo.Server{}, &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}})
+	httpish := fakeServer(t, func(c *net.TCPConn, _ <-chan struct{}) {
+		c.SetReadDeadline(time.Now().Add(ioTimeout))
+		c.Read(make([]byte, 1024))
+		c.Write([]byte("HTTP/1.0 400 Bad Request\r\n\r\n"))
+	})
+	closes := fakeServer(t, func(c *net.TCPConn, _ <-chan struct{}) {})
+	tests := []struct {
+		name   string
+		addr   string
+		notTLS bool
+	}{
+		{"plain echo server", "tls://" + plain, true},
+		{"TLS server with an unknown CA", tlsAddr, false},
+		{"server that answers HTTP", "tls://" + httpish, false},
+		{"server that closes", "tls://" + closes, false},
+	}
+	for _, tt := range tests {
+		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			t.Run(tt.name+"/"+tls.VersionName(version), func(t *testing.T) {
+				cl := &echo.Client{Addr: tt.addr, Timeout: ioTimeout, TLSConfig: &tls.Config{RootCAs: x509.NewCertPool(), MaxVersion: version}}
+				_, err := cl.Send(t.Context(), seedMessages, nil)
+				var de *echo.DialError
+				if !errors.As(err, &de) {
+					t.Fatalf("error = %v (%T), want a *DialError", err, err)
+				}
+				if got := errors.Is(err, echo.ErrNotTLS); got != tt.notTLS {
+					t.Fatalf("error %q: wraps ErrNotTLS = %v, want %v", err, got, tt.notTLS)
+				}
+				if !tt.notTLS {
+					return
+				}
+				if want := "connect " + tt.addr + ": server does not speak TLS (it echoed the ClientHello)"; err.Error() != want {
+					t.Errorf("error text = %q, want %q", err.Error(), want)
+				}
+			})
+		}
 	}
 }
 
@@ -487,13 +657,14 @@ func TestClientDialHosts(t *testing.T) {
 	ts := echotest.NewServer(t, nil)
 	port := strconv.Itoa(portOf(t, mustResolve(t, ts.Addr)))
 	tests := []struct {
-		name  string
-		addr  string
-		asked []string
+		name   string
+		addr   string
+		asked  []string
+		logged string // the first log line
 	}{
-		{"IP literal skips the resolver", "127.0.0.1:" + port, nil},
-		{"empty host means localhost", ":" + port, []string{"localhost"}},
-		{"host name", "echo.test:" + port, []string{"echo.test"}},
+		{"IP literal skips the resolver", "127.0.0.1:" + port, nil, "connecting to 127.0.0.1 port " + port},
+		{"empty host means localhost", ":" + port, []string{"localhost"}, "connecting to localhost port " + port},
+		{"host name", "echo.test:" + port, []string{"echo.test"}, "connecting to echo.test port " + port},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -501,12 +672,16 @@ func TestClientDialHosts(t *testing.T) {
 				"localhost": {loopback4},
 				"echo.test": {loopback4},
 			}}
-			cl := &echo.Client{Addr: tt.addr, Resolver: res, Timeout: ioTimeout}
+			var logs syncBuffer
+			cl := &echo.Client{Addr: tt.addr, Resolver: res, Timeout: ioTimeout, Logger: debugLogger(&logs)}
 			if _, err := cl.Send(t.Context(), seedMessages, nil); err != nil {
 				t.Fatal(err)
 			}
 			if got := res.asked(); !slices.Equal(got, tt.asked) {
 				t.Errorf("resolver asked for %q, want %q", got, tt.asked)
+			}
+			if lines := parseLog(t, logs.String()); len(lines) == 0 || lines[0].Message != tt.logged {
+				t.Errorf("first log line of %s:\n%s\nwant %q", tt.addr, logs.String(), tt.logged)
 			}
 		})
 	}

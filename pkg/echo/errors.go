@@ -3,6 +3,7 @@ package echo
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrServerClosed is returned by the Server's Serve and ListenAndServe
@@ -64,6 +65,40 @@ var ErrNotSocket = errors.New("echo: not a socket")
 // ErrNoTLSConfig is returned (wrapped) by Bind for a tls:// address when
 // Server.TLSConfig is nil or holds no certificate.
 var ErrNoTLSConfig = errors.New("echo: a tls:// address needs a TLSConfig with a certificate")
+
+// ErrClosedBeforeEcho is returned (wrapped in an *ExchangeError) by Send and
+// SendStream when the server closed or reset the connection before it
+// echoed a single byte of what was sent: most often a server that accepts
+// and closes at once, as a full one (serve --max-conns) does. It is a
+// network failure, not a wrong echo; an echo cut short after some bytes is
+// a *MismatchError.
+var ErrClosedBeforeEcho = errors.New("echo: server closed the connection before echoing anything")
+
+// ErrNotTLS is returned (wrapped in a *DialError) by a Client dialling a
+// tls:// address when the server sent its TLS ClientHello back: a plain
+// echo server, which does not speak TLS.
+var ErrNotTLS = errors.New("echo: server does not speak TLS (it echoed the ClientHello)")
+
+// OutputError reports that a Client could not write the echo to the
+// io.Writer it was given (such as a full disk behind standard output):
+// neither a network failure nor a wrong echo.
+type OutputError struct{ Err error }
+
+// Error returns "write echo: CAUSE".
+func (e *OutputError) Error() string { return "write echo: " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *OutputError) Unwrap() error { return e.Err }
+
+// bareSentinels are the sentinels that rootCause shows without their
+// "echo: " prefix, in messages that already say where they come from.
+var bareSentinels = []error{ErrClosedBeforeEcho, ErrNotTLS}
+
+// bareError is a sentinel shown without its package prefix.
+type bareError struct{ sentinel error }
+
+func (e bareError) Error() string { return strings.TrimPrefix(e.sentinel.Error(), "echo: ") }
+func (e bareError) Unwrap() error { return e.sentinel }
 
 // ErrNoEcho is returned (wrapped in an *ExchangeError) by SendPackets when
 // a datagram's echo did not come back, retries included.

@@ -39,7 +39,8 @@ func (c *Client) retries() int {
 //
 // A datagram that comes back equal to an earlier message that was resent
 // is a late echo of its first copy and is ignored. SendPackets returns a
-// *MismatchError, with Datagram set, for an echo that differs; a
+// *MismatchError, with Datagram set, for an echo that differs; an
+// *OutputError when writing to echo fails; a
 // *DatagramError wrapping ErrNoEcho for an echo that never came back; and
 // a *DialError when every address of the host refuses (ICMP port
 // unreachable: no server on that port).
@@ -183,7 +184,7 @@ func (x *datagramExchange) awaitEcho(conn net.Conn, i int, m []byte) error {
 		x.c.logData("received ", got)
 		if x.echo != nil {
 			if _, err := x.echo.Write(got); err != nil {
-				return fmt.Errorf("write echo: %w", err)
+				return &OutputError{Err: err}
 			}
 		}
 		return datagramMismatch(i+1, m, got)
@@ -206,7 +207,7 @@ func (x *datagramExchange) isEarlier(p []byte, i int) bool {
 func (x *datagramExchange) fail(ctx context.Context, err error, detail string) error {
 	var mismatch *MismatchError
 	switch {
-	case errors.As(err, &mismatch):
+	case errors.As(err, &mismatch), errors.As(err, new(*OutputError)):
 		return err
 	case ctx.Err() != nil:
 		return &ExchangeError{Addr: x.addr, Err: ctx.Err()}

@@ -55,10 +55,13 @@ func (v *verifier) check(received []byte) error {
 }
 
 // finish reports a short echo when the server closed before every byte sent
-// came back.
+// came back, and ErrClosedBeforeEcho when it closed before echoing any.
 func (v *verifier) finish() error {
-	if v.next() {
-		return &MismatchError{Offset: v.offset, Short: true}
+	switch {
+	case !v.next():
+		return nil
+	case v.offset == 0:
+		return ErrClosedBeforeEcho
 	}
-	return nil
+	return &MismatchError{Offset: v.offset, Short: true}
 }
