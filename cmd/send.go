@@ -3,11 +3,14 @@ package cmd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/echoctl/echoctl/pkg/echo"
 )
@@ -62,11 +65,36 @@ datagram whose echo is awaited up to --timeout, resent up to --retries times;
 			return asRuntimeError(runSend(cmd.Context(), cfg, logger, input, streams.Out))
 		},
 	}
-	addAddrFlags(cmd.Flags())
+	addSendAddrFlags(cmd.Flags())
 	cmd.Flags().Duration(keyTimeout, 10*time.Second, "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)")
 	addSendTransportFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&sendOpts.stdin, "stdin", false, "send standard input instead of messages")
 	return cmd
+}
+
+// addSendAddrFlags adds send's --addr, one address that may be given once,
+// and --buffer-size; serve's are in addServeAddrFlags.
+func addSendAddrFlags(fs *pflag.FlagSet) {
+	fs.Var(&oneAddr{value: echo.DefaultAddr}, keyAddr, "address: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path; a host name's addresses are tried in turn")
+	fs.Int(keyBufferSize, echo.DefaultBufferSize, `most bytes read from the connection at once, which is also what one "received" log line shows (1 to 16777216; udp:// reads each datagram whole)`)
+}
+
+// oneAddr is the value of send's --addr: a string flag that refuses to be
+// given twice, where a plain one would keep the last silently.
+type oneAddr struct {
+	value string
+	set   bool
+}
+
+func (a *oneAddr) String() string { return a.value }
+func (a *oneAddr) Type() string   { return "string" }
+
+func (a *oneAddr) Set(s string) error {
+	if a.set {
+		return fmt.Errorf("send connects to one address; --addr is given twice (first %q)", a.value)
+	}
+	a.value, a.set = s, true
+	return nil
 }
 
 // runSend sends cfg.Messages, or input when it is not nil, and writes the
@@ -78,12 +106,28 @@ func runSend(ctx context.Context, cfg *Config, logger zerolog.Logger, input io.R
 	}
 	if input != nil {
 		_, err := client.SendStream(ctx, input, out)
-		return err
+		return outputError(err)
 	}
 	messages := make([][]byte, len(cfg.Messages))
 	for i, m := range cfg.Messages {
 		messages[i] = []byte(m)
 	}
 	_, err := client.Send(ctx, messages, out)
-	return err
+	return outputError(err)
+}
+
+// outputError says "write standard output: CAUSE" for an echo that could
+// not be written to out (such as a full disk), which the client reports
+// as an *echo.OutputError; other errors are returned as they are.
+func outputError(err error) error {
+	var oe *echo.OutputError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	cause := oe.Err
+	var pe *os.PathError // "write /dev/stdout: ": the path says less than the name
+	if errors.As(cause, &pe) {
+		cause = pe.Err
+	}
+	return fmt.Errorf("write standard output: %w", cause)
 }

@@ -12,13 +12,6 @@ import (
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
-// addAddrFlags adds send's --addr, one address, and --buffer-size; serve's
-// are in addServeAddrFlags.
-func addAddrFlags(fs *pflag.FlagSet) {
-	fs.String(keyAddr, echo.DefaultAddr, "address: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path; a host name's addresses are tried in turn")
-	addBufferSizeFlag(fs)
-}
-
 func addBufferSizeFlag(fs *pflag.FlagSet) {
 	fs.Int(keyBufferSize, echo.DefaultBufferSize, "most bytes read at once when data is logged (1 to 16777216); without -v serve moves up to 64 KiB at a time")
 }

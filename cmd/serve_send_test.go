@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -278,6 +280,109 @@ func TestSendMismatch(t *testing.T) {
 				t.Errorf("stderr:\n got %q\nwant %q", r.stderr, want)
 			}
 		})
+	}
+}
+
+// waitLogLine waits until serve has logged message from logger (see
+// hasLogLine).
+func (p *serveProcess) waitLogLine(t *testing.T, logger, message string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !hasLogLine(jsonLines(t, p.stderr.String()), logger, message) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve logged no %q line from %s within %v; stderr:\n%s", message, logger, waitTimeout, p.stderr)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a log, as startServe does
+	}
+}
+
+// TestSendServerFull: a server at --max-conns closes a new connection before
+// echoing a byte. send exits 1 and says so (it exited 3, "echo differs ...
+// after 0 bytes", in about 40% of tries: whether its reader or its writer
+// saw the close first), and its error line is the last line of stderr. A
+// few rounds, as the outcome was a race.
+func TestSendServerFull(t *testing.T) {
+	isolate(t)
+	srv := startServe(t, "--max-conns", "1")
+	held, err := net.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	srv.waitLogLine(t, "echo_127.0.0.1_", "connection accepted")
+
+	want := "echoctl: echo " + srv.addr + ": server closed the connection before echoing anything"
+	for range 10 {
+		r := run(t, context.Background(), "send", "--addr", srv.addr, "-v")
+		if r.code != ExitNetwork {
+			t.Fatalf("exit code %d, want %d; stderr:\n%s", r.code, ExitNetwork, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+		if last := lines[len(lines)-1]; last != want {
+			t.Fatalf("last stderr line %q, want %q; stderr:\n%s", last, want, r.stderr)
+		}
+		for _, l := range lines[:len(lines)-1] {
+			if !strings.HasPrefix(l, "echo_client: ") {
+				t.Errorf("stderr line %q before the error is not a client log line", l)
+			}
+		}
+		if r.stdout != "" {
+			t.Errorf("stdout = %q, want nothing", r.stdout)
+		}
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestSendStdoutFails: an echo that cannot be written to standard output
+// (send > /dev/full) is reported as such, not as a network error naming the
+// server; still exit 1.
+func TestSendStdoutFails(t *testing.T) {
+	isolate(t)
+	srv := startServe(t)
+	full := &os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.ENOSPC}
+	for _, args := range [][]string{{"hello"}, {"--stdin"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stderr syncBuffer
+			args := append([]string{"send", "--addr", srv.addr, "--log-level", "disabled"}, args...)
+			code := Run(context.Background(), args, Streams{In: strings.NewReader("hello"), Out: failingWriter{full}, Err: &stderr})
+			if code != ExitNetwork {
+				t.Errorf("exit code %d, want %d", code, ExitNetwork)
+			}
+			if got, want := stderr.String(), "echoctl: write standard output: no space left on device\n"; got != want {
+				t.Errorf("stderr = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestSendTLSToPlainServer: a tls:// address served by a plain echo server
+// says that the server does not speak TLS, rather than Go's "unexpected
+// handshake message of type *tls.clientHelloMsg".
+func TestSendTLSToPlainServer(t *testing.T) {
+	isolate(t)
+	srv := startServe(t)
+	r := run(t, context.Background(), "send", "--addr", "tls://"+srv.addr, "--tls-insecure", "--log-level", "disabled")
+	if r.code != ExitNetwork {
+		t.Errorf("exit code %d, want %d", r.code, ExitNetwork)
+	}
+	if want := "echoctl: connect tls://" + srv.addr + ": server does not speak TLS (it echoed the ClientHello)\n"; r.stderr != want {
+		t.Errorf("stderr = %q, want %q", r.stderr, want)
+	}
+}
+
+// TestSendEmptyHost: --addr :PORT connects to localhost and says so.
+func TestSendEmptyHost(t *testing.T) {
+	isolate(t)
+	srv := startServe(t)
+	r := run(t, context.Background(), "send", "--addr", ":"+srv.port, "hello")
+	if r.code != ExitOK || r.stdout != "hello" {
+		t.Fatalf("exit code %d, stdout %q; stderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if want := "echo_client: connecting to localhost port " + srv.port + "\n"; !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("stderr does not start with %q:\n%s", want, r.stderr)
 	}
 }
 
