@@ -261,6 +261,8 @@ func TestExitUsage(t *testing.T) {
 		{"buffer-size config file", []string{"send", "--config", zeroBuf}, nil, "", []string{"buffer-size", " 0 ", "config file " + zeroBuf}},
 		{"addr nonsense", []string{"send", "--addr", "nonsense"}, nil, "", []string{"addr", `"nonsense"`, "flag --addr"}},
 		{"addr port out of range", []string{"send", "--addr", "127.0.0.1:70000"}, nil, "", []string{"addr", `"127.0.0.1:70000"`, "flag --addr"}},
+		{"addr twice", []string{"send", "--addr", "127.0.0.1:1", "--addr", "127.0.0.1:2"}, nil, "", []string{"--addr", `"127.0.0.1:2"`, "send connects to one address"}},
+		{"addr list env", []string{"send"}, []string{"ECHOCTL_ADDR=127.0.0.1:1,127.0.0.1:2"}, "", []string{"addr", "environment ECHOCTL_ADDR", "send connects to one address"}},
 		{"serve addr nonsense", []string{"serve", "--addr", "nonsense"}, nil, "", []string{"addr", `"nonsense"`, "flag --addr"}},
 		{"addr env", []string{"serve"}, []string{"ECHOCTL_ADDR=127.0.0.1:70000"}, "", []string{"addr", `"127.0.0.1:70000"`, "environment ECHOCTL_ADDR"}},
 		{"log-level loud", []string{"send", "--log-level", "loud"}, nil, "", []string{"log-level", `"loud"`, "flag --log-level"}},
