@@ -215,8 +215,8 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	cfg.LogMaxBytes = d.logMaxBytes(keyLogMaxBytes)
 	cfg.MaxConns = d.intRange(keyMaxConns, 0, maxConnsLimit)
 	cfg.MaxConnsPerIP = d.intRange(keyMaxConnsPerIP, 0, maxConnsLimit)
-	cfg.IdleTimeout = d.duration(keyIdleTimeout)
-	cfg.WriteTimeout = d.duration(keyWriteTimeout)
+	cfg.IdleTimeout = d.connTimeout(keyIdleTimeout)
+	cfg.WriteTimeout = d.connTimeout(keyWriteTimeout)
 	cfg.BusyPoll = d.busyPoll(keyBusyPoll)
 	cfg.Allow = d.prefixes(keyAllow)
 	cfg.Deny = d.prefixes(keyDeny)
@@ -305,6 +305,18 @@ func (d *decoder) duration(key string) time.Duration {
 	dur, ok := parseDuration(raw)
 	if !ok {
 		d.fail(key, raw, "must be a duration such as 500ms, 10s or 1m (0 for no limit)")
+	}
+	return dur
+}
+
+// connTimeout decodes idle-timeout and write-timeout: a duration, at most
+// echo.MaxTimeout, beyond which the server's deadline arithmetic would
+// overflow and close every connection at once.
+func (d *decoder) connTimeout(key string) time.Duration {
+	dur := d.duration(key)
+	if dur > echo.MaxTimeout {
+		d.fail(key, d.v.Get(key), fmt.Sprintf("must be at most %dh (0 for no limit)", echo.MaxTimeout/time.Hour))
+		return 0
 	}
 	return dur
 }

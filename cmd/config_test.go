@@ -489,8 +489,11 @@ const (
 	addrReason     = "missing port (want host:port, such as localhost:10000)" // echo.ParseAddr names the bad part
 	sizeReason     = "must be an integer from 1 to 16777216"
 	durationReason = "must be a duration such as 500ms, 10s or 1m (0 for no limit)"
-	levelReason    = "must be one of trace, debug, info, warn, error, disabled"
-	formatReason   = "must be one of text, console, json"
+	// connTimeoutReason is for idle-timeout and write-timeout beyond
+	// echo.MaxTimeout.
+	connTimeoutReason = "must be at most 10000h (0 for no limit)"
+	levelReason       = "must be one of trace, debug, info, warn, error, disabled"
+	formatReason      = "must be one of text, console, json"
 )
 
 // TestRunInvalidConfig checks every invalid value through Run: exit code
@@ -575,6 +578,17 @@ func TestRunInvalidConfig(t *testing.T) {
 			want: `invalid timeout "1 minute" from config file %[1]s: ` + durationReason},
 		{name: "timeout env", args: []string{"send"}, env: map[string]string{"ECHOCTL_TIMEOUT": "10 s"},
 			want: `invalid timeout "10 s" from environment ECHOCTL_TIMEOUT: ` + durationReason},
+
+		// Beyond echo.MaxTimeout the server's deadlines would overflow and
+		// close every connection at once.
+		{name: "idle-timeout flag too long", args: []string{"serve", "--idle-timeout", "2500000h"},
+			want: `invalid idle-timeout "2500000h0m0s" from flag --idle-timeout: ` + connTimeoutReason},
+		{name: "write-timeout flag too long", args: []string{"serve", "--write-timeout", "2500000h"},
+			want: `invalid write-timeout "2500000h0m0s" from flag --write-timeout: ` + connTimeoutReason},
+		{name: "idle-timeout env just over", args: []string{"serve"}, env: map[string]string{"ECHOCTL_IDLE_TIMEOUT": "10000h1s"},
+			want: `invalid idle-timeout "10000h1s" from environment ECHOCTL_IDLE_TIMEOUT: ` + connTimeoutReason},
+		{name: "write-timeout yaml too long", args: []string{"serve"}, file: "c.yaml", content: "write-timeout: 20000h\n",
+			want: `invalid write-timeout "20000h" from config file %[1]s: ` + connTimeoutReason},
 
 		{name: "first invalid key wins", args: []string{"send"}, env: map[string]string{"ECHOCTL_TIMEOUT": "x", "ECHOCTL_ADDR": "y"},
 			want: `invalid addr "y" from environment ECHOCTL_ADDR: ` + addrReason},

@@ -18,6 +18,10 @@ var ErrInvalidBufferSize = errors.New("echo: invalid buffer size")
 // [0, MaxBusyPoll].
 var ErrInvalidBusyPoll = errors.New("echo: invalid busy poll")
 
+// ErrInvalidTimeout is returned when Server.IdleTimeout or
+// Server.WriteTimeout exceeds MaxTimeout.
+var ErrInvalidTimeout = errors.New("echo: invalid timeout")
+
 // MismatchError reports that the echo a Client received differs from what it
 // sent. Offset is the zero-based index of the first byte that differs.
 type MismatchError struct {

@@ -79,7 +79,8 @@ type Server struct {
 	// IdleTimeout closes a connection on which no byte has moved either
 	// way for that long (to within a sixteenth more): the peer sent
 	// nothing, and nothing was waiting to be written back, or a write back
-	// made no progress. Zero means connections may stay idle for ever.
+	// made no progress. Zero means connections may stay idle for ever. It
+	// must not exceed MaxTimeout (10000h).
 	IdleTimeout time.Duration
 
 	// WriteTimeout closes a connection whose peer has read none of the
@@ -87,7 +88,8 @@ type Server struct {
 	// makes no progress. It bounds
 	// how long a peer that stops reading holds its connection and buffer.
 	// A peer that reads slowly but steadily is not cut off. Zero means no
-	// timeout (the peer then stalls only its own connection).
+	// timeout (the peer then stalls only its own connection). It must not
+	// exceed MaxTimeout (10000h).
 	WriteTimeout time.Duration
 
 	// Allow and Deny are the access list, with the semantics of ncat's
@@ -339,7 +341,7 @@ func (s *Server) validate() error {
 	if s.BusyPoll < 0 || s.BusyPoll > MaxBusyPoll {
 		return fmt.Errorf("%w: %v (must be between 0 and %v)", ErrInvalidBusyPoll, s.BusyPoll, MaxBusyPoll)
 	}
-	return nil
+	return s.validateTimeouts()
 }
 
 func (s *Server) bufferSize() int {

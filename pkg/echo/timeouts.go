@@ -2,12 +2,35 @@ package echo
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"syscall"
 	"time"
 )
+
+// MaxTimeout bounds Server.IdleTimeout and Server.WriteTimeout: 10000
+// hours, over a year. Deadlines are set a sixteenth beyond a timeout
+// (deadlineSlack), and a duration near the largest time.Duration would
+// overflow that sum into the past and close every connection at once; a
+// limit far below it, and a round number, leaves no doubt. A connection
+// that may stay idle for ever wants a timeout of zero.
+const MaxTimeout = 10000 * time.Hour
+
+// validateTimeouts checks IdleTimeout and WriteTimeout against MaxTimeout
+// (negative ones mean zero).
+func (s *Server) validateTimeouts() error {
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"idle timeout", s.IdleTimeout}, {"write timeout", s.WriteTimeout}} {
+		if t.d > MaxTimeout {
+			return fmt.Errorf("%w: %s %v (must be at most %v)", ErrInvalidTimeout, t.name, t.d, MaxTimeout)
+		}
+	}
+	return nil
+}
 
 // writeStall is how long a write back may make no progress before the
 // connection is closed: WriteTimeout, or IdleTimeout when that is shorter

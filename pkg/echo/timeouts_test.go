@@ -429,3 +429,44 @@ func BenchmarkFastPathGuarded(b *testing.B) {
 		})
 	}
 }
+
+// TestTimeoutLimit: an IdleTimeout or WriteTimeout beyond MaxTimeout, which
+// the deadline arithmetic cannot hold (it closed every connection at once),
+// makes Serve fail with ErrInvalidTimeout; MaxTimeout itself serves, and a
+// connection is not closed by it.
+func TestTimeoutLimit(t *testing.T) {
+	huge := 2500000 * time.Hour // near the largest time.Duration
+	tests := []struct {
+		name      string
+		idle, wrt time.Duration
+		wantErr   string // "" : serves
+	}{
+		{name: "idle huge", idle: huge, wantErr: "echo: invalid timeout: idle timeout 2500000h0m0s (must be at most 10000h0m0s)"},
+		{name: "write huge", wrt: huge, wantErr: "echo: invalid timeout: write timeout 2500000h0m0s (must be at most 10000h0m0s)"},
+		{name: "idle just over", idle: echo.MaxTimeout + 1, wantErr: "echo: invalid timeout: idle timeout 10000h0m0.000000001s (must be at most 10000h0m0s)"},
+		{name: "both at the limit", idle: echo.MaxTimeout, wrt: echo.MaxTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &echo.Server{IdleTimeout: tt.idle, WriteTimeout: tt.wrt}
+			ln := listenLocal(t)
+			s := serve(t, srv, ln)
+			if tt.wantErr != "" {
+				err := s.wait(t, ioTimeout)
+				if !errors.Is(err, echo.ErrInvalidTimeout) || err.Error() != tt.wantErr {
+					t.Fatalf("Serve = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			c := dial(t, ln.Addr().String())
+			roundTrip(t, c, []byte("first"))
+			// A deadline in the past would have closed it by now: the
+			// next read or write fails at once.
+			roundTrip(t, c, []byte("second"))
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("read on an idle connection = %d, %v; want it still open", n, err)
+			}
+		})
+	}
+}
