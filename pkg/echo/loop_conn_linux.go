@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,17 +23,28 @@ import (
 var errLoopOwned = errors.New("echo: connection served by an event loop")
 
 // fdConn is the net.Conn of a connection served by an event loop: a raw
-// non-blocking socket. Only its addresses and, before the loop takes it,
-// Close are used; reads, writes and deadlines are the loop's.
+// non-blocking socket. Only its addresses and Close are used (Close by the
+// loop, or before the loop takes it); reads, writes and deadlines are the
+// loop's.
 type fdConn struct {
-	fd     int
+	fd     int32
+	closed atomic.Bool    // (fits beside fd: fdConn stays 48 bytes)
 	la     *loopAccept    // the listener it came from, for LocalAddr
 	remote netip.AddrPort // unboxed: a *net.TCPAddr would cost an idle connection 64 bytes
 }
 
-func (f *fdConn) Read([]byte) (int, error)         { return 0, errLoopOwned }
-func (f *fdConn) Write([]byte) (int, error)        { return 0, errLoopOwned }
-func (f *fdConn) Close() error                     { return os.NewSyscallError("close", syscall.Close(f.fd)) }
+func (f *fdConn) Read([]byte) (int, error)  { return 0, errLoopOwned }
+func (f *fdConn) Write([]byte) (int, error) { return 0, errLoopOwned }
+
+// Close closes the socket once; later calls return net.ErrClosed rather
+// than close whatever descriptor has since been given the same number.
+func (f *fdConn) Close() error {
+	if f.closed.Swap(true) {
+		return net.ErrClosed
+	}
+	return os.NewSyscallError("close", syscall.Close(int(f.fd)))
+}
+
 func (f *fdConn) LocalAddr() net.Addr              { return f.la.local }
 func (f *fdConn) RemoteAddr() net.Addr             { return net.TCPAddrFromAddrPort(f.remote) }
 func (f *fdConn) remoteAddrPort() netip.AddrPort   { return f.remote }
@@ -267,7 +279,7 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 		}
 		c.logClose(err, reason)
 	}
-	syscall.Close(lc.fd) // also takes it out of the epoll set
+	c.rwc.Close() // also takes it out of the epoll set
 	lc.dropPending()
 	c.finish(reason)
 }

@@ -1,12 +1,21 @@
 package echo
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/rs/zerolog"
 )
 
 // TestLoopSocketOptions: the sockets the event loops accept get what net
@@ -35,8 +44,7 @@ func TestLoopSocketOptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer syscall.Close(ll.fd)
-			defer ll.Close()
+			defer ll.Close() // and its duplicate, which Serve never claimed
 			c, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
@@ -132,5 +140,127 @@ func TestIdleConnectionSizes(t *testing.T) {
 		if tt.got > tt.max {
 			t.Errorf("%s is %d bytes, more than %d", tt.name, tt.got, tt.max)
 		}
+	}
+}
+
+// TestFDConnCloseOnce: a second Close of a loop connection's net.Conn
+// returns net.ErrClosed and leaves alone the descriptor that has since
+// been given the same number.
+func TestFDConnCloseOnce(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[1])
+	f := &fdConn{fd: int32(fds[0]), la: &loopAccept{local: &net.TCPAddr{}}}
+	if err := f.Close(); err != nil {
+		t.Fatalf("first Close = %v", err)
+	}
+	// Something else gets the number.
+	if err := syscall.Dup3(fds[1], fds[0], syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	if err := f.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close = %v, want net.ErrClosed", err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fds[0], &st); err != nil {
+		t.Errorf("the descriptor that reused the number was closed: %v", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a logger and a test may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestLoopEpollFailure: an event loop whose epoll_wait fails logs why,
+// closes its connections and ends Serve with the error, and Shutdown
+// returns (it used to wait for the loop's connections for ever).
+func TestLoopEpollFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	srv := &Server{Logger: zerolog.New(&logs).Level(zerolog.InfoLevel)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+
+	var owner *loop
+	srv.loops.each(func(l *loop) {
+		l.mu.Lock()
+		if len(l.conns) > 0 {
+			owner = l
+		}
+		l.mu.Unlock()
+	})
+	if owner == nil {
+		t.Fatal("no event loop serves the connection")
+	}
+	// Break the loop's epoll descriptor: its number now names /dev/null,
+	// on which epoll_wait fails (EINVAL). The wait in progress holds the
+	// real epoll instance still; waking it makes the loop wait again.
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if err := syscall.Dup3(int(null.Fd()), owner.epfd, syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	owner.wakeUp()
+
+	if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read on the failed loop's connection = %d, %v; want it closed", n, err)
+	}
+	select {
+	case err := <-served:
+		if err == nil || !strings.Contains(err.Error(), "event loop: epoll_wait: invalid argument") {
+			t.Errorf("Serve = %v, want the epoll_wait error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Serve still running after its loop failed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Errorf("Shutdown = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return after a loop failed")
+	}
+	if want := `"event loop: epoll_wait: invalid argument: closing its 1 connections"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("no log line %s:\n%s", want, logs.String())
 	}
 }

@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -98,13 +99,16 @@ func (ls *loops) listen(s *Server, ll *loopListener, lname string) error {
 	ls.mu.Unlock()
 	var err error
 	for _, l := range all {
-		l.do(func() {
+		ran := l.do(func() {
 			la := &loopAccept{ll: ll, lname: lname, local: ll.Addr()}
 			l.listeners[int32(ll.fd)] = la
 			if rerr := l.resume(la); rerr != nil && err == nil {
 				err = rerr
 			}
 		})
+		if !ran && err == nil {
+			err = l.failure() // the loop failed (the loops are not closed)
+		}
 	}
 	if err != nil {
 		ls.unlisten(ll)
@@ -180,6 +184,10 @@ type loop struct {
 	// They stay set: a connection added after one was made is treated
 	// the same.
 	stopReq, closeReq, exitReq bool
+	// ended is set when run returns, before it closes epfd and wake,
+	// whose numbers may then be reused: nobody may write to wake after.
+	ended bool
+	err   error // why run failed, if it did
 }
 
 // now is the loop's clock: monotonic nanoseconds since the loop started.
@@ -208,7 +216,7 @@ func newLoop(s *Server) (*loop, error) {
 
 // add registers c's socket with the loop.
 func (l *loop) add(c *conn) error {
-	fd := c.rwc.(*fdConn).fd
+	fd := int(c.rwc.(*fdConn).fd)
 	lc := &loopConn{c: c, fd: fd}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -234,8 +242,23 @@ func (l *loop) request(flag *bool) {
 }
 
 func (l *loop) wakeUp() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return
+	}
 	one := [8]byte{1}
 	syscall.Write(l.wake, one[:])
+}
+
+// failure is why the loop stopped before it was asked to.
+func (l *loop) failure() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		return ErrServerClosed
+	}
+	return l.err
 }
 
 // do runs f in the loop and waits for it; it reports false, without
@@ -268,11 +291,17 @@ func (l *loop) polling(lastFound int64) bool {
 	return l.busyPoll > 0 && l.now()-lastFound < l.busyPoll
 }
 
-// run serves the loop's connections until exit is requested.
+// run serves the loop's connections until exit is requested, or until
+// epoll fails (failed).
 func (l *loop) run() {
-	defer close(l.done)
-	defer syscall.Close(l.epfd)
-	defer syscall.Close(l.wake)
+	defer func() {
+		l.mu.Lock()
+		l.ended = true
+		syscall.Close(l.wake)
+		syscall.Close(l.epfd)
+		l.mu.Unlock()
+		close(l.done)
+	}()
 	events := make([]syscall.EpollEvent, loopEvents)
 	busy := false       // the last wait found events: look again without blocking
 	var lastFound int64 // when a wait last found events (loop clock)
@@ -332,6 +361,7 @@ func (l *loop) run() {
 			n, err = syscall.EpollWait(l.epfd, events, timeout)
 		}
 		if err != nil && err != syscall.EINTR {
+			l.failed(os.NewSyscallError("epoll_wait", err))
 			return
 		}
 		busy = n > 0
@@ -366,6 +396,30 @@ func (l *loop) run() {
 			if lc != nil {
 				l.handle(lc)
 			}
+		}
+	}
+}
+
+// failed ends a loop that can no longer wait for events (epoll_wait failed,
+// which only a broken epoll descriptor makes it do): it logs why, closes
+// its connections, so that Shutdown does not wait for them for ever, and
+// ends Serve on every listener it accepted on with the error, as Serve
+// does for an accept error it cannot retry. The other loops go on serving
+// their connections until then.
+func (l *loop) failed(err error) {
+	err = fmt.Errorf("event loop: %w", err)
+	l.mu.Lock()
+	l.err = err
+	l.exitReq = true // add refuses connections from now on
+	n := len(l.conns)
+	l.mu.Unlock()
+	l.srv.Logger.Error().Str("logger", "main").Err(err).Int("conns", n).
+		Msgf("%v: closing its %d connections", err, n)
+	l.forEach(func(lc *loopConn) { l.close(lc, CloseError, &opError{"poll", err}) })
+	for _, la := range l.listeners {
+		select {
+		case la.ll.errc <- err:
+		default:
 		}
 	}
 }

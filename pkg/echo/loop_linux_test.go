@@ -1,7 +1,10 @@
 package echo_test
 
 import (
+	"errors"
 	"io"
+	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -144,4 +147,41 @@ func processCPU(t *testing.T) time.Duration {
 		t.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+// TestServeAfterShutdownLeaksNoDescriptor: Serve on a server already shut
+// down returns ErrServerClosed and closes the listener and the duplicate
+// of its socket that the event loops would have accepted on (each call
+// used to leak that duplicate: 100 calls, 100 descriptors).
+func TestServeAfterShutdownLeaksNoDescriptor(t *testing.T) {
+	const calls = 100
+	srv := &echo.Server{}
+	if err := shutdown(srv, ioTimeout); err != nil {
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+	for range calls {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Serve(ln); !errors.Is(err, echo.ErrServerClosed) {
+			t.Fatalf("Serve after Shutdown = %v, want ErrServerClosed", err)
+		}
+	}
+	// A few descriptors may come and go with the runtime; one a call
+	// cannot.
+	if after := openFDs(t); after-before >= calls/10 {
+		t.Errorf("%d open descriptors before %d calls of Serve after Shutdown, %d after", before, calls, after)
+	}
 }

@@ -35,6 +35,13 @@ type loopListener struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	errc      chan error // a loop's accept error that ends Serve (buffered)
+
+	// Who closes the duplicate: serveLoops once it has claimed it (the
+	// loops use its number until they let it go), else Close, for a
+	// listener closed before it was served (Serve after Shutdown).
+	dupMu      sync.Mutex
+	dupClaimed bool
+	dupClosed  bool
 }
 
 // newLoopListener duplicates tl's socket, and sets on it the options that
@@ -112,23 +119,58 @@ func setInheritedOptions(fd int, lc net.ListenConfig) error {
 }
 
 // Close closes the listener and ends Serve, which takes it out of the
-// loops and closes the duplicate.
+// loops and closes the duplicate; if Serve never served it, Close closes
+// the duplicate itself.
 func (ll *loopListener) Close() error {
 	ll.closeOnce.Do(func() { close(ll.closed) })
+	ll.dupMu.Lock()
+	if !ll.dupClaimed {
+		ll.closeDupLocked()
+	}
+	ll.dupMu.Unlock()
 	return ll.TCPListener.Close()
+}
+
+// claimDup hands the duplicate to serveLoops, which must then closeDup it;
+// it is false if Close has closed it already.
+func (ll *loopListener) claimDup() bool {
+	ll.dupMu.Lock()
+	defer ll.dupMu.Unlock()
+	if ll.dupClosed {
+		return false
+	}
+	ll.dupClaimed = true
+	return true
+}
+
+// closeDup closes the duplicate once.
+func (ll *loopListener) closeDup() {
+	ll.dupMu.Lock()
+	defer ll.dupMu.Unlock()
+	ll.closeDupLocked()
+}
+
+func (ll *loopListener) closeDupLocked() {
+	if !ll.dupClosed {
+		ll.dupClosed = true
+		syscall.Close(ll.fd)
+	}
 }
 
 // serveLoops has the event loops accept and serve ll's connections until
 // ll is closed (by Close or Shutdown: ErrServerClosed; by its owner: an
 // error) or a loop cannot accept on it.
 func (s *Server) serveLoops(ll *loopListener, lname string) error {
-	defer syscall.Close(ll.fd)
 	end := func(err error) error {
 		if s.shuttingDown() {
 			return ErrServerClosed
 		}
 		return fmt.Errorf("echo: accept on %s: %w", lname, err)
 	}
+	if !ll.claimDup() {
+		return end(net.ErrClosed)
+	}
+	defer ll.closeDup()
 	if err := s.loops.listen(s, ll, lname); err != nil {
 		return end(err)
 	}
@@ -270,7 +312,7 @@ func (l *loop) accept(la *loopAccept) {
 			la.failures = 0
 		}
 		la.delay = 0
-		c, ok := s.accepted(&fdConn{fd: fd, la: la, remote: sockaddrAddrPort(sa)}, la.lname)
+		c, ok := s.accepted(&fdConn{fd: int32(fd), la: la, remote: sockaddrAddrPort(sa)}, la.lname)
 		if !ok {
 			return // shutting down
 		}
