@@ -206,6 +206,118 @@ func TestUnixSocketRemovedOnShutdown(t *testing.T) {
 	}
 }
 
+// TestUnixShutdownLeavesWhatReplacedTheSocket: a server removes its socket
+// file on Shutdown only if the path still holds the socket it made: a
+// regular file or another server's socket put there since is left alone.
+func TestUnixShutdownLeavesWhatReplacedTheSocket(t *testing.T) {
+	for _, kind := range []string{"regular file", "another server's socket"} {
+		t.Run(kind, func(t *testing.T) {
+			path := socketPath(t)
+			srv := &echo.Server{}
+			_, s := serveBound(t, srv, "unix://"+path)
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			switch kind {
+			case "regular file":
+				if err := os.WriteFile(path, []byte("precious"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "another server's socket":
+				other, err := net.Listen("unix", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { other.Close() })
+			}
+			if err := shutdown(srv, ioTimeout); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.wait(t, ioTimeout); !errors.Is(err, echo.ErrServerClosed) {
+				t.Fatalf("ServeBound = %v", err)
+			}
+			switch kind {
+			case "regular file":
+				if b, err := os.ReadFile(path); err != nil || string(b) != "precious" {
+					t.Errorf("the file at the socket path after Shutdown: %q, %v", b, err)
+				}
+			case "another server's socket":
+				c, err := net.Dial("unix", path)
+				if err != nil {
+					t.Fatalf("the other server's socket after Shutdown: %v", err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
+
+// TestUnixAddrIsThePath: the listener and its connections give the path
+// clients connect to as their address, not the temporary name the socket
+// was bound at, and nothing else is left in the directory.
+func TestUnixAddrIsThePath(t *testing.T) {
+	path := socketPath(t)
+	srv := &echo.Server{}
+	b, err := srv.Bind(t.Context(), "unix://"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got := b.Listeners[0].Addr().String(); got != path {
+		t.Errorf("listener address %q, want %q", got, path)
+	}
+	ents, err := os.ReadDir(filepath.Dir(path))
+	if err != nil || len(ents) != 1 || ents[0].Name() != filepath.Base(path) {
+		t.Errorf("directory holds %v (%v), want only the socket", ents, err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := b.Listeners[0].Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc := <-accepted
+	if sc == nil {
+		t.Fatal("Accept failed")
+	}
+	defer sc.Close()
+	if got := sc.LocalAddr().String(); got != path {
+		t.Errorf("connection local address %q, want %q", got, path)
+	}
+}
+
+// TestUnixLongestPath: a socket path of the longest length an address may
+// have (103 bytes) binds and serves, with a name of one byte and of many,
+// though the socket is first bound under a temporary name beside it.
+func TestUnixLongestPath(t *testing.T) {
+	for _, base := range []string{"s", "echo.sock"} {
+		t.Run(base, func(t *testing.T) {
+			dir := filepath.Dir(socketPath(t))
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			long := filepath.Join(dir, strings.Repeat("d", 103-len(dir)-2-len(base)))
+			if err := os.Mkdir(long, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(long, base)
+			if len(path) != 103 {
+				t.Fatalf("path of %d bytes", len(path))
+			}
+			serveBound(t, &echo.Server{}, "unix://"+path)
+			c := &echo.Client{Addr: "unix://" + path, Timeout: ioTimeout}
+			var out bytes.Buffer
+			if _, err := c.Send(t.Context(), seedMessages, &out); err != nil || out.String() != seedEcho {
+				t.Fatalf("Send = %q, %v", out.String(), err)
+			}
+		})
+	}
+}
+
 func TestUnixMissingDirectory(t *testing.T) {
 	path := filepath.Join(socketPath(t)+".d", "e.sock")
 	_, err := (&echo.Server{}).Bind(t.Context(), "unix://"+path)
