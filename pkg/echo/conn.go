@@ -113,6 +113,7 @@ func (c *conn) logData(verb string, data []byte) {
 func (c *conn) serve(resumed bool) {
 	reason := CloseError
 	parked := false
+	var err error
 	defer func() {
 		if r := recover(); r != nil {
 			c.log(zerolog.ErrorLevel).Interface("panic", r).Msg("panic serving connection")
@@ -122,7 +123,7 @@ func (c *conn) serve(resumed bool) {
 			return // taken up again by another goroutine
 		}
 		c.forgetParked()
-		c.rwc.Close()
+		c.close(err)
 		c.finish(reason)
 	}()
 	if !resumed {
@@ -137,7 +138,6 @@ func (c *conn) serve(resumed bool) {
 		}
 	}
 
-	var err error
 	if c.srv.logsData() {
 		err = c.echoChunks()
 	} else {

@@ -76,6 +76,22 @@ func (c *conn) handshake() bool {
 	return true
 }
 
+// close closes the connection that err ended. A TLS connection whose
+// write back failed (a write timeout: the peer reads nothing) has its
+// socket closed at once: tls.Conn.Close would first try to send the
+// close_notify alert into the same full socket, for up to five seconds of
+// its own, and under load that made a 3s write timeout close at 8s and
+// later. The alert could not be read anyway (the peer does not read) and
+// the record stream is broken by the partial write.
+func (c *conn) close(err error) {
+	var op *opError
+	if tc, ok := c.rwc.(*tls.Conn); ok && errors.As(err, &op) && op.op == "write" {
+		tc.NetConn().Close()
+		return
+	}
+	c.rwc.Close()
+}
+
 // lingerAfterAlert makes sure the alert a failed handshake sent reaches
 // the client. A TLS 1.3 client considers its handshake done before the
 // server has checked its certificate, and may already be sending data:

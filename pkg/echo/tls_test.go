@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -321,4 +323,61 @@ func TestBindTLSNeedsConfig(t *testing.T) {
 			t.Errorf("Bind with TLSConfig %v = %v; want ErrNoTLSConfig", cfg, err)
 		}
 	}
+}
+
+// TestTLSWriteTimeoutClosesAtOnce: a TLS peer that reads none of the echo
+// is closed at the write timeout, not seconds later. tls.Conn.Close tried
+// to send close_notify into the socket the peer does not read, waiting up
+// to 5s of its own: 200 such clients with a 3s write timeout stayed open
+// until 13-14s.
+func TestTLSWriteTimeoutClosesAtOnce(t *testing.T) {
+	const (
+		wt      = 200 * time.Millisecond
+		clients = 3
+		// tls.Conn.Close's own close_notify wait is 5s; a close that
+		// waits for it takes longer than this, one that does not takes
+		// about wt.
+		closeBound = 3 * time.Second
+	)
+	fx := newTLSFixture(t)
+	rec := newRecorder()
+	srv := &echo.Server{WriteTimeout: wt, Observer: rec}
+	addr := strings.TrimPrefix(serveTLS(t, srv, &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}}), "tls://")
+	type result struct {
+		written int
+		err     error
+		after   time.Duration
+	}
+	results := make(chan result, clients)
+	for range clients {
+		raw := dial(t, addr)
+		// A small receive buffer: the server's writes stall soon.
+		raw.SetReadBuffer(16 << 10)
+		c := tls.Client(raw, &tls.Config{RootCAs: fx.ca.Pool(), ServerName: "localhost"})
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		if err := c.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			start := time.Now()
+			n, err := fillUntilClosed(c, ioTimeout)
+			results <- result{n, err, time.Since(start)}
+		}()
+	}
+	for range clients {
+		r := <-results
+		if errors.Is(r.err, os.ErrDeadlineExceeded) {
+			t.Fatalf("the server never closed a TLS connection whose peer does not read (wrote %d bytes)", r.written)
+		}
+		if !isReset(r.err) && !errors.Is(r.err, syscall.EPIPE) {
+			t.Errorf("writing to the closed connection: %v; want a reset or broken pipe", r.err)
+		}
+		if r.after < wt {
+			t.Errorf("closed %v after the client began writing, before the %v write timeout", r.after, wt)
+		}
+		if r.after > closeBound {
+			t.Errorf("closed %v after the client began writing, with a %v write timeout: the close waited for close_notify", r.after, wt)
+		}
+	}
+	rec.waitClosed(t, echo.CloseWriteTimeout, clients)
 }
