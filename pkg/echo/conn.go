@@ -149,6 +149,13 @@ func (c *conn) serve(resumed bool) {
 	}
 	reason = c.closeReason(err)
 	if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		if c.tlsWriteFailed(err) {
+			// Its last write back did not finish by Shutdown's
+			// deadline: close at once (close), as closeForShutdown's
+			// half-close would wait for close_notify.
+			c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+			return
+		}
 		c.closeForShutdown()
 		return
 	}

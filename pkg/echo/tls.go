@@ -84,12 +84,19 @@ func (c *conn) handshake() bool {
 // later. The alert could not be read anyway (the peer does not read) and
 // the record stream is broken by the partial write.
 func (c *conn) close(err error) {
-	var op *opError
-	if tc, ok := c.rwc.(*tls.Conn); ok && errors.As(err, &op) && op.op == "write" {
-		tc.NetConn().Close()
+	if c.tlsWriteFailed(err) {
+		c.rwc.(*tls.Conn).NetConn().Close()
 		return
 	}
 	c.rwc.Close()
+}
+
+// tlsWriteFailed reports whether err, which ended the echo, is a failed
+// write back on a TLS connection, which can then send nothing more, not
+// even close_notify, in time.
+func (c *conn) tlsWriteFailed(err error) bool {
+	var op *opError
+	return c.isTLS() && errors.As(err, &op) && op.op == "write"
 }
 
 // lingerAfterAlert makes sure the alert a failed handshake sent reaches

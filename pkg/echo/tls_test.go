@@ -2,6 +2,7 @@ package echo_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -380,4 +382,59 @@ func TestTLSWriteTimeoutClosesAtOnce(t *testing.T) {
 		}
 	}
 	rec.waitClosed(t, echo.CloseWriteTimeout, clients)
+}
+
+// TestTLSShutdownWithPeerNotReading: when Shutdown's context ends, a TLS
+// connection stuck writing back to a peer that reads nothing is closed once
+// that write has had its second (drainLinger), not 5s later: the TLS
+// half-close waited that long to send close_notify into the full socket.
+func TestTLSShutdownWithPeerNotReading(t *testing.T) {
+	// A second to finish the write back, none of tls's 5s for close_notify.
+	const bound = 4 * time.Second
+	fx := newTLSFixture(t)
+	srv := &echo.Server{}
+	addr := strings.TrimPrefix(serveTLS(t, srv, &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}}), "tls://")
+	raw := dial(t, addr)
+	raw.SetReadBuffer(16 << 10)
+	c := tls.Client(raw, &tls.Config{RootCAs: fx.ca.Pool(), ServerName: "localhost"})
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	roundTrip(t, c, []byte("hello"))
+	var written atomic.Int64
+	filled := make(chan error, 1)
+	go func() {
+		chunk := make([]byte, 4<<10)
+		for {
+			n, err := c.Write(chunk)
+			written.Add(int64(n))
+			if err != nil {
+				filled <- err
+				return
+			}
+		}
+	}()
+	// The server's write back is stuck once the client's writes stop
+	// moving: it no longer reads.
+	last, still := int64(-1), 0
+	for deadline := time.Now().Add(ioTimeout); still < 10; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client's writes never stalled (%d bytes)", written.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+		n := written.Load()
+		if n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+	start := time.Now()
+	if err := shutdown(srv, 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want its context's deadline", err)
+	}
+	if d := time.Since(start); d > bound {
+		t.Errorf("Shutdown took %v with a 50ms context: the close waited for close_notify", d)
+	}
+	if err := <-filled; !isReset(err) && !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("writing to the closed connection: %v; want a reset or broken pipe", err)
+	}
 }
