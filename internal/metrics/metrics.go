@@ -49,9 +49,11 @@ type Metrics struct {
 	latency      *prometheus.HistogramVec
 	acceptErrors *prometheus.CounterVec
 	accepting    *prometheus.GaugeVec
+	udpDropped   *prometheus.CounterVec
 
 	mu        sync.Mutex
 	listeners map[string]*listenerMetrics
+	packets   map[string]*packetMetrics
 	open      atomic.Int64 // listeners accepting now
 	draining  atomic.Bool
 }
@@ -65,6 +67,7 @@ func New(build BuildInfo) *Metrics {
 	m := &Metrics{
 		reg:       prometheus.NewRegistry(),
 		listeners: make(map[string]*listenerMetrics),
+		packets:   make(map[string]*packetMetrics),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "connections_active",
 			Help: "Connections open now, including refused ones until they are closed.",
@@ -98,6 +101,10 @@ func New(build BuildInfo) *Metrics {
 			Namespace: namespace, Name: "listener_accepting",
 			Help: "1 while the listener accepts connections, 0 once it has stopped.",
 		}, label),
+		udpDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "udp_dropped_total",
+			Help: "UDP datagrams dropped unanswered, by reason: denied, port-zero, own-address, reflector-port, low-port, rate-limit or rate-table-full.",
+		}, []string{"listener", "reason"}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -110,7 +117,7 @@ func New(build BuildInfo) *Metrics {
 	buildInfo.Set(1)
 	m.reg.MustRegister(
 		m.active, m.accepted, m.closed, m.received, m.sent, m.latency,
-		m.acceptErrors, m.accepting, buildInfo,
+		m.acceptErrors, m.accepting, m.udpDropped, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -183,9 +190,38 @@ func (m *Metrics) ConnAccepted(listener string, _ net.Addr) echo.ConnObserver {
 }
 
 // PacketListener implements echo.PacketObserver: datagrams count in the
-// same byte and latency metrics as connections, under their socket.
+// same byte and latency metrics as connections, under their socket, and
+// the datagrams dropped unanswered in echoctl_udp_dropped_total, whose
+// series for every reason exist at zero from here on.
 func (m *Metrics) PacketListener(listener string) echo.ConnObserver {
-	return m.listener(listener)
+	l := m.listener(listener)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.packets[listener]; ok {
+		return p
+	}
+	p := &packetMetrics{listenerMetrics: l}
+	for _, r := range echo.DropReasons() {
+		p.dropped = append(p.dropped, m.udpDropped.WithLabelValues(listener, r.String()))
+	}
+	m.packets[listener] = p
+	return p
+}
+
+// packetMetrics are the collectors of one UDP socket: its listener's, and
+// its drops by echo.DropReason. It is an echo.PacketDropObserver.
+type packetMetrics struct {
+	*listenerMetrics
+	dropped []prometheus.Counter // by echo.DropReason
+}
+
+var _ echo.PacketDropObserver = (*packetMetrics)(nil)
+
+// Dropped implements echo.PacketDropObserver.
+func (p *packetMetrics) Dropped(reason echo.DropReason) {
+	if int(reason) < len(p.dropped) {
+		p.dropped[reason].Inc()
+	}
 }
 
 // Received implements echo.ConnObserver.

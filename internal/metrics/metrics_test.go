@@ -212,3 +212,60 @@ func TestWithServer(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPDropped checks echoctl_udp_dropped_total: every reason at zero
+// once a UDP socket serves, and the drops of a real server counted under
+// theirs.
+func TestUDPDropped(t *testing.T) {
+	m := metrics.New(metrics.BuildInfo{})
+	srv := &echo.Server{Observer: m, UDPRatePerSource: &echo.PacketRate{Datagrams: 1}}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := pc.LocalAddr().String()
+	done := make(chan error, 1)
+	go func() { done <- srv.ServePacket(pc) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+
+	c, err := net.Dial("udp", l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// One datagram a second with a burst of one: the first is answered,
+	// the two right after it dropped.
+	for range 3 {
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 8)); err != nil {
+		t.Fatalf("first datagram not answered: %v", err)
+	}
+	limited := map[string]string{"listener": l, "reason": echo.DropRateLimit.String()}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, _ := gatherValue(m, "echoctl_udp_dropped_total", limited)
+		if got == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("echoctl_udp_dropped_total%v = %v; want 2", limited, got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, r := range echo.DropReasons() {
+		if r == echo.DropRateLimit {
+			continue
+		}
+		got, err := gatherValue(m, "echoctl_udp_dropped_total", map[string]string{"listener": l, "reason": r.String()})
+		if err != nil || got != 0 {
+			t.Errorf("echoctl_udp_dropped_total{reason=%q} = %v, %v; want 0 (every reason present from the start)", r, got, err)
+		}
+	}
+}

@@ -22,6 +22,11 @@ var ErrInvalidBusyPoll = errors.New("echo: invalid busy poll")
 // Server.WriteTimeout exceeds MaxTimeout.
 var ErrInvalidTimeout = errors.New("echo: invalid timeout")
 
+// ErrInvalidPacketRate is returned (wrapped) by ParsePacketRate for text
+// that is not a rate, and by ServePacket when Server.UDPRatePerSource is
+// out of bounds.
+var ErrInvalidPacketRate = errors.New("echo: invalid UDP rate")
+
 // MismatchError reports that the echo a Client received differs from what it
 // sent. Offset is the zero-based index of the first byte that differs.
 type MismatchError struct {

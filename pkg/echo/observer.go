@@ -41,6 +41,17 @@ type PacketObserver interface {
 	PacketListener(listener string) ConnObserver
 }
 
+// A PacketDropObserver is a ConnObserver that also counts the datagrams
+// ServePacket drops unanswered. If the ConnObserver that
+// PacketObserver.PacketListener returns implements it, Dropped is called
+// once for each dropped datagram, with the reason, on the hot path (keep
+// it to a few atomic operations). A dropped datagram is reported neither
+// to Received nor to Sent.
+type PacketDropObserver interface {
+	ConnObserver
+	Dropped(reason DropReason)
+}
+
 // A ConnObserver receives the events of one connection, in order. The
 // per-chunk methods, Received and Sent, are on the echo's hot path: keep
 // them to a few atomic operations.
@@ -111,6 +122,68 @@ func CloseReasons() []CloseReason {
 	rs := make([]CloseReason, len(closeReasonNames))
 	for i := range rs {
 		rs[i] = CloseReason(i)
+	}
+	return rs
+}
+
+// A DropReason says why ServePacket dropped a datagram without answering
+// it (docs/udp.md).
+type DropReason uint8
+
+// The reasons a datagram is dropped, in the order ServePacket checks them.
+// Their String forms are the values of the reason label of
+// echoctl_udp_dropped_total.
+const (
+	// DropDenied: Server.Allow or Server.Deny refuses the sender.
+	DropDenied DropReason = iota
+	// DropPortZero: the source port is 0, which cannot be answered.
+	DropPortZero
+	// DropOwnAddress: the datagram comes from one of the server's own UDP
+	// sockets (its source port is one the server listens on and its source
+	// address is loopback or the host's own): the answer would come back
+	// as a new datagram, for ever.
+	DropOwnAddress
+	// DropReflectorPort: the source port is that of a well-known UDP
+	// service that answers what it receives (echo, chargen, DNS, NTP, ...):
+	// the two would answer each other for ever (CERT CA-1996-01).
+	DropReflectorPort
+	// DropLowPort: the source port is below 1024, a system service's, and
+	// Server.UDPAllowLowPorts is not set.
+	DropLowPort
+	// DropRateLimit: the sender's address has used up its
+	// Server.UDPRatePerSource.
+	DropRateLimit
+	// DropRateTableFull: the per-source rate limiter already tracks as many
+	// active sources as it holds; a new source is answered once some have
+	// gone quiet.
+	DropRateTableFull
+)
+
+var dropReasonNames = [...]string{
+	DropDenied:        "denied",
+	DropPortZero:      "port-zero",
+	DropOwnAddress:    "own-address",
+	DropReflectorPort: "reflector-port",
+	DropLowPort:       "low-port",
+	DropRateLimit:     "rate-limit",
+	DropRateTableFull: "rate-table-full",
+}
+
+// String returns the reason's label value: "denied", "port-zero",
+// "own-address", "reflector-port", "low-port", "rate-limit" or
+// "rate-table-full".
+func (r DropReason) String() string {
+	if int(r) < len(dropReasonNames) {
+		return dropReasonNames[r]
+	}
+	return "unknown"
+}
+
+// DropReasons returns every DropReason, in the order of their values.
+func DropReasons() []DropReason {
+	rs := make([]DropReason, len(dropReasonNames))
+	for i := range rs {
+		rs[i] = DropReason(i)
 	}
 	return rs
 }

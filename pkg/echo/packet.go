@@ -12,8 +12,13 @@ import (
 
 // MaxDatagramSize is the largest UDP payload over IPv4 (65535 bytes less
 // the 20-byte IP and 8-byte UDP headers), the largest echo a udp:// address
-// carries everywhere. IPv6 carries up to 65527 bytes.
+// carries everywhere. IPv6 carries up to MaxDatagramSizeIPv6.
 const MaxDatagramSize = 65507
+
+// MaxDatagramSizeIPv6 is the largest UDP payload over IPv6 (65535 bytes
+// less the 8-byte UDP header; the IPv6 header is not counted in its
+// payload length).
+const MaxDatagramSizeIPv6 = 65527
 
 // packetBufferSize holds any UDP payload, IPv6's included.
 const packetBufferSize = 64 << 10
@@ -31,13 +36,26 @@ const maxPacketReaders = 4
 // it reuses: a flood of datagrams costs no memory beyond them. Each datagram
 // is logged at debug level on the per-peer logger "echo_{host}_{port}" as
 // "received b'...'" and "sent b'...'", as for TCP. BufferSize does not
-// apply: a datagram is echoed whole.
+// apply: a datagram is echoed whole, never with more bytes than arrived.
+//
+// Datagrams that could start an echo loop or make the server a reflector
+// are dropped unanswered (CERT CA-1996-01; docs/udp.md): from source port
+// 0, from one of the sockets this Server serves, from a well-known service
+// that answers back (echo, chargen, DNS, NTP, ...) and, unless
+// UDPAllowLowPorts, from any port below 1024; and past UDPRatePerSource
+// from one source address. So are those of a sender that Allow or Deny
+// refuses. Each drop is told to the Observer (PacketDropObserver) and
+// logged at most once a second for each reason.
 func (s *Server) ServePacket(pc net.PacketConn) error { return s.servePacket(pc, func() {}) }
 
 // servePacket is ServePacket; it calls started as serve does.
 func (s *Server) servePacket(pc net.PacketConn, started func()) error {
 	defer started()
 	if err := s.validate(); err != nil {
+		pc.Close()
+		return err
+	}
+	if err := s.validatePacket(); err != nil {
 		pc.Close()
 		return err
 	}
@@ -67,7 +85,7 @@ func (s *Server) servePacket(pc net.PacketConn, started func()) error {
 	}
 	errs := make(chan error, n)
 	for range n {
-		go func() { errs <- s.readPackets(pc, obs) }()
+		go func() { errs <- s.readPackets(pc, obs, s.udpGuard()) }()
 	}
 	var first error
 	for range n {
@@ -83,11 +101,14 @@ func (s *Server) servePacket(pc net.PacketConn, started func()) error {
 }
 
 // readPackets is one reader of ServePacket: it reads a datagram into its
-// buffer, writes it back to the sender, and reads the next. obs, if not
-// nil, is told each datagram's bytes and echo latency.
-func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver) error {
+// buffer, screens it (packet_guard.go), writes it back to the sender, and
+// reads the next. obs, if not nil, is told each datagram's bytes and echo
+// latency, and each drop if it is a PacketDropObserver.
+func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver, g *udpGuard) error {
 	buf := make([]byte, packetBufferSize)
 	udp, _ := pc.(*net.UDPConn)
+	dobs, _ := obs.(PacketDropObserver)
+	listener := pc.LocalAddr().String()
 	var delay time.Duration
 	for {
 		var (
@@ -116,15 +137,14 @@ func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver) error {
 		}
 		delay = 0
 		p := packetPeer{ap: peer, addr: addr}
-		data := buf[:n]
-		debug := s.logsData()
-		if !s.permitsPacket(p) {
-			if debug {
-				name, peerStr := p.names()
-				s.Logger.Debug().Str("logger", name).Str("peer", peerStr).Int("bytes", n).Msg("dropped: the access list refuses this peer")
+		data := buf[:n] // the answer: exactly the bytes received
+		if src, ok := p.source(); ok {
+			if r, ok := s.screen(g, src, n); !ok {
+				s.dropped(g, dobs, listener, p, src, n, r)
+				continue
 			}
-			continue
 		}
+		debug := s.logsData()
 		if debug {
 			s.logDatagram(p, "received ", data)
 		}
@@ -149,10 +169,7 @@ func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver) error {
 			if s.shuttingDown() && errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
-			if e := s.Logger.Warn(); e != nil {
-				name, peerStr := p.names()
-				e.Str("logger", name).Str("peer", peerStr).Err(err).Msg("write error: " + rootCause(err).Error())
-			}
+			s.writeFailed(g, p, err)
 			continue
 		}
 		if debug {
@@ -161,26 +178,26 @@ func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver) error {
 	}
 }
 
-// permitsPacket applies Allow and Deny to the sender of a datagram, as
-// Serve applies them to a connection: a refused sender gets no answer.
-func (s *Server) permitsPacket(p packetPeer) bool {
-	if len(s.Allow) == 0 && len(s.Deny) == 0 {
-		return true
-	}
-	ip := p.ap.Addr()
-	if p.addr != nil {
-		var ok bool
-		if ip, ok = peerIP(p.addr); !ok {
-			return true
-		}
-	}
-	return s.permits(ip.Unmap().WithZone(""))
-}
-
 // packetPeer is the sender of a datagram: ap for a *net.UDPConn, else addr.
 type packetPeer struct {
 	ap   netip.AddrPort
 	addr net.Addr
+}
+
+// source returns the sender's address, unmapped and without zone, and
+// false if it has none (a Unix datagram socket's peer).
+func (p packetPeer) source() (netip.AddrPort, bool) {
+	ap := p.ap
+	if p.addr != nil {
+		var ok bool
+		if ap, ok = addrPort(p.addr); !ok {
+			return netip.AddrPort{}, false
+		}
+	}
+	if !ap.Addr().IsValid() {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()), true
 }
 
 // names returns the per-peer logger name, echo_{host}_{port}, and the
@@ -213,10 +230,18 @@ func (s *Server) logDatagram(p packetPeer, verb string, data []byte) {
 }
 
 // trackPacketConn adds or removes pc; adding fails once the server shuts
-// down.
+// down. The guard learns the local addresses of the sockets served, to
+// drop datagrams from them.
 func (s *Server) trackPacketConn(pc *net.PacketConn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() {
+		addrs := make([]net.Addr, 0, len(s.packetConns))
+		for c := range s.packetConns {
+			addrs = append(addrs, (*c).LocalAddr())
+		}
+		s.udpGuard().setOwn(addrs)
+	}()
 	if !add {
 		delete(s.packetConns, pc)
 		s.packetWG.Done()

@@ -117,7 +117,9 @@ func TestServePacketIPv6(t *testing.T) {
 }
 
 func TestServePacketManyPeers(t *testing.T) {
-	addr, _ := servePacketLocal(t, &echo.Server{}, "udp", "127.0.0.1:0")
+	// A thousand datagrams from one address, 127.0.0.1: past the default
+	// per-source rate, which TestServePacketRateLimit tests.
+	addr, _ := servePacketLocal(t, &echo.Server{UDPRatePerSource: &echo.PacketRate{}}, "udp", "127.0.0.1:0")
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for i := range 50 {
@@ -255,7 +257,7 @@ func TestServePacketFloodMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("flood")
 	}
-	addr, _ := servePacketLocal(t, &echo.Server{}, "udp", "127.0.0.1:0")
+	addr, _ := servePacketLocal(t, &echo.Server{UDPRatePerSource: &echo.PacketRate{}}, "udp", "127.0.0.1:0")
 	c := dialUDP(t, addr)
 	p := randomBytes(9, 1400)
 	buf := make([]byte, 2048)

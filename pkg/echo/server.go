@@ -99,14 +99,16 @@ type Server struct {
 	// is read, reported to the Observer (CloseDenied) and logged at info.
 	// IPv4-mapped IPv6 peers are matched as IPv4; peers without an IP
 	// address (Unix sockets) are not filtered. On UDP (ServePacket), a
-	// refused sender's datagrams are dropped unanswered and unlogged. Both
+	// refused sender's datagrams are dropped unanswered, reported to the
+	// Observer (DropDenied) and logged at info at most once a second. Both
 	// empty: every peer is served. ParsePrefix parses entries.
 	Allow, Deny []netip.Prefix
 
 	// Observer, if not nil, is told about listeners, connections and the
 	// bytes they echo: it is where metrics attach. Its per-chunk methods
-	// are called only when it is set. ServePacket reports only when its
-	// socket starts and stops serving (Listening).
+	// are called only when it is set. ServePacket reports when its socket
+	// starts and stops serving (Listening), and its datagrams if the
+	// Observer is a PacketObserver.
 	Observer Observer
 
 	// LogMaxBytes is the most bytes of a chunk that a debug log line
@@ -142,6 +144,26 @@ type Server struct {
 	// address. If zero, DefaultUnixMode (0660) is used.
 	UnixMode os.FileMode
 
+	// UDPAllowLowPorts makes ServePacket answer datagrams from source
+	// ports 1 to 1023, which it drops by default (DropLowPort) as OpenBSD
+	// inetd does: they belong to system services, which may answer back.
+	// Set it for a lab. Port 0, the well-known services that answer back
+	// (echo 7, discard 9, daytime 13, qotd 17, chargen 19, time 37, dns 53,
+	// ntp 123, snmp 161, ssdp 1900, memcached 11211) and the server's own
+	// sockets stay refused.
+	UDPAllowLowPorts bool
+
+	// UDPRatePerSource bounds what ServePacket answers to one source IP
+	// address, so that a sender forging a victim's address cannot use the
+	// server against it: past the rate, datagrams are dropped
+	// (DropRateLimit). If nil, DefaultUDPDatagramsPerSource (100)
+	// datagrams and DefaultUDPBytesPerSource (256 KiB) a second are
+	// answered, with a burst of one second's worth. A zero PacketRate
+	// turns the limit off, for benchmarks on a lab network. The sources
+	// are tracked in a table of at most 8192 recently active addresses; a
+	// new source finding it full is dropped (DropRateTableFull).
+	UDPRatePerSource *PacketRate
+
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
@@ -151,6 +173,7 @@ type Server struct {
 
 	packetConns map[*net.PacketConn]struct{} // served by ServePacket (packet.go)
 	packetWG    sync.WaitGroup               // one count per packetConns entry
+	udp         udpGuard                     // loop and reflection guard of ServePacket (packet_guard.go)
 	unixConns   atomic.Uint64                // numbers Unix connections: echo_unix_{n}
 	park        parker                       // idle connections without a goroutine (park_linux.go)
 	loops       loops                        // event loops for plain TCP (loop_linux.go)
