@@ -98,6 +98,7 @@ type datagramExchange struct {
 	echo     io.Writer
 	res      *Result
 	next     int          // index of the first message whose echo has not come back
+	ipv6     bool         // the current address is IPv6: datagrams up to MaxDatagramSizeIPv6
 	buf      []byte       // receives the echoes
 	resent   map[int]bool // messages sent more than once, whose echo may come back twice
 }
@@ -106,6 +107,10 @@ type datagramExchange struct {
 // It returns an error wrapping syscall.ECONNREFUSED if the peer's port is
 // closed.
 func (x *datagramExchange) run(ctx context.Context, conn net.Conn) error {
+	x.ipv6 = false
+	if ap, ok := addrPort(conn.RemoteAddr()); ok {
+		x.ipv6 = !ap.Addr().Unmap().Is4()
+	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
 	defer stop()
 	if x.buf == nil {
@@ -212,7 +217,11 @@ func (x *datagramExchange) fail(ctx context.Context, err error, detail string) e
 	case ctx.Err() != nil:
 		return &ExchangeError{Addr: x.addr, Err: ctx.Err()}
 	case errors.Is(err, syscall.EMSGSIZE):
-		detail = fmt.Sprintf("%d bytes is more than a UDP datagram carries (at most %d over IPv4)", len(x.messages[x.next]), MaxDatagramSize)
+		limit, ip := MaxDatagramSize, "IPv4"
+		if x.ipv6 {
+			limit, ip = MaxDatagramSizeIPv6, "IPv6"
+		}
+		detail = fmt.Sprintf("%d bytes is more than a UDP datagram carries (at most %d over %s)", len(x.messages[x.next]), limit, ip)
 	}
 	return &DatagramError{Addr: x.addr, Datagram: x.next + 1, Of: len(x.messages), Err: err, detail: detail}
 }

@@ -584,3 +584,32 @@ func TestServePacketObserver(t *testing.T) {
 		t.Errorf("datagrams counted as connections: accepted %d, closed %d", rec.accepted.Load(), rec.totalClosed())
 	}
 }
+
+// TestSendPacketsTooLarge: a datagram larger than UDP carries fails with
+// the limit of the address's IP version: 65507 bytes over IPv4, 65527
+// over IPv6.
+func TestSendPacketsTooLarge(t *testing.T) {
+	for _, tt := range []struct {
+		network, address string
+		size             int
+		limit            string
+	}{
+		{"udp4", "127.0.0.1:0", echo.MaxDatagramSize + 1, "at most 65507 over IPv4"},
+		{"udp6", "[::1]:0", echo.MaxDatagramSizeIPv6 + 1, "at most 65527 over IPv6"},
+		{"udp6", "[::1]:0", 70000, "at most 65527 over IPv6"},
+	} {
+		t.Run(tt.address+"/"+strconv.Itoa(tt.size), func(t *testing.T) {
+			if tt.network == "udp6" {
+				requireIPv6(t)
+			}
+			addr, _ := servePacketLocal(t, &echo.Server{}, tt.network, tt.address)
+			c := &echo.Client{Addr: "udp://" + addr, Timeout: ioTimeout}
+			_, err := c.SendPackets(t.Context(), [][]byte{make([]byte, tt.size)}, nil)
+			want := fmt.Sprintf("echo udp://%s: datagram 1 of 1: %d bytes is more than a UDP datagram carries (%s)", addr, tt.size, tt.limit)
+			var de *echo.DatagramError
+			if !errors.As(err, &de) || err.Error() != want {
+				t.Fatalf("SendPackets = %v; want %s", err, want)
+			}
+		})
+	}
+}
