@@ -37,7 +37,8 @@ const (
 // knownKeys are every configuration key, in the order the docs list them.
 var knownKeys = []string{keyAddr, keyBufferSize, keyMessages, keyLogLevel, keyLogFormat, keyShutdownTimeout, keyTimeout,
 	keyLogMaxBytes, keyMaxConns, keyMaxConnsPerIP, keyIdleTimeout, keyWriteTimeout, keyBusyPoll, keyAllow, keyDeny, keyMetricsAddr,
-	keyTLSCert, keyTLSKey, keyTLSClientCA, keyTLSSelfSigned, keyTLSCA, keyTLSServerName, keyTLSInsecure, keyUnixMode, keyRetries}
+	keyTLSCert, keyTLSKey, keyTLSClientCA, keyTLSSelfSigned, keyTLSCA, keyTLSServerName, keyTLSInsecure, keyUnixMode, keyRetries,
+	keyUDPAllowLowPorts, keyUDPRatePerSource}
 
 // envPrefix prefixes every environment variable echoctl reads.
 const envPrefix = "ECHOCTL"
@@ -72,6 +73,9 @@ var defaults = map[string]any{
 	keyTLSInsecure:     false,
 	keyUnixMode:        "0660",
 	keyRetries:         echo.DefaultRetries,
+
+	keyUDPAllowLowPorts: false,
+	keyUDPRatePerSource: defaultUDPRatePerSource,
 }
 
 // Config is the validated configuration, merged from flags, environment,

@@ -77,6 +77,7 @@ func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	}
 	defer ms.close()
 	applyLimits(srv, cfg, ms)
+	applyUDPGuard(srv, cfg.Transport)
 	addrs := cfg.Addrs
 	if len(addrs) == 0 {
 		addrs = []string{cfg.Addr}

@@ -27,10 +27,19 @@ const (
 	keyTLSInsecure   = "tls-insecure"
 	keyUnixMode      = "unix-mode"
 	keyRetries       = "retries"
+
+	keyUDPAllowLowPorts = "udp-allow-low-ports"
+	keyUDPRatePerSource = "udp-rate-per-source"
 )
+
+// defaultUDPRatePerSource is the default of udp-rate-per-source: echo's.
+var defaultUDPRatePerSource = echo.PacketRate{Datagrams: echo.DefaultUDPDatagramsPerSource, Bytes: echo.DefaultUDPBytesPerSource}.String()
 
 // maxRetries bounds the retries key.
 const maxRetries = 100
+
+// udpRateReason is the reason given for an invalid udp-rate-per-source.
+const udpRateReason = "must be 0 (no limit) or DATAGRAMS/s,BYTES/s such as 100/s,256KiB/s (byte units B, KB, KiB, MB, MiB, GB, GiB; at most 10000000/s and 1GiB/s)"
 
 // unixModeReason is the reason given for an invalid unix-mode.
 const unixModeReason = `must be an octal permission from 0001 to 0777, such as 0660 (in YAML write 0660 or "0660"; 660 is decimal)`
@@ -60,6 +69,20 @@ type TransportConfig struct {
 	// Retries (send over UDP) is how often a datagram without an echo is
 	// resent.
 	Retries int
+	// UDPAllowLowPorts (serve) answers datagrams from source ports below
+	// 1024 too; see echo.Server.UDPAllowLowPorts.
+	UDPAllowLowPorts bool
+	// UDPRatePerSource (serve) bounds what one source address is answered;
+	// the zero PacketRate, from "0", turns the limit off.
+	UDPRatePerSource echo.PacketRate
+}
+
+// applyUDPGuard sets srv's protection against UDP loops and reflection
+// (docs/udp.md).
+func applyUDPGuard(srv *echo.Server, t TransportConfig) {
+	srv.UDPAllowLowPorts = t.UDPAllowLowPorts
+	r := t.UDPRatePerSource
+	srv.UDPRatePerSource = &r
 }
 
 // addServeAddrFlags adds serve's --addr, which may be repeated, and
@@ -76,6 +99,8 @@ func addServeTransportFlags(fs *pflag.FlagSet) {
 	fs.String(keyTLSClientCA, "", "tls:// addresses: require client certificates signed by a CA in this PEM file (mutual TLS)")
 	fs.Bool(keyTLSSelfSigned, false, "tls:// addresses: serve an in-memory self-signed certificate (for tests; its SHA-256 fingerprint is logged)")
 	fs.String(keyUnixMode, "0660", "unix:// addresses: permission of the socket file, in octal")
+	fs.Bool(keyUDPAllowLowPorts, false, "udp:// addresses: answer datagrams from source ports below 1024 too, for a lab (port 0, the reflector ports such as 7, 19, 53, 123 and the server's own ports stay refused)")
+	fs.String(keyUDPRatePerSource, defaultUDPRatePerSource, "udp:// addresses: the `rate` of datagrams and bytes answered to one source IP address, DATAGRAMS/s,BYTES/s, each with a burst of one second's worth (0: no limit, for benchmarks on a lab network)")
 }
 
 // addSendTransportFlags adds send's TLS and UDP flags.
@@ -200,6 +225,9 @@ func (d *decoder) transport(addrs []string) TransportConfig {
 		TLSInsecure:   d.boolean(keyTLSInsecure),
 		UnixMode:      d.fileMode(keyUnixMode),
 		Retries:       d.intRange(keyRetries, 0, maxRetries),
+
+		UDPAllowLowPorts: d.boolean(keyUDPAllowLowPorts),
+		UDPRatePerSource: d.packetRate(keyUDPRatePerSource),
 	}
 	if d.err != nil {
 		return t
@@ -237,6 +265,31 @@ func (d *decoder) transport(addrs []string) TransportConfig {
 		}
 	}
 	return t
+}
+
+// packetRate decodes a per-source UDP rate: "0" (or the number 0 from a
+// config file) for no limit, else a string that echo.ParsePacketRate
+// reads, such as "100/s,256KiB/s".
+func (d *decoder) packetRate(key string) echo.PacketRate {
+	raw := d.v.Get(key)
+	var s string
+	switch x := raw.(type) {
+	case string:
+		s = x
+	case int:
+		s = strconv.Itoa(x)
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case uint64:
+		s = strconv.FormatUint(x, 10)
+	case float64:
+		s = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	r, err := echo.ParsePacketRate(s)
+	if err != nil {
+		d.fail(key, raw, udpRateReason)
+	}
+	return r
 }
 
 // failFile reports a *tlsconfig.FileError against the key that named the

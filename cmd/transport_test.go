@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/echoctl/echoctl/internal/certtest"
+	"github.com/echoctl/echoctl/pkg/echo"
 )
 
 // TestLoadAddrList covers the ways serve is given several addresses, and
@@ -116,7 +117,8 @@ func TestLoadTransport(t *testing.T) {
 	isolate(t)
 	cfg := mustLoad(t, "serve", "--addr", "tls://127.0.0.1:0", "--tls-cert", f.serverCert, "--tls-key", f.serverKey,
 		"--tls-client-ca", f.caFile, "--unix-mode", "600")
-	want := TransportConfig{TLSCert: f.serverCert, TLSKey: f.serverKey, TLSClientCA: f.caFile, UnixMode: 0o600, Retries: 2}
+	udpRate := echo.PacketRate{Datagrams: 100, Bytes: 256 << 10}
+	want := TransportConfig{TLSCert: f.serverCert, TLSKey: f.serverKey, TLSClientCA: f.caFile, UnixMode: 0o600, Retries: 2, UDPRatePerSource: udpRate}
 	if cfg.Transport != want {
 		t.Errorf("serve transport %+v, want %+v", cfg.Transport, want)
 	}
@@ -124,7 +126,7 @@ func TestLoadTransport(t *testing.T) {
 	t.Setenv("ECHOCTL_RETRIES", "5")
 	t.Setenv("ECHOCTL_TLS_SERVER_NAME", "echo.example")
 	cfg = mustLoad(t, "send", "--addr", "tls://127.0.0.1:7", "--tls-ca", f.caFile, "--tls-cert", f.clientCert, "--tls-key", f.clientKey)
-	want = TransportConfig{TLSCA: f.caFile, TLSCert: f.clientCert, TLSKey: f.clientKey, TLSServerName: "echo.example", TLSInsecure: true, UnixMode: 0o660, Retries: 5}
+	want = TransportConfig{TLSCA: f.caFile, TLSCert: f.clientCert, TLSKey: f.clientKey, TLSServerName: "echo.example", TLSInsecure: true, UnixMode: 0o660, Retries: 5, UDPRatePerSource: udpRate}
 	if cfg.Transport != want {
 		t.Errorf("send transport %+v, want %+v", cfg.Transport, want)
 	}
@@ -192,6 +194,12 @@ func TestRunInvalidTransport(t *testing.T) {
 			`invalid unix-mode "0" from environment ECHOCTL_UNIX_MODE: ` + unixModeReason},
 		{"retries negative", []string{"send", "--retries", "-1"}, nil,
 			`invalid retries -1 from flag --retries: must be an integer from 0 to 100`},
+		{"udp rate per minute", []string{"serve", "--udp-rate-per-source", "100/m"}, nil,
+			`invalid udp-rate-per-source "100/m" from flag --udp-rate-per-source: ` + udpRateReason},
+		{"udp rate bytes first", []string{"serve"}, map[string]string{"ECHOCTL_UDP_RATE_PER_SOURCE": "1MiB/s,10/s"},
+			`invalid udp-rate-per-source "1MiB/s,10/s" from environment ECHOCTL_UDP_RATE_PER_SOURCE: ` + udpRateReason},
+		{"udp allow low ports not a boolean", []string{"serve"}, map[string]string{"ECHOCTL_UDP_ALLOW_LOW_PORTS": "lab"},
+			`invalid udp-allow-low-ports "lab" from environment ECHOCTL_UDP_ALLOW_LOW_PORTS: must be true or false`},
 		{"stdin over UDP", []string{"send", "--stdin", "--addr", "udp://127.0.0.1:7"}, nil,
 			`send: --stdin needs a stream address (tcp, tls or unix): over udp:// each message is one datagram`},
 	}
@@ -203,6 +211,72 @@ func TestRunInvalidTransport(t *testing.T) {
 			}
 			checkUsageError(t, run(t, cancelledContext(), tt.args...), tt.want)
 		})
+	}
+}
+
+// TestLoadUDPGuard: udp-rate-per-source and udp-allow-low-ports from each
+// layer.
+func TestLoadUDPGuard(t *testing.T) {
+	def := echo.PacketRate{Datagrams: echo.DefaultUDPDatagramsPerSource, Bytes: echo.DefaultUDPBytesPerSource}
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		file     string // name and content, "c.yaml:..."
+		rate     echo.PacketRate
+		lowPorts bool
+	}{
+		{name: "default", rate: def},
+		{name: "flag off", args: []string{"--udp-rate-per-source", "0"}, rate: echo.PacketRate{}},
+		{name: "flag", args: []string{"--udp-rate-per-source", "1000/s,16MiB/s", "--udp-allow-low-ports"}, rate: echo.PacketRate{Datagrams: 1000, Bytes: 16 << 20}, lowPorts: true},
+		{name: "env", env: map[string]string{"ECHOCTL_UDP_RATE_PER_SOURCE": "50/s", "ECHOCTL_UDP_ALLOW_LOW_PORTS": "1"}, rate: echo.PacketRate{Datagrams: 50}, lowPorts: true},
+		{name: "YAML number 0", file: "c.yaml:udp-rate-per-source: 0\nudp-allow-low-ports: true\n", rate: echo.PacketRate{}, lowPorts: true},
+		{name: "YAML string", file: "c.yaml:udp-rate-per-source: 10/s,1MiB/s\n", rate: echo.PacketRate{Datagrams: 10, Bytes: 1 << 20}},
+		{name: "TOML", file: "c.toml:udp-rate-per-source = \"200/s,512KiB/s\"\n", rate: echo.PacketRate{Datagrams: 200, Bytes: 512 << 10}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := isolate(t)
+			args := append([]string{"serve"}, tt.args...)
+			if tt.file != "" {
+				name, content, _ := strings.Cut(tt.file, ":")
+				args = append(args, "--config", writeFile(t, filepath.Join(dir, name), content))
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg := mustLoad(t, args...)
+			if cfg.Transport.UDPRatePerSource != tt.rate || cfg.Transport.UDPAllowLowPorts != tt.lowPorts {
+				t.Errorf("rate %+v, low ports %v; want %+v, %v", cfg.Transport.UDPRatePerSource, cfg.Transport.UDPAllowLowPorts, tt.rate, tt.lowPorts)
+			}
+		})
+	}
+}
+
+// TestServeUDPRatePerSource: serve applies --udp-rate-per-source: of a
+// quick burst of datagrams from one source, one a second is answered.
+func TestServeUDPRatePerSource(t *testing.T) {
+	isolate(t)
+	p, bound := startServeAddrs(t, []string{"udp://127.0.0.1:0"}, "--udp-rate-per-source", "1/s")
+	c, err := net.Dial("udp", strings.TrimPrefix(bound[0], "udp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 3 {
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(waitTimeout))
+	if _, err := c.Read(make([]byte, 8)); err != nil {
+		t.Fatalf("first datagram not answered: %v", err)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for !strings.Contains(p.stderr.String(), "over the per-source rate limit of 1/s") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rate limit line; stderr:\n%s", p.stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
