@@ -32,12 +32,36 @@ const dropLogInterval = time.Second
 // interface, are used before they are read again.
 const localAddrsTTL = 5 * time.Second
 
-// reflectorPorts are the well-known UDP services that answer what they
-// receive, so that an echo to them starts a storm: refused as source ports
-// whatever Server.UDPAllowLowPorts says.
-var reflectorPorts = map[uint16]string{
-	7: "echo", 9: "discard", 13: "daytime", 17: "qotd", 19: "chargen", 37: "time",
-	53: "dns", 123: "ntp", 161: "snmp", 1900: "ssdp", 11211: "memcached",
+// reflectorService names the well-known UDP service on port, one that
+// answers what it receives, so that an echo to it starts a storm; "" for
+// any other port. These ports are refused as source ports whatever
+// Server.UDPAllowLowPorts says.
+func reflectorService(port uint16) string {
+	switch port {
+	case 7:
+		return "echo"
+	case 9:
+		return "discard"
+	case 13:
+		return "daytime"
+	case 17:
+		return "qotd"
+	case 19:
+		return "chargen"
+	case 37:
+		return "time"
+	case 53:
+		return "dns"
+	case 123:
+		return "ntp"
+	case 161:
+		return "snmp"
+	case 1900:
+		return "ssdp"
+	case 11211:
+		return "memcached"
+	}
+	return ""
 }
 
 // udpGuard is a Server's state for screening datagrams; its zero value is
@@ -159,7 +183,7 @@ func (g *udpGuard) screenSource(ip netip.Addr, port uint16) (DropReason, bool) {
 		return DropPortZero, false
 	case g.isOwn(ip, port):
 		return DropOwnAddress, false
-	case reflectorPorts[port] != "":
+	case reflectorService(port) != "":
 		return DropReflectorPort, false
 	case port < 1024 && !g.lowPorts:
 		return DropLowPort, false
@@ -253,7 +277,7 @@ func (g *udpGuard) why(r DropReason, src netip.AddrPort) string {
 	case DropOwnAddress:
 		return "it comes from port " + port + ", one of this server's own UDP sockets: answering would loop"
 	case DropReflectorPort:
-		return "source port " + port + " (" + reflectorPorts[src.Port()] + ") is a UDP service that answers back: answering could start a packet storm"
+		return "source port " + port + " (" + reflectorService(src.Port()) + ") is a UDP service that answers back: answering could start a packet storm"
 	case DropLowPort:
 		return "source port " + port + " is below 1024, a system service's (udp-allow-low-ports answers it)"
 	case DropRateLimit:

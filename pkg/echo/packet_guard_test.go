@@ -473,3 +473,18 @@ func TestServePacketRateLimit(t *testing.T) {
 		t.Errorf("another source got %q", got)
 	}
 }
+
+// TestServePacketInvalidRate: a rate out of bounds is refused before
+// anything is served, and the socket closed.
+func TestServePacketInvalidRate(t *testing.T) {
+	for _, r := range []echo.PacketRate{{Datagrams: -1}, {Bytes: -1}, {Datagrams: echo.MaxUDPDatagramsPerSource + 1}, {Bytes: echo.MaxUDPBytesPerSource + 1}} {
+		pc := listenUDP(t, "udp4", "127.0.0.1:0")
+		srv := &echo.Server{UDPRatePerSource: &r}
+		if err := srv.ServePacket(pc); !errors.Is(err, echo.ErrInvalidPacketRate) {
+			t.Errorf("ServePacket with %+v = %v; want ErrInvalidPacketRate", r, err)
+		}
+		if _, err := pc.WriteTo([]byte("x"), pc.LocalAddr()); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("ServePacket left the socket open: write gave %v", err)
+		}
+	}
+}
