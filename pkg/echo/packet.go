@@ -85,7 +85,7 @@ func (s *Server) servePacket(pc net.PacketConn, started func()) error {
 	}
 	errs := make(chan error, n)
 	for range n {
-		go func() { errs <- s.readPackets(pc, obs, s.udpGuard()) }()
+		go func() { errs <- s.readPackets(pc, obs, s.packetGuard()) }()
 	}
 	var first error
 	for range n {
@@ -240,7 +240,7 @@ func (s *Server) trackPacketConn(pc *net.PacketConn, add bool) bool {
 		for c := range s.packetConns {
 			addrs = append(addrs, (*c).LocalAddr())
 		}
-		s.udpGuard().setOwn(addrs)
+		s.packetGuard().setOwn(addrs)
 	}()
 	if !add {
 		delete(s.packetConns, pc)

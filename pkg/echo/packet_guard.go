@@ -64,8 +64,8 @@ func reflectorService(port uint16) string {
 	return ""
 }
 
-// udpGuard is a Server's state for screening datagrams; its zero value is
-// ready once init has run (Server.udpGuard).
+// udpGuard is a Server's state for screening datagrams, set up from the
+// Server's fields by Server.packetGuard on first use.
 type udpGuard struct {
 	once     sync.Once
 	lowPorts bool       // Server.UDPAllowLowPorts
@@ -94,8 +94,8 @@ type localAddrs struct {
 	ips []netip.Addr
 }
 
-// udpGuard returns the server's guard, set up from its fields on first use.
-func (s *Server) udpGuard() *udpGuard {
+// packetGuard returns the server's guard, set up from its fields on first use.
+func (s *Server) packetGuard() *udpGuard {
 	g := &s.udp
 	g.once.Do(func() {
 		g.lowPorts = s.UDPAllowLowPorts

@@ -105,7 +105,7 @@ func TestScreenOrder(t *testing.T) {
 		Deny:             []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32")},
 		UDPRatePerSource: &PacketRate{Datagrams: 1},
 	}
-	g := s.udpGuard()
+	g := s.packetGuard()
 	steps := []struct {
 		src  string
 		want DropReason
@@ -121,5 +121,18 @@ func TestScreenOrder(t *testing.T) {
 		if pass != st.pass || (!pass && got != st.want) {
 			t.Errorf("step %d, %s: screen = %v, %v; want %v, %v", i, st.src, got, pass, st.want, st.pass)
 		}
+	}
+}
+
+// TestScreenAllocs: screening a datagram from a known source, rate limit
+// included, allocates nothing: a flood costs no memory.
+func TestScreenAllocs(t *testing.T) {
+	s := &Server{Deny: []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32")}}
+	g := s.packetGuard()
+	g.setOwn([]net.Addr{&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 7000}})
+	src := netip.MustParseAddrPort("127.0.0.1:40000")
+	s.screen(g, src, 100) // the source's entry
+	if n := testing.AllocsPerRun(1000, func() { s.screen(g, src, 100) }); n != 0 {
+		t.Errorf("%v allocations a datagram", n)
 	}
 }
