@@ -143,6 +143,12 @@ server. With --server-pid (Linux) it also reports the server's CPU time per
 message, per connection cycle and per GB, and the kernel's part of it, read
 from /proc.
 
+If no connection at all opens in the first second (no server there), the
+run ends at once; once the server has been reached, refused connects are
+retried in the warmup and counted as errors after it. SIGINT or SIGTERM cuts
+the run short: the result of the time measured so far is printed, marked
+INTERRUPTED, and the exit code is 1.
+
 With --rate, the connections send that many messages (connrate: start that
 many cycles) per second in all, each on its own fixed schedule, and one held
 up by a late echo has its latency counted from when it was due, not from
@@ -163,7 +169,8 @@ result goes to standard output as a table, or with --json as one object.
 
 Exit codes:
   0  every echo matched and the run had no errors
-  1  the run had errors: refused, reset, timed out, closed early
+  1  the run had errors (refused, reset, timed out, closed early), no
+     connection could be opened, or the run was interrupted
   2  bad flags, arguments, environment or config file
   3  an echo differed from what was sent (the message says where)`,
 		Example: `  echoctl bench --addr 127.0.0.1:10000 --conns 50 --duration 5s

@@ -264,7 +264,53 @@ func TestBenchMismatchExits3(t *testing.T) {
 	}
 }
 
+// closingServer accepts connections and closes each one at once, without
+// echoing anything.
+func closingServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
 func TestBenchRunErrorsExit1(t *testing.T) {
+	benchIsolate(t)
+	addr := closingServer(t)
+	code, stdout, stderr := benchRun(t, append([]string{"bench", "--addr", addr, "--conns", "2"}, short...)...)
+	if code != ExitNetwork {
+		t.Errorf("exit code %d, want %d", code, ExitNetwork)
+	}
+	// The server's close reads as a reset or as an echo cut short,
+	// depending on when it comes.
+	if !strings.HasPrefix(stderr, "echoctl: bench: the run had errors: ") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("stderr = %q", stderr)
+	}
+	if !strings.Contains(stdout, "first error") || strings.Contains(stdout, "none") {
+		t.Errorf("the table does not count the connections closed early:\n%s", stdout)
+	}
+}
+
+// TestBenchNoServerExits1 checks that bench against a port nothing listens
+// on fails within about a second with one clear line, not after the whole
+// run of refused connects.
+func TestBenchNoServerExits1(t *testing.T) {
 	benchIsolate(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -272,15 +318,53 @@ func TestBenchRunErrorsExit1(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now: every connect is refused
-	code, stdout, stderr := benchRun(t, append([]string{"bench", "--addr", addr, "--conns", "2"}, short...)...)
+	start := time.Now()
+	code, stdout, stderr := benchRun(t, "bench", "--addr", addr, "--conns", "2", "--duration", "30s")
+	// Generous: the old behaviour took the whole 31s.
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("bench took %v against a closed port", took)
+	}
 	if code != ExitNetwork {
 		t.Errorf("exit code %d, want %d", code, ExitNetwork)
 	}
-	if !strings.HasPrefix(stderr, "echoctl: bench: the run had errors: ") || !strings.Contains(stderr, "refused") {
-		t.Errorf("stderr = %q", stderr)
+	want := "echoctl: bench: no connection could be opened to " + addr + " in "
+	if !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "connection refused") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("stderr = %q, want one line starting %q, saying connection refused", stderr, want)
 	}
-	if !strings.Contains(stdout, "refused") {
-		t.Errorf("the table does not count the refused connects:\n%s", stdout)
+	if stdout != "" {
+		t.Errorf("stdout = %q, want nothing: there is no result", stdout)
+	}
+}
+
+// TestBenchInterruptedExits1 checks that a run cut short (SIGINT cancels
+// the context) exits 1 and says so, in the table or the JSON and in the
+// error line.
+func TestBenchInterruptedExits1(t *testing.T) {
+	benchIsolate(t)
+	srv := echotest.NewServer(t, nil)
+	for _, format := range []string{"table", "json"} {
+		t.Run(format, func(t *testing.T) {
+			args := []string{"bench", "--addr", srv.Addr, "--warmup", "0s", "--duration", "30s"}
+			want := "INTERRUPTED"
+			if format == "json" {
+				args, want = append(args, "--json"), `"interrupted": true`
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			time.AfterFunc(300*time.Millisecond, cancel) // as SIGINT does
+			var out, errOut bytes.Buffer
+			code := Run(ctx, args, Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
+			if code != ExitNetwork {
+				t.Errorf("exit code %d, want %d", code, ExitNetwork)
+			}
+			stderr := errOut.String()
+			if !strings.HasPrefix(stderr, "echoctl: bench: run interrupted after ") || !strings.Contains(stderr, "of the 30.00s to measure") || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr = %q, want one line saying the run was interrupted", stderr)
+			}
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("stdout lacks %q:\n%s", want, out.String())
+			}
+		})
 	}
 }
 

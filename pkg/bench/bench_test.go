@@ -92,6 +92,14 @@ func TestRunModes(t *testing.T) {
 			if res.Latency.Count == 0 || res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
 				t.Errorf("latency: %+v", res.Latency)
 			}
+			// The messages counted and the latencies timed are the same
+			// echoes: those verified in the measured window.
+			if res.Latency.Count != res.Messages {
+				t.Errorf("Latency.Count = %d, Messages = %d: want the same echoes", res.Latency.Count, res.Messages)
+			}
+			if res.Interrupted || res.Duration != testDuration.Seconds() {
+				t.Errorf("Interrupted = %v, Duration = %v; want false, %v", res.Interrupted, res.Duration, testDuration.Seconds())
+			}
 			if res.Server == nil || res.Server.PID != os.Getpid() {
 				t.Fatalf("Server = %+v", res.Server)
 			}
@@ -107,10 +115,10 @@ func TestRunModes(t *testing.T) {
 				if res.MessagesPerSec <= 0 || res.MBPerSec <= 0 {
 					t.Errorf("rates: %+v", res)
 				}
-				// The window starts when the run wakes up after the warmup,
-				// which a loaded machine can delay.
-				if res.Elapsed <= 0 || res.Elapsed > testDuration.Seconds()+0.1 {
-					t.Errorf("Elapsed = %vs, want about %v", res.Elapsed, testDuration)
+				// Echoes count by when they were verified, so the window is
+				// exactly the configured one.
+				if res.Elapsed != testDuration.Seconds() || res.WarmupElapsed != testWarmup.Seconds() {
+					t.Errorf("Elapsed = %vs after %vs, want %v after %v", res.Elapsed, res.WarmupElapsed, testDuration, testWarmup)
 				}
 			}
 			if cfg.Mode == bench.ModeConnRate && (res.ConnsPerSec <= 0 || res.Connects < res.Messages) {
@@ -403,14 +411,68 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func TestRunRefused(t *testing.T) {
-	cfg := bench.Config{Addr: freeAddr(t), Conns: 3, Warmup: testWarmup, Duration: testDuration}
+// TestRunNoServer checks that a run against a port nothing listens on
+// ends with ErrNoServer after about a second of retries, not after its
+// whole length, whatever its warmup and mode.
+func TestRunNoServer(t *testing.T) {
+	addr := freeAddr(t)
+	for _, tt := range []struct {
+		name string
+		cfg  bench.Config
+	}{
+		{"pingpong", bench.Config{Conns: 3, Warmup: time.Second}},
+		{"no warmup", bench.Config{Conns: 3}},
+		{"long warmup", bench.Config{Conns: 3, Warmup: 20 * time.Second}},
+		{"connrate", bench.Config{Mode: bench.ModeConnRate, Conns: 2}},
+		{"idle", bench.Config{Mode: bench.ModeIdle, Conns: 10}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Addr, cfg.Duration = addr, 30*time.Second
+			start := time.Now()
+			res, err := bench.Run(context.Background(), cfg)
+			// Generous: the run retries for a second; the old behaviour
+			// took the whole run (30s and more).
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("Run took %v against a closed port", took)
+			}
+			if !errors.Is(err, bench.ErrNoServer) || res != nil {
+				t.Fatalf("Run: %v, %+v; want ErrNoServer and no Result", err, res)
+			}
+			for _, want := range []string{"no connection could be opened to " + addr, "connection refused"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestRunRefusedAfterServerSeen checks that a server that has been reached
+// once and then stops is not taken for one that was never there: its
+// refused connects are counted as errors, and the run goes on to its end.
+func TestRunRefusedAfterServerSeen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Accept one connection, echo nothing, then close it and stop
+	// listening: every later connect is refused.
+	go func() {
+		c, err := ln.Accept()
+		ln.Close()
+		if err == nil {
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	cfg := bench.Config{Addr: ln.Addr().String(), Warmup: 0, Duration: 1500 * time.Millisecond}
 	res, err := runTimed(t, context.Background(), cfg)
 	if !errors.Is(err, bench.ErrRunFailed) {
 		t.Fatalf("Run: %v, want ErrRunFailed", err)
 	}
-	if res.Errors.Refused == 0 || res.ConnectRetries == 0 || !strings.HasPrefix(res.FirstError, "refused: ") {
-		t.Errorf("errors %+v, %d retries, first %q", res.Errors, res.ConnectRetries, res.FirstError)
+	if res.Errors.Refused == 0 || res.Connects != 1 {
+		t.Errorf("errors %+v after %d connects, want refused connects counted after 1", res.Errors, res.Connects)
 	}
 }
 
@@ -454,25 +516,83 @@ func TestRunManyConnections(t *testing.T) {
 	}
 }
 
+// TestRunCancel checks that a run whose context is cancelled mid-run
+// returns at once with ErrInterrupted and a Result that says so, with the
+// time really measured.
 func TestRunCancel(t *testing.T) {
 	srv := echotest.NewServer(t, nil)
+	const warmup = 300 * time.Millisecond
 	for _, mode := range bench.Modes {
 		t.Run(string(mode), func(t *testing.T) {
-			const life = 600 * time.Millisecond
-			ctx, cancel := context.WithTimeout(context.Background(), life)
+			const life = 800 * time.Millisecond
+			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			time.AfterFunc(life, cancel) // the interruption under test
 			start := time.Now()
-			res, err := bench.Run(ctx, bench.Config{Addr: srv.Addr, Mode: mode, Conns: 4, Warmup: 300 * time.Millisecond, Duration: time.Minute})
+			res, err := bench.Run(ctx, bench.Config{Addr: srv.Addr, Mode: mode, Conns: 4, Warmup: warmup, Duration: time.Minute})
 			if took := time.Since(start); took > life+grace {
 				t.Errorf("Run returned %v after its context ended", took-life)
 			}
-			if err != nil {
-				t.Fatalf("Run: %v", err)
+			if !errors.Is(err, bench.ErrInterrupted) || res == nil {
+				t.Fatalf("Run: %v, %v; want ErrInterrupted and a Result", err, res)
 			}
-			if res.Elapsed <= 0 || res.Elapsed > life.Seconds()+0.05 {
-				t.Errorf("Elapsed = %v, want at most the %v before cancelling", res.Elapsed, life)
+			if !strings.Contains(err.Error(), "of the 60.00s to measure") {
+				t.Errorf("error %q does not say how much was measured", err)
+			}
+			if !res.Interrupted || res.Duration != 60 {
+				t.Errorf("Interrupted = %v, Duration = %v; want true, 60", res.Interrupted, res.Duration)
+			}
+			// The window ends at the interruption: it measured at most
+			// what the run lived, and never the configured minute.
+			measurable := life
+			if mode != bench.ModeIdle {
+				measurable -= warmup
+				if res.WarmupElapsed != warmup.Seconds() {
+					t.Errorf("WarmupElapsed = %v, want the whole %v", res.WarmupElapsed, warmup)
+				}
+			}
+			if res.Elapsed <= 0 || res.Elapsed > (measurable+grace).Seconds() {
+				t.Errorf("Elapsed = %v, want more than 0, about %v", res.Elapsed, measurable)
+			}
+			if res.Messages == 0 || res.Latency.Count != res.Messages {
+				t.Errorf("Messages = %d, Latency.Count = %d: want the echoes measured until the interruption", res.Messages, res.Latency.Count)
+			}
+			var table strings.Builder
+			if err := res.WriteTable(&table); err != nil || !strings.Contains(table.String(), "INTERRUPTED") || !strings.Contains(table.String(), "of 60.00s") {
+				t.Errorf("table (%v) does not say the run was interrupted:\n%s", err, table.String())
+			}
+			b, err := json.Marshal(res)
+			if err != nil || !strings.Contains(string(b), `"interrupted":true`) {
+				t.Errorf("JSON (%v) lacks \"interrupted\":true: %s", err, b)
 			}
 		})
+	}
+}
+
+// TestRunCancelInWarmup checks a run interrupted before it began to
+// measure: nothing measured, and the warmup's real length.
+func TestRunCancelInWarmup(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	const life = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(life, cancel)
+	res, err := bench.Run(ctx, bench.Config{Addr: srv.Addr, Conns: 2, Warmup: time.Minute, Duration: time.Minute})
+	if !errors.Is(err, bench.ErrInterrupted) || res == nil {
+		t.Fatalf("Run: %v, %v; want ErrInterrupted and a Result", err, res)
+	}
+	if !strings.Contains(err.Error(), "in the warmup") {
+		t.Errorf("error %q does not say it was in the warmup", err)
+	}
+	if !res.Interrupted || res.Elapsed != 0 || res.Messages != 0 || res.Latency.Count != 0 {
+		t.Errorf("Interrupted %v, Elapsed %v, Messages %d, Latency.Count %d; want true and nothing measured", res.Interrupted, res.Elapsed, res.Messages, res.Latency.Count)
+	}
+	if res.WarmupElapsed <= 0 || res.WarmupElapsed > (life+grace).Seconds() {
+		t.Errorf("WarmupElapsed = %v, want about %v, not the %vs configured", res.WarmupElapsed, life, res.Warmup)
+	}
+	var table strings.Builder
+	if err := res.WriteTable(&table); err != nil || !strings.Contains(table.String(), "nothing: INTERRUPTED") {
+		t.Errorf("table (%v) does not say the run was interrupted:\n%s", err, table.String())
 	}
 }
 

@@ -22,6 +22,21 @@ var ErrInvalidConfig = errors.New("bench: invalid configuration")
 // resets, timeouts. Its Result still holds what was measured.
 var ErrRunFailed = errors.New("bench: the run had errors")
 
+// ErrInterrupted is returned, wrapped with how much of the run was done,
+// by Run when its context ended before the run did (SIGINT in echoctl, or
+// a deadline sooner than the run's end). Its Result holds what was
+// measured until then, with Interrupted set.
+var ErrInterrupted = errors.New("bench: run interrupted")
+
+// ErrNoServer is returned, wrapped with the address and the last connect's
+// error, by Run when no connection could be opened at all: every connect
+// was refused or timed out for about a second from the start (or failed
+// at once otherwise, such as a host name that does not resolve). The run
+// then ends at once, with a nil Result. Once a connection has opened, the
+// server is retried as the warmup allows, and later failures are counted
+// in the Result.
+var ErrNoServer = errors.New("bench: no connection could be opened")
+
 // ErrUnsupported is returned by ProcessCPU and ProcessRSS where /proc is
 // not available.
 var ErrUnsupported = errors.New("bench: not supported on this system")

@@ -17,9 +17,16 @@ func (res *Result) WriteTable(w io.Writer) error {
 	}
 	row("mode", "%s: %s", res.Mode, res.describe())
 	row("server", "%s", res.Addr)
-	if res.Mode == ModeIdle {
+	switch {
+	case res.Mode == ModeIdle && res.Interrupted:
+		row("run", "INTERRUPTED after %s of %s", seconds(res.Elapsed), seconds(res.Duration))
+	case res.Mode == ModeIdle:
 		row("run", "%s in all", seconds(res.Elapsed))
-	} else {
+	case res.Interrupted && res.Elapsed == 0:
+		row("measured", "nothing: INTERRUPTED %s into the %s warmup", seconds(res.WarmupElapsed), seconds(res.Warmup))
+	case res.Interrupted:
+		row("measured", "%s of %s, INTERRUPTED, after a %s warmup", seconds(res.Elapsed), seconds(res.Duration), seconds(res.WarmupElapsed))
+	default:
 		row("measured", "%s after a %s warmup", seconds(res.Elapsed), seconds(res.Warmup))
 	}
 	switch res.Mode {

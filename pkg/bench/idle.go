@@ -37,8 +37,7 @@ func (r *runner) runIdle(res *Result) {
 					continue
 				}
 				conns[i] = c
-				w.echoed(1)
-				w.record(t0, time.Now())
+				w.echoed(1, t0, time.Now())
 			}
 		})
 	}

@@ -24,15 +24,28 @@ type Result struct {
 	// BusyPoll is the Config's BusyPoll, in microseconds; zero when reads
 	// waited at once.
 	BusyPoll float64 `json:"busy_poll_us,omitempty"`
-	// Warmup is the configured warmup, in seconds.
-	Warmup float64 `json:"warmup_s"`
-	// Elapsed is the length of the measured window, in seconds.
+	// Warmup and Duration are the configured warmup and measured
+	// duration, in seconds.
+	Warmup   float64 `json:"warmup_s"`
+	Duration float64 `json:"duration_s"`
+	// Interrupted is true when the run was cut short: its context ended
+	// before the run did. WarmupElapsed and Elapsed then say how much of
+	// it ran.
+	Interrupted bool `json:"interrupted"`
+	// WarmupElapsed is how long the warmup ran, in seconds: Warmup, or
+	// less when the run was interrupted during it; zero in idle mode,
+	// which measures from the start.
+	WarmupElapsed float64 `json:"warmup_elapsed_s"`
+	// Elapsed is the length of the measured window, in seconds: Duration,
+	// or less when the run was interrupted (zero if in the warmup).
 	Elapsed float64 `json:"elapsed_s"`
 
-	// Messages counts echoes verified: pingpong messages, stream chunks,
-	// connrate cycles, idle connections checked.
+	// Messages counts echoes verified in the measured window: pingpong
+	// messages, stream chunks, connrate cycles, idle connections checked.
+	// Each of them is timed in Latency, so Latency.Count equals it.
 	Messages int64 `json:"messages"`
-	// Bytes counts bytes echoed and verified (one direction).
+	// Bytes counts bytes echoed and verified (one direction) in the
+	// measured window.
 	Bytes int64 `json:"bytes"`
 	// Connects counts connections opened during the whole run, warmup
 	// included.
@@ -88,7 +101,8 @@ type Result struct {
 // Latency holds percentiles of the echo time, in microseconds, from an HDR
 // histogram with three significant digits.
 type Latency struct {
-	// Count is how many echoes were timed.
+	// Count is how many echoes were timed: every one the Result's
+	// Messages counts.
 	Count int64   `json:"count"`
 	Mean  float64 `json:"mean"`
 	P50   float64 `json:"p50"`

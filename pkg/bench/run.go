@@ -38,6 +38,11 @@ const (
 	// failPause is the pause after an error before a connection is opened
 	// again, so that a failing server is not hammered in a tight loop.
 	failPause = 10 * time.Millisecond
+	// noServerWait is how long from its start a run retries refused and
+	// timed-out connects while none has ever succeeded: a server that is
+	// not running ends the run with ErrNoServer within about this long,
+	// rather than after its whole length.
+	noServerWait = time.Second
 )
 
 // errStopped is returned inside a run by operations cut short because the
@@ -46,13 +51,17 @@ var errStopped = errors.New("bench: run ended")
 
 // Run runs the load described by cfg and returns what it measured. It
 // returns after cfg.Warmup+cfg.Duration, plus the little it takes to close
-// what is open, or sooner if ctx is cancelled: the Result then covers the
-// time measured so far.
+// what is open, or sooner if ctx ends: the Result then covers the time
+// measured so far, says so (Interrupted), and Run returns an error
+// wrapping ErrInterrupted.
 //
 // Run returns a *MismatchError for the first echo that differed from what
-// was sent, an error wrapping ErrRunFailed if there were other errors, and
-// one wrapping ErrInvalidConfig, with a nil Result, if cfg cannot be run.
-// With any other error the Result is still filled in.
+// was sent, an error wrapping ErrInterrupted if ctx ended first, one
+// wrapping ErrRunFailed if there were other errors, one wrapping
+// ErrNoServer, with a nil Result, if no connection could be opened at all
+// (see ErrNoServer), and one wrapping ErrInvalidConfig, with a nil Result,
+// if cfg cannot be run. With any other error the Result is still filled
+// in.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -81,6 +90,13 @@ type runner struct {
 	// context reports it, so done checks the clock too.
 	stopAt     time.Time
 	retryUntil time.Time // refused or timed-out connects are retried until then
+	// noServerUntil is how long such connects are retried while none has
+	// ever succeeded; see noServerWait.
+	noServerUntil time.Time
+
+	// stop cancels ctx: it ends the run early when no connection can be
+	// opened (fatal says why).
+	stop context.CancelFunc
 
 	ctx      context.Context // done at end, or when the caller cancels
 	stopping atomic.Bool     // set as ctx ends, before live connections are cut
@@ -102,6 +118,7 @@ type runner struct {
 	errs     ErrorCounts
 	firstErr string
 	firstMM  *MismatchError
+	fatal    error // the error that ended the run early, if one did
 }
 
 // patternPeriod is the period of the bytes sent: a prime, so that messages
@@ -148,6 +165,12 @@ func (r *runner) pace(i int) bool {
 		return r.sleep(d)
 	}
 	return !r.done()
+}
+
+// inWindow reports whether an echo verified at t counts in the measured
+// window: from measureStart, up to but not including end.
+func (r *runner) inWindow(t time.Time) bool {
+	return !t.Before(r.measureStart) && t.Before(r.end)
 }
 
 // done reports whether the run is ending: halted, or past its end (the
@@ -239,8 +262,22 @@ func (r *runner) addError(conn int, err error) {
 	}
 }
 
-// connect opens a connection, retrying refused and timed-out
-// connects until retryUntil.
+// abort ends the run early with err, which Run returns.
+func (r *runner) abort(err error) {
+	r.mu.Lock()
+	if r.fatal == nil {
+		r.fatal = err
+	}
+	r.mu.Unlock()
+	r.halt()
+	r.stop()
+}
+
+// connect opens a connection, retrying refused and timed-out connects
+// until retryUntil; while none has ever succeeded, until noServerUntil
+// instead, and after that (or at once for any other error) it ends the run
+// with ErrNoServer. A server that has been reached once and then refuses is
+// retried, or counted as an error, as the warmup says.
 func (r *runner) connect() (net.Conn, error) {
 	backoff := retryBackoff
 	for {
@@ -273,7 +310,15 @@ func (r *runner) connect() (net.Conn, error) {
 		if r.done() {
 			return nil, errStopped
 		}
-		if k := classify(err); (k == KindRefused || k == KindTimeout) && time.Now().Before(r.retryUntil) {
+		now := time.Now()
+		k := classify(err)
+		retryable := k == KindRefused || k == KindTimeout
+		neverConnected := r.connects.Load() == 0
+		until := r.retryUntil
+		if neverConnected {
+			until = r.noServerUntil
+		}
+		if retryable && now.Before(until) {
 			r.retries.Add(1)
 			if !r.sleep(backoff) {
 				return nil, errStopped
@@ -281,8 +326,21 @@ func (r *runner) connect() (net.Conn, error) {
 			backoff = min(2*backoff, maxRetryBackoff)
 			continue
 		}
+		if neverConnected {
+			r.abort(r.noServerError(now, err))
+			return nil, errStopped
+		}
 		return nil, err
 	}
+}
+
+// noServerError describes a run that could not open any connection: err
+// is the last connect's error, at now.
+func (r *runner) noServerError(now time.Time, err error) error {
+	if r.retries.Load() == 0 {
+		return fmt.Errorf("%w to %s: %w", ErrNoServer, r.cfg.Addr, err)
+	}
+	return fmt.Errorf("%w to %s in %v: %w", ErrNoServer, r.cfg.Addr, now.Sub(r.start).Round(10*time.Millisecond), err)
 }
 
 // totals sums the workers' counters.
@@ -319,17 +377,18 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		r.measureStart = r.start
 		r.retryUntil = r.end
 	}
+	r.noServerUntil = r.start.Add(noServerWait)
 	r.stopAt = r.end.Add(endGrace)
 	if d, ok := parent.Deadline(); ok && d.Before(r.stopAt) {
 		r.stopAt = d
 	}
 	ctx, cancel := context.WithDeadline(parent, r.stopAt)
 	defer cancel()
-	r.ctx = ctx
+	r.ctx, r.stop = ctx, cancel
 	stopHalt := context.AfterFunc(ctx, r.halt)
 	defer stopHalt()
 
-	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Warmup: cfg.Warmup.Seconds(),
+	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Warmup: cfg.Warmup.Seconds(), Duration: cfg.Duration.Seconds(),
 		BusyPoll: float64(cfg.BusyPoll) / float64(time.Microsecond)}
 	switch cfg.Mode {
 	case ModePingPong:
@@ -352,8 +411,10 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		}
 	}
 
-	// The measured window: from the end of the warmup (idle: the start)
-	// to the end.
+	// The measured window runs from measureStart (idle: the start) to
+	// end, or to the moment the run was interrupted. Echoes count in it by
+	// when they were verified (worker.completed); the connections opened
+	// and the CPU times are read at its two ends.
 	var before totals
 	var cpuBefore cpuSample
 	if cfg.Mode == ModeIdle {
@@ -381,12 +442,13 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		}
 		t0 = time.Now()
 	}
-	r.waitUntil(r.end)
+	finished := r.waitUntil(r.end)
 	// The figures are read while the load still runs and every connection
 	// is open; only then does the run stop. (A server that forks per
 	// connection would otherwise lose the CPU time of children that exit
 	// before it reaps them.)
-	elapsed := time.Since(t0)
+	cut := time.Now()
+	sampled := cut.Sub(t0)
 	after := r.totals()
 	var cpuAfter cpuSample
 	if measuring {
@@ -400,19 +462,42 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	close(r.sampled)
 	wg.Wait()
 
-	if !measuring {
-		elapsed = 0
-		after = before
+	r.mu.Lock()
+	fatal := r.fatal
+	r.mu.Unlock()
+	if fatal != nil {
+		return nil, fatal
 	}
+
+	// The window's length: the whole Duration, or up to the interruption.
+	var elapsed time.Duration
+	switch {
+	case !measuring:
+		sampled, after = 0, before
+		res.WarmupElapsed = cut.Sub(r.start).Seconds()
+	case finished:
+		elapsed = r.end.Sub(r.measureStart)
+	default:
+		elapsed = max(cut.Sub(r.measureStart), 0)
+	}
+	if measuring && cfg.Mode != ModeIdle {
+		res.WarmupElapsed = r.measureStart.Sub(r.start).Seconds()
+	}
+	res.Interrupted = !finished
 	res.Elapsed = elapsed.Seconds()
-	res.Messages = after.messages - before.messages
-	res.Bytes = after.bytes - before.bytes
+	for _, w := range r.workers {
+		res.Messages += w.measured.messages
+		res.Bytes += w.measured.bytes
+	}
 	res.Connects = r.connects.Load()
 	res.ConnectRetries = r.retries.Load()
 	if elapsed > 0 {
 		s := elapsed.Seconds()
 		res.MessagesPerSec = float64(res.Messages) / s
 		res.MBPerSec = float64(res.Bytes) / s / 1e6
+	}
+	if sampled > 0 {
+		s := sampled.Seconds()
 		res.ConnsPerSec = float64(after.connects-before.connects) / s
 		if load, ok := cpuAfter.loadSince(cpuBefore); ok {
 			res.LoadCPU = load.Seconds()
@@ -445,20 +530,32 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		res.FirstMismatch = describeMismatch(mm)
 		return res, mm
 	}
+	if res.Interrupted {
+		return res, interruptedError(res)
+	}
 	if n := r.errs.Total(); n > 0 {
 		return res, fmt.Errorf("%w: %s (first %s)", ErrRunFailed, r.errs.summary(), r.firstErr)
 	}
-	if (cfg.Mode == ModePingPong || cfg.Mode == ModeStream) && cfg.Warmup > 0 && measuring && res.OpenAtStart < int64(cfg.Conns) {
+	if (cfg.Mode == ModePingPong || cfg.Mode == ModeStream) && cfg.Warmup > 0 && res.OpenAtStart < int64(cfg.Conns) {
 		return res, fmt.Errorf("%w: only %d of the %d connections were open when measuring began: the server accepted them too slowly for a %v warmup",
 			ErrRunFailed, res.OpenAtStart, cfg.Conns, cfg.Warmup)
 	}
-	if cfg.Mode != ModeIdle && measuring && res.Messages == 0 && parent.Err() == nil {
+	if cfg.Mode != ModeIdle && res.Messages == 0 {
 		return res, fmt.Errorf("%w: no echo completed in the %s measured", ErrRunFailed, elapsed.Round(time.Millisecond))
 	}
-	if cfg.Mode == ModeIdle && res.Held < cfg.Conns && parent.Err() == nil {
+	if cfg.Mode == ModeIdle && res.Held < cfg.Conns {
 		return res, fmt.Errorf("%w: held %d of %d connections: opening them took longer than the run", ErrRunFailed, res.Held, cfg.Conns)
 	}
 	return res, nil
+}
+
+// interruptedError says how much of the run was done when it was
+// interrupted.
+func interruptedError(res *Result) error {
+	if res.Mode != ModeIdle && res.Elapsed == 0 {
+		return fmt.Errorf("%w in the warmup, after %s of %s: nothing was measured", ErrInterrupted, seconds(res.WarmupElapsed), seconds(res.Warmup))
+	}
+	return fmt.Errorf("%w after %s of the %s to measure", ErrInterrupted, seconds(res.Elapsed), seconds(res.Duration))
 }
 
 // waitUntil waits for t or the end of the run; it reports whether t came

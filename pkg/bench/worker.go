@@ -21,8 +21,12 @@ type worker struct {
 	r  *runner
 	id int
 
+	// messages and bytes count every echo verified, for the progress
+	// reports; measured counts those of the measured window, for the
+	// Result.
 	messages atomic.Int64
 	bytes    atomic.Int64
+	measured counts
 
 	// base is where this worker's data starts in the pattern, so that
 	// connections send different bytes and cross-talk shows.
@@ -35,12 +39,15 @@ func newWorker(r *runner, id int) *worker {
 	return &worker{r: r, id: id, base: int64(id) * 61 % patternPeriod}
 }
 
-// record times an echo sent at start and verified at done, if done falls
-// in the measured window.
+// counts are a worker's echoes in the measured window. Only one goroutine
+// at a time counts for a worker (its own, or the reader of its current
+// connection), and the run reads them once every worker has returned.
+type counts struct {
+	messages, bytes int64
+}
+
+// record times an echo sent at start and verified at done.
 func (w *worker) record(start, done time.Time) {
-	if done.Before(w.r.measureStart) || !done.Before(w.r.end) {
-		return
-	}
 	if w.times == nil {
 		w.times = make([]int64, 0, recordBatch)
 	}
@@ -63,12 +70,32 @@ func (w *worker) flush() {
 	w.times = w.times[:0]
 }
 
-// echoed counts one verified echo of n bytes.
-func (w *worker) echoed(n int) {
-	// Bytes first: totals reads messages first, so a snapshot taken
-	// mid-update never has fewer bytes than its messages account for.
+// echoed counts one verified echo of n bytes, sent at start and verified
+// at done.
+func (w *worker) echoed(n int, start, done time.Time) {
+	w.received(n, done)
+	w.completed(start, done)
+}
+
+// received counts n bytes of echo verified at done.
+func (w *worker) received(n int, done time.Time) {
 	w.bytes.Add(int64(n))
+	if w.r.inWindow(done) {
+		w.measured.bytes += int64(n)
+	}
+}
+
+// completed counts one message (a stream chunk, a connrate cycle) whose
+// echo was all verified at done, and times it from start. A message counts
+// in the Result, and its latency in the percentiles, when done falls in
+// the measured window: the same test for both, so that the Result's
+// Messages and Latency.Count agree.
+func (w *worker) completed(start, done time.Time) {
 	w.messages.Add(1)
+	if w.r.inWindow(done) {
+		w.measured.messages++
+		w.record(start, done)
+	}
 }
 
 // mismatch builds the error for an echo got that differs from want, which
@@ -216,8 +243,7 @@ func (w *worker) pingPong(c net.Conn) error {
 			return w.mismatch(sent, msg, buf)
 		}
 		sent += int64(size)
-		w.echoed(size)
-		w.record(t0, time.Now())
+		w.echoed(size, t0, time.Now())
 	}
 }
 
@@ -293,8 +319,7 @@ func (w *worker) readEchoes(c net.Conn, size int, slots <-chan struct{}, times <
 		got += int64(size)
 		t0 := <-times
 		<-slots
-		w.echoed(size)
-		w.record(t0, time.Now())
+		w.echoed(size, t0, time.Now())
 	}
 }
 
@@ -370,8 +395,8 @@ func (w *worker) readStream(c net.Conn, marks <-chan mark) error {
 				return w.mismatch(got, want, buf[:n])
 			}
 			got += int64(n)
-			w.bytes.Add(int64(n))
 			now := time.Now()
+			w.received(n, now)
 			for {
 				if head == nil {
 					select {
@@ -383,8 +408,7 @@ func (w *worker) readStream(c net.Conn, marks <-chan mark) error {
 				if head == nil || head.end > got {
 					break
 				}
-				w.messages.Add(1)
-				w.record(head.t, now)
+				w.completed(head.t, now)
 				head = nil
 			}
 		}
@@ -420,8 +444,7 @@ func (w *worker) connRate() {
 			sched = w.schedule()
 			continue
 		}
-		w.echoed(len(want))
-		w.record(t0, time.Now())
+		w.echoed(len(want), t0, time.Now())
 	}
 }
 
