@@ -81,15 +81,18 @@ func (o *benchOptions) config(addr string) (bench.Config, error) {
 	durations := []struct {
 		name string
 		v    time.Duration
-		zero bool
+		zero string // what 0 means, if it is allowed
 	}{
-		{"duration", o.duration, false},
-		{"warmup", o.warmup, true},
-		{"op-timeout", o.opTimeout, false},
+		{"duration", o.duration, ""},
+		{"warmup", o.warmup, "no warmup"},
+		{"op-timeout", o.opTimeout, ""},
 	}
 	for _, f := range durations {
-		if f.v < 0 || (f.v == 0 && !f.zero) {
-			return bench.Config{}, fmt.Errorf("invalid --%s %v: must be a positive duration such as 500ms or 10s", f.name, f.v)
+		switch {
+		case f.zero != "" && f.v < 0:
+			return bench.Config{}, fmt.Errorf("invalid --%s %v: %s", f.name, f.v, zeroOrMoreReason(f.zero))
+		case f.zero == "" && f.v <= 0:
+			return bench.Config{}, fmt.Errorf("invalid --%s %v: must be a positive duration, such as 500ms, 10s or 1m", f.name, f.v)
 		}
 	}
 	if o.serverPID < 0 {

@@ -308,7 +308,7 @@ func (d *decoder) duration(key string) time.Duration {
 	raw := d.v.Get(key)
 	dur, ok := parseDuration(raw)
 	if !ok {
-		d.fail(key, raw, "must be a duration such as 500ms, 10s or 1m (0 for no limit)")
+		d.fail(key, raw, zeroOrMoreReason("no limit"))
 	}
 	return dur
 }
@@ -323,6 +323,13 @@ func (d *decoder) connTimeout(key string) time.Duration {
 		return 0
 	}
 	return dur
+}
+
+// zeroOrMoreReason is the reason given for a duration that does not parse
+// or is negative, where 0 is allowed and means zero (bench's --warmup
+// uses it too); keys where 0 is not allowed say "positive".
+func zeroOrMoreReason(zero string) string {
+	return "must be a duration of 0 or more, such as 500ms, 10s or 1m (0 for " + zero + ")"
 }
 
 // busyPoll decodes busy-poll: a duration from 0 (off) to echo.MaxBusyPoll.

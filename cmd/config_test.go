@@ -488,7 +488,7 @@ func TestLoadConfigMessagesFromEnv(t *testing.T) {
 const (
 	addrReason     = "missing port (want host:port, such as localhost:10000)" // echo.ParseAddr names the bad part
 	sizeReason     = "must be an integer from 1 to 16777216"
-	durationReason = "must be a duration such as 500ms, 10s or 1m (0 for no limit)"
+	durationReason = "must be a duration of 0 or more, such as 500ms, 10s or 1m (0 for no limit)"
 	// connTimeoutReason is for idle-timeout and write-timeout beyond
 	// echo.MaxTimeout.
 	connTimeoutReason = "must be at most 10000h (0 for no limit)"

@@ -136,7 +136,7 @@ func compareLimits(got, want *Config) error {
 func TestRunInvalidLimits(t *testing.T) {
 	const (
 		connsReason   = "must be an integer from 0 to 2147483647"
-		durReason     = "must be a duration such as 500ms, 10s or 1m (0 for no limit)"
+		durReason     = "must be a duration of 0 or more, such as 500ms, 10s or 1m (0 for no limit)"
 		logBytes      = "must be an integer from 0 to 16777216"
 		busyReason    = "must be a duration from 0 (off) to 100ms, such as 50us or 200us"
 		metricsReason = "must be host:port with a port from 0 to 65535, such as localhost:9100 or :9100 (empty: off)"
