@@ -43,6 +43,12 @@ var knownKeys = []string{keyAddr, keyBufferSize, keyMessages, keyLogLevel, keyLo
 // envPrefix prefixes every environment variable echoctl reads.
 const envPrefix = "ECHOCTL"
 
+// envNotKeys are the ECHOCTL_* variables that are not keys and are not
+// warned about: the config file's, and those of the soak test
+// (internal/reliability, `make soak`), which a shell that ran it may still
+// export; the soak test's are never suggested.
+var envNotKeys = []string{envPrefix + "_CONFIG", envPrefix + "_SOAK", envPrefix + "_SOAK_DURATION"}
+
 // seedMessages are the seed client's MESSAGES.
 var seedMessages = []string{"This is the message. ", "It will be sent ", "in parts."}
 
@@ -110,6 +116,9 @@ type Config struct {
 	Transport TransportConfig
 	// File is the config file that was read, or "" if none.
 	File string
+	// Warnings are about the configuration (ECHOCTL_* variables that
+	// echoctl does not read), one line each, to log once a logger exists.
+	Warnings []string
 }
 
 // envName returns the environment variable for key.
@@ -205,7 +214,7 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	}
 
 	d := decoder{v: v, flags: flags, file: file, fileKeys: fileKeys}
-	cfg := &Config{File: file}
+	cfg := &Config{File: file, Warnings: unknownEnvWarnings(os.Environ(), flags)}
 	cfg.Addrs = d.addrs(keyAddr)
 	if len(cfg.Addrs) > 0 {
 		cfg.Addr = cfg.Addrs[0]
@@ -230,6 +239,80 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 		return nil, d.err
 	}
 	return cfg, nil
+}
+
+// unknownEnvWarnings returns a warning for each ECHOCTL_* variable of
+// environ (as os.Environ gives it) that echoctl does not read, in the
+// order of their names: a misspelt key is ignored without it, while an
+// unknown key in a config file is an error (a file is read on purpose; the
+// environment may hold variables meant for another version or program).
+// The warning names the closest variable echoctl reads, if one is close,
+// or says that a variable named after one of flags is a flag only. An
+// empty variable counts as unset, as for the keys.
+func unknownEnvWarnings(environ []string, flags *pflag.FlagSet) []string {
+	known := []string{envPrefix + "_CONFIG"}
+	for _, k := range knownKeys {
+		known = append(known, envName(k))
+	}
+	var names []string
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if value == "" || !strings.HasPrefix(name, envPrefix+"_") || slices.Contains(known, name) || slices.Contains(envNotKeys, name) {
+			continue
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var warnings []string
+	for _, name := range names {
+		w := "environment variable " + name + " is not one echoctl reads: ignored"
+		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix+"_"), "_", "-"))
+		if f := flags.Lookup(flag); f != nil && !slices.Contains(knownKeys, flag) {
+			w += fmt.Sprintf("; --%s is a flag only", flag)
+		} else if closest := closestName(strings.ToUpper(name), known, envPrefix+"_"); closest != "" {
+			w += "; did you mean " + closest + "?"
+		}
+		warnings = append(warnings, w)
+	}
+	return warnings
+}
+
+// closestName returns the name of names nearest to s in edit distance,
+// compared without their common prefix, if it is close enough to be a
+// likely misspelling: at most a third of the rest of s away (at least 2);
+// else "".
+func closestName(s string, names []string, prefix string) string {
+	s = strings.TrimPrefix(s, prefix)
+	best, bestDist := "", max(2, len(s)/3)+1
+	for _, n := range names {
+		if d := editDistance(s, strings.TrimPrefix(n, prefix)); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b: the fewest
+// single-byte insertions, deletions and substitutions that turn one into
+// the other.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // oneLine joins a multi-line parser message into one line.

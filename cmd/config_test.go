@@ -753,3 +753,91 @@ func TestVerboseSetsDebugLevel(t *testing.T) {
 		})
 	}
 }
+
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0},
+		{"", "abc", 3},
+		{"abc", "", 3},
+		{"ADDR", "ADDR", 0},
+		{"BUFER_SIZE", "BUFFER_SIZE", 1},    // insertion
+		{"TIMEOUTT", "TIMEOUT", 1},          // deletion
+		{"LOG_LEVAL", "LOG_LEVEL", 1},       // substitution
+		{"MAXCONNS", "MAX_CONNS_PER_IP", 8}, // insertions only
+		{"kitten", "sitting", 3},
+		{"flaw", "lawn", 2},
+	}
+	for _, tt := range tests {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+		if got := editDistance(tt.b, tt.a); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d (symmetric)", tt.b, tt.a, got, tt.want)
+		}
+	}
+}
+
+// TestUnknownEnvWarnings: an ECHOCTL_* variable echoctl does not read is
+// warned about, naming the closest one it reads; the ones it reads, the
+// soak test's and empty ones are not.
+func TestUnknownEnvWarnings(t *testing.T) {
+	const ignored = " is not one echoctl reads: ignored"
+	root := newRootCmd(Streams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
+	bench, _, err := root.Find([]string{"bench"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bench.ParseFlags(nil); err != nil { // merges the global flags, as a run does
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		environ []string
+		want    []string
+	}{
+		{"none", []string{"PATH=/bin", "HOME=/root"}, nil},
+		{"every key and the config file", []string{"ECHOCTL_ADDR=x", "ECHOCTL_BUFFER_SIZE=1", "ECHOCTL_TLS_SELF_SIGNED=true", "ECHOCTL_CONFIG=c.yaml"}, nil},
+		{"soak test", []string{"ECHOCTL_SOAK=1", "ECHOCTL_SOAK_DURATION=2m"}, nil},
+		{"empty counts as unset", []string{"ECHOCTL_BUFER_SIZE="}, nil},
+		{"other prefix", []string{"ECHOCTLX=1", "MY_ECHOCTL_ADDR=1", "echoctl_addr=1"}, nil},
+		{"misspelt", []string{"ECHOCTL_BUFER_SIZE=1"},
+			[]string{"environment variable ECHOCTL_BUFER_SIZE" + ignored + "; did you mean ECHOCTL_BUFFER_SIZE?"}},
+		{"lower case", []string{"ECHOCTL_log_level=debug"},
+			[]string{"environment variable ECHOCTL_log_level" + ignored + "; did you mean ECHOCTL_LOG_LEVEL?"}},
+		{"config misspelt", []string{"ECHOCTL_CONFG=c.yaml"},
+			[]string{"environment variable ECHOCTL_CONFG" + ignored + "; did you mean ECHOCTL_CONFIG?"}},
+		{"a flag only", []string{"ECHOCTL_CONNS=10", "ECHOCTL_VERBOSE=1"},
+			[]string{"environment variable ECHOCTL_CONNS" + ignored + "; --conns is a flag only",
+				"environment variable ECHOCTL_VERBOSE" + ignored + "; --verbose is a flag only"}},
+		{"nothing close, sorted by name", []string{"ECHOCTL_ZZZ=1", "ECHOCTL_PORT=7"},
+			[]string{"environment variable ECHOCTL_PORT" + ignored, "environment variable ECHOCTL_ZZZ" + ignored}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := unknownEnvWarnings(tt.environ, bench.Flags()); !slices.Equal(got, tt.want) {
+				t.Errorf("warnings:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUnknownEnvLogged: the warning is one log line on stderr, at warn, and
+// the command goes on.
+func TestUnknownEnvLogged(t *testing.T) {
+	isolate(t)
+	t.Setenv("ECHOCTL_BUFER_SIZE", "1")
+	opts := &globalOptions{}
+	c := &cobra.Command{Use: "test"}
+	opts.addFlags(c.Flags())
+	var stderr bytes.Buffer
+	if _, _, err := opts.setup(c, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	want := "main: environment variable ECHOCTL_BUFER_SIZE is not one echoctl reads: ignored; did you mean ECHOCTL_BUFFER_SIZE?\n"
+	if stderr.String() != want {
+		t.Errorf("stderr = %q, want %q", stderr.String(), want)
+	}
+}

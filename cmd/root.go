@@ -53,6 +53,9 @@ func (o *globalOptions) setup(cmd *cobra.Command, stderr io.Writer) (*Config, ze
 	if err != nil {
 		return nil, zerolog.Nop(), usageError{err}
 	}
+	for _, w := range cfg.Warnings {
+		logger.Warn().Str("logger", "main").Msg(w)
+	}
 	return cfg, logger, nil
 }
 
