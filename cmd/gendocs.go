@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -191,6 +192,30 @@ var completionScripts = []struct {
 	{"zsh", "echoctl.zsh", func(c *cobra.Command, b *bytes.Buffer) error { return c.GenZshCompletion(b) }},
 	{"fish", "echoctl.fish", func(c *cobra.Command, b *bytes.Buffer) error { return c.GenFishCompletion(b, true) }},
 	{"powershell", "echoctl.ps1", func(c *cobra.Command, b *bytes.Buffer) error { return c.GenPowerShellCompletionWithDesc(b) }},
+}
+
+// strictCompletionCmd makes `echoctl completion SHELL` a usage error when
+// SHELL is not one cobra writes a script for: cobra's own completion
+// command prints its help and exits 0. Without SHELL it still prints the
+// help.
+func strictCompletionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, comp := range root.Commands() {
+		if comp.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, sub := range comp.Commands() {
+			shells = append(shells, sub.Name())
+		}
+		comp.Args = cobra.ArbitraryArgs
+		comp.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return usageError{fmt.Errorf("unknown shell %q for %q: want one of %s", args[0], cmd.CommandPath(), strings.Join(shells, ", "))}
+		}
+	}
 }
 
 // genCompletions writes root's completion scripts into dir: the same

@@ -106,3 +106,36 @@ func TestVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownHelpTopicAndShell: `help TOPIC` and `completion SHELL` with a
+// topic or shell that does not exist are usage errors (cobra's own commands
+// print help and exit 0), while the real ones still work.
+func TestUnknownHelpTopicAndShell(t *testing.T) {
+	tests := []struct {
+		args      []string
+		code      int
+		stderr    string // the one line wanted, for errors
+		stdoutHas string
+	}{
+		{[]string{"help", "bogus"}, ExitUsage, `echoctl: unknown help topic "bogus": "echoctl help" lists the commands`, ""},
+		{[]string{"help", "serve", "extra"}, ExitUsage, `echoctl: unknown help topic "serve extra": "echoctl help" lists the commands`, ""},
+		{[]string{"completion", "tcsh"}, ExitUsage, `echoctl: unknown shell "tcsh" for "echoctl completion": want one of bash, fish, powershell, zsh`, ""},
+		{[]string{"help", "bench"}, ExitOK, "", "Load-test any TCP echo server"},
+		{[]string{"completion"}, ExitOK, "", "Generate the autocompletion script"},
+		{[]string{"completion", "bash"}, ExitOK, "", "bash completion V2 for echoctl"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := run(t, context.Background(), tt.args...)
+			if r.code != tt.code {
+				t.Errorf("exit code %d, want %d", r.code, tt.code)
+			}
+			if want := tt.stderr; want != "" && r.stderr != want+"\n" || want == "" && r.stderr != "" {
+				t.Errorf("stderr = %q, want %q", r.stderr, want)
+			}
+			if tt.stdoutHas == "" && r.stdout != "" || !strings.Contains(r.stdout, tt.stdoutHas) {
+				t.Errorf("stdout = %.200q, want it to hold %q", r.stdout, tt.stdoutHas)
+			}
+		})
+	}
+}

@@ -73,13 +73,15 @@ func newRootCmd(streams Streams) *cobra.Command {
 	opts := &globalOptions{}
 	root := &cobra.Command{
 		Use:   "echoctl",
-		Short: "TCP echo server and client for testing network paths",
-		Long: `echoctl is a TCP echo server and client, the Go implementation of the asyncio
-streams echo server and client of PyMOTW-3. Use it to test a network path, a
+		Short: "Echo server, client and load tester over TCP, UDP, TLS and Unix sockets",
+		Long: `echoctl is an echo server and client over TCP, UDP, TLS and Unix sockets, the
+Go implementation of the asyncio streams echo server and client of PyMOTW-3,
+and a load tester for any TCP echo server. Use it to test a network path, a
 load balancer, a firewall rule or a latency budget.
 
   echoctl serve --addr localhost:10000     echo every byte back
   echoctl send "msg" ...                   send, half-close, verify the echo
+  echoctl bench --conns 10                 load-test, verifying every byte
 
 Configuration comes from flags, then ECHOCTL_* environment variables, then a
 config file, then the defaults. See docs/configuration.md.
@@ -100,7 +102,30 @@ config file, then the defaults. See docs/configuration.md.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.addFlags(root.PersistentFlags())
 	root.AddCommand(newServeCmd(opts, streams), newSendCmd(opts, streams), newVersionCmd(streams), newBenchCmd(opts, streams), newGenCmd())
+	strictHelpCmd(root)
+	strictCompletionCmd(root)
 	return root
+}
+
+// strictHelpCmd makes `echoctl help TOPIC` a usage error when TOPIC is not
+// a command: cobra's own help command prints the root's usage and exits 0.
+func strictHelpCmd(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	for _, help := range root.Commands() {
+		if help.Name() != "help" {
+			continue
+		}
+		help.Run = nil
+		help.RunE = func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if cmd == nil || err != nil || len(rest) > 0 {
+				return usageError{fmt.Errorf("unknown help topic %q: %q lists the commands", strings.Join(args, " "), c.Root().Name()+" help")}
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		}
+	}
 }
 
 // Run executes echoctl with args (without the program name) and returns the
