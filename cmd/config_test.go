@@ -510,6 +510,10 @@ func TestRunInvalidConfig(t *testing.T) {
 	}{
 		{name: "addr env no port", args: []string{"serve"}, env: map[string]string{"ECHOCTL_ADDR": "localhost"},
 			want: `invalid addr "localhost" from environment ECHOCTL_ADDR: ` + addrReason},
+		{name: "addr flag empty serve", args: []string{"serve", "--addr", ""},
+			want: `invalid addr "" from flag --addr: missing host:port`},
+		{name: "addr flag empty send", args: []string{"send", "--addr", ""},
+			want: `invalid addr "" from flag --addr: missing host:port`},
 		{name: "addr flag port too big", args: []string{"send", "--addr", "localhost:65536"},
 			want: `invalid addr "localhost:65536" from flag --addr: port "65536" out of range: want 0 to 65535`},
 		{name: "addr yaml number", args: []string{"serve"}, file: "c.yaml", content: "addr: 10000\n",

@@ -117,8 +117,6 @@ func startMetrics(ctx context.Context, mc metricsConfig, logger zerolog.Logger) 
 		addr: ln.Addr(),
 		done: make(chan error, 1),
 	}
-	logger.Info().Str("logger", "metrics").Str("addr", ln.Addr().String()).
-		Msgf("serving metrics on http://%s/metrics", ln.Addr())
 	// The access list is checked inside the limit, so that refused peers
 	// never hold one of its places.
 	ln = netutil.LimitListener(&accessListener{Listener: ln, allow: mc.allow, deny: mc.deny, logger: logger}, mc.maxConns)
@@ -150,6 +148,17 @@ func (l *accessListener) Accept() (net.Conn, error) {
 		l.logger.Info().Str("logger", "metrics").Str("peer", peer).Str("reason", echo.CloseDenied.String()).
 			Msgf("connection from %s refused: address not allowed", peer)
 		c.Close()
+	}
+}
+
+// logServing logs where the metrics are served. serve calls it once the
+// echo listeners are bound too, so that a start that fails (the echo
+// address taken, perhaps by the metrics listener itself) logs no
+// "serving metrics" line.
+func (ms *metricsServer) logServing(logger zerolog.Logger) {
+	if ms != nil {
+		logger.Info().Str("logger", "metrics").Str("addr", ms.addr.String()).
+			Msgf("serving metrics on http://%s/metrics", ms.addr)
 	}
 }
 

@@ -82,7 +82,7 @@ func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	if len(addrs) == 0 {
 		addrs = []string{cfg.Addr}
 	}
-	certs, err := setupServerTransport(srv, cfg, addrs, logger)
+	certs, logTLS, err := setupServerTransport(srv, cfg, addrs, logger)
 	if err != nil {
 		return err
 	}
@@ -90,6 +90,10 @@ func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Only now that every socket is bound: a start that fails logs no
+	// certificate and no metrics address.
+	logTLS()
+	ms.logServing(logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeBound(bound) }()
 	defer watchReload(certs, logger)() // SIGHUP reloads the TLS certificate files

@@ -18,8 +18,10 @@ import (
 // setupServerTransport sets srv's TLS configuration, when an address is
 // tls://, and its Unix socket mode. It returns the TLS server to reload on
 // SIGHUP, or nil when there is no file to reload (no tls:// address, or a
-// self-signed certificate without a client CA file).
-func setupServerTransport(srv *echo.Server, cfg *Config, addrs []string, logger zerolog.Logger) (*tlsconfig.Server, error) {
+// self-signed certificate without a client CA file), and logTLS, which
+// logs the certificate served: serve calls it once the listeners are
+// bound, so that a start that fails to bind logs none.
+func setupServerTransport(srv *echo.Server, cfg *Config, addrs []string, logger zerolog.Logger) (reload *tlsconfig.Server, logTLS func(), err error) {
 	t := cfg.Transport
 	srv.UnixMode = t.UnixMode
 	var tlsHosts []string
@@ -29,7 +31,8 @@ func setupServerTransport(srv *echo.Server, cfg *Config, addrs []string, logger 
 		}
 	}
 	if tlsHosts == nil {
-		return nil, nil
+		warnUnusedTLS(t, logger)
+		return nil, func() {}, nil
 	}
 	var ts *tlsconfig.Server
 	if t.TLSSelfSigned {
@@ -38,32 +41,53 @@ func setupServerTransport(srv *echo.Server, cfg *Config, addrs []string, logger 
 		}
 		cert, err := tlsconfig.SelfSigned(tlsHosts, time.Now())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ts, err = tlsconfig.SelfSignedServer(cert, t.TLSClientCA); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		leaf := ts.Certificate()
-		logger.Info().Str("logger", "main").Str("fingerprint_sha256", tlsconfig.Fingerprint(leaf)).
-			Strs("hosts", tlsconfig.Hosts(leaf)).
-			Msgf("TLS: self-signed certificate for %s, SHA-256 fingerprint %s",
-				strings.Join(tlsconfig.Hosts(leaf), ", "), tlsconfig.Fingerprint(leaf))
 	} else {
 		var err error
 		if ts, err = tlsconfig.LoadServer(t.TLSCert, t.TLSKey, t.TLSClientCA); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		logCertificate(logger, "TLS: serving certificate", ts.Certificate())
 	}
-	if ts.MutualTLS() {
-		logger.Info().Str("logger", "main").Str("client_ca", t.TLSClientCA).
-			Msgf("TLS: clients must present a certificate signed by a CA in %s", t.TLSClientCA)
+	logTLS = func() {
+		leaf := ts.Certificate()
+		if t.TLSSelfSigned {
+			logger.Info().Str("logger", "main").Str("fingerprint_sha256", tlsconfig.Fingerprint(leaf)).
+				Strs("hosts", tlsconfig.Hosts(leaf)).
+				Msgf("TLS: self-signed certificate for %s, SHA-256 fingerprint %s",
+					strings.Join(tlsconfig.Hosts(leaf), ", "), tlsconfig.Fingerprint(leaf))
+		} else {
+			logCertificate(logger, "TLS: serving certificate", leaf)
+		}
+		if ts.MutualTLS() {
+			logger.Info().Str("logger", "main").Str("client_ca", t.TLSClientCA).
+				Msgf("TLS: clients must present a certificate signed by a CA in %s", t.TLSClientCA)
+		}
 	}
 	srv.TLSConfig = ts.Config()
 	if t.TLSSelfSigned && t.TLSClientCA == "" {
-		return nil, nil // no file to reload
+		return nil, logTLS, nil // no file to reload
 	}
-	return ts, nil
+	return ts, logTLS, nil
+}
+
+// warnUnusedTLS warns about serve's TLS settings when no address is
+// tls://: they then do nothing, which is likely not what was meant.
+func warnUnusedTLS(t TransportConfig, logger zerolog.Logger) {
+	var set []string
+	if t.TLSSelfSigned {
+		set = append(set, keyTLSSelfSigned)
+	}
+	if t.TLSClientCA != "" {
+		set = append(set, keyTLSClientCA)
+	}
+	if set != nil {
+		logger.Warn().Str("logger", "main").Strs("keys", set).
+			Msgf("TLS: %s set, but no --addr is tls://: ignored", strings.Join(set, " and "))
+	}
 }
 
 // logCertificate logs what a certificate is (subject, expiry, SHA-256

@@ -141,6 +141,11 @@ func (d *decoder) addrs(key string) []string {
 		}
 	case []string:
 		list = x
+		if len(x) == 0 {
+			// serve --addr '': viper reads the repeated flag's "[]" as no
+			// address at all; say what was given.
+			list = []string{""}
+		}
 	case []any:
 		var ok bool
 		if list, ok = stringItems(x); !ok {
