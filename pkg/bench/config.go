@@ -152,6 +152,9 @@ type Config struct {
 	// retried, so that many connections can open against a server with a
 	// short listen backlog. In idle mode connections may open during the
 	// whole run. Zero means no warmup: every connection opens at once.
+	// Until a first connect has succeeded, though, refused and timed-out
+	// connects are retried for about a second from the start whatever the
+	// warmup, and then the run ends with ErrNoServer.
 	Warmup time.Duration
 
 	// OpTimeout bounds each operation: a connect, a pingpong round trip,
