@@ -233,6 +233,12 @@ func startProcLine(t *testing.T, cmd *exec.Cmd, stopSig os.Signal, ready *regexp
 // (bounded) for a stderr line matching ready, which it returns.
 func launchProc(t *testing.T, cmd *exec.Cmd, stopSig os.Signal, ready *regexp.Regexp) (*proc, string) {
 	t.Helper()
+	return launchProcWithin(t, cmd, stopSig, ready, readyTimeout)
+}
+
+// launchProcWithin is launchProc waiting up to timeout for the line.
+func launchProcWithin(t *testing.T, cmd *exec.Cmd, stopSig os.Signal, ready *regexp.Regexp, timeout time.Duration) (*proc, string) {
+	t.Helper()
 	p := &proc{t: t, name: filepath.Base(cmd.Path), cmd: cmd, stopSig: stopSig, Stdout: &lineBuffer{}, Stderr: &lineBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
 	if err := cmd.Start(); err != nil {
@@ -246,7 +252,7 @@ func launchProc(t *testing.T, cmd *exec.Cmd, stopSig os.Signal, ready *regexp.Re
 	}()
 	t.Cleanup(p.cleanup)
 
-	deadline := time.Now().Add(readyTimeout)
+	deadline := time.Now().Add(timeout)
 	for {
 		for _, line := range p.Lines() {
 			if ready.MatchString(line) {
@@ -259,7 +265,7 @@ func launchProc(t *testing.T, cmd *exec.Cmd, stopSig os.Signal, ready *regexp.Re
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s %q did not start up within %v:\nstderr:\n%s", p.name, cmd.Args, readyTimeout, p.Stderr)
+			t.Fatalf("%s %q did not start up within %v:\nstderr:\n%s", p.name, cmd.Args, timeout, p.Stderr)
 		}
 	}
 }
