@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMakeRunCtrlC runs `make run` as the README says, on a free loopback
@@ -41,9 +42,17 @@ func TestMakeRunCtrlC(t *testing.T) {
 		t.Fatalf("go env printed %q", goEnv)
 	}
 	s := spec{Env: []string{"ECHOCTL_ADDR=127.0.0.1:0", "GOMODCACHE=" + vals[0], "GOCACHE=" + vals[1], "GOPATH=" + vals[2]}, Dir: repo}
+	// make build first, with time for empty caches (CGO_ENABLED=0 and
+	// -trimpath compile everything anew, TestMain's build shares nothing
+	// with it); make run's own build is then a cached one.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	build := s.command(t, ctx, "make", "--no-print-directory", "build", "BIN="+bin)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
 	cmd := s.command(t, context.Background(), "make", "--no-print-directory", "run", "BIN="+bin)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Building with -trimpath and ldflags is not cached by TestMain's build.
 	p, _ := launchProcWithin(t, cmd, syscall.SIGINT, startingUpRE, 3*runTimeout)
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatalf("SIGINT to make's process group: %v", err)
