@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"strconv"
@@ -53,60 +52,17 @@ func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Duration(keyBusyPoll, 0, "look for each echo for this long before waiting to be woken: takes the load generator's wake-up out of the latencies, for a CPU (0: off; at most 100ms)")
 }
 
-// config checks the flags and returns the run they describe.
-func (o *benchOptions) config(addr string) (bench.Config, error) {
-	a, err := echo.ParseAddr(addr)
+// config returns the run the flags describe, against cfg's addr with
+// cfg's busy-poll. bench.Config.Validate checks it as given, where Run
+// would take a zero as the default: --conns 0 is refused.
+func (o *benchOptions) config(cfg *Config) (bench.Config, error) {
+	a, err := echo.ParseAddr(cfg.Addr)
 	if err != nil || a.Network != echo.NetworkTCP {
-		return bench.Config{}, fmt.Errorf("invalid --addr %q: bench needs a TCP address, host:port or tcp://host:port", addr)
+		return bench.Config{}, fmt.Errorf("invalid --addr %q: bench needs a TCP address, host:port or tcp://host:port", cfg.Addr)
 	}
-	addr = net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port)))
-	mode, err := bench.ParseMode(o.mode)
-	if err != nil {
-		return bench.Config{}, fmt.Errorf("invalid --mode %q: must be one of pingpong, stream, connrate, idle", o.mode)
-	}
-	ints := []struct {
-		name   string
-		v, max int
-	}{
-		{"conns", o.conns, bench.MaxConns},
-		{"size", o.size, bench.MaxSize},
-		{"pipeline", o.pipeline, bench.MaxPipeline},
-		{"chunk", o.chunk, bench.MaxSize},
-	}
-	for _, f := range ints {
-		if f.v < 1 || f.v > f.max {
-			return bench.Config{}, fmt.Errorf("invalid --%s %d: must be an integer from 1 to %d", f.name, f.v, f.max)
-		}
-	}
-	durations := []struct {
-		name string
-		v    time.Duration
-		zero string // what 0 means, if it is allowed
-	}{
-		{"duration", o.duration, ""},
-		{"warmup", o.warmup, "no warmup"},
-		{"op-timeout", o.opTimeout, ""},
-	}
-	for _, f := range durations {
-		switch {
-		case f.zero != "" && f.v < 0:
-			return bench.Config{}, fmt.Errorf("invalid --%s %v: %s", f.name, f.v, zeroOrMoreReason(f.zero))
-		case f.zero == "" && f.v <= 0:
-			return bench.Config{}, fmt.Errorf("invalid --%s %v: must be a positive duration, such as 500ms, 10s or 1m", f.name, f.v)
-		}
-	}
-	if o.serverPID < 0 {
-		return bench.Config{}, fmt.Errorf("invalid --server-pid %d: must be a process id", o.serverPID)
-	}
-	if o.rate < 0 || math.IsNaN(o.rate) || math.IsInf(o.rate, 0) {
-		return bench.Config{}, fmt.Errorf("invalid --rate %v: must be messages per second, or 0 for as fast as the echoes come back", o.rate)
-	}
-	if o.rate > 0 && mode != bench.ModePingPong && mode != bench.ModeConnRate {
-		return bench.Config{}, fmt.Errorf("invalid --rate with --mode %s: only pingpong and connrate run on a schedule", mode)
-	}
-	return bench.Config{
-		Addr:      addr,
-		Mode:      mode,
+	bc := bench.Config{
+		Addr:      net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))),
+		Mode:      bench.Mode(o.mode),
 		Conns:     o.conns,
 		Size:      o.size,
 		Pipeline:  o.pipeline,
@@ -116,7 +72,30 @@ func (o *benchOptions) config(addr string) (bench.Config, error) {
 		Warmup:    o.warmup,
 		OpTimeout: o.opTimeout,
 		ServerPID: o.serverPID,
-	}, nil
+		BusyPoll:  cfg.BusyPoll,
+	}
+	if err := bc.Validate(); err != nil {
+		return bench.Config{}, flagError(err)
+	}
+	return bc, nil
+}
+
+// flagError says which flag a *bench.ConfigError is about, in the words of
+// the command line ("invalid --conns 0: must be ..."); other errors are
+// returned as they are.
+func flagError(err error) error {
+	var ce *bench.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	subject := "--" + ce.Field
+	if ce.Value != "" {
+		subject += " " + ce.Value
+	}
+	if ce.With != "" {
+		subject += " with --" + ce.With + " " + ce.WithValue
+	}
+	return fmt.Errorf("invalid %s: %s", subject, ce.Reason)
 }
 
 func newBenchCmd(opts *globalOptions, streams Streams) *cobra.Command {
@@ -187,11 +166,10 @@ Exit codes:
 			if err != nil {
 				return err
 			}
-			bc, err := benchOpts.config(cfg.Addr)
+			bc, err := benchOpts.config(cfg)
 			if err != nil {
 				return usageError{err}
 			}
-			bc.BusyPoll = cfg.BusyPoll
 			var progress io.Writer
 			if isTTY(streams.Err) {
 				progress = streams.Err

@@ -409,8 +409,8 @@ func (d *decoder) connTimeout(key string) time.Duration {
 }
 
 // zeroOrMoreReason is the reason given for a duration that does not parse
-// or is negative, where 0 is allowed and means zero (bench's --warmup
-// uses it too); keys where 0 is not allowed say "positive".
+// or is negative, where 0 is allowed and means zero; keys where 0 is not
+// allowed say "positive". bench.Config.Validate says the same of --warmup.
 func zeroOrMoreReason(zero string) string {
 	return "must be a duration of 0 or more, such as 500ms, 10s or 1m (0 for " + zero + ")"
 }

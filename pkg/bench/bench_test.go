@@ -602,7 +602,7 @@ func TestRunInvalidConfig(t *testing.T) {
 		cfg  bench.Config
 		want string
 	}{
-		{"mode", bench.Config{Mode: "flood"}, `unknown mode "flood"`},
+		{"mode", bench.Config{Mode: "flood"}, `mode "flood": must be one of pingpong, stream, connrate, idle`},
 		{"address", bench.Config{Addr: "localhost"}, "missing port"},
 		{"port 0", bench.Config{Addr: "127.0.0.1:0"}, "port 0"},
 		{"conns", bench.Config{Conns: -1}, "conns -1"},
@@ -612,15 +612,15 @@ func TestRunInvalidConfig(t *testing.T) {
 		{"chunk", bench.Config{Chunk: -1}, "chunk"},
 		{"duration", bench.Config{Duration: -time.Second}, "duration"},
 		{"warmup", bench.Config{Warmup: -time.Second}, "warmup"},
-		{"op timeout", bench.Config{OpTimeout: -time.Second}, "op timeout"},
-		{"server pid", bench.Config{ServerPID: -1}, "server pid"},
+		{"op timeout", bench.Config{OpTimeout: -time.Second}, "op-timeout -1s"},
+		{"server pid", bench.Config{ServerPID: -1}, "server-pid -1"},
 		{"server gone", bench.Config{ServerPID: 1 << 30}, "server pid"},
 		{"empty parts", bench.Config{Mode: bench.ModeConnRate, Parts: []string{}}, "parts"},
 		{"rate", bench.Config{Rate: -1}, "rate -1"},
 		{"rate infinite", bench.Config{Rate: math.Inf(1)}, "rate +Inf"},
 		{"rate in stream mode", bench.Config{Mode: bench.ModeStream, Rate: 10}, "only pingpong and connrate"},
-		{"busy poll negative", bench.Config{BusyPoll: -time.Microsecond}, "busy poll -1µs"},
-		{"busy poll too long", bench.Config{BusyPoll: bench.MaxBusyPoll + 1}, "busy poll 100.000001ms"},
+		{"busy poll negative", bench.Config{BusyPoll: -time.Microsecond}, "busy-poll -1µs"},
+		{"busy poll too long", bench.Config{BusyPoll: bench.MaxBusyPoll + 1}, "busy-poll 100.000001ms"},
 		{"busy poll with more connections than CPUs", bench.Config{BusyPoll: time.Millisecond, Conns: runtime.GOMAXPROCS(0) + 1}, "busy poll with"},
 	}
 	for _, tt := range tests {

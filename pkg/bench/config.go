@@ -34,7 +34,7 @@ const (
 // Modes lists every mode, the default first.
 var Modes = []Mode{ModePingPong, ModeStream, ModeConnRate, ModeIdle}
 
-// ParseMode returns the Mode named s.
+// ParseMode returns the Mode named s, or a *ConfigError.
 func ParseMode(s string) (Mode, error) {
 	m := Mode(s)
 	if !slices.Contains(Modes, m) {
@@ -42,10 +42,41 @@ func ParseMode(s string) (Mode, error) {
 		for i, m := range Modes {
 			names[i] = string(m)
 		}
-		return "", fmt.Errorf("%w: unknown mode %q (want one of %s)", ErrInvalidConfig, s, strings.Join(names, ", "))
+		return "", &ConfigError{Field: "mode", Value: strconv.Quote(s), Reason: "must be one of " + strings.Join(names, ", ")}
 	}
 	return m, nil
 }
+
+// A ConfigError says which field of a Config is out of range, and what it
+// must be. It unwraps to ErrInvalidConfig. Its names are those of the
+// command line, so that echoctl can say which flag is wrong.
+type ConfigError struct {
+	// Field names the field as echoctl's flag does: "conns", "op-timeout".
+	Field string
+	// Value is the field's value as the message shows it: 0, -1s, "x"
+	// (quoted, for a string). Empty when With says what is wrong.
+	Value string
+	// With, if not empty, names the field whose value, WithValue, makes
+	// Field invalid: rate with mode stream.
+	With, WithValue string
+	// Reason says what the field must be.
+	Reason string
+}
+
+// Error implements the error interface.
+func (e *ConfigError) Error() string {
+	subject := e.Field
+	if e.Value != "" {
+		subject += " " + e.Value
+	}
+	if e.With != "" {
+		subject += " with " + e.With + " " + e.WithValue
+	}
+	return fmt.Sprintf("%v: %s: %s", ErrInvalidConfig, subject, e.Reason)
+}
+
+// Unwrap returns ErrInvalidConfig.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
 // Defaults used when the corresponding Config field is zero.
 const (
@@ -205,13 +236,60 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate checks c after withDefaults.
-func (c Config) validate() error {
+// Validate reports whether c can be run as it is, without taking zero
+// fields as their defaults, as Run does before it calls Validate: a zero
+// Conns, Size, Pipeline, Chunk, Duration or OpTimeout, or an empty Mode,
+// is refused here (nil Parts are still SeedParts). A field out of range is reported as a *ConfigError;
+// the other errors (the address, the open-file limit, a server pid that
+// does not exist, busy polling on more connections than CPUs, empty
+// connrate parts) wrap ErrInvalidConfig too.
+func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
 	if _, err := ParseMode(string(c.Mode)); err != nil {
 		return err
+	}
+	ints := []struct {
+		field  string
+		v, max int
+	}{
+		{"conns", c.Conns, MaxConns},
+		{"size", c.Size, MaxSize},
+		{"pipeline", c.Pipeline, MaxPipeline},
+		{"chunk", c.Chunk, MaxSize},
+	}
+	for _, f := range ints {
+		if f.v < 1 || f.v > f.max {
+			return &ConfigError{Field: f.field, Value: strconv.Itoa(f.v), Reason: fmt.Sprintf("must be an integer from 1 to %d", f.max)}
+		}
+	}
+	durations := []struct {
+		field string
+		v     time.Duration
+		zero  string // what 0 means, if it is allowed
+	}{
+		{"duration", c.Duration, ""},
+		{"warmup", c.Warmup, "no warmup"},
+		{"op-timeout", c.OpTimeout, ""},
+	}
+	for _, f := range durations {
+		switch {
+		case f.zero != "" && f.v < 0:
+			return &ConfigError{Field: f.field, Value: f.v.String(), Reason: "must be a duration of 0 or more, such as 500ms, 10s or 1m (0 for " + f.zero + ")"}
+		case f.zero == "" && f.v <= 0:
+			return &ConfigError{Field: f.field, Value: f.v.String(), Reason: "must be a positive duration, such as 500ms, 10s or 1m"}
+		}
+	}
+	switch {
+	case c.ServerPID < 0:
+		return &ConfigError{Field: "server-pid", Value: strconv.Itoa(c.ServerPID), Reason: "must be a process id"}
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return &ConfigError{Field: "rate", Value: fmt.Sprint(c.Rate), Reason: "must be messages per second, or 0 for as fast as the echoes come back"}
+	case c.Rate > 0 && c.Mode != ModePingPong && c.Mode != ModeConnRate:
+		return &ConfigError{Field: "rate", With: "mode", WithValue: string(c.Mode), Reason: "only pingpong and connrate run on a schedule"}
+	case c.BusyPoll < 0 || c.BusyPoll > MaxBusyPoll:
+		return &ConfigError{Field: "busy-poll", Value: c.BusyPoll.String(), Reason: fmt.Sprintf("must be from 0 to %v", MaxBusyPoll)}
 	}
 	_, port, err := echo.SplitAddr(c.Addr)
 	switch {
@@ -219,36 +297,11 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	case port == 0:
 		return bad("address %q: port 0 cannot be connected to", c.Addr)
-	case c.Conns < 1 || c.Conns > MaxConns:
-		return bad("conns %d: must be from 1 to %d", c.Conns, MaxConns)
-	case c.Size < 1 || c.Size > MaxSize:
-		return bad("size %d: must be from 1 to %d", c.Size, MaxSize)
-	case c.Pipeline < 1 || c.Pipeline > MaxPipeline:
-		return bad("pipeline %d: must be from 1 to %d", c.Pipeline, MaxPipeline)
-	case c.Chunk < 1 || c.Chunk > MaxSize:
-		return bad("chunk %d: must be from 1 to %d", c.Chunk, MaxSize)
-	case c.Duration <= 0:
-		return bad("duration %v: must be positive", c.Duration)
-	case c.Warmup < 0:
-		return bad("warmup %v: must not be negative", c.Warmup)
-	case c.OpTimeout <= 0:
-		return bad("op timeout %v: must be positive", c.OpTimeout)
-	case c.ServerPID < 0:
-		return bad("server pid %d: must be positive", c.ServerPID)
-	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
-		return bad("rate %v: must be a number of messages per second, or 0 for as fast as the echoes come back", c.Rate)
-	case c.BusyPoll < 0 || c.BusyPoll > MaxBusyPoll:
-		return bad("busy poll %v: must be from 0 to %v", c.BusyPoll, MaxBusyPoll)
 	case c.BusyPoll > 0 && c.Conns > runtime.GOMAXPROCS(0):
 		return bad("busy poll with %d connections: each polling read holds a CPU, and GOMAXPROCS is %d: use at most that many connections", c.Conns, runtime.GOMAXPROCS(0))
-	case c.Rate > 0 && c.Mode != ModePingPong && c.Mode != ModeConnRate:
-		return bad("rate: only pingpong and connrate run on a schedule, not %s", c.Mode)
 	}
-	total := 0
-	for _, p := range c.Parts {
-		total += len(p)
-	}
-	if c.Mode == ModeConnRate && (total == 0 || total > MaxSize) {
+	// nil Parts are SeedParts, here too: only an empty list is not.
+	if total := c.partsLen(); c.Mode == ModeConnRate && c.Parts != nil && (total == 0 || total > MaxSize) {
 		return bad("parts: must hold from 1 to %d bytes in all", MaxSize)
 	}
 	if err := checkFileLimit(c.Conns); err != nil {

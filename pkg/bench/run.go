@@ -64,7 +64,7 @@ var errStopped = errors.New("bench: run ended")
 // in.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	r := newRunner(cfg)
