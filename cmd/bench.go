@@ -37,7 +37,6 @@ type benchOptions struct {
 }
 
 func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
-	fs.String(keyAddr, echo.DefaultAddr, "address of the echo server, as host:port")
 	fs.StringVar(&o.mode, "mode", string(bench.ModePingPong), "pingpong, stream, connrate or idle")
 	fs.IntVar(&o.conns, "conns", bench.DefaultConns, "connections (connrate: workers, each running one cycle at a time)")
 	fs.IntVar(&o.size, "size", bench.DefaultSize, "pingpong: message size in bytes")
@@ -49,7 +48,6 @@ func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.opTimeout, "op-timeout", bench.DefaultOpTimeout, "deadline of each connect, round trip, stream read or write, and connrate cycle")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "the server's process id (Linux): report its CPU time per message and, in idle mode, its memory per connection")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object instead of a table")
-	fs.Duration(keyBusyPoll, 0, "look for each echo for this long before waiting to be woken: takes the load generator's wake-up out of the latencies, for a CPU (0: off; at most 100ms)")
 }
 
 // config returns the run the flags describe, against cfg's addr with
@@ -177,6 +175,7 @@ Exit codes:
 			return runBench(cmd.Context(), bc, benchOpts.json, streams.Out, progress)
 		},
 	}
+	addKeyFlags(cmd.Flags(), cmdBench)
 	benchOpts.addFlags(cmd.Flags())
 	return cmd
 }

@@ -20,26 +20,6 @@ import (
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
-// Configuration keys: the same names serve as flags (--buffer-size), config
-// file keys (buffer-size:) and, upper-cased with "_", environment variables
-// (ECHOCTL_BUFFER_SIZE).
-const (
-	keyAddr            = "addr"
-	keyBufferSize      = "buffer-size"
-	keyMessages        = "messages"
-	keyLogLevel        = "log-level"
-	keyLogFormat       = "log-format"
-	keyShutdownTimeout = "shutdown-timeout"
-	keyTimeout         = "timeout"
-	keyBusyPoll        = "busy-poll"
-)
-
-// knownKeys are every configuration key, in the order the docs list them.
-var knownKeys = []string{keyAddr, keyBufferSize, keyMessages, keyLogLevel, keyLogFormat, keyShutdownTimeout, keyTimeout,
-	keyLogMaxBytes, keyMaxConns, keyMaxConnsPerIP, keyIdleTimeout, keyWriteTimeout, keyBusyPoll, keyAllow, keyDeny, keyMetricsAddr,
-	keyTLSCert, keyTLSKey, keyTLSClientCA, keyTLSSelfSigned, keyTLSCA, keyTLSServerName, keyTLSInsecure, keyUnixMode, keyRetries,
-	keyUDPAllowLowPorts, keyUDPRatePerSource}
-
 // envPrefix prefixes every environment variable echoctl reads.
 const envPrefix = "ECHOCTL"
 
@@ -48,41 +28,6 @@ const envPrefix = "ECHOCTL"
 // (internal/reliability, `make soak`), which a shell that ran it may still
 // export; the soak test's are never suggested.
 var envNotKeys = []string{envPrefix + "_CONFIG", envPrefix + "_SOAK", envPrefix + "_SOAK_DURATION"}
-
-// seedMessages are the seed client's MESSAGES.
-var seedMessages = []string{"This is the message. ", "It will be sent ", "in parts."}
-
-// defaults holds each key's default value.
-var defaults = map[string]any{
-	keyAddr:            echo.DefaultAddr,
-	keyBufferSize:      echo.DefaultBufferSize,
-	keyMessages:        seedMessages,
-	keyLogLevel:        "info",
-	keyLogFormat:       "text",
-	keyShutdownTimeout: 5 * time.Second,
-	keyTimeout:         10 * time.Second,
-	keyLogMaxBytes:     echo.DefaultLogMaxBytes,
-	keyMaxConns:        0,
-	keyMaxConnsPerIP:   0,
-	keyIdleTimeout:     time.Duration(0),
-	keyWriteTimeout:    time.Duration(0),
-	keyBusyPoll:        time.Duration(0),
-	keyAllow:           []string{},
-	keyDeny:            []string{},
-	keyMetricsAddr:     "",
-	keyTLSCert:         "",
-	keyTLSKey:          "",
-	keyTLSClientCA:     "",
-	keyTLSSelfSigned:   false,
-	keyTLSCA:           "",
-	keyTLSServerName:   "",
-	keyTLSInsecure:     false,
-	keyUnixMode:        "0660",
-	keyRetries:         echo.DefaultRetries,
-
-	keyUDPAllowLowPorts: false,
-	keyUDPRatePerSource: defaultUDPRatePerSource,
-}
 
 // Config is the validated configuration, merged from flags, environment,
 // config file and defaults, in that order of precedence.
@@ -175,11 +120,11 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	v.AutomaticEnv()
-	for _, key := range knownKeys {
-		v.SetDefault(key, defaults[key])
-		if f := flags.Lookup(key); f != nil {
-			if err := v.BindPFlag(key, f); err != nil {
-				return nil, fmt.Errorf("bind flag --%s: %w", key, err)
+	for _, k := range keys {
+		v.SetDefault(k.name, k.def)
+		if f := flags.Lookup(k.name); f != nil {
+			if err := v.BindPFlag(k.name, f); err != nil {
+				return nil, fmt.Errorf("bind flag --%s: %w", k.name, err)
 			}
 		}
 	}
@@ -215,26 +160,10 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 
 	d := decoder{v: v, flags: flags, file: file, fileKeys: fileKeys}
 	cfg := &Config{File: file, Warnings: unknownEnvWarnings(os.Environ(), flags)}
-	cfg.Addrs = d.addrs(keyAddr)
-	if len(cfg.Addrs) > 0 {
-		cfg.Addr = cfg.Addrs[0]
+	for _, k := range keys {
+		k.decode(&d, k.name, cfg)
 	}
-	cfg.BufferSize = d.intRange(keyBufferSize, 1, echo.MaxBufferSize)
-	cfg.Messages = d.strings(keyMessages)
-	cfg.LogLevel = d.level(keyLogLevel)
-	cfg.LogFormat = d.oneOf(keyLogFormat, logging.Formats)
-	cfg.ShutdownTimeout = d.duration(keyShutdownTimeout)
-	cfg.Timeout = d.duration(keyTimeout)
-	cfg.LogMaxBytes = d.logMaxBytes(keyLogMaxBytes)
-	cfg.MaxConns = d.intRange(keyMaxConns, 0, maxConnsLimit)
-	cfg.MaxConnsPerIP = d.intRange(keyMaxConnsPerIP, 0, maxConnsLimit)
-	cfg.IdleTimeout = d.connTimeout(keyIdleTimeout)
-	cfg.WriteTimeout = d.connTimeout(keyWriteTimeout)
-	cfg.BusyPoll = d.busyPoll(keyBusyPoll)
-	cfg.Allow = d.prefixes(keyAllow)
-	cfg.Deny = d.prefixes(keyDeny)
-	cfg.MetricsAddr = d.optionalHostPort(keyMetricsAddr)
-	cfg.Transport = d.transport(cfg.Addrs)
+	d.checkTransport(cfg)
 	if d.err != nil {
 		return nil, d.err
 	}

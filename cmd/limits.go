@@ -2,47 +2,11 @@ package cmd
 
 import (
 	"fmt"
-	"math"
 	"net/netip"
 	"strings"
 
-	"github.com/spf13/pflag"
-
 	"github.com/echoctl/echoctl/pkg/echo"
 )
-
-// Keys of serve's limits, timeouts, access list and metrics, and of the log
-// line length; see docs/configuration.md.
-const (
-	keyMaxConns      = "max-conns"
-	keyMaxConnsPerIP = "max-conns-per-ip"
-	keyIdleTimeout   = "idle-timeout"
-	keyWriteTimeout  = "write-timeout"
-	keyAllow         = "allow"
-	keyDeny          = "deny"
-	keyMetricsAddr   = "metrics-addr"
-	keyLogMaxBytes   = "log-max-bytes"
-)
-
-// maxConnsLimit bounds max-conns and max-conns-per-ip.
-const maxConnsLimit = math.MaxInt32
-
-// addLimitFlags adds serve's flags for the limits, timeouts, access list
-// and metrics. Each is off by default.
-func addLimitFlags(fs *pflag.FlagSet) {
-	fs.Int(keyMaxConns, 0, "most connections served at once; past it new ones are closed at once (0: no limit)")
-	fs.Int(keyMaxConnsPerIP, 0, "most connections served at once from one IP address (0: no limit)")
-	fs.Duration(keyIdleTimeout, 0, "close a connection when no byte has moved either way for this long (0: never)")
-	fs.Duration(keyWriteTimeout, 0, "close a connection whose peer has read none of the echo for this long (0: never)")
-	fs.StringSlice(keyAllow, nil, "serve only peers in these CIDR prefixes or IP addresses (comma-separated or repeated; default: all)")
-	fs.StringSlice(keyDeny, nil, "refuse peers in these CIDR prefixes or IP addresses (comma-separated or repeated); deny wins over allow")
-	fs.String(keyMetricsAddr, "", "serve Prometheus /metrics, /healthz and /readyz on this host:port, to the peers --allow/--deny admit; :PORT listens on every interface, so prefer 127.0.0.1:PORT (default: off)")
-}
-
-// addLogMaxBytesFlag adds --log-max-bytes, which every command has.
-func addLogMaxBytesFlag(fs *pflag.FlagSet) {
-	fs.Int(keyLogMaxBytes, echo.DefaultLogMaxBytes, "most bytes of data one log line shows; the rest is cut as \"... (N more bytes)\" (0: no limit)")
-}
 
 // logMaxBytes decodes log-max-bytes into echo's convention: 0 on the
 // command line means no limit, which echo spells -1.
@@ -54,7 +18,7 @@ func (d *decoder) logMaxBytes(key string) int {
 	return n
 }
 
-// listenAddr decodes an optional host:port; empty means off.
+// optionalHostPort decodes an optional host:port; empty means off.
 func (d *decoder) optionalHostPort(key string) string {
 	s, ok := d.str(key)
 	if !ok || s == "" {

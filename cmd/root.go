@@ -34,9 +34,7 @@ type globalOptions struct {
 
 func (o *globalOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.configFile, "config", "", "config file (YAML, TOML or JSON; default: first of ./echoctl.yaml, $XDG_CONFIG_HOME/echoctl/config.yaml, /etc/echoctl/config.yaml)")
-	fs.String(keyLogLevel, "info", "log level: trace, debug, info, warn, error or disabled")
-	fs.String(keyLogFormat, "text", "log format: text (the seed's name: message), console or json")
-	addLogMaxBytesFlag(fs)
+	addKeyFlags(fs, cmdEvery)
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log at debug level: the seed's whole transcript (same as --log-level debug)")
 }
 

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/echoctl/echoctl/pkg/echo"
 )
@@ -65,36 +63,9 @@ datagram whose echo is awaited up to --timeout, resent up to --retries times;
 			return asRuntimeError(runSend(cmd.Context(), cfg, logger, input, streams.Out))
 		},
 	}
-	addSendAddrFlags(cmd.Flags())
-	cmd.Flags().Duration(keyTimeout, 10*time.Second, "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)")
-	addSendTransportFlags(cmd.Flags())
+	addKeyFlags(cmd.Flags(), cmdSend)
 	cmd.Flags().BoolVar(&sendOpts.stdin, "stdin", false, "send standard input instead of messages")
 	return cmd
-}
-
-// addSendAddrFlags adds send's --addr, one address that may be given once,
-// and --buffer-size; serve's are in addServeAddrFlags.
-func addSendAddrFlags(fs *pflag.FlagSet) {
-	fs.Var(&oneAddr{value: echo.DefaultAddr}, keyAddr, "address: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path; a host name's addresses are tried in turn")
-	fs.Int(keyBufferSize, echo.DefaultBufferSize, `most bytes read from the connection at once, which is also what one "received" log line shows (1 to 16777216; udp:// reads each datagram whole)`)
-}
-
-// oneAddr is the value of send's --addr: a string flag that refuses to be
-// given twice, where a plain one would keep the last silently.
-type oneAddr struct {
-	value string
-	set   bool
-}
-
-func (a *oneAddr) String() string { return a.value }
-func (a *oneAddr) Type() string   { return "string" }
-
-func (a *oneAddr) Set(s string) error {
-	if a.set {
-		return fmt.Errorf("send connects to one address; --addr is given twice (first %q)", a.value)
-	}
-	a.value, a.set = s, true
-	return nil
 }
 
 // runSend sends cfg.Messages, or input when it is not nil, and writes the

@@ -3,18 +3,12 @@ package cmd
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/echoctl/echoctl/pkg/echo"
 )
-
-func addBufferSizeFlag(fs *pflag.FlagSet) {
-	fs.Int(keyBufferSize, echo.DefaultBufferSize, "most bytes read at once when data is logged (1 to 16777216); without -v serve moves up to 64 KiB at a time")
-}
 
 func newServeCmd(opts *globalOptions, streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
@@ -60,11 +54,7 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 			return asRuntimeError(runServe(cmd.Context(), cfg, logger))
 		},
 	}
-	addServeAddrFlags(cmd.Flags())
-	addServeTransportFlags(cmd.Flags())
-	cmd.Flags().Duration(keyShutdownTimeout, 5*time.Second, "how long open connections may finish after SIGINT/SIGTERM")
-	cmd.Flags().Duration(keyBusyPoll, 0, "keep polling for this long after each event before sleeping: less latency for more CPU (0: off; at most 100ms)")
-	addLimitFlags(cmd.Flags())
+	addKeyFlags(cmd.Flags(), cmdServe)
 	return cmd
 }
 

@@ -8,35 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spf13/pflag"
-
 	"github.com/echoctl/echoctl/internal/tlsconfig"
 	"github.com/echoctl/echoctl/pkg/echo"
 )
-
-// Keys of the transports: TLS, Unix sockets and UDP; see docs/tls.md,
-// docs/unix.md and docs/udp.md. tls-cert and tls-key are the server's
-// certificate for serve and the client certificate for send.
-const (
-	keyTLSCert       = "tls-cert"
-	keyTLSKey        = "tls-key"
-	keyTLSClientCA   = "tls-client-ca"
-	keyTLSSelfSigned = "tls-self-signed"
-	keyTLSCA         = "tls-ca"
-	keyTLSServerName = "tls-server-name"
-	keyTLSInsecure   = "tls-insecure"
-	keyUnixMode      = "unix-mode"
-	keyRetries       = "retries"
-
-	keyUDPAllowLowPorts = "udp-allow-low-ports"
-	keyUDPRatePerSource = "udp-rate-per-source"
-)
-
-// defaultUDPRatePerSource is the default of udp-rate-per-source: echo's.
-var defaultUDPRatePerSource = echo.PacketRate{Datagrams: echo.DefaultUDPDatagramsPerSource, Bytes: echo.DefaultUDPBytesPerSource}.String()
-
-// maxRetries bounds the retries key.
-const maxRetries = 100
 
 // udpRateReason is the reason given for an invalid udp-rate-per-source.
 const udpRateReason = "must be 0 (no limit) or DATAGRAMS/s,BYTES/s such as 100/s,256KiB/s (byte units B, KB, KiB, MB, MiB, GB, GiB; at most 10000000/s and 1GiB/s)"
@@ -83,34 +57,6 @@ func applyUDPGuard(srv *echo.Server, t TransportConfig) {
 	srv.UDPAllowLowPorts = t.UDPAllowLowPorts
 	r := t.UDPRatePerSource
 	srv.UDPRatePerSource = &r
-}
-
-// addServeAddrFlags adds serve's --addr, which may be repeated, and
-// --buffer-size.
-func addServeAddrFlags(fs *pflag.FlagSet) {
-	fs.StringArray(keyAddr, []string{echo.DefaultAddr}, "address to listen on, repeatable: host:port (TCP), tcp://, udp://, tls://host:port or unix:///path; a host name is listened on at every address it resolves to")
-	addBufferSizeFlag(fs)
-}
-
-// addServeTransportFlags adds serve's TLS and Unix socket flags.
-func addServeTransportFlags(fs *pflag.FlagSet) {
-	fs.String(keyTLSCert, "", "tls:// addresses: PEM certificate chain file (reloaded on SIGHUP)")
-	fs.String(keyTLSKey, "", "tls:// addresses: PEM private key file (reloaded on SIGHUP)")
-	fs.String(keyTLSClientCA, "", "tls:// addresses: require client certificates signed by a CA in this PEM file (mutual TLS)")
-	fs.Bool(keyTLSSelfSigned, false, "tls:// addresses: serve an in-memory self-signed certificate (for tests; its SHA-256 fingerprint is logged)")
-	fs.String(keyUnixMode, "0660", "unix:// addresses: permission of the socket file, in octal")
-	fs.Bool(keyUDPAllowLowPorts, false, "udp:// addresses: answer datagrams from source ports below 1024 too, for a lab (port 0, the reflector ports such as 7, 19, 53, 123 and the server's own ports stay refused)")
-	fs.String(keyUDPRatePerSource, defaultUDPRatePerSource, "udp:// addresses: the `rate` of datagrams and bytes answered to one source IP address, DATAGRAMS/s,BYTES/s, each with a burst of one second's worth (0: no limit, for benchmarks on a lab network)")
-}
-
-// addSendTransportFlags adds send's TLS and UDP flags.
-func addSendTransportFlags(fs *pflag.FlagSet) {
-	fs.String(keyTLSCA, "", "tls:// address: verify the server with the CAs in this PEM file (default: the system's roots)")
-	fs.String(keyTLSServerName, "", "tls:// address: name the server's certificate must hold (default: the host of --addr)")
-	fs.String(keyTLSCert, "", "tls:// address: client certificate PEM file, for mutual TLS")
-	fs.String(keyTLSKey, "", "tls:// address: client private key PEM file, for mutual TLS")
-	fs.Bool(keyTLSInsecure, false, "tls:// address: do not verify the server's certificate (logged as a warning)")
-	fs.Int(keyRetries, echo.DefaultRetries, "udp:// address: resend a datagram whose echo has not come back this many times")
 }
 
 // multiAddr reports whether the addr key may hold several addresses: only
@@ -216,26 +162,13 @@ func splitAddrList(s string) ([]string, bool) {
 	return list, true
 }
 
-// transport decodes the TLS, Unix socket and UDP keys, then checks them
-// together: certificate and key files load and match, CA files hold
+// checkTransport checks the TLS keys together, once every key is decoded
+// without error: certificate and key files load and match, CA files hold
 // certificates, and (for serve) every tls:// address has a certificate.
-func (d *decoder) transport(addrs []string) TransportConfig {
-	t := TransportConfig{
-		TLSCert:       d.optionalString(keyTLSCert),
-		TLSKey:        d.optionalString(keyTLSKey),
-		TLSClientCA:   d.optionalString(keyTLSClientCA),
-		TLSSelfSigned: d.boolean(keyTLSSelfSigned),
-		TLSCA:         d.optionalString(keyTLSCA),
-		TLSServerName: d.optionalString(keyTLSServerName),
-		TLSInsecure:   d.boolean(keyTLSInsecure),
-		UnixMode:      d.fileMode(keyUnixMode),
-		Retries:       d.intRange(keyRetries, 0, maxRetries),
-
-		UDPAllowLowPorts: d.boolean(keyUDPAllowLowPorts),
-		UDPRatePerSource: d.packetRate(keyUDPRatePerSource),
-	}
+func (d *decoder) checkTransport(cfg *Config) {
+	t := cfg.Transport
 	if d.err != nil {
-		return t
+		return
 	}
 	switch {
 	case t.TLSCert != "" && t.TLSKey == "":
@@ -258,18 +191,17 @@ func (d *decoder) transport(addrs []string) TransportConfig {
 		}
 	}
 	if !d.serving() {
-		return t
+		return
 	}
 	if t.TLSSelfSigned && t.TLSCert != "" {
 		d.fail(keyTLSSelfSigned, true, "conflicts with tls-cert: give a certificate or ask for a self-signed one, not both")
 	}
-	for _, s := range addrs {
+	for _, s := range cfg.Addrs {
 		a, err := echo.ParseAddr(s)
 		if err == nil && a.Network == echo.NetworkTLS && t.TLSCert == "" && !t.TLSSelfSigned {
 			d.fail(keyAddr, s, "a tls:// address needs tls-cert and tls-key, or tls-self-signed")
 		}
 	}
-	return t
 }
 
 // packetRate decodes a per-source UDP rate: "0" (or the number 0 from a
