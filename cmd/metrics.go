@@ -22,22 +22,6 @@ import (
 // scrapes in progress when serve exits.
 const metricsShutdownTimeout = time.Second
 
-// applyLimits copies serve's limits, timeouts, access list and log line
-// length from cfg to srv, and attaches ms (which may be nil) as its
-// Observer.
-func applyLimits(srv *echo.Server, cfg *Config, ms *metricsServer) {
-	srv.MaxConns = cfg.MaxConns
-	srv.MaxConnsPerIP = cfg.MaxConnsPerIP
-	srv.IdleTimeout = cfg.IdleTimeout
-	srv.WriteTimeout = cfg.WriteTimeout
-	srv.Allow = cfg.Allow
-	srv.Deny = cfg.Deny
-	srv.LogMaxBytes = cfg.LogMaxBytes
-	if ms != nil {
-		srv.Observer = ms.metrics
-	}
-}
-
 // The metrics server's own bounds. --max-conns, --max-conns-per-ip and the
 // echo timeouts count only echo connections, so without these a client
 // that opens connections to the metrics port and sends nothing would hold
@@ -160,6 +144,15 @@ func (ms *metricsServer) logServing(logger zerolog.Logger) {
 		logger.Info().Str("logger", "metrics").Str("addr", ms.addr.String()).
 			Msgf("serving metrics on http://%s/metrics", ms.addr)
 	}
+}
+
+// observer returns what the echo server tells of its connections, to
+// count them: nil when metrics are off.
+func (ms *metricsServer) observer() echo.Observer {
+	if ms == nil {
+		return nil
+	}
+	return ms.metrics
 }
 
 // drain makes /readyz answer 503, before the echo server starts its

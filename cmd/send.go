@@ -57,10 +57,15 @@ datagram whose echo is awaited up to --timeout, resent up to --retries times;
 				}
 				input = streams.In
 			}
+			messages := cfg.Messages
 			if len(args) > 0 {
-				cfg.Messages = args
+				messages = args
 			}
-			return asRuntimeError(runSend(cmd.Context(), cfg, logger, input, streams.Out))
+			client, err := newClient(cfg, logger)
+			if err != nil {
+				return asRuntimeError(err)
+			}
+			return asRuntimeError(runSend(cmd.Context(), client, messages, input, streams.Out))
 		},
 	}
 	addKeyFlags(cmd.Flags(), cmdSend)
@@ -68,22 +73,45 @@ datagram whose echo is awaited up to --timeout, resent up to --retries times;
 	return cmd
 }
 
-// runSend sends cfg.Messages, or input when it is not nil, and writes the
-// echo to out.
-func runSend(ctx context.Context, cfg *Config, logger zerolog.Logger, input io.Reader, out io.Writer) error {
-	client := &echo.Client{Addr: cfg.Addr, BufferSize: cfg.BufferSize, Timeout: cfg.Timeout, Logger: logger, LogMaxBytes: cfg.LogMaxBytes}
-	if err := setupClientTransport(client, cfg, logger); err != nil {
-		return err
+// newClient builds the echo.Client that cfg describes: its address,
+// buffer size, timeout and log line length, its retries for a udp://
+// address and its TLS configuration for a tls:// one.
+func newClient(cfg *Config, logger zerolog.Logger) (*echo.Client, error) {
+	client := &echo.Client{
+		Addr:        cfg.Addr,
+		BufferSize:  cfg.BufferSize,
+		Timeout:     cfg.Timeout,
+		Logger:      logger,
+		LogMaxBytes: cfg.LogMaxBytes,
+		Retries:     cfg.Transport.Retries,
 	}
+	if client.Retries == 0 {
+		client.Retries = -1 // echo.Client's zero means the default
+	}
+	a, err := echo.ParseAddr(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if a.Network == echo.NetworkTLS {
+		if client.TLSConfig, err = clientTLS(cfg.Transport, logger); err != nil {
+			return nil, err
+		}
+	}
+	return client, nil
+}
+
+// runSend sends messages, or input when it is not nil, with client, and
+// writes the echo to out.
+func runSend(ctx context.Context, client *echo.Client, messages []string, input io.Reader, out io.Writer) error {
 	if input != nil {
 		_, err := client.SendStream(ctx, input, out)
 		return outputError(err)
 	}
-	messages := make([][]byte, len(cfg.Messages))
-	for i, m := range cfg.Messages {
-		messages[i] = []byte(m)
+	parts := make([][]byte, len(messages))
+	for i, m := range messages {
+		parts[i] = []byte(m)
 	}
-	_, err := client.Send(ctx, messages, out)
+	_, err := client.Send(ctx, parts, out)
 	return outputError(err)
 }
 

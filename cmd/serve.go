@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/echoctl/echoctl/internal/tlsconfig"
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
@@ -58,35 +59,64 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 	return cmd
 }
 
+// newServer builds the echo.Server that cfg describes: its addresses,
+// buffer size, limits, timeouts, access list, log line length, busy
+// polling, UDP guard, Unix socket mode and, when an address is tls://, TLS,
+// whose certificate it returns (else nil). observer, if not nil, is told
+// of its connections. TLS settings without a tls:// address are warned
+// about.
+func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*echo.Server, *tlsconfig.Server, error) {
+	t := cfg.Transport
+	rate := t.UDPRatePerSource
+	srv := &echo.Server{
+		Addr:             cfg.Addr,
+		BufferSize:       cfg.BufferSize,
+		Logger:           logger,
+		MaxConns:         cfg.MaxConns,
+		MaxConnsPerIP:    cfg.MaxConnsPerIP,
+		IdleTimeout:      cfg.IdleTimeout,
+		WriteTimeout:     cfg.WriteTimeout,
+		Allow:            cfg.Allow,
+		Deny:             cfg.Deny,
+		Observer:         observer,
+		LogMaxBytes:      cfg.LogMaxBytes,
+		BusyPoll:         cfg.BusyPoll,
+		UnixMode:         t.UnixMode,
+		UDPAllowLowPorts: t.UDPAllowLowPorts,
+		UDPRatePerSource: &rate,
+	}
+	certs, err := serverCertificate(t, cfg.Addrs, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	if certs != nil {
+		srv.TLSConfig = certs.Config()
+	}
+	return srv, certs, nil
+}
+
 // runServe serves until ctx is cancelled, then shuts down gracefully.
 func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
-	srv := &echo.Server{Addr: cfg.Addr, BufferSize: cfg.BufferSize, Logger: logger, BusyPoll: cfg.BusyPoll}
 	ms, err := startMetrics(ctx, newMetricsConfig(cfg), logger)
 	if err != nil {
 		return err
 	}
 	defer ms.close()
-	applyLimits(srv, cfg, ms)
-	applyUDPGuard(srv, cfg.Transport)
-	addrs := cfg.Addrs
-	if len(addrs) == 0 {
-		addrs = []string{cfg.Addr}
-	}
-	certs, logTLS, err := setupServerTransport(srv, cfg, addrs, logger)
+	srv, certs, err := newServer(cfg, logger, ms.observer())
 	if err != nil {
 		return err
 	}
-	bound, err := srv.Bind(ctx, addrs...)
+	bound, err := srv.Bind(ctx, cfg.Addrs...)
 	if err != nil {
 		return err
 	}
 	// Only now that every socket is bound: a start that fails logs no
 	// certificate and no metrics address.
-	logTLS()
+	logTLS(certs, cfg.Transport, logger)
 	ms.logServing(logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeBound(bound) }()
-	defer watchReload(certs, logger)() // SIGHUP reloads the TLS certificate files
+	defer watchReload(certs, logger)() // SIGHUP reloads the TLS certificate files, if any
 
 	select {
 	case err := <-served:

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"os"
 	"os/signal"
@@ -15,15 +16,11 @@ import (
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
-// setupServerTransport sets srv's TLS configuration, when an address is
-// tls://, and its Unix socket mode. It returns the TLS server to reload on
-// SIGHUP, or nil when there is no file to reload (no tls:// address, or a
-// self-signed certificate without a client CA file), and logTLS, which
-// logs the certificate served: serve calls it once the listeners are
-// bound, so that a start that fails to bind logs none.
-func setupServerTransport(srv *echo.Server, cfg *Config, addrs []string, logger zerolog.Logger) (reload *tlsconfig.Server, logTLS func(), err error) {
-	t := cfg.Transport
-	srv.UnixMode = t.UnixMode
+// serverCertificate returns serve's TLS certificate when an address is
+// tls://: the files of t, or an in-memory self-signed certificate for
+// the hosts of the tls:// addresses. Without a tls:// address it returns
+// nil, and warns about TLS settings that are then unused.
+func serverCertificate(t TransportConfig, addrs []string, logger zerolog.Logger) (*tlsconfig.Server, error) {
 	var tlsHosts []string
 	for _, s := range addrs {
 		if a, err := echo.ParseAddr(s); err == nil && a.Network == echo.NetworkTLS {
@@ -32,46 +29,41 @@ func setupServerTransport(srv *echo.Server, cfg *Config, addrs []string, logger 
 	}
 	if tlsHosts == nil {
 		warnUnusedTLS(t, logger)
-		return nil, func() {}, nil
+		return nil, nil
 	}
-	var ts *tlsconfig.Server
+	if !t.TLSSelfSigned {
+		return tlsconfig.LoadServer(t.TLSCert, t.TLSKey, t.TLSClientCA)
+	}
+	if hn, err := os.Hostname(); err == nil && slices.Contains(tlsHosts, "") {
+		tlsHosts = append(tlsHosts, hn)
+	}
+	cert, err := tlsconfig.SelfSigned(tlsHosts, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return tlsconfig.SelfSignedServer(cert, t.TLSClientCA)
+}
+
+// logTLS logs the certificate ts serves (nothing when ts is nil): serve
+// calls it once the listeners are bound, so that a start that fails to
+// bind logs none.
+func logTLS(ts *tlsconfig.Server, t TransportConfig, logger zerolog.Logger) {
+	if ts == nil {
+		return
+	}
+	leaf := ts.Certificate()
 	if t.TLSSelfSigned {
-		if hn, err := os.Hostname(); err == nil && slices.Contains(tlsHosts, "") {
-			tlsHosts = append(tlsHosts, hn)
-		}
-		cert, err := tlsconfig.SelfSigned(tlsHosts, time.Now())
-		if err != nil {
-			return nil, nil, err
-		}
-		if ts, err = tlsconfig.SelfSignedServer(cert, t.TLSClientCA); err != nil {
-			return nil, nil, err
-		}
+		logger.Info().Str("logger", "main").Str("fingerprint_sha256", tlsconfig.Fingerprint(leaf)).
+			Strs("hosts", tlsconfig.Hosts(leaf)).
+			Msgf("TLS: self-signed certificate for %s, SHA-256 fingerprint %s",
+				strings.Join(tlsconfig.Hosts(leaf), ", "), tlsconfig.Fingerprint(leaf))
 	} else {
-		var err error
-		if ts, err = tlsconfig.LoadServer(t.TLSCert, t.TLSKey, t.TLSClientCA); err != nil {
-			return nil, nil, err
-		}
+		logCertificate(logger, "TLS: serving certificate", leaf)
 	}
-	logTLS = func() {
-		leaf := ts.Certificate()
-		if t.TLSSelfSigned {
-			logger.Info().Str("logger", "main").Str("fingerprint_sha256", tlsconfig.Fingerprint(leaf)).
-				Strs("hosts", tlsconfig.Hosts(leaf)).
-				Msgf("TLS: self-signed certificate for %s, SHA-256 fingerprint %s",
-					strings.Join(tlsconfig.Hosts(leaf), ", "), tlsconfig.Fingerprint(leaf))
-		} else {
-			logCertificate(logger, "TLS: serving certificate", leaf)
-		}
-		if ts.MutualTLS() {
-			logger.Info().Str("logger", "main").Str("client_ca", t.TLSClientCA).
-				Msgf("TLS: clients must present a certificate signed by a CA in %s", t.TLSClientCA)
-		}
+	if ts.MutualTLS() {
+		logger.Info().Str("logger", "main").Str("client_ca", t.TLSClientCA).
+			Msgf("TLS: clients must present a certificate signed by a CA in %s", t.TLSClientCA)
 	}
-	srv.TLSConfig = ts.Config()
-	if t.TLSSelfSigned && t.TLSClientCA == "" {
-		return nil, logTLS, nil // no file to reload
-	}
-	return ts, logTLS, nil
 }
 
 // warnUnusedTLS warns about serve's TLS settings when no address is
@@ -113,9 +105,13 @@ func logCertificate(logger zerolog.Logger, what string, cert *x509.Certificate) 
 // watchReload reloads ts's certificate files on every SIGHUP until the
 // returned function is called. Connections already open keep their
 // certificate; a reload that fails keeps the old one and is logged at warn.
-// With ts nil it does nothing, and SIGHUP keeps its default action.
+// With ts nil, or reading no file (self-signed without a client CA file),
+// it does nothing, and SIGHUP keeps its default action.
 func watchReload(ts *tlsconfig.Server, logger zerolog.Logger) (stop func()) {
 	if ts == nil {
+		return func() {}
+	}
+	if cert, key, clientCA := ts.Files(); cert == "" && key == "" && clientCA == "" {
 		return func() {}
 	}
 	hup := make(chan os.Signal, 1)
@@ -145,28 +141,19 @@ func watchReload(ts *tlsconfig.Server, logger zerolog.Logger) (stop func()) {
 	}
 }
 
-// setupClientTransport sets client's TLS configuration for a tls://
-// address and its retries for a udp:// one.
-func setupClientTransport(client *echo.Client, cfg *Config, logger zerolog.Logger) error {
-	t := cfg.Transport
-	client.Retries = t.Retries
-	if t.Retries == 0 {
-		client.Retries = -1 // echo.Client's zero means the default
-	}
-	a, err := echo.ParseAddr(client.Addr)
-	if err != nil || a.Network != echo.NetworkTLS {
-		return err
-	}
+// clientTLS returns send's TLS configuration, for a tls:// address: the
+// CAs that verify the server, or none with tls-insecure (warned about),
+// and a client certificate.
+func clientTLS(t TransportConfig, logger zerolog.Logger) (*tls.Config, error) {
 	tc, err := tlsconfig.Client(tlsconfig.ClientOptions{
 		CAFile: t.TLSCA, ServerName: t.TLSServerName, CertFile: t.TLSCert, KeyFile: t.TLSKey, Insecure: t.TLSInsecure,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if t.TLSInsecure {
 		logger.Warn().Str("logger", "echo_client").Bool("tls_insecure", true).
 			Msg("TLS: NOT verifying the server's certificate (--tls-insecure): anyone on the path can read and change the echo")
 	}
-	client.TLSConfig = tc
-	return nil
+	return tc, nil
 }

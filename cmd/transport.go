@@ -51,14 +51,6 @@ type TransportConfig struct {
 	UDPRatePerSource echo.PacketRate
 }
 
-// applyUDPGuard sets srv's protection against UDP loops and reflection
-// (docs/udp.md).
-func applyUDPGuard(srv *echo.Server, t TransportConfig) {
-	srv.UDPAllowLowPorts = t.UDPAllowLowPorts
-	r := t.UDPRatePerSource
-	srv.UDPRatePerSource = &r
-}
-
 // multiAddr reports whether the addr key may hold several addresses: only
 // serve's --addr, a repeatable flag, does.
 func (d *decoder) multiAddr() bool {
