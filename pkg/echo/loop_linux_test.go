@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -113,40 +112,6 @@ func TestEventLoopListenerClosedByOwner(t *testing.T) {
 		t.Errorf("Serve = %v, want the accept error", err)
 	}
 	waitRefused(t, ln.Addr().String())
-}
-
-// TestBusyPollWindow: after a message, a loop with BusyPoll keeps its CPU
-// busy looking for more, and once BusyPoll has passed without any it
-// sleeps: the process then uses next to no CPU.
-func TestBusyPollWindow(t *testing.T) {
-	const window = echo.MaxBusyPoll
-	ln := listenLocal(t)
-	serve(t, &echo.Server{BusyPoll: window}, ln)
-	roundTrip(t, dial(t, ln.Addr().String()), []byte("poll"))
-	start := processCPU(t)
-	time.Sleep(window / 2)
-	polling := processCPU(t) - start
-	time.Sleep(window/2 + 200*time.Millisecond)
-	start = processCPU(t)
-	const quiet = 200 * time.Millisecond
-	time.Sleep(quiet)
-	asleep := processCPU(t) - start
-	if polling < window/20 {
-		t.Errorf("the process used %v of CPU in the %v after a message: the loop did not poll", polling, window/2)
-	}
-	if asleep > quiet/4 {
-		t.Errorf("the process used %v of CPU in %v, from %v after a message: the loop did not stop polling", asleep, quiet, window+200*time.Millisecond)
-	}
-}
-
-// processCPU returns the CPU time (user and system) the process has used.
-func processCPU(t *testing.T) time.Duration {
-	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // openFDs counts the process's open file descriptors.
