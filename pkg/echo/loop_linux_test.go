@@ -98,22 +98,6 @@ func TestBusyPollUnusedWarns(t *testing.T) {
 	}
 }
 
-// TestEventLoopListenerClosedByOwner: a listener closed by its owner, not
-// by Shutdown, ends Serve with an error, as with goroutines, and its
-// socket stops accepting.
-func TestEventLoopListenerClosedByOwner(t *testing.T) {
-	ln := listenLocal(t)
-	srv := &echo.Server{}
-	s := serve(t, srv, ln)
-	c := dial(t, ln.Addr().String())
-	roundTrip(t, c, []byte("before"))
-	ln.Close()
-	if err := s.wait(t, ioTimeout); err == nil || err == echo.ErrServerClosed {
-		t.Errorf("Serve = %v, want the accept error", err)
-	}
-	waitRefused(t, ln.Addr().String())
-}
-
 // openFDs counts the process's open file descriptors.
 func openFDs(t *testing.T) int {
 	t.Helper()
