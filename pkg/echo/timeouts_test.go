@@ -45,17 +45,23 @@ func TestIdleTimeout(t *testing.T) {
 				s.Observer = rec
 			})
 
-			// A chatty connection outlives the timeout many times over.
+			// A chatty connection outlives the timeout: it talks until
+			// the quiet one has been closed.
 			chatty := dial(t, addr)
 			quiet := dial(t, addr)
 			roundTrip(t, quiet, []byte("then silence"))
 			quietSince := time.Now()
-			for i := range 12 {
+			for i := 0; rec.closedCount(echo.CloseIdle) == 0; i++ {
+				if time.Since(quietSince) > ioTimeout {
+					t.Fatalf("no connection closed for idle %v after the quiet one went quiet", ioTimeout)
+				}
 				roundTrip(t, chatty, []byte{byte(i)})
+				// The behaviour under test, not a wait: a peer that
+				// talks every idle/8 is never idle for IdleTimeout.
 				time.Sleep(idle / 8)
 			}
 
-			// By now the quiet one has been closed: end of stream.
+			// The one closed is the quiet one: end of stream.
 			got, err := readAll(quiet)
 			if err != nil || len(got) != 0 {
 				t.Fatalf("idle connection read %q, %v; want end of stream", got, err)
@@ -209,6 +215,7 @@ func TestWriteTimeoutSlowReader(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d bytes: %v", got.Len(), err)
 		}
+		// The behaviour under test, not a wait: the peer reads slowly.
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err := <-werr; err != nil {
@@ -278,27 +285,48 @@ func TestAcceptErrorsRateLimited(t *testing.T) {
 	}
 }
 
+// acceptErrors is an Observer that passes on when each accept error is
+// reported, which is just before Serve pauses for it.
+type acceptErrors struct {
+	nopObserver
+	at chan time.Time
+}
+
+func (a acceptErrors) AcceptError(string, error) { a.at <- time.Now() }
+
 // TestAcceptPauseEndsOnShutdown: Serve does not sleep out its accept
 // back-off once the server shuts down.
 func TestAcceptPauseEndsOnShutdown(t *testing.T) {
-	srv := &echo.Server{}
+	const (
+		errs   = 12
+		inLong = 9 // the pause after the 9th error is the longest, 1s (5ms doubling)
+		pause  = time.Second
+	)
+	obs := acceptErrors{at: make(chan time.Time, errs)}
+	srv := &echo.Server{Observer: obs}
 	ln := listenLocal(t)
 	acceptErr := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept", syscall.EMFILE)}
 	fl := &flakyListener{Listener: ln}
-	for range 12 { // pauses up to 1s each
+	for range errs {
 		fl.errs = append(fl.errs, acceptErr)
 	}
 	s := serve(t, srv, fl)
-	time.Sleep(1500 * time.Millisecond) // well into the 1s pauses
-	start := time.Now()
+	var pausing time.Time // when Serve began the long pause
+	for i := range inLong {
+		select {
+		case pausing = <-obs.at:
+		case <-time.After(ioTimeout):
+			t.Fatalf("%d accept errors reported in %v, want %d", i, ioTimeout, inLong)
+		}
+	}
 	if err := shutdown(srv, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.wait(t, ioTimeout); !errors.Is(err, echo.ErrServerClosed) {
 		t.Errorf("Serve = %v, want ErrServerClosed", err)
 	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("Serve returned %v after Shutdown: it slept out its back-off", d)
+	if d := time.Since(pausing); d >= pause {
+		t.Errorf("Serve returned %v after it began a %v pause, with Shutdown called meanwhile: it slept out its back-off", d, pause)
 	}
 }
 
