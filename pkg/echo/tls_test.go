@@ -131,27 +131,35 @@ func handshakeFailures(t *testing.T, logs *syncBuffer) []logLine {
 	return out
 }
 
-// waitFailure waits for the server to log a handshake failure and returns
-// the line; there must be exactly one.
-func waitFailure(t *testing.T, logs *syncBuffer) logLine {
+// waitConnsClosed waits until rec has been told of n closed connections,
+// whatever their reason: everything the server logs about a connection
+// is logged by then.
+func waitConnsClosed(t *testing.T, rec *recorder, n int) {
 	t.Helper()
-	deadline := time.Now().Add(ioTimeout)
-	for {
-		if f := handshakeFailures(t, logs); len(f) > 0 {
-			time.Sleep(20 * time.Millisecond)
-			if f = handshakeFailures(t, logs); len(f) != 1 {
-				t.Fatalf("%d handshake failure lines, want 1:\n%s", len(f), logs.String())
-			}
-			if f[0].Level != "warn" || !strings.HasPrefix(f[0].Logger, "echo_127.0.0.1_") {
-				t.Errorf("failure line %+v: want level warn on the connection's logger", f[0])
-			}
-			return f[0]
+	deadline := time.After(ioTimeout)
+	for rec.totalClosed() < n {
+		select {
+		case <-rec.changed:
+		case <-deadline:
+			t.Fatalf("waited %v for %d connections to close; %d did", ioTimeout, n, rec.totalClosed())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no handshake failure logged:\n%s", logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// waitFailure waits for the server to close the connection whose
+// handshake failed, as rec hears it, and returns the line it logged about
+// the failure; there must be exactly one.
+func waitFailure(t *testing.T, logs *syncBuffer, rec *recorder) logLine {
+	t.Helper()
+	waitConnsClosed(t, rec, 1)
+	f := handshakeFailures(t, logs)
+	if len(f) != 1 {
+		t.Fatalf("%d handshake failure lines, want 1:\n%s", len(f), logs.String())
+	}
+	if f[0].Level != "warn" || !strings.HasPrefix(f[0].Logger, "echo_127.0.0.1_") {
+		t.Errorf("failure line %+v: want level warn on the connection's logger", f[0])
+	}
+	return f[0]
 }
 
 func TestTLSMutual(t *testing.T) {
@@ -176,7 +184,8 @@ func TestTLSMutual(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs syncBuffer
-			srv := &echo.Server{Logger: debugLogger(&logs)}
+			rec := newRecorder()
+			srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
 			addr := serveTLS(t, srv, &tls.Config{
 				Certificates: []tls.Certificate{fx.server.TLS},
 				ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -210,7 +219,7 @@ func TestTLSMutual(t *testing.T) {
 			if !strings.Contains(err.Error(), "remote error: tls:") {
 				t.Errorf("client error %q; want the server's alert", err)
 			}
-			if l := waitFailure(t, &logs); !strings.Contains(l.Message, tt.reason) {
+			if l := waitFailure(t, &logs, rec); !strings.Contains(l.Message, tt.reason) {
 				t.Errorf("server logged %q; want it to say %q", l.Message, tt.reason)
 			}
 		})
@@ -223,7 +232,8 @@ func TestTLSMutual(t *testing.T) {
 func TestTLSHandshakeFailuresAreIsolated(t *testing.T) {
 	fx := newTLSFixture(t)
 	var logs syncBuffer
-	srv := &echo.Server{Logger: debugLogger(&logs), HandshakeTimeout: 300 * time.Millisecond}
+	rec := newRecorder()
+	srv := &echo.Server{Logger: debugLogger(&logs), HandshakeTimeout: 300 * time.Millisecond, Observer: rec}
 	addr := serveTLS(t, srv, &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}})
 	hostport := strings.TrimPrefix(addr, "tls://")
 
@@ -273,12 +283,9 @@ func TestTLSHandshakeFailuresAreIsolated(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(handshakeFailures(t, &logs))
+			closed := rec.totalClosed()
 			tt.client(t)
-			deadline := time.Now().Add(ioTimeout)
-			for len(handshakeFailures(t, &logs)) == before && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			time.Sleep(20 * time.Millisecond)
+			waitConnsClosed(t, rec, closed+1) // the server has logged all it will about it
 			f := handshakeFailures(t, &logs)
 			if len(f) != before+1 {
 				t.Fatalf("%d new failure lines, want 1:\n%s", len(f)-before, logs.String())
@@ -293,9 +300,9 @@ func TestTLSHandshakeFailuresAreIsolated(t *testing.T) {
 
 func TestTLSShutdownWithConnectionOpen(t *testing.T) {
 	fx := newTLSFixture(t)
-	srv := &echo.Server{}
-	addr := serveTLS(t, srv, &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}})
-	c, err := tls.Dial("tcp", strings.TrimPrefix(addr, "tls://"), &tls.Config{RootCAs: fx.ca.Pool(), ServerName: "localhost"})
+	srv := &echo.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}}}
+	addrs, s := serveBound(t, srv, "tls://127.0.0.1:0")
+	c, err := tls.Dial("tcp", strings.TrimPrefix(addrs[0], "tls://"), &tls.Config{RootCAs: fx.ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +310,10 @@ func TestTLSShutdownWithConnectionOpen(t *testing.T) {
 	roundTrip(t, c, []byte("open"))
 	shut := make(chan error, 1)
 	go func() { shut <- shutdown(srv, ioTimeout) }()
-	time.Sleep(50 * time.Millisecond)
+	// Serve returns as soon as Shutdown has begun.
+	if err := s.wait(t, ioTimeout); !errors.Is(err, echo.ErrServerClosed) {
+		t.Fatalf("ServeBound = %v, want ErrServerClosed once Shutdown begins", err)
+	}
 	c.Write([]byte("last words"))
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
@@ -412,21 +422,9 @@ func TestTLSShutdownWithPeerNotReading(t *testing.T) {
 			}
 		}
 	}()
-	// The server's write back is stuck once the client's writes stop
-	// moving: it no longer reads.
-	last, still := int64(-1), 0
-	for deadline := time.Now().Add(ioTimeout); still < 10; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the client's writes never stalled (%d bytes)", written.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-		n := written.Load()
-		if n == last {
-			still++
-		} else {
-			last, still = n, 0
-		}
-	}
+	// The server's write back is stuck once it no longer reads.
+	waitPeerStalled(t, raw)
+	t.Logf("the server stopped reading after the client wrote %d bytes", written.Load())
 	start := time.Now()
 	if err := shutdown(srv, 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown = %v, want its context's deadline", err)
