@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/echoctl/echoctl/pkg/echo"
 )
 
 // TestShutdownEchoesWhatWasSentBeforeTheDeadline: a peer that sends but
@@ -82,32 +84,26 @@ func TestShutdownEchoesWhatWasSentBeforeTheDeadline(t *testing.T) {
 				}
 				return outq
 			}
-			// Wait until the writer is stuck: the echo, the server's
-			// receive queue and this side's send queue are full. A writer
-			// that only had no CPU for a while (a loaded machine) has
-			// written nothing since either, but its send queue drains.
-			for last := int64(-1); ; {
-				time.Sleep(100 * time.Millisecond)
-				if w := written.Load(); w == last && sendQueue() > 0 {
-					break
-				} else {
-					last = w
-				}
-			}
+			// Wait until the echo is stuck: the server, its write back
+			// blocked, no longer reads, and what this side sends waits
+			// in the server's receive queue, then in this side's send
+			// queue. Then stop the writer, so that written counts every
+			// byte it handed to the kernel.
+			waitPeerStalled(t, c)
+			c.SetWriteDeadline(time.Now())
+			<-wdone
 			// What reached the server: written less what still waits
-			// in this side's send queue. Nothing moves while the writer
-			// is stuck, so this is what had reached it at the deadline;
-			// after it, the server may discard what the peer sends.
+			// in this side's send queue. Nothing moves while the echo is
+			// stuck, so this is what has reached it at the deadline;
+			// what follows, once the server reads again, it may discard.
 			reached := written.Load() - int64(sendQueue())
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
 			shut := make(chan error, 1)
 			go func() { shut <- srv.Shutdown(ctx) }()
-			<-ctx.Done()
-			time.Sleep(100 * time.Millisecond) // past the deadline: the server has stopped reading
-
-			c.SetWriteDeadline(time.Now()) // stop the writer
-			<-wdone
+			// Read only once the server has stopped reading: reading
+			// before would let it echo its queue the ordinary way.
+			waitUntil(t, "the server to stop reading at the deadline", func() bool { return echo.StoppedConns(srv) == 1 })
 
 			c.SetReadDeadline(time.Now().Add(ioTimeout))
 			buf := make([]byte, len(data))
