@@ -152,22 +152,28 @@ func TestShutdownIdleConnection(t *testing.T) {
 // streamer writes random data to c until told to stop and reads the echo
 // concurrently.
 type streamer struct {
-	c       *net.TCPConn
-	sent    bytes.Buffer
-	stop    chan struct{}
-	wrote   chan error
-	echoed  chan []byte
-	readErr error
-	n       atomic.Int64 // bytes written so far
+	c         *net.TCPConn
+	sent      bytes.Buffer
+	stop      chan struct{}
+	wrote     chan error
+	echoed    chan []byte
+	readErr   error
+	n         atomic.Int64  // bytes written so far
+	wroteMore chan struct{} // signalled after each write
+	flowing   chan struct{} // closed when the first echo comes back
 }
 
 func startStreamer(c *net.TCPConn) *streamer {
-	s := &streamer{c: c, stop: make(chan struct{}), wrote: make(chan error, 1), echoed: make(chan []byte, 1)}
+	s := &streamer{c: c, stop: make(chan struct{}), wrote: make(chan error, 1), echoed: make(chan []byte, 1),
+		wroteMore: make(chan struct{}, 1), flowing: make(chan struct{})}
 	go func() {
 		var got []byte
 		buf := make([]byte, 64<<10)
 		for {
 			n, err := c.Read(buf)
+			if n > 0 && len(got) == 0 {
+				close(s.flowing)
+			}
 			got = append(got, buf[:n]...)
 			if err != nil {
 				if err != io.EOF {
@@ -191,14 +197,43 @@ func startStreamer(c *net.TCPConn) *streamer {
 			n, err := c.Write(chunk)
 			s.sent.Write(chunk[:n])
 			s.n.Add(int64(n))
+			select {
+			case s.wroteMore <- struct{}{}:
+			default:
+			}
 			if err != nil {
 				s.wrote <- err
 				return
 			}
+			// Not a wait: the client under test sends steadily, 4 KiB
+			// every 2ms, rather than as fast as it can.
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
 	return s
+}
+
+// waitFlowing waits (bounded) until the echo of what s sends comes back.
+func (s *streamer) waitFlowing(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.flowing:
+	case <-time.After(readyTimeout):
+		t.Fatalf("no echo %v after the client began sending", readyTimeout)
+	}
+}
+
+// waitSent waits (bounded) until s has written at least n bytes.
+func (s *streamer) waitSent(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.After(readyTimeout)
+	for s.n.Load() < n {
+		select {
+		case <-s.wroteMore:
+		case <-deadline:
+			t.Fatalf("the client wrote %d bytes in %v, want %d", s.n.Load(), readyTimeout, n)
+		}
+	}
 }
 
 // TestShutdownWhileSending: a connection that is still sending when the
@@ -211,13 +246,13 @@ func TestShutdownWhileSending(t *testing.T) {
 	c, name := dialAccepted(t, srv)
 	s := startStreamer(c)
 
-	time.Sleep(200 * time.Millisecond)
+	s.waitFlowing(t)
 	start := time.Now()
 	srv.Signal(syscall.SIGTERM)
 	srv.WaitLine(closingServerRE, readyTimeout)
 	atShutdown := s.n.Load()
 	waitRefused(t, srv.Addr())
-	time.Sleep(300 * time.Millisecond) // keep sending during the shutdown
+	s.waitSent(t, s.n.Load()+128<<10) // keep sending during the shutdown
 	close(s.stop)
 	if err := <-s.wrote; err != nil {
 		t.Fatalf("write during shutdown: %v", err)
@@ -262,7 +297,7 @@ func TestShutdownTimeoutWhileSending(t *testing.T) {
 	c, name := dialAccepted(t, srv)
 	s := startStreamer(c)
 
-	time.Sleep(100 * time.Millisecond)
+	s.waitFlowing(t)
 	start := time.Now()
 	srv.Signal(syscall.SIGTERM)
 	got := <-s.echoed // the server's FIN; bounded by the connection's deadline
