@@ -77,9 +77,10 @@ type server struct {
 	done        chan struct{}
 	exitErr     error
 
-	mu    sync.Mutex
-	lines []logLine
-	raw   bytes.Buffer
+	mu      sync.Mutex
+	lines   []logLine
+	raw     bytes.Buffer
+	changed chan struct{} // closed when the next line arrives (waitLogs)
 }
 
 // startServer runs `echoctl serve` on 127.0.0.1 with ports the kernel
@@ -169,6 +170,10 @@ func startServerAt(t testing.TB, ulimit int, addr, metricsAddr string, args ...s
 			if s.addr != "" && s.metricsAddr != "" {
 				readyOnce.Do(func() { close(ready) })
 			}
+			if s.changed != nil {
+				close(s.changed)
+				s.changed = nil
+			}
 			s.mu.Unlock()
 		}
 		io.Copy(io.Discard, stderr)
@@ -229,12 +234,35 @@ func (s *server) countLogs(match func(logLine) bool) int {
 // waitLog waits until a log line matches.
 func (s *server) waitLog(t testing.TB, what string, match func(logLine) bool) {
 	t.Helper()
-	deadline := time.Now().Add(ioTimeout)
-	for s.countLogs(match) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line %s after %v:\n%s", what, ioTimeout, s.logs())
+	s.waitLogs(t, what, 1, match)
+}
+
+// waitLogs waits until n log lines match, waking at each line the server
+// logs.
+func (s *server) waitLogs(t testing.TB, what string, n int, match func(logLine) bool) {
+	t.Helper()
+	deadline := time.NewTimer(ioTimeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		if s.changed == nil {
+			s.changed = make(chan struct{})
 		}
-		time.Sleep(10 * time.Millisecond)
+		changed := s.changed
+		s.mu.Unlock()
+		if s.countLogs(match) >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-s.done:
+			if s.countLogs(match) < n {
+				t.Fatalf("echoctl serve exited with fewer than %d log lines %s:\n%s", n, what, s.logs())
+			}
+			return
+		case <-deadline.C:
+			t.Fatalf("fewer than %d log lines %s after %v:\n%s", n, what, ioTimeout, s.logs())
+		}
 	}
 }
 
@@ -330,7 +358,9 @@ func (s *server) conn(m metrics, name, reason string) float64 {
 	return v
 }
 
-// waitMetric polls until the metric reaches want.
+// waitMetric polls until the metric reaches want. Nothing announces a
+// metric's change from another process: it scrapes every 20ms, up to
+// ioTimeout.
 func (s *server) waitMetric(t testing.TB, name, reason string, want float64) metrics {
 	t.Helper()
 	deadline := time.Now().Add(ioTimeout)

@@ -28,6 +28,7 @@ type streamer struct {
 	stop     chan struct{} // closed to make the writer half-close and stop
 	wdone    chan struct{} // closed when the writer has stopped
 	rdone    chan struct{} // closed when the reader has seen the end
+	readMore chan struct{} // signalled after each read of the echo
 	readErr  error         // why the reader stopped: nil is end of stream
 	finished time.Time     // when the reader saw the end
 }
@@ -36,10 +37,27 @@ type streamer struct {
 func stream(t *testing.T, addr string, offset int64, chunk int, pause time.Duration) *streamer {
 	t.Helper()
 	st := &streamer{c: dialFrom(t, "", addr), offset: offset,
-		stop: make(chan struct{}), wdone: make(chan struct{}), rdone: make(chan struct{})}
+		stop: make(chan struct{}), wdone: make(chan struct{}), rdone: make(chan struct{}), readMore: make(chan struct{}, 1)}
 	go st.write(chunk, pause)
 	go st.read()
 	return st
+}
+
+// waitReceived waits until the echo has brought back more than n bytes,
+// failing the test if the stream ends first or the deadline passes.
+func (st *streamer) waitReceived(t *testing.T, n int64, deadline <-chan time.Time) {
+	t.Helper()
+	for st.received.Load() <= n {
+		select {
+		case <-st.readMore:
+		case <-st.rdone:
+			if st.received.Load() <= n {
+				t.Fatalf("stream ended (%v) with %d bytes echoed, want more than %d", st.readErr, st.received.Load(), n)
+			}
+		case <-deadline:
+			t.Fatalf("%d bytes echoed, want more than %d", st.received.Load(), n)
+		}
+	}
 }
 
 func (st *streamer) write(chunk int, pause time.Duration) {
@@ -61,6 +79,7 @@ func (st *streamer) write(chunk int, pause time.Duration) {
 		if err != nil {
 			return
 		}
+		// Not a wait: the client under test sends a chunk every pause.
 		time.Sleep(pause)
 	}
 }
@@ -79,6 +98,10 @@ func (st *streamer) read() {
 				return
 			}
 			st.received.Add(int64(n))
+			select {
+			case st.readMore <- struct{}{}:
+			default:
+			}
 		}
 		if errors.Is(err, io.EOF) {
 			st.finished = time.Now()
@@ -119,16 +142,9 @@ func TestDrainUnderLoad(t *testing.T) {
 			<-st.rdone
 		}
 	})
-	deadline := time.Now().Add(ioTimeout)
+	echoing := time.After(ioTimeout)
 	for _, st := range streams {
-		for st.received.Load() == 0 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	for i, st := range streams {
-		if st.received.Load() == 0 {
-			t.Fatalf("stream %d got no echo before the drain", i)
-		}
+		st.waitReceived(t, 0, echoing) // each gets an echo before the drain
 	}
 
 	sentBefore := make([]int64, clients)
@@ -138,16 +154,11 @@ func TestDrainUnderLoad(t *testing.T) {
 	term := time.Now()
 	s.signal(t, syscall.SIGTERM)
 
-	// Readiness goes first, while every connection is still streaming.
-	var code int
-	for time.Since(term) < 2*time.Second {
-		if code, _ = s.get(t, "/readyz"); code == http.StatusServiceUnavailable {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if code != http.StatusServiceUnavailable {
-		t.Fatalf("/readyz = %d %v after SIGTERM, want 503", code, time.Since(term))
+	// Readiness goes first, before the server begins closing, while every
+	// connection is still streaming.
+	s.waitLog(t, "closing server", func(l logLine) bool { return l.Logger == "main" && l.Message == "closing server" })
+	if code, _ := s.get(t, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d once the server logged 'closing server' (%v after SIGTERM), want 503", code, time.Since(term))
 	}
 	if code, _ := s.get(t, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d while draining, want 200", code)
@@ -160,15 +171,20 @@ func TestDrainUnderLoad(t *testing.T) {
 		}
 	}
 
-	// They keep streaming for a while after SIGTERM; then most half-close.
-	time.Sleep(300 * time.Millisecond)
+	// They keep streaming after SIGTERM, each until it has the echo of
+	// bytes sent after the server began closing; then most half-close.
+	streaming := time.After(drain / 2)
+	for _, st := range streams {
+		st.waitReceived(t, st.sent.Load(), streaming)
+	}
 	for _, st := range streams[:closers] {
 		close(st.stop)
 	}
 	// What the others have sent shortly before the deadline must all come
 	// back: the server echoes what reached it before the deadline, read or
 	// not. (The margin covers the time from a write here to the server's
-	// receive queue on a loaded machine.)
+	// receive queue on a loaded machine.) Not a wait for an event: the
+	// drain deadline under test sets when the sample is taken.
 	time.Sleep(time.Until(term.Add(drain - 300*time.Millisecond)))
 	sentNearDeadline := make([]int64, clients)
 	for i, st := range streams[closers:] {
@@ -428,38 +444,38 @@ func TestFDExhaustion(t *testing.T) {
 	})
 	// Accepted connections are still served while the rest wait.
 	roundTrip(t, held[0], []byte("still served"))
-	time.Sleep(1500 * time.Millisecond) // let the back-off run for a while
-	warns := s.countLogs(func(l logLine) bool {
+	// The back-off goes on; the next warning, a second or more after the
+	// first, counts the errors it did not log meanwhile.
+	acceptWarning := func(l logLine) bool {
 		return l.Logger == "main" && l.Level == "warn" && strings.Contains(l.Message, "accept error")
-	})
+	}
+	s.waitLogs(t, "about accept errors", 2, acceptWarning)
+	warns := s.countLogs(acceptWarning)
 	if secs := int(time.Since(start)/time.Second) + 2; warns > secs {
 		t.Errorf("%d accept warnings in %v: not rate-limited", warns, time.Since(start))
+	}
+	if n := s.countLogs(func(l logLine) bool {
+		return acceptWarning(l) && strings.Contains(l.Message, "more since the last report)")
+	}); n == 0 {
+		t.Errorf("no accept warning counts the errors not logged since the one before:\n%s", s.logs())
 	}
 
 	for _, c := range held {
 		c.Close()
 	}
-	// It recovers by itself: a new exchange succeeds soon.
-	var err error
+	// It recovers by itself: it says so, and a new exchange succeeds.
 	recoverStart := time.Now()
-	for time.Since(recoverStart) < ioTimeout {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err = exchange(ctx, s.addr, []byte("This is the message. It will be sent in parts."))
-		cancel()
-		if err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("no echo %v after the descriptors were freed: %v\n%s", ioTimeout, err, s.logs())
+	s.waitLog(t, "accepting again", func(l logLine) bool { return strings.HasPrefix(l.Message, "accepting again after") })
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if err := exchange(ctx, s.addr, []byte("This is the message. It will be sent in parts.")); err != nil {
+		t.Fatalf("no echo once the server said it accepts again: %v\n%s", err, s.logs())
 	}
 	t.Logf("serving again %v after the connections closed", time.Since(recoverStart).Round(time.Millisecond))
 	m := s.scrape(t)
 	if got := s.conn(m, "echoctl_accept_errors_total", ""); got < 1 {
 		t.Errorf("echoctl_accept_errors_total = %v, want at least 1", got)
 	}
-	s.waitLog(t, "accepting again", func(l logLine) bool { return strings.HasPrefix(l.Message, "accepting again after") })
 	s.signal(t, syscall.SIGTERM)
 	if code := s.wait(t, ioTimeout); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)

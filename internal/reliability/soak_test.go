@@ -182,6 +182,8 @@ func settle(t *testing.T, s *server, want figures, minWait, maxWait time.Duratio
 	}()
 	begin := time.Now()
 	for {
+		// Not a wait for an event: settling is watched over time, one
+		// sample every 250ms, between minWait and maxWait.
 		time.Sleep(250 * time.Millisecond)
 		f := sample(t, s)
 		if d := time.Since(begin); d >= minWait && (f.within(want, soakSlack) || d >= maxWait) {
