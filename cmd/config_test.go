@@ -104,18 +104,6 @@ func wantDefaults(file string) *Config {
 	}
 }
 
-func TestLoadConfigDefaults(t *testing.T) {
-	for _, command := range []string{"serve", "send"} {
-		t.Run(command, func(t *testing.T) {
-			isolate(t)
-			cfg := coreConfig(mustLoad(t, command))
-			if want := wantDefaults(""); !reflect.DeepEqual(cfg, want) {
-				t.Errorf("with no config file anywhere:\n got %+v\nwant %+v", cfg, want)
-			}
-		})
-	}
-}
-
 // TestLoadConfigPrecedence sets each key in one or more layers, each with a
 // different value, and checks that the highest layer wins: flags, then
 // environment, then config file, then defaults.
