@@ -157,6 +157,10 @@ func TestDrainUnderLoad(t *testing.T) {
 	// Readiness goes first, before the server begins closing, while every
 	// connection is still streaming.
 	s.waitLog(t, "closing server", func(l logLine) bool { return l.Logger == "main" && l.Message == "closing server" })
+	sentAtDrain := make([]int64, clients)
+	for i, st := range streams {
+		sentAtDrain[i] = st.sent.Load()
+	}
 	if code, _ := s.get(t, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz = %d once the server logged 'closing server' (%v after SIGTERM), want 503", code, time.Since(term))
 	}
@@ -174,8 +178,8 @@ func TestDrainUnderLoad(t *testing.T) {
 	// They keep streaming after SIGTERM, each until it has the echo of
 	// bytes sent after the server began closing; then most half-close.
 	streaming := time.After(drain / 2)
-	for _, st := range streams {
-		st.waitReceived(t, st.sent.Load(), streaming)
+	for i, st := range streams {
+		st.waitReceived(t, sentAtDrain[i], streaming)
 	}
 	for _, st := range streams[:closers] {
 		close(st.stop)
