@@ -21,12 +21,9 @@ type conn struct {
 	peer string // the peer's address as host:port
 
 	connGuard // limits, timeouts and observer (limits.go, timeouts.go)
-	connPark  // parking while idle (park_linux.go)
 
 	// stopping is set by Shutdown when its context ends: the connection
-	// stops reading, writes back what it read and closes. (It is last so
-	// that it fills the padding after connPark's 4-byte fields: conn is
-	// 16 bytes smaller than with it after peer.)
+	// stops reading, writes back what it read and closes.
 	stopping atomic.Bool
 }
 
@@ -61,15 +58,15 @@ func ipString(ip netip.Addr) string {
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
-	if apc, ok := rwc.(addrPortConn); ok {
-		ap := apc.remoteAddrPort()
-		host, port := ipString(ap.Addr()), strconv.Itoa(int(ap.Port()))
-		return &conn{srv: s, rwc: rwc, name: "echo_" + host + "_" + port, peer: net.JoinHostPort(host, port)}
-	}
 	if local := rwc.LocalAddr(); local != nil && local.Network() == "unix" {
 		// A Unix peer has no address: number the connections instead, and
 		// show the socket path as the peer.
 		return &conn{srv: s, rwc: rwc, name: unixConnName(s.unixConns.Add(1)), peer: local.String()}
+	}
+	if apc, ok := rwc.(addrPortConn); ok {
+		ap := apc.remoteAddrPort()
+		host, port := ipString(ap.Addr()), strconv.Itoa(int(ap.Port()))
+		return &conn{srv: s, rwc: rwc, name: "echo_" + host + "_" + port, peer: net.JoinHostPort(host, port)}
 	}
 	return &conn{srv: s, rwc: rwc, name: LoggerName(rwc.RemoteAddr()), peer: rwc.RemoteAddr().String()}
 }
@@ -106,47 +103,31 @@ func (c *conn) logData(verb string, data []byte) {
 	}
 }
 
-// serve runs one connection: it logs the accept, echoes until the peer
-// half-closes or the connection fails, and logs why it closed. A
-// connection parked while idle (park_linux.go) is served again with
-// resumed set, from where it stopped.
-func (c *conn) serve(resumed bool) {
+// serve runs one connection on its own goroutine (the goroutine engine;
+// see engineFor): it completes a TLS handshake, echoes until the peer
+// half-closes or the connection fails, and logs why it closed.
+func (c *conn) serve() {
 	reason := CloseError
-	parked := false
 	var err error
 	defer func() {
 		if r := recover(); r != nil {
 			c.log(zerolog.ErrorLevel).Interface("panic", r).Msg("panic serving connection")
-			reason, parked = CloseError, false
+			reason = CloseError
 		}
-		if parked {
-			return // taken up again by another goroutine
-		}
-		c.forgetParked()
 		c.close(err)
 		c.finish(reason)
 	}()
-	if !resumed {
-		if !c.handshake() { // TLS only (tls.go)
-			if c.srv.shuttingDown() {
-				reason = CloseShutdown
-			}
-			return
+	if !c.handshake() { // TLS only (tls.go)
+		if c.srv.shuttingDown() {
+			reason = CloseShutdown
 		}
-		if c.isTLS() {
-			c.logAccepted() // after the handshake, which may refuse the peer
-		}
-	}
-
-	if c.srv.logsData() {
-		err = c.echoChunks()
-	} else {
-		err = c.echoFast()
-	}
-	if err == errParked {
-		parked = true
 		return
 	}
+	if c.isTLS() {
+		c.logAccepted() // after the handshake, which may refuse the peer
+	}
+
+	err = c.echo()
 	reason = c.closeReason(err)
 	if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 		if c.tlsWriteFailed(err) {
@@ -162,41 +143,35 @@ func (c *conn) serve(resumed bool) {
 	c.logClose(err, reason)
 }
 
-// echoChunks is the seed's echo loop, used when data is logged: read up to
-// BufferSize bytes, log them, write them back, wait for the write to
-// finish, log it, repeat until end of stream.
-func (c *conn) echoChunks() error {
-	buf := make([]byte, c.srv.bufferSize())
+// echo is the goroutine engine's echo loop: read, write all of it back,
+// wait for the write to finish, repeat until end of stream. When data is
+// logged it reads at most BufferSize bytes at a time, the seed's reads,
+// and logs each chunk when read and once written back; otherwise it reads
+// into a pooled buffer of fastBufferSize, so that bulk transfers move in
+// few system calls. Either way it writes everything it read before it
+// reads again, so a peer that does not read stalls only itself.
+func (c *conn) echo() error {
+	logs := c.srv.logsData()
+	var buf []byte
+	if logs {
+		buf = make([]byte, c.srv.bufferSize())
+	} else {
+		bufp := fastBuffers.Get().(*[]byte)
+		defer fastBuffers.Put(bufp)
+		buf = *bufp
+	}
 	for {
 		c.armRead()
 		n, err := c.rwc.Read(buf)
 		if n > 0 {
-			c.logData("received ", buf[:n])
+			if logs {
+				c.logData("received ", buf[:n])
+			}
 			if werr := c.write(buf[:n], c.received(n)); werr != nil {
 				return werr
 			}
-			c.logData("sent ", buf[:n])
-		}
-		if err != nil {
-			return &opError{"read", err}
-		}
-	}
-}
-
-// echoCopy moves bytes with pooled buffers of fastBufferSize when no data is
-// logged; the bytes on the wire are the same as echoChunks', but each read
-// may be larger than BufferSize. It still writes everything it read before
-// reading again, so a peer that does not read stalls only itself.
-func (c *conn) echoCopy() error {
-	bufp := fastBuffers.Get().(*[]byte)
-	defer fastBuffers.Put(bufp)
-	buf := *bufp
-	for {
-		c.armRead()
-		n, err := c.rwc.Read(buf)
-		if n > 0 {
-			if werr := c.write(buf[:n], c.received(n)); werr != nil {
-				return werr
+			if logs {
+				c.logData("sent ", buf[:n])
 			}
 		}
 		if err != nil {
@@ -215,10 +190,6 @@ func (c *conn) finish(reason CloseReason) {
 	}
 	c.srv.trackConn(c, false)
 }
-
-// errParked ends echoFast when it parked the connection: the goroutine
-// must leave it as it is.
-var errParked = errors.New("echo: connection parked")
 
 // opError records which operation on the connection failed.
 type opError struct {
@@ -266,7 +237,6 @@ func (c *conn) stopReading() {
 	c.stopping.Store(true)
 	c.rwc.SetReadDeadline(now)
 	c.rwc.SetWriteDeadline(now.Add(drainLinger))
-	c.unpark()
 }
 
 // closeForShutdown ends a connection that is still open when the shutdown

@@ -32,11 +32,21 @@
 // connections, bytes, echo latency and why each connection closed
 // ([CloseReason]); it is where metrics attach.
 //
-// On Linux, plain TCP connections of a Server that logs no data and has no
-// IdleTimeout or WriteTimeout are served by event loops, one per CPU, that
-// wait on epoll for all of them: no goroutine per connection. Other
-// connections get a goroutine each; one that stays idle for a quarter to
-// half a second is parked in an epoll set until it is readable again. The
-// bytes on the wire, the logs, the limits and the shutdown are the same
-// either way (see loop_linux.go and park_linux.go).
+// Two engines move the bytes, chosen for each listener in one place
+// (engineFor, engine.go):
+//
+//	listener                                  Linux         other systems
+//	*net.TCPListener (plain TCP)              event loops   goroutines
+//	*net.UnixListener, unix:// addresses      event loops   goroutines
+//	TLS (tls:// addresses)                    goroutines    goroutines
+//	any other net.Listener (a wrapper)        goroutines    goroutines
+//
+// Event loops, one per CPU, wait on epoll for all their connections: no
+// goroutine per connection, and an idle connection costs a few hundred
+// bytes whatever IdleTimeout, WriteTimeout and the log level are (the
+// loops sweep for timed-out connections, and read BufferSize bytes at a
+// time when data is logged). The goroutine engine serves each connection
+// with a goroutine of its own. The bytes on the wire, the logs, the limits
+// and the shutdown are the same either way (docs/architecture.md;
+// loop_linux.go and conn.go).
 package echo

@@ -152,6 +152,10 @@ func loggedServer(bufferSize int) func(w io.Writer) *echo.Server {
 // where event loops would serve it (Linux; loop_linux.go).
 func goroutineServer(w io.Writer) *echo.Server { return echo.WithoutLoops(quietServer(w)) }
 
+// loggedGoroutineServer is loggedServer(0) served with a goroutine per
+// connection where event loops would serve it.
+func loggedGoroutineServer(w io.Writer) *echo.Server { return echo.WithoutLoops(loggedServer(0)(w)) }
+
 // busyPollServer is quietServer with its event loops polling for 1ms
 // after each event before they sleep (Server.BusyPoll).
 func busyPollServer(w io.Writer) *echo.Server {
@@ -166,6 +170,7 @@ var variants = []variant{
 	{name: "quiet busy-polling", server: busyPollServer, bulk: 10 << 20},
 	{name: "debug logged", server: loggedServer(0), bulk: 512 << 10},
 	{name: "debug logged BufferSize 7", server: loggedServer(7), bulk: 128 << 10},
+	{name: "debug logged goroutines", server: loggedGoroutineServer, bulk: 512 << 10},
 	{name: "opaque conns", server: quietServer, opaque: true, bulk: 2 << 20},
 }
 

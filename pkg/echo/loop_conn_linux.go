@@ -3,6 +3,7 @@ package echo
 import (
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -45,8 +46,14 @@ func (f *fdConn) Close() error {
 	return os.NewSyscallError("close", syscall.Close(int(f.fd)))
 }
 
-func (f *fdConn) LocalAddr() net.Addr              { return f.la.local }
-func (f *fdConn) RemoteAddr() net.Addr             { return net.TCPAddrFromAddrPort(f.remote) }
+func (f *fdConn) LocalAddr() net.Addr { return f.la.local }
+func (f *fdConn) RemoteAddr() net.Addr {
+	if f.la.unix {
+		return &net.UnixAddr{Name: "@", Net: "unix"} // an unnamed peer, as net names it
+	}
+	return net.TCPAddrFromAddrPort(f.remote)
+}
+
 func (f *fdConn) remoteAddrPort() netip.AddrPort   { return f.remote }
 func (f *fdConn) SetDeadline(time.Time) error      { return errLoopOwned }
 func (f *fdConn) SetReadDeadline(time.Time) error  { return errLoopOwned }
@@ -59,7 +66,7 @@ func (c *conn) loopOwned() bool {
 	return ok
 }
 
-// loopConn is what a loop keeps for one connection: 64 bytes, kept small
+// loopConn is what a loop keeps for one connection: 56 bytes, kept small
 // for connections that sit idle (times are on the loop's clock, and what
 // is left to write is held apart).
 type loopConn struct {
@@ -68,20 +75,23 @@ type loopConn struct {
 	// pending is what the socket did not take of the last read; reads
 	// wait until it is written. nil when all is written.
 	pending *pendingWrite
-	written int   // bytes of the current chunk written so far
 	readAt  int64 // when the current chunk was read, for the observer (loop clock)
+	// movedAt is when a byte last moved either way, for IdleTimeout and
+	// WriteTimeout (loop clock; kept only when they are set).
+	movedAt int64
+	stopBy  int64 // when a stopped connection is closed in any case (loop clock)
 
-	stopBy   int64 // when a stopped connection is closed in any case (loop clock)
-	fd       int
-	final    int  // bytes the peer sent before the deadline, still to echo
-	stopped  bool // Shutdown's deadline passed: drain, then close
-	draining bool // write side shut: discard what the peer still sends
+	fd       int32
+	written  int32 // bytes of the current chunk written so far
+	final    int32 // bytes the peer sent before the deadline, still to echo
+	stopped  bool  // Shutdown's deadline passed: drain, then close
+	draining bool  // write side shut: discard what the peer still sends
 }
 
-// pendingWrite is a pooled buffer holding the part of a read that a full
-// socket did not take.
+// pendingWrite is a pooled buffer holding a chunk that a full socket did
+// not take whole.
 type pendingWrite struct {
-	buf  []byte // fastBufferSize, as the loop's reads
+	buf  []byte // the whole chunk (fastBufferSize, as the loop's reads, or BufferSize)
 	rest []byte // in buf: what is not yet written
 }
 
@@ -99,19 +109,21 @@ func (l *loop) handle(lc *loopConn) {
 	}
 }
 
-// readLimit is how much echo may read: after Shutdown's deadline, only
-// what the peer had sent before it.
-func (lc *loopConn) readLimit(buf []byte) []byte {
+// readLimit is how much echo may read: at most BufferSize when data is
+// logged (the seed's reads), and after Shutdown's deadline only what the
+// peer had sent before it.
+func (l *loop) readLimit(lc *loopConn) []byte {
+	buf := l.buf[:l.readSize]
 	if lc.stopped {
-		return buf[:min(lc.final, len(buf))]
+		return buf[:min(int(lc.final), len(buf))]
 	}
 	return buf
 }
 
 // echo reads what the peer sent and writes it back.
 func (l *loop) echo(lc *loopConn) {
-	buf := lc.readLimit(l.buf)
-	n, err := ioRetry(func() (int, error) { return rawRead(lc.fd, buf) })
+	buf := l.readLimit(lc)
+	n, err := ioRetry(func() (int, error) { return rawRead(int(lc.fd), buf) })
 	switch {
 	case err == syscall.EAGAIN:
 		return
@@ -123,37 +135,56 @@ func (l *loop) echo(lc *loopConn) {
 		return
 	}
 	if lc.stopped {
-		lc.final -= n
+		lc.final -= int32(n)
+	}
+	if l.sweepEvery > 0 {
+		lc.movedAt = l.now()
 	}
 	if t := lc.c.received(n); !t.IsZero() {
 		lc.readAt = int64(t.Sub(l.epoch))
+	}
+	if l.logsData && !lc.stopped {
+		lc.c.logData("received ", buf[:n])
 	}
 	lc.written = 0
 	l.writeBack(lc, l.buf[:n])
 }
 
-// writeBack writes p to the peer; what the socket does not take now is
-// kept, and reading waits until it is written.
+// writeBack writes p, the rest of the current chunk, to the peer; what the
+// socket does not take now is kept, and reading waits until it is
+// written.
 func (l *loop) writeBack(lc *loopConn, p []byte) {
-	m, err := ioRetry(func() (int, error) { return rawWrite(lc.fd, p) })
+	m, err := ioRetry(func() (int, error) { return rawWrite(int(lc.fd), p) })
 	if err != nil && err != syscall.EAGAIN {
-		l.sent(lc, lc.written+max(m, 0), false)
+		l.sent(lc, int(lc.written)+max(m, 0), false)
 		l.fail(lc, "write", err)
 		return
 	}
 	m = max(m, 0)
-	lc.written += m
+	lc.written += int32(m)
+	if m > 0 && l.sweepEvery > 0 {
+		lc.movedAt = l.now()
+	}
 	if m == len(p) {
+		if l.logsData && !lc.stopped {
+			chunk := p
+			if lc.pending != nil {
+				chunk = lc.pending.buf[:lc.written]
+			}
+			lc.c.logData("sent ", chunk)
+		}
 		l.releasePending(lc)
-		l.sent(lc, lc.written, true)
+		l.sent(lc, int(lc.written), true)
 		if lc.stopped && lc.final == 0 {
 			l.shutWrite(lc)
 		}
 		return
 	}
 	if lc.pending == nil {
+		// p is the whole chunk: keep it all, for the "sent" log line.
 		pw := pendingWrites.Get().(*pendingWrite)
-		pw.rest = append(pw.buf[:0], p[m:]...)
+		pw.buf = append(pw.buf[:0], p...)
+		pw.rest = pw.buf[m:]
 		lc.pending = pw
 		l.watch(lc, syscall.EPOLLOUT)
 		return
@@ -201,8 +232,8 @@ func (l *loop) sent(lc *loopConn, n int, ok bool) {
 
 // watch sets the events epoll waits for on lc's socket.
 func (l *loop) watch(lc *loopConn, events uint32) {
-	ev := syscall.EpollEvent{Events: events, Fd: int32(lc.fd)}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, lc.fd, &ev); err != nil {
+	ev := syscall.EpollEvent{Events: events, Fd: lc.fd}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, int(lc.fd), &ev); err != nil {
 		l.fail(lc, "epoll_ctl", err)
 	}
 }
@@ -217,7 +248,7 @@ func (l *loop) stop(lc *loopConn) {
 	}
 	lc.stopped = true
 	lc.stopBy = l.now() + int64(drainLinger)
-	lc.final = queuedBytesFD(lc.fd)
+	lc.final = int32(min(queuedBytesFD(int(lc.fd)), math.MaxInt32))
 	lc.c.stopping.Store(true)
 	lc.c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 	if lc.pending == nil && lc.final == 0 {
@@ -227,7 +258,7 @@ func (l *loop) stop(lc *loopConn) {
 
 // shutWrite sends FIN and from then on discards what the peer sends.
 func (l *loop) shutWrite(lc *loopConn) {
-	if err := syscall.Shutdown(lc.fd, syscall.SHUT_WR); err != nil {
+	if err := syscall.Shutdown(int(lc.fd), syscall.SHUT_WR); err != nil {
 		l.close(lc, CloseShutdown, nil)
 		return
 	}
@@ -237,13 +268,48 @@ func (l *loop) shutWrite(lc *loopConn) {
 
 // discard reads and drops what a peer sends after FIN, until it ends.
 func (l *loop) discard(lc *loopConn) {
-	n, err := ioRetry(func() (int, error) { return rawRead(lc.fd, l.buf) })
+	n, err := ioRetry(func() (int, error) { return rawRead(int(lc.fd), l.buf) })
 	if err == syscall.EAGAIN {
 		return
 	}
 	if err != nil || n == 0 {
 		l.close(lc, CloseShutdown, nil)
 	}
+}
+
+// sweep closes the connections on which no byte has moved for longer than
+// IdleTimeout, or whose write back has made no progress for longer than
+// WriteTimeout (writeStall), as the goroutine engine's deadlines do
+// (timeouts.go). It runs at most every sweepEvery, a sixteenth of the
+// shorter timeout, so a timeout fires between itself and a sixteenth more
+// after the last byte moved, never before.
+func (l *loop) sweep(now int64) {
+	expired := l.expired[:0]
+	l.mu.Lock()
+	for _, lc := range l.conns {
+		if lc.stopped || lc.draining {
+			continue // Shutdown's deadline rules it
+		}
+		limit := l.idle
+		if lc.pending != nil {
+			limit = l.stall
+		}
+		if limit > 0 && now-lc.movedAt >= limit {
+			expired = append(expired, lc)
+		}
+	}
+	l.mu.Unlock()
+	for i, lc := range expired {
+		op := "read"
+		if lc.pending != nil {
+			op = "write"
+			l.sent(lc, int(lc.written), false)
+		}
+		err := &opError{op, os.ErrDeadlineExceeded}
+		l.close(lc, lc.c.closeReason(err), err)
+		expired[i] = nil
+	}
+	l.expired = expired[:0]
 }
 
 // fail closes lc after a failed system call.
@@ -260,8 +326,8 @@ func (l *loop) fail(lc *loopConn, op string, err error) {
 // limits, and the Server's count of open connections.
 func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 	l.mu.Lock()
-	_, open := l.conns[int32(lc.fd)]
-	delete(l.conns, int32(lc.fd))
+	_, open := l.conns[lc.fd]
+	delete(l.conns, lc.fd)
 	l.mu.Unlock()
 	if !open {
 		return

@@ -134,7 +134,7 @@ func TestIdleConnectionSizes(t *testing.T) {
 		got, max uintptr
 	}{
 		{"conn", unsafe.Sizeof(conn{}), 224},
-		{"loopConn", unsafe.Sizeof(loopConn{}), 64},
+		{"loopConn", unsafe.Sizeof(loopConn{}), 56},
 		{"fdConn", unsafe.Sizeof(fdConn{}), 48},
 	} {
 		if tt.got > tt.max {

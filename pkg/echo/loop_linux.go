@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Event loops.
@@ -15,23 +17,26 @@ import (
 // A goroutine per connection pays the runtime scheduler for every message
 // (the goroutine parks in the poller after a read that finds the socket
 // empty, and is woken again) and, per connection, the goroutine and the
-// poller registration. On Linux, a Server whose connections need nothing
-// of that model serves plain TCP the way gnet does instead: one event loop
-// per CPU waits on epoll for a duplicate of the listening socket and for
-// the sockets it accepts from it (accept4: raw sockets, never registered
-// in the runtime's poller), reads into one buffer of its own, and writes
-// the bytes back at once. A connection whose peer does not read keeps
-// what is left to write in a pooled buffer and is not read from until that
-// is written (epoll asks for writability instead of readability), which is
-// the seed's drain(): the same back-pressure as the goroutine's blocking
-// write.
+// poller registration. On Linux, the connections whose sockets the server
+// owns as descriptors (plain TCP and Unix sockets; engineFor) are served
+// the way gnet does instead: one event loop per CPU waits on epoll for a
+// duplicate of the listening socket and for the sockets it accepts from it
+// (accept4: raw sockets, never registered in the runtime's poller), reads
+// into one buffer of its own, and writes the bytes back at once. A
+// connection whose peer does not read keeps what is left to write in a
+// pooled buffer and is not read from until that is written (epoll asks for
+// writability instead of readability), which is the seed's drain(): the
+// same back-pressure as the goroutine's blocking write.
 //
-// The loops serve connections accepted on a *net.TCPListener when no data
-// is logged (the debug transcript wants the seed's BufferSize reads, which
-// the goroutine loop keeps) and no IdleTimeout or WriteTimeout is set
-// (their deadlines belong to the goroutine model). Everything else —
-// access lists, connection limits, the observer, logging of accepts and
-// closes, graceful and forced shutdown — behaves as with goroutines.
+// What the goroutine engine does with deadlines and per-read logging the
+// loops do themselves: IdleTimeout and WriteTimeout are a sweep over the
+// loop's connections every sixteenth of the shorter one (sweep, with the
+// time a byte last moved kept per connection on the loop's clock), and
+// when data is logged a loop reads at most BufferSize bytes at a time and
+// logs each chunk as the goroutine's echo does. Everything else — access
+// lists, connection limits, the observer, logging of accepts and closes,
+// graceful and forced shutdown — is the same policy code (conn.go,
+// limits.go, timeouts.go).
 //
 // This file holds the loops and their run; loop_listener_linux.go how
 // they accept, and loop_conn_linux.go how they serve a connection.
@@ -57,19 +62,19 @@ type loops struct {
 	wg      sync.WaitGroup
 }
 
-// loopsFor returns, when event loops are to serve ln, the listener that
-// Serve tracks and closes in place of ln and the function that serves it;
-// ok is false when ln is to be served with goroutines.
-func (s *Server) loopsFor(ln net.Listener) (tracked net.Listener, serve func(lname string) error, ok bool) {
-	tl, isTCP := ln.(*net.TCPListener)
-	if !isTCP || s.noLoops || s.IdleTimeout > 0 || s.WriteTimeout > 0 || s.logsData() {
-		return nil, nil, false
-	}
-	ll, err := newLoopListener(tl, s.ListenConfig)
+// loopsAvailable reports whether this system has event loops (engineFor).
+const loopsAvailable = true
+
+// loopListen readies ln, which engineFor gave to the event loops, for
+// them: it returns the listener that Serve tracks and closes in place of
+// ln and the function that serves it. An error (its socket cannot be
+// duplicated) leaves ln to goroutines.
+func (s *Server) loopListen(ln net.Listener) (tracked net.Listener, serve func(lname string) error, err error) {
+	ll, err := newLoopListener(ln, s.ListenConfig)
 	if err != nil {
-		return nil, nil, false
+		return nil, nil, err
 	}
-	return ll, func(lname string) error { return s.serveLoops(ll, lname) }, true
+	return ll, func(lname string) error { return s.serveLoops(ll, lname) }, nil
 }
 
 // listen starts the loops on first use and registers ll with every one.
@@ -100,7 +105,7 @@ func (ls *loops) listen(s *Server, ll *loopListener, lname string) error {
 	var err error
 	for _, l := range all {
 		ran := l.do(func() {
-			la := &loopAccept{ll: ll, lname: lname, local: ll.Addr()}
+			la := &loopAccept{ll: ll, lname: lname, local: ll.Addr(), unix: ll.unix}
 			l.listeners[int32(ll.fd)] = la
 			if rerr := l.resume(la); rerr != nil && err == nil {
 				err = rerr
@@ -173,6 +178,15 @@ type loop struct {
 	busyPoll int64
 	done     chan struct{} // closed when run returns
 
+	// What the loop does for every connection, from the Server's fields.
+	logsData bool // log each chunk ("received b'...'", "sent b'...'")
+	readSize int  // the most one read takes: BufferSize when data is logged
+	// idle and stall are IdleTimeout and writeStall in nanoseconds (0:
+	// none); sweep looks for connections past them every sweepEvery (0:
+	// never), next at nextSweep (loop clock).
+	idle, stall, sweepEvery, nextSweep int64
+	expired                            []*loopConn // sweep's, kept for reuse
+
 	// listeners are the listening sockets this loop accepts on (the
 	// loop's own: no lock).
 	listeners map[int32]*loopAccept
@@ -193,18 +207,35 @@ type loop struct {
 // now is the loop's clock: monotonic nanoseconds since the loop started.
 func (l *loop) now() int64 { return int64(time.Since(l.epoch)) }
 
+// minSweep is the shortest time between two timeout sweeps: epoll_wait
+// counts in milliseconds.
+const minSweep = time.Millisecond
+
+// maxLoopWait is the longest a loop sleeps in epoll_wait for a sweep, far
+// below the milliseconds an int32 holds.
+const maxLoopWait = time.Hour
+
 func newLoop(s *Server) (*loop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
-	wake, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if errno != 0 {
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
 		syscall.Close(epfd)
-		return nil, os.NewSyscallError("eventfd2", errno)
+		return nil, os.NewSyscallError("eventfd2", err)
 	}
-	l := &loop{srv: s, epfd: epfd, wake: int(wake), buf: make([]byte, fastBufferSize), epoch: time.Now(), busyPoll: int64(s.BusyPoll), done: make(chan struct{}),
+	l := &loop{srv: s, epfd: epfd, wake: wake, epoch: time.Now(), busyPoll: int64(s.BusyPoll), done: make(chan struct{}),
 		listeners: make(map[int32]*loopAccept), conns: make(map[int32]*loopConn)}
+	l.readSize = fastBufferSize
+	if s.logsData() {
+		l.logsData, l.readSize = true, s.bufferSize()
+	}
+	l.buf = make([]byte, max(fastBufferSize, l.readSize))
+	l.idle, l.stall = int64(max(s.IdleTimeout, 0)), int64(s.writeStall())
+	if l.stall > 0 { // the shorter of the two timeouts (writeStall)
+		l.sweepEvery = max(l.stall/deadlineSlack, int64(minSweep))
+	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wake)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wake, &ev); err != nil {
 		syscall.Close(l.wake)
@@ -217,7 +248,10 @@ func newLoop(s *Server) (*loop, error) {
 // add registers c's socket with the loop.
 func (l *loop) add(c *conn) error {
 	fd := int(c.rwc.(*fdConn).fd)
-	lc := &loopConn{c: c, fd: fd}
+	lc := &loopConn{c: c, fd: int32(fd)}
+	if l.sweepEvery > 0 {
+		lc.movedAt = l.now()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Close may have closed the loop's connections already; Shutdown's
@@ -339,6 +373,18 @@ func (l *loop) run() {
 				timeout = poll
 			}
 		}
+		wait := timeout // what epoll_wait may take, with the sweeps
+		if l.sweepEvery > 0 {
+			now := l.now()
+			if now >= l.nextSweep {
+				l.sweep(now)
+				l.nextSweep = now + l.sweepEvery
+			}
+			ms := int(min(time.Duration(l.nextSweep-now), maxLoopWait)/time.Millisecond) + 1
+			if wait < 0 || wait > ms {
+				wait = ms
+			}
+		}
 		var (
 			n   int
 			err error
@@ -358,7 +404,7 @@ func (l *loop) run() {
 				continue
 			}
 		} else {
-			n, err = syscall.EpollWait(l.epfd, events, timeout)
+			n, err = syscall.EpollWait(l.epfd, events, wait)
 		}
 		if err != nil && err != syscall.EINTR {
 			l.failed(os.NewSyscallError("epoll_wait", err))

@@ -26,9 +26,11 @@ func TestEventLoopsServePlainTCP(t *testing.T) {
 		{"defaults", &echo.Server{}, false, true},
 		{"busy polling", &echo.Server{BusyPoll: time.Millisecond}, false, true},
 		{"info logging, limits", &echo.Server{Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel), MaxConns: 100, MaxConnsPerIP: 50}, false, true},
-		{"debug logging", &echo.Server{Logger: zerolog.New(io.Discard).Level(zerolog.DebugLevel)}, false, false},
-		{"idle timeout", &echo.Server{IdleTimeout: time.Minute}, false, false},
-		{"write timeout", &echo.Server{WriteTimeout: time.Minute}, false, false},
+		{"debug logging", &echo.Server{Logger: zerolog.New(io.Discard).Level(zerolog.DebugLevel)}, false, true},
+		{"idle timeout", &echo.Server{IdleTimeout: time.Minute}, false, true},
+		{"write timeout", &echo.Server{WriteTimeout: time.Minute}, false, true},
+		{"both timeouts, debug logging, BufferSize 7", &echo.Server{IdleTimeout: time.Minute, WriteTimeout: time.Minute,
+			BufferSize: 7, Logger: zerolog.New(io.Discard).Level(zerolog.DebugLevel)}, false, true},
 		{"WithoutLoops", echo.WithoutLoops(&echo.Server{}), false, false},
 		{"wrapped listener", &echo.Server{}, true, false},
 	}
@@ -67,13 +69,13 @@ func TestBusyPollUnusedWarns(t *testing.T) {
 		{"event loops", func(log zerolog.Logger) *echo.Server { return &echo.Server{BusyPoll: poll, Logger: log} }, false, false, false},
 		{"idle timeout", func(log zerolog.Logger) *echo.Server {
 			return &echo.Server{BusyPoll: poll, Logger: log, IdleTimeout: time.Minute}
-		}, false, false, true},
+		}, false, false, false},
 		{"write timeout", func(log zerolog.Logger) *echo.Server {
 			return &echo.Server{BusyPoll: poll, Logger: log, WriteTimeout: time.Minute}
-		}, false, false, true},
+		}, false, false, false},
 		{"debug logging", func(log zerolog.Logger) *echo.Server {
 			return &echo.Server{BusyPoll: poll, Logger: log.Level(zerolog.DebugLevel)}
-		}, false, false, true},
+		}, false, false, false},
 		{"wrapped listener", func(log zerolog.Logger) *echo.Server { return &echo.Server{BusyPoll: poll, Logger: log} }, true, false, true},
 		{"UDP", func(log zerolog.Logger) *echo.Server { return &echo.Server{BusyPoll: poll, Logger: log} }, false, true, true},
 		{"no busy poll", func(log zerolog.Logger) *echo.Server { return &echo.Server{Logger: log, IdleTimeout: time.Minute} }, false, false, false},

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // Listening sockets served by the event loops (loop_linux.go): the loops
-// accept on a duplicate of a *net.TCPListener's socket, and pause after a
-// transient accept error as Serve does.
+// accept on a duplicate of a TCP or Unix listener's socket, and pause
+// after a transient accept error as Serve does.
 
 // listenerCheckInterval is how often Serve looks whether a listener served
 // by the event loops was closed by its owner rather than through Close.
@@ -24,12 +25,14 @@ const listenerCheckInterval = 250 * time.Millisecond
 // so that a flood of new connections does not starve the open ones.
 const loopAcceptBatch = 64
 
-// loopListener is a TCP listener whose connections the event loops accept
-// themselves, on a duplicate of its socket in their epoll sets: a
+// loopListener is a TCP or Unix listener whose connections the event loops
+// accept themselves, on a duplicate of its socket in their epoll sets: a
 // listener's own RawConn cannot wait for readability, and the runtime's
-// poller need not wake for it. Close closes the listener and ends Serve.
+// poller need not wake for it. Close closes the listener (a unixListener
+// removes its socket file if it is still its own) and ends Serve.
 type loopListener struct {
-	*net.TCPListener
+	net.Listener
+	unix      bool            // a Unix socket: its peers have no address
 	lrc       syscall.RawConn // the listener's, to see whether it is still open
 	fd        int             // the duplicate, non-blocking
 	closeOnce sync.Once
@@ -44,32 +47,38 @@ type loopListener struct {
 	dupClosed  bool
 }
 
-// newLoopListener duplicates tl's socket, and sets on it the options that
-// accepted sockets inherit from it (Linux copies them), as net sets them on
-// each connection it accepts: no Nagle delay, and keep-alive as lc says.
-func newLoopListener(tl *net.TCPListener, lc net.ListenConfig) (*loopListener, error) {
-	lrc, err := tl.SyscallConn()
+// newLoopListener duplicates ln's socket and, for TCP, sets on it the
+// options that accepted sockets inherit from it (Linux copies them), as
+// net sets them on each connection it accepts: no Nagle delay, and
+// keep-alive as lc says.
+func newLoopListener(ln net.Listener, lc net.ListenConfig) (*loopListener, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("listener %T has no descriptor", ln)
+	}
+	lrc, err := sc.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
+	_, isTCP := ln.(*net.TCPListener)
 	dup, derr := -1, error(nil)
 	if err := lrc.Control(func(fd uintptr) {
-		if derr = setInheritedOptions(int(fd), lc); derr != nil {
-			return
+		if isTCP {
+			if derr = setInheritedOptions(int(fd), lc); derr != nil {
+				return
+			}
 		}
-		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
-		if errno != 0 {
-			derr = os.NewSyscallError("fcntl", errno)
-			return
+		dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		if derr != nil {
+			derr = os.NewSyscallError("fcntl", derr)
 		}
-		dup = int(r)
 	}); err != nil {
 		return nil, err
 	}
 	if derr != nil {
 		return nil, derr
 	}
-	return &loopListener{TCPListener: tl, lrc: lrc, fd: dup, closed: make(chan struct{}), errc: make(chan error, 1)}, nil
+	return &loopListener{Listener: ln, unix: !isTCP, lrc: lrc, fd: dup, closed: make(chan struct{}), errc: make(chan error, 1)}, nil
 }
 
 // Keep-alive defaults, as net's for accepted connections.
@@ -128,7 +137,7 @@ func (ll *loopListener) Close() error {
 		ll.closeDupLocked()
 	}
 	ll.dupMu.Unlock()
-	return ll.TCPListener.Close()
+	return ll.Listener.Close()
 }
 
 // claimDup hands the duplicate to serveLoops, which must then closeDup it;
@@ -215,6 +224,7 @@ type loopAccept struct {
 	ll     *loopListener
 	lname  string
 	local  net.Addr
+	unix   bool // a Unix socket: its peers have no address
 	active bool // registered in the epoll set
 
 	// After a transient accept error (out of descriptors, say) the loop
@@ -239,17 +249,13 @@ func (l *loop) pause(la *loopAccept, until time.Time) {
 // not all, for a new connection.
 func (l *loop) resume(la *loopAccept) error {
 	la.pausedUntil = time.Time{}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollExclusive, Fd: int32(la.ll.fd)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(la.ll.fd)}
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, la.ll.fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	la.active = true
 	return nil
 }
-
-// epollExclusive is EPOLLEXCLUSIVE (Linux 4.5), which package syscall
-// does not name.
-const epollExclusive = 1 << 28
 
 // resumeListeners resumes the listeners whose pause has passed, and
 // returns how long until the next one does (-1: none is paused).

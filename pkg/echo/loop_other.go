@@ -2,14 +2,19 @@
 
 package echo
 
-import "net"
+import (
+	"errors"
+	"net"
+)
 
-// Event loops serve plain TCP only on Linux (loop_linux.go).
+// Event loops serve connections only on Linux (loop_linux.go, engineFor).
+
+const loopsAvailable = false
 
 type loops struct{}
 
-func (s *Server) loopsFor(net.Listener) (net.Listener, func(string) error, bool) {
-	return nil, nil, false
+func (s *Server) loopListen(net.Listener) (net.Listener, func(string) error, error) {
+	return nil, nil, errors.ErrUnsupported
 }
 func (ls *loops) stopAll()      {}
 func (ls *loops) closeAll()     {}

@@ -135,9 +135,9 @@ type Server struct {
 	// deep idle states. The price is CPU: under steady traffic a loop stays
 	// busy all the time, up to a whole CPU per loop (one per CPU). Zero,
 	// the default, sleeps as soon as nothing is ready. It applies where
-	// event loops serve: plain TCP on Linux, without IdleTimeout,
-	// WriteTimeout or data logging; Serve logs a warning for any other
-	// listener. It must be between zero and MaxBusyPoll.
+	// event loops serve: plain TCP and Unix sockets on Linux (see
+	// engineFor); Serve logs a warning for any other listener. It must be
+	// between zero and MaxBusyPoll.
 	BusyPoll time.Duration
 
 	// UnixMode is the permission given to the socket file of a unix://
@@ -175,9 +175,8 @@ type Server struct {
 	packetWG    sync.WaitGroup               // one count per packetConns entry
 	udp         udpGuard                     // loop and reflection guard of ServePacket (packet_guard.go)
 	unixConns   atomic.Uint64                // numbers Unix connections: echo_unix_{n}
-	park        parker                       // idle connections without a goroutine (park_linux.go)
-	loops       loops                        // event loops for plain TCP (loop_linux.go)
-	noLoops     bool                         // serve with goroutines only (for tests)
+	loops       loops                        // event loops (loop_linux.go; see engineFor)
+	noLoops     bool                         // serve with goroutines only (for tests; engineFor)
 }
 
 // ListenAndServe listens on every address s.Addr resolves to and serves
@@ -257,11 +256,16 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 		ln.Close()
 		return err
 	}
-	// Plain TCP is served by event loops where they can (loop_linux.go),
-	// which accept too; else a goroutine per connection.
-	tracked, serveLoops, loopServed := s.loopsFor(ln)
+	// engineFor says who serves ln's connections: event loops, which
+	// accept too (loop_linux.go), or a goroutine per connection.
+	tracked, serveLoops := ln, (func(string) error)(nil)
+	if s.engineFor(ln) == engineLoops {
+		if ll, serve, err := s.loopListen(ln); err == nil {
+			tracked, serveLoops = ll, serve
+		}
+	}
+	loopServed := serveLoops != nil
 	if !loopServed {
-		tracked = ln
 		s.warnBusyPollUnused(ln.Addr())
 	}
 	if !s.trackListener(&tracked, true) {
@@ -312,7 +316,7 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 			return ErrServerClosed
 		}
 		if c != nil {
-			go c.serve(false)
+			go c.serve()
 		}
 	}
 }
@@ -322,7 +326,7 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 func (s *Server) warnBusyPollUnused(addr net.Addr) {
 	if s.BusyPoll > 0 {
 		s.Logger.Warn().Str("logger", "main").Str("listener", addr.String()).
-			Msgf("busy poll has no effect on %s: event loops serve only plain TCP on Linux, without data logging or idle and write timeouts", addr)
+			Msgf("busy poll has no effect on %s: event loops serve only plain TCP and Unix sockets on Linux, not TLS or wrapped listeners", addr)
 	}
 }
 
@@ -483,7 +487,6 @@ func (s *Server) Close() error {
 			return // closed by its loop, below
 		}
 		c.rwc.Close()
-		c.unpark()
 	})
 	s.loops.closeAll()
 	s.connsWG.Wait()
@@ -492,9 +495,5 @@ func (s *Server) Close() error {
 	return err
 }
 
-// stopEngines stops the parker and the event loops once no connection is
-// left.
-func (s *Server) stopEngines() {
-	s.park.close()
-	s.loops.close()
-}
+// stopEngines stops the event loops once no connection is left.
+func (s *Server) stopEngines() { s.loops.close() }

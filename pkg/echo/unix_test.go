@@ -3,10 +3,12 @@ package echo_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +28,34 @@ func socketPath(t *testing.T) string {
 	return filepath.Join(dir, "e.sock")
 }
 
+// TestUnixEcho: a Unix socket echoes on both engines (event loops on
+// Linux, goroutines), with numbered connection loggers whose peer is the
+// socket path, and the same log lines either way.
 func TestUnixEcho(t *testing.T) {
+	var transcripts []string
+	for _, engine := range []struct {
+		name  string
+		loops bool
+		srv   func(*echo.Server) *echo.Server
+	}{
+		{"event loops", runtime.GOOS == "linux", func(s *echo.Server) *echo.Server { return s }},
+		{"goroutines", false, echo.WithoutLoops},
+	} {
+		t.Run(engine.name, func(t *testing.T) {
+			transcripts = append(transcripts, unixEcho(t, engine.srv, engine.loops))
+		})
+	}
+	if len(transcripts) == 2 && transcripts[0] != transcripts[1] {
+		t.Errorf("the engines log differently:\nevent loops:\n%s\ngoroutines:\n%s", transcripts[0], transcripts[1])
+	}
+}
+
+// unixEcho runs TestUnixEcho on one engine and returns the connections'
+// log lines (logger, level, message), with the socket path left out.
+func unixEcho(t *testing.T, engine func(*echo.Server) *echo.Server, loops bool) string {
 	path := socketPath(t)
 	var logs syncBuffer
-	srv := &echo.Server{Logger: debugLogger(&logs)}
+	srv := engine(&echo.Server{Logger: debugLogger(&logs)})
 	addrs, _ := serveBound(t, srv, "unix://"+path)
 	if want := []string{"unix://" + path}; !slicesEqual(addrs, want) {
 		t.Errorf("Addrs = %q, want %q", addrs, want)
@@ -50,24 +76,38 @@ func TestUnixEcho(t *testing.T) {
 	}
 	// Unix peers have no address: connections are numbered.
 	deadline := time.Now().Add(ioTimeout)
-	for !strings.Contains(logs.String(), `"echo_unix_2"`) && time.Now().Before(deadline) {
+	for strings.Count(logs.String(), `"message":"closing"`) < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	held, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	roundTrip(t, held, []byte("which engine?"))
+	if got, want := echo.LoopConns(srv), map[bool]int{false: 0, true: 1}[loops]; got != want {
+		t.Errorf("%d connections served by event loops, want %d", got, want)
+	}
 	seen := map[string]bool{}
+	var transcript strings.Builder
 	for _, l := range parseLog(t, logs.String()) {
 		if strings.HasPrefix(l.Logger, "echo_") {
 			seen[l.Logger] = true
 			if l.Peer != path {
 				t.Errorf("line %+v: peer %q, want the socket path", l, l.Peer)
 			}
+			if l.Logger != "echo_unix_3" {
+				fmt.Fprintf(&transcript, "%s %s %s\n", l.Logger, l.Level, l.Message)
+			}
 		}
 		if l.Logger == "main" && strings.HasPrefix(l.Message, "starting up") && l.Message != "starting up on "+path+" (unix)" {
 			t.Errorf("start-up line %q", l.Message)
 		}
 	}
-	if !seen["echo_unix_1"] || !seen["echo_unix_2"] || len(seen) != 2 {
-		t.Errorf("connection loggers %v, want echo_unix_1 and echo_unix_2", seen)
+	if !seen["echo_unix_1"] || !seen["echo_unix_2"] || len(seen) != 3 {
+		t.Errorf("connection loggers %v, want echo_unix_1, echo_unix_2 and echo_unix_3", seen)
 	}
+	return transcript.String()
 }
 
 func TestUnixMode(t *testing.T) {
