@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -158,24 +157,13 @@ type connGuard struct {
 
 	idle  time.Duration // Server.IdleTimeout
 	stall time.Duration // how long a write may make no progress; 0: no limit
-
-	// readBy and writeBy are the deadlines last set by armRead and
-	// armWrite, which move them only when they fall short (timeouts.go).
-	readBy, writeBy time.Time
-
-	// stopWriteBy is, once stopping is set, the UnixNano time by which the
-	// last write must be done.
-	stopWriteBy atomic.Int64
 }
 
 // admit applies the access list and the connection limits to a connection
-// just accepted; when it refuses one it closes it, logs and reports why.
-func (s *Server) admit(c *conn) bool {
-	if apc, ok := c.rwc.(addrPortConn); ok {
-		c.ip, c.hasIP = addrPortIP(apc.remoteAddrPort())
-	} else {
-		c.ip, c.hasIP = peerIP(c.rwc.RemoteAddr())
-	}
+// from peer just accepted; when it refuses one it logs and reports why (its
+// engine closes it).
+func (s *Server) admit(c *conn, peer peerAddr) bool {
+	c.ip, c.hasIP = peer.ip()
 	if c.hasIP && (len(s.Allow) > 0 || len(s.Deny) > 0) && !s.permits(c.ip) {
 		c.log(zerolog.InfoLevel).Str("reason", CloseDenied.String()).
 			Msg("connection refused: address not allowed")
@@ -235,10 +223,10 @@ func (s *Server) release(c *conn) {
 	c.counted = false
 }
 
-// refuse closes a connection that is not to be served, before any byte is
-// read from it, so that it never waits in the listen backlog.
+// refuse reports a connection that is not to be served; its engine closes
+// it before any byte is read from it, so that it never waits in the listen
+// backlog.
 func (c *conn) refuse(reason CloseReason) {
-	c.rwc.Close()
 	if c.obs != nil {
 		c.obs.Closed(reason)
 	}

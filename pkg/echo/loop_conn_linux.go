@@ -1,76 +1,27 @@
 package echo
 
 import (
-	"errors"
 	"io"
 	"math"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// Connections served by an event loop (loop_linux.go): their net.Conn,
-// what the loop keeps for each, and how it echoes, writes back what a full
-// socket did not take, stops and closes them.
+// Connections served by an event loop (loop_linux.go): what the loop keeps
+// for each, and how it echoes, writes back what a full socket did not
+// take, times out, stops and closes them.
 
-// errLoopOwned is what the I/O methods of a loop connection's net.Conn
-// return: its socket belongs to the loop.
-var errLoopOwned = errors.New("echo: connection served by an event loop")
-
-// fdConn is the net.Conn of a connection served by an event loop: a raw
-// non-blocking socket. Only its addresses and Close are used (Close by the
-// loop, or before the loop takes it); reads, writes and deadlines are the
-// loop's.
-type fdConn struct {
-	fd     int32
-	closed atomic.Bool    // (fits beside fd: fdConn stays 48 bytes)
-	la     *loopAccept    // the listener it came from, for LocalAddr
-	remote netip.AddrPort // unboxed: a *net.TCPAddr would cost an idle connection 64 bytes
-}
-
-func (f *fdConn) Read([]byte) (int, error)  { return 0, errLoopOwned }
-func (f *fdConn) Write([]byte) (int, error) { return 0, errLoopOwned }
-
-// Close closes the socket once; later calls return net.ErrClosed rather
-// than close whatever descriptor has since been given the same number.
-func (f *fdConn) Close() error {
-	if f.closed.Swap(true) {
-		return net.ErrClosed
-	}
-	return os.NewSyscallError("close", syscall.Close(int(f.fd)))
-}
-
-func (f *fdConn) LocalAddr() net.Addr { return f.la.local }
-func (f *fdConn) RemoteAddr() net.Addr {
-	if f.la.unix {
-		return &net.UnixAddr{Name: "@", Net: "unix"} // an unnamed peer, as net names it
-	}
-	return net.TCPAddrFromAddrPort(f.remote)
-}
-
-func (f *fdConn) remoteAddrPort() netip.AddrPort   { return f.remote }
-func (f *fdConn) SetDeadline(time.Time) error      { return errLoopOwned }
-func (f *fdConn) SetReadDeadline(time.Time) error  { return errLoopOwned }
-func (f *fdConn) SetWriteDeadline(time.Time) error { return errLoopOwned }
-
-// loopOwned reports whether c is served by an event loop, which alone may
-// close its socket.
-func (c *conn) loopOwned() bool {
-	_, ok := c.rwc.(*fdConn)
-	return ok
-}
-
-// loopConn is what a loop keeps for one connection: 56 bytes, kept small
-// for connections that sit idle (times are on the loop's clock, and what
-// is left to write is held apart).
+// loopConn is a connection served by an event loop: the shared policy
+// (conn) and what the loop keeps for it, 48 bytes more, kept small for
+// connections that sit idle (times are on the loop's clock, and what is
+// left to write is held apart). Only its loop touches the loop's part.
 type loopConn struct {
-	c *conn
+	conn
 
 	// pending is what the socket did not take of the last read; reads
 	// wait until it is written. nil when all is written.
@@ -82,11 +33,19 @@ type loopConn struct {
 	stopBy  int64 // when a stopped connection is closed in any case (loop clock)
 
 	fd       int32
-	written  int32 // bytes of the current chunk written so far
-	final    int32 // bytes the peer sent before the deadline, still to echo
-	stopped  bool  // Shutdown's deadline passed: drain, then close
-	draining bool  // write side shut: discard what the peer still sends
+	written  int32  // bytes of the current chunk written so far
+	final    int32  // bytes the peer sent before the deadline, still to echo
+	stopped  bool   // Shutdown's deadline passed: drain, then close
+	draining bool   // write side shut: discard what the peer still sends
+	loop     uint16 // its loop's index in Server.loops
 }
+
+// stop asks the connection's loop to stop it, as Shutdown does when its
+// context ends (loop.stop).
+func (lc *loopConn) stop() { lc.srv.loops.get(lc.loop).post(lc, false) }
+
+// abort asks the connection's loop to close it at once, as Close does.
+func (lc *loopConn) abort() { lc.srv.loops.get(lc.loop).post(lc, true) }
 
 // pendingWrite is a pooled buffer holding a chunk that a full socket did
 // not take whole.
@@ -140,11 +99,11 @@ func (l *loop) echo(lc *loopConn) {
 	if l.sweepEvery > 0 {
 		lc.movedAt = l.now()
 	}
-	if t := lc.c.received(n); !t.IsZero() {
+	if t := lc.received(n); !t.IsZero() {
 		lc.readAt = int64(t.Sub(l.epoch))
 	}
 	if l.logsData && !lc.stopped {
-		lc.c.logData("received ", buf[:n])
+		lc.logData("received ", buf[:n])
 	}
 	lc.written = 0
 	l.writeBack(lc, l.buf[:n])
@@ -171,7 +130,7 @@ func (l *loop) writeBack(lc *loopConn, p []byte) {
 			if lc.pending != nil {
 				chunk = lc.pending.buf[:lc.written]
 			}
-			lc.c.logData("sent ", chunk)
+			lc.logData("sent ", chunk)
 		}
 		l.releasePending(lc)
 		l.sent(lc, int(lc.written), true)
@@ -220,14 +179,14 @@ func (l *loop) releasePending(lc *loopConn) {
 
 // sent reports a chunk written back (or, if !ok, failed) to the observer.
 func (l *loop) sent(lc *loopConn, n int, ok bool) {
-	if lc.c.obs == nil {
+	if lc.obs == nil {
 		return
 	}
 	latency := time.Duration(-1)
 	if ok {
 		latency = time.Duration(l.now() - lc.readAt)
 	}
-	lc.c.obs.Sent(n, latency)
+	lc.obs.Sent(n, latency)
 }
 
 // watch sets the events epoll waits for on lc's socket.
@@ -249,8 +208,8 @@ func (l *loop) stop(lc *loopConn) {
 	lc.stopped = true
 	lc.stopBy = l.now() + int64(drainLinger)
 	lc.final = int32(min(queuedBytesFD(int(lc.fd)), math.MaxInt32))
-	lc.c.stopping.Store(true)
-	lc.c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+	lc.stopping.Store(true)
+	lc.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 	if lc.pending == nil && lc.final == 0 {
 		l.shutWrite(lc)
 	}
@@ -306,7 +265,7 @@ func (l *loop) sweep(now int64) {
 			l.sent(lc, int(lc.written), false)
 		}
 		err := &opError{op, os.ErrDeadlineExceeded}
-		l.close(lc, lc.c.closeReason(err), err)
+		l.close(lc, lc.closeReason(err), err)
 		expired[i] = nil
 	}
 	l.expired = expired[:0]
@@ -315,7 +274,7 @@ func (l *loop) sweep(now int64) {
 // fail closes lc after a failed system call.
 func (l *loop) fail(lc *loopConn, op string, err error) {
 	oerr := &opError{op, os.NewSyscallError(op, err)}
-	reason := lc.c.closeReason(oerr)
+	reason := lc.closeReason(oerr)
 	if lc.stopped {
 		reason = CloseShutdown
 	}
@@ -332,7 +291,6 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 	if !open {
 		return
 	}
-	c := lc.c
 	// Logged before the socket closes, as the goroutine engine and the
 	// seed do: a peer that has seen the end of its echo finds the
 	// connection's log complete.
@@ -343,9 +301,9 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 				err = &opError{"read", net.ErrClosed}
 			}
 		}
-		c.logClose(err, reason)
+		lc.logClose(err, reason)
 	}
-	c.rwc.Close() // also takes it out of the epoll set
+	syscall.Close(int(lc.fd)) // also takes it out of the epoll set
 	lc.dropPending()
-	c.finish(reason)
+	lc.finish(reason)
 }

@@ -12,7 +12,7 @@ func WithoutLoops(s *Server) *Server {
 func LoopConns(s *Server) int {
 	n := 0
 	s.forEachConn(func(c *conn) {
-		if c.loopOwned() {
+		if _, goroutine := c.io.(*goConn); !goroutine {
 			n++
 		}
 	})

@@ -90,10 +90,10 @@ func TestLoopSocketOptions(t *testing.T) {
 	}
 }
 
-// TestFDConnNamesAsNet checks that a loop connection, which keeps its peer
-// unboxed, gets the logger name, peer and IP that the same peer as a
-// *net.TCPAddr gets on the goroutine path.
-func TestFDConnNamesAsNet(t *testing.T) {
+// TestLoopPeerNamesAsNet checks that a loop connection, whose peer is
+// kept unboxed, gets the logger name, peer, IP and observer address that
+// the same peer as a *net.TCPAddr gets on the goroutine engine.
+func TestLoopPeerNamesAsNet(t *testing.T) {
 	for _, s := range []string{
 		"127.0.0.1:51234",
 		"[::1]:64624",
@@ -103,21 +103,24 @@ func TestFDConnNamesAsNet(t *testing.T) {
 	} {
 		t.Run(s, func(t *testing.T) {
 			ap := netip.MustParseAddrPort(s)
-			got := (&Server{}).newConn(&fdConn{fd: -1, la: &loopAccept{local: &net.TCPAddr{}}, remote: ap})
 			ta := net.TCPAddrFromAddrPort(ap)
-			if want := LoggerName(ta); got.name != want {
-				t.Errorf("name %q; want %q", got.name, want)
+			var got, want conn
+			srv := &Server{}
+			srv.nameConn(&got, &net.TCPAddr{}, peerAddr{ap: ap})
+			srv.nameConn(&want, &net.TCPAddr{}, peerAddr{addr: ta})
+			if got.name != want.name || got.name != LoggerName(ta) {
+				t.Errorf("name %q; want %q", got.name, want.name)
 			}
-			if want := ta.String(); got.peer != want {
-				t.Errorf("peer %q; want %q", got.peer, want)
+			if got.peer != want.peer || got.peer != ta.String() {
+				t.Errorf("peer %q; want %q", got.peer, want.peer)
 			}
-			gotIP, gotOK := addrPortIP(ap)
-			wantIP, wantOK := peerIP(ta)
+			gotIP, gotOK := peerAddr{ap: ap}.ip()
+			wantIP, wantOK := peerAddr{addr: ta}.ip()
 			if gotIP != wantIP || gotOK != wantOK {
 				t.Errorf("IP %v %v; want %v %v", gotIP, gotOK, wantIP, wantOK)
 			}
-			if ra := got.rwc.RemoteAddr().String(); ra != ta.String() {
-				t.Errorf("RemoteAddr %q; want %q", ra, ta.String())
+			if ra := (peerAddr{ap: ap}).netAddr().String(); ra != ta.String() {
+				t.Errorf("observer's peer %q; want %q", ra, ta.String())
 			}
 		})
 	}
@@ -133,40 +136,12 @@ func TestIdleConnectionSizes(t *testing.T) {
 		name     string
 		got, max uintptr
 	}{
-		{"conn", unsafe.Sizeof(conn{}), 224},
-		{"loopConn", unsafe.Sizeof(loopConn{}), 56},
-		{"fdConn", unsafe.Sizeof(fdConn{}), 48},
+		{"conn", unsafe.Sizeof(conn{}), 144},
+		{"loopConn", unsafe.Sizeof(loopConn{}), 192}, // with its conn
 	} {
 		if tt.got > tt.max {
 			t.Errorf("%s is %d bytes, more than %d", tt.name, tt.got, tt.max)
 		}
-	}
-}
-
-// TestFDConnCloseOnce: a second Close of a loop connection's net.Conn
-// returns net.ErrClosed and leaves alone the descriptor that has since
-// been given the same number.
-func TestFDConnCloseOnce(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fds[1])
-	f := &fdConn{fd: int32(fds[0]), la: &loopAccept{local: &net.TCPAddr{}}}
-	if err := f.Close(); err != nil {
-		t.Fatalf("first Close = %v", err)
-	}
-	// Something else gets the number.
-	if err := syscall.Dup3(fds[1], fds[0], syscall.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fds[0])
-	if err := f.Close(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("second Close = %v, want net.ErrClosed", err)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fds[0], &st); err != nil {
-		t.Errorf("the descriptor that reused the number was closed: %v", err)
 	}
 }
 
@@ -214,13 +189,15 @@ func TestLoopEpollFailure(t *testing.T) {
 	}
 
 	var owner *loop
-	srv.loops.each(func(l *loop) {
+	srv.loops.mu.Lock()
+	for _, l := range srv.loops.all {
 		l.mu.Lock()
 		if len(l.conns) > 0 {
 			owner = l
 		}
 		l.mu.Unlock()
-	})
+	}
+	srv.loops.mu.Unlock()
 	if owner == nil {
 		t.Fatal("no event loop serves the connection")
 	}

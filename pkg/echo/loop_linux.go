@@ -87,7 +87,7 @@ func (ls *loops) listen(s *Server, ll *loopListener, lname string) error {
 	if !ls.started {
 		ls.started = true
 		for range runtime.GOMAXPROCS(0) {
-			l, err := newLoop(s)
+			l, err := newLoop(s, uint16(len(ls.all)))
 			if err != nil {
 				ls.mu.Unlock()
 				return err
@@ -136,17 +136,11 @@ func (ls *loops) unlisten(ll *loopListener) {
 	}
 }
 
-// stopAll makes every loop stop its connections as Shutdown does when its
-// context ends; closeAll closes them at once, as Close does.
-func (ls *loops) stopAll()  { ls.each((*loop).stopConns) }
-func (ls *loops) closeAll() { ls.each((*loop).closeConns) }
-
-func (ls *loops) each(f func(*loop)) {
+// get returns the i-th loop.
+func (ls *loops) get(i uint16) *loop {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	for _, l := range ls.all {
-		f(l)
-	}
+	return ls.all[i]
 }
 
 // close stops the loops once no connection is left; calls after the first
@@ -169,6 +163,7 @@ func (ls *loops) close() {
 // it, and a read buffer.
 type loop struct {
 	srv   *Server
+	index uint16 // in loops.all
 	epfd  int
 	wake  int // an eventfd that interrupts epoll_wait for a request
 	buf   []byte
@@ -191,13 +186,18 @@ type loop struct {
 	// loop's own: no lock).
 	listeners map[int32]*loopAccept
 
+	// stopping is set once Shutdown has stopped a connection of the
+	// loop: it then looks at their deadlines every loopStopPoll (the
+	// loop's own: no lock).
+	stopping bool
+
 	mu    sync.Mutex
 	conns map[int32]*loopConn
 	ops   []func() // work for the loop from other goroutines (do)
-	// Requests from other goroutines, taken up by the loop when woken.
-	// They stay set: a connection added after one was made is treated
-	// the same.
-	stopReq, closeReq, exitReq bool
+	// Requests from other goroutines, taken up by the loop when woken:
+	// connections to stop (Shutdown) or close (Close), and the loop's end.
+	toStop, toClose []*loopConn
+	exitReq         bool
 	// ended is set when run returns, before it closes epfd and wake,
 	// whose numbers may then be reused: nobody may write to wake after.
 	ended bool
@@ -215,7 +215,7 @@ const minSweep = time.Millisecond
 // below the milliseconds an int32 holds.
 const maxLoopWait = time.Hour
 
-func newLoop(s *Server) (*loop, error) {
+func newLoop(s *Server, index uint16) (*loop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -225,7 +225,7 @@ func newLoop(s *Server) (*loop, error) {
 		syscall.Close(epfd)
 		return nil, os.NewSyscallError("eventfd2", err)
 	}
-	l := &loop{srv: s, epfd: epfd, wake: wake, epoch: time.Now(), busyPoll: int64(s.BusyPoll), done: make(chan struct{}),
+	l := &loop{srv: s, index: index, epfd: epfd, wake: wake, epoch: time.Now(), busyPoll: int64(s.BusyPoll), done: make(chan struct{}),
 		listeners: make(map[int32]*loopAccept), conns: make(map[int32]*loopConn)}
 	l.readSize = fastBufferSize
 	if s.logsData() {
@@ -245,26 +245,43 @@ func newLoop(s *Server) (*loop, error) {
 	return l, nil
 }
 
-// add registers c's socket with the loop.
-func (l *loop) add(c *conn) error {
-	fd := int(c.rwc.(*fdConn).fd)
-	lc := &loopConn{c: c, fd: int32(fd)}
+// add registers lc's socket with the loop.
+func (l *loop) add(lc *loopConn) error {
 	if l.sweepEvery > 0 {
 		lc.movedAt = l.now()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// Close may have closed the loop's connections already; Shutdown's
-	// stop reaches this one at the loop's next look (loopStopPoll).
-	if l.closeReq || l.exitReq {
+	if l.exitReq {
 		return ErrServerClosed
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(fd)}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: lc.fd}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(lc.fd), &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
-	l.conns[int32(fd)] = lc
+	l.conns[lc.fd] = lc
 	return nil
+}
+
+// post asks the loop to stop lc (Shutdown) or, if abort, to close it
+// (Close), and wakes it.
+func (l *loop) post(lc *loopConn, abort bool) {
+	l.mu.Lock()
+	if abort {
+		l.toClose = append(l.toClose, lc)
+	} else {
+		l.toStop = append(l.toStop, lc)
+	}
+	l.mu.Unlock()
+	l.wakeUp()
+}
+
+// has reports whether lc is still open in the loop: its descriptor is its
+// own, not one a newer connection was given.
+func (l *loop) has(lc *loopConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conns[lc.fd] == lc
 }
 
 // request sets a request flag and wakes the loop.
@@ -314,9 +331,7 @@ func (l *loop) do(f func()) bool {
 	}
 }
 
-func (l *loop) stopConns()  { l.request(&l.stopReq) }
-func (l *loop) closeConns() { l.request(&l.closeReq) }
-func (l *loop) exit()       { l.request(&l.exitReq) }
+func (l *loop) exit() { l.request(&l.exitReq) }
 
 // polling reports whether the loop, having last found events at
 // lastFound, is still within Server.BusyPoll of it and keeps looking
@@ -342,17 +357,24 @@ func (l *loop) run() {
 	var lastYield int64 // when the loop last let other goroutines run (loop clock)
 	for {
 		l.mu.Lock()
-		stop, closeAll, exit := l.stopReq, l.closeReq, l.exitReq
-		ops := l.ops
-		l.ops = nil
+		exit := l.exitReq
+		ops, toStop, toClose := l.ops, l.toStop, l.toClose
+		l.ops, l.toStop, l.toClose = nil, nil, nil
 		l.mu.Unlock()
 		for _, op := range ops {
 			op()
 		}
-		if closeAll || exit {
-			l.forEach(func(lc *loopConn) { l.close(lc, CloseShutdown, nil) })
+		for _, lc := range toClose {
+			l.close(lc, CloseShutdown, nil)
+		}
+		for _, lc := range toStop {
+			if l.has(lc) {
+				l.stop(lc)
+				l.stopping = true
+			}
 		}
 		if exit {
+			l.forEach(func(lc *loopConn) { l.close(lc, CloseShutdown, nil) })
 			return
 		}
 		timeout := -1
@@ -361,11 +383,10 @@ func (l *loop) run() {
 				timeout = int(wait/time.Millisecond) + 1
 			}
 		}
-		if stop {
+		if l.stopping {
 			now := l.now()
 			l.forEach(func(lc *loopConn) {
-				l.stop(lc)
-				if now > lc.stopBy {
+				if lc.stopped && now > lc.stopBy {
 					l.close(lc, CloseShutdown, nil)
 				}
 			})

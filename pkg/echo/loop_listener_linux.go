@@ -318,17 +318,23 @@ func (l *loop) accept(la *loopAccept) {
 			la.failures = 0
 		}
 		la.delay = 0
-		c, ok := s.accepted(&fdConn{fd: int32(fd), la: la, remote: sockaddrAddrPort(sa)}, la.lname)
-		if !ok {
-			return // shutting down
+		lc := &loopConn{fd: int32(fd), loop: l.index}
+		peer := peerAddr{unix: la.unix}
+		if !la.unix {
+			peer.ap = sockaddrAddrPort(sa)
 		}
-		if c == nil {
+		serve, ok := s.accepted(&lc.conn, lc, la.local, peer, la.lname, true)
+		if !serve {
+			syscall.Close(fd)
+			if !ok {
+				return // shutting down
+			}
 			continue // refused
 		}
-		if err := l.add(c); err != nil {
-			c.log(zerolog.WarnLevel).Err(err).Msg("cannot serve the connection: " + err.Error())
-			c.rwc.Close()
-			c.finish(CloseError)
+		if err := l.add(lc); err != nil {
+			lc.log(zerolog.WarnLevel).Err(err).Msg("cannot serve the connection: " + err.Error())
+			syscall.Close(fd)
+			lc.finish(CloseError)
 		}
 	}
 }

@@ -16,7 +16,4 @@ type loops struct{}
 func (s *Server) loopListen(net.Listener) (net.Listener, func(string) error, error) {
 	return nil, nil, errors.ErrUnsupported
 }
-func (ls *loops) stopAll()      {}
-func (ls *loops) closeAll()     {}
-func (ls *loops) close()        {}
-func (c *conn) loopOwned() bool { return false }
+func (ls *loops) close() {}

@@ -311,11 +311,15 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 			failures = 0
 		}
 		delay = 0
-		c, ok := s.accepted(rwc, lname)
+		c := &goConn{rwc: rwc}
+		serve, ok := s.accepted(&c.conn, c, rwc.LocalAddr(), peerAddr{addr: rwc.RemoteAddr()}, lname, !c.isTLS())
+		if !serve {
+			rwc.Close()
+		}
 		if !ok {
 			return ErrServerClosed
 		}
-		if c != nil {
+		if serve {
 			go c.serve()
 		}
 	}
@@ -330,28 +334,31 @@ func (s *Server) warnBusyPollUnused(addr net.Addr) {
 	}
 }
 
-// accepted applies the limits and the access list to a connection just
-// accepted on listener, and counts and logs it. It returns the connection
-// to serve, or nil if it was refused; ok is false once the server shuts
-// down (the connection was closed).
-func (s *Server) accepted(rwc net.Conn, listener string) (c *conn, ok bool) {
-	c = s.newConn(rwc)
-	s.guardConn(c, listener)
-	if !s.admit(c) {
-		return nil, true
+// accepted sets up c, whose engine's side is io, for a connection from
+// peer just accepted on listener (local is the listener's address): it
+// names it, applies the limits and the access list, and counts and logs
+// it. It reports whether to serve it; when not, the engine closes it. ok
+// is false once the server shuts down. logNow is false for a TLS
+// connection, logged once its handshake has passed.
+func (s *Server) accepted(c *conn, io connIO, local net.Addr, peer peerAddr, listener string, logNow bool) (serve, ok bool) {
+	c.srv, c.io = s, io
+	s.nameConn(c, local, peer)
+	s.guardConn(c, listener, peer)
+	if !s.admit(c, peer) {
+		return false, true
 	}
 	if !s.trackConn(c, true) {
 		s.release(c)
 		c.refuse(CloseShutdown)
-		return nil, false
+		return false, false
 	}
-	if !c.isTLS() {
+	if logNow {
 		// Logged here, on the accept loop's already grown stack: on the
 		// connection's goroutine the logging call chain would grow a
-		// fresh 2 KiB stack that an idle connection keeps.
+		// fresh 2 KiB stack.
 		c.logAccepted()
 	}
-	return c, true
+	return true, true
 }
 
 func nextAcceptDelay(delay time.Duration) time.Duration {
@@ -468,8 +475,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return lnErr
 	case <-ctx.Done():
 	}
-	s.forEachConn((*conn).stopReading)
-	s.loops.stopAll()
+	s.forEachConn(func(c *conn) { c.io.stop() })
 	s.stopPacketConns(true)
 	<-done
 	s.stopEngines()
@@ -482,13 +488,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	err := s.closeListeners()
 	s.stopPacketConns(true)
-	s.forEachConn(func(c *conn) {
-		if c.loopOwned() {
-			return // closed by its loop, below
-		}
-		c.rwc.Close()
-	})
-	s.loops.closeAll()
+	s.forEachConn(func(c *conn) { c.io.abort() })
 	s.connsWG.Wait()
 	s.packetWG.Wait()
 	s.stopEngines()

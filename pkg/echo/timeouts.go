@@ -53,14 +53,14 @@ func (s *Server) logMaxBytes() int {
 	return s.LogMaxBytes
 }
 
-// guardConn sets up c's timeouts and observer for a connection just
-// accepted on listener.
-func (s *Server) guardConn(c *conn, listener string) {
+// guardConn sets up c's timeouts and observer for a connection from peer
+// just accepted on listener.
+func (s *Server) guardConn(c *conn, listener string, peer peerAddr) {
 	c.listener = listener
 	c.idle = max(s.IdleTimeout, 0)
 	c.stall = s.writeStall()
 	if s.Observer != nil {
-		c.obs = s.Observer.ConnAccepted(listener, c.rwc.RemoteAddr())
+		c.obs = s.Observer.ConnAccepted(listener, peer.netAddr())
 	}
 }
 
@@ -75,7 +75,7 @@ const deadlineSlack = 16
 // os.ErrDeadlineExceeded if nothing arrives for IdleTimeout. (Nothing is
 // being written back while the connection waits to read, so that is a
 // connection on which no byte moves either way.)
-func (c *conn) armRead() {
+func (c *goConn) armRead() {
 	if c.idle <= 0 {
 		return
 	}
@@ -94,7 +94,7 @@ func (c *conn) armRead() {
 
 // armWrite makes sure the write deadline is at least the write stall
 // limit away.
-func (c *conn) armWrite() {
+func (c *goConn) armWrite() {
 	now := time.Now()
 	if !c.writeBy.Before(now.Add(c.stall)) {
 		return
@@ -118,7 +118,7 @@ func (c *conn) received(n int) time.Time {
 // latency since readAt. With a write stall limit (WriteTimeout or
 // IdleTimeout) each stretch of that long without progress fails the
 // write; a write that progresses, however slowly, goes on.
-func (c *conn) write(p []byte, readAt time.Time) error {
+func (c *goConn) write(p []byte, readAt time.Time) error {
 	var (
 		n   int
 		err error
@@ -151,7 +151,7 @@ func (c *conn) write(p []byte, readAt time.Time) error {
 
 // setWriteDeadline sets the write deadline to t, or to Shutdown's when
 // Shutdown has stopped the connection and wants it done sooner.
-func (c *conn) setWriteDeadline(t time.Time) {
+func (c *goConn) setWriteDeadline(t time.Time) {
 	c.rwc.SetWriteDeadline(t)
 	if c.stopping.Load() {
 		if by := time.Unix(0, c.stopWriteBy.Load()); by.Before(t) {

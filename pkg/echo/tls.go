@@ -43,7 +43,7 @@ func (s *Server) handshakeTimeout() time.Duration {
 // connection may be served. A failure is one warn line on the connection's
 // logger, "TLS handshake failed: REASON"; it closes only this connection.
 // Connections that are not TLS pass at once.
-func (c *conn) handshake() bool {
+func (c *goConn) handshake() bool {
 	tc, ok := c.rwc.(*tls.Conn)
 	if !ok {
 		return true
@@ -83,7 +83,7 @@ func (c *conn) handshake() bool {
 // its own, and under load that made a 3s write timeout close at 8s and
 // later. The alert could not be read anyway (the peer does not read) and
 // the record stream is broken by the partial write.
-func (c *conn) close(err error) {
+func (c *goConn) close(err error) {
 	if c.tlsWriteFailed(err) {
 		c.rwc.(*tls.Conn).NetConn().Close()
 		return
@@ -94,7 +94,7 @@ func (c *conn) close(err error) {
 // tlsWriteFailed reports whether err, which ended the echo, is a failed
 // write back on a TLS connection, which can then send nothing more, not
 // even close_notify, in time.
-func (c *conn) tlsWriteFailed(err error) bool {
+func (c *goConn) tlsWriteFailed(err error) bool {
 	var op *opError
 	return c.isTLS() && errors.As(err, &op) && op.op == "write"
 }

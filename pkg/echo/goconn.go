@@ -1,0 +1,181 @@
+package echo
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// The goroutine engine (engineFor): a goroutine per connection reads and
+// writes through the connection's net.Conn, with socket deadlines for the
+// timeouts and for Shutdown. It serves TLS, listeners the package did not
+// make, and everything on systems without event loops.
+
+// goConn is a connection served by a goroutine of its own: the shared
+// policy (conn) and the goroutine's I/O state.
+type goConn struct {
+	conn
+	rwc net.Conn
+
+	// readBy and writeBy are the deadlines last set by armRead and
+	// armWrite, which move them only when they fall short (timeouts.go).
+	readBy, writeBy time.Time
+
+	// stopWriteBy is, once stopping is set, the UnixNano time by which the
+	// last write must be done.
+	stopWriteBy atomic.Int64
+}
+
+// isTLS reports whether the connection starts with a TLS handshake.
+func (c *goConn) isTLS() bool {
+	_, ok := c.rwc.(*tls.Conn)
+	return ok
+}
+
+// serve runs one connection on its own goroutine (the goroutine engine;
+// see engineFor): it completes a TLS handshake, echoes until the peer
+// half-closes or the connection fails, and logs why it closed.
+func (c *goConn) serve() {
+	reason := CloseError
+	var err error
+	defer func() {
+		if r := recover(); r != nil {
+			c.log(zerolog.ErrorLevel).Interface("panic", r).Msg("panic serving connection")
+			reason = CloseError
+		}
+		c.close(err)
+		c.finish(reason)
+	}()
+	if !c.handshake() { // TLS only (tls.go)
+		if c.srv.shuttingDown() {
+			reason = CloseShutdown
+		}
+		return
+	}
+	if c.isTLS() {
+		c.logAccepted() // after the handshake, which may refuse the peer
+	}
+
+	err = c.echo()
+	reason = c.closeReason(err)
+	if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		if c.tlsWriteFailed(err) {
+			// Its last write back did not finish by Shutdown's
+			// deadline: close at once (close), as closeForShutdown's
+			// half-close would wait for close_notify.
+			c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+			return
+		}
+		c.closeForShutdown()
+		return
+	}
+	c.logClose(err, reason)
+}
+
+// echo is the goroutine engine's echo loop: read, write all of it back,
+// wait for the write to finish, repeat until end of stream. When data is
+// logged it reads at most BufferSize bytes at a time, the seed's reads,
+// and logs each chunk when read and once written back; otherwise it reads
+// into a pooled buffer of fastBufferSize, so that bulk transfers move in
+// few system calls. Either way it writes everything it read before it
+// reads again, so a peer that does not read stalls only itself.
+func (c *goConn) echo() error {
+	logs := c.srv.logsData()
+	var buf []byte
+	if logs {
+		buf = make([]byte, c.srv.bufferSize())
+	} else {
+		bufp := fastBuffers.Get().(*[]byte)
+		defer fastBuffers.Put(bufp)
+		buf = *bufp
+	}
+	for {
+		c.armRead()
+		n, err := c.rwc.Read(buf)
+		if n > 0 {
+			if logs {
+				c.logData("received ", buf[:n])
+			}
+			if werr := c.write(buf[:n], c.received(n)); werr != nil {
+				return werr
+			}
+			if logs {
+				c.logData("sent ", buf[:n])
+			}
+		}
+		if err != nil {
+			return &opError{"read", err}
+		}
+	}
+}
+
+// stop makes serve stop at its next read, for a Shutdown whose context
+// ended: what was read is still written back (if the peer reads within
+// drainLinger), then the connection closes cleanly (closeForShutdown).
+func (c *goConn) stop() {
+	now := time.Now()
+	c.stopWriteBy.Store(now.Add(drainLinger).UnixNano())
+	c.stopping.Store(true)
+	c.rwc.SetReadDeadline(now)
+	c.rwc.SetWriteDeadline(now.Add(drainLinger))
+}
+
+// abort closes the connection at once: serve's read or write fails and it
+// ends.
+func (c *goConn) abort() { c.rwc.Close() }
+
+// closeForShutdown ends a connection that is still open when the shutdown
+// deadline passes: it writes back what the peer sent before the deadline
+// and the server had not read yet, sends FIN, then reads and discards what
+// the peer still sends until drainLinger after the deadline (a lingering
+// close, as nginx does), so that the peer sees an orderly end of stream
+// rather than a reset.
+func (c *goConn) closeForShutdown() {
+	c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+	c.echoQueued()
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() != nil {
+			return
+		}
+	}
+	c.rwc.SetReadDeadline(time.Unix(0, c.stopWriteBy.Load()))
+	bufp := fastBuffers.Get().(*[]byte)
+	defer fastBuffers.Put(bufp)
+	buf := *bufp
+	for {
+		if _, err := c.rwc.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// echoQueued writes back the bytes waiting unread in the socket's receive
+// queue when the shutdown deadline passed (all the peer sent before it),
+// within drainLinger.
+func (c *goConn) echoQueued() {
+	n := queuedBytes(c.rwc)
+	if n == 0 {
+		return
+	}
+	c.rwc.SetReadDeadline(time.Unix(0, c.stopWriteBy.Load()))
+	bufp := fastBuffers.Get().(*[]byte)
+	defer fastBuffers.Put(bufp)
+	buf := *bufp
+	for n > 0 {
+		m, err := c.rwc.Read(buf[:min(n, len(buf))])
+		if m > 0 {
+			if c.write(buf[:m], c.received(m)) != nil {
+				return
+			}
+			n -= m
+		}
+		if err != nil {
+			return
+		}
+	}
+}
