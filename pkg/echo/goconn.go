@@ -138,17 +138,27 @@ func (c *goConn) abort() { c.rwc.Close() }
 func (c *goConn) closeForShutdown() {
 	c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 	c.echoQueued()
-	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
-		if cw.CloseWrite() != nil {
-			return
-		}
+	lingerClose(c.rwc, time.Unix(0, c.stopWriteBy.Load()))
+}
+
+// lingerClose is the goroutine engine's lingering close: it sends FIN
+// (when rwc can half-close; a TLS connection sends close_notify first),
+// then reads and discards what the peer still sends until it ends or until
+// by, so that the peer reads what was written before rather than a reset,
+// which data left unread would make the close send. The caller closes rwc.
+// (An event loop does the same without blocking: loop.shutWrite and
+// loop.discard.)
+func lingerClose(rwc net.Conn, by time.Time) {
+	cw, ok := rwc.(interface{ CloseWrite() error })
+	if ok && cw.CloseWrite() != nil {
+		return
 	}
-	c.rwc.SetReadDeadline(time.Unix(0, c.stopWriteBy.Load()))
+	rwc.SetReadDeadline(by)
 	bufp := fastBuffers.Get().(*[]byte)
 	defer fastBuffers.Put(bufp)
 	buf := *bufp
 	for {
-		if _, err := c.rwc.Read(buf); err != nil {
+		if _, err := rwc.Read(buf); err != nil {
 			return
 		}
 	}

@@ -59,7 +59,13 @@ func (c *goConn) handshake() bool {
 		if e := c.log(zerolog.WarnLevel); e != nil {
 			e.Err(err).Msg("TLS handshake failed: " + handshakeReason(err, timeout))
 		}
-		lingerAfterAlert(tc.NetConn())
+		// Make sure the alert reaches the client. A TLS 1.3 client
+		// considers its handshake done before the server has checked
+		// its certificate, and may already be sending data: closing
+		// with that data unread would send a reset, which can destroy
+		// the alert in the client's receive queue, leaving it with
+		// "broken pipe" instead of "certificate required".
+		lingerClose(tc.NetConn(), time.Now().Add(drainLinger))
 		return false
 	}
 	if e := c.log(zerolog.DebugLevel); e != nil {
@@ -97,28 +103,6 @@ func (c *goConn) close(err error) {
 func (c *goConn) tlsWriteFailed(err error) bool {
 	var op *opError
 	return c.isTLS() && errors.As(err, &op) && op.op == "write"
-}
-
-// lingerAfterAlert makes sure the alert a failed handshake sent reaches
-// the client. A TLS 1.3 client considers its handshake done before the
-// server has checked its certificate, and may already be sending data:
-// closing with that data unread would send a reset, which can destroy the
-// alert in the client's receive queue, leaving it with "broken pipe"
-// instead of "certificate required". So send FIN, then read and discard
-// what the client still sends for up to drainLinger, as closeForShutdown
-// does.
-func lingerAfterAlert(raw net.Conn) {
-	cw, ok := raw.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
-		return
-	}
-	raw.SetReadDeadline(time.Now().Add(drainLinger))
-	var buf [512]byte
-	for {
-		if _, err := raw.Read(buf[:]); err != nil {
-			return
-		}
-	}
 }
 
 // handshakeReason says in a few words why a handshake failed.
