@@ -10,11 +10,50 @@ import (
 // called, and the log must not become the next thing to fill up.
 const acceptLogInterval = time.Second
 
-// acceptFailed handles a transient accept error on listener: it reports
-// it (acceptFailedReport) and pauses for delay, or less if the server
-// shuts down meanwhile.
-func (s *Server) acceptFailed(listener string, err error, delay time.Duration) {
-	s.acceptFailedReport(listener, err, delay)
+// acceptBackoff is one listener's state after transient accept errors
+// (running out of descriptors, say): how long to pause before accepting
+// again, growing from 5ms to 1s, and how many errors since the last
+// success. Serve's accept loop and each event loop keep one per listener;
+// its zero value is ready.
+type acceptBackoff struct {
+	delay    time.Duration
+	failures int       // accept errors since the last success
+	failedAt time.Time // when the first of them happened
+}
+
+// failed counts a transient accept error on listener, reports it
+// (acceptFailedReport) and returns how long to pause before accepting
+// again.
+func (b *acceptBackoff) failed(s *Server, listener string, err error) time.Duration {
+	if b.failures == 0 {
+		b.failedAt = time.Now()
+	}
+	b.failures++
+	b.delay = nextAcceptDelay(b.delay)
+	s.acceptFailedReport(listener, err, b.delay)
+	return b.delay
+}
+
+// accepted notes an accept that succeeded, logging that listener accepts
+// again if errors came before it (acceptRecovered).
+func (b *acceptBackoff) accepted(s *Server, listener string) {
+	if b.failures > 0 {
+		s.acceptRecovered(listener, b.failures, b.failedAt)
+		b.failures = 0
+	}
+	b.delay = 0
+}
+
+func nextAcceptDelay(delay time.Duration) time.Duration {
+	if delay == 0 {
+		return 5 * time.Millisecond
+	}
+	return min(2*delay, time.Second)
+}
+
+// acceptPause pauses Serve's accept loop for delay after an accept error,
+// or less if the server shuts down meanwhile.
+func (s *Server) acceptPause(delay time.Duration) {
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {

@@ -230,9 +230,7 @@ type loopAccept struct {
 	// After a transient accept error (out of descriptors, say) the loop
 	// stops accepting on it until pausedUntil, as Serve pauses.
 	pausedUntil time.Time
-	delay       time.Duration
-	failures    int       // accept errors since the last success
-	failedAt    time.Time // when the first of them happened
+	backoff     acceptBackoff
 }
 
 // pause takes la's socket out of the epoll set until until (never again if
@@ -304,20 +302,10 @@ func (l *loop) accept(la *loopAccept) {
 				}
 				return
 			}
-			if la.failures == 0 {
-				la.failedAt = time.Now()
-			}
-			la.failures++
-			la.delay = nextAcceptDelay(la.delay)
-			s.acceptFailedReport(la.lname, serr, la.delay)
-			l.pause(la, time.Now().Add(la.delay))
+			l.pause(la, time.Now().Add(la.backoff.failed(s, la.lname, serr)))
 			return
 		}
-		if la.failures > 0 {
-			s.acceptRecovered(la.lname, la.failures, la.failedAt)
-			la.failures = 0
-		}
-		la.delay = 0
+		la.backoff.accepted(s, la.lname)
 		lc := &loopConn{fd: int32(fd), loop: l.index}
 		peer := peerAddr{unix: la.unix}
 		if !la.unix {

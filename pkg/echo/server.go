@@ -284,11 +284,7 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 		return serveLoops(lname)
 	}
 
-	var (
-		delay    time.Duration
-		failures int       // accept errors since the last success
-		failedAt time.Time // when the first of them happened
-	)
+	var backoff acceptBackoff
 	for {
 		rwc, err := ln.Accept()
 		if err != nil {
@@ -298,19 +294,10 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 			if errors.Is(err, net.ErrClosed) || !isTransientAcceptError(err) {
 				return fmt.Errorf("echo: accept on %s: %w", ln.Addr(), err)
 			}
-			if failures == 0 {
-				failedAt = time.Now()
-			}
-			failures++
-			delay = nextAcceptDelay(delay)
-			s.acceptFailed(lname, err, delay)
+			s.acceptPause(backoff.failed(s, lname, err))
 			continue
 		}
-		if failures > 0 {
-			s.acceptRecovered(lname, failures, failedAt)
-			failures = 0
-		}
-		delay = 0
+		backoff.accepted(s, lname)
 		c := &goConn{rwc: rwc}
 		serve, ok := s.accepted(&c.conn, c, rwc.LocalAddr(), peerAddr{addr: rwc.RemoteAddr()}, lname, !c.isTLS())
 		if !serve {
@@ -359,13 +346,6 @@ func (s *Server) accepted(c *conn, io connIO, local net.Addr, peer peerAddr, lis
 		c.logAccepted()
 	}
 	return true, true
-}
-
-func nextAcceptDelay(delay time.Duration) time.Duration {
-	if delay == 0 {
-		return 5 * time.Millisecond
-	}
-	return min(2*delay, time.Second)
 }
 
 func (s *Server) validate() error {
