@@ -241,3 +241,75 @@ func TestLoopEpollFailure(t *testing.T) {
 		t.Errorf("no log line %s:\n%s", want, logs.String())
 	}
 }
+
+// TestLoopTranscriptOfAPendingWrite: a loop whose write back a full
+// socket takes only in part keeps the rest pending, and logs the chunk as
+// "sent", whole, only once all of it is written, after its "received".
+func TestLoopTranscriptOfAPendingWrite(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	defer peer.Close()
+	if err := syscall.SetsockoptInt(fds[0], syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	srv := &Server{BufferSize: 256 << 10, LogMaxBytes: 8, Logger: zerolog.New(&logs).Level(zerolog.DebugLevel)}
+	l, err := newLoop(srv, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(l.epfd)
+	defer syscall.Close(l.wake)
+	lc := &loopConn{fd: int32(fds[0])}
+	lc.srv, lc.io, lc.name, lc.peer = srv, lc, "echo_unix_1", "/test"
+	if err := l.add(lc); err != nil {
+		t.Fatal(err)
+	}
+	srv.trackConn(&lc.conn, true)
+
+	msg := bytes.Repeat([]byte("pending\x00\xff"), 64<<10/8)
+	if _, err := peer.Write(msg[:64<<10]); err != nil { // fits the peer's send buffer
+		t.Fatal(err)
+	}
+	l.echo(lc) // reads the 64 KiB, writes back what the 4 KiB send buffer takes
+	if lc.pending == nil {
+		t.Fatalf("the write back of 64 KiB into a 4 KiB send buffer is not pending")
+	}
+	if strings.Contains(logs.String(), `"sent `) {
+		t.Fatalf("logged sent before the chunk was written:\n%s", logs.String())
+	}
+	got := make([]byte, 0, 64<<10)
+	buf := make([]byte, 64<<10)
+	for lc.pending != nil {
+		n, err := syscall.Read(fds[1], buf)
+		if n > 0 {
+			got = append(got, buf[:n]...)
+		}
+		if err != nil && err != syscall.EAGAIN {
+			t.Fatal(err)
+		}
+		l.flush(lc)
+	}
+	for len(got) < 64<<10 {
+		n, err := syscall.Read(fds[1], buf)
+		if err != nil && err != syscall.EAGAIN {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:max(n, 0)]...)
+	}
+	if !bytes.Equal(got, msg[:64<<10]) {
+		t.Fatalf("echoed %d bytes that differ from the %d sent", len(got), 64<<10)
+	}
+	var lines []string
+	for l := range strings.Lines(logs.String()) {
+		lines = append(lines, l)
+	}
+	if len(lines) != 2 || !strings.Contains(lines[0], `"bytes":65536,"message":"received b'`) ||
+		!strings.Contains(lines[1], `"bytes":65536,"message":"sent b'`) {
+		t.Errorf("want one received and one sent line of 65536 bytes, got:\n%s", logs.String())
+	}
+	l.close(lc, CloseEOF, nil)
+}

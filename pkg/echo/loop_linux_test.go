@@ -1,6 +1,7 @@
 package echo_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -134,5 +135,81 @@ func TestServeAfterShutdownLeaksNoDescriptor(t *testing.T) {
 	// cannot.
 	if after := openFDs(t); after-before >= calls/10 {
 		t.Errorf("%d open descriptors before %d calls of Serve after Shutdown, %d after", before, calls, after)
+	}
+}
+
+// TestTranscriptOfABulkEcho: with data logged and large reads
+// (BufferSize 1 MiB) into a peer with a small receive window, every chunk
+// is logged "received" when read and then "sent" with the same byte count
+// before the next is read, and the lines add up to every byte, on both
+// engines. (TestLoopTranscriptOfAPendingWrite makes a loop's write back
+// stall for certain.)
+func TestTranscriptOfABulkEcho(t *testing.T) {
+	for _, engine := range []struct {
+		name string
+		set  func(*echo.Server) *echo.Server
+	}{
+		{"event loops", func(s *echo.Server) *echo.Server { return s }},
+		{"goroutines", echo.WithoutLoops},
+	} {
+		t.Run(engine.name, func(t *testing.T) {
+			var logs syncBuffer
+			srv := engine.set(&echo.Server{BufferSize: 1 << 20, LogMaxBytes: 16, Logger: debugLogger(&logs)})
+			ln := listenLocal(t)
+			serve(t, srv, ln)
+			c := dial(t, ln.Addr().String())
+			// A small receive window, so that the server's writes back
+			// of its large reads may stall.
+			if err := c.SetReadBuffer(16 << 10); err != nil {
+				t.Fatal(err)
+			}
+			msg := randomBytes(7, 2<<20)
+			wrote := make(chan error, 1)
+			go func() {
+				c.SetWriteDeadline(time.Now().Add(ioTimeout))
+				_, err := c.Write(msg)
+				if err == nil {
+					err = c.CloseWrite()
+				}
+				wrote <- err
+			}()
+			got, err := readAll(c)
+			if err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("echo: %d of %d bytes, %v", len(got), len(msg), err)
+			}
+			if err := <-wrote; err != nil {
+				t.Fatal(err)
+			}
+			// The closing line follows the last "sent" (the engines log
+			// it before they close the socket, which readAll saw).
+			if !strings.Contains(logs.String(), `"message":"closing"`) {
+				t.Fatalf("no closing line after the end of stream:\n%s", logs.String())
+			}
+			received, sent, pending, chunks := 0, 0, -1, 0
+			for _, l := range parseLog(t, logs.String()) {
+				if l.Bytes == nil {
+					continue
+				}
+				n := *l.Bytes
+				switch {
+				case strings.HasPrefix(l.Message, "received "):
+					if pending >= 0 {
+						t.Fatalf("received %d bytes before the %d received last were sent", n, pending)
+					}
+					pending = n
+					received += n
+					chunks++
+				case strings.HasPrefix(l.Message, "sent "):
+					if n != pending {
+						t.Fatalf("sent %d bytes after receiving %d", n, pending)
+					}
+					pending = -1
+					sent += n
+				}
+			}
+			if received != len(msg) || sent != len(msg) {
+				t.Errorf("logged %d bytes received and %d sent in %d chunks, want %d each", received, sent, chunks, len(msg))
+			}
+		})
 	}
 }
