@@ -127,7 +127,7 @@ func TestLoopPeerNamesAsNet(t *testing.T) {
 }
 
 // TestIdleConnectionSizes keeps what an idle loop connection costs from
-// growing unnoticed: docs/benchmarks.md gives these sizes (64-bit).
+// growing unnoticed: docs/reliability.md gives these sizes (64-bit).
 func TestIdleConnectionSizes(t *testing.T) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {
 		t.Skip("sizes are for 64-bit platforms")
