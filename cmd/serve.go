@@ -34,8 +34,8 @@ docs/udp.md, docs/tls.md and docs/unix.md.
 found some, instead of sleeping at once: a message that comes within D is
 echoed without waking a sleeping thread, which takes tens of microseconds on
 virtual machines, at the price of CPU (a loop under steady traffic stays busy).
-It applies to plain TCP on Linux without -v, --idle-timeout or --write-timeout
-(docs/usage.md).
+It applies to what the event loops serve: plain TCP and Unix sockets on
+Linux (docs/usage.md, docs/architecture.md).
 
 SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 --shutdown-timeout, then closes the rest; the exit code is then 0.

@@ -36,28 +36,25 @@ gnet buffers without bound), and every connection logs ` + "`connection accepted
 and ` + "`closing`" + ` at the default level: two writes to standard error per
 connection, which gnet does not make.
 
-An idle connection then costs echoctl, in Go's heap: its ` + "`conn`" + ` (224
-bytes: the logger name and peer strings, and the limits, timeouts and
-observer state that every connection carries whatever the settings), the
-loop's 64-byte entry (the fd, the write left pending, the shutdown state,
-times on the loop's clock), the 48-byte ` + "`net.Conn`" + ` that keeps the peer's
-address unboxed, and an entry in two maps (the Server's, for Shutdown and
-the limits, and the loop's); with the garbage collector's headroom, the
-figure in the idle table. The kernel's socket
-buffers do not count: they are not in the process's resident memory. A
-goroutine-per-connection server (the plain Go server) pays besides at least
-a 2 KiB stack, the runtime's ` + "`g`" + ` and the ` + "`netFD`" + `/` + "`pollDesc`" + `
-pair; echoctl's own goroutine engine, which serves what the loops do not
-(the debug transcript's ` + "`--buffer-size`" + ` reads, ` + "`--idle-timeout`" + `,
-` + "`--write-timeout`" + `, TLS, Unix sockets, other systems), parks a connection
-idle for a quarter second or more in an epoll set and ends its goroutine.
+An idle connection then costs echoctl, in Go's heap, one 192-byte object
+(the policy every connection carries, its limits, timeouts and observer,
+and the loop's state: the fd, the write left pending, the shutdown state,
+times on the loop's clock), its logger name and peer strings, and an entry
+in two maps (the Server's, for Shutdown and the limits, and the loop's);
+with the garbage collector's headroom, the figure in the idle table. The
+kernel's socket buffers do not count: they are not in the process's
+resident memory. A goroutine-per-connection server (the plain Go server)
+pays besides at least a 2 KiB stack, the runtime's ` + "`g`" + ` and the
+` + "`netFD`" + `/` + "`pollDesc`" + ` pair. The loops serve plain TCP and Unix
+sockets whatever the flags (` + "`--idle-timeout`" + `, ` + "`--write-timeout`" + ` and
+` + "`-v`" + ` change what a loop does, not who serves the connection); echoctl's
+goroutine engine serves only TLS, listeners it did not make and other
+systems ([architecture.md](architecture.md)).
 
-To come down to gnet's ~0.5 KB, echoctl would make the rest of the ` + "`conn`" + `
-on demand or only when its feature is on: the logger name and peer strings
-formatted from the address when a line is logged, the timeout state only with
-` + "`--idle-timeout`" + ` or ` + "`--write-timeout`" + ` (which the loops do not serve anyway),
-the limits' state only with limits; and it would find a connection from its
-fd alone, dropping the Server's map entry for loop connections.
+To come down further, echoctl would make the rest of the connection's
+state on demand: the logger name and peer strings formatted from the
+address when a line is logged, and a connection found from its fd alone,
+dropping the Server's map entry for loop connections.
 `
 
 // ceilingProse introduces the table of what echoctl could reach against
