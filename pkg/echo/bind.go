@@ -15,7 +15,10 @@ import (
 
 // Bound holds the sockets Bind opened, ready for ServeBound: stream
 // listeners (TCP, TLS, Unix) and UDP packet connections. The zero value
-// holds nothing.
+// holds nothing. A Bound may also be filled by hand with sockets opened
+// elsewhere (net.Listen, a wrapped listener, systemd's), to serve them
+// together under one Shutdown; each is then named by its own local
+// address, as no address was given for it.
 type Bound struct {
 	// Listeners are the stream listeners, in the order of the addresses
 	// given to Bind. Those of tls:// addresses hand out *tls.Conn.
@@ -23,8 +26,8 @@ type Bound struct {
 	// PacketConns are the UDP sockets of udp:// addresses.
 	PacketConns []net.PacketConn
 
-	// groups records which sockets each address opened, for the start-up
-	// log lines and Addrs.
+	// groups records which sockets each address given to Bind opened, for
+	// the start-up log lines and Addrs; nil in a Bound filled by hand.
 	groups []boundGroup
 }
 
@@ -41,7 +44,7 @@ type boundGroup struct {
 // port 0 they show the port the kernel chose.
 func (b *Bound) Addrs() []string {
 	var out []string
-	for _, g := range b.groups {
+	for _, g := range b.addrGroups() {
 		out = append(out, g.socketAddrs()...)
 	}
 	return out
@@ -62,6 +65,38 @@ func (b *Bound) Close() error {
 		}
 	}
 	return first
+}
+
+// addrGroups returns b's sockets grouped by address: as Bind opened them,
+// or, in a Bound filled by hand, one group a socket, named by its own
+// local address.
+func (b *Bound) addrGroups() []boundGroup {
+	if b.groups != nil {
+		return b.groups
+	}
+	var gs []boundGroup
+	for _, ln := range b.Listeners {
+		gs = append(gs, boundGroup{addr: localAddr(NetworkTCP, ln.Addr()), listeners: []net.Listener{ln}})
+	}
+	for _, pc := range b.PacketConns {
+		gs = append(gs, boundGroup{addr: localAddr(NetworkUDP, pc.LocalAddr()), packetConns: []net.PacketConn{pc}})
+	}
+	return gs
+}
+
+// localAddr is the Addr of a socket's local address la: a Unix socket's
+// path, else the host in la (logStart reads the port from the socket). A
+// TLS listener made elsewhere is indistinguishable from TCP, and named as
+// TCP.
+func localAddr(network string, la net.Addr) Addr {
+	if ua, ok := la.(*net.UnixAddr); ok {
+		return Addr{Network: NetworkUnix, Path: ua.Name}
+	}
+	host, _, err := net.SplitHostPort(la.String())
+	if err != nil {
+		host = la.String()
+	}
+	return Addr{Network: network, Host: host}
 }
 
 func (b *Bound) add(g boundGroup) {
@@ -89,11 +124,12 @@ func (g boundGroup) socketAddrs() []string {
 	return out
 }
 
-// logStartGroup logs the seed's start-up line for g: "starting up on localhost
+// logStart logs the seed's start-up line for g: "starting up on localhost
 // port 10000" for TCP, with the network appended for the others
 // ("starting up on localhost port 10000 (udp)", "starting up on
-// /run/echo.sock (unix)"); the listeners field lists every socket.
-func (s *Server) logStartGroup(g boundGroup) {
+// /run/echo.sock (unix)"); the listeners field lists every socket. It is
+// the only place that writes the line.
+func (s *Server) logStart(g boundGroup) {
 	e := s.Logger.Info()
 	if e == nil {
 		return
@@ -132,12 +168,16 @@ func (s *Server) logStartGroup(g boundGroup) {
 
 // Bind opens the sockets for every address in addrs (s.Addr, else
 // DefaultAddr, when none is given) without serving them, so that a caller
-// can bind every address first and fail before serving any. Each address
-// is parsed by ParseAddr: a host name is bound at every address it
-// resolves to, as Listen does, for udp:// and tls:// as for TCP; tls://
-// needs s.TLSConfig; unix:// replaces a stale socket file (one nobody
-// listens on) but fails if a server is listening there or if the path is
-// not a socket. If any address fails, everything opened so far is closed.
+// can bind every address first and fail before serving any; ServeBound
+// serves them. Each address is parsed by ParseAddr. An IP literal or an
+// empty host (every interface, IPv4 and IPv6) gets one socket; a host name
+// gets one for each address s.Resolver resolves it to (IPv6 ones
+// IPv6-only, as asyncio does, so that they can share a port with IPv4),
+// for udp:// and tls:// as for TCP. With port 0 every socket of an address
+// shares the port the kernel chose for the first. tls:// needs
+// s.TLSConfig; unix:// replaces a stale socket file (one nobody listens
+// on) but fails if a server is listening there or if the path is not a
+// socket. If any address fails, everything opened so far is closed.
 func (s *Server) Bind(ctx context.Context, addrs ...string) (*Bound, error) {
 	if len(addrs) == 0 {
 		addrs = []string{s.addr()}
@@ -158,27 +198,15 @@ func (s *Server) Bind(ctx context.Context, addrs ...string) (*Bound, error) {
 // and each packet connection with ServePacket, after logging one start-up
 // line an address. It returns when all of them have stopped:
 // ErrServerClosed after Shutdown or Close, or the first other error (after
-// closing the remaining sockets). One Shutdown stops them all.
-func (s *Server) ServeBound(b *Bound) error {
-	return s.serveAll(b.Listeners, b.PacketConns, func() {
-		if len(b.groups) == 0 && len(b.Listeners) > 0 {
-			s.logStart(b.Listeners)
-		}
-		for _, g := range b.groups {
-			s.logStartGroup(g)
-		}
-	})
-}
-
-// serveAll serves lns and pcs until all have stopped and returns the first
-// error other than ErrServerClosed, else ErrServerClosed. The first other
-// error closes every socket, so that the server stops as a whole.
+// closing the remaining sockets, so that the server stops as a whole). One
+// Shutdown stops them all.
 //
-// logStart is called once every socket is served (told to the Observer,
-// which makes the server ready) or has already stopped, and before any of
-// them accepts: whoever reads the start-up line finds the server ready, and
-// it comes before every connection's lines.
-func (s *Server) serveAll(lns []net.Listener, pcs []net.PacketConn, logStart func()) error {
+// The start-up lines are logged once every socket is served (told to the
+// Observer, which makes the server ready) or has already stopped, and
+// before any of them accepts: whoever reads them finds the server ready,
+// and they come before every connection's lines.
+func (s *Server) ServeBound(b *Bound) error {
+	lns, pcs := b.Listeners, b.PacketConns
 	n := len(lns) + len(pcs)
 	errs := make(chan error, n)
 	var serving sync.WaitGroup
@@ -200,7 +228,9 @@ func (s *Server) serveAll(lns []net.Listener, pcs []net.PacketConn, logStart fun
 		go func() { errs <- s.servePacket(pc, started()) }()
 	}
 	serving.Wait()
-	logStart()
+	for _, g := range b.addrGroups() {
+		s.logStart(g)
+	}
 	close(logged)
 	var first error
 	for range n {

@@ -41,9 +41,9 @@ func TestServerLogs(t *testing.T) {
 		t.Run(level.String(), func(t *testing.T) {
 			var logs syncBuffer
 			srv := &echo.Server{Addr: "127.0.0.1:0", Logger: zerolog.New(&logs).Level(level)}
-			lns := listenRetry(t, srv)
-			port := portOf(t, lns[0].Addr())
-			stop := serveListeners(t, srv, lns)
+			b := bindRetry(t, srv)
+			port := portOf(t, b.Listeners[0].Addr())
+			stop := serveGracefully(t, srv, b)
 
 			c := dial(t, fmt.Sprintf("127.0.0.1:%d", port))
 			for _, m := range seedMessages {

@@ -18,7 +18,8 @@
 // are listeners like TCP's and go through Serve; UDP has no connections and
 // is served by [Server.ServePacket], as net splits Listener from
 // PacketConn. [Server.Bind] opens the sockets of several addresses at once
-// and [Server.ServeBound] serves them all until one Shutdown.
+// and [Server.ServeBound] serves them all until one Shutdown; a [Bound]
+// filled by hand serves sockets opened elsewhere the same way.
 //
 // Data shown in logs is formatted by [Quote], which renders bytes exactly as
 // Python's repr(bytes) does, so echoctl's debug transcript reads like the

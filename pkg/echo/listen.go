@@ -63,25 +63,6 @@ func resolve(ctx context.Context, r Resolver, host string) ([]netip.Addr, error)
 	return out, nil
 }
 
-// Listen opens the listening sockets for s.Addr without serving them: one
-// for an IP literal or an empty host (all interfaces, IPv4 and IPv6), one
-// for each address a host name resolves to (IPv6 ones IPv6-only, as asyncio
-// does, so that they can share a port with IPv4). With port 0 every
-// listener shares the port the kernel chose for the first one. s.Addr may
-// be any stream address Bind accepts (TCP, tls://, unix://); a udp://
-// address has no listeners: use Bind and ServeBound for it.
-func (s *Server) Listen(ctx context.Context) ([]net.Listener, error) {
-	b, err := s.Bind(ctx, s.addr())
-	if err != nil {
-		return nil, err
-	}
-	if len(b.PacketConns) > 0 {
-		b.Close()
-		return nil, fmt.Errorf("echo: listen %s: a udp:// address has no listeners: use Bind and ServeBound", s.addr())
-	}
-	return b.Listeners, nil
-}
-
 // isTransientAcceptError reports whether an accept error should be retried
 // rather than ending Serve: descriptor exhaustion, aborted handshakes and
 // memory pressure pass; a closed listener does not.

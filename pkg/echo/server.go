@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,9 +178,10 @@ type Server struct {
 	noLoops     bool                         // serve with goroutines only (for tests; engineFor)
 }
 
-// ListenAndServe listens on every address s.Addr resolves to and serves
-// connections on all of them until Shutdown or Close is called, when it
-// returns ErrServerClosed. It returns any other error at once.
+// ListenAndServe binds s.Addr (every address its host resolves to), as
+// Bind does, and serves it until Shutdown or Close is called, when it
+// returns ErrServerClosed, as ServeBound does. It returns any other error
+// at once.
 func (s *Server) ListenAndServe() error {
 	return s.ListenAndServeContext(context.Background())
 }
@@ -198,46 +198,6 @@ func (s *Server) ListenAndServeContext(ctx context.Context) error {
 		return err
 	}
 	return s.ServeBound(b)
-}
-
-// ServeListeners serves on every listener in lns at once and returns when
-// all of them have stopped: ErrServerClosed after Shutdown or Close, or the
-// first other error (after closing the remaining listeners).
-func (s *Server) ServeListeners(lns []net.Listener) error {
-	return s.serveAll(lns, nil, func() { s.logStart(lns) })
-}
-
-func (s *Server) logStart(lns []net.Listener) {
-	host, port := s.addrHostPort()
-	if len(lns) > 0 {
-		if _, p, err := net.SplitHostPort(lns[0].Addr().String()); err == nil {
-			port = p
-		}
-	}
-	if host == "" {
-		host = "*"
-	}
-	addrs := zerolog.Arr()
-	for _, ln := range lns {
-		addrs.Str(ln.Addr().String())
-	}
-	s.Logger.Info().Str("logger", "main").Array("listeners", addrs).
-		Msgf("starting up on %s port %s", host, port)
-}
-
-func (s *Server) addrHostPort() (host, port string) {
-	addr := s.Addr
-	if addr == "" {
-		addr = DefaultAddr
-	}
-	a, err := ParseAddr(addr)
-	if err != nil {
-		return addr, ""
-	}
-	if a.Network == NetworkUnix {
-		return a.Path, ""
-	}
-	return a.Host, strconv.Itoa(int(a.Port))
 }
 
 // Serve accepts connections on ln and serves each in its own goroutine

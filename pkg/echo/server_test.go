@@ -1036,27 +1036,3 @@ func TestServeListenerClosedElsewhere(t *testing.T) {
 		})
 	}
 }
-
-func TestServeListenersStopsAllOnError(t *testing.T) {
-	errBroken := errors.New("listener broke")
-	good := listenLocal(t)
-	bad := listenLocal(t)
-	srv := &echo.Server{}
-	t.Cleanup(func() { srv.Close() })
-	done := make(chan error, 1)
-	go func() {
-		done <- srv.ServeListeners([]net.Listener{good, &flakyListener{Listener: bad, errs: []error{errBroken}}})
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, errBroken) {
-			t.Errorf("ServeListeners = %v, want the broken listener's error", err)
-		}
-	case <-time.After(ioTimeout):
-		t.Fatal("ServeListeners kept serving after one listener failed")
-	}
-	if c, err := net.DialTimeout("tcp", good.Addr().String(), time.Second); err == nil {
-		c.Close()
-		t.Error("the healthy listener is still open after ServeListeners returned")
-	}
-}
