@@ -1,7 +1,10 @@
 package echo
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"time"
 )
 
@@ -89,4 +92,17 @@ func (s *Server) acceptRecovered(listener string, failures int, since time.Time)
 	}
 	s.Logger.Info().Str("logger", "main").Str("listener", listener).Int("errors", failures).
 		Msgf("accepting again after %d accept errors in %v", failures, time.Since(since).Round(time.Millisecond))
+}
+
+// isTransientAcceptError reports whether an accept error should be retried
+// rather than ending Serve: descriptor exhaustion, aborted handshakes and
+// memory pressure pass; a closed listener does not.
+func isTransientAcceptError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED, syscall.ECONNRESET, syscall.ENOBUFS, syscall.ENOMEM, syscall.EPROTO, syscall.EPERM, syscall.EINTR} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

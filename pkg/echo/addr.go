@@ -82,6 +82,21 @@ func ParseAddr(s string) (Addr, error) {
 	}
 }
 
+// SplitAddr splits a "host:port" address, or a tcp://, udp:// or tls://
+// URL, into its host and port, checking the port. An empty host means every
+// interface. The error is an *AddrError naming the part that is wrong; a
+// unix:// address, which has no host and port, is an error too.
+func SplitAddr(addr string) (host string, port uint16, err error) {
+	a, err := ParseAddr(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	if a.Network == NetworkUnix {
+		return "", 0, &AddrError{Addr: addr, Reason: "a unix:// address has no host and port"}
+	}
+	return a.Host, a.Port, nil
+}
+
 // parseHostPort parses "host:port", returning the reason it is invalid, or
 // "" if it is not.
 func parseHostPort(network, s string) (Addr, string) {
