@@ -239,12 +239,7 @@ func (s *Server) ServeBound(b *Bound) error {
 			first = err
 		}
 		if !errors.Is(err, ErrServerClosed) {
-			for _, ln := range lns {
-				ln.Close()
-			}
-			for _, pc := range pcs {
-				pc.Close()
-			}
+			b.Close()
 		}
 	}
 	return first

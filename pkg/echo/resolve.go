@@ -13,21 +13,17 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-func resolverOrDefault(r Resolver) Resolver {
-	if r == nil {
-		return net.DefaultResolver
-	}
-	return r
-}
-
 // resolve returns the addresses to use for host: the literal itself for an
 // IP address, or every distinct address the resolver returns for a name, in
-// the resolver's order.
+// the resolver's order. A nil r is net.DefaultResolver.
 func resolve(ctx context.Context, r Resolver, host string) ([]netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{ip}, nil
 	}
-	ips, err := resolverOrDefault(r).LookupNetIP(ctx, "ip", host)
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ips, err := r.LookupNetIP(ctx, "ip", host)
 	if err != nil {
 		return nil, fmt.Errorf("echo: resolve %q: %w", host, err)
 	}
