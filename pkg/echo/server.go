@@ -54,10 +54,12 @@ type Server struct {
 	// "echo_{host}_{port}" for each connection. The zero value logs nothing.
 	Logger zerolog.Logger
 
-	// Resolver resolves the host in Addr. If nil, net.DefaultResolver is used.
+	// Resolver resolves the host names that Bind (and so ListenAndServe)
+	// listens on. If nil, net.DefaultResolver is used.
 	Resolver Resolver
 
-	// ListenConfig configures the listening sockets made by ListenAndServe.
+	// ListenConfig configures the sockets that Bind (and so
+	// ListenAndServe) makes.
 	// Its keep-alive settings (KeepAlive, KeepAliveConfig) also apply to
 	// the TCP connections that event loops serve (loop_linux.go), which
 	// inherit them from their listening socket, whoever made it.
