@@ -29,6 +29,9 @@ type goConn struct {
 	// stopWriteBy is, once stopping is set, the UnixNano time by which the
 	// last write must be done.
 	stopWriteBy atomic.Int64
+
+	// run is the connection's stages at work (stage.go); nil without.
+	run *stageRun
 }
 
 // isTLS reports whether the connection starts with a TLS handshake.
@@ -94,24 +97,112 @@ func (c *goConn) echo() error {
 		defer fastBuffers.Put(bufp)
 		buf = *bufp
 	}
+	if c.run != nil {
+		// With none that applies, c.run stays empty: the plain echo.
+		if c.srv.stages.start(c.run, &c.conn, time.Now()) {
+			p, err := c.open(buf)
+			if err == nil && len(p) > 0 { // read with the end of a header
+				err = c.echoChunk(p, logs)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
 	for {
 		c.armRead()
 		n, err := c.rwc.Read(buf)
 		if n > 0 {
-			if logs {
-				c.logData("received ", buf[:n])
-			}
-			if werr := c.write(buf[:n], c.received(n)); werr != nil {
+			if werr := c.echoChunk(buf[:n], logs); werr != nil {
 				return werr
-			}
-			if logs {
-				c.logData("sent ", buf[:n])
 			}
 		}
 		if err != nil {
 			return &opError{"read", err}
 		}
 	}
+}
+
+// echoChunk writes back p, just read, logging it when data is logged.
+func (c *goConn) echoChunk(p []byte, logs bool) error {
+	if logs {
+		c.logData("received ", p)
+	}
+	if err := c.write(p, c.received(len(p))); err != nil {
+		return err
+	}
+	if logs {
+		c.logData("sent ", p)
+	}
+	return nil
+}
+
+// open runs the connection's open stages (stage.go): it reads what they
+// want to read, within their time bound, then writes their greeting. It
+// returns the bytes read past what they took, the start of the echo.
+func (c *goConn) open(buf []byte) (p []byte, err error) {
+	if c.run.reading() > 0 {
+		if p, err = c.openRead(buf); err != nil {
+			return nil, err
+		}
+	}
+	if g := c.run.greeting(); len(g) > 0 {
+		if _, err := c.writeAll(g); err != nil {
+			return nil, &opError{"write", err}
+		}
+	}
+	return p, nil
+}
+
+// openRead hands what it reads to the open stages until they want no
+// more, and returns what is left of the last read.
+func (c *goConn) openRead(buf []byte) ([]byte, error) {
+	if !c.run.openBy.IsZero() {
+		c.rwc.SetReadDeadline(c.run.openBy)
+	}
+	for {
+		n, err := c.rwc.Read(buf)
+		p, terr := c.run.take(buf[:n])
+		if terr != nil {
+			return nil, &opError{"open", terr}
+		}
+		if c.run.reading() == 0 {
+			c.rwc.SetReadDeadline(time.Time{}) // armRead sets the idle timeout's
+			if c.stopping.Load() {
+				c.rwc.SetReadDeadline(aLongTimeAgo)
+			}
+			if len(p) == 0 && err != nil {
+				return nil, &opError{"read", err}
+			}
+			return p, nil // a read error comes again with the next read
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopping.Load() {
+			return nil, &opError{"open", err}
+		}
+		if err != nil {
+			return nil, &opError{"read", err}
+		}
+	}
+}
+
+// writePaced writes p as the connection's write stages say: piece by
+// piece, each after its wait. Shutdown's deadline and Close end the waits
+// (stageRun.stop): the rest is then written at once.
+func (c *goConn) writePaced(p []byte) (int, error) {
+	c.run.startChunk()
+	written := 0
+	for written < len(p) {
+		n, wait := c.run.next(len(p) - written)
+		if wait > 0 {
+			c.run.sleep(wait)
+		}
+		m, err := c.writeAll(p[written : written+n])
+		written += m
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
 }
 
 // stop makes serve stop at its next read, for a Shutdown whose context
@@ -123,11 +214,19 @@ func (c *goConn) stop() {
 	c.stopping.Store(true)
 	c.rwc.SetReadDeadline(now)
 	c.rwc.SetWriteDeadline(now.Add(drainLinger))
+	if c.run != nil {
+		c.run.stop()
+	}
 }
 
 // abort closes the connection at once: serve's read or write fails and it
 // ends.
-func (c *goConn) abort() { c.rwc.Close() }
+func (c *goConn) abort() {
+	c.rwc.Close()
+	if c.run != nil {
+		c.run.stop()
+	}
+}
 
 // closeForShutdown ends a connection that is still open when the shutdown
 // deadline passes: it writes back what the peer sent before the deadline

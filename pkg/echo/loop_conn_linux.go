@@ -93,20 +93,31 @@ func (l *loop) echo(lc *loopConn) {
 		l.close(lc, CloseEOF, nil)
 		return
 	}
+	if l.staged != nil {
+		if run := l.staged[lc]; run != nil {
+			l.echoStaged(lc, run, buf[:n])
+			return
+		}
+	}
+	l.got(lc, buf[:n])
+	l.writeBack(lc, buf[:n])
+}
+
+// got accounts for p, a chunk just read, before it is written back.
+func (l *loop) got(lc *loopConn, p []byte) {
 	if lc.stopped {
-		lc.final -= int32(n)
+		lc.final -= int32(len(p))
 	}
 	if l.sweepEvery > 0 {
 		lc.movedAt = l.now()
 	}
-	if t := lc.received(n); !t.IsZero() {
+	if t := lc.received(len(p)); !t.IsZero() {
 		lc.readAt = int64(t.Sub(l.epoch))
 	}
 	if l.logsData && !lc.stopped {
-		lc.logData("received ", buf[:n])
+		lc.logData("received ", p)
 	}
 	lc.written = 0
-	l.writeBack(lc, l.buf[:n])
 }
 
 // writeBack writes p, the rest of the current chunk, to the peer; what the
@@ -125,18 +136,11 @@ func (l *loop) writeBack(lc *loopConn, p []byte) {
 		lc.movedAt = l.now()
 	}
 	if m == len(p) {
-		if l.logsData && !lc.stopped {
-			chunk := p
-			if lc.pending != nil {
-				chunk = lc.pending.buf[:lc.written]
-			}
-			lc.logData("sent ", chunk)
+		chunk := p
+		if lc.pending != nil {
+			chunk = lc.pending.buf[:lc.written]
 		}
-		l.releasePending(lc)
-		l.sent(lc, int(lc.written), true)
-		if lc.stopped && lc.final == 0 {
-			l.shutWrite(lc)
-		}
+		l.chunkDone(lc, chunk, true)
 		return
 	}
 	if lc.pending == nil {
@@ -149,6 +153,21 @@ func (l *loop) writeBack(lc *loopConn, p []byte) {
 		return
 	}
 	lc.pending.rest = lc.pending.rest[m:]
+}
+
+// chunkDone finishes a chunk written in full: it logs it and reports it
+// to the observer if it is an echo, and reads again.
+func (l *loop) chunkDone(lc *loopConn, chunk []byte, echo bool) {
+	if echo && l.logsData && !lc.stopped {
+		lc.logData("sent ", chunk)
+	}
+	l.releasePending(lc)
+	if echo {
+		l.sent(lc, int(lc.written), true)
+	}
+	if lc.stopped && lc.final == 0 {
+		l.shutWrite(lc)
+	}
 }
 
 // dropPending returns lc's pending buffer to the pool, if it has one.
@@ -165,6 +184,12 @@ func (lc *loopConn) dropPending() bool {
 
 // flush goes on writing what a full socket did not take.
 func (l *loop) flush(lc *loopConn) {
+	if l.staged != nil {
+		if run := l.staged[lc]; run != nil {
+			l.writeStaged(lc, run)
+			return
+		}
+	}
 	l.writeBack(lc, lc.pending.rest)
 }
 
@@ -177,16 +202,13 @@ func (l *loop) releasePending(lc *loopConn) {
 	}
 }
 
-// sent reports a chunk written back (or, if !ok, failed) to the observer.
+// sent reports a chunk written back (or, if !ok, failed) to the observer
+// (conn.sent), with its read time on the loop's clock.
 func (l *loop) sent(lc *loopConn, n int, ok bool) {
 	if lc.obs == nil {
-		return
+		return // spares the clock's arithmetic on the fast path
 	}
-	latency := time.Duration(-1)
-	if ok {
-		latency = time.Duration(l.now() - lc.readAt)
-	}
-	lc.obs.Sent(n, latency)
+	lc.sent(n, ok, l.epoch.Add(time.Duration(lc.readAt)))
 }
 
 // watch sets the events epoll waits for on lc's socket.
@@ -212,6 +234,12 @@ func (l *loop) stop(lc *loopConn) {
 	lc.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 	if lc.pending == nil && lc.final == 0 {
 		l.shutWrite(lc)
+		return
+	}
+	if run := l.held(lc); run != nil {
+		// What a stage holds is owed: write it now, without its waits.
+		run.due = 0
+		l.writeStaged(lc, run)
 	}
 }
 
@@ -248,6 +276,9 @@ func (l *loop) sweep(now int64) {
 	for _, lc := range l.conns {
 		if lc.stopped || lc.draining {
 			continue // Shutdown's deadline rules it
+		}
+		if l.staged != nil && l.held(lc) != nil {
+			continue // a stage holds its echo: not the peer's stall
 		}
 		limit := l.idle
 		if lc.pending != nil {
@@ -305,5 +336,8 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 	}
 	syscall.Close(int(lc.fd)) // also takes it out of the epoll set
 	lc.dropPending()
+	if l.staged != nil {
+		delete(l.staged, lc) // its timers, if any, are dropped when due
+	}
 	lc.finish(reason)
 }

@@ -38,6 +38,12 @@ import (
 // graceful and forced shutdown — is the same policy code (conn.go,
 // limits.go, timeouts.go).
 //
+// The stages a Server may add to its connections (stage.go: a greeting,
+// a header read, delayed or sliced writes) run in the loop too, without
+// blocking it: a chunk a stage makes wait is held, and the loop's timer
+// heap (loopTimers) bounds how long epoll_wait sleeps, as the sweeps do
+// (loop_stage_linux.go).
+//
 // This file holds the loops and their run; loop_listener_linux.go how
 // they accept, and loop_conn_linux.go how they serve a connection.
 
@@ -182,6 +188,12 @@ type loop struct {
 	idle, stall, sweepEvery, nextSweep int64
 	expired                            []*loopConn // sweep's, kept for reuse
 
+	// staged holds the stages at work of each connection that has some,
+	// and timers when they are due (loop_stage_linux.go); staged is nil
+	// when the Server has no stages (the loop's own: no lock).
+	staged map[*loopConn]*stageRun
+	timers loopTimers
+
 	// listeners are the listening sockets this loop accepts on (the
 	// loop's own: no lock).
 	listeners map[int32]*loopAccept
@@ -232,6 +244,9 @@ func newLoop(s *Server, index uint16) (*loop, error) {
 		l.logsData, l.readSize = true, s.bufferSize()
 	}
 	l.buf = make([]byte, max(fastBufferSize, l.readSize))
+	if s.stages != nil {
+		l.staged = make(map[*loopConn]*stageRun)
+	}
 	l.idle, l.stall = int64(max(s.IdleTimeout, 0)), int64(s.writeStall())
 	if l.stall > 0 { // the shorter of the two timeouts (writeStall)
 		l.sweepEvery = max(l.stall/deadlineSlack, int64(minSweep))
@@ -404,6 +419,19 @@ func (l *loop) run() {
 			ms := int(min(time.Duration(l.nextSweep-now), maxLoopWait)/time.Millisecond) + 1
 			if wait < 0 || wait > ms {
 				wait = ms
+			}
+		}
+		if len(l.timers) > 0 {
+			now := l.now()
+			l.fireTimers(now)
+			if w := l.timers.wait(now); w >= 0 {
+				ms := int(min(w, maxLoopWait)/time.Millisecond) + 1
+				if wait < 0 || wait > ms {
+					wait = ms
+				}
+				if timeout < 0 || timeout > ms {
+					timeout = ms // no busy poll past a timer
+				}
 			}
 		}
 		var (

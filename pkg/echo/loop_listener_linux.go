@@ -323,6 +323,8 @@ func (l *loop) accept(la *loopAccept) {
 			lc.log(zerolog.WarnLevel).Err(err).Msg("cannot serve the connection: " + err.Error())
 			syscall.Close(fd)
 			lc.finish(CloseError)
+		} else if l.staged != nil {
+			l.opened(lc)
 		}
 	}
 }

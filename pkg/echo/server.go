@@ -178,6 +178,7 @@ type Server struct {
 	unixConns   atomic.Uint64                // numbers Unix connections: echo_unix_{n}
 	loops       loops                        // event loops (loop_linux.go; see engineFor)
 	noLoops     bool                         // serve with goroutines only (for tests; engineFor)
+	stages      *stages                      // applied to every stream connection; nil: none (stage.go)
 }
 
 // ListenAndServe binds s.Addr (every address its host resolves to), as
@@ -261,6 +262,9 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 		}
 		backoff.accepted(s, lname)
 		c := &goConn{rwc: rwc}
+		if s.stages != nil {
+			c.run = newStageRun() // started by serve (goConn.open)
+		}
 		serve, ok := s.accepted(&c.conn, c, rwc.LocalAddr(), peerAddr{addr: rwc.RemoteAddr()}, lname, !c.isTLS())
 		if !serve {
 			rwc.Close()

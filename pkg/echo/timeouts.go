@@ -115,38 +115,54 @@ func (c *conn) received(n int) time.Time {
 }
 
 // write writes p back to the peer, reporting it to the observer with the
-// latency since readAt. With a write stall limit (WriteTimeout or
-// IdleTimeout) each stretch of that long without progress fails the
-// write; a write that progresses, however slowly, goes on.
+// latency since readAt; its stages, if it has any, may cut it into pieces
+// and hold them (writePaced).
 func (c *goConn) write(p []byte, readAt time.Time) error {
-	var (
-		n   int
-		err error
-	)
-	if c.stall <= 0 {
-		n, err = c.rwc.Write(p)
+	var n int
+	var err error
+	if c.run == nil || len(c.run.pacers) == 0 {
+		n, err = c.writeAll(p)
 	} else {
-		for {
-			c.armWrite()
-			var m int
-			m, err = c.rwc.Write(p[n:])
-			n += m
-			if err == nil || m == 0 || c.stopping.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-		}
+		n, err = c.writePaced(p)
 	}
-	if c.obs != nil {
-		latency := time.Duration(-1)
-		if err == nil {
-			latency = time.Since(readAt)
-		}
-		c.obs.Sent(n, latency)
-	}
+	c.sent(n, err == nil, readAt)
 	if err != nil {
 		return &opError{"write", err}
 	}
 	return nil
+}
+
+// writeAll writes p. With a write stall limit (WriteTimeout or
+// IdleTimeout) each stretch of that long without progress fails the
+// write; a write that progresses, however slowly, goes on.
+func (c *goConn) writeAll(p []byte) (n int, err error) {
+	if c.stall <= 0 {
+		return c.rwc.Write(p)
+	}
+	for {
+		c.armWrite()
+		var m int
+		m, err = c.rwc.Write(p[n:])
+		n += m
+		if err == nil || m == 0 || c.stopping.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+	}
+}
+
+// sent reports to the observer a chunk written back: n bytes and, if ok,
+// the echo latency since readAt (conn.received); if not, a negative one.
+// Both engines call it, once per chunk, when its last byte is written or
+// its write fails.
+func (c *conn) sent(n int, ok bool, readAt time.Time) {
+	if c.obs == nil {
+		return
+	}
+	latency := time.Duration(-1)
+	if ok {
+		latency = time.Since(readAt)
+	}
+	c.obs.Sent(n, latency)
 }
 
 // setWriteDeadline sets the write deadline to t, or to Shutdown's when

@@ -1,0 +1,189 @@
+package echo
+
+import (
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// An event loop's side of the stages (stage.go): it runs a connection's
+// open stages and write stages without blocking, holding a chunk in the
+// connection's pending write while a stage makes it wait, with its timer
+// heap (loopTimers) setting how long epoll_wait may sleep. Only
+// connections of a Server with stages come here: l.staged is nil
+// otherwise.
+
+// opened starts the stages of lc, just accepted and added to the loop:
+// it arms the time bound of a header read, or writes their greeting.
+func (l *loop) opened(lc *loopConn) {
+	run := &stageRun{}
+	if !l.srv.stages.start(run, &lc.conn, time.Now()) {
+		return
+	}
+	l.staged[lc] = run
+	if run.reading() == 0 {
+		l.greet(lc, run)
+		return
+	}
+	if !run.openBy.IsZero() {
+		l.timers.add(loopTimer{due: int64(run.openBy.Sub(l.epoch)), lc: lc, run: run, open: true})
+	}
+}
+
+// greet writes the open stages' greeting, if they have one, before any
+// echo; reports whether it is written (or there is none).
+func (l *loop) greet(lc *loopConn, run *stageRun) bool {
+	g := run.greeting()
+	if len(g) == 0 {
+		return true
+	}
+	run.greets = true
+	lc.written = 0
+	l.hold(lc, g)
+	run.piece = len(g) // not paced: a greeting is not an echo
+	l.writeStaged(lc, run)
+	return lc.pending == nil
+}
+
+// held returns lc's stages if a wait holds its chunk, else nil.
+func (l *loop) held(lc *loopConn) *stageRun {
+	if run := l.staged[lc]; run != nil && run.due != 0 {
+		return run
+	}
+	return nil
+}
+
+// hold copies p, a chunk to write, into lc's pending write, so that it
+// outlives the loop's read buffer; reads wait until it is written.
+func (l *loop) hold(lc *loopConn, p []byte) {
+	pw := pendingWrites.Get().(*pendingWrite)
+	pw.buf = append(pw.buf[:0], p...)
+	pw.rest = pw.buf
+	lc.pending = pw
+}
+
+// echoStaged is echo for a connection with stages: the open stages take
+// what they read first; the rest is echoed as the write stages say.
+func (l *loop) echoStaged(lc *loopConn, run *stageRun, p []byte) {
+	if run.reading() > 0 {
+		rest, err := run.take(p)
+		if lc.stopped {
+			lc.final -= int32(len(p) - len(rest))
+		}
+		if err != nil {
+			l.close(lc, CloseError, &opError{"open", err})
+			return
+		}
+		if l.sweepEvery > 0 {
+			lc.movedAt = l.now()
+		}
+		if run.reading() > 0 {
+			return // more to come
+		}
+		if !l.greet(lc, run) {
+			if len(rest) > 0 { // echoed once the greeting is written
+				run.early = append([]byte(nil), rest...)
+			}
+			return
+		}
+		if p = rest; len(p) == 0 {
+			if lc.stopped && lc.final == 0 {
+				l.shutWrite(lc)
+			}
+			return
+		}
+	}
+	l.echoChunk(lc, run, p)
+}
+
+// echoChunk writes back p, just read, as the write stages say.
+func (l *loop) echoChunk(lc *loopConn, run *stageRun, p []byte) {
+	l.got(lc, p)
+	if len(run.pacers) == 0 {
+		l.writeBack(lc, p)
+		return
+	}
+	l.hold(lc, p)
+	run.startChunk()
+	l.writeStaged(lc, run)
+}
+
+// writeStaged writes what lc's stages let go now of its pending chunk:
+// piece by piece, each after its wait, for which it holds the chunk and
+// arms a timer (from Shutdown's deadline on, without waits). What the
+// socket does not take waits for writability, as any write back.
+func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
+	for run.due == 0 {
+		rest := lc.pending.rest
+		if run.piece == 0 {
+			n, wait := run.next(len(rest))
+			run.piece = n
+			if wait > 0 && !lc.stopped {
+				run.due = l.now() + int64(wait)
+				l.timers.add(loopTimer{due: run.due, lc: lc, run: run})
+				// Neither read nor write until it is due; edge-triggered,
+				// so that a hang-up is reported once, not in a spin.
+				l.watch(lc, unix.EPOLLET)
+				return
+			}
+		}
+		m, err := ioRetry(func() (int, error) { return rawWrite(int(lc.fd), rest[:run.piece]) })
+		if err != nil && err != syscall.EAGAIN {
+			if !run.greets {
+				l.sent(lc, int(lc.written)+max(m, 0), false)
+			}
+			l.fail(lc, "write", err)
+			return
+		}
+		m = max(m, 0)
+		lc.written += int32(m)
+		run.piece -= m
+		lc.pending.rest = rest[m:]
+		if m > 0 && l.sweepEvery > 0 {
+			lc.movedAt = l.now()
+		}
+		if len(lc.pending.rest) == 0 {
+			echo := !run.greets
+			run.greets, run.piece = false, 0
+			l.chunkDone(lc, lc.pending.buf[:lc.written], echo)
+			if early := run.early; early != nil && !echo && lc.pending == nil {
+				run.early = nil
+				l.echoChunk(lc, run, early)
+			}
+			return
+		}
+		if run.piece > 0 {
+			l.watch(lc, syscall.EPOLLOUT) // the socket is full
+			return
+		}
+	}
+}
+
+// fireTimers acts on the timers due at now: a held piece is written; an
+// open stage still reading past its time bound closes its connection.
+func (l *loop) fireTimers(now int64) {
+	for {
+		t, ok := l.timers.popDue(now)
+		if !ok {
+			return
+		}
+		if l.staged[t.lc] != t.run {
+			continue // closed since
+		}
+		switch {
+		case t.open:
+			if t.run.reading() > 0 {
+				err := &opError{"open", os.ErrDeadlineExceeded}
+				l.close(t.lc, t.lc.closeReason(err), err)
+			}
+		case t.run.due == t.due:
+			t.run.due = 0
+			if l.sweepEvery > 0 {
+				t.lc.movedAt = now // held time is not the peer's stall
+			}
+			l.writeStaged(t.lc, t.run)
+		}
+	}
+}

@@ -1,0 +1,286 @@
+package echo
+
+import (
+	"container/heap"
+	"sync"
+	"time"
+)
+
+// Stages: behaviour added to every connection of a Server, written once
+// and run by both engines (engineFor).
+//
+// A stage is one of two kinds, each a factory that a Server holds
+// (Server.stages) and that makes, for each connection, the state the stage
+// keeps for it:
+//
+//   - an openStage acts once, when the connection opens, before any echo:
+//     it may read bytes from the peer that are not to be echoed (a PROXY
+//     protocol header), within a size and a time it bounds, and then
+//     write a line to the peer (a greeting naming the backend, which may
+//     tell what the header said);
+//   - a writeStage acts on each write back: for what is left of the chunk
+//     being echoed it says how many bytes to write next and how long to
+//     wait before writing them, which is enough to delay an echo, cut it
+//     into slices or pace it to a rate. Several write stages run in a row,
+//     each seeing the piece the one before it chose (as toxiproxy's toxics
+//     do): the piece written is the last one's, after the sum of the
+//     waits.
+//
+// A stage never touches a socket, a deadline or a goroutine: it is pure
+// decision, called by the engine that serves the connection, on that
+// engine's goroutine (the connection's own, or its event loop), never
+// concurrently for one connection. Each engine does the I/O the same way:
+//
+//   - the goroutine engine (goConn, goconn.go) bounds a header read with
+//     a read deadline, writes the greeting and the pieces with its
+//     blocking writes, and sleeps out the waits on a timer that Shutdown
+//     and Close cut short (stageRun.sleep). (On TLS it runs them inside
+//     TLS, after the handshake: a PROXY header, which comes before it,
+//     will need the raw connection read first.)
+//   - an event loop (loop_conn_linux.go) never blocks: it writes what the
+//     socket takes and keeps the rest as it keeps any write back (pending),
+//     and for a wait it holds the chunk and puts the connection in its
+//     timer heap (loopTimers), which sets how long epoll_wait may sleep;
+//     when the time comes it writes the next piece. Header bytes arrive in
+//     pieces: each read is handed to the opener until it says it is done.
+//
+// Both keep the seed's order and back-pressure: nothing more is read from
+// a connection until the whole echo of its last read (or its greeting) is
+// written, however long its stages hold it, so a stage slows only its own
+// connection. Time held by a stage is not the peer's stall: the idle and
+// write timeouts count from when the held bytes are written. Shutdown's
+// deadline ends the waits: what is held is then written at once, as any
+// echo owed. The observer sees an echoed chunk once, whole, when its last
+// piece is written (conn.sent); the greeting and a header are not echoes
+// and are not reported to it.
+//
+// With no stage (Server.stages empty, the default) nothing of this runs:
+// each engine tests one nil pointer per chunk, and a connection costs no
+// byte more.
+//
+// To add a stage: write a type implementing openStage or writeStage (and
+// its per-connection opener or pacer) in a file named for it, decide
+// nothing about engines in it, and append it to Server.stages where the
+// Server is configured. Test it on both engines with the variants table
+// (stage_test.go shows how).
+
+// An openStage acts once on each connection, when it opens.
+type openStage interface {
+	// open returns the stage's state for a new connection c (named, with
+	// its peer, and admitted); it may return nil to leave c alone.
+	open(c *conn) opener
+}
+
+// An opener is an open stage's state for one connection. While reading
+// reports a positive limit, the engine hands the bytes it reads to take
+// instead of echoing them, as they arrive (a header may come in several
+// pieces), and closes the connection if take fails or if within has
+// passed since the connection opened; then it writes greeting(), whole,
+// before any echo. Open stages run in order: the second reads once the
+// first is done, and their greetings are written one after the other.
+type opener interface {
+	// greeting returns what to write to the peer before any echo, once
+	// every open stage has read what it wanted; nil for nothing.
+	greeting() []byte
+	// reading reports how many bytes at most the stage still wants to
+	// read from the peer (0: none, the echo may start), and how long
+	// after the connection opened it may take them (0: no bound of its
+	// own).
+	reading() (limit int, within time.Duration)
+	// take consumes p, the bytes just read (at most the limit). It
+	// returns how many of them were the stage's, keeping what it needs of
+	// them (p is the engine's buffer); the rest, once reading reports 0,
+	// is the start of the echo. An error closes the connection (it is
+	// logged as the reason).
+	take(p []byte) (used int, err error)
+}
+
+// A writeStage acts on each chunk a connection writes back.
+type writeStage interface {
+	// pacer returns the stage's state for a new connection c; it may
+	// return nil to leave c alone.
+	pacer(c *conn) pacer
+}
+
+// A pacer is a write stage's state for one connection.
+type pacer interface {
+	// next is called before each piece of a chunk is written: rest is
+	// how many bytes of the chunk are left (all of it when first), the
+	// length of the piece the stage before it chose. It returns how many
+	// of them to write now (1 to rest; more is taken as rest) and how
+	// long to wait before writing them.
+	next(rest int, first bool) (n int, wait time.Duration)
+}
+
+// stages is a Server's chain of stages, in the order they apply.
+type stages struct {
+	open  []openStage
+	write []writeStage
+}
+
+// stageRun is one connection's stages at work: its openers and pacers and
+// where the current chunk is in them. Both engines drive it the same way;
+// a connection has one only if the Server has stages.
+type stageRun struct {
+	openers []opener
+	pacers  []pacer
+	openBy  time.Time // when the open stages must be done (zero: no bound)
+
+	piece  int   // bytes of the current piece still to write; 0: ask next
+	first  bool  // the next piece is the chunk's first
+	due    int64 // a loop's: when the held piece may be written (loop clock; 0: not held)
+	greets bool  // the chunk being written is the greeting, not an echo
+
+	// early is, on a loop, the start of the echo read with the end of a
+	// header: it is echoed once the greeting is written.
+	early []byte
+
+	// wake, for the goroutine engine, is closed when Shutdown or Close
+	// should end its waits (stop).
+	wake     chan struct{}
+	stopOnce sync.Once
+}
+
+// newStageRun returns a connection's stages before they start: the
+// goroutine engine makes it when it accepts the connection, so that
+// Shutdown and Close can end its waits from then on.
+func newStageRun() *stageRun { return &stageRun{wake: make(chan struct{})} }
+
+// start starts s's stages on c, opened at now, in r, and reports whether
+// any applies. c is named and admitted.
+func (s *stages) start(r *stageRun, c *conn, now time.Time) bool {
+	for _, st := range s.open {
+		if o := st.open(c); o != nil {
+			r.openers = append(r.openers, o)
+			if _, within := o.reading(); within > 0 {
+				if by := now.Add(within); r.openBy.IsZero() || by.Before(r.openBy) {
+					r.openBy = by
+				}
+			}
+		}
+	}
+	for _, st := range s.write {
+		if p := st.pacer(c); p != nil {
+			r.pacers = append(r.pacers, p)
+		}
+	}
+	return len(r.openers) > 0 || len(r.pacers) > 0
+}
+
+// greeting returns what the open stages write first, in order.
+func (r *stageRun) greeting() []byte {
+	var g []byte
+	for _, o := range r.openers {
+		g = append(g, o.greeting()...)
+	}
+	return g
+}
+
+// reading reports how much the first open stage still reading wants
+// (0: the echo may start).
+func (r *stageRun) reading() int {
+	for _, o := range r.openers {
+		if limit, _ := o.reading(); limit > 0 {
+			return limit
+		}
+	}
+	return 0
+}
+
+// take hands p, just read, to the open stages still reading, in order,
+// and returns what is left of it for the echo.
+func (r *stageRun) take(p []byte) ([]byte, error) {
+	for _, o := range r.openers {
+		for len(p) > 0 {
+			limit, _ := o.reading()
+			if limit <= 0 {
+				break
+			}
+			used, err := o.take(p[:min(limit, len(p))])
+			if err != nil {
+				return nil, err
+			}
+			p = p[min(max(used, 0), len(p)):]
+			if used <= 0 {
+				break
+			}
+		}
+	}
+	return p, nil
+}
+
+// startChunk readies the pacers for a chunk.
+func (r *stageRun) startChunk() { r.first, r.piece = true, 0 }
+
+// next asks the pacers, in order, for the next piece of what is left of
+// the chunk, rest bytes: its length and the wait before it.
+func (r *stageRun) next(rest int) (n int, wait time.Duration) {
+	n = rest
+	for _, p := range r.pacers {
+		m, w := p.next(n, r.first)
+		n = min(max(m, 1), n)
+		wait += max(w, 0)
+	}
+	r.first = false
+	return n, wait
+}
+
+// stop ends the goroutine engine's waits (Shutdown's deadline, Close).
+func (r *stageRun) stop() { r.stopOnce.Do(func() { close(r.wake) }) }
+
+// sleep waits d, or less if stop is called, and reports whether it
+// waited in full. Once stopped it returns false at once.
+func (r *stageRun) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.wake:
+		return false
+	}
+}
+
+// loopTimers is an event loop's timer heap: the connections whose stages
+// hold a piece, earliest due first. An entry whose connection is no
+// longer held at that time (written early, closed) is dropped when it
+// comes up.
+type loopTimers []loopTimer
+
+type loopTimer struct {
+	due  int64 // loop clock
+	lc   *loopConn
+	run  *stageRun
+	open bool // the time bound of the open stages, not a held piece
+}
+
+func (h loopTimers) Len() int           { return len(h) }
+func (h loopTimers) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h loopTimers) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *loopTimers) Push(x any)        { *h = append(*h, x.(loopTimer)) }
+func (h *loopTimers) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = loopTimer{}
+	*h = old[:len(old)-1]
+	return t
+}
+
+// add puts t in the heap.
+func (h *loopTimers) add(t loopTimer) { heap.Push(h, t) }
+
+// popDue removes and returns the earliest timer if it is due at now.
+func (h *loopTimers) popDue(now int64) (loopTimer, bool) {
+	if len(*h) == 0 || (*h)[0].due > now {
+		return loopTimer{}, false
+	}
+	return heap.Pop(h).(loopTimer), true
+}
+
+// wait returns how long until the earliest timer, or -1 if none.
+func (h loopTimers) wait(now int64) time.Duration {
+	if len(h) == 0 {
+		return -1
+	}
+	return time.Duration(max(h[0].due-now, 0))
+}
