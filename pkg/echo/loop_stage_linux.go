@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"container/heap"
 	"os"
 	"syscall"
 	"time"
@@ -186,4 +187,48 @@ func (l *loop) fireTimers(now int64) {
 			l.writeStaged(t.lc, t.run)
 		}
 	}
+}
+
+// loopTimers is an event loop's timer heap: the connections whose stages
+// hold a piece, earliest due first. An entry whose connection is no
+// longer held at that time (written early, closed) is dropped when it
+// comes up.
+type loopTimers []loopTimer
+
+type loopTimer struct {
+	due  int64 // loop clock
+	lc   *loopConn
+	run  *stageRun
+	open bool // the time bound of the open stages, not a held piece
+}
+
+func (h loopTimers) Len() int           { return len(h) }
+func (h loopTimers) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h loopTimers) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *loopTimers) Push(x any)        { *h = append(*h, x.(loopTimer)) }
+func (h *loopTimers) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = loopTimer{}
+	*h = old[:len(old)-1]
+	return t
+}
+
+// add puts t in the heap.
+func (h *loopTimers) add(t loopTimer) { heap.Push(h, t) }
+
+// popDue removes and returns the earliest timer if it is due at now.
+func (h *loopTimers) popDue(now int64) (loopTimer, bool) {
+	if len(*h) == 0 || (*h)[0].due > now {
+		return loopTimer{}, false
+	}
+	return heap.Pop(h).(loopTimer), true
+}
+
+// wait returns how long until the earliest timer, or -1 if none.
+func (h loopTimers) wait(now int64) time.Duration {
+	if len(h) == 0 {
+		return -1
+	}
+	return time.Duration(max(h[0].due-now, 0))
 }

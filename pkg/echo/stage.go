@@ -1,7 +1,6 @@
 package echo
 
 import (
-	"container/heap"
 	"sync"
 	"time"
 )
@@ -37,7 +36,7 @@ import (
 //     and Close cut short (stageRun.sleep). (On TLS it runs them inside
 //     TLS, after the handshake: a PROXY header, which comes before it,
 //     will need the raw connection read first.)
-//   - an event loop (loop_conn_linux.go) never blocks: it writes what the
+//   - an event loop (loop_stage_linux.go) never blocks: it writes what the
 //     socket takes and keeps the rest as it keeps any write back (pending),
 //     and for a wait it holds the chunk and puts the connection in its
 //     timer heap (loopTimers), which sets how long epoll_wait may sleep;
@@ -54,15 +53,24 @@ import (
 // piece is written (conn.sent); the greeting and a header are not echoes
 // and are not reported to it.
 //
-// With no stage (Server.stages empty, the default) nothing of this runs:
-// each engine tests one nil pointer per chunk, and a connection costs no
-// byte more.
+// With no stage (Server.stages nil, the default) nothing of this runs:
+// each engine tests one nil pointer per chunk (a loop its staged map, a
+// goroutine its goConn.run), and a loop connection costs no byte more
+// (its stages live in the loop's staged map, not in loopConn).
 //
 // To add a stage: write a type implementing openStage or writeStage (and
 // its per-connection opener or pacer) in a file named for it, decide
 // nothing about engines in it, and append it to Server.stages where the
 // Server is configured. Test it on both engines with the variants table
-// (stage_test.go shows how).
+// (stage_test.go shows how, with the trivial stages of
+// stage_export_test.go).
+//
+// Server.stages is unexported, and so are these interfaces: the stages
+// live in this package (a stage reads the connection's policy, conn), and
+// what users set is the behaviour, not the chain — a Server field per
+// feature (a greeting template, PROXY protocol on a listener, faults) that
+// appends its stage. Exporting the chain would freeze this contract
+// before the stages that need it (issues 16 and 17) have tried it.
 
 // An openStage acts once on each connection, when it opens.
 type openStage interface {
@@ -112,7 +120,8 @@ type pacer interface {
 	next(rest int, first bool) (n int, wait time.Duration)
 }
 
-// stages is a Server's chain of stages, in the order they apply.
+// stages is a Server's chain of stages, in the order they apply: all the
+// open stages, in order, then the write stages on each chunk, in order.
 type stages struct {
 	open  []openStage
 	write []writeStage
@@ -239,48 +248,4 @@ func (r *stageRun) sleep(d time.Duration) bool {
 	case <-r.wake:
 		return false
 	}
-}
-
-// loopTimers is an event loop's timer heap: the connections whose stages
-// hold a piece, earliest due first. An entry whose connection is no
-// longer held at that time (written early, closed) is dropped when it
-// comes up.
-type loopTimers []loopTimer
-
-type loopTimer struct {
-	due  int64 // loop clock
-	lc   *loopConn
-	run  *stageRun
-	open bool // the time bound of the open stages, not a held piece
-}
-
-func (h loopTimers) Len() int           { return len(h) }
-func (h loopTimers) Less(i, j int) bool { return h[i].due < h[j].due }
-func (h loopTimers) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *loopTimers) Push(x any)        { *h = append(*h, x.(loopTimer)) }
-func (h *loopTimers) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = loopTimer{}
-	*h = old[:len(old)-1]
-	return t
-}
-
-// add puts t in the heap.
-func (h *loopTimers) add(t loopTimer) { heap.Push(h, t) }
-
-// popDue removes and returns the earliest timer if it is due at now.
-func (h *loopTimers) popDue(now int64) (loopTimer, bool) {
-	if len(*h) == 0 || (*h)[0].due > now {
-		return loopTimer{}, false
-	}
-	return heap.Pop(h).(loopTimer), true
-}
-
-// wait returns how long until the earliest timer, or -1 if none.
-func (h loopTimers) wait(now int64) time.Duration {
-	if len(h) == 0 {
-		return -1
-	}
-	return time.Duration(max(h[0].due-now, 0))
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -65,11 +66,12 @@ func TestStagesOnTheWire(t *testing.T) {
 
 // TestStageHeaderRefused: a header longer than its bound, or one that does
 // not come within its time bound, closes the connection with nothing
-// echoed.
+// echoed, and both engines log why in the same words.
 func TestStageHeaderRefused(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
-			addr, _ := startVariant(t, v, nil, func(s *echo.Server) {
+			var logs syncBuffer
+			addr, _ := startVariant(t, v, &logs, func(s *echo.Server) {
 				echo.WithLineHeader(s, 8, 100*time.Millisecond)
 			})
 			long := dial(t, addr)
@@ -80,6 +82,16 @@ func TestStageHeaderRefused(t *testing.T) {
 			silent := dial(t, addr)
 			if got, err := readAll(silent); len(got) != 0 || errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Errorf("a peer that sends no header: %q, %v; want closed with nothing", got, err)
+			}
+			var warned []string
+			for _, l := range parseLog(t, logs.String()) {
+				if l.Level == "warn" {
+					warned = append(warned, l.Message)
+				}
+			}
+			want := []string{"open error: header longer than 8 bytes", "open error: i/o timeout"}
+			if !slices.Equal(warned, want) {
+				t.Errorf("warnings %q, want %q", warned, want)
 			}
 		})
 	}

@@ -1,0 +1,69 @@
+package echo
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestStageRunChains: open stages read in order, each from where the one
+// before stopped, and leave the rest to the echo; write stages run in a
+// row, each cutting the piece the one before chose, their waits summed.
+func TestStageRunChains(t *testing.T) {
+	st := &stages{
+		open: []openStage{
+			lineHeader{limit: 16, within: time.Minute},
+			greeter("one\n"),
+			lineHeader{limit: 16, within: time.Second},
+			greeter("two\n"),
+		},
+		write: []writeStage{slicer{n: 5, gap: time.Millisecond}, slicer{n: 2, gap: 2 * time.Millisecond}},
+	}
+	r := newStageRun()
+	now := time.Now()
+	if !st.start(r, &conn{}, now) {
+		t.Fatal("start: no stage applies")
+	}
+	if !r.openBy.Equal(now.Add(time.Second)) {
+		t.Errorf("openBy %v after now, want the shorter bound, 1s", r.openBy.Sub(now))
+	}
+	for _, tt := range []struct {
+		in, rest string
+		reading  bool
+	}{
+		{"fir", "", true},
+		{"st\nsec", "", true},
+		{"ond\nthe echo", "the echo", false},
+	} {
+		rest, err := r.take([]byte(tt.in))
+		if err != nil || string(rest) != tt.rest || (r.reading() > 0) != tt.reading {
+			t.Fatalf("take(%q) = %q, %v, reading %d; want %q, still reading %v", tt.in, rest, err, r.reading(), tt.rest, tt.reading)
+		}
+	}
+	if g := string(r.greeting()); g != "one\ntwo\n" {
+		t.Errorf("greeting %q, want the open stages' in order", g)
+	}
+	r.startChunk()
+	var pieces []int
+	var waits []time.Duration
+	for rest := 7; rest > 0; {
+		n, wait := r.next(rest)
+		pieces, waits = append(pieces, n), append(waits, wait)
+		rest -= n
+	}
+	if want := []int{2, 2, 2, 1}; !slices.Equal(pieces, want) {
+		t.Errorf("pieces %v, want %v", pieces, want)
+	}
+	if want := []time.Duration{0, 3 * time.Millisecond, 3 * time.Millisecond, 3 * time.Millisecond}; !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+}
+
+// TestStageHeaderBound: a header past its bound fails take.
+func TestStageHeaderBound(t *testing.T) {
+	r := newStageRun()
+	(&stages{open: []openStage{lineHeader{limit: 4}}}).start(r, &conn{}, time.Now())
+	if _, err := r.take([]byte("toolong\n")); err == nil {
+		t.Fatal("take of a header past its bound: no error")
+	}
+}
