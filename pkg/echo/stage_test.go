@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,6 +211,31 @@ func TestStageObserverSeesWholeChunks(t *testing.T) {
 			// reads of 7 (BufferSize 7); per 3-byte slice it would be 14.
 			if n := rec.chunks.Load(); n < 1 || n > 7 {
 				t.Errorf("observer: %d chunks sent, want one per read (1 to 7), not one per slice", n)
+			}
+		})
+	}
+}
+
+// TestStageGreetingLargerThanTheSocket: a greeting the socket cannot take
+// at once is written as the peer reads it, and the echo of what came with
+// the header's end waits for it: nothing is lost or reordered.
+func TestStageGreetingLargerThanTheSocket(t *testing.T) {
+	greeting := strings.Repeat("g", 8<<20) + "\n"
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			addr, _ := startVariant(t, v, nil, func(s *echo.Server) {
+				echo.WithLineHeader(s, 64, ioTimeout)
+				echo.WithGreeting(s, greeting)
+			})
+			c := dial(t, addr)
+			c.SetDeadline(time.Now().Add(ioTimeout))
+			if _, err := c.Write([]byte("HDR\nsent with the header")); err != nil {
+				t.Fatal(err)
+			}
+			c.CloseWrite()
+			got, err := readAll(c)
+			if want := greeting + "sent with the header"; err != nil || string(got) != want {
+				t.Fatalf("read %d bytes (%q...), %v; want the greeting, then the echo", len(got), got[max(len(got)-30, 0):], err)
 			}
 		})
 	}
