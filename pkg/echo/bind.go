@@ -27,13 +27,18 @@ type Bound struct {
 	PacketConns []net.PacketConn
 
 	// groups records which sockets each address given to Bind opened, for
-	// the start-up log lines and Addrs; nil in a Bound filled by hand.
+	// the start-up log lines, Addrs and each listener's options; nil in a
+	// Bound filled by hand, whose listeners ServeBound serves with the
+	// Server's ListenerOptions.
 	groups []boundGroup
+	// defaults are the Server's ListenerOptions (set by ServeBound).
+	defaults ListenerOptions
 }
 
 // boundGroup is what one address given to Bind opened.
 type boundGroup struct {
 	addr        Addr
+	opts        ListenerOptions // its resolved per-listener options
 	listeners   []net.Listener
 	packetConns []net.PacketConn
 }
@@ -76,7 +81,7 @@ func (b *Bound) addrGroups() []boundGroup {
 	}
 	var gs []boundGroup
 	for _, ln := range b.Listeners {
-		gs = append(gs, boundGroup{addr: localAddr(NetworkTCP, ln.Addr()), listeners: []net.Listener{ln}})
+		gs = append(gs, boundGroup{addr: localAddr(NetworkTCP, ln.Addr()), opts: b.defaults, listeners: []net.Listener{ln}})
 	}
 	for _, pc := range b.PacketConns {
 		gs = append(gs, boundGroup{addr: localAddr(NetworkUDP, pc.LocalAddr()), packetConns: []net.PacketConn{pc}})
@@ -139,6 +144,9 @@ func (s *Server) logStart(g boundGroup) {
 		addrs.Str(a)
 	}
 	e = e.Str("logger", "main").Str("network", g.addr.Network).Array("listeners", addrs)
+	if o := g.opts.String(); o != "" && g.addr.Network != NetworkUDP {
+		e = e.Str("options", o)
+	}
 	if g.addr.Network == NetworkUnix {
 		e.Msgf("starting up on %s (unix)", g.addr.Path)
 		return
@@ -169,7 +177,8 @@ func (s *Server) logStart(g boundGroup) {
 // Bind opens the sockets for every address in addrs (s.Addr, else
 // DefaultAddr, when none is given) without serving them, so that a caller
 // can bind every address first and fail before serving any; ServeBound
-// serves them. Each address is parsed by ParseAddr. An IP literal or an
+// serves them. Each address is parsed by ParseListenAddr: a query after it
+// overrides s.ListenerOptions for its listeners. An IP literal or an
 // empty host (every interface, IPv4 and IPv6) gets one socket; a host name
 // gets one for each address s.Resolver resolves it to (IPv6 ones
 // IPv6-only, as asyncio does, so that they can share a port with IPv4),
@@ -208,6 +217,13 @@ func (s *Server) Bind(ctx context.Context, addrs ...string) (*Bound, error) {
 func (s *Server) ServeBound(b *Bound) error {
 	lns, pcs := b.Listeners, b.PacketConns
 	n := len(lns) + len(pcs)
+	b.defaults = s.ListenerOptions
+	opts := make(map[net.Listener]ListenerOptions, len(lns))
+	for _, g := range b.addrGroups() {
+		for _, ln := range g.listeners {
+			opts[ln] = g.opts
+		}
+	}
 	errs := make(chan error, n)
 	var serving sync.WaitGroup
 	serving.Add(n)
@@ -222,7 +238,11 @@ func (s *Server) ServeBound(b *Bound) error {
 		}
 	}
 	for _, ln := range lns {
-		go func() { errs <- s.serve(ln, started()) }()
+		o, ok := opts[ln]
+		if !ok {
+			o = s.ListenerOptions
+		}
+		go func() { errs <- s.serve(ln, o, started()) }()
 	}
 	for _, pc := range pcs {
 		go func() { errs <- s.servePacket(pc, started()) }()
@@ -254,11 +274,11 @@ func (s *Server) addr() string {
 
 // bindAddr opens the sockets of one address.
 func (s *Server) bindAddr(ctx context.Context, raw string) (boundGroup, error) {
-	a, err := ParseAddr(raw)
+	a, opts, err := ParseListenAddr(raw, s.ListenerOptions)
 	if err != nil {
 		return boundGroup{}, err
 	}
-	g := boundGroup{addr: a}
+	g := boundGroup{addr: a, opts: opts}
 	switch a.Network {
 	case NetworkTCP:
 		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", func(network, address string) (net.Listener, error) {
@@ -273,6 +293,9 @@ func (s *Server) bindAddr(ctx context.Context, raw string) (boundGroup, error) {
 			ln, err := s.ListenConfig.Listen(ctx, network, address)
 			if err != nil {
 				return nil, err
+			}
+			if opts.ProxyProtocol { // its header comes before the handshake (goConn.proxyFirst)
+				ln = headListener{ln}
 			}
 			return tls.NewListener(ln, cfg), nil
 		}, net.Listener.Addr)

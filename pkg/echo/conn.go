@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -22,6 +23,10 @@ type conn struct {
 	peer string // the peer's address as host:port
 
 	connGuard // limits, timeouts and observer (limits.go, timeouts.go)
+
+	// proxy is what the connection's PROXY header said (proxy.go); nil
+	// without one.
+	proxy *proxied
 
 	// stopping is set by Shutdown when its context ends: the connection
 	// stops reading, writes back what it read and closes.
@@ -121,7 +126,11 @@ func (c *conn) log(level zerolog.Level) *zerolog.Event {
 	if e == nil {
 		return nil
 	}
-	return e.Str("logger", c.name).Str("peer", c.peer)
+	e = e.Str("logger", c.name).Str("peer", c.peer)
+	if c.proxy != nil && c.proxy.via != "" {
+		e = e.Str("via", c.proxy.via)
+	}
+	return e
 }
 
 // logData logs a chunk of echoed data at debug level as the seed does:
@@ -172,6 +181,12 @@ func (c *conn) logClose(err error, reason CloseReason) {
 	case CloseWriteTimeout:
 		if e := c.log(zerolog.WarnLevel); e != nil {
 			e.Dur("write_timeout", c.stall).Msgf("write timeout: the peer read none of the echo for %v", c.stall)
+		}
+	case CloseDenied, CloseLimit: // after a PROXY header: logged by readmit
+	case CloseProxy:
+		var pe *proxyError
+		if errors.As(err, &pe) {
+			c.proxyRefused(pe)
 		}
 	default:
 		if e := c.log(zerolog.WarnLevel); e != nil {

@@ -54,6 +54,15 @@ func (c *goConn) serve() {
 		c.close(err)
 		c.finish(reason)
 	}()
+	if c.isTLS() && c.lconf.opts.ProxyProtocol {
+		if err = c.proxyFirst(); err != nil {
+			reason = c.closeReason(err)
+			if !c.stopping.Load() {
+				c.logClose(err, reason)
+			}
+			return
+		}
+	}
 	if !c.handshake() { // TLS only (tls.go)
 		if c.srv.shuttingDown() {
 			reason = CloseShutdown
@@ -97,9 +106,13 @@ func (c *goConn) echo() error {
 		defer fastBuffers.Put(bufp)
 		buf = *bufp
 	}
-	if c.run != nil {
+	chain := c.lconf.stages
+	if c.isTLS() {
+		chain = c.lconf.tlsStages // the PROXY stage has read (proxyFirst)
+	}
+	if c.run != nil && chain != nil {
 		// With none that applies, c.run stays empty: the plain echo.
-		if c.srv.stages.start(c.run, &c.conn, time.Now()) {
+		if chain.start(c.run, &c.conn, time.Now()) {
 			p, err := c.open(buf)
 			if err == nil && len(p) > 0 { // read with the end of a header
 				err = c.echoChunk(p, logs)
@@ -142,7 +155,7 @@ func (c *goConn) echoChunk(p []byte, logs bool) error {
 // returns the bytes read past what they took, the start of the echo.
 func (c *goConn) open(buf []byte) (p []byte, err error) {
 	if c.run.reading() > 0 {
-		if p, err = c.openRead(buf); err != nil {
+		if p, err = c.openRead(c.rwc, c.run, buf); err != nil {
 			return nil, err
 		}
 	}
@@ -154,22 +167,22 @@ func (c *goConn) open(buf []byte) (p []byte, err error) {
 	return p, nil
 }
 
-// openRead hands what it reads to the open stages until they want no
-// more, and returns what is left of the last read.
-func (c *goConn) openRead(buf []byte) ([]byte, error) {
-	if !c.run.openBy.IsZero() {
-		c.rwc.SetReadDeadline(c.run.openBy)
+// openRead hands what it reads from rc to the open stages of run until
+// they want no more, and returns what is left of the last read.
+func (c *goConn) openRead(rc net.Conn, run *stageRun, buf []byte) ([]byte, error) {
+	if !run.openBy.IsZero() {
+		rc.SetReadDeadline(run.openBy)
 	}
 	for {
-		n, err := c.rwc.Read(buf)
-		p, terr := c.run.take(buf[:n])
+		n, err := rc.Read(buf)
+		p, terr := run.take(buf[:n])
 		if terr != nil {
 			return nil, &opError{"open", terr}
 		}
-		if c.run.reading() == 0 {
-			c.rwc.SetReadDeadline(time.Time{}) // armRead sets the idle timeout's
+		if run.reading() == 0 {
+			rc.SetReadDeadline(time.Time{}) // armRead sets the idle timeout's
 			if c.stopping.Load() {
-				c.rwc.SetReadDeadline(aLongTimeAgo)
+				rc.SetReadDeadline(aLongTimeAgo)
 			}
 			if len(p) == 0 && err != nil {
 				return nil, &opError{"read", err}
@@ -177,12 +190,34 @@ func (c *goConn) openRead(buf []byte) ([]byte, error) {
 			return p, nil // a read error comes again with the next read
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopping.Load() {
-			return nil, &opError{"open", err}
+			return nil, &opError{"open", run.expired()}
 		}
 		if err != nil {
 			return nil, &opError{"read", err}
 		}
 	}
+}
+
+// proxyFirst reads the PROXY header of a TLS connection from the
+// connection below TLS, before the handshake, as balancers send it
+// (HAProxy's send-proxy-v2-ssl), and leaves what came after the header
+// for the handshake to read first (headConn). Bind makes a PROXY tls://
+// listener's connections headConns (headListener); a TLS listener made
+// elsewhere cannot take a header first, and its connections are refused.
+func (c *goConn) proxyFirst() error {
+	hc, ok := c.rwc.(*tls.Conn).NetConn().(*headConn)
+	if !ok {
+		return &opError{"open", errors.New("a PROXY header cannot be read before the TLS handshake on a TLS listener that Bind did not make")}
+	}
+	run := &stageRun{}
+	(&stages{open: []openStage{proxyStage{}}}).start(run, &c.conn, time.Now())
+	buf := make([]byte, proxyV2PrefixLen+proxyV2MaxBody)
+	p, err := c.openRead(hc.Conn, run, buf)
+	if err != nil {
+		return err
+	}
+	hc.head = append([]byte(nil), p...)
+	return nil
 }
 
 // writePaced writes p as the connection's write stages say: piece by

@@ -149,7 +149,7 @@ func (r *resilience) closeDone() {
 // connGuard is what a conn carries for the limits, the timeouts and the
 // observer.
 type connGuard struct {
-	listener string       // the address of the listener that accepted it
+	lconf    *listenerConf // the listener that accepted it
 	obs      ConnObserver // nil when the server has no Observer
 	ip       netip.Addr   // the peer's IP, if it has one
 	hasIP    bool
@@ -162,8 +162,21 @@ type connGuard struct {
 // admit applies the access list and the connection limits to a connection
 // from peer just accepted; when it refuses one it logs and reports why (its
 // engine closes it).
+//
+// On a PROXY listener (ListenerOptions.ProxyProtocol) it refuses a peer
+// outside ProxyTrusted and applies MaxConns alone: the access list and
+// MaxConnsPerIP apply to the client its header names, once it has come
+// (readmit).
 func (s *Server) admit(c *conn, peer peerAddr) bool {
 	c.ip, c.hasIP = peer.ip()
+	if c.lconf.opts.ProxyProtocol {
+		if !c.lconf.proxyTrusts(c.ip, c.hasIP) {
+			c.proxyRefused(&proxyError{result: ProxyUntrusted, err: errProxyUntrusted})
+			c.refuse(CloseProxy)
+			return false
+		}
+		c.hasIP = false // c.ip stays the socket's peer, for readmit
+	}
 	if c.hasIP && (len(s.Allow) > 0 || len(s.Deny) > 0) && !s.permits(c.ip) {
 		c.log(zerolog.InfoLevel).Str("reason", CloseDenied.String()).
 			Msg("connection refused: address not allowed")
@@ -205,6 +218,59 @@ func (s *Server) admit(c *conn, peer peerAddr) bool {
 	}
 	return true
 }
+
+// readmit applies the access list and the per-IP limit to a connection
+// of a PROXY listener once its header is read: to the client it names,
+// ip (hasIP false: none, as from a Unix socket), whose per-IP count it
+// then holds in place of the balancer's. A refusal is logged as admit
+// logs it, and returned for the engine to close the connection with.
+func (s *Server) readmit(c *conn, ip netip.Addr, hasIP bool) error {
+	if !hasIP {
+		return nil
+	}
+	if (len(s.Allow) > 0 || len(s.Deny) > 0) && !s.permits(ip) {
+		c.log(zerolog.InfoLevel).Str("reason", CloseDenied.String()).
+			Msg("connection refused: address not allowed")
+		return refusedError{CloseDenied}
+	}
+	if s.MaxConnsPerIP <= 0 {
+		c.ip = ip
+		return nil
+	}
+	r := &s.res
+	r.mu.Lock()
+	n := r.perIP[ip]
+	if n < s.MaxConnsPerIP {
+		if !c.counted {
+			r.open++
+			c.counted = true
+		}
+		if r.perIP == nil {
+			r.perIP = make(map[netip.Addr]int)
+		}
+		r.perIP[ip]++
+		c.ip, c.hasIP = ip, true
+	}
+	r.mu.Unlock()
+	if n >= s.MaxConnsPerIP {
+		over := fmt.Sprintf("per-IP connection limit reached: %d open from %s (max-conns-per-ip %d); refusing its new connections", n, ip, s.MaxConnsPerIP)
+		if ok, suppressed := r.limitWarn.allow(time.Now(), limitWarnInterval); ok {
+			if suppressed > 0 {
+				over += fmt.Sprintf(" (%d more refused since the last report)", suppressed)
+			}
+			s.Logger.Warn().Str("logger", "main").Str("peer", c.peer).Int("refused_unlogged", suppressed).
+				Msg(over)
+		}
+		return refusedError{CloseLimit}
+	}
+	return nil
+}
+
+// refusedError closes a connection that readmit refuses.
+type refusedError struct{ reason CloseReason }
+
+func (e refusedError) Error() string             { return "connection refused: " + e.reason.String() }
+func (e refusedError) closeReason() CloseReason { return e.reason }
 
 // release gives back what admit counted for c.
 func (s *Server) release(c *conn) {

@@ -75,16 +75,16 @@ const loopsAvailable = true
 // them: it returns the listener that Serve tracks and closes in place of
 // ln and the function that serves it. An error (its socket cannot be
 // duplicated) leaves ln to goroutines.
-func (s *Server) loopListen(ln net.Listener) (tracked net.Listener, serve func(lname string) error, err error) {
+func (s *Server) loopListen(ln net.Listener) (tracked net.Listener, serve func(lconf *listenerConf) error, err error) {
 	ll, err := newLoopListener(ln, s.ListenConfig)
 	if err != nil {
 		return nil, nil, err
 	}
-	return ll, func(lname string) error { return s.serveLoops(ll, lname) }, nil
+	return ll, func(lconf *listenerConf) error { return s.serveLoops(ll, lconf) }, nil
 }
 
 // listen starts the loops on first use and registers ll with every one.
-func (ls *loops) listen(s *Server, ll *loopListener, lname string) error {
+func (ls *loops) listen(s *Server, ll *loopListener, lconf *listenerConf) error {
 	ls.mu.Lock()
 	if ls.closed {
 		ls.mu.Unlock()
@@ -111,7 +111,7 @@ func (ls *loops) listen(s *Server, ll *loopListener, lname string) error {
 	var err error
 	for _, l := range all {
 		ran := l.do(func() {
-			la := &loopAccept{ll: ll, lname: lname, local: ll.Addr(), unix: ll.unix}
+			la := &loopAccept{ll: ll, lconf: lconf, lname: lconf.name, local: ll.Addr(), unix: ll.unix}
 			l.listeners[int32(ll.fd)] = la
 			if rerr := l.resume(la); rerr != nil && err == nil {
 				err = rerr
@@ -190,7 +190,7 @@ type loop struct {
 
 	// staged holds the stages at work of each connection that has some,
 	// and timers when they are due (loop_stage_linux.go); staged is nil
-	// when the Server has no stages (the loop's own: no lock).
+	// until a connection with stages comes (the loop's own: no lock).
 	staged map[*loopConn]*stageRun
 	timers loopTimers
 
@@ -244,9 +244,6 @@ func newLoop(s *Server, index uint16) (*loop, error) {
 		l.logsData, l.readSize = true, s.bufferSize()
 	}
 	l.buf = make([]byte, max(fastBufferSize, l.readSize))
-	if s.stages != nil {
-		l.staged = make(map[*loopConn]*stageRun)
-	}
 	l.idle, l.stall = int64(max(s.IdleTimeout, 0)), int64(s.writeStall())
 	if l.stall > 0 { // the shorter of the two timeouts (writeStall)
 		l.sweepEvery = max(l.stall/deadlineSlack, int64(minSweep))

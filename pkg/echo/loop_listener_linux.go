@@ -169,7 +169,8 @@ func (ll *loopListener) closeDupLocked() {
 // serveLoops has the event loops accept and serve ll's connections until
 // ll is closed (by Close or Shutdown: ErrServerClosed; by its owner: an
 // error) or a loop cannot accept on it.
-func (s *Server) serveLoops(ll *loopListener, lname string) error {
+func (s *Server) serveLoops(ll *loopListener, lconf *listenerConf) error {
+	lname := lconf.name
 	end := func(err error) error {
 		if s.shuttingDown() {
 			return ErrServerClosed
@@ -180,7 +181,7 @@ func (s *Server) serveLoops(ll *loopListener, lname string) error {
 		return end(net.ErrClosed)
 	}
 	defer ll.closeDup()
-	if err := s.loops.listen(s, ll, lname); err != nil {
+	if err := s.loops.listen(s, ll, lconf); err != nil {
 		return end(err)
 	}
 	defer s.loops.unlisten(ll)
@@ -222,6 +223,7 @@ func sockaddrAddrPort(sa syscall.Sockaddr) netip.AddrPort {
 // loopAccept is a loop's state for one listening socket.
 type loopAccept struct {
 	ll     *loopListener
+	lconf  *listenerConf // its settings, which its connections point to
 	lname  string
 	local  net.Addr
 	unix   bool // a Unix socket: its peers have no address
@@ -311,7 +313,7 @@ func (l *loop) accept(la *loopAccept) {
 		if !la.unix {
 			peer.ap = sockaddrAddrPort(sa)
 		}
-		serve, ok := s.accepted(&lc.conn, lc, la.local, peer, la.lname, true)
+		serve, ok := s.accepted(&lc.conn, lc, la.local, peer, la.lconf, true)
 		if !serve {
 			syscall.Close(fd)
 			if !ok {
@@ -323,7 +325,7 @@ func (l *loop) accept(la *loopAccept) {
 			lc.log(zerolog.WarnLevel).Err(err).Msg("cannot serve the connection: " + err.Error())
 			syscall.Close(fd)
 			lc.finish(CloseError)
-		} else if l.staged != nil {
+		} else if la.lconf.stages != nil {
 			l.opened(lc)
 		}
 	}

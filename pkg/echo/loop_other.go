@@ -13,7 +13,7 @@ const loopsAvailable = false
 
 type loops struct{}
 
-func (s *Server) loopListen(net.Listener) (net.Listener, func(string) error, error) {
+func (s *Server) loopListen(net.Listener) (net.Listener, func(*listenerConf) error, error) {
 	return nil, nil, errors.ErrUnsupported
 }
 func (ls *loops) close() {}

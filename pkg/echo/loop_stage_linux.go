@@ -2,7 +2,6 @@ package echo
 
 import (
 	"container/heap"
-	"os"
 	"syscall"
 	"time"
 
@@ -20,8 +19,11 @@ import (
 // it arms the time bound of a header read, or writes their greeting.
 func (l *loop) opened(lc *loopConn) {
 	run := &stageRun{}
-	if !l.srv.stages.start(run, &lc.conn, time.Now()) {
+	if !lc.lconf.stages.start(run, &lc.conn, time.Now()) {
 		return
+	}
+	if l.staged == nil {
+		l.staged = make(map[*loopConn]*stageRun)
 	}
 	l.staged[lc] = run
 	if run.reading() == 0 {
@@ -74,7 +76,8 @@ func (l *loop) echoStaged(lc *loopConn, run *stageRun, p []byte) {
 			lc.final -= int32(len(p) - len(rest))
 		}
 		if err != nil {
-			l.close(lc, CloseError, &opError{"open", err})
+			oerr := &opError{"open", err}
+			l.close(lc, lc.closeReason(oerr), oerr)
 			return
 		}
 		if l.sweepEvery > 0 {
@@ -176,7 +179,7 @@ func (l *loop) fireTimers(now int64) {
 		switch {
 		case t.open:
 			if t.run.reading() > 0 {
-				err := &opError{"open", os.ErrDeadlineExceeded}
+				err := &opError{"open", t.run.expired()}
 				l.close(t.lc, t.lc.closeReason(err), err)
 			}
 		case t.run.due == t.due:

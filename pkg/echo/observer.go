@@ -95,6 +95,11 @@ const (
 	CloseShutdown
 	// CloseError: any other error.
 	CloseError
+	// CloseProxy: refused by a listener that requires a PROXY protocol
+	// header (ListenerOptions.ProxyProtocol): the header was missing,
+	// malformed, unsupported or late, or the peer is not in
+	// ProxyTrusted. Its ProxyResult says which.
+	CloseProxy
 )
 
 var closeReasonNames = [...]string{
@@ -106,10 +111,11 @@ var closeReasonNames = [...]string{
 	CloseDenied:       "denied",
 	CloseShutdown:     "shutdown",
 	CloseError:        "error",
+	CloseProxy:        "proxy",
 }
 
 // String returns the reason's label value: "eof", "idle", "write-timeout",
-// "reset", "limit", "denied", "shutdown" or "error".
+// "reset", "limit", "denied", "shutdown", "error" or "proxy".
 func (r CloseReason) String() string {
 	if int(r) < len(closeReasonNames) {
 		return closeReasonNames[r]
@@ -184,6 +190,75 @@ func DropReasons() []DropReason {
 	rs := make([]DropReason, len(dropReasonNames))
 	for i := range rs {
 		rs[i] = DropReason(i)
+	}
+	return rs
+}
+
+// A ProxyObserver is a ConnObserver that also counts PROXY protocol
+// headers (ListenerOptions.ProxyProtocol). If the ConnObserver that
+// Observer.ConnAccepted returns implements it, ProxyHeader is called once
+// for each connection of a PROXY listener that ends its header (or is
+// refused before it): with the header's version (1 or 2; 0 when none was
+// recognised) and the result. It runs once a connection: it may take a
+// lock.
+type ProxyObserver interface {
+	ConnObserver
+	ProxyHeader(version int, result ProxyResult)
+}
+
+// A ProxyResult says how a PROXY protocol header ended.
+type ProxyResult uint8
+
+// The results of a PROXY protocol header. Their String forms are the
+// values of the result label of echoctl_proxy_headers_total.
+const (
+	// ProxyAccepted: a PROXY header named the original client, which the
+	// connection is then served as.
+	ProxyAccepted ProxyResult = iota
+	// ProxyLocal: a LOCAL (v2) or UNKNOWN (v1) header, as balancers'
+	// health checks send: served with the socket's own addresses.
+	ProxyLocal
+	// ProxyAbsent: refused, the connection starts with bytes that are
+	// not a PROXY header (a client that connects directly).
+	ProxyAbsent
+	// ProxyMalformed: refused, the header is malformed: too long, a v1
+	// line ending in a bare LF, or not as the specification says.
+	ProxyMalformed
+	// ProxyUnsupported: refused, the header's command or address family
+	// is unknown.
+	ProxyUnsupported
+	// ProxyTimeout: refused, the header did not come whole within
+	// ListenerOptions.ProxyTimeout.
+	ProxyTimeout
+	// ProxyUntrusted: refused at accept, the peer is not in
+	// ListenerOptions.ProxyTrusted.
+	ProxyUntrusted
+)
+
+var proxyResultNames = [...]string{
+	ProxyAccepted:    "proxy",
+	ProxyLocal:       "local",
+	ProxyAbsent:      "absent",
+	ProxyMalformed:   "malformed",
+	ProxyUnsupported: "unsupported",
+	ProxyTimeout:     "timeout",
+	ProxyUntrusted:   "untrusted",
+}
+
+// String returns the result's label value: "proxy", "local", "absent",
+// "malformed", "unsupported", "timeout" or "untrusted".
+func (r ProxyResult) String() string {
+	if int(r) < len(proxyResultNames) {
+		return proxyResultNames[r]
+	}
+	return "unknown"
+}
+
+// ProxyResults returns every ProxyResult, in the order of their values.
+func ProxyResults() []ProxyResult {
+	rs := make([]ProxyResult, len(proxyResultNames))
+	for i := range rs {
+		rs[i] = ProxyResult(i)
 	}
 	return rs
 }

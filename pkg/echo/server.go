@@ -165,6 +165,12 @@ type Server struct {
 	// new source finding it full is dropped (DropRateTableFull).
 	UDPRatePerSource *PacketRate
 
+	// ListenerOptions are the per-listener settings (the PROXY protocol)
+	// of every listener: Serve's, and those of the addresses given to Bind
+	// that do not override them in their query (ParseListenAddr). The
+	// zero value is the seed's plain echo.
+	ListenerOptions ListenerOptions
+
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
@@ -208,12 +214,12 @@ func (s *Server) ListenAndServeContext(ctx context.Context) error {
 // Shutdown or Close it returns ErrServerClosed. Transient accept errors
 // (such as running out of file descriptors) are logged and retried with a
 // delay that grows from 5ms to 1s.
-func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, func() {}) }
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, s.ListenerOptions, func() {}) }
 
-// serve is Serve; it calls started once ln is served (tracked, and told
-// to the Observer), before it accepts, or when it returns without serving,
-// whichever is first.
-func (s *Server) serve(ln net.Listener, started func()) error {
+// serve is Serve, with opts for ln's connections; it calls started once
+// ln is served (tracked, and told to the Observer), before it accepts, or
+// when it returns without serving, whichever is first.
+func (s *Server) serve(ln net.Listener, opts ListenerOptions, started func()) error {
 	defer started()
 	if err := s.validate(); err != nil {
 		ln.Close()
@@ -221,7 +227,9 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 	}
 	// engineFor says who serves ln's connections: event loops, which
 	// accept too (loop_linux.go), or a goroutine per connection.
-	tracked, serveLoops := ln, (func(string) error)(nil)
+	lname := ln.Addr().String()
+	lconf := s.newListenerConf(lname, opts)
+	tracked, serveLoops := ln, (func(*listenerConf) error)(nil)
 	if s.engineFor(ln) == engineLoops {
 		if ll, serve, err := s.loopListen(ln); err == nil {
 			tracked, serveLoops = ll, serve
@@ -237,14 +245,13 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 	}
 	defer s.trackListener(&tracked, false)
 	defer tracked.Close()
-	lname := ln.Addr().String()
 	if s.Observer != nil {
 		s.Observer.Listening(lname, true)
 		defer s.Observer.Listening(lname, false)
 	}
 	started()
 	if loopServed {
-		return serveLoops(lname)
+		return serveLoops(lconf)
 	}
 
 	var backoff acceptBackoff
@@ -262,10 +269,10 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 		}
 		backoff.accepted(s, lname)
 		c := &goConn{rwc: rwc}
-		if s.stages != nil {
+		if lconf.stages != nil {
 			c.run = newStageRun() // started by serve (goConn.open)
 		}
-		serve, ok := s.accepted(&c.conn, c, rwc.LocalAddr(), peerAddr{addr: rwc.RemoteAddr()}, lname, !c.isTLS())
+		serve, ok := s.accepted(&c.conn, c, rwc.LocalAddr(), peerAddr{addr: rwc.RemoteAddr()}, lconf, !c.isTLS())
 		if !serve {
 			rwc.Close()
 		}
@@ -288,15 +295,15 @@ func (s *Server) warnBusyPollUnused(addr net.Addr) {
 }
 
 // accepted sets up c, whose engine's side is io, for a connection from
-// peer just accepted on listener (local is the listener's address): it
+// peer just accepted on the listener lconf (local is its address): it
 // names it, applies the limits and the access list, and counts and logs
 // it. It reports whether to serve it; when not, the engine closes it. ok
 // is false once the server shuts down. logNow is false for a TLS
 // connection, logged once its handshake has passed.
-func (s *Server) accepted(c *conn, io connIO, local net.Addr, peer peerAddr, listener string, logNow bool) (serve, ok bool) {
+func (s *Server) accepted(c *conn, io connIO, local net.Addr, peer peerAddr, lconf *listenerConf, logNow bool) (serve, ok bool) {
 	c.srv, c.io = s, io
 	s.nameConn(c, local, peer)
-	s.guardConn(c, listener, peer)
+	s.guardConn(c, lconf, peer)
 	if !s.admit(c, peer) {
 		return false, true
 	}

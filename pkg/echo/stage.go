@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"os"
 	"sync"
 	"time"
 )
@@ -216,6 +217,27 @@ func (r *stageRun) take(p []byte) ([]byte, error) {
 		}
 	}
 	return p, nil
+}
+
+// expired returns the error that closes a connection whose open stages
+// are still reading once their time bound has passed: the first reading
+// one's, if it says (an expirer), else os.ErrDeadlineExceeded.
+func (r *stageRun) expired() error {
+	for _, o := range r.openers {
+		if limit, _ := o.reading(); limit > 0 {
+			if e, ok := o.(expirer); ok {
+				return e.expired()
+			}
+			break
+		}
+	}
+	return os.ErrDeadlineExceeded
+}
+
+// An expirer is an opener that says why its connection closes when its
+// time bound passes (a PROXY header that did not come: proxy.go).
+type expirer interface {
+	expired() error
 }
 
 // startChunk readies the pacers for a chunk.

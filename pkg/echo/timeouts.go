@@ -54,13 +54,13 @@ func (s *Server) logMaxBytes() int {
 }
 
 // guardConn sets up c's timeouts and observer for a connection from peer
-// just accepted on listener.
-func (s *Server) guardConn(c *conn, listener string, peer peerAddr) {
-	c.listener = listener
+// just accepted on the listener lconf.
+func (s *Server) guardConn(c *conn, lconf *listenerConf, peer peerAddr) {
+	c.lconf = lconf
 	c.idle = max(s.IdleTimeout, 0)
 	c.stall = s.writeStall()
 	if s.Observer != nil {
-		c.obs = s.Observer.ConnAccepted(listener, peer.netAddr())
+		c.obs = s.Observer.ConnAccepted(lconf.name, peer.netAddr())
 	}
 }
 
@@ -180,7 +180,10 @@ func (c *goConn) setWriteDeadline(t time.Time) {
 func (c *conn) closeReason(err error) CloseReason {
 	var op *opError
 	isWrite := errors.As(err, &op) && op.op == "write"
+	var refused interface{ closeReason() CloseReason } // proxy.go, limits.go
 	switch {
+	case errors.As(err, &refused):
+		return refused.closeReason()
 	case errors.Is(err, io.EOF):
 		return CloseEOF
 	case errors.Is(err, os.ErrDeadlineExceeded):

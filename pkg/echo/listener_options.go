@@ -1,0 +1,286 @@
+package echo
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultProxyTimeout bounds the wait for a PROXY protocol header when
+// ListenerOptions.ProxyTimeout is zero.
+const DefaultProxyTimeout = 5 * time.Second
+
+// ListenerOptions are the settings that apply to one listener's
+// connections, which a Server may serve differently on each of its
+// addresses. Server.ListenerOptions holds those of every listener; the
+// address of a listener given to Bind may override them in a query of
+// per-listener keys (ListenerKeys), as ParseListenAddr reads it:
+// "tcp://:9000?proxy-protocol=on&proxy-trusted=10.0.0.0/8". The zero value
+// serves every connection as the seed does: no PROXY protocol.
+type ListenerOptions struct {
+	// ProxyProtocol makes the listener read a PROXY protocol header (v1,
+	// text, or v2, binary, as HAProxy's doc/proxy-protocol.txt describes
+	// them) before the echo, from every peer (or from the peers in
+	// ProxyTrusted when that is set); a connection without one, or with a
+	// malformed one, is closed. The header is never echoed: the
+	// connection is named after the client it names (its logger, its
+	// peer), the balancer's address goes in a "via" field, and the access
+	// list and the per-IP limit apply to that client. A LOCAL (v2) or
+	// UNKNOWN (v1) header, as balancers' health checks send, is served
+	// with the socket's own addresses. A TLS listener reads the header
+	// before the handshake. It applies to stream listeners (TCP, TLS and
+	// Unix sockets); ServePacket ignores it (a udp:// address may not set
+	// it).
+	ProxyProtocol bool
+
+	// ProxyTrusted, if not empty, are the only peers from which a
+	// ProxyProtocol listener accepts connections (the balancers): a peer
+	// outside them is refused at once. Peers without an IP address (Unix
+	// sockets) are trusted. Empty: every peer must send a header.
+	ProxyTrusted []netip.Prefix
+
+	// ProxyTimeout bounds how long after a connection opens its PROXY
+	// header may take to arrive whole. If zero, DefaultProxyTimeout (5s)
+	// is used. It must not exceed MaxTimeout.
+	ProxyTimeout time.Duration
+}
+
+// proxyTimeout returns ProxyTimeout or its default.
+func (o ListenerOptions) proxyTimeout() time.Duration {
+	if o.ProxyTimeout > 0 {
+		return o.ProxyTimeout
+	}
+	return DefaultProxyTimeout
+}
+
+// A ListenerKey is one of the ListenerOptions as text: the key of an
+// address's query (ParseListenAddr), which echoctl serve also takes as a
+// flag of the same name (--proxy-protocol), so that both read it alike.
+type ListenerKey struct {
+	// Name is the key: "proxy-protocol".
+	Name string
+	// Default is the option's default, of the type a flag holding it
+	// has: string, time.Duration, or []string for a comma-separated
+	// list. Its text form is what Set reads.
+	Default any
+	// Usage says in one line what the key does, as a flag's help does.
+	Usage string
+
+	set      func(o *ListenerOptions, value string) error
+	networks []string // the networks that take it (NetworkTCP...); nil: every one
+}
+
+// Set parses value, the key's text form, into its option in o. The error
+// says why the value is wrong, in words that follow the key's name.
+func (k ListenerKey) Set(o *ListenerOptions, value string) error { return k.set(o, value) }
+
+// allowedOn reports why k may not be set on network, or "".
+func (k ListenerKey) allowedOn(network string) string {
+	if k.networks == nil {
+		return ""
+	}
+	for _, n := range k.networks {
+		if n == network {
+			return ""
+		}
+	}
+	if strings.HasPrefix(k.Name, "proxy-") {
+		return "PROXY protocol is not supported on " + network + ":// listeners"
+	}
+	return fmt.Sprintf("%s is not supported on %s:// listeners", k.Name, network)
+}
+
+// streamNetworks are the networks of stream listeners.
+var streamNetworks = []string{NetworkTCP, NetworkTLS, NetworkUnix}
+
+// listenerKeys is the one table of per-listener keys.
+var listenerKeys = []ListenerKey{
+	{
+		Name: "proxy-protocol", Default: "off", networks: streamNetworks,
+		Usage: "require a PROXY protocol v1 or v2 header (HAProxy's send-proxy) from each peer before the echo: off or on (per listener: ADDR?proxy-protocol=on)",
+		set: func(o *ListenerOptions, v string) error {
+			switch strings.ToLower(strings.TrimSpace(v)) {
+			case "on", "true":
+				o.ProxyProtocol = true
+			case "off", "false", "":
+				o.ProxyProtocol = false
+			default:
+				return fmt.Errorf("%q: want on or off", v)
+			}
+			return nil
+		},
+	},
+	{
+		Name: "proxy-trusted", Default: []string{}, networks: streamNetworks,
+		Usage: "with proxy-protocol: accept connections only from these CIDR prefixes or IP addresses (the balancers), refusing the others (default: every peer must send a header)",
+		set: func(o *ListenerOptions, v string) error {
+			var ps []netip.Prefix
+			for _, s := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+				p, err := ParsePrefix(s)
+				if err != nil {
+					return fmt.Errorf("%q is not an IP address or a CIDR prefix such as 10.0.0.0/8", s)
+				}
+				ps = append(ps, p)
+			}
+			o.ProxyTrusted = ps
+			return nil
+		},
+	},
+	{
+		Name: "proxy-timeout", Default: DefaultProxyTimeout, networks: streamNetworks,
+		Usage: "with proxy-protocol: close a connection whose PROXY header has not come whole this long after it opened",
+		set: func(o *ListenerOptions, v string) error {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil || d <= 0 || d > MaxTimeout {
+				return fmt.Errorf("%q: want a duration such as 5s, more than 0 and at most %v", v, MaxTimeout)
+			}
+			o.ProxyTimeout = d
+			return nil
+		},
+	},
+}
+
+// ListenerKeys returns the per-listener keys, in the order the docs list
+// them.
+func ListenerKeys() []ListenerKey { return append([]ListenerKey(nil), listenerKeys...) }
+
+// listenerKey returns the key named name.
+func listenerKey(name string) (ListenerKey, bool) {
+	for _, k := range listenerKeys {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return ListenerKey{}, false
+}
+
+// ParseListenAddr parses an address to listen on: what ParseAddr reads,
+// optionally followed by "?" and per-listener options as key=value pairs
+// joined by "&" (ListenerKeys; values may be %-escaped), which override
+// defaults for this address alone:
+//
+//	tcp://:9000?proxy-protocol=on&proxy-trusted=10.0.0.0/8
+//	unix:///run/echo.sock?proxy-protocol=on
+//
+// It returns the address and its resolved options. A unix:// path cannot
+// hold "?" here. An unknown key, a key given twice, a bad value or a key
+// the network does not take is an *AddrError.
+func ParseListenAddr(s string, defaults ListenerOptions) (Addr, ListenerOptions, error) {
+	base, query, hasQuery := strings.Cut(s, "?")
+	a, err := ParseAddr(base)
+	if err != nil {
+		if ae, ok := err.(*AddrError); ok {
+			ae.Addr = s
+		}
+		return Addr{}, defaults, err
+	}
+	opts := defaults
+	if !hasQuery {
+		return a, opts, nil
+	}
+	fail := func(reason string) (Addr, ListenerOptions, error) {
+		return Addr{}, defaults, &AddrError{Addr: s, Reason: reason}
+	}
+	if query == "" {
+		return fail(`nothing after "?": want per-listener options such as ?proxy-protocol=on`)
+	}
+	seen := make(map[string]bool)
+	for _, pair := range strings.Split(query, "&") {
+		rawKey, rawValue, ok := strings.Cut(pair, "=")
+		name, kerr := url.QueryUnescape(rawKey)
+		value, verr := url.QueryUnescape(rawValue)
+		switch {
+		case kerr != nil || verr != nil:
+			return fail(fmt.Sprintf("option %q is not %%-escaped correctly", pair))
+		case !ok || name == "":
+			return fail(fmt.Sprintf("option %q: want key=value, such as proxy-protocol=on", pair))
+		}
+		k, known := listenerKey(name)
+		if !known {
+			return fail(fmt.Sprintf("unknown option %q: want %s", name, listenerKeyNames()))
+		}
+		if seen[name] {
+			return fail(fmt.Sprintf("option %q is given twice", name))
+		}
+		seen[name] = true
+		if why := k.allowedOn(a.Network); why != "" {
+			return fail(why)
+		}
+		if err := k.Set(&opts, value); err != nil {
+			return fail("option " + name + " " + err.Error())
+		}
+	}
+	return a, opts, nil
+}
+
+// listenerKeyNames lists the keys for an error: "a, b or c".
+func listenerKeyNames() string {
+	var b strings.Builder
+	for i, k := range listenerKeys {
+		switch {
+		case i == 0:
+		case i == len(listenerKeys)-1:
+			b.WriteString(" or ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(k.Name)
+	}
+	return b.String()
+}
+
+// listenerConf is one listener's resolved settings, which each of its
+// connections points to (connGuard.lconf): its name, as the Observer and
+// the logs label it, its options, and what follows from them.
+type listenerConf struct {
+	name string // the listener's address, as net.Listener.Addr().String() gives it
+	opts ListenerOptions
+
+	// stages are the stages its connections run, the PROXY stage first
+	// when it is on; nil: none. tlsStages are those a TLS connection
+	// runs once its handshake is done (the PROXY stage reads before it).
+	stages, tlsStages *stages
+
+	// proxyWarns limits the warnings of refused PROXY connections to one
+	// a second for each result (proxy.go).
+	proxyWarns [len(proxyResultNames)]logLimiter
+}
+
+// newListenerConf resolves the settings of the listener named name,
+// served with opts.
+func (s *Server) newListenerConf(name string, opts ListenerOptions) *listenerConf {
+	lc := &listenerConf{name: name, opts: opts, stages: s.stages, tlsStages: s.stages}
+	if opts.ProxyProtocol {
+		st := &stages{open: []openStage{proxyStage{}}}
+		if s.stages != nil {
+			st.open = append(st.open, s.stages.open...)
+			st.write = s.stages.write
+		}
+		lc.stages = st
+	}
+	return lc
+}
+
+// String returns the options as an address query would give them, for
+// the logs: "proxy-protocol=on&proxy-timeout=5s", or "" for the defaults
+// of the zero value.
+func (o ListenerOptions) String() string {
+	if !o.ProxyProtocol {
+		return ""
+	}
+	parts := []string{"proxy-protocol=on"}
+	if len(o.ProxyTrusted) > 0 {
+		ps := make([]string, len(o.ProxyTrusted))
+		for i, p := range o.ProxyTrusted {
+			ps[i] = p.String()
+		}
+		parts = append(parts, "proxy-trusted="+strings.Join(ps, ","))
+	}
+	parts = append(parts, "proxy-timeout="+o.proxyTimeout().String())
+	return strings.Join(parts, "&")
+}
+
+var _ = strconv.Itoa
