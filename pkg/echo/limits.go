@@ -149,11 +149,11 @@ func (r *resilience) closeDone() {
 // connGuard is what a conn carries for the limits, the timeouts and the
 // observer.
 type connGuard struct {
-	lconf    *listenerConf // the listener that accepted it
-	obs      ConnObserver // nil when the server has no Observer
-	ip       netip.Addr   // the peer's IP, if it has one
-	hasIP    bool
-	counted  bool // counted against the connection limits
+	lconf   *listenerConf // the listener that accepted it
+	obs     ConnObserver  // nil when the server has no Observer
+	ip      netip.Addr    // the peer's IP, if it has one
+	hasIP   bool
+	counted bool // counted against the connection limits
 
 	idle  time.Duration // Server.IdleTimeout
 	stall time.Duration // how long a write may make no progress; 0: no limit
@@ -269,7 +269,7 @@ func (s *Server) readmit(c *conn, ip netip.Addr, hasIP bool) error {
 // refusedError closes a connection that readmit refuses.
 type refusedError struct{ reason CloseReason }
 
-func (e refusedError) Error() string             { return "connection refused: " + e.reason.String() }
+func (e refusedError) Error() string            { return "connection refused: " + e.reason.String() }
 func (e refusedError) closeReason() CloseReason { return e.reason }
 
 // release gives back what admit counted for c.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -283,4 +282,3 @@ func (o ListenerOptions) String() string {
 	return strings.Join(parts, "&")
 }
 
-var _ = strconv.Itoa

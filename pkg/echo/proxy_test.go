@@ -1,0 +1,524 @@
+package echo_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// Tests of the PROXY protocol stage (proxy.go) on both engines and on
+// every stream transport: TCP, Unix sockets and TLS (whose header comes
+// before the handshake).
+
+// proxyTarget is one way of serving a PROXY listener.
+type proxyTarget struct {
+	name string
+	// start serves srv (logging to its Logger) with the PROXY protocol on
+	// and returns a dialler of raw connections to it.
+	start func(t *testing.T, srv *echo.Server) func(t *testing.T) net.Conn
+	tls   bool
+}
+
+var proxyTargets = []proxyTarget{
+	{name: "tcp loops", start: proxyServeTCP(false, false)},
+	{name: "tcp goroutines", start: proxyServeTCP(true, false)},
+	{name: "tcp opaque", start: proxyServeTCP(false, true)},
+	{name: "unix loops", start: proxyServeUnix(false)},
+	{name: "unix goroutines", start: proxyServeUnix(true)},
+	{name: "tls", start: proxyServeTLS, tls: true},
+}
+
+// proxyServeTCP serves through Serve, with the PROXY protocol set in
+// Server.ListenerOptions.
+func proxyServeTCP(goroutines, opaque bool) func(t *testing.T, srv *echo.Server) func(t *testing.T) net.Conn {
+	return func(t *testing.T, srv *echo.Server) func(t *testing.T) net.Conn {
+		if goroutines {
+			echo.WithoutLoops(srv)
+		}
+		srv.ListenerOptions.ProxyProtocol = true
+		ln := listenLocal(t)
+		serve(t, srv, hideFDs(ln, opaque))
+		return func(t *testing.T) net.Conn { return dial(t, ln.Addr().String()) }
+	}
+}
+
+// proxyServeUnix serves through Bind, with the PROXY protocol set in the
+// address's query.
+func proxyServeUnix(goroutines bool) func(t *testing.T, srv *echo.Server) func(t *testing.T) net.Conn {
+	return func(t *testing.T, srv *echo.Server) func(t *testing.T) net.Conn {
+		if goroutines {
+			echo.WithoutLoops(srv)
+		}
+		path := socketPath(t)
+		addr := "unix://" + path + "?proxy-protocol=on"
+		if d := srv.ListenerOptions.ProxyTimeout; d > 0 {
+			addr += "&proxy-timeout=" + d.String()
+		}
+		serveBound(t, srv, addr)
+		return func(t *testing.T) net.Conn {
+			c, err := net.DialTimeout("unix", path, ioTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+	}
+}
+
+var proxyTLS struct {
+	once sync.Once
+	fx   tlsFixture
+}
+
+func proxyServeTLS(t *testing.T, srv *echo.Server) func(t *testing.T) net.Conn {
+	proxyTLS.once.Do(func() { proxyTLS.fx = newTLSFixture(t) })
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{proxyTLS.fx.server.TLS}}
+	srv.ListenerOptions.ProxyProtocol = true
+	addrs, _ := serveBound(t, srv, "tls://127.0.0.1:0")
+	addr := strings.TrimPrefix(addrs[0], "tls://")
+	return func(t *testing.T) net.Conn { return dial(t, addr) }
+}
+
+// session is the connection the echo goes over once the header is
+// written: raw, or TLS over it.
+func (pt proxyTarget) session(t *testing.T, raw net.Conn) net.Conn {
+	t.Helper()
+	if !pt.tls {
+		return raw
+	}
+	tc := tls.Client(raw, &tls.Config{RootCAs: proxyTLS.fx.ca.Pool(), ServerName: "localhost"})
+	tc.SetDeadline(time.Now().Add(ioTimeout))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake after the header: %v", err)
+	}
+	return tc
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// proxyHeader formats a PROXY header from src to dst.
+func proxyHeader(t *testing.T, version byte, src, dst string, tlvs ...proxyproto.TLV) []byte {
+	t.Helper()
+	h := proxyproto.HeaderProxyFromAddrs(version, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(src)), net.TCPAddrFromAddrPort(netip.MustParseAddrPort(dst)))
+	if len(tlvs) > 0 {
+		if err := h.SetTLVs(tlvs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := h.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// localV2 is HAProxy's check-send-proxy health check: a v2 LOCAL header.
+func localV2(t *testing.T) []byte {
+	t.Helper()
+	b, err := (&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}).Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// proxyRecorder counts PROXY headers by version and result
+// (echo.ProxyObserver) and connections by close reason.
+type proxyRecorder struct {
+	mu      sync.Mutex
+	headers map[string]int // "v2 proxy"
+	closed  map[echo.CloseReason]int
+}
+
+func newProxyRecorder() *proxyRecorder {
+	return &proxyRecorder{headers: map[string]int{}, closed: map[echo.CloseReason]int{}}
+}
+
+func (r *proxyRecorder) Listening(string, bool)                          {}
+func (r *proxyRecorder) AcceptError(string, error)                       {}
+func (r *proxyRecorder) ConnAccepted(string, net.Addr) echo.ConnObserver { return r }
+func (r *proxyRecorder) Received(int)                                    {}
+func (r *proxyRecorder) Sent(int, time.Duration)                         {}
+
+func (r *proxyRecorder) Closed(reason echo.CloseReason) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed[reason]++
+}
+
+func (r *proxyRecorder) ProxyHeader(version int, result echo.ProxyResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.headers["v"+string(rune('0'+version))+" "+result.String()]++
+}
+
+func (r *proxyRecorder) counts() (map[string]int, map[echo.CloseReason]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, c := map[string]int{}, map[echo.CloseReason]int{}
+	for k, v := range r.headers {
+		h[k] = v
+	}
+	for k, v := range r.closed {
+		c[k] = v
+	}
+	return h, c
+}
+
+// jsonLines decodes a JSON log transcript into maps, to read any field.
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for l := range strings.Lines(out) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+// TestProxyHeaderServed: a v1 or v2 header, whole or in pieces, with the
+// echo's first bytes in the same write as its end or not, is never
+// echoed; the connection is then the original client's in the logs, with
+// the balancer as via; LOCAL and UNKNOWN are served as the socket's, with
+// no warning; the observer counts each header.
+func TestProxyHeaderServed(t *testing.T) {
+	const msg = "This is the message. It will be sent in parts."
+	cases := []struct {
+		name    string
+		header  func(t *testing.T) []byte
+		split   []int // cut the header at these offsets into several writes
+		withMsg bool  // the echo's first bytes in the header's last write
+		client  string
+		count   string
+	}{
+		{name: "v1", header: func(t *testing.T) []byte { return proxyHeader(t, 1, "203.0.113.7:41000", "10.0.0.5:9000") }, client: "203.0.113.7:41000", count: "v1 proxy"},
+		{name: "v1 in pieces with the echo", header: func(t *testing.T) []byte { return proxyHeader(t, 1, "203.0.113.7:41000", "10.0.0.5:9000") }, split: []int{3, 9, 20}, withMsg: true, client: "203.0.113.7:41000", count: "v1 proxy"},
+		{name: "v2 with TLVs and the echo", header: func(t *testing.T) []byte {
+			return proxyHeader(t, 2, "[2001:db8::7]:41000", "[2001:db8::5]:9000",
+				proxyproto.TLV{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte("example.com")},
+				proxyproto.TLV{Type: proxyproto.PP2_TYPE_ALPN, Value: []byte("h2")})
+		}, withMsg: true, client: "[2001:db8::7]:41000", count: "v2 proxy"},
+		{name: "v2 in pieces", header: func(t *testing.T) []byte { return proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000") }, split: []int{1, 12, 15, 20}, client: "203.0.113.7:41000", count: "v2 proxy"},
+		{name: "v2 LOCAL", header: localV2, withMsg: true, count: "v2 local"},
+		{name: "v1 UNKNOWN", header: func(*testing.T) []byte { return []byte("PROXY UNKNOWN\r\n") }, withMsg: true, count: "v1 local"},
+	}
+	for _, pt := range proxyTargets {
+		for _, tc := range cases {
+			t.Run(pt.name+"/"+tc.name, func(t *testing.T) {
+				var logs syncBuffer
+				rec := newProxyRecorder()
+				srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
+				dialRaw := pt.start(t, srv)
+				raw := dialRaw(t)
+				raw.SetDeadline(time.Now().Add(ioTimeout))
+				h := tc.header(t)
+				var writes [][]byte
+				last := 0
+				for _, cut := range tc.split {
+					writes = append(writes, h[last:cut])
+					last = cut
+				}
+				tail := append([]byte(nil), h[last:]...)
+				rest := []byte(msg)
+				if tc.withMsg && !pt.tls { // over TLS the echo is inside TLS
+					tail, rest = append(tail, msg[:10]...), rest[10:]
+				}
+				writes = append(writes, tail)
+				for _, w := range writes {
+					if _, err := raw.Write(w); err != nil {
+						t.Fatal(err)
+					}
+					if len(writes) > 1 {
+						time.Sleep(time.Millisecond) // let the pieces arrive apart
+					}
+				}
+				c := pt.session(t, raw)
+				if _, err := c.Write(rest); err != nil {
+					t.Fatal(err)
+				}
+				closeWrite(c)
+				got, err := readAll(c)
+				if err != nil || string(got) != msg {
+					t.Fatalf("read %q, %v; want the message alone, %q", got, err, msg)
+				}
+				waitUntil(t, "the connection closed", func() bool { _, c := rec.counts(); return c[echo.CloseEOF] == 1 })
+				headers, _ := rec.counts()
+				if headers[tc.count] != 1 || len(headers) != 1 {
+					t.Errorf("headers counted %v, want %q once", headers, tc.count)
+				}
+				var closing map[string]any
+				for _, l := range jsonLines(t, logs.String()) {
+					if l["level"] == "warn" || l["level"] == "error" {
+						t.Errorf("unexpected %s line: %v", l["level"], l)
+					}
+					if l["message"] == "closing" {
+						closing = l
+					}
+				}
+				if closing == nil {
+					t.Fatalf("no closing line in\n%s", logs.String())
+				}
+				if tc.client == "" {
+					if _, ok := closing["via"]; ok {
+						t.Errorf("closing line %v has a via field after %s", closing, tc.name)
+					}
+					return
+				}
+				ap := netip.MustParseAddrPort(tc.client)
+				wantName := "echo_" + ap.Addr().String() + "_41000"
+				if closing["logger"] != wantName || closing["peer"] != tc.client {
+					t.Errorf("closing line %v: want logger %s and peer %s", closing, wantName, tc.client)
+				}
+				if via, _ := closing["via"].(string); via == "" || strings.Contains(via, "203.0.113.7") {
+					t.Errorf("closing line %v: want the balancer (the socket's peer) as via", closing)
+				}
+				if strings.HasPrefix(tc.name, "v2 with TLVs") && !strings.Contains(logs.String(), `"tlv_authority":"example.com"`) {
+					t.Errorf("no authority TLV logged at debug:\n%s", logs.String())
+				}
+			})
+		}
+	}
+}
+
+// TestProxyHeaderRefused: a header that is absent, malformed, ends in a
+// bare LF, is unsupported or late closes the connection with nothing
+// echoed, one warn line and its result counted.
+func TestProxyHeaderRefused(t *testing.T) {
+	badCommand := proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000")
+	badCommand[12] = 0x23 // version 2, command 3
+	cases := []struct {
+		name   string
+		send   []byte
+		result string
+		warn   string
+	}{
+		{"absent", []byte("hello, echo\n"), "v0 absent", "no PROXY protocol header"},
+		{"bare LF", []byte("PROXY TCP4 203.0.113.7 10.0.0.5 41000 9000\nhello"), "v1 malformed", "bare LF"},
+		{"malformed v1", []byte("PROXY TCP4 203.0.113.999 10.0.0.5 41000 9000\r\nhello"), "v1 malformed", "malformed PROXY protocol header"},
+		{"v1 too long", []byte("PROXY TCP4 " + strings.Repeat("1", 120)), "v1 malformed", "no CRLF within 107 bytes"},
+		{"unknown command", badCommand, "v2 unsupported", "unsupported"},
+		{"late", []byte("PROXY TCP4 203.0.113.7"), "v1 timeout", "no whole PROXY protocol header within"},
+	}
+	for _, pt := range proxyTargets {
+		for _, tc := range cases {
+			t.Run(pt.name+"/"+tc.name, func(t *testing.T) {
+				var logs syncBuffer
+				rec := newProxyRecorder()
+				srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
+				srv.ListenerOptions.ProxyTimeout = 300 * time.Millisecond
+				c := pt.start(t, srv)(t)
+				if _, err := c.Write(tc.send); err != nil {
+					t.Fatal(err)
+				}
+				got, err := readAll(c)
+				if len(got) != 0 || errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("read %q, %v; want closed with nothing echoed", got, err)
+				}
+				waitUntil(t, "the connection closed", func() bool { _, c := rec.counts(); return c[echo.CloseProxy] == 1 })
+				if headers, _ := rec.counts(); headers[tc.result] != 1 || len(headers) != 1 {
+					t.Errorf("headers counted %v, want %q once", headers, tc.result)
+				}
+				var warns []string
+				for _, l := range jsonLines(t, logs.String()) {
+					if l["level"] == "warn" {
+						warns = append(warns, l["message"].(string))
+					}
+				}
+				if len(warns) != 1 || !strings.Contains(warns[0], tc.warn) {
+					t.Errorf("warnings %q, want one that says %q", warns, tc.warn)
+				}
+				if strings.Contains(logs.String(), `received b'`) {
+					t.Errorf("the header was logged as data:\n%s", logs.String())
+				}
+			})
+		}
+	}
+}
+
+// TestProxyWarningsRateLimited: a burst of refused connections on one
+// listener logs one warning for a reason, not one each; all are counted.
+func TestProxyWarningsRateLimited(t *testing.T) {
+	for _, pt := range proxyTargets[:2] { // both engines
+		t.Run(pt.name, func(t *testing.T) {
+			var logs syncBuffer
+			rec := newProxyRecorder()
+			srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
+			dialRaw := pt.start(t, srv)
+			const n = 5
+			for range n {
+				c := dialRaw(t)
+				c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+				readAll(c)
+			}
+			waitUntil(t, "every connection closed", func() bool { _, c := rec.counts(); return c[echo.CloseProxy] == n })
+			if h, _ := rec.counts(); h["v0 absent"] != n {
+				t.Errorf("counted %v, want %d absent", h, n)
+			}
+			// The burst takes far less than the second between two
+			// warnings (a slow machine may see two).
+			if w := strings.Count(logs.String(), `"level":"warn"`); w < 1 || w > 2 {
+				t.Errorf("%d warnings for %d refusals, want 1 (or 2 across a second):\n%s", w, n, logs.String())
+			}
+		})
+	}
+}
+
+// TestProxyTrusted: with ProxyTrusted set, a peer outside it is refused
+// at once, even with a valid header; a peer inside it must send one.
+func TestProxyTrusted(t *testing.T) {
+	for _, pt := range proxyTargets {
+		if strings.HasPrefix(pt.name, "unix") {
+			continue // Unix peers have no address: always trusted
+		}
+		t.Run(pt.name, func(t *testing.T) {
+			for _, trusted := range []string{"10.0.0.0/8", "127.0.0.0/8"} {
+				var logs syncBuffer
+				rec := newProxyRecorder()
+				srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
+				srv.ListenerOptions.ProxyTrusted = []netip.Prefix{netip.MustParsePrefix(trusted)}
+				raw := pt.start(t, srv)(t)
+				raw.SetDeadline(time.Now().Add(ioTimeout))
+				raw.Write(proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000"))
+				if trusted == "10.0.0.0/8" {
+					if got, _ := readAll(raw); len(got) != 0 {
+						t.Errorf("an untrusted peer read %q", got)
+					}
+					waitUntil(t, "refused", func() bool { _, c := rec.counts(); return c[echo.CloseProxy] == 1 })
+					if h, _ := rec.counts(); h["v0 untrusted"] != 1 {
+						t.Errorf("counted %v, want one untrusted", h)
+					}
+					if w := strings.Count(logs.String(), `"level":"warn"`); w != 1 || !strings.Contains(logs.String(), "not a trusted PROXY protocol sender") {
+						t.Errorf("want one warning of an untrusted peer:\n%s", logs.String())
+					}
+					continue
+				}
+				c := pt.session(t, raw)
+				roundTrip(t, c, []byte("trusted"))
+			}
+		})
+	}
+}
+
+// TestProxyAccessListAppliesToClient: the access list and the per-IP
+// limit apply to the client a header names, not to the balancer.
+func TestProxyAccessListAppliesToClient(t *testing.T) {
+	for _, pt := range proxyTargets {
+		if pt.tls {
+			continue // the same code runs once the header is read
+		}
+		t.Run(pt.name, func(t *testing.T) {
+			var logs syncBuffer
+			rec := newProxyRecorder()
+			srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec, MaxConnsPerIP: 1}
+			// The balancer, 127.0.0.1, is not allowed: its clients are.
+			srv.Allow = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24")}
+			srv.Deny = []netip.Prefix{netip.MustParsePrefix("203.0.113.66/32")}
+			dialRaw := pt.start(t, srv)
+
+			allowed := dialRaw(t)
+			allowed.Write(proxyHeader(t, 1, "198.51.100.1:5000", "10.0.0.5:9000"))
+			roundTrip(t, allowed, []byte("allowed"))
+			// Another client through the same balancer: its own per-IP count.
+			other := dialRaw(t)
+			other.Write(proxyHeader(t, 2, "203.0.113.7:5000", "10.0.0.5:9000"))
+			roundTrip(t, other, []byte("other"))
+			// The same client again: over its limit of one.
+			again := dialRaw(t)
+			again.Write(proxyHeader(t, 2, "198.51.100.1:5001", "10.0.0.5:9000"))
+			if got, _ := readAll(again); len(got) != 0 {
+				t.Errorf("a client over its per-IP limit read %q", got)
+			}
+			denied := dialRaw(t)
+			denied.Write(append(proxyHeader(t, 1, "203.0.113.66:5000", "10.0.0.5:9000"), "x"...))
+			if got, _ := readAll(denied); len(got) != 0 {
+				t.Errorf("a denied client read %q", got)
+			}
+			waitUntil(t, "refused", func() bool {
+				_, c := rec.counts()
+				return c[echo.CloseLimit] == 1 && c[echo.CloseDenied] == 1
+			})
+			if !strings.Contains(logs.String(), `"logger":"echo_203.0.113.66_5000"`) || !strings.Contains(logs.String(), "address not allowed") {
+				t.Errorf("the denied client is not named in the log:\n%s", logs.String())
+			}
+			allowed.Close()
+			other.Close()
+		})
+	}
+}
+
+// TestProxyOnlyWhereAsked: a Server with several addresses reads headers
+// only on those whose query asks for it.
+func TestProxyOnlyWhereAsked(t *testing.T) {
+	srv := &echo.Server{}
+	addrs, _ := serveBound(t, srv, "tcp://127.0.0.1:0?proxy-protocol=on", "127.0.0.1:0")
+	plain := dial(t, addrs[1])
+	roundTrip(t, plain, []byte("PROXY is data here\r\n"))
+	proxied := dial(t, strings.TrimPrefix(addrs[0], "tcp://"))
+	proxied.Write(proxyHeader(t, 1, "203.0.113.7:41000", "10.0.0.5:9000"))
+	roundTrip(t, proxied, []byte("after the header"))
+}
+
+// TestProxyShutdownWhileWaiting: Shutdown ends a connection still
+// waiting for its header.
+func TestProxyShutdownWhileWaiting(t *testing.T) {
+	for _, pt := range proxyTargets {
+		t.Run(pt.name, func(t *testing.T) {
+			srv := &echo.Server{}
+			c := pt.start(t, srv)(t)
+			c.Write([]byte("PROX"))
+			go func() {
+				time.Sleep(50 * time.Millisecond) // the header's first bytes are read
+				shutdown(srv, 50*time.Millisecond)
+			}()
+			if got, _ := readAll(c); len(got) != 0 {
+				t.Errorf("read %q", got)
+			}
+		})
+	}
+}
+
+// TestProxyHeaderBytesNotEchoedUnderLoad: many connections, each with its
+// header and echo in one write, on both engines; the echo is byte-exact.
+func TestProxyManyConnections(t *testing.T) {
+	for _, pt := range proxyTargets[:2] {
+		t.Run(pt.name, func(t *testing.T) {
+			srv := &echo.Server{}
+			dialRaw := pt.start(t, srv)
+			var wg sync.WaitGroup
+			for i := range 20 {
+				wg.Go(func() {
+					c := dialRaw(t)
+					c.SetDeadline(time.Now().Add(ioTimeout))
+					payload := randomBytes(uint64(i), 3000)
+					c.Write(append(proxyHeader(t, byte(1+i%2), "203.0.113.7:41000", "10.0.0.5:9000"), payload...))
+					closeWrite(c)
+					got, err := io.ReadAll(c)
+					if err != nil || !bytes.Equal(got, payload) {
+						t.Errorf("connection %d: %d bytes back, %v", i, len(got), err)
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
