@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,7 @@ type Metrics struct {
 	acceptErrors *prometheus.CounterVec
 	accepting    *prometheus.GaugeVec
 	udpDropped   *prometheus.CounterVec
+	proxyHeaders *prometheus.CounterVec
 
 	mu        sync.Mutex
 	listeners map[string]*listenerMetrics
@@ -106,6 +108,10 @@ func New(build BuildInfo) *Metrics {
 			Help: "UDP datagrams dropped unanswered, by reason: denied, port-zero, own-address, reflector-port, low-port, rate-limit or rate-table-full.",
 		}, []string{"listener", "reason"}),
 	}
+	m.proxyHeaders = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "proxy_headers_total",
+		Help: "PROXY protocol headers on the listeners that require one, by version (v1, v2, or none when none was recognised) and result: proxy, local, absent, malformed, unsupported, timeout or untrusted.",
+	}, []string{"version", "result"})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help: "Always 1; the labels describe the running binary.",
@@ -117,7 +123,7 @@ func New(build BuildInfo) *Metrics {
 	buildInfo.Set(1)
 	m.reg.MustRegister(
 		m.active, m.accepted, m.closed, m.received, m.sent, m.latency,
-		m.acceptErrors, m.accepting, m.udpDropped, buildInfo,
+		m.acceptErrors, m.accepting, m.udpDropped, m.proxyHeaders, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -138,6 +144,18 @@ type listenerMetrics struct {
 	latency           prometheus.Observer
 	acceptErrors      prometheus.Counter
 	closed            []prometheus.Counter // by echo.CloseReason
+	proxyHeaders      *prometheus.CounterVec
+}
+
+var _ echo.ProxyObserver = (*listenerMetrics)(nil)
+
+// ProxyHeader implements echo.ProxyObserver: echoctl_proxy_headers_total.
+func (l *listenerMetrics) ProxyHeader(version int, result echo.ProxyResult) {
+	v := "none"
+	if version > 0 {
+		v = "v" + strconv.Itoa(version)
+	}
+	l.proxyHeaders.WithLabelValues(v, result.String()).Inc()
 }
 
 // listener returns the collectors for name, creating them, with every
@@ -156,6 +174,7 @@ func (m *Metrics) listener(name string) *listenerMetrics {
 		sent:         m.sent.WithLabelValues(name),
 		latency:      m.latency.WithLabelValues(name),
 		acceptErrors: m.acceptErrors.WithLabelValues(name),
+		proxyHeaders: m.proxyHeaders,
 	}
 	for _, r := range echo.CloseReasons() {
 		l.closed = append(l.closed, m.closed.WithLabelValues(name, r.String()))

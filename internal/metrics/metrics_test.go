@@ -269,3 +269,57 @@ func TestUDPDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyHeaders checks echoctl_proxy_headers_total: a real server with
+// the PROXY protocol on counts a v1 header served, a v2 LOCAL health
+// check, and a client that sent none, under their version and result,
+// and closes the last as "proxy".
+func TestProxyHeaders(t *testing.T) {
+	m := metrics.New(metrics.BuildInfo{})
+	srv := &echo.Server{Observer: m, ListenerOptions: echo.ListenerOptions{ProxyProtocol: true}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ln.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	local := "\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"
+	for _, send := range []string{"PROXY TCP4 203.0.113.7 10.0.0.5 41000 9000\r\nhi", local + "hi", "hi"} {
+		c, err := net.Dial("tcp", l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte(send))
+		c.(*net.TCPConn).CloseWrite()
+		io.ReadAll(c)
+		c.Close()
+	}
+	checks := []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"echoctl_proxy_headers_total", map[string]string{"version": "v1", "result": "proxy"}},
+		{"echoctl_proxy_headers_total", map[string]string{"version": "v2", "result": "local"}},
+		{"echoctl_proxy_headers_total", map[string]string{"version": "none", "result": "absent"}},
+		{"echoctl_connections_closed_total", map[string]string{"listener": l, "reason": "proxy"}},
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, c := range checks {
+		for {
+			got, err := gatherValue(m, c.name, c.labels)
+			if err == nil && got == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s%v = %v, %v; want 1", c.name, c.labels, got, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}

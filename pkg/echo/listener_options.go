@@ -281,4 +281,3 @@ func (o ListenerOptions) String() string {
 	parts = append(parts, "proxy-timeout="+o.proxyTimeout().String())
 	return strings.Join(parts, "&")
 }
-
