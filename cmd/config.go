@@ -59,6 +59,9 @@ type Config struct {
 	MetricsAddr string
 	// Transport holds the TLS, Unix socket and UDP settings (transport.go).
 	Transport TransportConfig
+	// Listener holds serve's per-listener options (listenerKeys): the
+	// default of every address, which its query may override.
+	Listener echo.ListenerOptions
 	// File is the config file that was read, or "" if none.
 	File string
 	// Warnings are about the configuration (ECHOCTL_* variables that

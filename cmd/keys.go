@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -90,7 +91,7 @@ type keyFlag struct {
 
 // keys are every configuration key, in the order the docs list them; they
 // are decoded in this order, and the first invalid one is reported.
-var keys = []key{
+var keys = append([]key{
 	{
 		name: keyAddr, def: echo.DefaultAddr,
 		flags: []keyFlag{
@@ -248,6 +249,56 @@ var keys = []key{
 		flags:  []keyFlag{{on: cmdServe, usage: "udp:// addresses: the `rate` of datagrams and bytes answered to one source IP address, DATAGRAMS/s,BYTES/s, each with a burst of one second's worth (0: no limit, for benchmarks on a lab network)"}},
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.UDPRatePerSource = d.packetRate(name) },
 	},
+}, listenerKeys()...)
+
+// listenerKeys are serve's per-listener keys (the PROXY protocol): each
+// flag sets the default of every address, whose query may override it
+// (ADDR?proxy-protocol=on). echo.ListenerKeys declares them, with their
+// defaults and help, and parses them for both.
+func listenerKeys() []key {
+	var out []key
+	for _, lk := range echo.ListenerKeys() {
+		out = append(out, key{
+			name: lk.Name, def: lk.Default,
+			flags: []keyFlag{{on: cmdServe, usage: lk.Usage}},
+			decode: func(d *decoder, name string, cfg *Config) {
+				raw := d.v.Get(name)
+				s, ok := keyText(raw)
+				if !ok {
+					d.fail(name, raw, "must be a string")
+					return
+				}
+				if err := lk.Set(&cfg.Listener, s); err != nil {
+					d.fail(name, raw, err.Error())
+				}
+			},
+		})
+	}
+	return out
+}
+
+// keyText is a merged value as the text a per-listener key parses: lists
+// joined by commas, booleans as on and off.
+func keyText(raw any) (string, bool) {
+	switch x := raw.(type) {
+	case nil:
+		return "", true
+	case string:
+		return x, true
+	case bool:
+		if x {
+			return "on", true
+		}
+		return "off", true
+	case time.Duration:
+		return x.String(), true
+	case []string:
+		return strings.Join(x, ","), true
+	case []any:
+		items, ok := stringItems(x)
+		return strings.Join(items, ","), ok
+	}
+	return fmt.Sprint(raw), true
 }
 
 // Bounds of the integer keys.

@@ -30,6 +30,11 @@ or tcp://host:port (TCP), udp://host:port (every datagram is sent back, RFC
 SIGHUP reloads the certificate files) and unix:///path (a Unix socket). See
 docs/udp.md, docs/tls.md and docs/unix.md.
 
+An address may end in per-listener options, which override the flags of the
+same names for it alone: tcp://:9000?proxy-protocol=on&proxy-trusted=10.0.0.0/8
+reads a PROXY protocol header (v1 or v2, as HAProxy and AWS NLB send it) from
+each connection on that address only (docs/usage.md, docs/load-balancers.md).
+
 --busy-poll D keeps each event loop looking for work for D after it last
 found some, instead of sleeping at once: a message that comes within D is
 echoed without waking a sleeping thread, which takes tens of microseconds on
@@ -45,7 +50,8 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
   echoctl serve --addr :10000 -v
   ECHOCTL_ADDR='[::1]:7' echoctl serve --log-format json
   echoctl serve --addr tcp://:7 --addr udp://:7 --addr unix:///tmp/echo.sock
-  echoctl serve --addr tls://localhost:10443 --tls-cert cert.pem --tls-key key.pem`,
+  echoctl serve --addr tls://localhost:10443 --tls-cert cert.pem --tls-key key.pem
+  echoctl serve --addr 'tcp://:9000?proxy-protocol=on' --addr :10000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, logger, err := opts.setup(cmd, streams.Err)
@@ -84,6 +90,7 @@ func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*ech
 		UnixMode:         t.UnixMode,
 		UDPAllowLowPorts: t.UDPAllowLowPorts,
 		UDPRatePerSource: &rate,
+		ListenerOptions:  cfg.Listener,
 	}
 	certs, err := serverCertificate(t, cfg.Addrs, logger)
 	if err != nil {
@@ -93,6 +100,13 @@ func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*ech
 		srv.TLSConfig = certs.Config()
 	}
 	return srv, certs, nil
+}
+
+// parseServeAddr parses one of serve's addresses, which may end in a
+// query of per-listener options (echo.ParseListenAddr).
+func parseServeAddr(s string) (echo.Addr, error) {
+	a, _, err := echo.ParseListenAddr(s, echo.ListenerOptions{})
+	return a, err
 }
 
 // runServe serves until ctx is cancelled, then shuts down gracefully.

@@ -21,6 +21,7 @@ func TestNewServer(t *testing.T) {
 	f := newTLSFiles(t)
 	defaultRate := echo.PacketRate{Datagrams: echo.DefaultUDPDatagramsPerSource, Bytes: echo.DefaultUDPBytesPerSource}
 	noRate := echo.PacketRate{}
+	noProxy := echo.ListenerOptions{ProxyTimeout: echo.DefaultProxyTimeout}
 	tests := []struct {
 		name string
 		args []string
@@ -32,7 +33,7 @@ func TestNewServer(t *testing.T) {
 		{
 			name: "defaults",
 			want: &echo.Server{Addr: echo.DefaultAddr, BufferSize: echo.DefaultBufferSize, LogMaxBytes: echo.DefaultLogMaxBytes,
-				UnixMode: 0o660, UDPRatePerSource: &defaultRate},
+				UnixMode: 0o660, UDPRatePerSource: &defaultRate, ListenerOptions: noProxy},
 		},
 		{
 			name: "every limit",
@@ -43,20 +44,28 @@ func TestNewServer(t *testing.T) {
 				IdleTimeout: time.Minute, WriteTimeout: 30 * time.Second,
 				Allow:       []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")},
 				Deny:        []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
-				LogMaxBytes: -1, BusyPoll: 50 * time.Microsecond, UnixMode: 0o600, UDPAllowLowPorts: true, UDPRatePerSource: &noRate},
+				LogMaxBytes: -1, BusyPoll: 50 * time.Microsecond, UnixMode: 0o600, UDPAllowLowPorts: true, UDPRatePerSource: &noRate, ListenerOptions: noProxy},
+		},
+		{
+			name: "proxy protocol",
+			args: []string{"--addr", "127.0.0.1:7", "--addr", "unix:///tmp/e.sock?proxy-protocol=off", "--proxy-protocol", "on",
+				"--proxy-trusted", "10.0.0.0/8,192.0.2.7", "--proxy-timeout", "2s"},
+			want: &echo.Server{Addr: "127.0.0.1:7", BufferSize: echo.DefaultBufferSize, LogMaxBytes: echo.DefaultLogMaxBytes,
+				UnixMode: 0o660, UDPRatePerSource: &defaultRate, ListenerOptions: echo.ListenerOptions{ProxyProtocol: true,
+					ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}, ProxyTimeout: 2 * time.Second}},
 		},
 		{
 			name: "tls files",
 			args: []string{"--addr", "tls://127.0.0.1:0", "--tls-cert", f.serverCert, "--tls-key", f.serverKey, "--tls-client-ca", f.caFile},
 			want: &echo.Server{Addr: "tls://127.0.0.1:0", BufferSize: echo.DefaultBufferSize, LogMaxBytes: echo.DefaultLogMaxBytes,
-				UnixMode: 0o660, UDPRatePerSource: &defaultRate},
+				UnixMode: 0o660, UDPRatePerSource: &defaultRate, ListenerOptions: noProxy},
 			tlsFiles: []string{f.serverCert, f.serverKey, f.caFile},
 		},
 		{
 			name: "tls self-signed",
 			args: []string{"--addr", "tls://127.0.0.1:0", "--tls-self-signed"},
 			want: &echo.Server{Addr: "tls://127.0.0.1:0", BufferSize: echo.DefaultBufferSize, LogMaxBytes: echo.DefaultLogMaxBytes,
-				UnixMode: 0o660, UDPRatePerSource: &defaultRate},
+				UnixMode: 0o660, UDPRatePerSource: &defaultRate, ListenerOptions: noProxy},
 			tlsFiles: []string{"", "", ""},
 		},
 	}
@@ -105,5 +114,41 @@ func TestNewServerWarnsUnusedTLS(t *testing.T) {
 	}
 	if want := "TLS: tls-self-signed set, but no --addr is tls://: ignored"; !strings.Contains(logs.String(), want) {
 		t.Errorf("log %q lacks %q", logs.String(), want)
+	}
+}
+
+// TestServeListenerOptionErrors: a bad per-listener key, in a flag, the
+// environment or an address's query, is a usage error (exit code 2) in
+// one line.
+func TestServeListenerOptionErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{name: "flag value", args: []string{"serve", "--proxy-protocol", "yes"},
+			want: `invalid proxy-protocol "yes" from flag --proxy-protocol: want on or off`},
+		{name: "env timeout", args: []string{"serve"}, env: map[string]string{"ECHOCTL_PROXY_TIMEOUT": "0"},
+			want: `invalid proxy-timeout "0" from environment ECHOCTL_PROXY_TIMEOUT: want a duration such as 5s, more than 0 and at most 10000h0m0s`},
+		{name: "flag trusted", args: []string{"serve", "--proxy-trusted", "10.0.0.0/33"},
+			want: `invalid proxy-trusted ["10.0.0.0/33"] from flag --proxy-trusted: "10.0.0.0/33" is not an IP address or a CIDR prefix such as 10.0.0.0/8`},
+		{name: "query on udp", args: []string{"serve", "--addr", "udp://127.0.0.1:0?proxy-protocol=on"},
+			want: `invalid addr "udp://127.0.0.1:0?proxy-protocol=on" from flag --addr: PROXY protocol is not supported on udp:// listeners`},
+		{name: "query unknown key", args: []string{"serve", "--addr", "tcp://127.0.0.1:0?proxy=on"},
+			want: `invalid addr "tcp://127.0.0.1:0?proxy=on" from flag --addr: unknown option "proxy": want proxy-protocol, proxy-trusted or proxy-timeout`},
+		{name: "query bad value", args: []string{"serve", "--addr", "unix:///tmp/e.sock?proxy-protocol=1"},
+			want: `invalid addr "unix:///tmp/e.sock?proxy-protocol=1" from flag --addr: option proxy-protocol "1": want on or off`},
+		{name: "query on send", args: []string{"send", "--addr", "tcp://127.0.0.1:9?proxy-protocol=on"},
+			want: `invalid addr "tcp://127.0.0.1:9?proxy-protocol=on" from flag --addr: unexpected "?proxy-protocol=on" after host:port (a tcp:// address is only host:port)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolate(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			checkUsageError(t, run(t, cancelledContext(), tt.args...), tt.want)
+		})
 	}
 }

@@ -23,7 +23,7 @@ import (
 func serverCertificate(t TransportConfig, addrs []string, logger zerolog.Logger) (*tlsconfig.Server, error) {
 	var tlsHosts []string
 	for _, s := range addrs {
-		if a, err := echo.ParseAddr(s); err == nil && a.Network == echo.NetworkTLS {
+		if a, err := parseServeAddr(s); err == nil && a.Network == echo.NetworkTLS {
 			tlsHosts = append(tlsHosts, a.Host)
 		}
 	}

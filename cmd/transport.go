@@ -103,8 +103,12 @@ func (d *decoder) addrs(key string) []string {
 		return nil
 	}
 	seen := make(map[string]bool, len(list)) // by canonical form: tcp://h:p and h:p are one
+	parse := echo.ParseAddr
+	if d.multiAddr() {
+		parse = parseServeAddr // serve's may carry per-listener options
+	}
 	for _, s := range list {
-		a, err := echo.ParseAddr(s)
+		a, err := parse(s)
 		if err != nil {
 			reason := err.Error()
 			var ae *echo.AddrError
@@ -189,7 +193,7 @@ func (d *decoder) checkTransport(cfg *Config) {
 		d.fail(keyTLSSelfSigned, true, "conflicts with tls-cert: give a certificate or ask for a self-signed one, not both")
 	}
 	for _, s := range cfg.Addrs {
-		a, err := echo.ParseAddr(s)
+		a, err := parseServeAddr(s)
 		if err == nil && a.Network == echo.NetworkTLS && t.TLSCert == "" && !t.TLSSelfSigned {
 			d.fail(keyAddr, s, "a tls:// address needs tls-cert and tls-key, or tls-self-signed")
 		}

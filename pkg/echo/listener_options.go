@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -73,7 +74,8 @@ type ListenerKey struct {
 }
 
 // Set parses value, the key's text form, into its option in o. The error
-// says why the value is wrong, in words that follow the key's name.
+// says why the value is wrong, in words that follow the key and its value
+// ("want on or off").
 func (k ListenerKey) Set(o *ListenerOptions, value string) error { return k.set(o, value) }
 
 // allowedOn reports why k may not be set on network, or "".
@@ -107,7 +109,7 @@ var listenerKeys = []ListenerKey{
 			case "off", "false", "":
 				o.ProxyProtocol = false
 			default:
-				return fmt.Errorf("%q: want on or off", v)
+				return errors.New("want on or off")
 			}
 			return nil
 		},
@@ -134,7 +136,7 @@ var listenerKeys = []ListenerKey{
 		set: func(o *ListenerOptions, v string) error {
 			d, err := time.ParseDuration(strings.TrimSpace(v))
 			if err != nil || d <= 0 || d > MaxTimeout {
-				return fmt.Errorf("%q: want a duration such as 5s, more than 0 and at most %v", v, MaxTimeout)
+				return fmt.Errorf("want a duration such as 5s, more than 0 and at most %v", MaxTimeout)
 			}
 			o.ProxyTimeout = d
 			return nil
@@ -209,7 +211,7 @@ func ParseListenAddr(s string, defaults ListenerOptions) (Addr, ListenerOptions,
 			return fail(why)
 		}
 		if err := k.Set(&opts, value); err != nil {
-			return fail("option " + name + " " + err.Error())
+			return fail(fmt.Sprintf("option %s %q: %v", name, value, err))
 		}
 	}
 	return a, opts, nil
