@@ -80,7 +80,7 @@ func New(build BuildInfo) *Metrics {
 		}, label),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "connections_closed_total",
-			Help: "Connections closed, by reason: eof, idle, write-timeout, reset, limit, denied, shutdown or error.",
+			Help: "Connections closed, by reason: eof, idle, write-timeout, reset, limit, denied, shutdown, error or proxy.",
 		}, []string{"listener", "reason"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "bytes_received_total",

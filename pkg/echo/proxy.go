@@ -327,10 +327,12 @@ func (c *conn) proxied(h *proxyproto.Header) error {
 	}
 	if e := c.log(zerolog.DebugLevel); e != nil {
 		if fs := proxyTLVFields(h); len(fs) > 0 {
+			msg := "PROXY header TLVs:"
 			for _, f := range fs {
 				e = e.Str("tlv_"+f[0], f[1])
+				msg += " " + f[0] + "=" + f[1]
 			}
-			e.Msg("PROXY header TLVs")
+			e.Msg(msg)
 		} else {
 			e.Discard()
 		}

@@ -6,12 +6,15 @@ import (
 	"time"
 )
 
-// Stages: behaviour added to every connection of a Server, written once
+// Stages: behaviour added to the connections of a listener, written once
 // and run by both engines (engineFor).
 //
-// A stage is one of two kinds, each a factory that a Server holds
-// (Server.stages) and that makes, for each connection, the state the stage
-// keeps for it:
+// A stage is one of two kinds, each a factory that a listener's chain
+// holds and that makes, for each connection, the state the stage keeps
+// for it. The chain is resolved once per listener (newListenerConf,
+// listener_options.go): the Server's stages (Server.stages), after the
+// PROXY protocol stage (proxy.go) on a listener whose ListenerOptions ask
+// for it; each connection points to its listener's (conn.lconf).
 //
 //   - an openStage acts once, when the connection opens, before any echo:
 //     it may read bytes from the peer that are not to be echoed (a PROXY
@@ -34,9 +37,12 @@ import (
 //   - the goroutine engine (goConn, goconn.go) bounds a header read with
 //     a read deadline, writes the greeting and the pieces with its
 //     blocking writes, and sleeps out the waits on a timer that Shutdown
-//     and Close cut short (stageRun.sleep). (On TLS it runs them inside
-//     TLS, after the handshake: a PROXY header, which comes before it,
-//     will need the raw connection read first.)
+//     and Close cut short (stageRun.sleep). On TLS it runs them inside
+//     TLS, after the handshake (listenerConf.tlsStages), except the PROXY
+//     stage, which comes before it as balancers send it: proxyFirst runs
+//     that stage's opener on the connection below TLS, with the same
+//     openRead, and the handshake then reads first what came after the
+//     header (headConn).
 //   - an event loop (loop_stage_linux.go) never blocks: it writes what the
 //     socket takes and keeps the rest as it keeps any write back (pending),
 //     and for a wait it holds the chunk and puts the connection in its
@@ -54,24 +60,31 @@ import (
 // piece is written (conn.sent); the greeting and a header are not echoes
 // and are not reported to it.
 //
-// With no stage (Server.stages nil, the default) nothing of this runs:
-// each engine tests one nil pointer per chunk (a loop its staged map, a
-// goroutine its goConn.run), and a loop connection costs no byte more
-// (its stages live in the loop's staged map, not in loopConn).
+// With no stage (Server.stages nil and no PROXY listener, the default)
+// nothing of this runs: each engine tests one nil pointer per chunk (a
+// loop its staged map, made with its first staged connection; a goroutine
+// its goConn.run), and a loop connection costs no byte more (its stages
+// live in the loop's staged map, not in loopConn).
+//
+// An opener whose time bound passes while it still reads may say why the
+// connection closes (an expirer: a PROXY header that did not come);
+// both engines ask stageRun.expired.
 //
 // To add a stage: write a type implementing openStage or writeStage (and
 // its per-connection opener or pacer) in a file named for it, decide
 // nothing about engines in it, and append it to Server.stages where the
-// Server is configured. Test it on both engines with the variants table
+// Server is configured, or, for a per-listener one, to the chain
+// newListenerConf resolves from its ListenerOptions. Test it on both engines with the variants table
 // (stage_test.go shows how, with the trivial stages of
 // stage_export_test.go).
 //
 // Server.stages is unexported, and so are these interfaces: the stages
 // live in this package (a stage reads the connection's policy, conn), and
 // what users set is the behaviour, not the chain — a Server field per
-// feature (a greeting template, PROXY protocol on a listener, faults) that
-// appends its stage. Exporting the chain would freeze this contract
-// before the stages that need it (issues 16 and 17) have tried it.
+// feature (a greeting template, faults) or a per-listener option
+// (ListenerOptions.ProxyProtocol) that appends its stage. Exporting the
+// chain would freeze this contract before the stages that need it
+// (issues 16 and 17) have tried it.
 
 // An openStage acts once on each connection, when it opens.
 type openStage interface {
