@@ -21,6 +21,13 @@
 // and [Server.ServeBound] serves them all until one Shutdown; a [Bound]
 // filled by hand serves sockets opened elsewhere the same way.
 //
+// Some settings apply per listener ([ListenerOptions]): Server.ListenerOptions
+// holds every listener's, and an address given to Bind may override them
+// in a query ([ParseListenAddr]: "tcp://:9000?proxy-protocol=on"). With
+// ListenerOptions.ProxyProtocol a listener reads a PROXY protocol v1 or v2
+// header from each connection before the echo (behind HAProxy, an AWS
+// NLB), and serves the connection as the client it names.
+//
 // Data shown in logs is formatted by [Quote], which renders bytes exactly as
 // Python's repr(bytes) does, so echoctl's debug transcript reads like the
 // seed's and never writes raw control characters to a terminal; [QuoteMax]

@@ -57,9 +57,12 @@ func (c *goConn) serve() {
 	if c.isTLS() && c.lconf.opts.ProxyProtocol {
 		if err = c.proxyFirst(); err != nil {
 			reason = c.closeReason(err)
-			if !c.stopping.Load() {
-				c.logClose(err, reason)
+			if c.stopping.Load() || c.srv.shuttingDown() && reason != CloseProxy {
+				reason = CloseShutdown
+				c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+				return
 			}
+			c.logClose(err, reason)
 			return
 		}
 	}

@@ -137,7 +137,7 @@ func (r *recorder) check(t *testing.T) {
 }
 
 func TestCloseReasonString(t *testing.T) {
-	want := []string{"eof", "idle", "write-timeout", "reset", "limit", "denied", "shutdown", "error"}
+	want := []string{"eof", "idle", "write-timeout", "reset", "limit", "denied", "shutdown", "error", "proxy"}
 	got := echo.CloseReasons()
 	if len(got) != len(want) {
 		t.Fatalf("CloseReasons() has %d reasons, want %d", len(got), len(want))
@@ -309,4 +309,18 @@ func shutdownWhenLogged(w *startLineWriter, srv *echo.Server) error {
 		time.Sleep(time.Millisecond)
 	}
 	return errors.New("no start-up line logged")
+}
+
+func TestProxyResultString(t *testing.T) {
+	want := []string{"proxy", "local", "absent", "malformed", "unsupported", "timeout", "untrusted"}
+	var got []string
+	for _, r := range echo.ProxyResults() {
+		got = append(got, r.String())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ProxyResults() = %q, want %q", got, want)
+	}
+	if s := echo.ProxyResult(200).String(); s != "unknown" {
+		t.Errorf("an unknown result is %q", s)
+	}
 }

@@ -479,11 +479,13 @@ func TestProxyOnlyWhereAsked(t *testing.T) {
 }
 
 // TestProxyShutdownWhileWaiting: Shutdown ends a connection still
-// waiting for its header.
+// waiting for its header, as a shutdown, not as a refused header.
 func TestProxyShutdownWhileWaiting(t *testing.T) {
 	for _, pt := range proxyTargets {
 		t.Run(pt.name, func(t *testing.T) {
-			srv := &echo.Server{}
+			var logs syncBuffer
+			rec := newProxyRecorder()
+			srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
 			c := pt.start(t, srv)(t)
 			c.Write([]byte("PROX"))
 			go func() {
@@ -492,6 +494,10 @@ func TestProxyShutdownWhileWaiting(t *testing.T) {
 			}()
 			if got, _ := readAll(c); len(got) != 0 {
 				t.Errorf("read %q", got)
+			}
+			waitUntil(t, "closed", func() bool { _, c := rec.counts(); return c[echo.CloseShutdown] == 1 })
+			if h, _ := rec.counts(); len(h) != 0 || strings.Contains(logs.String(), `"level":"warn"`) {
+				t.Errorf("headers counted %v; want none, and no warning:\n%s", h, logs.String())
 			}
 		})
 	}
