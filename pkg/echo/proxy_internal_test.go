@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/pires/go-proxyproto/tlvparse"
 )
 
 // TestProxyFrame: the framing finds a header's end exactly, asks for more
@@ -96,4 +97,45 @@ func FuzzProxyFrame(f *testing.F) {
 			t.Fatalf("left %q for the echo, want %q", got, b[n:])
 		}
 	})
+}
+
+// TestProxiedSummary: the one-line summary of a header, with its TLVs
+// parsed (ALPN, authority, AWS VPC endpoint, SSL and its sub-fields), and
+// what a connection without a header says.
+func TestProxiedSummary(t *testing.T) {
+	ssl, err := tlvparse.PP2SSL{Client: tlvparse.PP2_BITFIELD_CLIENT_SSL | tlvparse.PP2_BITFIELD_CLIENT_CERT_CONN, TLV: []proxyproto.TLV{
+		{Type: proxyproto.PP2_SUBTYPE_SSL_VERSION, Value: []byte("TLSv1.3")},
+		{Type: proxyproto.PP2_SUBTYPE_SSL_CN, Value: []byte("client.example")},
+		{Type: proxyproto.PP2_SUBTYPE_SSL_CIPHER, Value: []byte("TLS_AES_128_GCM_SHA256")},
+	}}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dst := net.TCPAddrFromAddrPort(netip.MustParseAddrPort("203.0.113.7:41000")), net.TCPAddrFromAddrPort(netip.MustParseAddrPort("10.0.0.5:9000"))
+	withTLVs := proxyproto.HeaderProxyFromAddrs(2, src, dst)
+	withTLVs.SetTLVs([]proxyproto.TLV{
+		{Type: proxyproto.PP2_TYPE_ALPN, Value: []byte("h2")},
+		{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte("example.com")},
+		{Type: tlvparse.PP2_TYPE_AWS, Value: append([]byte{tlvparse.PP2_SUBTYPE_AWS_VPCE_ID}, "vpce-0123abcd"...)},
+		ssl,
+	})
+	cases := []struct {
+		h    *proxyproto.Header
+		want string
+	}{
+		{proxyproto.HeaderProxyFromAddrs(1, src, dst), "v1 PROXY TCP4 203.0.113.7:41000 -> 10.0.0.5:9000"},
+		{withTLVs, "v2 PROXY TCP4 203.0.113.7:41000 -> 10.0.0.5:9000 alpn=h2 authority=example.com aws_vpce=vpce-0123abcd ssl=TLSv1.3 ssl_cn=client.example ssl_cipher=TLS_AES_128_GCM_SHA256 ssl_verified=true"},
+		{&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL}, "v2 LOCAL"},
+		{&proxyproto.Header{Version: 1, Command: proxyproto.LOCAL}, "v1 UNKNOWN"},
+	}
+	for _, tc := range cases {
+		c := &conn{proxy: &proxied{header: tc.h, via: "10.0.0.2:5000"}}
+		if got := c.proxySummary(); got != tc.want {
+			t.Errorf("summary %q, want %q", got, tc.want)
+		}
+	}
+	var plain conn
+	if plain.via() != "" || plain.proxySummary() != "none" {
+		t.Errorf("without a header: via %q, summary %q; want empty and none", plain.via(), plain.proxySummary())
+	}
 }

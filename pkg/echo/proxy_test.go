@@ -32,9 +32,12 @@ type proxyTarget struct {
 }
 
 var proxyTargets = []proxyTarget{
-	{name: "tcp loops", start: proxyServeTCP(false, false)},
-	{name: "tcp goroutines", start: proxyServeTCP(true, false)},
-	{name: "tcp opaque", start: proxyServeTCP(false, true)},
+	{name: "tcp loops", start: proxyServeTCP(false, false, 0)},
+	{name: "tcp goroutines", start: proxyServeTCP(true, false, 0)},
+	{name: "tcp opaque", start: proxyServeTCP(false, true, 0)},
+	// Data logged, 7 bytes a read: every header comes in pieces.
+	{name: "tcp loops BufferSize 7", start: proxyServeTCP(false, false, 7)},
+	{name: "tcp goroutines BufferSize 7", start: proxyServeTCP(true, false, 7)},
 	{name: "unix loops", start: proxyServeUnix(false)},
 	{name: "unix goroutines", start: proxyServeUnix(true)},
 	{name: "tls", start: proxyServeTLS, tls: true},
@@ -42,8 +45,9 @@ var proxyTargets = []proxyTarget{
 
 // proxyServeTCP serves through Serve, with the PROXY protocol set in
 // Server.ListenerOptions.
-func proxyServeTCP(goroutines, opaque bool) func(t *testing.T, srv *echo.Server) func(t *testing.T) net.Conn {
+func proxyServeTCP(goroutines, opaque bool, bufferSize int) func(t *testing.T, srv *echo.Server) func(t *testing.T) net.Conn {
 	return func(t *testing.T, srv *echo.Server) func(t *testing.T) net.Conn {
+		srv.BufferSize = bufferSize
 		if goroutines {
 			echo.WithoutLoops(srv)
 		}
