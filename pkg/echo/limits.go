@@ -178,8 +178,7 @@ func (s *Server) admit(c *conn, peer peerAddr) bool {
 		c.hasIP = false // c.ip stays the socket's peer, for readmit
 	}
 	if c.hasIP && (len(s.Allow) > 0 || len(s.Deny) > 0) && !s.permits(c.ip) {
-		c.log(zerolog.InfoLevel).Str("reason", CloseDenied.String()).
-			Msg("connection refused: address not allowed")
+		c.logDenied()
 		c.refuse(CloseDenied)
 		return false
 	}
@@ -193,7 +192,7 @@ func (s *Server) admit(c *conn, peer peerAddr) bool {
 	case s.MaxConns > 0 && r.open >= s.MaxConns:
 		over = fmt.Sprintf("connection limit reached: %d open (max-conns %d); refusing new connections", r.open, s.MaxConns)
 	case s.MaxConnsPerIP > 0 && c.hasIP && r.perIP[c.ip] >= s.MaxConnsPerIP:
-		over = fmt.Sprintf("per-IP connection limit reached: %d open from %s (max-conns-per-ip %d); refusing its new connections", r.perIP[c.ip], c.ip, s.MaxConnsPerIP)
+		over = perIPOver(r.perIP[c.ip], c.ip, s.MaxConnsPerIP)
 	default:
 		r.open++
 		if s.MaxConnsPerIP > 0 && c.hasIP {
@@ -206,17 +205,23 @@ func (s *Server) admit(c *conn, peer peerAddr) bool {
 	}
 	r.mu.Unlock()
 	if !c.counted {
-		if ok, suppressed := r.limitWarn.allow(time.Now(), limitWarnInterval); ok {
-			if suppressed > 0 {
-				over += fmt.Sprintf(" (%d more refused since the last report)", suppressed)
-			}
-			s.Logger.Warn().Str("logger", "main").Str("peer", c.peer).Int("refused_unlogged", suppressed).
-				Msg(over)
-		}
+		s.warnLimit(c, over)
 		c.refuse(CloseLimit)
 		return false
 	}
 	return true
+}
+
+// warnLimit logs over, why a limit refuses c, at warn at most once
+// limitWarnInterval, with the count of those refused since.
+func (s *Server) warnLimit(c *conn, over string) {
+	if ok, suppressed := s.res.limitWarn.allow(time.Now(), limitWarnInterval); ok {
+		if suppressed > 0 {
+			over += fmt.Sprintf(" (%d more refused since the last report)", suppressed)
+		}
+		s.Logger.Warn().Str("logger", "main").Str("peer", c.peer).Int("refused_unlogged", suppressed).
+			Msg(over)
+	}
 }
 
 // readmit applies the access list and the per-IP limit to a connection
@@ -229,8 +234,7 @@ func (s *Server) readmit(c *conn, ip netip.Addr, hasIP bool) error {
 		return nil
 	}
 	if (len(s.Allow) > 0 || len(s.Deny) > 0) && !s.permits(ip) {
-		c.log(zerolog.InfoLevel).Str("reason", CloseDenied.String()).
-			Msg("connection refused: address not allowed")
+		c.logDenied()
 		return refusedError{CloseDenied}
 	}
 	if s.MaxConnsPerIP <= 0 {
@@ -253,17 +257,20 @@ func (s *Server) readmit(c *conn, ip netip.Addr, hasIP bool) error {
 	}
 	r.mu.Unlock()
 	if n >= s.MaxConnsPerIP {
-		over := fmt.Sprintf("per-IP connection limit reached: %d open from %s (max-conns-per-ip %d); refusing its new connections", n, ip, s.MaxConnsPerIP)
-		if ok, suppressed := r.limitWarn.allow(time.Now(), limitWarnInterval); ok {
-			if suppressed > 0 {
-				over += fmt.Sprintf(" (%d more refused since the last report)", suppressed)
-			}
-			s.Logger.Warn().Str("logger", "main").Str("peer", c.peer).Int("refused_unlogged", suppressed).
-				Msg(over)
-		}
+		s.warnLimit(c, perIPOver(n, ip, s.MaxConnsPerIP))
 		return refusedError{CloseLimit}
 	}
 	return nil
+}
+
+// logDenied logs that the access list refuses c.
+func (c *conn) logDenied() {
+	c.log(zerolog.InfoLevel).Str("reason", CloseDenied.String()).Msg("connection refused: address not allowed")
+}
+
+// perIPOver says that the per-IP limit refuses ip, which has n open.
+func perIPOver(n int, ip netip.Addr, limit int) string {
+	return fmt.Sprintf("per-IP connection limit reached: %d open from %s (max-conns-per-ip %d); refusing its new connections", n, ip, limit)
 }
 
 // refusedError closes a connection that readmit refuses.
