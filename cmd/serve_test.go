@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -150,5 +152,32 @@ func TestServeListenerOptionErrors(t *testing.T) {
 			}
 			checkUsageError(t, run(t, cancelledContext(), tt.args...), tt.want)
 		})
+	}
+}
+
+// TestServeProxyProtocol: serve --proxy-protocol on reads a PROXY header
+// before the echo, never echoes it, and logs the connection under the
+// client the header names, with the balancer as via.
+func TestServeProxyProtocol(t *testing.T) {
+	p := startServe(t, "--proxy-protocol", "on")
+	c, err := net.DialTimeout("tcp", p.addr, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := c.Write([]byte("PROXY TCP4 203.0.113.7 10.0.0.5 41000 9000\r\nhello\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "hello\n" {
+		t.Fatalf("read %q, %v; want the echo alone", got, err)
+	}
+	p.waitLogLine(t, "echo_203.0.113.7_41000", "closing")
+	for _, l := range jsonLines(t, p.stderr.String()) {
+		if l["logger"] == "echo_203.0.113.7_41000" && l["via"] != c.LocalAddr().String() {
+			t.Errorf("line %v: want via %s, the balancer", l, c.LocalAddr())
+		}
 	}
 }
