@@ -31,8 +31,6 @@ type Bound struct {
 	// Bound filled by hand, whose listeners ServeBound serves with the
 	// Server's ListenerOptions.
 	groups []boundGroup
-	// defaults are the Server's ListenerOptions (set by ServeBound).
-	defaults ListenerOptions
 }
 
 // boundGroup is what one address given to Bind opened.
@@ -49,7 +47,7 @@ type boundGroup struct {
 // port 0 they show the port the kernel chose.
 func (b *Bound) Addrs() []string {
 	var out []string
-	for _, g := range b.addrGroups() {
+	for _, g := range b.addrGroups(ListenerOptions{}) {
 		out = append(out, g.socketAddrs()...)
 	}
 	return out
@@ -73,15 +71,15 @@ func (b *Bound) Close() error {
 }
 
 // addrGroups returns b's sockets grouped by address: as Bind opened them,
-// or, in a Bound filled by hand, one group a socket, named by its own
-// local address.
-func (b *Bound) addrGroups() []boundGroup {
+// with their options, or, in a Bound filled by hand, one group a socket,
+// named by its own local address, with defaults.
+func (b *Bound) addrGroups(defaults ListenerOptions) []boundGroup {
 	if b.groups != nil {
 		return b.groups
 	}
 	var gs []boundGroup
 	for _, ln := range b.Listeners {
-		gs = append(gs, boundGroup{addr: localAddr(NetworkTCP, ln.Addr()), opts: b.defaults, listeners: []net.Listener{ln}})
+		gs = append(gs, boundGroup{addr: localAddr(NetworkTCP, ln.Addr()), opts: defaults, listeners: []net.Listener{ln}})
 	}
 	for _, pc := range b.PacketConns {
 		gs = append(gs, boundGroup{addr: localAddr(NetworkUDP, pc.LocalAddr()), packetConns: []net.PacketConn{pc}})
@@ -217,9 +215,9 @@ func (s *Server) Bind(ctx context.Context, addrs ...string) (*Bound, error) {
 func (s *Server) ServeBound(b *Bound) error {
 	lns, pcs := b.Listeners, b.PacketConns
 	n := len(lns) + len(pcs)
-	b.defaults = s.ListenerOptions
+	groups := b.addrGroups(s.ListenerOptions)
 	opts := make(map[net.Listener]ListenerOptions, len(lns))
-	for _, g := range b.addrGroups() {
+	for _, g := range groups {
 		for _, ln := range g.listeners {
 			opts[ln] = g.opts
 		}
@@ -248,7 +246,7 @@ func (s *Server) ServeBound(b *Bound) error {
 		go func() { errs <- s.servePacket(pc, started()) }()
 	}
 	serving.Wait()
-	for _, g := range b.addrGroups() {
+	for _, g := range groups {
 		s.logStart(g)
 	}
 	close(logged)
