@@ -532,3 +532,19 @@ func TestProxyManyConnections(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyBoundByHand: a Bound filled by hand is served with the
+// Server's ListenerOptions.
+func TestProxyBoundByHand(t *testing.T) {
+	srv := &echo.Server{ListenerOptions: echo.ListenerOptions{ProxyProtocol: true}}
+	ln := listenLocal(t)
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeBound(&echo.Bound{Listeners: []net.Listener{ln}}) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	c := dial(t, ln.Addr().String())
+	c.Write(localV2(t))
+	roundTrip(t, c, []byte("PROXY is data after the header"))
+}
