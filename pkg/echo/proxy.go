@@ -126,8 +126,6 @@ func (r *proxyReader) reading() (int, time.Duration) {
 		return r.need - len(r.buf), r.within
 	case r.version == 1:
 		return proxyV1MaxLen - len(r.buf), r.within
-	case r.version == 2:
-		return proxyV2PrefixLen + proxyV2MaxBody - len(r.buf), r.within
 	}
 	return proxyV2PrefixLen - len(r.buf), r.within
 }
@@ -179,12 +177,11 @@ type proxyError struct {
 }
 
 func (e *proxyError) Error() string {
-	if e.result == ProxyMalformed || e.result == ProxyUnsupported { // the library's words
-		if msg := e.err.Error(); !strings.Contains(msg, "PROXY") {
-			return "malformed PROXY protocol header: " + strings.TrimPrefix(msg, "proxyproto: ")
-		}
+	msg := e.err.Error()
+	if strings.HasPrefix(msg, "proxyproto: ") { // the library's words
+		return e.result.String() + " PROXY protocol header: " + strings.TrimPrefix(msg, "proxyproto: ")
 	}
-	return strings.TrimPrefix(e.err.Error(), "proxyproto: ")
+	return msg
 }
 
 func (e *proxyError) closeReason() CloseReason { return CloseProxy }
