@@ -266,8 +266,8 @@ func (s *Server) newListenerConf(name string, opts ListenerOptions) *listenerCon
 }
 
 // String returns the options as an address query would give them, for
-// the logs: "proxy-protocol=on&proxy-timeout=5s", or "" for the defaults
-// of the zero value.
+// the start-up log line: "proxy-protocol=on&proxy-timeout=5s", or "" when
+// the PROXY protocol is off (the others then do nothing).
 func (o ListenerOptions) String() string {
 	if !o.ProxyProtocol {
 		return ""
