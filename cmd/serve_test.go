@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -179,5 +180,35 @@ func TestServeProxyProtocol(t *testing.T) {
 		if l["logger"] == "echo_203.0.113.7_41000" && l["via"] != c.LocalAddr().String() {
 			t.Errorf("line %v: want via %s, the balancer", l, c.LocalAddr())
 		}
+	}
+}
+
+// TestServeListenerOptionSources: the per-listener keys come from a
+// config file (YAML and TOML) and the environment as from flags.
+func TestServeListenerOptionSources(t *testing.T) {
+	want := echo.ListenerOptions{ProxyProtocol: true, ProxyTimeout: 2 * time.Second,
+		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}}
+	for _, tc := range []struct {
+		name, file, content string
+		env                 map[string]string
+	}{
+		{name: "yaml", file: "c.yaml", content: "proxy-protocol: on\nproxy-trusted: [10.0.0.0/8, 192.0.2.7]\nproxy-timeout: 2s\n"},
+		{name: "yaml true", file: "c.yaml", content: "proxy-protocol: true\nproxy-trusted: 10.0.0.0/8,192.0.2.7\nproxy-timeout: 2s\n"},
+		{name: "toml", file: "c.toml", content: "proxy-protocol = \"on\"\nproxy-trusted = [\"10.0.0.0/8\", \"192.0.2.7\"]\nproxy-timeout = \"2s\"\n"},
+		{name: "env", env: map[string]string{"ECHOCTL_PROXY_PROTOCOL": "on", "ECHOCTL_PROXY_TRUSTED": "10.0.0.0/8,192.0.2.7", "ECHOCTL_PROXY_TIMEOUT": "2s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := isolate(t)
+			args := []string{"serve"}
+			if tc.file != "" {
+				args = append(args, "--config", writeFile(t, filepath.Join(dir, tc.file), tc.content))
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			if got := mustLoad(t, args...).Listener; !reflect.DeepEqual(got, want) {
+				t.Errorf("Listener = %+v, want %+v", got, want)
+			}
+		})
 	}
 }
