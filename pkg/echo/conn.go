@@ -182,6 +182,14 @@ func (c *conn) logClose(err error, reason CloseReason) {
 		if e := c.log(zerolog.WarnLevel); e != nil {
 			e.Dur("write_timeout", c.stall).Msgf("write timeout: the peer read none of the echo for %v", c.stall)
 		}
+	case CloseReset:
+		level := zerolog.WarnLevel
+		if c.balancerCheck() {
+			level = zerolog.DebugLevel
+		}
+		if e := c.log(level); e != nil {
+			e.Err(err).Msg(err.Error())
+		}
 	case CloseDenied, CloseLimit: // after a PROXY header: logged by readmit
 	case CloseProxy:
 		var pe *proxyError

@@ -337,6 +337,14 @@ func (c *conn) proxied(h *proxyproto.Header) error {
 	return c.srv.readmit(c, ip, hasIP)
 }
 
+// balancerCheck reports whether c is the balancer's own connection, as
+// its health checks are: a LOCAL or UNKNOWN PROXY header. HAProxy ends
+// its checks with a reset (haproxy/haproxy#560), which is then no
+// warning.
+func (c *conn) balancerCheck() bool {
+	return c.proxy != nil && c.proxy.header.Command.IsLocal()
+}
+
 // proxyCount tells the observer of a header's result.
 func (c *conn) proxyCount(version int, r ProxyResult) {
 	if po, ok := c.obs.(ProxyObserver); ok {

@@ -548,3 +548,33 @@ func TestProxyBoundByHand(t *testing.T) {
 	c.Write(localV2(t))
 	roundTrip(t, c, []byte("PROXY is data after the header"))
 }
+
+// TestProxyHealthCheckReset: a balancer's health check, a LOCAL header
+// and then a reset (as HAProxy ends its checks), is served without a
+// warning, on every transport (over TLS the reset comes in the
+// handshake).
+func TestProxyHealthCheckReset(t *testing.T) {
+	for _, pt := range proxyTargets {
+		t.Run(pt.name, func(t *testing.T) {
+			logs := &watchedLog{}
+			rec := newProxyRecorder()
+			srv := &echo.Server{Logger: debugLogger(logs), Observer: rec}
+			c := pt.start(t, srv)(t)
+			if _, err := c.Write(localV2(t)); err != nil {
+				t.Fatal(err)
+			}
+			logs.wait(t, "the LOCAL header read", func(log string) bool { return strings.Contains(log, "PROXY header: v2 LOCAL") })
+			switch rc := c.(type) {
+			case *net.TCPConn:
+				rc.SetLinger(0)
+			case *net.UnixConn:
+				// A Unix socket has no reset: its close is an end of stream.
+			}
+			c.Close()
+			waitUntil(t, "closed", func() bool { _, c := rec.counts(); return c[echo.CloseReset]+c[echo.CloseEOF]+c[echo.CloseError] == 1 })
+			if strings.Contains(logs.String(), `"level":"warn"`) {
+				t.Errorf("a health check warned:\n%s", logs.String())
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -56,7 +57,11 @@ func (c *goConn) handshake() bool {
 			c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 			return false
 		}
-		if e := c.log(zerolog.WarnLevel); e != nil {
+		level := zerolog.WarnLevel
+		if c.balancerCheck() && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			level = zerolog.DebugLevel // a health check that ends after its header
+		}
+		if e := c.log(level); e != nil {
 			e.Err(err).Msg("TLS handshake failed: " + handshakeReason(err, timeout))
 		}
 		// Make sure the alert reaches the client. A TLS 1.3 client
