@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/echoctl/echoctl/internal/logging"
 	"github.com/echoctl/echoctl/internal/tlsconfig"
 	"github.com/echoctl/echoctl/pkg/echo"
 )
@@ -48,7 +49,12 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
   echoctl serve --addr tls://localhost:10443 --tls-cert cert.pem --tls-key key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, logger, err := opts.setup(cmd, streams.Err)
+			// The server's log is written out at most logging.FlushEvery
+			// after each line, a few writes a second rather than two per
+			// connection, and in full before serve returns.
+			logs := logging.NewBuffered(streams.Err, logging.FlushEvery)
+			defer logs.Close()
+			cfg, logger, err := opts.setup(cmd, logs)
 			if err != nil {
 				return err
 			}
