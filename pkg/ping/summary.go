@@ -30,7 +30,7 @@ type Summary struct {
 // Stats sums up durations as ping does (min/avg/max/mdev), with the
 // median and the 99th percentile.
 type Stats struct {
-	Count int          
+	Count int
 	Min   time.Duration
 	Avg   time.Duration
 	Max   time.Duration
