@@ -67,10 +67,10 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 
 // newServer builds the echo.Server that cfg describes: its addresses,
 // buffer size, limits, timeouts, access list, log line length, busy
-// polling, UDP guard, Unix socket mode and, when an address is tls://, TLS,
-// whose certificate it returns (else nil). observer, if not nil, is told
-// of its connections. TLS settings without a tls:// address are warned
-// about.
+// polling, UDP guard, Unix socket mode, greeting and, when an address is
+// tls://, TLS, whose certificate it returns (else nil). observer, if not
+// nil, is told of its connections. TLS settings without a tls:// address
+// are warned about.
 func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*echo.Server, *tlsconfig.Server, error) {
 	t := cfg.Transport
 	rate := t.UDPRatePerSource
@@ -90,6 +90,7 @@ func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*ech
 		UnixMode:         t.UnixMode,
 		UDPAllowLowPorts: t.UDPAllowLowPorts,
 		UDPRatePerSource: &rate,
+		Greeting:         cfg.Greeting,
 	}
 	certs, err := serverCertificate(t, cfg.Addrs, logger)
 	if err != nil {
