@@ -27,6 +27,11 @@ var ErrInvalidTimeout = errors.New("echo: invalid timeout")
 // out of bounds.
 var ErrInvalidPacketRate = errors.New("echo: invalid UDP rate")
 
+// ErrInvalidGreeting is returned (wrapped, with what is wrong) by
+// ValidateGreeting, Serve and ServePacket for a Server.Greeting that is
+// not a valid template.
+var ErrInvalidGreeting = errors.New("echo: invalid greeting")
+
 // MismatchError reports that the echo a Client received differs from what it
 // sent. Offset is the zero-based index of the first byte that differs.
 type MismatchError struct {

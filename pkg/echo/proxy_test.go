@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -574,6 +575,35 @@ func TestProxyHealthCheckReset(t *testing.T) {
 			waitUntil(t, "closed", func() bool { _, c := rec.counts(); return c[echo.CloseReset]+c[echo.CloseEOF]+c[echo.CloseError] == 1 })
 			if strings.Contains(logs.String(), `"level":"warn"`) {
 				t.Errorf("a health check warned:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestProxyGreeting: the greeting of a PROXY listener comes after the
+// header, and its {peer}, {via} and {proxy} are what the header said.
+func TestProxyGreeting(t *testing.T) {
+	for _, pt := range proxyTargets {
+		t.Run(pt.name, func(t *testing.T) {
+			srv := &echo.Server{Greeting: "peer={peer} via={via} proxy={proxy}"}
+			raw := pt.start(t, srv)(t)
+			raw.SetDeadline(time.Now().Add(ioTimeout))
+			raw.Write(proxyHeader(t, 1, "203.0.113.7:41000", "10.0.0.5:9000"))
+			via := raw.LocalAddr().String()
+			_, unix := raw.(*net.UnixConn)
+			c := pt.session(t, raw)
+			c.Write([]byte("hello"))
+			closeWrite(c)
+			got, err := readAll(c)
+			want := "peer=203.0.113.7:41000 via=" + via + " proxy=v1 PROXY TCP4 203.0.113.7:41000 -> 10.0.0.5:9000\nhello"
+			if unix { // a Unix connection is named by the socket's path
+				want = string(got)
+				if !regexp.MustCompile(`^peer=203\.0\.113\.7:41000 via=/\S+/e\.sock proxy=v1 PROXY TCP4 203\.0\.113\.7:41000 -> 10\.0\.0\.5:9000\nhello$`).Match(got) {
+					want = "peer=203.0.113.7:41000 via=/.../e.sock proxy=..."
+				}
+			}
+			if err != nil || string(got) != want {
+				t.Fatalf("read %q, %v; want %q", got, err, want)
 			}
 		})
 	}

@@ -171,6 +171,25 @@ type Server struct {
 	// zero value is the seed's plain echo.
 	ListenerOptions ListenerOptions
 
+	// Greeting, if not empty, is a template for one line written to every
+	// TCP, TLS and Unix connection when it opens, before any echo, so that
+	// a client can tell which server answered (behind a load balancer).
+	// Fields in braces are replaced: {hostname} (os.Hostname), {env:NAME}
+	// (an environment variable, which must be set), both read once when
+	// the Server starts; {listener} (the address that accepted the
+	// connection), {peer} (the client as the server sees it), {via} (the
+	// balancer a PROXY header came through, else empty) and {proxy} (what
+	// the header said, else "none"). {{ and }} stand for braces. The line
+	// ends with a newline, added if the template has none; it may hold no
+	// other line break, and is at most MaxGreeting bytes (a longer fixed
+	// part is an error; fields that vary are cut to fit). Serve returns an
+	// error wrapping ErrInvalidGreeting for a template that is not valid
+	// (ValidateGreeting checks one). Never written on UDP (ServePacket),
+	// where an answer must not be larger than its datagram: that is logged
+	// once. Empty, the default: no greeting, and the echo is byte for byte
+	// what the client sent.
+	Greeting string
+
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
@@ -185,6 +204,7 @@ type Server struct {
 	loops       loops                        // event loops (loop_linux.go; see engineFor)
 	noLoops     bool                         // serve with goroutines only (for tests; engineFor)
 	stages      *stages                      // applied to every stream connection; nil: none (stage.go)
+	greeting    greetingStart                // Greeting's stage, set up once (greeting.go)
 }
 
 // ListenAndServe binds s.Addr (every address its host resolves to), as
@@ -327,6 +347,9 @@ func (s *Server) validate() error {
 	}
 	if s.BusyPoll < 0 || s.BusyPoll > MaxBusyPoll {
 		return fmt.Errorf("%w: %v (must be between 0 and %v)", ErrInvalidBusyPoll, s.BusyPoll, MaxBusyPoll)
+	}
+	if err := s.startGreeting(); err != nil {
+		return err
 	}
 	return s.validateTimeouts()
 }

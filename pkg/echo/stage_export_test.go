@@ -97,3 +97,13 @@ func (s slicer) next(rest int, first bool) (int, time.Duration) {
 	}
 	return s.n, s.gap
 }
+
+// WithGreetingEnv makes s read {hostname} and {env:NAME} of its Greeting
+// from hostname and env rather than from the process.
+func WithGreetingEnv(s *Server, hostname string, env map[string]string) *Server {
+	s.greeting.env = &greetingEnv{
+		hostname:  func() (string, error) { return hostname, nil },
+		lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+	}
+	return s
+}
