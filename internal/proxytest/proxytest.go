@@ -52,6 +52,7 @@ type Server struct {
 	headers chan *proxyproto.Header
 	mu      sync.Mutex
 	n       int
+	read    int // headers read
 	errs    []error
 	wg      sync.WaitGroup
 }
@@ -102,6 +103,23 @@ func (s *Server) Header(t testing.TB) *proxyproto.Header {
 	}
 }
 
+// record keeps h for Header, unless the first 1024 are still unread
+// (a load test opens many connections).
+func (s *Server) record(h *proxyproto.Header) {
+	select {
+	case s.headers <- h:
+	default:
+	}
+}
+
+// Conns returns how many connections the server has accepted, and how
+// many of them sent a valid PROXY header.
+func (s *Server) Conns() (accepted, headers int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n, s.read
+}
+
 // Errors returns the errors the server met reading PROXY headers.
 func (s *Server) Errors() []error {
 	s.mu.Lock()
@@ -143,15 +161,21 @@ func (s *Server) serve(c net.Conn, i int) {
 	var conn net.Conn = c
 	if s.opts.Proxy {
 		br := bufio.NewReader(c)
+		if _, err := br.Peek(1); err != nil {
+			return // closed before sending anything: no header to judge
+		}
 		h, err := proxyproto.Read(br)
 		if err != nil {
 			s.mu.Lock()
 			s.errs = append(s.errs, err)
 			s.mu.Unlock()
-			s.headers <- nil
+			s.record(nil)
 			return
 		}
-		s.headers <- h
+		s.mu.Lock()
+		s.read++
+		s.mu.Unlock()
+		s.record(h)
 		conn = readerConn{Conn: c, r: br}
 	}
 	halfClose := func() {
