@@ -53,6 +53,13 @@ const (
 	keyRetries          = "retries"
 	keyUDPAllowLowPorts = "udp-allow-low-ports"
 	keyUDPRatePerSource = "udp-rate-per-source"
+
+	// The PROXY protocol header send and bench write first; see
+	// docs/usage.md#proxy-protocol.
+	keyProxyProtocol = "proxy-protocol"
+	keyProxySource   = "proxy-source"
+	keyProxyDest     = "proxy-dest"
+	keyProxyTLV      = "proxy-tlv"
 )
 
 // The commands a key's flag may be on; cmdEvery is the root, whose flags
@@ -263,6 +270,47 @@ var keys = []key{
 		flags:  []keyFlag{{on: cmdServe, usage: "udp:// addresses: the `rate` of datagrams and bytes answered to one source IP address, DATAGRAMS/s,BYTES/s, each with a burst of one second's worth (0: no limit, for benchmarks on a lab network)"}},
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.UDPRatePerSource = d.packetRate(name) },
 	},
+	{
+		name: keyProxyProtocol, def: "",
+		flags:  proxyFlags("write a PROXY protocol header first on each connection, as a load balancer does (before the TLS handshake on tls://): v1 (text) or v2 (binary) (default: off)"),
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.ProxyProtocol = d.optionalString(name) },
+	},
+	{
+		name: keyProxySource, def: "",
+		flags:  proxyFlags("the client `IP:PORT` the PROXY header announces (default: the connection's own local address)"),
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.ProxySource = d.optionalString(name) },
+	},
+	{
+		name: keyProxyDest, def: "",
+		flags:  proxyFlags("the destination `IP:PORT` the PROXY header announces (default: the address connected to)"),
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.ProxyDest = d.optionalString(name) },
+	},
+	{
+		name: keyProxyTLV, def: []string{},
+		flags: proxyFlags("a v2 TLV, repeatable: `TYPE=VALUE`, TYPE a number 0x01 to 0xFF or alpn, authority, crc32c (empty: computed), noop, unique-id, netns, aws-vpce; VALUE text, or hex after 0x"),
+		decode: func(d *decoder, name string, cfg *Config) {
+			if tlvs := d.strings(name); len(tlvs) > 0 {
+				cfg.Transport.ProxyTLVs = tlvs
+			}
+		},
+	},
+}
+
+// proxyFlags are the flags of a PROXY header key: on send and bench, with
+// one usage; a list is repeated rather than split at commas, which a
+// TLV's value may hold.
+func proxyFlags(usage string) []keyFlag {
+	return []keyFlag{{on: cmdSend, usage: usage, add: addStrings}, {on: cmdBench, usage: usage, add: addStrings}}
+}
+
+// addStrings adds a string flag, or for a list a repeatable one whose
+// values are never split.
+func addStrings(fs *pflag.FlagSet, name string, def any, usage string) {
+	if list, ok := def.([]string); ok {
+		fs.StringArray(name, list, usage)
+		return
+	}
+	fs.String(name, def.(string), usage)
 }
 
 // Bounds of the integer keys.

@@ -323,17 +323,11 @@ func describeProxyHeader(b []byte, h *proxyproto.Header) string {
 }
 
 // checkStreamOptions refuses what a Client cannot do on the address a:
-// a PROXY header or a greeting over UDP, a PROXY header that is not
-// valid, or one with only one of Source and Dest over a Unix socket,
-// which has no IP address for the other.
+// a greeting over UDP, and a PROXY header that is not valid or that a
+// cannot carry (CheckAddr).
 func (c *Client) checkStreamOptions(a Addr) error {
-	if a.Network == NetworkUDP {
-		switch {
-		case c.Proxy != nil:
-			return &SendProxyError{Field: "protocol", Value: "v" + strconv.Itoa(c.Proxy.Version), Reason: "needs a stream address (tcp, tls or unix), not " + c.addr()}
-		case c.Greeting:
-			return fmt.Errorf("echo: %s: a greeting needs a stream address (tcp, tls or unix)", c.addr())
-		}
+	if c.Greeting && a.Network == NetworkUDP {
+		return fmt.Errorf("echo: %s: a greeting needs a stream address (tcp, tls or unix)", c.addr())
 	}
 	if c.Proxy == nil {
 		return nil
@@ -341,12 +335,23 @@ func (c *Client) checkStreamOptions(a Addr) error {
 	if err := c.Proxy.Validate(); err != nil {
 		return err
 	}
-	if a.Network == NetworkUnix && c.Proxy.Source.IsValid() != c.Proxy.Dest.IsValid() {
-		field, value := "source", c.Proxy.Source.String()
-		if c.Proxy.Dest.IsValid() {
-			field, value = "dest", c.Proxy.Dest.String()
+	return c.Proxy.CheckAddr(a)
+}
+
+// CheckAddr reports whether p can be written on connections to a: not
+// over UDP (out of scope here), and over a Unix socket, which has no IP
+// addresses, only with both Source and Dest or neither. The error is a
+// *SendProxyError.
+func (p *SendProxy) CheckAddr(a Addr) error {
+	switch {
+	case a.Network == NetworkUDP:
+		return &SendProxyError{Field: "protocol", Value: "v" + strconv.Itoa(p.Version), Reason: "needs a stream address (tcp, tls or unix), not " + a.String()}
+	case a.Network == NetworkUnix && p.Source.IsValid() != p.Dest.IsValid():
+		field, value := "source", p.Source.String()
+		if p.Dest.IsValid() {
+			field, value = "dest", p.Dest.String()
 		}
-		return &SendProxyError{Field: field, Value: value, Reason: "a unix:// connection has no IP address for the other end: give both source and dest, or neither (v1 UNKNOWN, v2 LOCAL)"}
+		return &SendProxyError{Field: field, Value: value, Reason: "a unix:// address has no IP address for the other end: give both source and dest, or neither (v1 UNKNOWN, v2 LOCAL)"}
 	}
 	return nil
 }
