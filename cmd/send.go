@@ -64,11 +64,13 @@ datagram whose echo is awaited up to --timeout, resent up to --retries times;
 connection, as a load balancer does, so that a backend that expects one
 (nginx proxy_protocol, HAProxy accept-proxy, echoctl) can be tested without
 one in front. --greeting reads the line a server writes first (echoctl serve
---greeting) and prints it on standard error as "greeting: LINE" before
-verifying the echo after it. --count N makes N exchanges, each on a new
-connection, --interval apart, and prints on standard output, instead of the
-echoes, a table of the greetings (backends) that answered: connections,
-share, and connect and round-trip latency p50/p99. See docs/usage.md.
+--greeting) and prints it on standard error as "greeting: LINE" after the
+exchange, whose echo is verified after the line. --count N makes N
+exchanges, each on a new connection, --interval apart, and prints on
+standard output, instead of the echoes, a table of the greetings (backends)
+that answered: connections, share, errors, and connect and round-trip
+latency p50/p99 (each greeting is printed too at --log-level info and
+below). See docs/usage.md.
 
 ` + exitCodesHelp,
 		Example: `  echoctl send
@@ -109,7 +111,8 @@ share, and connect and round-trip latency p50/p99. See docs/usage.md.
 			}
 			client.Greeting = sendOpts.greeting
 			if cmd.Flags().Changed("count") {
-				return asRuntimeError(runSendCount(cmd.Context(), client, messages, sendOpts.count, sendOpts.interval, streams.Out, streams.Err))
+				return asRuntimeError(runSendCount(cmd.Context(), client, messages, sendOpts.count, sendOpts.interval,
+					cfg.LogLevel <= zerolog.InfoLevel, streams.Out, streams.Err))
 			}
 			return asRuntimeError(runSend(cmd.Context(), client, messages, input, streams.Out, streams.Err))
 		},

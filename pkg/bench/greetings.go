@@ -31,8 +31,9 @@ func (g Greetings) Sorted() []GreetingCount {
 }
 
 // summary says how the connections spread over the greetings, on one
-// line: `"backend-1" 10 (50.0%), "backend-2" 10 (50.0%)`. Each greeting
-// is quoted, as a server's text may hold anything.
+// line: `"backend-1" 10 (50.0%), "backend-2" 10 (50.0%) of 20 connections,
+// warmup included`. Each greeting is quoted, as a server's text may hold
+// anything.
 func (g Greetings) summary() string {
 	var total int64
 	for _, n := range g {
@@ -45,5 +46,5 @@ func (g Greetings) summary() string {
 	for _, c := range g.Sorted() {
 		parts = append(parts, fmt.Sprintf("%s %d (%.1f%%)", strconv.Quote(c.Greeting), c.Conns, 100*float64(c.Conns)/float64(total)))
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, ", ") + fmt.Sprintf(" of %d connections, warmup included", total)
 }

@@ -21,9 +21,9 @@ func TestGreetingsSummary(t *testing.T) {
 		want string
 	}{
 		{Greetings{}, "none read"},
-		{Greetings{"backend-1": 1}, `"backend-1" 1 (100.0%)`},
-		{Greetings{"b": 10, "a": 10, "c": 20}, `"c" 20 (50.0%), "a" 10 (25.0%), "b" 10 (25.0%)`},
-		{Greetings{"tab\there": 1, "": 2}, `"" 2 (66.7%), "tab\there" 1 (33.3%)`},
+		{Greetings{"backend-1": 1}, `"backend-1" 1 (100.0%) of 1 connections, warmup included`},
+		{Greetings{"b": 10, "a": 10, "c": 20}, `"c" 20 (50.0%), "a" 10 (25.0%), "b" 10 (25.0%) of 40 connections, warmup included`},
+		{Greetings{"tab\there": 1, "": 2}, `"" 2 (66.7%), "tab\there" 1 (33.3%) of 3 connections, warmup included`},
 	}
 	for _, tt := range tests {
 		if got := tt.g.summary(); got != tt.want {
