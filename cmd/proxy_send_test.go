@@ -97,7 +97,7 @@ func TestProxyFlagsRefused(t *testing.T) {
 		want string
 	}{
 		{"v1 with a TLV", []string{"--proxy-protocol", "v1", "--proxy-tlv", "alpn=h2"},
-			`invalid proxy-tlv "0x01=0x6832" from flag --proxy-tlv: needs PROXY protocol v2: v1 has no TLVs`},
+			`invalid proxy-tlv "alpn=h2" from flag --proxy-tlv: needs PROXY protocol v2: v1 has no TLVs`},
 		{"families differ", []string{"--proxy-protocol", "v2", "--proxy-source", "1.2.3.4:5", "--proxy-dest", "[::1]:6"},
 			`invalid proxy-dest "[::1]:6" from flag --proxy-dest: is IPv6 and the source 1.2.3.4:5 is IPv4: both must be of one family`},
 		{"bad IP:PORT", []string{"--proxy-protocol", "v2", "--proxy-source", "localhost:5"},

@@ -121,6 +121,9 @@ func ParseSendProxy(version, source, dest string, tlvs []string) (*SendProxy, er
 	if p.Dest, err = parseProxyAddr("dest", dest); err != nil {
 		return nil, err
 	}
+	if p.Version == 1 && len(tlvs) > 0 {
+		return nil, &SendProxyError{Field: "tlv", Value: tlvs[0], Reason: "needs PROXY protocol v2: v1 has no TLVs"}
+	}
 	for _, s := range tlvs {
 		tlv, err := ParseSendProxyTLV(s)
 		if err != nil {

@@ -187,7 +187,7 @@ func TestParseSendProxyErrors(t *testing.T) {
 		{"bad version", "v3", "", "", nil, "protocol", "v3", "must be v1 or v2"},
 		{"source without version", "", "1.2.3.4:5", "", nil, "source", "1.2.3.4:5", "needs a PROXY protocol version"},
 		{"tlv without version", "", "", "", []string{"alpn=h2"}, "tlv", "alpn=h2", "needs a PROXY protocol version"},
-		{"v1 with a TLV", "v1", "", "", []string{"alpn=h2"}, "tlv", "0x01=0x6832", "v1 has no TLVs"},
+		{"v1 with a TLV", "v1", "", "", []string{"alpn=h2"}, "tlv", "alpn=h2", "v1 has no TLVs"},
 		{"source not IP:PORT", "v2", "example.com:80", "", nil, "source", "example.com:80", "must be IP:PORT"},
 		{"source without port", "v2", "1.2.3.4", "", nil, "source", "1.2.3.4", "must be IP:PORT"},
 		{"dest port too big", "v2", "", "1.2.3.4:70000", nil, "dest", "1.2.3.4:70000", "must be IP:PORT"},
