@@ -231,6 +231,13 @@ func TestSendCount(t *testing.T) {
 			t.Fatalf("exit %d, rows %v; stdout:\n%s\nstderr:\n%s", r.code, got, r.stdout, r.stderr)
 		}
 	})
+	t.Run("udp", func(t *testing.T) {
+		_, bound := startServeAddrs(t, []string{"udp://127.0.0.1:0"})
+		r := run(t, context.Background(), "send", "--addr", bound[0], "--count", "3", "--log-level", "error")
+		if got := tableCounts(t, r.stdout); r.code != ExitOK || got["(none)"] != "3 100.0% 0" {
+			t.Fatalf("exit %d, rows %v; stdout:\n%s\nstderr:\n%s", r.code, got, r.stdout, r.stderr)
+		}
+	})
 	t.Run("a backend whose echoes differ", func(t *testing.T) {
 		srv := roundRobin(t, 3, 2)
 		r := run(t, context.Background(), "send", "--addr", srv.Addr, "--greeting", "--count", "9", "--log-level", "error")

@@ -64,8 +64,8 @@ datagram whose echo is awaited up to --timeout, resent up to --retries times;
 connection, as a load balancer does, so that a backend that expects one
 (nginx proxy_protocol, HAProxy accept-proxy, echoctl) can be tested without
 one in front. --greeting reads the line a server writes first (echoctl serve
---greeting) and prints it on standard error as "greeting: LINE" after the
-exchange, whose echo is verified after the line. --count N makes N
+--greeting) and prints it on standard error as "greeting: LINE" before
+sending, then verifies the echo after the line. --count N makes N
 exchanges, each on a new connection, --interval apart, and prints on
 standard output, instead of the echoes, a table of the greetings (backends)
 that answered: connections, share, errors, and connect and round-trip
@@ -154,25 +154,16 @@ func newClient(cfg *Config, logger zerolog.Logger) (*echo.Client, error) {
 }
 
 // runSend sends messages, or input when it is not nil, with client, and
-// writes the echo to out; a greeting goes to errOut.
+// writes the echo to out; a greeting goes to errOut as soon as it is read.
 func runSend(ctx context.Context, client *echo.Client, messages []string, input io.Reader, out, errOut io.Writer) error {
-	var res echo.Result
+	client.Trace = &echo.ClientTrace{Greeted: func(line string) { printGreeting(errOut, line) }}
 	var err error
 	if input != nil {
-		res, err = client.SendStream(ctx, input, out)
+		_, err = client.SendStream(ctx, input, out)
 	} else {
-		res, err = client.Send(ctx, byteParts(messages), out)
-	}
-	if client.Greeting && greeted(err) {
-		printGreeting(errOut, res.Greeting)
+		_, err = client.Send(ctx, byteParts(messages), out)
 	}
 	return outputError(err)
-}
-
-// greeted reports whether an exchange that returned err read its
-// greeting: it failed, if it did, after connecting and greeting.
-func greeted(err error) bool {
-	return !errors.As(err, new(*echo.DialError)) && !errors.As(err, new(*echo.GreetingError))
 }
 
 // byteParts returns the messages as the client sends them.

@@ -34,16 +34,24 @@ func runSendCount(ctx context.Context, client *echo.Client, messages []string, c
 			interrupted = ctx.Err()
 			break
 		}
-		res, err := client.Send(ctx, parts, nil)
+		var ex exchange
+		client.Trace = &echo.ClientTrace{
+			Connected: func(d time.Duration) { ex.connect, ex.connected = d, true },
+			Greeted: func(line string) {
+				ex.greeting, ex.greeted = line, true
+				if showEach {
+					printGreeting(errOut, line)
+				}
+			},
+			Echoed: func(d time.Duration) { ex.roundTrip = d },
+		}
+		_, err := client.Send(ctx, parts, nil)
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			interrupted = err
 			break
 		}
-		answered := greeted(err)
-		if client.Greeting && answered && showEach {
-			printGreeting(errOut, res.Greeting)
-		}
-		t.add(res, err, answered)
+		ex.err = err
+		t.add(ex)
 	}
 	if err := writeSendTable(out, t.table()); err != nil {
 		return fmt.Errorf("write standard output: %w", err)

@@ -57,13 +57,25 @@ func newSendTally(greeting bool) *sendTally {
 	return &sendTally{greeting: greeting, rows: map[string]*tallyRow{}}
 }
 
-// add counts one exchange: its result, its error, and whether it was
-// answered (connected and, with --greeting, greeted).
-func (t *sendTally) add(res echo.Result, err error, answered bool) {
-	t.exchanges++
+// exchange is what one exchange of send --count traced.
+type exchange struct {
+	connected, greeted bool
+	greeting           string
+	connect, roundTrip time.Duration
+	err                error
+}
+
+// add counts one exchange. It was answered once connected and, with
+// --greeting, greeted.
+func (t *sendTally) add(ex exchange) {
+	err := ex.err
 	var mm *echo.MismatchError
+	isMismatch := errors.As(err, &mm)
+	// Over UDP nothing connects: an echo, even one that differs, answers.
+	answered := (ex.connected || err == nil || isMismatch) && (ex.greeted || !t.greeting)
+	t.exchanges++
 	switch {
-	case errors.As(err, &mm):
+	case isMismatch:
 		t.failed++
 		t.mismatched++
 		if t.firstMismatch == nil {
@@ -81,7 +93,7 @@ func (t *sendTally) add(res echo.Result, err error, answered bool) {
 	}
 	name := noGreeting
 	if t.greeting {
-		name = res.Greeting
+		name = ex.greeting
 	}
 	r, ok := t.rows[name]
 	if !ok && len(t.rows) >= maxTallyRows {
@@ -96,12 +108,12 @@ func (t *sendTally) add(res echo.Result, err error, answered bool) {
 		t.rows[name] = r
 	}
 	r.conns++
-	r.connect.RecordValue(micros(res.Connect))
+	r.connect.RecordValue(micros(ex.connect))
 	if err != nil {
 		r.errors++
 		return
 	}
-	r.roundTrip.RecordValue(micros(res.RoundTrip))
+	r.roundTrip.RecordValue(micros(ex.roundTrip))
 }
 
 // micros is d in whole microseconds, within the histograms' bounds.

@@ -81,9 +81,13 @@ type Client struct {
 
 	// Greeting makes Send and SendStream read one line the server writes
 	// when a connection opens (echoctl serve --greeting), before they send
-	// anything; Result.Greeting holds it, and the echo is verified after
-	// it. A udp:// address refuses it. See ReadGreeting.
+	// anything; the echo is verified after it. A udp:// address refuses it. ClientTrace.Greeted receives the
+	// line. See ReadGreeting.
 	Greeting bool
+
+	// Trace, if not nil, is called as each exchange of Send and SendStream
+	// goes.
+	Trace *ClientTrace
 }
 
 // Result counts the bytes of one exchange.
@@ -92,16 +96,24 @@ type Result struct {
 	Sent int64
 	// Received is the number of bytes the server echoed back.
 	Received int64
-	// Greeting is the line the server wrote first, without its line end,
-	// when Client.Greeting is set.
-	Greeting string
-	// Connect is how long connecting took: resolving, connecting, the
-	// PROXY header and the TLS handshake.
-	Connect time.Duration
-	// RoundTrip is how long the exchange took once connected (and
-	// greeted): from the first write to the end of the echo. Zero if the
-	// exchange failed.
-	RoundTrip time.Duration
+}
+
+// ClientTrace holds functions a Client calls as each exchange of Send and
+// SendStream goes, as net/http/httptrace's ClientTrace does: to time it,
+// and to learn the server's greeting. Any of them may be nil; they run on
+// the goroutine that called Send, in the order below, and must return
+// quickly.
+type ClientTrace struct {
+	// Connected is called when the connection is ready: resolving,
+	// connecting, the PROXY header and the TLS handshake took d.
+	Connected func(d time.Duration)
+	// Greeted is called with the line the server wrote first, without its
+	// line end, when Client.Greeting is set and it was read, before
+	// anything is sent.
+	Greeted func(line string)
+	// Echoed is called when the exchange succeeded: from its first write
+	// to the end of the echo took d.
+	Echoed func(d time.Duration)
 }
 
 func (c *Client) log(level zerolog.Level) *zerolog.Event {
@@ -384,9 +396,11 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	}
 	start := time.Now()
 	conn, err := c.DialContext(ctx)
-	res.Connect = time.Since(start)
 	if err != nil {
 		return res, err
+	}
+	if c.Trace != nil && c.Trace.Connected != nil {
+		c.Trace.Connected(time.Since(start))
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
@@ -398,8 +412,10 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 			c.log(zerolog.InfoLevel).Msg("closing")
 			return res, &GreetingError{Addr: c.addr(), Err: err}
 		}
-		res.Greeting = line
 		c.logData("received greeting ", []byte(line))
+		if c.Trace != nil && c.Trace.Greeted != nil {
+			c.Trace.Greeted(line)
+		}
 		if len(rest) > 0 {
 			// Sent after the line, before anything was sent to it: the
 			// verifier reports it as an echo longer than what was sent.
@@ -473,8 +489,8 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	gate.shut()
 	c.log(zerolog.InfoLevel).Msg("closing")
 	err = c.exchangeError(ctx, rerr, werr, res.Received)
-	if err == nil {
-		res.RoundTrip = time.Since(start)
+	if err == nil && c.Trace != nil && c.Trace.Echoed != nil {
+		c.Trace.Echoed(time.Since(start))
 	}
 	return res, err
 }

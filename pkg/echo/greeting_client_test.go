@@ -65,18 +65,23 @@ func TestClientGreeting(t *testing.T) {
 	for _, unix := range []bool{false, true} {
 		t.Run(fmt.Sprintf("unix %v", unix), func(t *testing.T) {
 			srv := proxytest.NewServer(t, proxytest.Options{Unix: unix, Greeting: func(i int) string { return fmt.Sprintf("backend-%d\r\n", i) }})
-			c := &echo.Client{Addr: srv.Addr, Timeout: ioTimeout, Greeting: true}
+			var order []string
+			trace := &echo.ClientTrace{
+				Connected: func(d time.Duration) { order = append(order, fmt.Sprintf("connected %v", d > 0)) },
+				Greeted:   func(line string) { order = append(order, "greeted "+line) },
+				Echoed:    func(d time.Duration) { order = append(order, fmt.Sprintf("echoed %v", d > 0)) },
+			}
+			c := &echo.Client{Addr: srv.Addr, Timeout: ioTimeout, Greeting: true, Trace: trace}
 			for i := range 2 {
+				order = nil
 				var out bytes.Buffer
 				res, err := c.Send(t.Context(), seedMessages, &out)
-				if err != nil || out.String() != seedEcho {
-					t.Fatalf("Send = %q, %v; want %q", out.String(), err, seedEcho)
+				if err != nil || out.String() != seedEcho || res.Received != int64(len(seedEcho)) {
+					t.Fatalf("Send = %+v %q, %v; want %q", res, out.String(), err, seedEcho)
 				}
-				if want := fmt.Sprintf("backend-%d", i); res.Greeting != want {
-					t.Errorf("Greeting = %q, want %q", res.Greeting, want)
-				}
-				if res.Connect <= 0 || res.RoundTrip <= 0 {
-					t.Errorf("Connect %v, RoundTrip %v: want both timed", res.Connect, res.RoundTrip)
+				want := fmt.Sprintf("[connected true greeted backend-%d echoed true]", i)
+				if fmt.Sprint(order) != want {
+					t.Errorf("trace %v, want %s", order, want)
 				}
 			}
 		})
