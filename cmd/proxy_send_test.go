@@ -165,16 +165,20 @@ func TestBenchProxyProtocol(t *testing.T) {
 	}
 }
 
-// roundRobin answers as n backends in turn, as a round-robin balancer in
-// front of n greeting servers does; broken, if not negative, is a backend
-// that writes a byte after its greeting (its echoes differ).
+// roundRobin starts n greeting servers, each writing "backend-N\n" then
+// echoing, behind a round-robin balancer, and returns the balancer;
+// broken, if not negative, is a backend that writes a byte after its
+// greeting (its echoes differ).
 func roundRobin(t *testing.T, n, broken int) *proxytest.Server {
-	return proxytest.NewServer(t, proxytest.Options{Greeting: func(i int) string {
-		if i%n == broken {
-			return fmt.Sprintf("backend-%d\nX", i%n)
+	backends := make([]*proxytest.Server, n)
+	for b := range backends {
+		greeting := fmt.Sprintf("backend-%d\n", b)
+		if b == broken {
+			greeting += "X"
 		}
-		return fmt.Sprintf("backend-%d\n", i%n)
-	}})
+		backends[b] = proxytest.NewServer(t, proxytest.Options{Greeting: func(int) string { return greeting }})
+	}
+	return proxytest.NewRoundRobin(t, backends...)
 }
 
 func TestSendGreeting(t *testing.T) {

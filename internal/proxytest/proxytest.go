@@ -199,3 +199,53 @@ func (s *Server) serve(c net.Conn, i int) {
 	halfClose()
 	io.Copy(io.Discard, conn)
 }
+
+// NewRoundRobin starts a TCP balancer on 127.0.0.1:0 in front of
+// backends (TCP servers): it hands each connection it accepts to the next
+// backend in turn and copies bytes both ways, half-closes included, as
+// HAProxy in TCP mode with "balance roundrobin" does. It stops when the
+// test ends.
+func NewRoundRobin(t testing.TB, backends ...*Server) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxytest: listen: %v", err)
+	}
+	s := &Server{Addr: ln.Addr().String(), Listener: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				b, err := net.DialTimeout("tcp", backends[i%len(backends)].Listener.Addr().String(), ioTimeout)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				c.SetDeadline(time.Now().Add(ioTimeout))
+				b.SetDeadline(time.Now().Add(ioTimeout))
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					io.Copy(b, c)
+					b.(*net.TCPConn).CloseWrite()
+				}()
+				io.Copy(c, b)
+				c.(*net.TCPConn).CloseWrite()
+				<-done
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.wg.Wait()
+	})
+	return s
+}
