@@ -68,11 +68,14 @@ const maxProxyHeader = 16 + 0xFFFF
 // (0xEA) that holds a VPC endpoint id.
 const awsSubtypeVPCEndpointID = 0x01
 
-// proxyTLVNames are the TLV types ParseSendProxyTLV knows by name.
-var proxyTLVNames = []struct {
+// proxyTLVName is a TLV type ParseSendProxyTLV knows by name.
+type proxyTLVName struct {
 	name string
 	typ  proxyproto.PP2Type
-}{
+}
+
+// proxyTLVNames are the TLV types ParseSendProxyTLV knows by name.
+var proxyTLVNames = []proxyTLVName{
 	{"alpn", proxyproto.PP2_TYPE_ALPN},
 	{"authority", proxyproto.PP2_TYPE_AUTHORITY},
 	{"crc32c", proxyproto.PP2_TYPE_CRC32C},
@@ -162,16 +165,15 @@ func ParseSendProxyTLV(s string) (proxyproto.TLV, error) {
 	}
 	tlv := proxyproto.TLV{}
 	name = strings.ToLower(strings.TrimSpace(name))
-	named := slices.IndexFunc(proxyTLVNames, func(n struct {
-		name string
-		typ  proxyproto.PP2Type
-	}) bool {
-		return n.name == name
-	})
+	named := slices.IndexFunc(proxyTLVNames, func(n proxyTLVName) bool { return n.name == name })
 	if named >= 0 {
 		tlv.Type = proxyTLVNames[named].typ
 	} else {
-		n, err := strconv.ParseUint(name, 0, 8)
+		digits, base := name, 10
+		if hexType, ok := strings.CutPrefix(name, "0x"); ok {
+			digits, base = hexType, 16
+		}
+		n, err := strconv.ParseUint(digits, base, 8)
 		if err != nil || n == 0 {
 			return proxyproto.TLV{}, &SendProxyError{Field: "tlv", Value: s,
 				Reason: "type must be a number from 0x01 to 0xFF or one of " + strings.Join(ProxyTLVNames(), ", ")}

@@ -145,6 +145,8 @@ func TestSendProxyHeaderExactBytes(t *testing.T) {
 			sig + "\x21\x11\x00\x0c" + "\x7f\x00\x00\x01\x7f\x00\x00\x01" + "\xa0\x28\x27\x10"},
 		{"v2 TLV", mustSendProxy(t, "v2", "", "", "0x02=ab"), local, remote,
 			sig + "\x21\x11\x00\x11" + "\x7f\x00\x00\x01\x7f\x00\x00\x01" + "\xa0\x28\x27\x10" + "\x02\x00\x02ab"},
+		{"v2 decimal TLV type, empty value", mustSendProxy(t, "v2", "", "", "010="), local, remote,
+			sig + "\x21\x11\x00\x0f" + "\x7f\x00\x00\x01\x7f\x00\x00\x01" + "\xa0\x28\x27\x10" + "\x0a\x00\x00"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,6 +197,7 @@ func TestParseSendProxyErrors(t *testing.T) {
 		{"unknown TLV name", "v2", "", "", []string{"colour=blue"}, "tlv", "colour=blue", "type must be a number from 0x01 to 0xFF or one of alpn,"},
 		{"TLV type 0", "v2", "", "", []string{"0=x"}, "tlv", "0=x", "type must be a number"},
 		{"TLV type too big", "v2", "", "", []string{"0x100=x"}, "tlv", "0x100=x", "type must be a number"},
+		{"TLV type not decimal", "v2", "", "", []string{"0o7=x"}, "tlv", "0o7=x", "type must be a number"},
 		{"TLV without =", "v2", "", "", []string{"alpn"}, "tlv", "alpn", "must be TYPE=VALUE"},
 		{"TLV bad hex", "v2", "", "", []string{"alpn=0xzz"}, "tlv", "alpn=0xzz", "bytes in hex"},
 		{"crc32c of 3 bytes", "v2", "", "", []string{"crc32c=abc"}, "tlv", "0x03=0x616263", "4 bytes"},
