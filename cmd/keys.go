@@ -343,8 +343,18 @@ func addKeyFlags(fs *pflag.FlagSet, command string) {
 	}
 }
 
+// keyAnnotation marks the flags the keys table made (addFlag): only those
+// set their key. A command may have a flag of its own that shares a key's
+// name without being that key: send's and bench's --greeting, a switch to
+// read the greeting that serve's --greeting (a key: the template) writes.
+const keyAnnotation = "echoctl-key"
+
+// isKeyFlag reports whether f is a key's flag, made by addFlag.
+func isKeyFlag(f *pflag.Flag) bool { return f.Annotations[keyAnnotation] != nil }
+
 // addFlag adds k's flag f to fs, with k's default.
 func (k key) addFlag(fs *pflag.FlagSet, f keyFlag) {
+	defer func() { _ = fs.SetAnnotation(k.name, keyAnnotation, []string{k.name}) }()
 	if f.add != nil {
 		f.add(fs, k.name, k.def, f.usage)
 		return

@@ -8,10 +8,6 @@ import (
 	"net"
 )
 
-// MaxGreeting bounds the greeting line ReadGreeting reads, its line end
-// included.
-const MaxGreeting = 1024
-
 // errGreetingTooLong and errNoGreeting are the causes of a GreetingError
 // that are not the connection's.
 var (
