@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,13 @@ const (
 	keyRetries          = "retries"
 	keyUDPAllowLowPorts = "udp-allow-low-ports"
 	keyUDPRatePerSource = "udp-rate-per-source"
+
+	// The PROXY protocol header send and bench write first; see
+	// docs/usage.md#proxy-protocol.
+	keyProxyProtocol = "proxy-protocol"
+	keyProxySource   = "proxy-source"
+	keyProxyDest     = "proxy-dest"
+	keyProxyTLV      = "proxy-tlv"
 )
 
 // The commands a key's flag may be on; cmdEvery is the root, whose flags
@@ -94,7 +102,7 @@ type keyFlag struct {
 
 // keys are every configuration key, in the order the docs list them; they
 // are decoded in this order, and the first invalid one is reported.
-var keys = append([]key{
+var keys = withListenerKeys([]key{
 	{
 		name: keyAddr, def: echo.DefaultAddr,
 		flags: []keyFlag{
@@ -263,32 +271,90 @@ var keys = append([]key{
 		flags:  []keyFlag{{on: cmdServe, usage: "udp:// addresses: the `rate` of datagrams and bytes answered to one source IP address, DATAGRAMS/s,BYTES/s, each with a burst of one second's worth (0: no limit, for benchmarks on a lab network)"}},
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.UDPRatePerSource = d.packetRate(name) },
 	},
-}, listenerKeys()...)
+	{
+		name: keyProxyProtocol, def: "",
+		flags:  proxyFlags("write a PROXY protocol header first on each connection, as a load balancer does (before the TLS handshake on tls://): v1 (text) or v2 (binary) (default: off)"),
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.ProxyProtocol = d.optionalString(name) },
+	},
+	{
+		name: keyProxySource, def: "",
+		flags:  proxyFlags("the client `IP:PORT` the PROXY header announces (default: the connection's own local address)"),
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.ProxySource = d.optionalString(name) },
+	},
+	{
+		name: keyProxyDest, def: "",
+		flags:  proxyFlags("the destination `IP:PORT` the PROXY header announces (default: the address connected to)"),
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.ProxyDest = d.optionalString(name) },
+	},
+	{
+		name: keyProxyTLV, def: []string{},
+		flags: proxyFlags("a v2 TLV, repeatable: `TYPE=VALUE`, TYPE a number 0x01 to 0xFF or alpn, authority, crc32c (empty: computed), noop, unique-id, netns, aws-vpce; VALUE text, or hex after 0x"),
+		decode: func(d *decoder, name string, cfg *Config) {
+			if tlvs := d.strings(name); len(tlvs) > 0 {
+				cfg.Transport.ProxyTLVs = tlvs
+			}
+		},
+	},
+})
 
-// listenerKeys are serve's per-listener keys (the PROXY protocol): each
-// flag sets the default of every address, whose query may override it
-// (ADDR?proxy-protocol=on). echo.ListenerKeys declares them, with their
-// defaults and help, and parses them for both.
-func listenerKeys() []key {
-	var out []key
-	for _, lk := range echo.ListenerKeys() {
-		out = append(out, key{
-			name: lk.Name, def: lk.Default,
-			flags: []keyFlag{{on: cmdServe, usage: lk.Usage}},
-			decode: func(d *decoder, name string, cfg *Config) {
-				raw := d.v.Get(name)
-				s, ok := keyText(raw)
-				if !ok {
-					d.fail(name, raw, "must be a string")
-					return
-				}
-				if err := lk.Set(&cfg.Listener, s); err != nil {
-					d.fail(name, raw, err.Error())
-				}
-			},
-		})
+// proxyFlags are the flags of a PROXY header key: on send and bench, with
+// one usage; a list is repeated rather than split at commas, which a
+// TLV's value may hold.
+func proxyFlags(usage string) []keyFlag {
+	return []keyFlag{{on: cmdSend, usage: usage, add: addStrings}, {on: cmdBench, usage: usage, add: addStrings}}
+}
+
+// addStrings adds a string flag, or for a list a repeatable one whose
+// values are never split.
+func addStrings(fs *pflag.FlagSet, name string, def any, usage string) {
+	if list, ok := def.([]string); ok {
+		fs.StringArray(name, list, usage)
+		return
 	}
-	return out
+	fs.String(name, def.(string), usage)
+}
+
+// withListenerKeys adds to table serve's per-listener keys (the PROXY
+// protocol): each flag sets the default of every address, whose query may
+// override it (ADDR?proxy-protocol=on). echo.ListenerKeys declares them,
+// with their defaults and help, and parses them for both. A key that send
+// and bench have already (proxy-protocol: the header they write, v1 or
+// v2) gets serve's flag too, and means on serve what serve reads (off or
+// on); its default is the same, empty (off).
+func withListenerKeys(table []key) []key {
+	for _, lk := range echo.ListenerKeys() {
+		decode := func(d *decoder, name string, cfg *Config) {
+			raw := d.v.Get(name)
+			s, ok := keyText(raw)
+			if !ok {
+				d.fail(name, raw, "must be a string")
+				return
+			}
+			if err := lk.Set(&cfg.Listener, s); err != nil {
+				d.fail(name, raw, err.Error())
+			}
+		}
+		serve := keyFlag{on: cmdServe, usage: lk.Usage}
+		i := slices.IndexFunc(table, func(k key) bool { return k.name == lk.Name })
+		if i < 0 {
+			table = append(table, key{name: lk.Name, def: lk.Default, flags: []keyFlag{serve}, decode: decode})
+			continue
+		}
+		k := &table[i]
+		if k.def != lk.Default {
+			panic(fmt.Sprintf("key %s: default %#v, but serve's per-listener key has %#v", k.name, k.def, lk.Default))
+		}
+		client := k.decode
+		k.flags = append(k.flags, serve)
+		k.decode = func(d *decoder, name string, cfg *Config) {
+			if d.serving() {
+				decode(d, name, cfg)
+				return
+			}
+			client(d, name, cfg)
+		}
+	}
+	return table
 }
 
 // keyText is a merged value as the text a per-listener key parses: lists
@@ -345,8 +411,18 @@ func addKeyFlags(fs *pflag.FlagSet, command string) {
 	}
 }
 
+// keyAnnotation marks the flags the keys table made (addFlag): only those
+// set their key. A command may have a flag of its own that shares a key's
+// name without being that key: send's and bench's --greeting, a switch to
+// read the greeting that serve's --greeting (a key: the template) writes.
+const keyAnnotation = "echoctl-key"
+
+// isKeyFlag reports whether f is a key's flag, made by addFlag.
+func isKeyFlag(f *pflag.Flag) bool { return f.Annotations[keyAnnotation] != nil }
+
 // addFlag adds k's flag f to fs, with k's default.
 func (k key) addFlag(fs *pflag.FlagSet, f keyFlag) {
+	defer func() { _ = fs.SetAnnotation(k.name, keyAnnotation, []string{k.name}) }()
 	if f.add != nil {
 		f.add(fs, k.name, k.def, f.usage)
 		return

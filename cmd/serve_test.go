@@ -134,6 +134,10 @@ func TestServeListenerOptionErrors(t *testing.T) {
 	}{
 		{name: "flag value", args: []string{"serve", "--proxy-protocol", "yes"},
 			want: `invalid proxy-protocol "yes" from flag --proxy-protocol: want on or off`},
+		{name: "flag a client's value", args: []string{"serve", "--proxy-protocol", "v2"},
+			want: `invalid proxy-protocol "v2" from flag --proxy-protocol: want on or off`},
+		{name: "send takes a version", args: []string{"send", "--proxy-protocol", "on"},
+			want: `invalid proxy-protocol "on" from flag --proxy-protocol: must be v1 or v2`},
 		{name: "env timeout", args: []string{"serve"}, env: map[string]string{"ECHOCTL_PROXY_TIMEOUT": "0"},
 			want: `invalid proxy-timeout "0" from environment ECHOCTL_PROXY_TIMEOUT: want a duration such as 5s, more than 0 and at most 10000h0m0s`},
 		{name: "flag trusted", args: []string{"serve", "--proxy-trusted", "10.0.0.0/33"},

@@ -100,8 +100,8 @@ var streamNetworks = []string{NetworkTCP, NetworkTLS, NetworkUnix}
 // listenerKeys is the one table of per-listener keys.
 var listenerKeys = []ListenerKey{
 	{
-		Name: "proxy-protocol", Default: "off", networks: streamNetworks,
-		Usage: "require a PROXY protocol v1 or v2 header (HAProxy's send-proxy) from each peer before the echo: off or on (per listener: ADDR?proxy-protocol=on)",
+		Name: "proxy-protocol", Default: "", networks: streamNetworks,
+		Usage: "require a PROXY protocol v1 or v2 header (HAProxy's send-proxy) from each peer before the echo: off or on (per listener: ADDR?proxy-protocol=on) (default: off)",
 		set: func(o *ListenerOptions, v string) error {
 			switch strings.ToLower(strings.TrimSpace(v)) {
 			case "on", "true":
