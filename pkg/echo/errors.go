@@ -27,6 +27,10 @@ var ErrInvalidTimeout = errors.New("echo: invalid timeout")
 // out of bounds.
 var ErrInvalidPacketRate = errors.New("echo: invalid UDP rate")
 
+// ErrInvalidFault is returned (wrapped) by Faults.Set for text that is not
+// a fault setting, and by Serve when Server.Faults is out of bounds.
+var ErrInvalidFault = errors.New("echo: invalid fault")
+
 // MismatchError reports that the echo a Client received differs from what it
 // sent. Offset is the zero-based index of the first byte that differs.
 type MismatchError struct {

@@ -165,6 +165,14 @@ type Server struct {
 	// new source finding it full is dropped (DropRateTableFull).
 	UDPRatePerSource *PacketRate
 
+	// Faults, if it injects any, makes every stream connection (TCP,
+	// TLS, Unix sockets) misbehave on purpose: delayed, sliced or paced
+	// echoes, a close, reset or stall after some bytes or some time, a
+	// flipped bit, a connection refused (docs/faults.md). It is read
+	// when the Server first serves; nil or zero: no fault, at no cost.
+	// ServePacket ignores it.
+	Faults *Faults
+
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
@@ -179,6 +187,7 @@ type Server struct {
 	loops       loops                        // event loops (loop_linux.go; see engineFor)
 	noLoops     bool                         // serve with goroutines only (for tests; engineFor)
 	stages      *stages                      // applied to every stream connection; nil: none (stage.go)
+	stagesOnce  sync.Once                    // appends the stages of the fields (Faults) when serving starts
 }
 
 // ListenAndServe binds s.Addr (every address its host resolves to), as
@@ -219,6 +228,7 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 		ln.Close()
 		return err
 	}
+	s.stagesOnce.Do(s.addFieldStages)
 	// engineFor says who serves ln's connections: event loops, which
 	// accept too (loop_linux.go), or a goroutine per connection.
 	tracked, serveLoops := ln, (func(string) error)(nil)
@@ -321,7 +331,21 @@ func (s *Server) validate() error {
 	if s.BusyPoll < 0 || s.BusyPoll > MaxBusyPoll {
 		return fmt.Errorf("%w: %v (must be between 0 and %v)", ErrInvalidBusyPoll, s.BusyPoll, MaxBusyPoll)
 	}
+	if err := s.Faults.Validate(); err != nil {
+		return err
+	}
 	return s.validateTimeouts()
+}
+
+// addFieldStages appends the stages that the Server's fields ask for to
+// s.stages, once, before the first connection: the faults, last.
+func (s *Server) addFieldStages() {
+	if s.Faults.Enabled() {
+		if s.stages == nil {
+			s.stages = &stages{}
+		}
+		s.stages.write = append(s.stages.write, newFaultStage(s.Faults))
+	}
 }
 
 func (s *Server) bufferSize() int {

@@ -97,3 +97,9 @@ func (s slicer) next(rest int, first bool) (int, time.Duration) {
 	}
 	return s.n, s.gap
 }
+
+// HasStages reports whether s, once serving, has any stage.
+func HasStages(s *Server) bool {
+	s.stagesOnce.Do(func() {}) // waits for the stages of the fields
+	return s.stages != nil
+}

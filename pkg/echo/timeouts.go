@@ -181,6 +181,11 @@ func (c *conn) closeReason(err error) CloseReason {
 	var op *opError
 	isWrite := errors.As(err, &op) && op.op == "write"
 	switch {
+	case errors.Is(err, errFault):
+		if c.stopping.Load() || c.srv.shuttingDown() {
+			return CloseShutdown // a stall that Shutdown or Close ended
+		}
+		return CloseFault
 	case errors.Is(err, io.EOF):
 		return CloseEOF
 	case errors.Is(err, os.ErrDeadlineExceeded):

@@ -1,0 +1,202 @@
+package echo
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+)
+
+// The faults of Server.Faults (faults.go) at work: one write stage
+// (stage.go), so that both engines run them alike. Its pacer, made for
+// each connection that Share picks, delays, slices and paces the pieces
+// of each echo, flips a bit of a chunk (a rewriter) and ends the
+// connection (an ender) when a close, reset or stall is due or when the
+// connection is refused. It is appended after any other write stage, so
+// that the piece it chooses is the one written and its count of bytes
+// echoed is exact.
+
+// faultStage is the write stage of a Server's Faults, a copy taken when
+// the Server starts serving.
+type faultStage struct {
+	f     Faults
+	burst int // the rate's bucket, in bytes
+
+	mu sync.Mutex // guards f.Rand
+}
+
+// newFaultStage returns the stage that injects f.
+func newFaultStage(f *Faults) *faultStage {
+	s := &faultStage{f: *f}
+	if f.Rate > 0 {
+		s.burst = max(min(f.Rate/10, 64<<10), 1)
+	}
+	return s
+}
+
+// draw returns a random number from the configured source.
+func (s *faultStage) draw() uint64 {
+	if s.f.Rand == nil {
+		return rand.Uint64()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.f.Rand.Uint64()
+}
+
+// chance reports true with probability p, given a random number u.
+func chance(u uint64, p float64) bool {
+	return p >= 1 || float64(u>>11)/(1<<53) < p
+}
+
+// pacer decides, once per connection, whether the faults apply to c; if
+// they do it returns their state for c.
+func (s *faultStage) pacer(c *conn) pacer {
+	if share := s.f.Share; share > 0 && share < 1 && !chance(s.draw(), share) {
+		return nil
+	}
+	fc := &faultConn{s: s, c: c, opened: time.Now()}
+	fc.rng = rand.New(rand.NewPCG(s.draw(), s.draw()))
+	fc.refused = s.f.Refuse > 0 && chance(fc.rng.Uint64(), s.f.Refuse)
+	if s.f.Rate > 0 {
+		fc.limiter = rate.NewLimiter(rate.Limit(s.f.Rate), s.burst)
+	}
+	for _, a := range []FaultAfter{s.f.CloseAfter, s.f.ResetAfter, s.f.StallAfter} {
+		if a.Bytes > 0 && (fc.byBytes == 0 || a.Bytes < fc.byBytes) {
+			fc.byBytes = a.Bytes
+		}
+		if at := fc.opened.Add(a.Time); a.Time > 0 && (fc.byTime.IsZero() || at.Before(fc.byTime)) {
+			fc.byTime = at
+		}
+	}
+	return fc
+}
+
+// faultConn is the faults' state for one connection.
+type faultConn struct {
+	s       *faultStage
+	c       *conn
+	rng     *rand.Rand // seeded from the stage's source when the connection opened
+	opened  time.Time
+	limiter *rate.Limiter // nil without a rate
+
+	given   int64     // bytes handed out to be written so far
+	byBytes int64     // the first ending by bytes echoed (0: none)
+	byTime  time.Time // the first ending by time (zero: none)
+	refused bool      // reset at once (Refuse)
+	acted   uint16    // the kinds already logged and counted, a bit each
+}
+
+// act logs and counts kind the first time it acts on the connection.
+func (fc *faultConn) act(kind FaultKind, msg string) {
+	bit := uint16(1) << kind
+	if fc.acted&bit != 0 {
+		return
+	}
+	fc.acted |= bit
+	if e := fc.c.log(zerolog.InfoLevel); e != nil {
+		e.Str("fault", kind.String()).Msg(msg)
+	}
+	if fo, ok := fc.c.obs.(FaultObserver); ok {
+		fo.Fault(kind)
+	}
+}
+
+// next implements pacer: the delay (and jitter) before a chunk's first
+// piece, slices with their delay, the byte count at which an ending is
+// due, and the rate's token bucket.
+func (fc *faultConn) next(rest int, first bool) (n int, wait time.Duration) {
+	f := &fc.s.f
+	n = rest
+	if first && (f.Delay > 0 || f.Jitter > 0) {
+		d := f.Delay
+		if f.Jitter > 0 {
+			d += time.Duration(fc.rng.Int64N(2*int64(f.Jitter)+1)) - f.Jitter
+		}
+		wait += max(d, 0)
+		if f.Jitter > 0 {
+			fc.act(FaultDelay, fmt.Sprintf("fault: delaying echoes by %v±%v", f.Delay, f.Jitter))
+		} else {
+			fc.act(FaultDelay, fmt.Sprintf("fault: delaying echoes by %v", f.Delay))
+		}
+	}
+	if f.Slice > 0 {
+		if !first {
+			wait += f.SliceDelay
+		}
+		if n > f.Slice {
+			n = f.Slice
+			fc.act(FaultSlice, fmt.Sprintf("fault: writing echoes %d bytes at a time, %v apart", f.Slice, f.SliceDelay))
+		}
+	}
+	if fc.byBytes > 0 {
+		n = int(min(int64(n), max(fc.byBytes-fc.given, 1)))
+	}
+	if fc.limiter != nil {
+		n = min(n, fc.s.burst)
+		if d := fc.limiter.ReserveN(time.Now(), n).Delay(); d > 0 {
+			wait += d
+			fc.act(FaultRate, fmt.Sprintf("fault: pacing echoes to %s/s", formatBytes(int64(f.Rate))))
+		}
+	}
+	fc.given += int64(n)
+	return n, wait
+}
+
+// rewrite implements rewriter: with probability Corrupt, one bit of p,
+// chosen at random, is flipped.
+func (fc *faultConn) rewrite(p []byte) {
+	f := &fc.s.f
+	if f.Corrupt <= 0 || len(p) == 0 || !chance(fc.rng.Uint64(), f.Corrupt) {
+		return
+	}
+	p[fc.rng.IntN(len(p))] ^= 1 << fc.rng.IntN(8)
+	fc.act(FaultCorrupt, fmt.Sprintf("fault: flipping a bit of echoed chunks with probability %v", f.Corrupt))
+}
+
+// ending implements ender: a refused connection is reset at once; then
+// the first of reset-after, stall-after and close-after that is due acts.
+// A close that is due by time waits for the end of the chunk being
+// written: what was read before it is owed.
+func (fc *faultConn) ending(mid bool) ending {
+	if fc.refused {
+		fc.act(FaultRefuse, "fault: refusing the connection with a reset")
+		return endReset
+	}
+	byBytes := fc.byBytes > 0 && fc.given >= fc.byBytes
+	byTime := !fc.byTime.IsZero() && !time.Now().Before(fc.byTime)
+	if !byBytes && !byTime {
+		return endNone
+	}
+	f := &fc.s.f
+	for _, e := range []struct {
+		after FaultAfter
+		end   ending
+		kind  FaultKind
+		verb  string
+	}{
+		{f.ResetAfter, endReset, FaultReset, "reset"},
+		{f.StallAfter, endStall, FaultStall, "stalling"},
+		{f.CloseAfter, endClose, FaultClose, "closing"},
+	} {
+		a := e.after
+		due := (a.Bytes > 0 && fc.given >= a.Bytes) || (a.Time > 0 && byTime && !fc.opened.Add(a.Time).After(time.Now()))
+		if !due || (e.end == endClose && mid && a.Bytes == 0) {
+			continue
+		}
+		fc.act(e.kind, "fault: "+e.verb+" "+a.describe())
+		return e.end
+	}
+	return endNone
+}
+
+// endAt implements ender: the first ending due by time.
+func (fc *faultConn) endAt() time.Time { return fc.byTime }
+
+// errFault is why a connection that a fault ended closed: reason
+// CloseFault, logged as such, not as an error (the fault logged itself).
+var errFault = errors.New("ended by a fault")
