@@ -130,8 +130,8 @@ func ParseFaultAfter(s string) (FaultAfter, error) {
 		return FaultAfter{Bytes: n}, nil
 	}
 	d, err := time.ParseDuration(t)
-	if err != nil || d <= 0 {
-		return FaultAfter{}, fmt.Errorf("%q is neither a byte count (1024, 64KiB) nor a duration above 0 (2s)", s)
+	if err != nil || d <= 0 || d > MaxTimeout {
+		return FaultAfter{}, fmt.Errorf("%q is neither a byte count (1024, 64KiB) nor a duration above 0 (2s) and up to %v", s, MaxTimeout)
 	}
 	return FaultAfter{Time: d}, nil
 }
