@@ -50,6 +50,7 @@ type Metrics struct {
 	acceptErrors *prometheus.CounterVec
 	accepting    *prometheus.GaugeVec
 	udpDropped   *prometheus.CounterVec
+	faults       *prometheus.CounterVec
 
 	mu        sync.Mutex
 	listeners map[string]*listenerMetrics
@@ -78,7 +79,7 @@ func New(build BuildInfo) *Metrics {
 		}, label),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "connections_closed_total",
-			Help: "Connections closed, by reason: eof, idle, write-timeout, reset, limit, denied, shutdown or error.",
+			Help: "Connections closed, by reason: eof, idle, write-timeout, reset, limit, denied, shutdown, error or fault.",
 		}, []string{"listener", "reason"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "bytes_received_total",
@@ -105,6 +106,10 @@ func New(build BuildInfo) *Metrics {
 			Namespace: namespace, Name: "udp_dropped_total",
 			Help: "UDP datagrams dropped unanswered, by reason: denied, port-zero, own-address, reflector-port, low-port, rate-limit or rate-table-full.",
 		}, []string{"listener", "reason"}),
+		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "faults_total",
+			Help: "Connections a fault (serve --fault-*) acted on, by kind: delay, rate, slice, close, reset, stall, corrupt or refuse.",
+		}, []string{"listener", "kind"}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -117,7 +122,7 @@ func New(build BuildInfo) *Metrics {
 	buildInfo.Set(1)
 	m.reg.MustRegister(
 		m.active, m.accepted, m.closed, m.received, m.sent, m.latency,
-		m.acceptErrors, m.accepting, m.udpDropped, buildInfo,
+		m.acceptErrors, m.accepting, m.udpDropped, m.faults, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -138,6 +143,19 @@ type listenerMetrics struct {
 	latency           prometheus.Observer
 	acceptErrors      prometheus.Counter
 	closed            []prometheus.Counter // by echo.CloseReason
+
+	// faults counts the faults by kind; each series is made when a fault
+	// first acts on the listener, so that a server without faults shows
+	// none.
+	name   string
+	faults *prometheus.CounterVec
+}
+
+var _ echo.FaultObserver = (*listenerMetrics)(nil)
+
+// Fault implements echo.FaultObserver.
+func (l *listenerMetrics) Fault(kind echo.FaultKind) {
+	l.faults.WithLabelValues(l.name, kind.String()).Inc()
 }
 
 // listener returns the collectors for name, creating them, with every
@@ -156,6 +174,8 @@ func (m *Metrics) listener(name string) *listenerMetrics {
 		sent:         m.sent.WithLabelValues(name),
 		latency:      m.latency.WithLabelValues(name),
 		acceptErrors: m.acceptErrors.WithLabelValues(name),
+		name:         name,
+		faults:       m.faults,
 	}
 	for _, r := range echo.CloseReasons() {
 		l.closed = append(l.closed, m.closed.WithLabelValues(name, r.String()))
