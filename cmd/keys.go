@@ -248,6 +248,18 @@ var keys = []key{
 		flags:  []keyFlag{{on: cmdServe, usage: "udp:// addresses: the `rate` of datagrams and bytes answered to one source IP address, DATAGRAMS/s,BYTES/s, each with a burst of one second's worth (0: no limit, for benchmarks on a lab network)"}},
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.UDPRatePerSource = d.packetRate(name) },
 	},
+	// serve's faults (faults.go, docs/faults.md), all off by default.
+	faultKey("delay", "", "hold each echo for this `duration` after it is read (50ms)"),
+	faultKey("jitter", "", "vary the delay of each echo at random by up to this `duration` either way"),
+	faultKey("rate", "", "pace each connection's echo to this `rate` in bytes a second (256KiB/s)"),
+	faultKey("slice", "", "write each echo this many `bytes` at a time"),
+	faultKey("slice-delay", "", "wait this `duration` between the slices of an echo"),
+	faultKey("close-after", "", "after N bytes echoed (1024, 64KiB) or D after opening (2s), write what is owed up to then, send FIN and close (`N|D`)"),
+	faultKey("reset-after", "", "after N bytes echoed or D after opening, reset the connection (RST) without writing what is owed (`N|D`)"),
+	faultKey("stall-after", "", "after N bytes echoed or D after opening, stop reading and echoing, keeping the connection open; --idle-timeout still applies (`N|D`)"),
+	faultKey("corrupt", "", "flip one bit of an echoed chunk with this `probability` (0.01 or 1%)"),
+	faultKey("refuse", "", "reset this `fraction` of connections as soon as they are accepted (TLS: after the handshake)"),
+	faultKey("share", "1", "apply the faults to this `fraction` of connections, drawn at random as each opens"),
 }
 
 // Bounds of the integer keys.

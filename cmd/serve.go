@@ -85,6 +85,9 @@ func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*ech
 		UDPAllowLowPorts: t.UDPAllowLowPorts,
 		UDPRatePerSource: &rate,
 	}
+	if cfg.Faults.Enabled() { // else nil: a server without faults pays nothing
+		srv.Faults = cfg.Faults
+	}
 	certs, err := serverCertificate(t, cfg.Addrs, logger)
 	if err != nil {
 		return nil, nil, err
@@ -113,6 +116,7 @@ func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	// Only now that every socket is bound: a start that fails logs no
 	// certificate and no metrics address.
 	logTLS(certs, cfg.Transport, logger)
+	logFaults(cfg.Faults, logger)
 	ms.logServing(logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeBound(bound) }()

@@ -257,6 +257,9 @@ func rootCause(err error) error {
 			return bareError{s}
 		}
 	}
+	if re := (*resetError)(nil); errors.As(err, &re) {
+		return re
+	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		return errno
@@ -417,12 +420,12 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	res.Sent, res.Received = sent.Load(), v.offset
 	gate.shut()
 	c.log(zerolog.InfoLevel).Msg("closing")
-	return res, c.exchangeError(ctx, rerr, werr, res.Received)
+	return res, c.exchangeError(ctx, rerr, werr, res.Received, res.Sent)
 }
 
 // exchangeError makes the error an exchange returns from the reader's error
-// rerr, the writer's werr and the number of bytes echoed.
-func (c *Client) exchangeError(ctx context.Context, rerr, werr error, received int64) error {
+// rerr, the writer's werr and the numbers of bytes echoed and sent.
+func (c *Client) exchangeError(ctx context.Context, rerr, werr error, received, sent int64) error {
 	var mismatch *MismatchError
 	switch {
 	case errors.As(rerr, &mismatch):
@@ -443,6 +446,10 @@ func (c *Client) exchangeError(ctx context.Context, rerr, werr error, received i
 			cause = fmt.Errorf("%w: %w", ErrClosedBeforeEcho, cause)
 		}
 		return &ExchangeError{Addr: c.addr(), Err: cause}
+	case received > 0 && ctx.Err() == nil && (errors.Is(rerr, syscall.ECONNRESET) || errors.Is(werr, syscall.ECONNRESET)):
+		// Reset partway: not a wrong echo (exit 3), a network failure
+		// that says how far the echo got.
+		return &ExchangeError{Addr: c.addr(), Err: &resetError{echoed: received, sent: sent}}
 	case rerr != nil && errors.Is(werr, net.ErrClosed):
 		// The reader closed the connection when the echo writer failed:
 		// the sender's error is only the consequence.
@@ -504,6 +511,16 @@ func (e *InputError) Error() string { return "read input: " + e.Err.Error() }
 
 // Unwrap returns the underlying error.
 func (e *InputError) Unwrap() error { return e.Err }
+
+// resetError is an exchange the server reset after echoing some of what
+// was sent; errors.Is finds syscall.ECONNRESET in it.
+type resetError struct{ echoed, sent int64 }
+
+func (e *resetError) Error() string {
+	return fmt.Sprintf("connection reset by the server after %d of %d bytes echoed", e.echoed, e.sent)
+}
+
+func (e *resetError) Unwrap() error { return syscall.ECONNRESET }
 
 // errEchoEnded stops the writer when the reader has already finished.
 var errEchoEnded = errors.New("echo: echo ended")

@@ -441,3 +441,42 @@ func startQuiet(t *testing.T, srv *echo.Server) string {
 	serve(t, srv, ln)
 	return ln.Addr().String()
 }
+
+// TestClientTellsFaultsApart: Client.Send reports a reset partway as a
+// network error that says how much was echoed (and is ECONNRESET), a
+// flipped bit and an echo cut short by a FIN as a *MismatchError.
+func TestClientTellsFaultsApart(t *testing.T) {
+	msg := randomBytes(12, 4096)
+	cases := []struct {
+		name  string
+		f     echo.Faults
+		check func(t *testing.T, err error)
+	}{
+		{"reset", echo.Faults{ResetAfter: echo.FaultAfter{Bytes: 1024}}, func(t *testing.T, err error) {
+			var ee *echo.ExchangeError
+			if !errors.As(err, &ee) || !errors.Is(err, syscall.ECONNRESET) || !strings.Contains(err.Error(), "connection reset by the server after ") || !strings.Contains(err.Error(), " of 4096 bytes echoed") {
+				t.Errorf("Send = %v; want an *ExchangeError saying how much of the 4096 bytes was echoed", err)
+			}
+		}},
+		{"corrupt", echo.Faults{Corrupt: 1}, func(t *testing.T, err error) {
+			var me *echo.MismatchError
+			if !errors.As(err, &me) || me.Short || me.Extra || bits.OnesCount8(me.Sent^me.Received) != 1 || msg[me.Offset] != me.Sent {
+				t.Errorf("Send = %v; want a *MismatchError at a byte with one bit flipped", err)
+			}
+		}},
+		{"close", echo.Faults{CloseAfter: echo.FaultAfter{Bytes: 1024}}, func(t *testing.T, err error) {
+			var me *echo.MismatchError
+			if !errors.As(err, &me) || !me.Short || me.Offset != 1024 {
+				t.Errorf("Send = %v; want a *MismatchError, short at 1024", err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &echo.Server{Faults: &tc.f}
+			addr := startQuiet(t, srv)
+			_, err := (&echo.Client{Addr: addr, Timeout: ioTimeout}).Send(t.Context(), [][]byte{msg}, nil)
+			tc.check(t, err)
+		})
+	}
+}

@@ -1,0 +1,77 @@
+package main_test
+
+import (
+	"bytes"
+	"math/bits"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// TestFaultsSeenBySend: `echoctl send` tells a server's faults apart, on
+// the real binary: a reset partway exits 1 saying how much was echoed, a
+// flipped bit exits 3 at its offset, an echo cut short by a FIN exits 3;
+// and serve lists its faults at start-up and logs each as it acts.
+func TestFaultsSeenBySend(t *testing.T) {
+	input := bytes.Repeat([]byte("0123456789abcdef"), 256) // 4096 bytes
+	cases := []struct {
+		name  string
+		fault []string
+		code  int
+		check func(t *testing.T, stderr string)
+	}{
+		{"reset", []string{"--fault-reset-after", "1024"}, 1, func(t *testing.T, stderr string) {
+			m := regexp.MustCompile(`^echoctl: echo 127\.0\.0\.1:\d+: connection reset by the server after (\d+) of (\d+) bytes echoed\n$`).FindStringSubmatch(stderr)
+			if m == nil {
+				t.Fatalf("stderr %q, want the reset and how much was echoed", stderr)
+			}
+			if echoed, _ := strconv.Atoi(m[1]); echoed < 1 || echoed > 1024 {
+				t.Errorf("%s bytes echoed before the reset, want 1 to 1024", m[1])
+			}
+		}},
+		{"corrupt", []string{"--fault-corrupt", "1"}, 3, func(t *testing.T, stderr string) {
+			m := regexp.MustCompile(`^echoctl: echo differs from what was sent at byte (\d+): sent (\S+), received (\S+)\n$`).FindStringSubmatch(stderr)
+			if m == nil {
+				t.Fatalf("stderr %q, want the offset of the flipped byte", stderr)
+			}
+			off, _ := strconv.Atoi(m[1])
+			sent, sok := unquoteByte(m[2])
+			got, gok := unquoteByte(m[3])
+			if off >= len(input) || !sok || !gok || sent != input[off] || bits.OnesCount8(sent^got) != 1 {
+				t.Errorf("at byte %d: sent %s, received %s; want the byte sent there with one bit flipped", off, m[2], m[3])
+			}
+		}},
+		{"close", []string{"--fault-close-after", "1024"}, 3, func(t *testing.T, stderr string) {
+			if want := "echoctl: echo differs from what was sent: the server closed after 1024 bytes, before the echo was complete\n"; stderr != want {
+				t.Errorf("stderr %q, want %q", stderr, want)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServer(t, spec{}, "127.0.0.1", tc.fault...)
+			r := echoctl(t, spec{Stdin: bytes.NewReader(input)}, "send", "--addr", srv.Addr(), "--log-level", "disabled", "--stdin")
+			if r.Code != tc.code {
+				t.Fatalf("send: %v; want exit %d", r, tc.code)
+			}
+			tc.check(t, string(r.Stderr))
+			lines := strings.Join(srv.Lines(), "\n")
+			if !strings.Contains(lines, "faults on every tcp, tls and unix listener: "+strings.TrimPrefix(tc.fault[0], "--fault-")+"=") {
+				t.Errorf("serve's start-up lines do not list the fault:\n%s", lines)
+			}
+		})
+	}
+}
+
+// unquoteByte returns the byte that echo.Quote writes as q.
+func unquoteByte(q string) (byte, bool) {
+	for v := range 256 {
+		if echo.Quote([]byte{byte(v)}) == q {
+			return byte(v), true
+		}
+	}
+	return 0, false
+}
