@@ -263,9 +263,14 @@ func (h loopTimers) wait(now int64) time.Duration {
 // held and watches nothing more (the idle sweep still applies). It
 // reports whether lc ended.
 func (l *loop) endNow(lc *loopConn, run *stageRun, mid bool) bool {
-	switch run.ending(mid) {
-	case endNone:
+	end := run.ending(mid)
+	if end == endNone {
 		return false
+	}
+	if lc.pending != nil && !run.greets {
+		l.sent(lc, int(lc.written), false) // the chunk is cut, as on goroutines
+	}
+	switch end {
 	case endClose:
 		lc.dropPending()
 		run.due = 0

@@ -23,7 +23,12 @@ import (
 //     into slices or pace it to a rate. Several write stages run in a row,
 //     each seeing the piece the one before it chose (as toxiproxy's toxics
 //     do): the piece written is the last one's, after the sum of the
-//     waits.
+//     waits. Its pacer may also be a rewriter, which changes a chunk
+//     before any of it is written (a flipped bit), and an ender, which
+//     ends the connection instead of echoing on (an ending: a close
+//     after FIN, a reset, a stall), asked when the stages start, before
+//     each read and each piece, and when its deadline passes; the faults
+//     (fault_stage.go) are such a stage.
 //
 // A stage never touches a socket, a deadline or a goroutine: it is pure
 // decision, called by the engine that serves the connection, on that
@@ -42,6 +47,16 @@ import (
 //     timer heap (loopTimers), which sets how long epoll_wait may sleep;
 //     when the time comes it writes the next piece. Header bytes arrive in
 //     pieces: each read is handed to the opener until it says it is done.
+//
+// An ending is acted on the same way by both (goConn.end, loop.endNow):
+// a close sends FIN and discards what the peer still sends for up to
+// drainLinger (a goroutine blocking in lingerClose, a loop with shutWrite,
+// discard and a timer); a reset sets SO_LINGER 0 and closes; a stall
+// stops reading and writing (a goroutine waits for the idle timeout,
+// Shutdown or Close; a loop watches no event and leaves it to its idle
+// sweep). The goroutine engine wakes for an ending's deadline with its
+// read deadline (armEnd), a loop with its timer heap. The connection
+// closes with reason CloseFault.
 //
 // Both keep the seed's order and back-pressure: nothing more is read from
 // a connection until the whole echo of its last read (or its greeting) is
