@@ -44,6 +44,12 @@ func TestFaultsSeenBySend(t *testing.T) {
 				t.Errorf("at byte %d: sent %s, received %s; want the byte sent there with one bit flipped", off, m[2], m[3])
 			}
 		}},
+		{"refuse", []string{"--fault-refuse", "1"}, 1, func(t *testing.T, stderr string) {
+			// The reset may come before connect returns.
+			if !regexp.MustCompile(`^echoctl: (echo 127\.0\.0\.1:\d+: server closed the connection before echoing anything|connect 127\.0\.0\.1:\d+: connection reset by peer)\n$`).MatchString(stderr) {
+				t.Errorf("stderr %q, want a connection closed before any echo", stderr)
+			}
+		}},
 		{"close", []string{"--fault-close-after", "1024"}, 3, func(t *testing.T, stderr string) {
 			if want := "echoctl: echo differs from what was sent: the server closed after 1024 bytes, before the echo was complete\n"; stderr != want {
 				t.Errorf("stderr %q, want %q", stderr, want)
