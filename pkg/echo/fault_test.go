@@ -251,6 +251,51 @@ func TestFaultResetAfter(t *testing.T) {
 	}
 }
 
+// TestFaultAfterTime: a reset or a stall due by time acts on a connection
+// that waits to read, no sooner than due: the reset reaches the peer (or
+// the end of the stream, without RST), the stalled connection echoes
+// nothing more.
+func TestFaultAfterTime(t *testing.T) {
+	const after = 200 * time.Millisecond
+	for _, ft := range faultTargets() {
+		t.Run(ft.name+"/reset", func(t *testing.T) {
+			dialer := ft.start(t, nil, func(s *echo.Server) {
+				s.Faults = &echo.Faults{ResetAfter: echo.FaultAfter{Time: after}}
+			})
+			start := time.Now()
+			c := dialer.conn(t)
+			roundTrip(t, c, []byte("before"))
+			got, err := readAll(c)
+			if len(got) != 0 || !isReset(err) && !(ft.noRST && err == nil) {
+				t.Fatalf("read %q, %v; want a reset", got, err)
+			}
+			if d := time.Since(start); d < after {
+				t.Errorf("reset after %v, want at least %v", d, after)
+			}
+		})
+		t.Run(ft.name+"/stall", func(t *testing.T) {
+			var logs syncBuffer
+			dialer := ft.start(t, &logs, func(s *echo.Server) {
+				s.Faults = &echo.Faults{StallAfter: echo.FaultAfter{Time: after}}
+			})
+			start := time.Now()
+			c := dialer.conn(t)
+			roundTrip(t, c, []byte("before"))
+			waitLog(t, &logs, "fault: stalling 200ms after opening")
+			if d := time.Since(start); d < after {
+				t.Errorf("stalled after %v, want at least %v", d, after)
+			}
+			c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+			if _, err := c.Write([]byte("after")); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := c.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("after the stall: %d bytes, %v; want a timeout", n, err)
+			}
+		})
+	}
+}
+
 // TestFaultStallAfter: a stall after N bytes leaves the peer with exactly
 // N bytes, timing out; the idle timeout still closes the connection.
 func TestFaultStallAfter(t *testing.T) {
