@@ -23,8 +23,13 @@ build:
 run: build
 	exec $(BIN) serve
 
-## test: go vet, then every test with the race detector, echoctl's and those of the benchmark module in bench/
-test:
+## test-deps: install what the tests run against when missing (haproxy, socat; apt-get as root; see scripts/test-deps.sh)
+.PHONY: test-deps
+test-deps:
+	./scripts/test-deps.sh
+
+## test: the test tools (test-deps), go vet, then every test with the race detector, echoctl's and those of the benchmark module in bench/
+test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 10m ./...
 	cd bench && $(GO) vet ./... && $(GO) test -race -timeout 5m ./...

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/echoctl/echoctl/internal/testtool"
 )
 
 // TestMakeRunCtrlC runs `make run` as the README says, on a free loopback
@@ -20,12 +22,7 @@ import (
 // SIGINT too, ends as every make does: killed by it once its child is
 // done (the shell shows 130), or 0 where SIGINT was ignored.
 func TestMakeRunCtrlC(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("make is missing (CI=true: a missing tool is a failure)")
-		}
-		t.Skip("make is not installed")
-	}
+	testtool.Need(t, "make", "make run")
 	repo, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/echoctl/echoctl/internal/testtool"
 )
 
 var (
@@ -53,7 +56,7 @@ func needPython(t *testing.T) string {
 		if *update {
 			t.Fatalf("-update needs python3: %v", python.err)
 		}
-		t.Skipf("python3 not usable: %v", python.err)
+		testtool.Missing(t, fmt.Sprintf("python3 >= 3.8 (the seed's programs): %v", python.err))
 	}
 	return python.path
 }

@@ -57,6 +57,9 @@ type Config struct {
 	BusyPoll    time.Duration
 	Allow, Deny []netip.Prefix
 	MetricsAddr string
+	// Greeting is serve's greeting template ("": off); see
+	// echo.Server.Greeting.
+	Greeting string
 	// Transport holds the TLS, Unix socket and UDP settings (transport.go).
 	Transport TransportConfig
 	// Faults are serve's fault-* keys (faults.go); zero: none.

@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -34,6 +35,9 @@ const (
 	keyAllow         = "allow"
 	keyDeny          = "deny"
 	keyMetricsAddr   = "metrics-addr"
+
+	// serve's greeting, which tells a client which backend answered.
+	keyGreeting = "greeting"
 
 	// The transports: TLS, Unix sockets and UDP; see docs/tls.md,
 	// docs/unix.md and docs/udp.md. tls-cert and tls-key are the server's
@@ -185,6 +189,17 @@ var keys = []key{
 		name: keyMetricsAddr, def: "",
 		flags:  []keyFlag{{on: cmdServe, usage: "serve Prometheus /metrics, /healthz and /readyz on this host:port, to the peers --allow/--deny admit; :PORT listens on every interface, so prefer 127.0.0.1:PORT (default: off)"}},
 		decode: func(d *decoder, name string, cfg *Config) { cfg.MetricsAddr = d.optionalHostPort(name) },
+	},
+	{
+		name: keyGreeting, def: "",
+		flags: []keyFlag{{on: cmdServe, usage: "write one line from this `template` to each TCP, TLS and Unix connection when it opens, before any echo, to tell which backend answered: " +
+			"{hostname}, {env:NAME}, {listener}, {peer}, {via}, {proxy}; {{ and }} for braces; never on UDP (default: off)"}},
+		decode: func(d *decoder, name string, cfg *Config) {
+			cfg.Greeting = d.optionalString(name)
+			if err := echo.ValidateGreeting(cfg.Greeting); err != nil {
+				d.fail(name, cfg.Greeting, strings.TrimPrefix(err.Error(), echo.ErrInvalidGreeting.Error()+": "))
+			}
+		},
 	},
 	{
 		name: keyTLSCert, def: "",

@@ -59,6 +59,9 @@ func (o *globalOptions) setup(cmd *cobra.Command, stderr io.Writer) (*Config, ze
 
 // isTerminal reports whether w is a terminal that wants colour.
 func isTerminal(w io.Writer) bool {
+	if u, ok := w.(interface{ Unwrap() io.Writer }); ok {
+		w = u.Unwrap()
+	}
 	f, ok := w.(*os.File)
 	if !ok || os.Getenv("NO_COLOR") != "" {
 		return false

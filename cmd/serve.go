@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/echoctl/echoctl/internal/logging"
 	"github.com/echoctl/echoctl/internal/tlsconfig"
 	"github.com/echoctl/echoctl/pkg/echo"
 )
@@ -48,7 +49,12 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
   echoctl serve --addr tls://localhost:10443 --tls-cert cert.pem --tls-key key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, logger, err := opts.setup(cmd, streams.Err)
+			// The server's log is written out at most logging.FlushEvery
+			// after each line, a few writes a second rather than two per
+			// connection, and in full before serve returns.
+			logs := logging.NewBuffered(streams.Err, logging.FlushEvery)
+			defer logs.Close()
+			cfg, logger, err := opts.setup(cmd, logs)
 			if err != nil {
 				return err
 			}
@@ -61,10 +67,10 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 
 // newServer builds the echo.Server that cfg describes: its addresses,
 // buffer size, limits, timeouts, access list, log line length, busy
-// polling, UDP guard, Unix socket mode and, when an address is tls://, TLS,
-// whose certificate it returns (else nil). observer, if not nil, is told
-// of its connections. TLS settings without a tls:// address are warned
-// about.
+// polling, UDP guard, Unix socket mode, greeting and, when an address is
+// tls://, TLS, whose certificate it returns (else nil). observer, if not
+// nil, is told of its connections. TLS settings without a tls:// address
+// are warned about.
 func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*echo.Server, *tlsconfig.Server, error) {
 	t := cfg.Transport
 	rate := t.UDPRatePerSource
@@ -84,6 +90,7 @@ func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*ech
 		UnixMode:         t.UnixMode,
 		UDPAllowLowPorts: t.UDPAllowLowPorts,
 		UDPRatePerSource: &rate,
+		Greeting:         cfg.Greeting,
 	}
 	if cfg.Faults.Enabled() { // else nil: a server without faults pays nothing
 		srv.Faults = cfg.Faults

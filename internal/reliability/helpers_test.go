@@ -266,6 +266,19 @@ func (s *server) waitLogs(t testing.TB, what string, n int, match func(logLine) 
 	}
 }
 
+// logBarrier makes a connection from 127.0.0.1, closes it, and waits for
+// the server's "closing" line about it. The server's log is buffered but
+// kept in order (logging.Buffered), so every line it logged before is then
+// written too: counts of lines taken after it are final.
+func (s *server) logBarrier(t testing.TB) {
+	t.Helper()
+	c := dialFrom(t, "127.0.0.1", s.addr)
+	roundTrip(t, c, []byte("barrier"))
+	name := "echo_127.0.0.1_" + strconv.Itoa(c.LocalAddr().(*net.TCPAddr).Port)
+	c.Close()
+	s.waitLog(t, "closing "+name, func(l logLine) bool { return l.Logger == name && l.Message == "closing" })
+}
+
 // signal sends sig to the server.
 func (s *server) signal(t testing.TB, sig os.Signal) {
 	t.Helper()

@@ -361,7 +361,10 @@ func TestIdleTimeoutMetric(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if n := s.countLogs(func(l logLine) bool { return l.Level == "info" && strings.HasPrefix(l.Message, "idle timeout") }); n != 1 {
+	idleLine := func(l logLine) bool { return l.Level == "info" && strings.HasPrefix(l.Message, "idle timeout") }
+	s.waitLog(t, "saying idle timeout", idleLine)
+	s.logBarrier(t)
+	if n := s.countLogs(idleLine); n != 1 {
 		t.Errorf("%d idle timeout lines logged at info, want 1", n)
 	}
 }
@@ -386,7 +389,11 @@ func TestMaxConnsMetric(t *testing.T) {
 	roundTrip(t, a, []byte("a still served"))
 	a.Close()
 	s.waitMetric(t, "echoctl_connections_closed_total", "eof", 1)
-	roundTrip(t, dialFrom(t, "", s.addr), []byte("a place is free again"))
+	free := dialFrom(t, "", s.addr)
+	roundTrip(t, free, []byte("a place is free again"))
+	free.Close()
+	s.waitMetric(t, "echoctl_connections_closed_total", "eof", 2)
+	s.logBarrier(t) // takes free's place
 	if n := s.countLogs(func(l logLine) bool {
 		return l.Level == "warn" && strings.HasPrefix(l.Message, "connection limit reached")
 	}); n != 1 {
@@ -422,6 +429,7 @@ func TestAccessListMetric(t *testing.T) {
 	if got := s.conn(m, "echoctl_bytes_received_total", ""); got != float64(2*len("allowed")) {
 		t.Errorf("echoctl_bytes_received_total = %v: a denied peer's bytes were read", got)
 	}
+	s.logBarrier(t)
 	if n := s.countLogs(func(l logLine) bool {
 		return l.Level == "info" && l.Reason == "denied" && strings.HasPrefix(l.Message, "connection refused")
 	}); n != 2 {

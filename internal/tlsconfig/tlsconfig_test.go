@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/echoctl/echoctl/internal/certtest"
+	"github.com/echoctl/echoctl/internal/testtool"
 	"github.com/echoctl/echoctl/internal/tlsconfig"
 )
 
@@ -221,9 +222,7 @@ func TestFingerprint(t *testing.T) {
 	if !regexp.MustCompile(`^([0-9A-F]{2}:){31}[0-9A-F]{2}$`).MatchString(fp) {
 		t.Fatalf("Fingerprint = %q", fp)
 	}
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("no openssl to compare with")
-	}
+	testtool.Need(t, "openssl", "to compare fingerprints with")
 	file := filepath.Join(t.TempDir(), "c.pem")
 	certtestWritePEM(t, file, cert.Certificate[0])
 	out, err := exec.Command("openssl", "x509", "-in", file, "-noout", "-fingerprint", "-sha256").Output()

@@ -31,6 +31,11 @@ var ErrInvalidPacketRate = errors.New("echo: invalid UDP rate")
 // a fault setting, and by Serve when Server.Faults is out of bounds.
 var ErrInvalidFault = errors.New("echo: invalid fault")
 
+// ErrInvalidGreeting is returned (wrapped, with what is wrong) by
+// ValidateGreeting, Serve and ServePacket for a Server.Greeting that is
+// not a valid template.
+var ErrInvalidGreeting = errors.New("echo: invalid greeting")
+
 // MismatchError reports that the echo a Client received differs from what it
 // sent. Offset is the zero-based index of the first byte that differs.
 type MismatchError struct {

@@ -20,6 +20,26 @@ import (
 // that the piece it chooses is the one written and its count of bytes
 // echoed is exact.
 
+// startFaults checks s.Faults and, if it injects any, appends its stage to
+// s.stages, once for all of s's listeners, before any of them serves (as
+// startGreeting does for the greeting); the faults are then a copy, read
+// once.
+func (s *Server) startFaults() error {
+	if err := s.Faults.Validate(); err != nil {
+		return err
+	}
+	s.faults.Do(func() {
+		if !s.Faults.Enabled() {
+			return
+		}
+		if s.stages == nil {
+			s.stages = &stages{}
+		}
+		s.stages.write = append(s.stages.write, newFaultStage(s.Faults))
+	})
+	return nil
+}
+
 // faultStage is the write stage of a Server's Faults, a copy taken when
 // the Server starts serving.
 type faultStage struct {

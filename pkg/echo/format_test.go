@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/echoctl/echoctl/internal/testtool"
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
@@ -236,10 +237,7 @@ for line in sys.stdin:
 `
 
 func TestQuoteMatchesPython(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not on PATH")
-	}
+	python := testtool.Need(t, "python3", "Python's repr is the reference")
 
 	inputs := [][]byte{allBytes()[:64], allBytes()[64:128], allBytes()[128:192], allBytes()[192:]}
 	rng := rand.New(rand.NewPCG(0x8953633d, 0x47c64f6d))

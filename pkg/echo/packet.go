@@ -66,6 +66,7 @@ func (s *Server) servePacket(pc net.PacketConn, started func()) error {
 	defer s.trackPacketConn(&pc, false)
 	defer pc.Close()
 	s.warnBusyPollUnused(pc.LocalAddr())
+	s.noGreetingOnUDP(pc.LocalAddr())
 	if s.Observer != nil { // readiness (limits.go, observer.go)
 		lname := pc.LocalAddr().String()
 		s.Observer.Listening(lname, true)

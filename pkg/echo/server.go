@@ -165,6 +165,25 @@ type Server struct {
 	// new source finding it full is dropped (DropRateTableFull).
 	UDPRatePerSource *PacketRate
 
+	// Greeting, if not empty, is a template for one line written to every
+	// TCP, TLS and Unix connection when it opens, before any echo, so that
+	// a client can tell which server answered (behind a load balancer).
+	// Fields in braces are replaced: {hostname} (os.Hostname), {env:NAME}
+	// (an environment variable, which must be set), both read once when
+	// the Server starts; {listener} (the address that accepted the
+	// connection), {peer} (the client as the server sees it), {via} (the
+	// balancer a PROXY header came through, else empty) and {proxy} (what
+	// the header said, else "none"). {{ and }} stand for braces. The line
+	// ends with a newline, added if the template has none; it may hold no
+	// other line break, and is at most MaxGreeting bytes (a longer fixed
+	// part is an error; fields that vary are cut to fit). Serve returns an
+	// error wrapping ErrInvalidGreeting for a template that is not valid
+	// (ValidateGreeting checks one). Never written on UDP (ServePacket),
+	// where an answer must not be larger than its datagram: that is logged
+	// once. Empty, the default: no greeting, and the echo is byte for byte
+	// what the client sent.
+	Greeting string
+
 	// Faults, if it injects any, makes every stream connection (TCP,
 	// TLS, Unix sockets) misbehave on purpose: delayed, sliced or paced
 	// echoes, a close, reset or stall after some bytes or some time, a
@@ -187,7 +206,8 @@ type Server struct {
 	loops       loops                        // event loops (loop_linux.go; see engineFor)
 	noLoops     bool                         // serve with goroutines only (for tests; engineFor)
 	stages      *stages                      // applied to every stream connection; nil: none (stage.go)
-	stagesOnce  sync.Once                    // appends the stages of the fields (Faults) when serving starts
+	greeting    greetingStart                // Greeting's stage, set up once (greeting.go)
+	faults      sync.Once                    // appends Faults' stage, once (fault_stage.go: startFaults)
 }
 
 // ListenAndServe binds s.Addr (every address its host resolves to), as
@@ -228,7 +248,6 @@ func (s *Server) serve(ln net.Listener, started func()) error {
 		ln.Close()
 		return err
 	}
-	s.stagesOnce.Do(s.addFieldStages)
 	// engineFor says who serves ln's connections: event loops, which
 	// accept too (loop_linux.go), or a goroutine per connection.
 	tracked, serveLoops := ln, (func(string) error)(nil)
@@ -331,21 +350,13 @@ func (s *Server) validate() error {
 	if s.BusyPoll < 0 || s.BusyPoll > MaxBusyPoll {
 		return fmt.Errorf("%w: %v (must be between 0 and %v)", ErrInvalidBusyPoll, s.BusyPoll, MaxBusyPoll)
 	}
-	if err := s.Faults.Validate(); err != nil {
+	if err := s.startGreeting(); err != nil {
+		return err
+	}
+	if err := s.startFaults(); err != nil {
 		return err
 	}
 	return s.validateTimeouts()
-}
-
-// addFieldStages appends the stages that the Server's fields ask for to
-// s.stages, once, before the first connection: the faults, last.
-func (s *Server) addFieldStages() {
-	if s.Faults.Enabled() {
-		if s.stages == nil {
-			s.stages = &stages{}
-		}
-		s.stages.write = append(s.stages.write, newFaultStage(s.Faults))
-	}
 }
 
 func (s *Server) bufferSize() int {

@@ -100,6 +100,16 @@ func (s slicer) next(rest int, first bool) (int, time.Duration) {
 
 // HasStages reports whether s, once serving, has any stage.
 func HasStages(s *Server) bool {
-	s.stagesOnce.Do(func() {}) // waits for the stages of the fields
+	s.faults.Do(func() {}) // waits for Faults' stage
 	return s.stages != nil
+}
+
+// WithGreetingEnv makes s read {hostname} and {env:NAME} of its Greeting
+// from hostname and env rather than from the process.
+func WithGreetingEnv(s *Server, hostname string, env map[string]string) *Server {
+	s.greeting.env = &greetingEnv{
+		hostname:  func() (string, error) { return hostname, nil },
+		lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+	}
+	return s
 }

@@ -1,0 +1,160 @@
+package logging
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedRecorder records each Write call, safely from the timer's goroutine.
+type lockedRecorder struct {
+	mu     sync.Mutex
+	writes []string
+	err    error
+	wrote  chan struct{} // gets a value after each write, if not full
+}
+
+func newLockedRecorder() *lockedRecorder { return &lockedRecorder{wrote: make(chan struct{}, 1)} }
+
+func (w *lockedRecorder) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.writes = append(w.writes, string(p))
+	select {
+	case w.wrote <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (w *lockedRecorder) got() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.writes...)
+}
+
+func TestBufferedHoldsThenWritesInOnePiece(t *testing.T) {
+	out := newLockedRecorder()
+	b := NewBuffered(out, time.Hour) // only Flush and Close write
+	t.Cleanup(func() { _ = b.Close() })
+	for _, line := range []string{"a: accepted\n", "a: closing\n"} {
+		if n, err := b.Write([]byte(line)); n != len(line) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", line, n, err)
+		}
+	}
+	if got := out.got(); len(got) != 0 {
+		t.Fatalf("written before any flush: %q", got)
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.got(); len(got) != 1 || got[0] != "a: accepted\na: closing\n" {
+		t.Fatalf("after Flush: %q, want the two lines in one write", got)
+	}
+	if err := b.Flush(); err != nil || len(out.got()) != 1 {
+		t.Fatalf("an empty Flush wrote: %q, %v", out.got(), err)
+	}
+}
+
+func TestBufferedFlushesOnItsOwn(t *testing.T) {
+	out := newLockedRecorder()
+	b := NewBuffered(out, time.Millisecond)
+	t.Cleanup(func() { _ = b.Close() })
+	for round := range 3 { // the timer is armed again after each flush
+		line := fmt.Sprintf("line %d\n", round)
+		if _, err := b.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-out.wrote:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: nothing written without a Flush", round)
+		}
+		if got := out.got(); got[len(got)-1] != line {
+			t.Fatalf("round %d: wrote %q", round, got)
+		}
+	}
+}
+
+func TestBufferedFullWritesAtOnce(t *testing.T) {
+	out := newLockedRecorder()
+	b := NewBuffered(out, time.Hour)
+	t.Cleanup(func() { _ = b.Close() })
+	line := strings.Repeat("x", 1023) + "\n"
+	for range bufferedMax / len(line) {
+		if _, err := b.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := out.got(); len(got) != 1 || len(got[0]) != bufferedMax {
+		t.Fatalf("holding %d bytes wrote %d times", bufferedMax, len(got))
+	}
+}
+
+func TestBufferedCloseLosesNothingAndKeepsOrder(t *testing.T) {
+	out := newLockedRecorder()
+	b := NewBuffered(out, 50*time.Microsecond) // flushes race the writers
+	const writers, lines = 8, 500
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range lines {
+				if _, err := fmt.Fprintf(b, "w%d %d\n", w, i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(out.got(), "")
+	next := make([]int, writers)
+	for _, l := range strings.Split(strings.TrimSuffix(all, "\n"), "\n") {
+		var w, i int
+		if _, err := fmt.Sscanf(l, "w%d %d", &w, &i); err != nil {
+			t.Fatalf("line %q torn: %v", l, err)
+		}
+		if i != next[w] {
+			t.Fatalf("writer %d: line %d after %d: out of order or lost", w, i, next[w]-1)
+		}
+		next[w]++
+	}
+	for w, n := range next {
+		if n != lines {
+			t.Errorf("writer %d: %d lines of %d written", w, n, lines)
+		}
+	}
+	// After Close a write goes straight through.
+	if _, err := b.Write([]byte("late\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.got(); got[len(got)-1] != "late\n" {
+		t.Fatalf("a write after Close is held: %q", got[len(got)-1])
+	}
+}
+
+func TestBufferedKeepsTheWriteError(t *testing.T) {
+	out := newLockedRecorder()
+	b := NewBuffered(out, time.Hour)
+	t.Cleanup(func() { _ = b.Close() })
+	broken := errors.New("stderr closed")
+	out.err = broken
+	if _, err := b.Write([]byte("held\n")); err != nil {
+		t.Fatalf("Write before the flush: %v", err)
+	}
+	if err := b.Flush(); !errors.Is(err, broken) {
+		t.Fatalf("Flush = %v, want %v", err, broken)
+	}
+	if _, err := b.Write([]byte("next\n")); !errors.Is(err, broken) {
+		t.Fatalf("Write after a failed flush = %v, want %v", err, broken)
+	}
+}

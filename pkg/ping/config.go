@@ -1,0 +1,131 @@
+package ping
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// Defaults of Config.
+const (
+	DefaultInterval = time.Second
+	DefaultSize     = 64
+	DefaultTimeout  = 2 * time.Second
+	// MinSize is the smallest probe: a datagram carries its sequence
+	// number and the run's identifier, 8 bytes each.
+	MinSize = 16
+	// MaxSize bounds a probe; over UDP the address family's datagram
+	// limit applies too.
+	MaxSize = 1 << 20
+)
+
+// ErrInvalidConfig is wrapped by every *ConfigError.
+var ErrInvalidConfig = errors.New("invalid ping settings")
+
+// Config says what to probe and how.
+type Config struct {
+	// Client dials the server (its Addr, TLSConfig, Resolver, and Dialer,
+	// whose LocalAddr sets the source address). Its Logger is not used.
+	Client *echo.Client
+	// Count is how many probes to send; 0 means until the context ends.
+	Count int
+	// Interval is the time from one probe's start to the next's. If zero,
+	// DefaultInterval.
+	Interval time.Duration
+	// Size is how many bytes a probe sends and expects back. If zero,
+	// DefaultSize.
+	Size int
+	// Timeout bounds each probe, connecting included. If zero,
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Reuse sends every probe on one connection (TCP, TLS, Unix), made
+	// again after a probe fails. Without it each probe connects anew.
+	Reuse bool
+	// ResolveEach resolves the server's name before every probe, for a
+	// name whose addresses change (DNS balancing); otherwise the first
+	// answer is used for the whole run.
+	ResolveEach bool
+	// OnProbe, if not nil, is called after each probe, in order, on Run's
+	// goroutine.
+	OnProbe func(Probe)
+}
+
+// ConfigError reports a Config field with an invalid value, named as
+// echoctl's flag is.
+type ConfigError struct {
+	Field  string
+	Value  string
+	Reason string
+}
+
+// Error implements the error interface.
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%v: %s %s: %s", ErrInvalidConfig, e.Field, e.Value, e.Reason)
+}
+
+// Unwrap returns ErrInvalidConfig.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+func (c Config) withDefaults() Config {
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Size == 0 {
+		c.Size = DefaultSize
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Client == nil {
+		c.Client = &echo.Client{}
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c, as a *ConfigError.
+func (c Config) Validate() error {
+	switch {
+	case c.Count < 0:
+		return &ConfigError{"count", fmt.Sprint(c.Count), "must be 0 (until interrupted) or more"}
+	case c.Interval < 0:
+		return &ConfigError{"interval", c.Interval.String(), "must not be negative"}
+	case c.Timeout < 0:
+		return &ConfigError{"timeout", c.Timeout.String(), "must not be negative"}
+	case c.Size != 0 && (c.Size < MinSize || c.Size > MaxSize):
+		return &ConfigError{"size", fmt.Sprint(c.Size), fmt.Sprintf("must be %d to %d bytes", MinSize, MaxSize)}
+	}
+	if c.Client != nil {
+		a, err := echo.ParseAddr(clientAddr(c.Client))
+		if err != nil {
+			return err
+		}
+		if a.Network == echo.NetworkUDP && c.Reuse {
+			return &ConfigError{"reuse", "true", "a udp:// probe is a datagram on one socket already; --reuse is for tcp, tls and unix"}
+		}
+		if limit := datagramLimit(a); a.Network == echo.NetworkUDP && c.Size > limit {
+			return &ConfigError{"size", fmt.Sprint(c.Size), fmt.Sprintf("a udp:// probe is one datagram: at most %d bytes over this address family", limit)}
+		}
+	}
+	return nil
+}
+
+// clientAddr is the address c dials.
+func clientAddr(c *echo.Client) string {
+	if c.Addr == "" {
+		return echo.DefaultAddr
+	}
+	return c.Addr
+}
+
+// datagramLimit is the largest UDP payload over a's address family: 65,507
+// bytes over IPv4, 65,527 over IPv6 (without jumbograms). A name may
+// resolve to either, so it gets the smaller.
+func datagramLimit(a echo.Addr) int {
+	if strings.Contains(a.Host, ":") { // an IPv6 literal (ParseAddr drops the brackets)
+		return 65527
+	}
+	return 65507
+}

@@ -1,0 +1,160 @@
+package ping
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// Run sends the probes cfg describes, one after the other, and returns
+// their summary. Its error is for an invalid cfg only: a failed probe is
+// counted in the Summary and told to OnProbe. A probe cut short by the end
+// of ctx (Ctrl-C) is neither counted nor told.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return Summary{}, err
+	}
+	cfg = cfg.withDefaults()
+	r := newRun(cfg)
+	defer r.close()
+	sum := newSummary(clientAddr(&r.client))
+	start := time.Now()
+	next := start
+	for seq := 1; cfg.Count == 0 || seq <= cfg.Count; seq++ {
+		if wait := time.Until(next); seq > 1 && wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		next = time.Now().Add(cfg.Interval)
+		p := r.probe(ctx, seq)
+		if p.Err != nil && ctx.Err() != nil {
+			break
+		}
+		sum.add(p)
+		if cfg.OnProbe != nil {
+			cfg.OnProbe(p)
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	return sum.done(), nil
+}
+
+// run is a ping run's state: the client that dials, the connection kept
+// between probes (Reuse, UDP) and the buffers.
+type run struct {
+	cfg    Config
+	client echo.Client
+	udp    bool
+	id     uint64 // this run's identifier, in every probe
+	conn   net.Conn
+	probe1 []byte // the probe being sent
+	buf    []byte // a UDP answer
+	echo   stream
+}
+
+func newRun(cfg Config) *run {
+	r := &run{cfg: cfg, client: *cfg.Client}
+	r.client.Logger = zerolog.Nop()
+	if !cfg.ResolveEach {
+		r.client.Resolver = &onceResolver{r: r.client.Resolver}
+	}
+	a, _ := echo.ParseAddr(clientAddr(&r.client)) // Validate parsed it
+	r.udp = a.Network == echo.NetworkUDP
+	var idb [8]byte
+	rand.Read(idb[:])
+	r.id = binary.BigEndian.Uint64(idb[:])
+	r.probe1 = make([]byte, cfg.Size)
+	if r.udp {
+		r.buf = make([]byte, cfg.Size+1) // one more: a longer answer is seen
+	}
+	return r
+}
+
+// probe sends probe seq and waits for its echo.
+func (r *run) probe(ctx context.Context, seq int) Probe {
+	p := Probe{Seq: seq, Time: time.Now()}
+	deadline := p.Time.Add(r.cfg.Timeout)
+	keep := r.udp && !r.cfg.ResolveEach || r.cfg.Reuse
+	if r.conn == nil || !keep {
+		r.closeConn()
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		conn, err := r.client.DialContext(dctx)
+		cancel()
+		if err != nil {
+			p.Err, p.Kind = err, kind(err)
+			return p
+		}
+		r.conn = conn
+		if !r.udp {
+			p.Connect = time.Since(p.Time)
+		}
+	}
+	p.Peer = r.conn.RemoteAddr().String()
+	payload(r.probe1, r.id, seq)
+	stop := context.AfterFunc(ctx, func() { r.conn.SetDeadline(time.Now()) })
+	var err error
+	if r.udp {
+		p.RTT, err = datagram(r.conn, r.probe1, r.buf, deadline)
+	} else {
+		r.echo.conn = r.conn
+		p.RTT, err = r.echo.exchange(r.probe1, deadline)
+	}
+	stop()
+	if err != nil {
+		p.Err, p.Kind = err, kind(err)
+		if !r.udp {
+			r.closeConn() // a stream in an unknown state is not reused
+		}
+	}
+	if !keep {
+		r.closeConn()
+	}
+	return p
+}
+
+func (r *run) closeConn() {
+	if r.conn != nil {
+		r.conn.Close()
+		r.conn = nil
+	}
+}
+
+func (r *run) close() { r.closeConn() }
+
+// onceResolver answers every lookup with the first answer it got: the
+// run's addresses stay those of its start unless ResolveEach.
+type onceResolver struct {
+	r    echo.Resolver
+	ips  []netip.Addr
+	host string
+}
+
+// LookupNetIP implements echo.Resolver.
+func (o *onceResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if o.ips != nil && host == o.host {
+		return o.ips, nil
+	}
+	r := o.r
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ips, err := r.LookupNetIP(ctx, network, host)
+	if err == nil {
+		o.ips, o.host = ips, host
+	}
+	return ips, err
+}

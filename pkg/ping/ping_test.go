@@ -1,0 +1,342 @@
+package ping_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+	"github.com/echoctl/echoctl/pkg/echo/echotest"
+	"github.com/echoctl/echoctl/pkg/ping"
+)
+
+// run pings cfg and returns the summary and every probe told.
+func run(t *testing.T, cfg ping.Config) (ping.Summary, []ping.Probe) {
+	t.Helper()
+	var probes []ping.Probe
+	cfg.OnProbe = func(p ping.Probe) { probes = append(probes, p) }
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Millisecond
+	}
+	sum, err := ping.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(probes) != sum.Sent {
+		t.Fatalf("%d probes told, summary says %d sent", len(probes), sum.Sent)
+	}
+	return sum, probes
+}
+
+func TestPingEchoServer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "echo.sock")
+	tests := []struct {
+		name    string
+		addr    func(t *testing.T) string
+		connect bool // each probe connects
+	}{
+		{"tcp", func(t *testing.T) string { return echotest.NewServer(t, nil).Addr }, true},
+		{"unix", func(t *testing.T) string { echotest.NewServerOn(t, nil, "unix", sock); return "unix://" + sock }, true},
+		{"udp", func(t *testing.T) string { return "udp://" + udpEcho(t, nil) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := tt.addr(t)
+			sum, probes := run(t, ping.Config{Client: &echo.Client{Addr: addr}, Count: 4, Size: 100})
+			if sum.Sent != 4 || sum.Received != 4 || sum.Loss != 0 || !sum.OK() {
+				t.Fatalf("summary %+v, want 4 sent and received", sum)
+			}
+			for i, p := range probes {
+				if p.Seq != i+1 || !p.OK() || p.RTT <= 0 || p.Peer == "" {
+					t.Errorf("probe %d: %+v", i, p)
+				}
+				if (p.Connect > 0) != tt.connect {
+					t.Errorf("probe %d: connect %v, want one only over streams", i, p.Connect)
+				}
+			}
+			if sum.RTT.Count != 4 || sum.RTT.Min > sum.RTT.P50 || sum.RTT.P50 > sum.RTT.Max || sum.RTT.Avg < sum.RTT.Min || sum.RTT.Avg > sum.RTT.Max {
+				t.Errorf("rtt stats out of order: %+v", sum.RTT)
+			}
+		})
+	}
+}
+
+// countingEcho is a TCP echo server that counts its connections.
+func countingEcho(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
+	var accepted atomic.Int32
+	addr := tcpServer(t, func(c net.Conn) {
+		accepted.Add(1)
+		io.Copy(c, c)
+	})
+	return addr, &accepted
+}
+
+func TestPingReuseConnectsOnce(t *testing.T) {
+	for _, reuse := range []bool{false, true} {
+		addr, accepted := countingEcho(t)
+		sum, probes := run(t, ping.Config{Client: &echo.Client{Addr: addr}, Count: 5, Reuse: reuse})
+		if !sum.OK() {
+			t.Fatalf("reuse %v: %+v", reuse, sum)
+		}
+		want := int32(5)
+		if reuse {
+			want = 1
+		}
+		if got := accepted.Load(); got != want {
+			t.Errorf("reuse %v: %d connections for 5 probes, want %d", reuse, got, want)
+		}
+		if reuse && (probes[0].Connect == 0 || probes[1].Connect != 0) {
+			t.Errorf("reuse: connect times %v, %v: want the first only", probes[0].Connect, probes[1].Connect)
+		}
+	}
+}
+
+func TestPingFailures(t *testing.T) {
+	closed := tcpServer(t, func(c net.Conn) {
+		buf := make([]byte, ping.DefaultSize) // all of it: unread bytes would make the close a reset
+		io.ReadFull(c, buf)
+		c.Write(buf[:3])
+	})
+	flipped := tcpServer(t, func(c net.Conn) {
+		buf := make([]byte, 64)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			buf[20] ^= 1
+			c.Write(buf)
+		}
+	})
+	silent := tcpServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	refused := unusedPort(t)
+	tests := []struct {
+		name, addr, kind string
+	}{
+		{"closed", closed, "closed"},
+		{"mismatch", flipped, "mismatch"},
+		{"timeout", silent, "timeout"},
+		{"refused", refused, "refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sum, probes := run(t, ping.Config{Client: &echo.Client{Addr: tt.addr}, Count: 2, Timeout: 200 * time.Millisecond})
+			if sum.Sent != 2 || sum.Received != 0 || sum.Loss != 100 || sum.OK() {
+				t.Fatalf("summary %+v, want 2 sent, none received", sum)
+			}
+			if sum.Errors[tt.kind] != 2 {
+				t.Errorf("errors %v, want 2 %s", sum.Errors, tt.kind)
+			}
+			for _, p := range probes {
+				if p.Kind != tt.kind || p.Err == nil {
+					t.Errorf("probe %d: kind %q (%v), want %q", p.Seq, p.Kind, p.Err, tt.kind)
+				}
+			}
+			if tt.kind == "timeout" && probes[0].Err != nil && time.Since(probes[0].Time) < 200*time.Millisecond {
+				t.Errorf("a timeout before the 200ms timeout")
+			}
+		})
+	}
+}
+
+// TestPingUDPLossAndLateAnswers: a server that leaves every even probe
+// unanswered, and answers each odd one after sending back, first, the
+// previous (even) probe's datagram: a late answer that must not count.
+func TestPingUDPLossAndLateAnswers(t *testing.T) {
+	var last []byte
+	addr := udpEcho(t, func(p []byte) [][]byte {
+		seq := binary.BigEndian.Uint64(p)
+		defer func() { last = append([]byte(nil), p...) }()
+		if seq%2 == 0 {
+			return nil
+		}
+		if last != nil {
+			return [][]byte{last, p}
+		}
+		return [][]byte{p}
+	})
+	sum, probes := run(t, ping.Config{Client: &echo.Client{Addr: "udp://" + addr}, Count: 6, Timeout: 300 * time.Millisecond})
+	if sum.Sent != 6 || sum.Received != 3 || sum.Loss != 50 || sum.Errors["timeout"] != 3 {
+		t.Fatalf("summary %+v, want 6 sent, 3 received, 3 timeouts", sum)
+	}
+	for _, p := range probes {
+		if p.OK() != (p.Seq%2 == 1) {
+			t.Errorf("probe %d: ok %v (%v)", p.Seq, p.OK(), p.Err)
+		}
+	}
+}
+
+// countingResolver resolves every name to 127.0.0.1 and counts lookups.
+type countingResolver struct{ n atomic.Int32 }
+
+func (r *countingResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	r.n.Add(1)
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+}
+
+func TestPingResolveEach(t *testing.T) {
+	_, port, _ := net.SplitHostPort(echotest.NewServer(t, nil).Addr)
+	for _, each := range []bool{false, true} {
+		r := &countingResolver{}
+		sum, _ := run(t, ping.Config{Client: &echo.Client{Addr: "localhost:" + port, Resolver: r}, Count: 3, ResolveEach: each})
+		if !sum.OK() {
+			t.Fatalf("%+v", sum)
+		}
+		want := int32(1)
+		if each {
+			want = 3
+		}
+		if got := r.n.Load(); got != want {
+			t.Errorf("resolve-each %v: %d lookups for 3 probes, want %d", each, got, want)
+		}
+	}
+}
+
+func TestPingSourceAddress(t *testing.T) {
+	var mu sync.Mutex
+	var peers []string
+	addr := tcpServer(t, func(c net.Conn) {
+		mu.Lock()
+		peers = append(peers, c.RemoteAddr().(*net.TCPAddr).IP.String())
+		mu.Unlock()
+		io.Copy(c, c)
+	})
+	client := &echo.Client{Addr: addr}
+	client.Dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP("127.0.0.9")}
+	if sum, _ := run(t, ping.Config{Client: client, Count: 2}); !sum.OK() {
+		t.Fatalf("%+v", sum)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range peers {
+		if p != "127.0.0.9" {
+			t.Errorf("the server saw %s, want the source 127.0.0.9", p)
+		}
+	}
+}
+
+func TestPingStopsWithItsContext(t *testing.T) {
+	addr := echotest.NewServer(t, nil).Addr
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Until interrupted (Count 0), an hour apart: the end of ctx, after
+	// the first probe, ends the wait for the second.
+	sum, err := ping.Run(ctx, ping.Config{Client: &echo.Client{Addr: addr}, Interval: time.Hour, OnProbe: func(ping.Probe) { cancel() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sent != 1 || sum.Received != 1 {
+		t.Fatalf("summary %+v, want the one probe before the interruption", sum)
+	}
+}
+
+func TestPingConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  ping.Config
+	}{
+		{"negative count", ping.Config{Count: -1}},
+		{"negative interval", ping.Config{Interval: -time.Second}},
+		{"negative timeout", ping.Config{Timeout: -time.Second}},
+		{"size too small", ping.Config{Size: 15}},
+		{"size too large", ping.Config{Size: ping.MaxSize + 1}},
+		{"udp datagram too large", ping.Config{Client: &echo.Client{Addr: "udp://127.0.0.1:7"}, Size: 65508}},
+		{"reuse on udp", ping.Config{Client: &echo.Client{Addr: "udp://127.0.0.1:7"}, Reuse: true}},
+		{"bad address", ping.Config{Client: &echo.Client{Addr: "ftp://x"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ping.Run(context.Background(), tt.cfg)
+			var ce *ping.ConfigError
+			var ae *echo.AddrError
+			if !errors.As(err, &ce) && !errors.As(err, &ae) {
+				t.Fatalf("Run = %v, want a *ConfigError or *echo.AddrError", err)
+			}
+		})
+	}
+}
+
+// tcpServer serves each connection with handle on 127.0.0.1:0 until the
+// test ends.
+func tcpServer(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				handle(c)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// udpEcho answers each datagram on 127.0.0.1:0 with what answer returns
+// (nil answer: the datagram itself).
+func udpEcho(t *testing.T, answer func([]byte) [][]byte) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			out := [][]byte{buf[:n]}
+			if answer != nil {
+				out = answer(buf[:n])
+			}
+			for _, p := range out {
+				pc.WriteTo(p, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// unusedPort returns a 127.0.0.1 address nothing listens on.
+func unusedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}

@@ -1,0 +1,161 @@
+package ping
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// A Probe is what one probe found.
+type Probe struct {
+	// Seq is the probe's number, from 1.
+	Seq int
+	// Time is when it started.
+	Time time.Time
+	// Peer is the address that answered (or was tried): IP:port, or the
+	// socket's path.
+	Peer string
+	// Connect is how long connecting took (with a TLS handshake, both);
+	// 0 when the probe used a connection made before (Reuse, UDP).
+	Connect time.Duration
+	// RTT is the time from writing the probe to reading all of its echo.
+	RTT time.Duration
+	// Err is why the probe failed; nil for a reply.
+	Err error
+	// Kind names the failure: "timeout", "refused", "reset", "closed",
+	// "mismatch" or "error"; empty for a reply.
+	Kind string
+}
+
+// OK reports whether the probe got its whole echo back.
+func (p Probe) OK() bool { return p.Err == nil }
+
+// payload fills buf with probe seq of run id: the sequence number and the
+// identifier, 8 bytes each, big-endian, then a pattern that changes with
+// seq, so that an echo from another probe never passes for this one's.
+func payload(buf []byte, id uint64, seq int) {
+	binary.BigEndian.PutUint64(buf[0:8], uint64(seq))
+	binary.BigEndian.PutUint64(buf[8:16], id)
+	for i := 16; i < len(buf); i++ {
+		buf[i] = byte('a' + (i+seq)%26)
+	}
+}
+
+// stream is one TCP, TLS or Unix connection probes go over.
+type stream struct {
+	conn net.Conn
+	got  []byte
+}
+
+// exchange writes p on s and reads its echo, by deadline.
+func (s *stream) exchange(p []byte, deadline time.Time) (time.Duration, error) {
+	s.conn.SetDeadline(deadline)
+	if cap(s.got) < len(p) {
+		s.got = make([]byte, len(p))
+	}
+	got := s.got[:len(p)]
+	start := time.Now()
+	if _, err := s.conn.Write(p); err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(s.conn, got)
+	rtt := time.Since(start)
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return 0, &closedError{echoed: n, of: len(p)}
+		}
+		return 0, err
+	}
+	if i := firstDiff(got, p); i >= 0 {
+		return 0, &mismatchError{offset: i, sent: p[i], got: got[i]}
+	}
+	return rtt, nil
+}
+
+// datagram sends probe p on the UDP socket conn and waits by deadline for
+// the answer with p's sequence number and run identifier, skipping others.
+func datagram(conn net.Conn, p []byte, buf []byte, deadline time.Time) (time.Duration, error) {
+	conn.SetDeadline(deadline)
+	start := time.Now()
+	if _, err := conn.Write(p); err != nil {
+		return 0, err
+	}
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return 0, err
+		}
+		if n < MinSize || !bytes.Equal(buf[:MinSize], p[:MinSize]) {
+			continue // a late answer to an earlier probe, or not ours
+		}
+		rtt := time.Since(start)
+		if n != len(p) {
+			return 0, &mismatchError{offset: min(n, len(p)), short: n < len(p)}
+		}
+		if i := firstDiff(buf[:n], p); i >= 0 {
+			return 0, &mismatchError{offset: i, sent: p[i], got: buf[i]}
+		}
+		return rtt, nil
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
+}
+
+// mismatchError is an echo that differs from the probe.
+type mismatchError struct {
+	offset    int
+	sent, got byte
+	short     bool
+}
+
+func (e *mismatchError) Error() string {
+	if e.short {
+		return fmt.Sprintf("echo differs: datagram of %d bytes, shorter than the probe", e.offset)
+	}
+	return fmt.Sprintf("echo differs at byte %d: sent %q, got %q", e.offset, e.sent, e.got)
+}
+
+// closedError is a stream the server closed before echoing all of a probe.
+type closedError struct{ echoed, of int }
+
+func (e *closedError) Error() string {
+	return fmt.Sprintf("server closed the connection after %d of %d bytes echoed", e.echoed, e.of)
+}
+
+// kind names err for a Probe's Kind.
+func kind(err error) string {
+	var mm *mismatchError
+	var cl *closedError
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "reset"
+	case errors.As(err, &cl):
+		return "closed"
+	case errors.As(err, &mm):
+		return "mismatch"
+	}
+	return "error"
+}

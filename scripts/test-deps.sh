@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# make test-deps (and so make test): install the programs the tests run
+# against when they are missing: haproxy (the load-balancer tests, PROXY
+# protocol), socat (a peer echoctl did not write), python3 (the seed's
+# programs), openssl and make (internal/testtool says how tests find them). On Debian or Ubuntu as
+# root it installs them with apt-get; elsewhere it says what is missing and
+# the tests that need it skip, except under CI=true, where a missing tool
+# fails them (and this script fails first).
+set -uo pipefail
+need=(haproxy socat python3 openssl make)
+say() { echo "test-deps: $*" >&2; }
+
+missing=()
+for tool in "${need[@]}"; do
+	command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+	say "installing ${missing[*]} with apt-get"
+	if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/tmp/echoctl-test-deps.log 2>&1; then
+		exit 0
+	fi
+	say "apt-get failed (see /tmp/echoctl-test-deps.log)"
+else
+	say "${missing[*]} not installed, and apt-get is not available as root: install them to run every test"
+fi
+if [ "${CI:-}" = true ]; then
+	say "CI=true: the tests need ${missing[*]}"
+	exit 1
+fi
+say "the tests that need ${missing[*]} will skip"
