@@ -525,3 +525,29 @@ func TestClientTellsFaultsApart(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultRefuseBeforeGreeting: a refused connection is reset before the
+// open stages write anything, on every engine.
+func TestFaultRefuseBeforeGreeting(t *testing.T) {
+	for _, ft := range faultTargets() {
+		t.Run(ft.name, func(t *testing.T) {
+			dialer := ft.start(t, nil, func(s *echo.Server) {
+				s.Greeting = "hello"
+				s.Faults = &echo.Faults{Refuse: 1}
+			})
+			c, err := dialer()
+			if err != nil {
+				if isReset(err) {
+					return // reset before connect returned
+				}
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write([]byte("x"))
+			got, err := readAll(c)
+			if len(got) != 0 || err != nil && !isReset(err) && !errors.Is(err, syscall.EPIPE) {
+				t.Fatalf("read %q, %v; want nothing, then a reset or the end of the stream", got, err)
+			}
+		})
+	}
+}

@@ -110,6 +110,9 @@ func (c *goConn) echoUntilEnd() error {
 	if c.run != nil {
 		// With none that applies, c.run stays empty: the plain echo.
 		if c.srv.stages.start(c.run, &c.conn, time.Now()) {
+			if c.run.enders != nil && c.run.ending(false) != endNone {
+				return nil // refused: not even a greeting (as a loop's opened)
+			}
 			p, err := c.open(buf)
 			if err == nil && len(p) > 0 { // read with the end of a header
 				err = c.echoChunk(p, logs)
