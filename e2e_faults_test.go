@@ -3,9 +3,12 @@ package main_test
 import (
 	"bytes"
 	"math/bits"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/echoctl/echoctl/pkg/echo"
@@ -80,4 +83,40 @@ func unquoteByte(q string) (byte, bool) {
 		}
 	}
 	return 0, false
+}
+
+// TestFaultsReloadOnSIGHUP: serve reloads its faults from its config file
+// on SIGHUP, for the connections opened afterwards; a file with a bad
+// fault keeps the faults in force and says why.
+func TestFaultsReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "echoctl.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(config, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log-level: info\n") // no fault yet
+	srv := startServer(t, spec{}, "127.0.0.1", "--config", config)
+	input := bytes.Repeat([]byte("x"), 4096)
+	send := func() result {
+		return echoctl(t, spec{Stdin: bytes.NewReader(input)}, "send", "--addr", srv.Addr(), "--log-level", "disabled", "--stdin")
+	}
+	if r := send(); r.Code != 0 {
+		t.Fatalf("send before any fault: %v", r)
+	}
+
+	write("faults:\n  close-after: 1024\n")
+	srv.Signal(syscall.SIGHUP)
+	srv.WaitLine(regexp.MustCompile(`^main: SIGHUP: faults reloaded, for new connections: close-after=1KiB$`), readyTimeout)
+	if r := send(); r.Code != 3 || !strings.Contains(string(r.Stderr), "the server closed after 1024 bytes") {
+		t.Fatalf("send after the reload: %v; want exit 3, cut at 1024 bytes", r)
+	}
+
+	write("faults:\n  close-after: soon\n")
+	srv.Signal(syscall.SIGHUP)
+	srv.WaitLine(regexp.MustCompile(`^main: SIGHUP: faults not reloaded, still close-after=1KiB: invalid fault-close-after "soon" from config file .*$`), readyTimeout)
+	if r := send(); r.Code != 3 {
+		t.Fatalf("send after a failed reload: %v; want the faults in force (exit 3)", r)
+	}
 }

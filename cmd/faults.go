@@ -1,8 +1,11 @@
 package cmd
 
 import (
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/rs/zerolog"
 
@@ -65,4 +68,54 @@ func logFaults(f *echo.Faults, logger zerolog.Logger) {
 	}
 	logger.Info().Str("logger", "main").Strs("faults", settings).
 		Msg("faults on every tcp, tls and unix listener: " + strings.Join(settings, " "))
+}
+
+// watchFaults reloads serve's faults on SIGHUP, when it read a config
+// file: the configuration is loaded again (flags and the environment
+// still win over the file) and its faults apply to the connections opened
+// from then on. A configuration that does not load, or faults that are
+// not valid, leave the faults in force, and the log says why.
+func watchFaults(srv *echo.Server, cfg *Config, reload func() (*Config, error), logger zerolog.Logger) (stop func()) {
+	if cfg.File == "" || srv.Faults == nil || reload == nil {
+		return func() {}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		current := cfg.Faults
+		for {
+			select {
+			case <-hup:
+				next, err := reload()
+				if err == nil {
+					err = srv.SetFaults(next.Faults)
+				}
+				if err != nil {
+					logger.Warn().Str("logger", "main").Err(err).
+						Msgf("SIGHUP: faults not reloaded, still %s: %v", faultList(current), err)
+					continue
+				}
+				current = next.Faults
+				logger.Info().Str("logger", "main").Strs("faults", current.Settings()).
+					Msg("SIGHUP: faults reloaded, for new connections: " + faultList(current))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
+}
+
+// faultList is f's settings in one line, or "none".
+func faultList(f *echo.Faults) string {
+	if s := f.Settings(); s != nil {
+		return strings.Join(s, " ")
+	}
+	return "none"
 }

@@ -49,6 +49,14 @@ func TestFaultKeys(t *testing.T) {
 			t.Errorf("newServer with --fault-refuse 0.1: Faults %+v, %v", srv.Faults, err)
 		}
 	})
+	t.Run("a config file: Faults set, for SIGHUP", func(t *testing.T) {
+		dir := isolate(t)
+		path := writeFile(t, filepath.Join(dir, "c.yaml"), "log-level: info\n")
+		srv, _, err := newServer(mustLoad(t, "serve", "--config", path), zerolog.Nop(), nil)
+		if err != nil || srv.Faults == nil || srv.Faults.Enabled() {
+			t.Errorf("newServer with a config file: Faults %+v, %v; want a zero Faults", srv.Faults, err)
+		}
+	})
 }
 
 // TestFaultKeysInvalid: a bad fault setting is a usage error naming the

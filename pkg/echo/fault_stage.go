@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -20,52 +21,80 @@ import (
 // that the piece it chooses is the one written and its count of bytes
 // echoed is exact.
 
-// startFaults checks s.Faults and, if it injects any, appends its stage to
+// startFaults checks s.Faults and, if it is set, appends its stage to
 // s.stages, once for all of s's listeners, before any of them serves (as
-// startGreeting does for the greeting); the faults are then a copy, read
-// once.
+// startGreeting does for the greeting). The stage holds a copy of the
+// faults, which SetFaults may replace; nil: no stage at all.
 func (s *Server) startFaults() error {
 	if err := s.Faults.Validate(); err != nil {
 		return err
 	}
 	s.faults.Do(func() {
-		if !s.Faults.Enabled() {
+		if s.Faults == nil {
 			return
 		}
+		st := &faultStage{}
+		st.cur.Store(newFaultConfig(s.Faults))
 		if s.stages == nil {
 			s.stages = &stages{}
 		}
-		s.stages.write = append(s.stages.write, newFaultStage(s.Faults))
+		s.stages.write = append(s.stages.write, st)
+		s.faultStage.Store(st)
 	})
 	return nil
 }
 
-// faultStage is the write stage of a Server's Faults, a copy taken when
-// the Server starts serving.
+// SetFaults replaces the faults of the connections that open from now on
+// (those already open keep theirs), as serve does on SIGHUP; nil or a
+// zero Faults turns them off. f is copied, after Validate. It needs the
+// faults' stage, which a Server has when it started serving with
+// Server.Faults set (a zero Faults, injecting none, will do: it costs each
+// connection a check); otherwise it changes nothing and says so.
+func (s *Server) SetFaults(f *Faults) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	st := s.faultStage.Load()
+	if st == nil {
+		return fmt.Errorf("%w: the server is not serving with Server.Faults set, so its faults cannot change", ErrInvalidFault)
+	}
+	st.cur.Store(newFaultConfig(f))
+	return nil
+}
+
+// faultStage is the write stage of a Server's Faults: the faults in force
+// for connections that open now.
 type faultStage struct {
+	cur atomic.Pointer[faultConfig]
+	mu  sync.Mutex // guards the Rand sources
+}
+
+// faultConfig is a copy of a Faults, with what follows from it.
+type faultConfig struct {
 	f     Faults
 	burst int // the rate's bucket, in bytes
-
-	mu sync.Mutex // guards f.Rand
 }
 
-// newFaultStage returns the stage that injects f.
-func newFaultStage(f *Faults) *faultStage {
-	s := &faultStage{f: *f}
-	if f.Rate > 0 {
-		s.burst = max(min(f.Rate/10, 64<<10), 1)
+// newFaultConfig returns the faults of f (none for nil).
+func newFaultConfig(f *Faults) *faultConfig {
+	cfg := &faultConfig{}
+	if f != nil {
+		cfg.f = *f
 	}
-	return s
+	if cfg.f.Rate > 0 {
+		cfg.burst = max(min(cfg.f.Rate/10, 64<<10), 1)
+	}
+	return cfg
 }
 
-// draw returns a random number from the configured source.
-func (s *faultStage) draw() uint64 {
-	if s.f.Rand == nil {
+// draw returns a random number from cfg's source.
+func (s *faultStage) draw(cfg *faultConfig) uint64 {
+	if cfg.f.Rand == nil {
 		return rand.Uint64()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.f.Rand.Uint64()
+	return cfg.f.Rand.Uint64()
 }
 
 // chance reports true with probability p, given a random number u.
@@ -73,19 +102,24 @@ func chance(u uint64, p float64) bool {
 	return p >= 1 || float64(u>>11)/(1<<53) < p
 }
 
-// pacer decides, once per connection, whether the faults apply to c; if
-// they do it returns their state for c.
+// pacer decides, once per connection, whether the faults in force apply
+// to c; if they do it returns their state for c.
 func (s *faultStage) pacer(c *conn) pacer {
-	if share := s.f.Share; share > 0 && share < 1 && !chance(s.draw(), share) {
+	cfg := s.cur.Load()
+	f := &cfg.f
+	if !f.Enabled() {
 		return nil
 	}
-	fc := &faultConn{s: s, c: c, opened: time.Now()}
-	fc.rng = rand.New(rand.NewPCG(s.draw(), s.draw()))
-	fc.refused = s.f.Refuse > 0 && chance(fc.rng.Uint64(), s.f.Refuse)
-	if s.f.Rate > 0 {
-		fc.limiter = rate.NewLimiter(rate.Limit(s.f.Rate), s.burst)
+	if share := f.Share; share > 0 && share < 1 && !chance(s.draw(cfg), share) {
+		return nil
 	}
-	for _, a := range []FaultAfter{s.f.CloseAfter, s.f.ResetAfter, s.f.StallAfter} {
+	fc := &faultConn{cfg: cfg, c: c, opened: time.Now()}
+	fc.rng = rand.New(rand.NewPCG(s.draw(cfg), s.draw(cfg)))
+	fc.refused = f.Refuse > 0 && chance(fc.rng.Uint64(), f.Refuse)
+	if f.Rate > 0 {
+		fc.limiter = rate.NewLimiter(rate.Limit(f.Rate), cfg.burst)
+	}
+	for _, a := range []FaultAfter{f.CloseAfter, f.ResetAfter, f.StallAfter} {
 		if a.Bytes > 0 && (fc.byBytes == 0 || a.Bytes < fc.byBytes) {
 			fc.byBytes = a.Bytes
 		}
@@ -98,7 +132,7 @@ func (s *faultStage) pacer(c *conn) pacer {
 
 // faultConn is the faults' state for one connection.
 type faultConn struct {
-	s       *faultStage
+	cfg     *faultConfig // the faults in force when it opened
 	c       *conn
 	rng     *rand.Rand // seeded from the stage's source when the connection opened
 	opened  time.Time
@@ -130,7 +164,7 @@ func (fc *faultConn) act(kind FaultKind, msg string) {
 // piece, slices with their delay, the byte count at which an ending is
 // due, and the rate's token bucket.
 func (fc *faultConn) next(rest int, first bool) (n int, wait time.Duration) {
-	f := &fc.s.f
+	f := &fc.cfg.f
 	n = rest
 	if first && (f.Delay > 0 || f.Jitter > 0) {
 		d := f.Delay
@@ -157,7 +191,7 @@ func (fc *faultConn) next(rest int, first bool) (n int, wait time.Duration) {
 		n = int(min(int64(n), max(fc.byBytes-fc.given, 1)))
 	}
 	if fc.limiter != nil {
-		n = min(n, fc.s.burst)
+		n = min(n, fc.cfg.burst)
 		if d := fc.limiter.ReserveN(time.Now(), n).Delay(); d > 0 {
 			wait += d
 			fc.act(FaultRate, fmt.Sprintf("fault: pacing echoes to %s/s", formatBytes(int64(f.Rate))))
@@ -170,7 +204,7 @@ func (fc *faultConn) next(rest int, first bool) (n int, wait time.Duration) {
 // rewrite implements rewriter: with probability Corrupt, one bit of p,
 // chosen at random, is flipped.
 func (fc *faultConn) rewrite(p []byte) {
-	f := &fc.s.f
+	f := &fc.cfg.f
 	if f.Corrupt <= 0 || len(p) == 0 || !chance(fc.rng.Uint64(), f.Corrupt) {
 		return
 	}
@@ -192,7 +226,7 @@ func (fc *faultConn) ending(mid bool) ending {
 	if !byBytes && !byTime {
 		return endNone
 	}
-	f := &fc.s.f
+	f := &fc.cfg.f
 	for _, e := range []struct {
 		after FaultAfter
 		end   ending

@@ -461,21 +461,52 @@ func TestFaultRate(t *testing.T) {
 	})
 }
 
-// TestFaultsOffCostNothing: a Server without faults (nil, zero, or a
-// share alone) has no stage at all.
+// TestFaultsOffCostNothing: a Server without Faults has no stage at all;
+// one with faults that inject none (zero, or a share alone) has the stage,
+// for SetFaults, and echoes plainly.
 func TestFaultsOffCostNothing(t *testing.T) {
 	for _, f := range []*echo.Faults{nil, {}, {Share: 0.5}} {
 		srv := &echo.Server{Faults: f}
 		addr := startQuiet(t, srv)
 		roundTrip(t, dial(t, addr), []byte("plain"))
-		if echo.HasStages(srv) {
-			t.Errorf("Faults %+v: the server has stages", f)
+		if got, want := echo.HasStages(srv), f != nil; got != want {
+			t.Errorf("Faults %+v: the server has stages: %v, want %v", f, got, want)
 		}
 	}
-	srv := &echo.Server{Faults: &echo.Faults{Delay: time.Millisecond}}
-	roundTrip(t, dial(t, startQuiet(t, srv)), []byte("delayed"))
-	if !echo.HasStages(srv) {
-		t.Error("Faults with a delay: the server has no stage")
+}
+
+// TestSetFaults: SetFaults changes the faults of the connections opened
+// afterwards, on both engines; those open keep theirs. A bad Faults, or a
+// server started without Faults, changes nothing.
+func TestSetFaults(t *testing.T) {
+	for _, v := range variants[:2] { // quiet: loops and goroutines
+		t.Run(v.name, func(t *testing.T) {
+			addr, srv := startVariant(t, v, nil, func(s *echo.Server) { s.Faults = &echo.Faults{} })
+			before := dial(t, addr)
+			roundTrip(t, before, []byte("plain"))
+			if err := srv.SetFaults(&echo.Faults{ResetAfter: echo.FaultAfter{Bytes: 2}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.SetFaults(&echo.Faults{Corrupt: 2}); !errors.Is(err, echo.ErrInvalidFault) {
+				t.Fatalf("SetFaults(Corrupt 2) = %v, want ErrInvalidFault", err)
+			}
+			after := dial(t, addr)
+			after.SetDeadline(time.Now().Add(ioTimeout))
+			after.Write([]byte("abcd"))
+			if got, err := readAll(after); len(got) > 2 || !isReset(err) {
+				t.Fatalf("after SetFaults: read %q, %v; want at most 2 bytes, then a reset", got, err)
+			}
+			roundTrip(t, before, []byte("still plain"))
+			if err := srv.SetFaults(nil); err != nil {
+				t.Fatal(err)
+			}
+			roundTrip(t, dial(t, addr), []byte("plain again"))
+		})
+	}
+	srv := &echo.Server{}
+	startQuiet(t, srv)
+	if err := srv.SetFaults(&echo.Faults{Delay: time.Second}); !errors.Is(err, echo.ErrInvalidFault) {
+		t.Errorf("SetFaults on a server started without Faults = %v, want ErrInvalidFault", err)
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 // Faults makes a Server misbehave on purpose, on its stream connections
 // (TCP, TLS, Unix sockets), so that the clients, proxies and balancers
 // behind it can be tested against a slow, throttled, cut-off or lying
-// server (docs/faults.md). The zero value injects no fault, and a Server
-// whose Faults is nil or zero pays nothing for them.
+// server (docs/faults.md). The zero value injects no fault. A Server whose
+// Faults is nil pays nothing for them; a zero one, which Server.SetFaults
+// may change later, costs each connection a check.
 //
 // When a connection opens, Share decides whether faults apply to it; if
 // they do, every fault set applies to it. Each fault, when it first acts

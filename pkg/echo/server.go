@@ -188,8 +188,10 @@ type Server struct {
 	// TLS, Unix sockets) misbehave on purpose: delayed, sliced or paced
 	// echoes, a close, reset or stall after some bytes or some time, a
 	// flipped bit, a connection refused (docs/faults.md). It is read
-	// when the Server first serves; nil or zero: no fault, at no cost.
-	// ServePacket ignores it.
+	// when the Server first serves; SetFaults changes the faults later.
+	// Nil: no fault, at no cost; a zero Faults injects none either, but
+	// lets SetFaults add some, for a check per connection. ServePacket
+	// ignores it.
 	Faults *Faults
 
 	mu         sync.Mutex
@@ -208,6 +210,7 @@ type Server struct {
 	stages      *stages                      // applied to every stream connection; nil: none (stage.go)
 	greeting    greetingStart                // Greeting's stage, set up once (greeting.go)
 	faults      sync.Once                    // appends Faults' stage, once (fault_stage.go: startFaults)
+	faultStage  atomic.Pointer[faultStage]   // that stage, for SetFaults; nil: none
 }
 
 // ListenAndServe binds s.Addr (every address its host resolves to), as
