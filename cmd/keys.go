@@ -69,6 +69,7 @@ const (
 	cmdServe = "serve"
 	cmdSend  = "send"
 	cmdBench = "bench"
+	cmdPing  = "ping"
 )
 
 // A key is one setting of the configuration: a config file key, an
@@ -107,6 +108,7 @@ var keys = []key{
 		flags: []keyFlag{
 			{on: cmdServe, add: addRepeatable, usage: "address to listen on, repeatable: host:port (TCP), tcp://, udp://, tls://host:port or unix:///path; a host name is listened on at every address it resolves to"},
 			{on: cmdSend, add: addOnce, usage: "address: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path; a host name's addresses are tried in turn"},
+			{on: cmdPing, add: addOnce, usage: "address to probe: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path"},
 			{on: cmdBench, usage: "address of the echo server, as host:port"},
 		},
 		decode: func(d *decoder, name string, cfg *Config) {
@@ -146,7 +148,10 @@ var keys = []key{
 	},
 	{
 		name: keyTimeout, def: 10 * time.Second,
-		flags:  []keyFlag{{on: cmdSend, usage: "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)"}},
+		flags: []keyFlag{
+			{on: cmdSend, usage: "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)"},
+			{on: cmdPing, usage: "bound on each probe, connecting included, as ping's -W (more than 0)"},
+		},
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Timeout = d.duration(name) },
 	},
 	{
@@ -210,18 +215,14 @@ var keys = []key{
 	},
 	{
 		name: keyTLSCert, def: "",
-		flags: []keyFlag{
-			{on: cmdServe, usage: "tls:// addresses: PEM certificate chain file (reloaded on SIGHUP)"},
-			{on: cmdSend, usage: "tls:// address: client certificate PEM file, for mutual TLS"},
-		},
+		flags: append([]keyFlag{{on: cmdServe, usage: "tls:// addresses: PEM certificate chain file (reloaded on SIGHUP)"}},
+			clientFlags("tls:// address: client certificate PEM file, for mutual TLS")...),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSCert = d.optionalString(name) },
 	},
 	{
 		name: keyTLSKey, def: "",
-		flags: []keyFlag{
-			{on: cmdServe, usage: "tls:// addresses: PEM private key file (reloaded on SIGHUP)"},
-			{on: cmdSend, usage: "tls:// address: client private key PEM file, for mutual TLS"},
-		},
+		flags: append([]keyFlag{{on: cmdServe, usage: "tls:// addresses: PEM private key file (reloaded on SIGHUP)"}},
+			clientFlags("tls:// address: client private key PEM file, for mutual TLS")...),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSKey = d.optionalString(name) },
 	},
 	{
@@ -236,17 +237,17 @@ var keys = []key{
 	},
 	{
 		name: keyTLSCA, def: "",
-		flags:  []keyFlag{{on: cmdSend, usage: "tls:// address: verify the server with the CAs in this PEM file (default: the system's roots)"}},
+		flags:  clientFlags("tls:// address: verify the server with the CAs in this PEM file (default: the system's roots)"),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSCA = d.optionalString(name) },
 	},
 	{
 		name: keyTLSServerName, def: "",
-		flags:  []keyFlag{{on: cmdSend, usage: "tls:// address: name the server's certificate must hold (default: the host of --addr)"}},
+		flags:  clientFlags("tls:// address: name the server's certificate must hold (default: the host of --addr)"),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSServerName = d.optionalString(name) },
 	},
 	{
 		name: keyTLSInsecure, def: false,
-		flags:  []keyFlag{{on: cmdSend, usage: "tls:// address: do not verify the server's certificate (logged as a warning)"}},
+		flags:  clientFlags("tls:// address: do not verify the server's certificate (logged as a warning)"),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSInsecure = d.boolean(name) },
 	},
 	{
@@ -294,6 +295,12 @@ var keys = []key{
 			}
 		},
 	},
+}
+
+// clientFlags are the flags of a key that send and ping share, with one
+// usage: how a client reaches and trusts a server.
+func clientFlags(usage string) []keyFlag {
+	return []keyFlag{{on: cmdSend, usage: usage}, {on: cmdPing, usage: usage}}
 }
 
 // proxyFlags are the flags of a PROXY header key: on send and bench, with
