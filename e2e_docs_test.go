@@ -180,6 +180,12 @@ var docServerKinds = map[string]func(c *net.TCPConn, stop <-chan struct{}){
 		echoMapped(c, func(b []byte) []byte { return b })
 		c.Write([]byte("\n"))
 	},
+	// greeting writes a greeting line, "backend-2", then echoes (serve
+	// --greeting).
+	"greeting": func(c *net.TCPConn, _ <-chan struct{}) {
+		c.Write([]byte("backend-2\n"))
+		echoMapped(c, func(b []byte) []byte { return b })
+	},
 	// short10 reads to the end, echoes the first 10 bytes and closes.
 	"short10": func(c *net.TCPConn, _ <-chan struct{}) {
 		all, _ := io.ReadAll(c)

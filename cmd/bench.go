@@ -34,6 +34,7 @@ type benchOptions struct {
 	opTimeout time.Duration
 	serverPID int
 	json      bool
+	greeting  bool
 }
 
 func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
@@ -48,6 +49,7 @@ func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.opTimeout, "op-timeout", bench.DefaultOpTimeout, "deadline of each connect, round trip, stream read or write, and connrate cycle")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "the server's process id (Linux): report its CPU time per message and, in idle mode, its memory per connection")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object instead of a table")
+	fs.BoolVar(&o.greeting, "greeting", false, "read the line the server writes first on each connection (serve --greeting) and count connections per greeting (backend) in the result")
 }
 
 // config returns the run the flags describe, against cfg's addr with
@@ -71,6 +73,8 @@ func (o *benchOptions) config(cfg *Config) (bench.Config, error) {
 		OpTimeout: o.opTimeout,
 		ServerPID: o.serverPID,
 		BusyPoll:  cfg.BusyPoll,
+		Proxy:     cfg.Transport.Proxy,
+		Greeting:  o.greeting,
 	}
 	if err := bc.Validate(); err != nil {
 		return bench.Config{}, flagError(err)
@@ -144,6 +148,12 @@ may use. Against a server that also busy-polls (echoctl serve --busy-poll), a
 round trip over loopback shows what the path costs rather than what waking
 two threads costs (docs/usage.md).
 
+With --proxy-protocol v1|v2, each connection writes a PROXY protocol header
+first, as a load balancer does (--proxy-source, --proxy-dest and --proxy-tlv
+as for send). With --greeting, each connection reads the line the server
+writes first (serve --greeting) before the load, and the result counts the
+connections per greeting: how a balancer spreads them over its backends.
+
 A progress line is shown each second when standard error is a terminal; the
 result goes to standard output as a table, or with --json as one object.
 
@@ -157,6 +167,7 @@ Exit codes:
   echoctl bench --conns 10 --rate 2000 --duration 30s
   echoctl bench --conns 1 --busy-poll 200us
   echoctl bench --mode stream --conns 16 --chunk 65536 --json
+  echoctl bench --mode connrate --conns 4 --proxy-protocol v2 --greeting
   echoctl bench --mode idle --conns 10000 --server-pid "$(pgrep -n echoctl)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -127,7 +127,7 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	v.AutomaticEnv()
 	for _, k := range keys {
 		v.SetDefault(k.name, k.def)
-		if f := flags.Lookup(k.name); f != nil {
+		if f := flags.Lookup(k.name); f != nil && isKeyFlag(f) {
 			if err := v.BindPFlag(k.name, f); err != nil {
 				return nil, fmt.Errorf("bind flag --%s: %w", k.name, err)
 			}

@@ -53,6 +53,13 @@ const (
 	keyRetries          = "retries"
 	keyUDPAllowLowPorts = "udp-allow-low-ports"
 	keyUDPRatePerSource = "udp-rate-per-source"
+
+	// The PROXY protocol header send and bench write first; see
+	// docs/usage.md#proxy-protocol.
+	keyProxyProtocol = "proxy-protocol"
+	keyProxySource   = "proxy-source"
+	keyProxyDest     = "proxy-dest"
+	keyProxyTLV      = "proxy-tlv"
 )
 
 // The commands a key's flag may be on; cmdEvery is the root, whose flags
@@ -62,6 +69,7 @@ const (
 	cmdServe = "serve"
 	cmdSend  = "send"
 	cmdBench = "bench"
+	cmdPing  = "ping"
 )
 
 // A key is one setting of the configuration: a config file key, an
@@ -100,6 +108,7 @@ var keys = []key{
 		flags: []keyFlag{
 			{on: cmdServe, add: addRepeatable, usage: "address to listen on, repeatable: host:port (TCP), tcp://, udp://, tls://host:port or unix:///path; a host name is listened on at every address it resolves to"},
 			{on: cmdSend, add: addOnce, usage: "address: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path; a host name's addresses are tried in turn"},
+			{on: cmdPing, add: addOnce, usage: "address to probe: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path"},
 			{on: cmdBench, usage: "address of the echo server, as host:port"},
 		},
 		decode: func(d *decoder, name string, cfg *Config) {
@@ -139,7 +148,10 @@ var keys = []key{
 	},
 	{
 		name: keyTimeout, def: 10 * time.Second,
-		flags:  []keyFlag{{on: cmdSend, usage: "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)"}},
+		flags: []keyFlag{
+			{on: cmdSend, usage: "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)"},
+			{on: cmdPing, usage: "bound on each probe, connecting included, as ping's -W (more than 0)"},
+		},
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Timeout = d.duration(name) },
 	},
 	{
@@ -203,18 +215,14 @@ var keys = []key{
 	},
 	{
 		name: keyTLSCert, def: "",
-		flags: []keyFlag{
-			{on: cmdServe, usage: "tls:// addresses: PEM certificate chain file (reloaded on SIGHUP)"},
-			{on: cmdSend, usage: "tls:// address: client certificate PEM file, for mutual TLS"},
-		},
+		flags: append([]keyFlag{{on: cmdServe, usage: "tls:// addresses: PEM certificate chain file (reloaded on SIGHUP)"}},
+			clientFlags("tls:// address: client certificate PEM file, for mutual TLS")...),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSCert = d.optionalString(name) },
 	},
 	{
 		name: keyTLSKey, def: "",
-		flags: []keyFlag{
-			{on: cmdServe, usage: "tls:// addresses: PEM private key file (reloaded on SIGHUP)"},
-			{on: cmdSend, usage: "tls:// address: client private key PEM file, for mutual TLS"},
-		},
+		flags: append([]keyFlag{{on: cmdServe, usage: "tls:// addresses: PEM private key file (reloaded on SIGHUP)"}},
+			clientFlags("tls:// address: client private key PEM file, for mutual TLS")...),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSKey = d.optionalString(name) },
 	},
 	{
@@ -229,17 +237,17 @@ var keys = []key{
 	},
 	{
 		name: keyTLSCA, def: "",
-		flags:  []keyFlag{{on: cmdSend, usage: "tls:// address: verify the server with the CAs in this PEM file (default: the system's roots)"}},
+		flags:  clientFlags("tls:// address: verify the server with the CAs in this PEM file (default: the system's roots)"),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSCA = d.optionalString(name) },
 	},
 	{
 		name: keyTLSServerName, def: "",
-		flags:  []keyFlag{{on: cmdSend, usage: "tls:// address: name the server's certificate must hold (default: the host of --addr)"}},
+		flags:  clientFlags("tls:// address: name the server's certificate must hold (default: the host of --addr)"),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSServerName = d.optionalString(name) },
 	},
 	{
 		name: keyTLSInsecure, def: false,
-		flags:  []keyFlag{{on: cmdSend, usage: "tls:// address: do not verify the server's certificate (logged as a warning)"}},
+		flags:  clientFlags("tls:// address: do not verify the server's certificate (logged as a warning)"),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSInsecure = d.boolean(name) },
 	},
 	{
@@ -263,6 +271,30 @@ var keys = []key{
 		flags:  []keyFlag{{on: cmdServe, usage: "udp:// addresses: the `rate` of datagrams and bytes answered to one source IP address, DATAGRAMS/s,BYTES/s, each with a burst of one second's worth (0: no limit, for benchmarks on a lab network)"}},
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.UDPRatePerSource = d.packetRate(name) },
 	},
+	{
+		name: keyProxyProtocol, def: "",
+		flags:  proxyFlags("write a PROXY protocol header first on each connection, as a load balancer does (before the TLS handshake on tls://): v1 (text) or v2 (binary) (default: off)"),
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.ProxyProtocol = d.optionalString(name) },
+	},
+	{
+		name: keyProxySource, def: "",
+		flags:  proxyFlags("the client `IP:PORT` the PROXY header announces (default: the connection's own local address)"),
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.ProxySource = d.optionalString(name) },
+	},
+	{
+		name: keyProxyDest, def: "",
+		flags:  proxyFlags("the destination `IP:PORT` the PROXY header announces (default: the address connected to)"),
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.ProxyDest = d.optionalString(name) },
+	},
+	{
+		name: keyProxyTLV, def: []string{},
+		flags: proxyFlags("a v2 TLV, repeatable: `TYPE=VALUE`, TYPE a number 0x01 to 0xFF or alpn, authority, crc32c (empty: computed), noop, unique-id, netns, aws-vpce; VALUE text, or hex after 0x"),
+		decode: func(d *decoder, name string, cfg *Config) {
+			if tlvs := d.strings(name); len(tlvs) > 0 {
+				cfg.Transport.ProxyTLVs = tlvs
+			}
+		},
+	},
 	// serve's faults (faults.go, docs/faults.md), all off by default.
 	faultKey("delay", "", "hold each echo for this `duration` after it is read (50ms)"),
 	faultKey("jitter", "", "vary the delay of each echo at random by up to this `duration` either way"),
@@ -275,6 +307,29 @@ var keys = []key{
 	faultKey("corrupt", "", "flip one bit of an echoed chunk with this `probability` (0.01 or 1%)"),
 	faultKey("refuse", "", "reset this `fraction` of connections as soon as they are accepted (TLS: after the handshake)"),
 	faultKey("share", "1", "apply the faults to this `fraction` of connections, drawn at random as each opens"),
+}
+
+// clientFlags are the flags of a key that send and ping share, with one
+// usage: how a client reaches and trusts a server.
+func clientFlags(usage string) []keyFlag {
+	return []keyFlag{{on: cmdSend, usage: usage}, {on: cmdPing, usage: usage}}
+}
+
+// proxyFlags are the flags of a PROXY header key: on send and bench, with
+// one usage; a list is repeated rather than split at commas, which a
+// TLV's value may hold.
+func proxyFlags(usage string) []keyFlag {
+	return []keyFlag{{on: cmdSend, usage: usage, add: addStrings}, {on: cmdBench, usage: usage, add: addStrings}}
+}
+
+// addStrings adds a string flag, or for a list a repeatable one whose
+// values are never split.
+func addStrings(fs *pflag.FlagSet, name string, def any, usage string) {
+	if list, ok := def.([]string); ok {
+		fs.StringArray(name, list, usage)
+		return
+	}
+	fs.String(name, def.(string), usage)
 }
 
 // Bounds of the integer keys.
@@ -307,8 +362,18 @@ func addKeyFlags(fs *pflag.FlagSet, command string) {
 	}
 }
 
+// keyAnnotation marks the flags the keys table made (addFlag): only those
+// set their key. A command may have a flag of its own that shares a key's
+// name without being that key: send's and bench's --greeting, a switch to
+// read the greeting that serve's --greeting (a key: the template) writes.
+const keyAnnotation = "echoctl-key"
+
+// isKeyFlag reports whether f is a key's flag, made by addFlag.
+func isKeyFlag(f *pflag.Flag) bool { return f.Annotations[keyAnnotation] != nil }
+
 // addFlag adds k's flag f to fs, with k's default.
 func (k key) addFlag(fs *pflag.FlagSet, f keyFlag) {
+	defer func() { _ = fs.SetAnnotation(k.name, keyAnnotation, []string{k.name}) }()
 	if f.add != nil {
 		f.add(fs, k.name, k.def, f.usage)
 		return

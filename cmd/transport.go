@@ -49,6 +49,12 @@ type TransportConfig struct {
 	// UDPRatePerSource (serve) bounds what one source address is answered;
 	// the zero PacketRate, from "0", turns the limit off.
 	UDPRatePerSource echo.PacketRate
+	// ProxyProtocol, ProxySource, ProxyDest and ProxyTLVs (send, bench)
+	// are the PROXY header's keys as given; Proxy is the header they
+	// describe, nil for none.
+	ProxyProtocol, ProxySource, ProxyDest string
+	ProxyTLVs                             []string
+	Proxy                                 *echo.SendProxy
 }
 
 // multiAddr reports whether the addr key may hold several addresses: only
@@ -183,6 +189,7 @@ func (d *decoder) checkTransport(cfg *Config) {
 		}
 	}
 	if !d.serving() {
+		d.checkProxy(cfg)
 		return
 	}
 	if t.TLSSelfSigned && t.TLSCert != "" {
@@ -192,6 +199,32 @@ func (d *decoder) checkTransport(cfg *Config) {
 		a, err := echo.ParseAddr(s)
 		if err == nil && a.Network == echo.NetworkTLS && t.TLSCert == "" && !t.TLSSelfSigned {
 			d.fail(keyAddr, s, "a tls:// address needs tls-cert and tls-key, or tls-self-signed")
+		}
+	}
+}
+
+// proxyKeys name the key of each field of an *echo.SendProxyError.
+var proxyKeys = map[string]string{"protocol": keyProxyProtocol, "source": keyProxySource, "dest": keyProxyDest, "tlv": keyProxyTLV}
+
+// checkProxy builds send's and bench's PROXY header from its keys, which
+// echo.ParseSendProxy checks together, and refuses it where the address
+// cannot carry it (SendProxy.CheckAddr).
+func (d *decoder) checkProxy(cfg *Config) {
+	t := &cfg.Transport
+	p, err := echo.ParseSendProxy(t.ProxyProtocol, t.ProxySource, t.ProxyDest, t.ProxyTLVs)
+	var pe *echo.SendProxyError
+	switch {
+	case errors.As(err, &pe):
+		d.fail(proxyKeys[pe.Field], pe.Value, pe.Reason)
+		return
+	case err != nil:
+		d.fail(keyProxyProtocol, t.ProxyProtocol, err.Error())
+		return
+	}
+	t.Proxy = p
+	if a, err := echo.ParseAddr(cfg.Addr); p != nil && err == nil {
+		if errors.As(p.CheckAddr(a), &pe) {
+			d.fail(proxyKeys[pe.Field], pe.Value, pe.Reason)
 		}
 	}
 }

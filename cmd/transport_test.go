@@ -119,7 +119,7 @@ func TestLoadTransport(t *testing.T) {
 		"--tls-client-ca", f.caFile, "--unix-mode", "600")
 	udpRate := echo.PacketRate{Datagrams: 100, Bytes: 256 << 10}
 	want := TransportConfig{TLSCert: f.serverCert, TLSKey: f.serverKey, TLSClientCA: f.caFile, UnixMode: 0o600, Retries: 2, UDPRatePerSource: udpRate}
-	if cfg.Transport != want {
+	if !reflect.DeepEqual(cfg.Transport, want) {
 		t.Errorf("serve transport %+v, want %+v", cfg.Transport, want)
 	}
 	t.Setenv("ECHOCTL_TLS_INSECURE", "true")
@@ -127,7 +127,7 @@ func TestLoadTransport(t *testing.T) {
 	t.Setenv("ECHOCTL_TLS_SERVER_NAME", "echo.example")
 	cfg = mustLoad(t, "send", "--addr", "tls://127.0.0.1:7", "--tls-ca", f.caFile, "--tls-cert", f.clientCert, "--tls-key", f.clientKey)
 	want = TransportConfig{TLSCA: f.caFile, TLSCert: f.clientCert, TLSKey: f.clientKey, TLSServerName: "echo.example", TLSInsecure: true, UnixMode: 0o660, Retries: 5, UDPRatePerSource: udpRate}
-	if cfg.Transport != want {
+	if !reflect.DeepEqual(cfg.Transport, want) {
 		t.Errorf("send transport %+v, want %+v", cfg.Transport, want)
 	}
 }

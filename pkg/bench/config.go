@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -199,6 +200,17 @@ type Config struct {
 	// Linux only.
 	ServerPID int
 
+	// Proxy, if not nil, is the PROXY protocol header each connection
+	// writes first, before anything else: one a connection, with the
+	// connection's own addresses where it names none.
+	Proxy *echo.SendProxy
+
+	// Greeting makes each connection read one line the server writes when
+	// it opens (echoctl serve --greeting), after the PROXY header and
+	// before the load, within OpTimeout; the Result counts connections by
+	// greeting. A connection whose greeting fails counts as an error.
+	Greeting bool
+
 	// Progress, if not nil, is called about once a second while the run
 	// goes, from a goroutine of its own; it must return quickly.
 	Progress func(Progress)
@@ -291,6 +303,15 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "rate", With: "mode", WithValue: string(c.Mode), Reason: "only pingpong and connrate run on a schedule"}
 	case c.BusyPoll < 0 || c.BusyPoll > MaxBusyPoll:
 		return &ConfigError{Field: "busy-poll", Value: c.BusyPoll.String(), Reason: fmt.Sprintf("must be from 0 to %v", MaxBusyPoll)}
+	}
+	if c.Proxy != nil {
+		if err := c.Proxy.Validate(); err != nil {
+			var pe *echo.SendProxyError
+			if errors.As(err, &pe) {
+				return &ConfigError{Field: "proxy-" + pe.Field, Value: strconv.Quote(pe.Value), Reason: pe.Reason}
+			}
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
 	}
 	_, port, err := echo.SplitAddr(c.Addr)
 	switch {

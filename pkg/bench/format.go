@@ -43,6 +43,12 @@ func (res *Result) WriteTable(w io.Writer) error {
 	if res.Mode != ModeConnRate && res.Mode != ModeIdle {
 		row("connections", "%d opened, %d open when measuring began, %d connects retried in the warmup", res.Connects, res.OpenAtStart, res.ConnectRetries)
 	}
+	if res.Proxy != "" {
+		row("proxy", "a PROXY %s header first on each connection", res.Proxy)
+	}
+	if res.Greetings != nil {
+		row("greetings", "%s", res.Greetings.summary())
+	}
 	if l := res.Latency; l.Count > 0 {
 		row("latency", "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s over %d)",
 			micros(l.P50), micros(l.P90), micros(l.P99), micros(l.P999), micros(l.Max), micros(l.Mean), l.Count)

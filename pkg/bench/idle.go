@@ -26,7 +26,7 @@ func (r *runner) runIdle(res *Result) {
 					return
 				}
 				t0 := time.Now()
-				c, err := r.connect()
+				c, err := r.connect(i)
 				if err != nil {
 					r.addError(i, err)
 					continue

@@ -21,6 +21,9 @@ type Result struct {
 	// second asked for, on a schedule; zero when they went as fast as the
 	// echoes came back.
 	Rate float64 `json:"rate,omitempty"`
+	// Proxy is the version of the PROXY header each connection sent
+	// first ("v1", "v2"); empty without one.
+	Proxy string `json:"proxy_protocol,omitempty"`
 	// BusyPoll is the Config's BusyPoll, in microseconds; zero when reads
 	// waited at once.
 	BusyPoll float64 `json:"busy_poll_us,omitempty"`
@@ -77,6 +80,12 @@ type Result struct {
 	FirstError string `json:"first_error,omitempty"`
 	// FirstMismatch describes the first mismatch; nil if none.
 	FirstMismatch *Mismatch `json:"first_mismatch,omitempty"`
+
+	// Greetings counts the connections opened in the whole run, warmup
+	// included, by the greeting line the server wrote first: which
+	// backend behind a load balancer answered. Nil without
+	// Config.Greeting.
+	Greetings Greetings `json:"greetings,omitempty"`
 
 	// Held is, in idle mode, how many connections were open and healthy
 	// at the end.

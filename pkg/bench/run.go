@@ -119,6 +119,9 @@ type runner struct {
 	firstErr string
 	firstMM  *MismatchError
 	fatal    error // the error that ended the run early, if one did
+	// greetings counts the connections by the greeting they read
+	// (Config.Greeting).
+	greetings Greetings
 }
 
 // patternPeriod is the period of the bytes sent: a prime, so that messages
@@ -139,6 +142,9 @@ func newRunner(cfg Config) *runner {
 		sampled: make(chan struct{}),
 		live:    make(map[net.Conn]struct{}),
 		hist:    hdrhistogram.New(histLowest, histHighest, histDigits),
+	}
+	if cfg.Greeting {
+		r.greetings = Greetings{}
 	}
 	r.addr.Store(&r.cfg.Addr)
 	return r
@@ -273,12 +279,13 @@ func (r *runner) abort(err error) {
 	r.stop()
 }
 
-// connect opens a connection, retrying refused and timed-out connects
+// connect opens a connection for connection (connrate: worker) id and
+// does its prelude (the PROXY header, the greeting), retrying refused and timed-out connects
 // until retryUntil; while none has ever succeeded, until noServerUntil
 // instead, and after that (or at once for any other error) it ends the run
 // with ErrNoServer. A server that has been reached once and then refuses is
 // retried, or counted as an error, as the warmup says.
-func (r *runner) connect() (net.Conn, error) {
+func (r *runner) connect(id int) (net.Conn, error) {
 	backoff := retryBackoff
 	for {
 		if r.done() {
@@ -304,6 +311,10 @@ func (r *runner) connect() (net.Conn, error) {
 			if ap == &r.cfg.Addr {
 				resolved := c.RemoteAddr().String()
 				r.addr.CompareAndSwap(ap, &resolved)
+			}
+			if err := r.prelude(c, id); err != nil {
+				r.closeConn(c)
+				return nil, err
 			}
 			return pollReads(c, r.cfg.BusyPoll), nil
 		}
@@ -390,6 +401,9 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 
 	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Warmup: cfg.Warmup.Seconds(), Duration: cfg.Duration.Seconds(),
 		BusyPoll: float64(cfg.BusyPoll) / float64(time.Microsecond)}
+	if cfg.Proxy != nil {
+		res.Proxy = fmt.Sprintf("v%d", cfg.Proxy.Version)
+	}
 	switch cfg.Mode {
 	case ModePingPong:
 		res.Size, res.Pipeline, res.Rate = cfg.Size, cfg.Pipeline, cfg.Rate
@@ -526,6 +540,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	defer r.mu.Unlock()
 	res.Errors = r.errs
 	res.FirstError = r.firstErr
+	res.Greetings = r.greetings
 	if mm := r.firstMM; mm != nil {
 		res.FirstMismatch = describeMismatch(mm)
 		return res, mm

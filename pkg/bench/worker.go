@@ -139,7 +139,7 @@ func (w *worker) run() {
 		return
 	}
 	for !r.done() {
-		c, err := r.connect()
+		c, err := r.connect(w.id)
 		if err != nil {
 			w.fail(err)
 			continue
@@ -432,7 +432,7 @@ func (w *worker) connRate() {
 		if !ok {
 			return
 		}
-		c, err := r.connect()
+		c, err := r.connect(w.id)
 		if err == nil {
 			err = w.cycle(c, now, want, buf)
 			r.closeConn(c)

@@ -73,6 +73,21 @@ type Client struct {
 	// "... (N more bytes)". If zero, DefaultLogMaxBytes (256) is used; a
 	// negative value shows every byte.
 	LogMaxBytes int
+
+	// Proxy, if not nil, is the PROXY protocol header written first on
+	// each connection: before the TLS handshake on a tls:// address, as
+	// HAProxy's send-proxy-v2-ssl does. A udp:// address refuses it.
+	Proxy *SendProxy
+
+	// Greeting makes Send and SendStream read one line the server writes
+	// when a connection opens (echoctl serve --greeting), before they send
+	// anything; the echo is verified after it. A udp:// address refuses it. ClientTrace.Greeted receives the
+	// line. See ReadGreeting.
+	Greeting bool
+
+	// Trace, if not nil, is called as each exchange of Send and SendStream
+	// goes.
+	Trace *ClientTrace
 }
 
 // Result counts the bytes of one exchange.
@@ -81,6 +96,24 @@ type Result struct {
 	Sent int64
 	// Received is the number of bytes the server echoed back.
 	Received int64
+}
+
+// ClientTrace holds functions a Client calls as each exchange of Send and
+// SendStream goes, as net/http/httptrace's ClientTrace does: to time it,
+// and to learn the server's greeting. Any of them may be nil; they run on
+// the goroutine that called Send, in the order below, and must return
+// quickly.
+type ClientTrace struct {
+	// Connected is called when the connection is ready: resolving,
+	// connecting, the PROXY header and the TLS handshake took d.
+	Connected func(d time.Duration)
+	// Greeted is called with the line the server wrote first, without its
+	// line end, when Client.Greeting is set and it was read, before
+	// anything is sent.
+	Greeted func(line string)
+	// Echoed is called when the exchange succeeded: from its first write
+	// to the end of the echo took d.
+	Echoed func(d time.Duration)
 }
 
 func (c *Client) log(level zerolog.Level) *zerolog.Event {
@@ -126,12 +159,19 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkStreamOptions(a); err != nil {
+		return nil, err
+	}
 	if a.Network == NetworkUnix {
 		if e := c.log(zerolog.InfoLevel); e != nil {
 			e.Str("addr", addr).Msgf("connecting to %s", a.Path)
 		}
 		conn, err := c.Dialer.DialContext(ctx, "unix", a.Path)
 		if err != nil {
+			return nil, &DialError{Addr: addr, Err: err}
+		}
+		if err := c.writeProxy(ctx, conn); err != nil {
+			conn.Close()
 			return nil, &DialError{Addr: addr, Err: err}
 		}
 		return conn, nil
@@ -147,6 +187,12 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 	var firstErr error
 	for _, ip := range ips {
 		conn, err := c.Dialer.DialContext(ctx, network, netip.AddrPortFrom(ip, a.Port).String())
+		if err == nil {
+			if err := c.writeProxy(ctx, conn); err != nil {
+				conn.Close()
+				return nil, &DialError{Addr: addr, Err: err}
+			}
+		}
 		if err == nil {
 			if a.Network == NetworkTLS {
 				return c.handshakeTLS(ctx, conn, addr, serverHost(a))
@@ -287,6 +333,9 @@ func rootCause(err error) error {
 // For a udp:// Addr, Send is SendPackets: each message is one datagram.
 func (c *Client) Send(ctx context.Context, messages [][]byte, echo io.Writer) (Result, error) {
 	if a, err := ParseAddr(c.addr()); err == nil && a.Network == NetworkUDP {
+		if err := c.checkStreamOptions(a); err != nil {
+			return Result{}, err
+		}
 		return c.SendPackets(ctx, messages, echo)
 	}
 	return c.exchange(ctx, echo, func(send func([]byte) error) error {
@@ -348,19 +397,41 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
+	start := time.Now()
 	conn, err := c.DialContext(ctx)
 	if err != nil {
 		return res, err
 	}
+	if c.Trace != nil && c.Trace.Connected != nil {
+		c.Trace.Connected(time.Since(start))
+	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
 	defer stop()
+	echoConn := conn
+	if c.Greeting {
+		line, rest, err := ReadGreeting(conn)
+		if err != nil {
+			c.log(zerolog.InfoLevel).Msg("closing")
+			return res, &GreetingError{Addr: c.addr(), Err: err}
+		}
+		c.logData("received greeting ", []byte(line))
+		if c.Trace != nil && c.Trace.Greeted != nil {
+			c.Trace.Greeted(line)
+		}
+		if len(rest) > 0 {
+			// Sent after the line, before anything was sent to it: the
+			// verifier reports it as an echo longer than what was sent.
+			echoConn = &prefixConn{Conn: conn, prefix: rest}
+		}
+	}
+	start = time.Now()
 
 	v := &verifier{pending: make(chan []byte, maxChunksInFlight), recycle: recycle, done: make(chan struct{})}
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(v.done)
-		readErr <- c.readEcho(conn, v, echo)
+		readErr <- c.readEcho(echoConn, v, echo)
 	}()
 
 	// The producer may outlive the exchange (see below): it logs through
@@ -420,7 +491,11 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	res.Sent, res.Received = sent.Load(), v.offset
 	gate.shut()
 	c.log(zerolog.InfoLevel).Msg("closing")
-	return res, c.exchangeError(ctx, rerr, werr, res.Received, res.Sent)
+	err = c.exchangeError(ctx, rerr, werr, res.Received, res.Sent)
+	if err == nil && c.Trace != nil && c.Trace.Echoed != nil {
+		c.Trace.Echoed(time.Since(start))
+	}
+	return res, err
 }
 
 // exchangeError makes the error an exchange returns from the reader's error

@@ -21,7 +21,7 @@ import (
 // greets.
 
 // MaxGreeting is the most bytes a greeting line may have, its newline
-// included. A template whose fixed part (its text, {hostname} and
+// included: what Server writes and what ReadGreeting reads. A template whose fixed part (its text, {hostname} and
 // {env:NAME}) is longer is an error; a line made longer by the fields
 // that vary by connection is cut to fit.
 const MaxGreeting = 1024

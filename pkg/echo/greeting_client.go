@@ -1,0 +1,78 @@
+package echo
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+// errGreetingTooLong and errNoGreeting are the causes of a GreetingError
+// that are not the connection's.
+var (
+	errGreetingTooLong = fmt.Errorf("no line end in the first %d bytes", MaxGreeting)
+	errNoGreeting      = errors.New("the server closed the connection before sending a greeting")
+	errGreetingCut     = errors.New("the server closed the connection in the middle of its greeting")
+)
+
+// GreetingError reports that the greeting a Client expected (see
+// Client.Greeting) could not be read: the server closed first, sent no
+// line end in MaxGreeting bytes, or sent nothing before the timeout.
+type GreetingError struct {
+	Addr string
+	Err  error
+}
+
+// Error returns "greeting from ADDR: CAUSE".
+func (e *GreetingError) Error() string {
+	return "greeting from " + e.Addr + ": " + rootCause(e.Err).Error()
+}
+
+// Unwrap returns the underlying error.
+func (e *GreetingError) Unwrap() error { return e.Err }
+
+// ReadGreeting reads the line a server writes when a connection opens
+// (echoctl serve --greeting), up to its LF and at most MaxGreeting bytes,
+// before anything is sent to it. It returns the line without its line end
+// (LF or CRLF), and the bytes read past the LF, which the server sent
+// unasked. The caller bounds the wait with r's deadline.
+func ReadGreeting(r io.Reader) (line string, rest []byte, err error) {
+	buf := make([]byte, MaxGreeting)
+	n := 0
+	for {
+		m, err := r.Read(buf[n:])
+		if i := bytes.IndexByte(buf[n:n+m], '\n'); i >= 0 {
+			end := n + i
+			rest = buf[end+1 : n+m]
+			return string(bytes.TrimSuffix(buf[:end], []byte("\r"))), rest, nil
+		}
+		n += m
+		switch {
+		case errors.Is(err, io.EOF) && n == 0:
+			return "", nil, errNoGreeting
+		case errors.Is(err, io.EOF):
+			return "", nil, errGreetingCut
+		case err != nil:
+			return "", nil, err
+		case n == len(buf):
+			return "", nil, errGreetingTooLong
+		}
+	}
+}
+
+// prefixConn is a connection whose reads return prefix before what the
+// connection holds.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
