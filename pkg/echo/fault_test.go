@@ -530,8 +530,13 @@ func TestClientTellsFaultsApart(t *testing.T) {
 	}{
 		{"reset", echo.Faults{ResetAfter: echo.FaultAfter{Bytes: 1024}}, func(t *testing.T, err error) {
 			var ee *echo.ExchangeError
+			if errors.As(err, &ee) && errors.Is(err, echo.ErrClosedBeforeEcho) {
+				// The reset came before the client read a byte: the kernel
+				// drops what it had not read yet (at most 1024 bytes).
+				return
+			}
 			if !errors.As(err, &ee) || !errors.Is(err, syscall.ECONNRESET) || !strings.Contains(err.Error(), "connection reset by the server after ") || !strings.Contains(err.Error(), " of 4096 bytes echoed") {
-				t.Errorf("Send = %v; want an *ExchangeError saying how much of the 4096 bytes was echoed", err)
+				t.Errorf("Send = %v; want an *ExchangeError saying how much of the 4096 bytes was echoed, or that none was", err)
 			}
 		}},
 		{"corrupt", echo.Faults{Corrupt: 1}, func(t *testing.T, err error) {
