@@ -32,6 +32,9 @@ var docsNotRun = map[string]string{
 	`echoctl: echo: resolve "nosuchhost.invalid": lookup nosuchhost.invalid on 192.0.2.53:53: no such host`:                                   "would ask the real resolver: TestListenResolvedName injects one",
 	"echoctl: echo 127.0.0.1:10043: context canceled":                                                                                         "needs SIGINT while send waits: TestClientContextCanceled",
 	"echoctl: echo differs from what was sent: the server closed after 50 bytes, before the echo was complete":                                "needs serve to reach its shutdown deadline under a never-ending --stdin; the message: the short10 example in exit-codes.md and TestSendMismatch in cmd; the cut-short echo: TestShutdownTimeoutWhileSending",
+	"echoctl: echo 127.0.0.1:10001: connection reset by the server after 1024 of 4096 bytes echoed":                                           "needs serve --fault-reset-after: TestFaultsSeenBySend",
+	"echoctl: echo differs from what was sent: the server closed after 1024 bytes, before the echo was complete":                              "needs serve --fault-close-after: TestFaultsSeenBySend",
+	"echoctl: echo 127.0.0.1:10006: server closed the connection before echoing anything":                                                     "needs serve --fault-refuse: TestFaultsSeenBySend",
 }
 
 // docsNotRunPrefixes are like docsNotRun for families of lines.

@@ -65,6 +65,8 @@ type Config struct {
 	// Listener holds serve's per-listener options (listenerKeys): the
 	// default of every address, which its query may override.
 	Listener echo.ListenerOptions
+	// Faults are serve's fault-* keys (faults.go); zero: none.
+	Faults *echo.Faults
 	// File is the config file that was read, or "" if none.
 	File string
 	// Warnings are about the configuration (ECHOCTL_* variables that
@@ -149,8 +151,21 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 		if err := fv.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("config file %s: %s", file, oneLine(err.Error()))
 		}
+		settings := fv.AllSettings()
 		for _, key := range fv.AllKeys() {
-			top, _, _ := strings.Cut(key, ".")
+			top, sub, _ := strings.Cut(key, ".")
+			if top == faultSection {
+				// faults: {delay: 50ms} is fault-delay: 50ms (faults.go).
+				switch top = faultPrefix + sub; {
+				case sub == "" || strings.Contains(sub, "."):
+					return nil, fmt.Errorf("config file %s: faults must be a table of fault keys and values, such as faults: {delay: 50ms} (fault keys: %s)", file, strings.Join(echo.FaultKeys(), ", "))
+				case !slices.Contains(knownKeys, top):
+					return nil, fmt.Errorf("config file %s: unknown key %q in the faults section (fault keys: %s)", file, sub, strings.Join(echo.FaultKeys(), ", "))
+				case fv.InConfig(top):
+					return nil, fmt.Errorf("config file %s: %s is set twice, in the faults section and as %s", file, sub, top)
+				}
+				settings[top], key = fv.Get(key), top
+			}
 			switch {
 			case !slices.Contains(knownKeys, top):
 				return nil, fmt.Errorf("config file %s: unknown key %q (known keys: %s)", file, top, strings.Join(knownKeys, ", "))
@@ -159,7 +174,8 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 			}
 			fileKeys[key] = true
 		}
-		if err := v.MergeConfigMap(fv.AllSettings()); err != nil {
+		delete(settings, faultSection)
+		if err := v.MergeConfigMap(settings); err != nil {
 			return nil, fmt.Errorf("config file %s: %w", file, err)
 		}
 	}

@@ -70,6 +70,7 @@ const (
 	cmdServe = "serve"
 	cmdSend  = "send"
 	cmdBench = "bench"
+	cmdPing  = "ping"
 )
 
 // A key is one setting of the configuration: a config file key, an
@@ -108,6 +109,7 @@ var keys = withListenerKeys([]key{
 		flags: []keyFlag{
 			{on: cmdServe, add: addRepeatable, usage: "address to listen on, repeatable: host:port (TCP), tcp://, udp://, tls://host:port or unix:///path; a host name is listened on at every address it resolves to"},
 			{on: cmdSend, add: addOnce, usage: "address: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path; a host name's addresses are tried in turn"},
+			{on: cmdPing, add: addOnce, usage: "address to probe: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path"},
 			{on: cmdBench, usage: "address of the echo server, as host:port"},
 		},
 		decode: func(d *decoder, name string, cfg *Config) {
@@ -147,7 +149,10 @@ var keys = withListenerKeys([]key{
 	},
 	{
 		name: keyTimeout, def: 10 * time.Second,
-		flags:  []keyFlag{{on: cmdSend, usage: "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)"}},
+		flags: []keyFlag{
+			{on: cmdSend, usage: "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)"},
+			{on: cmdPing, usage: "bound on each probe, connecting included, as ping's -W (more than 0)"},
+		},
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Timeout = d.duration(name) },
 	},
 	{
@@ -211,18 +216,14 @@ var keys = withListenerKeys([]key{
 	},
 	{
 		name: keyTLSCert, def: "",
-		flags: []keyFlag{
-			{on: cmdServe, usage: "tls:// addresses: PEM certificate chain file (reloaded on SIGHUP)"},
-			{on: cmdSend, usage: "tls:// address: client certificate PEM file, for mutual TLS"},
-		},
+		flags: append([]keyFlag{{on: cmdServe, usage: "tls:// addresses: PEM certificate chain file (reloaded on SIGHUP)"}},
+			clientFlags("tls:// address: client certificate PEM file, for mutual TLS")...),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSCert = d.optionalString(name) },
 	},
 	{
 		name: keyTLSKey, def: "",
-		flags: []keyFlag{
-			{on: cmdServe, usage: "tls:// addresses: PEM private key file (reloaded on SIGHUP)"},
-			{on: cmdSend, usage: "tls:// address: client private key PEM file, for mutual TLS"},
-		},
+		flags: append([]keyFlag{{on: cmdServe, usage: "tls:// addresses: PEM private key file (reloaded on SIGHUP)"}},
+			clientFlags("tls:// address: client private key PEM file, for mutual TLS")...),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSKey = d.optionalString(name) },
 	},
 	{
@@ -237,17 +238,17 @@ var keys = withListenerKeys([]key{
 	},
 	{
 		name: keyTLSCA, def: "",
-		flags:  []keyFlag{{on: cmdSend, usage: "tls:// address: verify the server with the CAs in this PEM file (default: the system's roots)"}},
+		flags:  clientFlags("tls:// address: verify the server with the CAs in this PEM file (default: the system's roots)"),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSCA = d.optionalString(name) },
 	},
 	{
 		name: keyTLSServerName, def: "",
-		flags:  []keyFlag{{on: cmdSend, usage: "tls:// address: name the server's certificate must hold (default: the host of --addr)"}},
+		flags:  clientFlags("tls:// address: name the server's certificate must hold (default: the host of --addr)"),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSServerName = d.optionalString(name) },
 	},
 	{
 		name: keyTLSInsecure, def: false,
-		flags:  []keyFlag{{on: cmdSend, usage: "tls:// address: do not verify the server's certificate (logged as a warning)"}},
+		flags:  clientFlags("tls:// address: do not verify the server's certificate (logged as a warning)"),
 		decode: func(d *decoder, name string, cfg *Config) { cfg.Transport.TLSInsecure = d.boolean(name) },
 	},
 	{
@@ -295,7 +296,25 @@ var keys = withListenerKeys([]key{
 			}
 		},
 	},
+	// serve's faults (faults.go, docs/faults.md), all off by default.
+	faultKey("delay", "", "hold each echo for this `duration` after it is read (50ms)"),
+	faultKey("jitter", "", "vary the delay of each echo at random by up to this `duration` either way"),
+	faultKey("rate", "", "pace each connection's echo to this `rate` in bytes a second (256KiB/s)"),
+	faultKey("slice", "", "write each echo this many `bytes` at a time"),
+	faultKey("slice-delay", "", "wait this `duration` between the slices of an echo"),
+	faultKey("close-after", "", "after N bytes echoed (1024, 64KiB) or D after opening (2s), write what is owed up to then, send FIN and close (`N|D`)"),
+	faultKey("reset-after", "", "after N bytes echoed or D after opening, reset the connection (RST) without writing what is owed (`N|D`)"),
+	faultKey("stall-after", "", "after N bytes echoed or D after opening, stop reading and echoing, keeping the connection open; --idle-timeout still applies (`N|D`)"),
+	faultKey("corrupt", "", "flip one bit of an echoed chunk with this `probability` (0.01 or 1%)"),
+	faultKey("refuse", "", "reset this `fraction` of connections as soon as they are accepted (TLS: after the handshake)"),
+	faultKey("share", "1", "apply the faults to this `fraction` of connections, drawn at random as each opens"),
 })
+
+// clientFlags are the flags of a key that send and ping share, with one
+// usage: how a client reaches and trusts a server.
+func clientFlags(usage string) []keyFlag {
+	return []keyFlag{{on: cmdSend, usage: usage}, {on: cmdPing, usage: usage}}
+}
 
 // proxyFlags are the flags of a PROXY header key: on send and bench, with
 // one usage; a list is repeated rather than split at commas, which a

@@ -19,7 +19,7 @@ func keyCommands(t *testing.T) map[string]*cobra.Command {
 	t.Helper()
 	root := newRootCmd(Streams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
 	cmds := map[string]*cobra.Command{cmdEvery: root}
-	for _, name := range []string{cmdServe, cmdSend, cmdBench} {
+	for _, name := range []string{cmdServe, cmdSend, cmdBench, cmdPing} {
 		c, _, err := root.Find([]string{name})
 		if err != nil {
 			t.Fatal(err)

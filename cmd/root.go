@@ -102,7 +102,7 @@ config file, then the defaults. See docs/configuration.md.
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.addFlags(root.PersistentFlags())
-	root.AddCommand(newServeCmd(opts, streams), newSendCmd(opts, streams), newVersionCmd(streams), newBenchCmd(opts, streams), newGenCmd())
+	root.AddCommand(newServeCmd(opts, streams), newSendCmd(opts, streams), newVersionCmd(streams), newBenchCmd(opts, streams), newPingCmd(opts, streams), newGenCmd())
 	strictHelpCmd(root)
 	strictCompletionCmd(root)
 	return root

@@ -43,6 +43,10 @@ virtual machines, at the price of CPU (a loop under steady traffic stays busy).
 It applies to what the event loops serve: plain TCP and Unix sockets on
 Linux (docs/usage.md, docs/architecture.md).
 
+--fault-* make the server misbehave on purpose (delays, pacing, slices,
+closes, resets, stalls, flipped bits: docs/faults.md); with a config file,
+SIGHUP reloads them for new connections.
+
 SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 --shutdown-timeout, then closes the rest; the exit code is then 0.
 
@@ -64,7 +68,9 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 			if err != nil {
 				return err
 			}
-			return asRuntimeError(runServe(cmd.Context(), cfg, logger))
+			// SIGHUP reloads the faults from the same file (faults.go).
+			reload := func() (*Config, error) { return loadConfig(cmd.Flags(), cfg.File) }
+			return asRuntimeError(runServe(cmd.Context(), cfg, logger, reload))
 		},
 	}
 	addKeyFlags(cmd.Flags(), cmdServe)
@@ -99,6 +105,11 @@ func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*ech
 		ListenerOptions:  cfg.Listener,
 		Greeting:         cfg.Greeting,
 	}
+	if cfg.Faults.Enabled() || cfg.File != "" {
+		// With a config file, SIGHUP may set faults later (watchFaults);
+		// else nil: a server without faults pays nothing for them.
+		srv.Faults = cfg.Faults
+	}
 	certs, err := serverCertificate(t, cfg.Addrs, logger)
 	if err != nil {
 		return nil, nil, err
@@ -117,7 +128,7 @@ func parseServeAddr(s string) (echo.Addr, error) {
 }
 
 // runServe serves until ctx is cancelled, then shuts down gracefully.
-func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
+func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger, reload func() (*Config, error)) error {
 	ms, err := startMetrics(ctx, newMetricsConfig(cfg), logger)
 	if err != nil {
 		return err
@@ -134,10 +145,12 @@ func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	// Only now that every socket is bound: a start that fails logs no
 	// certificate and no metrics address.
 	logTLS(certs, cfg.Transport, logger)
+	logFaults(cfg.Faults, logger)
 	ms.logServing(logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeBound(bound) }()
-	defer watchReload(certs, logger)() // SIGHUP reloads the TLS certificate files, if any
+	defer watchReload(certs, logger)()            // SIGHUP reloads the TLS certificate files, if any
+	defer watchFaults(srv, cfg, reload, logger)() // and the faults, from a config file
 
 	select {
 	case err := <-served:

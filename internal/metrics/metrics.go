@@ -52,6 +52,7 @@ type Metrics struct {
 	accepting    *prometheus.GaugeVec
 	udpDropped   *prometheus.CounterVec
 	proxyHeaders *prometheus.CounterVec
+	faults       *prometheus.CounterVec
 
 	mu        sync.Mutex
 	listeners map[string]*listenerMetrics
@@ -80,7 +81,7 @@ func New(build BuildInfo) *Metrics {
 		}, label),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "connections_closed_total",
-			Help: "Connections closed, by reason: eof, idle, write-timeout, reset, limit, denied, shutdown, error or proxy.",
+			Help: "Connections closed, by reason: eof, idle, write-timeout, reset, limit, denied, shutdown, error, proxy or fault.",
 		}, []string{"listener", "reason"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "bytes_received_total",
@@ -107,6 +108,10 @@ func New(build BuildInfo) *Metrics {
 			Namespace: namespace, Name: "udp_dropped_total",
 			Help: "UDP datagrams dropped unanswered, by reason: denied, port-zero, own-address, reflector-port, low-port, rate-limit or rate-table-full.",
 		}, []string{"listener", "reason"}),
+		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "faults_total",
+			Help: "Connections a fault (serve --fault-*) acted on, by kind: delay, rate, slice, close, reset, stall, corrupt or refuse.",
+		}, []string{"listener", "kind"}),
 	}
 	m.proxyHeaders = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "proxy_headers_total",
@@ -123,7 +128,7 @@ func New(build BuildInfo) *Metrics {
 	buildInfo.Set(1)
 	m.reg.MustRegister(
 		m.active, m.accepted, m.closed, m.received, m.sent, m.latency,
-		m.acceptErrors, m.accepting, m.udpDropped, m.proxyHeaders, buildInfo,
+		m.acceptErrors, m.accepting, m.udpDropped, m.proxyHeaders, m.faults, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -145,6 +150,12 @@ type listenerMetrics struct {
 	acceptErrors      prometheus.Counter
 	closed            []prometheus.Counter // by echo.CloseReason
 	proxyHeaders      *prometheus.CounterVec
+
+	// faults counts the faults by kind; each series is made when a fault
+	// first acts on the listener, so that a server without faults shows
+	// none.
+	name   string
+	faults *prometheus.CounterVec
 }
 
 var _ echo.ProxyObserver = (*listenerMetrics)(nil)
@@ -156,6 +167,13 @@ func (l *listenerMetrics) ProxyHeader(version int, result echo.ProxyResult) {
 		v = "v" + strconv.Itoa(version)
 	}
 	l.proxyHeaders.WithLabelValues(v, result.String()).Inc()
+}
+
+var _ echo.FaultObserver = (*listenerMetrics)(nil)
+
+// Fault implements echo.FaultObserver.
+func (l *listenerMetrics) Fault(kind echo.FaultKind) {
+	l.faults.WithLabelValues(l.name, kind.String()).Inc()
 }
 
 // listener returns the collectors for name, creating them, with every
@@ -175,6 +193,8 @@ func (m *Metrics) listener(name string) *listenerMetrics {
 		latency:      m.latency.WithLabelValues(name),
 		acceptErrors: m.acceptErrors.WithLabelValues(name),
 		proxyHeaders: m.proxyHeaders,
+		name:         name,
+		faults:       m.faults,
 	}
 	for _, r := range echo.CloseReasons() {
 		l.closed = append(l.closed, m.closed.WithLabelValues(name, r.String()))

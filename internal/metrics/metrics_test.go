@@ -323,3 +323,48 @@ func TestProxyHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultsCounted checks echoctl_faults_total: no series while no fault
+// has acted, then one count per connection and kind, from a real server
+// whose faults delay and reset every connection.
+func TestFaultsCounted(t *testing.T) {
+	m := metrics.New(metrics.BuildInfo{})
+	srv := &echo.Server{Observer: m, Faults: &echo.Faults{Delay: time.Millisecond, ResetAfter: echo.FaultAfter{Bytes: 2}}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ln.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	if n, err := testutil.GatherAndCount(m.Registry(), "echoctl_faults_total"); err != nil || n != 0 {
+		t.Fatalf("echoctl_faults_total series before any fault: %d, %v; want none", n, err)
+	}
+	for range 2 {
+		c, err := net.Dial("tcp", l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte("abcd"))
+		io.ReadAll(c) // two bytes, then the reset
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		reset, _ := gatherValue(m, "echoctl_faults_total", map[string]string{"listener": l, "kind": "reset"})
+		delay, _ := gatherValue(m, "echoctl_faults_total", map[string]string{"listener": l, "kind": "delay"})
+		closed, _ := gatherValue(m, "echoctl_connections_closed_total", map[string]string{"listener": l, "reason": "fault"})
+		if reset == 2 && delay == 2 && closed == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("faults_total reset %v, delay %v; closed_total{reason=fault} %v; want 2 each", reset, delay, closed)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -303,6 +303,9 @@ func rootCause(err error) error {
 			return bareError{s}
 		}
 	}
+	if re := (*resetError)(nil); errors.As(err, &re) {
+		return re
+	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		return errno
@@ -388,7 +391,10 @@ func (c *Client) SendStream(ctx context.Context, r io.Reader, echo io.Writer) (R
 // sent, returning each verified chunk to recycle when that is not nil.
 func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send func([]byte) error) error, recycle chan<- []byte) (Result, error) {
 	var res Result
-	var sent atomic.Int64
+	// sent counts what the writes took; sending, what was handed to
+	// them, which a reset's message counts (a reset may come, and be read,
+	// before the write that caused it has returned).
+	var sent, sending atomic.Int64
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
@@ -452,6 +458,7 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 		if !gate.do(func() { c.logData("sending ", b) }) {
 			return errEchoEnded
 		}
+		sending.Add(int64(len(b)))
 		n, err := conn.Write(b)
 		sent.Add(int64(n))
 		return err
@@ -488,7 +495,7 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	res.Sent, res.Received = sent.Load(), v.offset
 	gate.shut()
 	c.log(zerolog.InfoLevel).Msg("closing")
-	err = c.exchangeError(ctx, rerr, werr, res.Received)
+	err = c.exchangeError(ctx, rerr, werr, res.Received, sending.Load())
 	if err == nil && c.Trace != nil && c.Trace.Echoed != nil {
 		c.Trace.Echoed(time.Since(start))
 	}
@@ -496,8 +503,8 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 }
 
 // exchangeError makes the error an exchange returns from the reader's error
-// rerr, the writer's werr and the number of bytes echoed.
-func (c *Client) exchangeError(ctx context.Context, rerr, werr error, received int64) error {
+// rerr, the writer's werr and the numbers of bytes echoed and sent.
+func (c *Client) exchangeError(ctx context.Context, rerr, werr error, received, sending int64) error {
 	var mismatch *MismatchError
 	switch {
 	case errors.As(rerr, &mismatch):
@@ -518,6 +525,10 @@ func (c *Client) exchangeError(ctx context.Context, rerr, werr error, received i
 			cause = fmt.Errorf("%w: %w", ErrClosedBeforeEcho, cause)
 		}
 		return &ExchangeError{Addr: c.addr(), Err: cause}
+	case received > 0 && ctx.Err() == nil && (resetSeen(rerr) || resetSeen(werr)):
+		// Reset partway: not a wrong echo (exit 3), a network failure
+		// that says how far the echo got.
+		return &ExchangeError{Addr: c.addr(), Err: &resetError{echoed: received, sent: sending}}
 	case rerr != nil && errors.Is(werr, net.ErrClosed):
 		// The reader closed the connection when the echo writer failed:
 		// the sender's error is only the consequence.
@@ -530,6 +541,13 @@ func (c *Client) exchangeError(ctx context.Context, rerr, werr error, received i
 		return &ExchangeError{Addr: c.addr(), Err: rerr}
 	}
 	return nil
+}
+
+// resetSeen reports whether err says that the server reset the
+// connection: a reset seen by a read or a write, or a half-close of a
+// connection already reset (ENOTCONN).
+func resetSeen(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ENOTCONN)
 }
 
 // peerClosed reports whether err says that the server closed or reset the
@@ -579,6 +597,16 @@ func (e *InputError) Error() string { return "read input: " + e.Err.Error() }
 
 // Unwrap returns the underlying error.
 func (e *InputError) Unwrap() error { return e.Err }
+
+// resetError is an exchange the server reset after echoing some of what
+// was sent; errors.Is finds syscall.ECONNRESET in it.
+type resetError struct{ echoed, sent int64 }
+
+func (e *resetError) Error() string {
+	return fmt.Sprintf("connection reset by the server after %d of %d bytes echoed", e.echoed, e.sent)
+}
+
+func (e *resetError) Unwrap() error { return syscall.ECONNRESET }
 
 // errEchoEnded stops the writer when the reader has already finished.
 var errEchoEnded = errors.New("echo: echo ended")

@@ -401,7 +401,7 @@ func TestClientClosedBeforeEcho(t *testing.T) {
 }
 
 // TestClientResetAfterSomeEcho: a reset after part of the echo came back
-// stays a network error naming the reset.
+// stays a network error naming the reset and how much was echoed.
 func TestClientResetAfterSomeEcho(t *testing.T) {
 	echoed := make(chan struct{}) // the client has the 10 bytes
 	addr := fakeServer(t, func(c *net.TCPConn, stop <-chan struct{}) {
@@ -426,7 +426,7 @@ func TestClientResetAfterSomeEcho(t *testing.T) {
 	if !errors.As(err, &ee) || !errors.Is(err, syscall.ECONNRESET) || errors.Is(err, echo.ErrClosedBeforeEcho) {
 		t.Fatalf("error = %v (%T), want an *ExchangeError wrapping ECONNRESET only", err, err)
 	}
-	if want := "echo " + addr + ": connection reset by peer"; err.Error() != want {
+	if want := "echo " + addr + ": connection reset by the server after 10 of 46 bytes echoed"; err.Error() != want {
 		t.Errorf("error text = %q, want %q", err.Error(), want)
 	}
 	if res.Received != 10 {

@@ -173,7 +173,7 @@ func (e *opError) Unwrap() error { return e.err }
 // timeout or any other error.
 func (c *conn) logClose(err error, reason CloseReason) {
 	switch reason {
-	case CloseEOF:
+	case CloseEOF, CloseFault:
 	case CloseIdle:
 		if e := c.log(zerolog.InfoLevel); e != nil {
 			e.Dur("idle_timeout", c.idle).Msgf("idle timeout: no bytes either way for %v", c.idle)
@@ -197,7 +197,7 @@ func (c *conn) logClose(err error, reason CloseReason) {
 			c.proxyRefused(pe)
 		}
 	default:
-		if e := c.log(zerolog.WarnLevel); e != nil {
+		if e := c.log(zerolog.WarnLevel); e != nil && !errors.Is(err, errFault) {
 			e.Err(err).Msg(err.Error())
 		}
 	}

@@ -40,6 +40,11 @@
 // connections, bytes, echo latency and why each connection closed
 // ([CloseReason]); it is where metrics attach.
 //
+// A Server can also misbehave on purpose, for testing clients, proxies
+// and balancers: [Faults] in Server.Faults delays, paces, slices, cuts
+// off, stalls or corrupts the echo of a share of its stream connections,
+// on both engines; off in the zero value, at no cost.
+//
 // Two engines move the bytes, chosen for each listener in one place
 // (engineFor, engine.go):
 //

@@ -27,6 +27,10 @@ var ErrInvalidTimeout = errors.New("echo: invalid timeout")
 // out of bounds.
 var ErrInvalidPacketRate = errors.New("echo: invalid UDP rate")
 
+// ErrInvalidFault is returned (wrapped) by Faults.Set for text that is not
+// a fault setting, and by Serve when Server.Faults is out of bounds.
+var ErrInvalidFault = errors.New("echo: invalid fault")
+
 // ErrInvalidGreeting is returned (wrapped, with what is wrong) by
 // ValidateGreeting, Serve and ServePacket for a Server.Greeting that is
 // not a valid template.

@@ -100,6 +100,16 @@ func (c *goConn) serve() {
 // few system calls. Either way it writes everything it read before it
 // reads again, so a peer that does not read stalls only itself.
 func (c *goConn) echo() error {
+	err := c.echoUntilEnd()
+	if c.run != nil && c.run.ended != endNone {
+		return c.end(c.run.ended) // the stages end it (a fault)
+	}
+	return err
+}
+
+// echoUntilEnd is echo until the peer or an error ends it, or an ending
+// of the stages is due (stageRun.ending).
+func (c *goConn) echoUntilEnd() error {
 	logs := c.srv.logsData()
 	var buf []byte
 	if logs {
@@ -116,6 +126,9 @@ func (c *goConn) echo() error {
 	if c.run != nil && chain != nil {
 		// With none that applies, c.run stays empty: the plain echo.
 		if chain.start(c.run, &c.conn, time.Now()) {
+			if c.run.enders != nil && c.run.ending(false) != endNone {
+				return nil // refused: not even a greeting (as a loop's opened)
+			}
 			p, err := c.open(buf)
 			if err == nil && len(p) > 0 { // read with the end of a header
 				err = c.echoChunk(p, logs)
@@ -125,8 +138,15 @@ func (c *goConn) echo() error {
 			}
 		}
 	}
+	ends := c.run != nil && c.run.enders != nil
 	for {
+		if ends && c.run.ending(false) != endNone {
+			return nil
+		}
 		c.armRead()
+		if ends {
+			c.armEnd()
+		}
 		n, err := c.rwc.Read(buf)
 		if n > 0 {
 			if werr := c.echoChunk(buf[:n], logs); werr != nil {
@@ -134,9 +154,57 @@ func (c *goConn) echo() error {
 			}
 		}
 		if err != nil {
+			if ends && errors.Is(err, os.ErrDeadlineExceeded) && !c.stopping.Load() && c.run.ending(false) != endNone {
+				return nil
+			}
 			return &opError{"read", err}
 		}
 	}
+}
+
+// armEnd makes the next read end when an ending of the stages is due by
+// time, if that comes before the idle timeout's deadline.
+func (c *goConn) armEnd() {
+	at := c.run.endAt()
+	if at.IsZero() || (!c.readBy.IsZero() && c.readBy.Before(at)) {
+		return
+	}
+	c.rwc.SetReadDeadline(at)
+	if c.stopping.Load() { // keep Shutdown's, as armRead does
+		c.rwc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// end ends the connection as its stages decided (stage.go's endings): a
+// lingering close after FIN, a reset, or a stall until the idle timeout,
+// Shutdown's deadline or Close.
+func (c *goConn) end(e ending) error {
+	switch e {
+	case endClose:
+		lingerClose(c.rwc, time.Now().Add(drainLinger))
+	case endReset:
+		resetConn(c.rwc)
+	case endStall:
+		if c.idle <= 0 {
+			<-c.run.wake
+		} else if c.run.sleep(c.idle) {
+			return &opError{"read", os.ErrDeadlineExceeded} // the idle timeout
+		}
+	}
+	return &opError{"fault", errFault}
+}
+
+// resetConn closes rwc with an RST: SO_LINGER 0 on its socket (under
+// TLS, the TCP connection's), so that what is unsent is dropped. A
+// connection that cannot set it is only closed.
+func resetConn(rwc net.Conn) {
+	if tc, ok := rwc.(*tls.Conn); ok {
+		rwc = tc.NetConn()
+	}
+	if l, ok := rwc.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
+	rwc.Close()
 }
 
 // echoChunk writes back p, just read, logging it when data is logged.
@@ -227,9 +295,12 @@ func (c *goConn) proxyFirst() error {
 // piece, each after its wait. Shutdown's deadline and Close end the waits
 // (stageRun.stop): the rest is then written at once.
 func (c *goConn) writePaced(p []byte) (int, error) {
-	c.run.startChunk()
+	c.run.startChunk(p)
 	written := 0
 	for written < len(p) {
+		if c.run.enders != nil && c.run.ending(true) != endNone {
+			return written, errFault
+		}
 		n, wait := c.run.next(len(p) - written)
 		if wait > 0 {
 			c.run.sleep(wait)

@@ -63,6 +63,8 @@ func (l *loop) handle(lc *loopConn) {
 		l.flush(lc)
 	case lc.draining:
 		l.discard(lc)
+	case l.staged != nil && l.stalled(lc):
+		// A fault stalls it: nothing is read or written.
 	default:
 		l.echo(lc)
 	}
@@ -260,7 +262,7 @@ func (l *loop) discard(lc *loopConn) {
 		return
 	}
 	if err != nil || n == 0 {
-		l.close(lc, CloseShutdown, nil)
+		l.close(lc, l.drainedReason(lc), nil)
 	}
 }
 

@@ -26,6 +26,14 @@ func (l *loop) opened(lc *loopConn) {
 		l.staged = make(map[*loopConn]*stageRun)
 	}
 	l.staged[lc] = run
+	if run.enders != nil {
+		if l.endNow(lc, run, false) {
+			return // refused
+		}
+		if at := run.endAt(); !at.IsZero() {
+			l.timers.add(loopTimer{due: int64(at.Sub(l.epoch)), lc: lc, run: run, end: true})
+		}
+	}
 	if run.reading() == 0 {
 		l.greet(lc, run)
 		return
@@ -110,7 +118,7 @@ func (l *loop) echoChunk(lc *loopConn, run *stageRun, p []byte) {
 		return
 	}
 	l.hold(lc, p)
-	run.startChunk()
+	run.startChunk(lc.pending.buf)
 	l.writeStaged(lc, run)
 }
 
@@ -122,6 +130,9 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 	for run.due == 0 {
 		rest := lc.pending.rest
 		if run.piece == 0 {
+			if run.enders != nil && !run.greets && l.endNow(lc, run, true) {
+				return
+			}
 			n, wait := run.next(len(rest))
 			run.piece = n
 			if wait > 0 && !lc.stopped {
@@ -155,6 +166,8 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 			if early := run.early; early != nil && !echo && lc.pending == nil {
 				run.early = nil
 				l.echoChunk(lc, run, early)
+			} else if run.enders != nil && lc.pending == nil && !lc.stopped && l.staged[lc] == run {
+				l.endNow(lc, run, false) // before reading on
 			}
 			return
 		}
@@ -177,6 +190,12 @@ func (l *loop) fireTimers(now int64) {
 			continue // closed since
 		}
 		switch {
+		case t.linger: // a lingering close (endClose) that the peer did not end
+			l.close(t.lc, CloseFault, nil)
+		case t.end:
+			if t.run.ended == endNone {
+				l.endNow(t.lc, t.run, t.lc.pending != nil)
+			}
 		case t.open:
 			if t.run.reading() > 0 {
 				err := &opError{"open", t.run.expired()}
@@ -203,6 +222,9 @@ type loopTimer struct {
 	lc   *loopConn
 	run  *stageRun
 	open bool // the time bound of the open stages, not a held piece
+	end  bool // an ending of the stages due by time (ender.endAt)
+	// linger is the bound of an ending's lingering close (endClose).
+	linger bool
 }
 
 func (h loopTimers) Len() int           { return len(h) }
@@ -234,4 +256,56 @@ func (h loopTimers) wait(now int64) time.Duration {
 		return -1
 	}
 	return time.Duration(max(h[0].due-now, 0))
+}
+
+// endNow acts on an ending of lc's stages, if one is due (stage.go,
+// stageRun.ending; mid: between two pieces of a chunk), as the goroutine
+// engine does (goConn.end), without blocking: a close sends FIN and
+// discards what the peer still sends (shutWrite, discard) for up to
+// drainLinger; a reset closes with SO_LINGER 0; a stall drops what is
+// held and watches nothing more (the idle sweep still applies). It
+// reports whether lc ended.
+func (l *loop) endNow(lc *loopConn, run *stageRun, mid bool) bool {
+	end := run.ending(mid)
+	if end == endNone {
+		return false
+	}
+	if lc.pending != nil && !run.greets {
+		l.sent(lc, int(lc.written), false) // the chunk is cut, as on goroutines
+	}
+	switch end {
+	case endClose:
+		lc.dropPending()
+		run.due = 0
+		l.timers.add(loopTimer{due: l.now() + int64(drainLinger), lc: lc, run: run, linger: true})
+		l.shutWrite(lc)
+	case endReset:
+		unix.SetsockoptLinger(int(lc.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		l.close(lc, CloseFault, &opError{"fault", errFault})
+	case endStall:
+		lc.dropPending()
+		run.due = 0
+		// Edge-triggered with no event asked: a hang-up is reported
+		// once, and ignored (stalled).
+		l.watch(lc, unix.EPOLLET)
+	}
+	return true
+}
+
+// stalled reports whether an ending of lc's stages stalls it: it neither
+// reads nor writes.
+func (l *loop) stalled(lc *loopConn) bool {
+	run := l.staged[lc]
+	return run != nil && run.ended == endStall
+}
+
+// drainedReason is why lc, whose write side is shut, closes once its
+// peer ends: a fault's lingering close, or Shutdown's.
+func (l *loop) drainedReason(lc *loopConn) CloseReason {
+	if l.staged != nil && !lc.stopped {
+		if run := l.staged[lc]; run != nil && run.ended == endClose {
+			return CloseFault
+		}
+	}
+	return CloseShutdown
 }

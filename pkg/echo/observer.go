@@ -52,6 +52,15 @@ type PacketDropObserver interface {
 	Dropped(reason DropReason)
 }
 
+// A FaultObserver is a ConnObserver that also counts the faults injected
+// (Server.Faults). If the ConnObserver that Observer.ConnAccepted returns
+// implements it, Fault is called the first time each kind of fault acts
+// on that connection.
+type FaultObserver interface {
+	ConnObserver
+	Fault(kind FaultKind)
+}
+
 // A ConnObserver receives the events of one connection, in order. The
 // per-chunk methods, Received and Sent, are on the echo's hot path: keep
 // them to a few atomic operations.
@@ -100,6 +109,9 @@ const (
 	// malformed, unsupported or late, or the peer is not in
 	// ProxyTrusted. Its ProxyResult says which.
 	CloseProxy
+	// CloseFault: closed or reset by a fault (Server.Faults: close-after,
+	// reset-after, refuse).
+	CloseFault
 )
 
 var closeReasonNames = [...]string{
@@ -112,10 +124,11 @@ var closeReasonNames = [...]string{
 	CloseShutdown:     "shutdown",
 	CloseError:        "error",
 	CloseProxy:        "proxy",
+	CloseFault:        "fault",
 }
 
 // String returns the reason's label value: "eof", "idle", "write-timeout",
-// "reset", "limit", "denied", "shutdown", "error" or "proxy".
+// "reset", "limit", "denied", "shutdown", "error", "proxy" or "fault".
 func (r CloseReason) String() string {
 	if int(r) < len(closeReasonNames) {
 		return closeReasonNames[r]

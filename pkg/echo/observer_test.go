@@ -137,7 +137,7 @@ func (r *recorder) check(t *testing.T) {
 }
 
 func TestCloseReasonString(t *testing.T) {
-	want := []string{"eof", "idle", "write-timeout", "reset", "limit", "denied", "shutdown", "error", "proxy"}
+	want := []string{"eof", "idle", "write-timeout", "reset", "limit", "denied", "shutdown", "error", "proxy", "fault"}
 	got := echo.CloseReasons()
 	if len(got) != len(want) {
 		t.Fatalf("CloseReasons() has %d reasons, want %d", len(got), len(want))

@@ -112,12 +112,6 @@ func (pt proxyTarget) session(t *testing.T, raw net.Conn) net.Conn {
 	return tc
 }
 
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
-}
-
 // proxyHeader formats a PROXY header from src to dst.
 func proxyHeader(t *testing.T, version byte, src, dst string, tlvs ...proxyproto.TLV) []byte {
 	t.Helper()
@@ -261,7 +255,7 @@ func TestProxyHeaderServed(t *testing.T) {
 				if _, err := c.Write(rest); err != nil {
 					t.Fatal(err)
 				}
-				closeWrite(c)
+				closeWrite(t, c)
 				got, err := readAll(c)
 				if err != nil || string(got) != msg {
 					t.Fatalf("read %q, %v; want the message alone, %q", got, err, msg)
@@ -522,7 +516,7 @@ func TestProxyManyConnections(t *testing.T) {
 					c.SetDeadline(time.Now().Add(ioTimeout))
 					payload := randomBytes(uint64(i), 3000)
 					c.Write(append(proxyHeader(t, byte(1+i%2), "203.0.113.7:41000", "10.0.0.5:9000"), payload...))
-					closeWrite(c)
+					closeWrite(t, c)
 					got, err := io.ReadAll(c)
 					if err != nil || !bytes.Equal(got, payload) {
 						t.Errorf("connection %d: %d bytes back, %v", i, len(got), err)
@@ -593,7 +587,7 @@ func TestProxyGreeting(t *testing.T) {
 			_, unix := raw.(*net.UnixConn)
 			c := pt.session(t, raw)
 			c.Write([]byte("hello"))
-			closeWrite(c)
+			closeWrite(t, c)
 			got, err := readAll(c)
 			want := "peer=203.0.113.7:41000 via=" + via + " proxy=v1 PROXY TCP4 203.0.113.7:41000 -> 10.0.0.5:9000\nhello"
 			if unix { // a Unix connection is named by the socket's path

@@ -190,6 +190,16 @@ type Server struct {
 	// what the client sent.
 	Greeting string
 
+	// Faults, if it injects any, makes every stream connection (TCP,
+	// TLS, Unix sockets) misbehave on purpose: delayed, sliced or paced
+	// echoes, a close, reset or stall after some bytes or some time, a
+	// flipped bit, a connection refused (docs/faults.md). It is read
+	// when the Server first serves; SetFaults changes the faults later.
+	// Nil: no fault, at no cost; a zero Faults injects none either, but
+	// lets SetFaults add some, for a check per connection. ServePacket
+	// ignores it.
+	Faults *Faults
+
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
@@ -205,6 +215,8 @@ type Server struct {
 	noLoops     bool                         // serve with goroutines only (for tests; engineFor)
 	stages      *stages                      // applied to every stream connection; nil: none (stage.go)
 	greeting    greetingStart                // Greeting's stage, set up once (greeting.go)
+	faults      sync.Once                    // appends Faults' stage, once (fault_stage.go: startFaults)
+	faultStage  atomic.Pointer[faultStage]   // that stage, for SetFaults; nil: none
 }
 
 // ListenAndServe binds s.Addr (every address its host resolves to), as
@@ -349,6 +361,9 @@ func (s *Server) validate() error {
 		return fmt.Errorf("%w: %v (must be between 0 and %v)", ErrInvalidBusyPoll, s.BusyPoll, MaxBusyPoll)
 	}
 	if err := s.startGreeting(); err != nil {
+		return err
+	}
+	if err := s.startFaults(); err != nil {
 		return err
 	}
 	return s.validateTimeouts()

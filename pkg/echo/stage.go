@@ -27,7 +27,12 @@ import (
 //     into slices or pace it to a rate. Several write stages run in a row,
 //     each seeing the piece the one before it chose (as toxiproxy's toxics
 //     do): the piece written is the last one's, after the sum of the
-//     waits.
+//     waits. Its pacer may also be a rewriter, which changes a chunk
+//     before any of it is written (a flipped bit), and an ender, which
+//     ends the connection instead of echoing on (an ending: a close
+//     after FIN, a reset, a stall), asked when the stages start, before
+//     each read and each piece, and when its deadline passes; the faults
+//     (fault_stage.go) are such a stage.
 //
 // A stage never touches a socket, a deadline or a goroutine: it is pure
 // decision, called by the engine that serves the connection, on that
@@ -49,6 +54,16 @@ import (
 //     timer heap (loopTimers), which sets how long epoll_wait may sleep;
 //     when the time comes it writes the next piece. Header bytes arrive in
 //     pieces: each read is handed to the opener until it says it is done.
+//
+// An ending is acted on the same way by both (goConn.end, loop.endNow):
+// a close sends FIN and discards what the peer still sends for up to
+// drainLinger (a goroutine blocking in lingerClose, a loop with shutWrite,
+// discard and a timer); a reset sets SO_LINGER 0 and closes; a stall
+// stops reading and writing (a goroutine waits for the idle timeout,
+// Shutdown or Close; a loop watches no event and leaves it to its idle
+// sweep). The goroutine engine wakes for an ending's deadline with its
+// read deadline (armEnd), a loop with its timer heap. The connection
+// closes with reason CloseFault.
 //
 // Both keep the seed's order and back-pressure: nothing more is read from
 // a connection until the whole echo of its last read (or its greeting) is
@@ -134,6 +149,45 @@ type pacer interface {
 	next(rest int, first bool) (n int, wait time.Duration)
 }
 
+// An ending is what a write stage may make its connection do instead of
+// echoing on (the faults of faults.go). Each engine acts on it the same
+// way, and the connection closes with reason CloseFault.
+type ending uint8
+
+const (
+	endNone ending = iota
+	// endClose: write nothing more of the chunk, send FIN, discard what
+	// the peer still sends, for up to drainLinger, and close.
+	endClose
+	// endReset: close at once with an RST (SO_LINGER 0), writing
+	// nothing more.
+	endReset
+	// endStall: neither read nor write again, and keep the connection
+	// open, until the idle timeout, Shutdown's deadline or Close.
+	endStall
+)
+
+// An ender is a pacer that may end its connection. The engines ask it
+// when the stages start, before each read, before each piece of a chunk
+// (mid) and, if it has a deadline, when that passes; its answer stands
+// once it is not endNone.
+type ender interface {
+	// ending reports what the connection must do now; mid is set
+	// between the pieces of a chunk (what was written of it so far is
+	// all the peer gets of it if the connection ends there).
+	ending(mid bool) ending
+	// endAt returns when an ending is due whatever the bytes, so that
+	// the engine wakes for it (zero: never).
+	endAt() time.Time
+}
+
+// A rewriter is a pacer that may change a chunk before any of it is
+// written (it flips a bit of it, say): the engine hands it the chunk, in
+// a buffer the connection owns, once.
+type rewriter interface {
+	rewrite(p []byte)
+}
+
 // stages is a Server's chain of stages, in the order they apply: all the
 // open stages, in order, then the write stages on each chunk, in order.
 type stages struct {
@@ -148,6 +202,12 @@ type stageRun struct {
 	openers []opener
 	pacers  []pacer
 	openBy  time.Time // when the open stages must be done (zero: no bound)
+
+	// enders and rewriters are the pacers that are also enders or
+	// rewriters, in order; nil when none is.
+	enders    []ender
+	rewriters []rewriter
+	ended     ending // what an ender decided (endNone: echoing on)
 
 	piece  int   // bytes of the current piece still to write; 0: ask next
 	first  bool  // the next piece is the chunk's first
@@ -185,6 +245,12 @@ func (s *stages) start(r *stageRun, c *conn, now time.Time) bool {
 	for _, st := range s.write {
 		if p := st.pacer(c); p != nil {
 			r.pacers = append(r.pacers, p)
+			if e, ok := p.(ender); ok {
+				r.enders = append(r.enders, e)
+			}
+			if w, ok := p.(rewriter); ok {
+				r.rewriters = append(r.rewriters, w)
+			}
 		}
 	}
 	return len(r.openers) > 0 || len(r.pacers) > 0
@@ -253,8 +319,41 @@ type expirer interface {
 	expired() error
 }
 
-// startChunk readies the pacers for a chunk.
-func (r *stageRun) startChunk() { r.first, r.piece = true, 0 }
+
+// startChunk readies the pacers for p, a chunk to write, which the
+// rewriters may change in place.
+func (r *stageRun) startChunk(p []byte) {
+	r.first, r.piece = true, 0
+	for _, w := range r.rewriters {
+		w.rewrite(p)
+	}
+}
+
+// ending asks the enders, in order, whether the connection must end now
+// (mid: between two pieces of a chunk); once one says so, it stands.
+func (r *stageRun) ending(mid bool) ending {
+	if r.ended != endNone {
+		return r.ended
+	}
+	for _, e := range r.enders {
+		if end := e.ending(mid); end != endNone {
+			r.ended = end
+			return end
+		}
+	}
+	return endNone
+}
+
+// endAt returns the earliest deadline of the enders (zero: none).
+func (r *stageRun) endAt() time.Time {
+	var at time.Time
+	for _, e := range r.enders {
+		if t := e.endAt(); !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
+	}
+	return at
+}
 
 // next asks the pacers, in order, for the next piece of what is left of
 // the chunk, rest bytes: its length and the wait before it.

@@ -98,6 +98,12 @@ func (s slicer) next(rest int, first bool) (int, time.Duration) {
 	return s.n, s.gap
 }
 
+// HasStages reports whether s, once serving, has any stage.
+func HasStages(s *Server) bool {
+	s.faults.Do(func() {}) // waits for Faults' stage
+	return s.stages != nil
+}
+
 // WithGreetingEnv makes s read {hostname} and {env:NAME} of its Greeting
 // from hostname and env rather than from the process.
 func WithGreetingEnv(s *Server, hostname string, env map[string]string) *Server {

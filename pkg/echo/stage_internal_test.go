@@ -43,7 +43,7 @@ func TestStageRunChains(t *testing.T) {
 	if g := string(r.greeting()); g != "one\ntwo\n" {
 		t.Errorf("greeting %q, want the open stages' in order", g)
 	}
-	r.startChunk()
+	r.startChunk(make([]byte, 7))
 	var pieces []int
 	var waits []time.Duration
 	for rest := 7; rest > 0; {

@@ -184,6 +184,11 @@ func (c *conn) closeReason(err error) CloseReason {
 	switch {
 	case errors.As(err, &refused):
 		return refused.closeReason()
+	case errors.Is(err, errFault):
+		if c.stopping.Load() || c.srv.shuttingDown() {
+			return CloseShutdown // a stall that Shutdown or Close ended
+		}
+		return CloseFault
 	case errors.Is(err, io.EOF):
 		return CloseEOF
 	case errors.Is(err, os.ErrDeadlineExceeded):

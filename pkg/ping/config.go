@@ -3,6 +3,7 @@ package ping
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 const (
 	DefaultInterval = time.Second
 	DefaultSize     = 64
-	DefaultTimeout  = 2 * time.Second
+	// DefaultTimeout is ping(8)'s -W default.
+	DefaultTimeout = 10 * time.Second
 	// MinSize is the smallest probe: a datagram carries its sequence
 	// number and the run's identifier, 8 bytes each.
 	MinSize = 16
@@ -44,6 +46,9 @@ type Config struct {
 	// Reuse sends every probe on one connection (TCP, TLS, Unix), made
 	// again after a probe fails. Without it each probe connects anew.
 	Reuse bool
+	// Source, if valid, is the local address probes are sent from (as
+	// ping -I ADDRESS and tcping --source); the port is the kernel's choice.
+	Source netip.Addr
 	// ResolveEach resolves the server's name before every probe, for a
 	// name whose addresses change (DNS balancing); otherwise the first
 	// answer is used for the whole run.
@@ -101,6 +106,9 @@ func (c Config) Validate() error {
 		a, err := echo.ParseAddr(clientAddr(c.Client))
 		if err != nil {
 			return err
+		}
+		if a.Network == echo.NetworkUnix && c.Source.IsValid() {
+			return &ConfigError{"source", c.Source.String(), "a unix:// address has no source address"}
 		}
 		if a.Network == echo.NetworkUDP && c.Reuse {
 			return &ConfigError{"reuse", "true", "a udp:// probe is a datagram on one socket already; --reuse is for tcp, tls and unix"}

@@ -69,11 +69,19 @@ type run struct {
 func newRun(cfg Config) *run {
 	r := &run{cfg: cfg, client: *cfg.Client}
 	r.client.Logger = zerolog.Nop()
+	a, _ := echo.ParseAddr(clientAddr(&r.client)) // Validate parsed it
+	r.udp = a.Network == echo.NetworkUDP
+	if cfg.Source.IsValid() {
+		// The Dialer's LocalAddr must be of the network it dials.
+		if r.udp {
+			r.client.Dialer.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Source, 0))
+		} else {
+			r.client.Dialer.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(cfg.Source, 0))
+		}
+	}
 	if !cfg.ResolveEach {
 		r.client.Resolver = &onceResolver{r: r.client.Resolver}
 	}
-	a, _ := echo.ParseAddr(clientAddr(&r.client)) // Validate parsed it
-	r.udp = a.Network == echo.NetworkUDP
 	var idb [8]byte
 	rand.Read(idb[:])
 	r.id = binary.BigEndian.Uint64(idb[:])

@@ -206,9 +206,7 @@ func TestPingSourceAddress(t *testing.T) {
 		mu.Unlock()
 		io.Copy(c, c)
 	})
-	client := &echo.Client{Addr: addr}
-	client.Dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP("127.0.0.9")}
-	if sum, _ := run(t, ping.Config{Client: client, Count: 2}); !sum.OK() {
+	if sum, _ := run(t, ping.Config{Client: &echo.Client{Addr: addr}, Count: 2, Source: netip.MustParseAddr("127.0.0.9")}); !sum.OK() {
 		t.Fatalf("%+v", sum)
 	}
 	mu.Lock()
@@ -248,6 +246,7 @@ func TestPingConfigErrors(t *testing.T) {
 		{"udp datagram too large", ping.Config{Client: &echo.Client{Addr: "udp://127.0.0.1:7"}, Size: 65508}},
 		{"reuse on udp", ping.Config{Client: &echo.Client{Addr: "udp://127.0.0.1:7"}, Reuse: true}},
 		{"bad address", ping.Config{Client: &echo.Client{Addr: "ftp://x"}}},
+		{"source on unix", ping.Config{Client: &echo.Client{Addr: "unix:///tmp/x.sock"}, Source: netip.MustParseAddr("127.0.0.1")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

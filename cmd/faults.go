@@ -1,0 +1,121 @@
+package cmd
+
+import (
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// serve's faults (docs/faults.md): each key is "fault-" and a key of
+// echo.Faults' text form, parsed by echo.Faults.Set, the one parser of a
+// fault setting; in a config file they may also sit in a faults section
+// without the prefix (faults: {delay: 50ms}).
+const (
+	faultPrefix  = "fault-"
+	faultSection = "faults"
+)
+
+// faultKey is the key of the fault named name (a key of echo.Faults' text
+// form), a string flag of serve, empty (off) by default.
+func faultKey(name, def, usage string) key {
+	return key{
+		name: faultPrefix + name, def: def,
+		flags: []keyFlag{{on: cmdServe, usage: "fault: " + usage}},
+		decode: func(d *decoder, key string, cfg *Config) {
+			if cfg.Faults == nil {
+				cfg.Faults = &echo.Faults{}
+			}
+			raw := d.v.Get(key)
+			if err := cfg.Faults.Set(name, faultText(raw)); err != nil {
+				_, reason, _ := strings.Cut(err.Error(), name+": ")
+				d.fail(key, raw, reason)
+			}
+		},
+	}
+}
+
+// faultText is the text of a merged value: a string as it is, a number
+// (a config file's corrupt: 0.01 or close-after: 1024) written out.
+func faultText(raw any) string {
+	switch x := raw.(type) {
+	case string:
+		return x
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case uint64:
+		return strconv.FormatUint(x, 10)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case nil:
+		return ""
+	}
+	return "?"
+}
+
+// logFaults writes one line listing the faults serve injects, if any.
+func logFaults(f *echo.Faults, logger zerolog.Logger) {
+	settings := f.Settings()
+	if settings == nil {
+		return
+	}
+	logger.Info().Str("logger", "main").Strs("faults", settings).
+		Msg("faults on every tcp, tls and unix listener: " + strings.Join(settings, " "))
+}
+
+// watchFaults reloads serve's faults on SIGHUP, when it read a config
+// file: the configuration is loaded again (flags and the environment
+// still win over the file) and its faults apply to the connections opened
+// from then on. A configuration that does not load, or faults that are
+// not valid, leave the faults in force, and the log says why.
+func watchFaults(srv *echo.Server, cfg *Config, reload func() (*Config, error), logger zerolog.Logger) (stop func()) {
+	if cfg.File == "" || srv.Faults == nil || reload == nil {
+		return func() {}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		current := cfg.Faults
+		for {
+			select {
+			case <-hup:
+				next, err := reload()
+				if err == nil {
+					err = srv.SetFaults(next.Faults)
+				}
+				if err != nil {
+					logger.Warn().Str("logger", "main").Err(err).
+						Msgf("SIGHUP: faults not reloaded, still %s: %v", faultList(current), err)
+					continue
+				}
+				current = next.Faults
+				logger.Info().Str("logger", "main").Strs("faults", current.Settings()).
+					Msg("SIGHUP: faults reloaded, for new connections: " + faultList(current))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
+}
+
+// faultList is f's settings in one line, or "none".
+func faultList(f *echo.Faults) string {
+	if s := f.Settings(); s != nil {
+		return strings.Join(s, " ")
+	}
+	return "none"
+}

@@ -1,0 +1,50 @@
+package cmd
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestPingUsageErrors: bad ping flags exit 2 with one line naming the flag,
+// before any probe.
+func TestPingUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--size", "3"}, "echoctl: invalid --size 3: must be 16 to 1048576 bytes\n"},
+		{[]string{"--count", "-1"}, "echoctl: invalid --count -1: must be 0 (until interrupted) or more\n"},
+		{[]string{"--interval", "-1s"}, "echoctl: invalid --interval -1s: must not be negative\n"},
+		{[]string{"--timeout", "0"}, "echoctl: invalid --timeout 0s: ping needs a bound on each probe, more than 0\n"},
+		{[]string{"--source", "host.example"}, `echoctl: invalid --source "host.example": must be an IP address of this machine, such as 127.0.0.1 or ::1` + "\n"},
+		{[]string{"--addr", "udp://127.0.0.1:7", "--reuse"}, "echoctl: invalid --reuse true: a udp:// probe is a datagram on one socket already; --reuse is for tcp, tls and unix\n"},
+		{[]string{"--addr", "udp://127.0.0.1:7", "--size", "65508"}, "echoctl: invalid --size 65508: a udp:// probe is one datagram: at most 65507 bytes over this address family\n"},
+		{[]string{"--addr", "unix:///tmp/x.sock", "--source", "127.0.0.1"}, "echoctl: invalid --source 127.0.0.1: a unix:// address has no source address\n"},
+		{[]string{"--addr", "ftp://x:1"}, "echoctl: invalid addr \"ftp://x:1\" from flag --addr: unknown scheme \"ftp\": want tcp, udp, tls or unix\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := run(t, cancelledContext(), append([]string{"ping"}, tt.args...)...)
+			if r.code != ExitUsage || r.stderr != tt.want || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", r.code, r.stdout, r.stderr, tt.want)
+			}
+		})
+	}
+}
+
+// TestPingInProcess: ping against serve in the same process: text lines, the
+// summary, exit 0.
+func TestPingInProcess(t *testing.T) {
+	isolate(t)
+	srv := startServe(t)
+	r := run(t, context.Background(), "ping", "--addr", srv.addr, "-c", "2", "-i", "1ms")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"seq=1 peer=" + srv.addr + " connect=", "seq=2 peer=", "--- " + srv.addr + " echoctl ping statistics ---", "2 probes sent, 2 received, 0% loss"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("no %q in:\n%s", want, r.stdout)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package main_test
+
+import (
+	"bytes"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// TestFaultsSeenBySend: `echoctl send` tells a server's faults apart, on
+// the real binary: a reset partway exits 1 saying how much was echoed, a
+// flipped bit exits 3 at its offset, an echo cut short by a FIN exits 3;
+// and serve lists its faults at start-up and logs each as it acts.
+func TestFaultsSeenBySend(t *testing.T) {
+	input := bytes.Repeat([]byte("0123456789abcdef"), 256) // 4096 bytes
+	cases := []struct {
+		name  string
+		fault []string
+		code  int
+		check func(t *testing.T, stderr string)
+	}{
+		{"reset", []string{"--fault-reset-after", "1024"}, 1, func(t *testing.T, stderr string) {
+			m := regexp.MustCompile(`^echoctl: echo 127\.0\.0\.1:\d+: connection reset by the server after (\d+) of (\d+) bytes echoed\n$`).FindStringSubmatch(stderr)
+			if m == nil {
+				t.Fatalf("stderr %q, want the reset and how much was echoed", stderr)
+			}
+			if echoed, _ := strconv.Atoi(m[1]); echoed < 1 || echoed > 1024 {
+				t.Errorf("%s bytes echoed before the reset, want 1 to 1024", m[1])
+			}
+		}},
+		{"corrupt", []string{"--fault-corrupt", "1"}, 3, func(t *testing.T, stderr string) {
+			m := regexp.MustCompile(`^echoctl: echo differs from what was sent at byte (\d+): sent (\S+), received (\S+)\n$`).FindStringSubmatch(stderr)
+			if m == nil {
+				t.Fatalf("stderr %q, want the offset of the flipped byte", stderr)
+			}
+			off, _ := strconv.Atoi(m[1])
+			sent, sok := unquoteByte(m[2])
+			got, gok := unquoteByte(m[3])
+			if off >= len(input) || !sok || !gok || sent != input[off] || bits.OnesCount8(sent^got) != 1 {
+				t.Errorf("at byte %d: sent %s, received %s; want the byte sent there with one bit flipped", off, m[2], m[3])
+			}
+		}},
+		{"refuse", []string{"--fault-refuse", "1"}, 1, func(t *testing.T, stderr string) {
+			// The reset may come before connect returns.
+			if !regexp.MustCompile(`^echoctl: (echo 127\.0\.0\.1:\d+: server closed the connection before echoing anything|connect 127\.0\.0\.1:\d+: connection reset by peer)\n$`).MatchString(stderr) {
+				t.Errorf("stderr %q, want a connection closed before any echo", stderr)
+			}
+		}},
+		{"close", []string{"--fault-close-after", "1024"}, 3, func(t *testing.T, stderr string) {
+			if want := "echoctl: echo differs from what was sent: the server closed after 1024 bytes, before the echo was complete\n"; stderr != want {
+				t.Errorf("stderr %q, want %q", stderr, want)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServer(t, spec{}, "127.0.0.1", tc.fault...)
+			r := echoctl(t, spec{Stdin: bytes.NewReader(input)}, "send", "--addr", srv.Addr(), "--log-level", "disabled", "--stdin")
+			if r.Code != tc.code {
+				t.Fatalf("send: %v; want exit %d", r, tc.code)
+			}
+			tc.check(t, string(r.Stderr))
+			lines := strings.Join(srv.Lines(), "\n")
+			if !strings.Contains(lines, "faults on every tcp, tls and unix listener: "+strings.TrimPrefix(tc.fault[0], "--fault-")+"=") {
+				t.Errorf("serve's start-up lines do not list the fault:\n%s", lines)
+			}
+		})
+	}
+}
+
+// unquoteByte returns the byte that echo.Quote writes as q.
+func unquoteByte(q string) (byte, bool) {
+	for v := range 256 {
+		if echo.Quote([]byte{byte(v)}) == q {
+			return byte(v), true
+		}
+	}
+	return 0, false
+}
+
+// TestFaultsReloadOnSIGHUP: serve reloads its faults from its config file
+// on SIGHUP, for the connections opened afterwards; a file with a bad
+// fault keeps the faults in force and says why.
+func TestFaultsReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "echoctl.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(config, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log-level: info\n") // no fault yet
+	srv := startServer(t, spec{}, "127.0.0.1", "--config", config)
+	input := bytes.Repeat([]byte("x"), 4096)
+	send := func() result {
+		return echoctl(t, spec{Stdin: bytes.NewReader(input)}, "send", "--addr", srv.Addr(), "--log-level", "disabled", "--stdin")
+	}
+	if r := send(); r.Code != 0 {
+		t.Fatalf("send before any fault: %v", r)
+	}
+
+	write("faults:\n  close-after: 1024\n")
+	srv.Signal(syscall.SIGHUP)
+	srv.WaitLine(regexp.MustCompile(`^main: SIGHUP: faults reloaded, for new connections: close-after=1KiB$`), readyTimeout)
+	if r := send(); r.Code != 3 || !strings.Contains(string(r.Stderr), "the server closed after 1024 bytes") {
+		t.Fatalf("send after the reload: %v; want exit 3, cut at 1024 bytes", r)
+	}
+
+	write("faults:\n  close-after: soon\n")
+	srv.Signal(syscall.SIGHUP)
+	srv.WaitLine(regexp.MustCompile(`^main: SIGHUP: faults not reloaded, still close-after=1KiB: invalid fault-close-after "soon" from config file .*$`), readyTimeout)
+	if r := send(); r.Code != 3 {
+		t.Fatalf("send after a failed reload: %v; want the faults in force (exit 3)", r)
+	}
+}

@@ -1,0 +1,436 @@
+package echo
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Faults makes a Server misbehave on purpose, on its stream connections
+// (TCP, TLS, Unix sockets), so that the clients, proxies and balancers
+// behind it can be tested against a slow, throttled, cut-off or lying
+// server (docs/faults.md). The zero value injects no fault. A Server whose
+// Faults is nil pays nothing for them; a zero one, which Server.SetFaults
+// may change later, costs each connection a check.
+//
+// When a connection opens, Share decides whether faults apply to it; if
+// they do, every fault set applies to it. Each fault, when it first acts
+// on a connection, is logged once at info on the connection's logger
+// ("fault: reset after 1024 bytes") and reported to the ConnObserver if it
+// is a FaultObserver.
+//
+// A Faults is a plain value: a copy may be given to another Server (or,
+// later, to one listener). Its text form is a set of keys, each parsed by
+// Set: "delay", "jitter", "rate", "slice", "slice-delay", "close-after",
+// "reset-after", "stall-after", "corrupt", "refuse" and "share"
+// (FaultKeys).
+type Faults struct {
+	// Delay holds each echo for that long after it was read (Jitter
+	// more or less): a slow server. Order is kept: a connection reads
+	// nothing more until its last echo is written.
+	Delay time.Duration
+	// Jitter adds to Delay a uniformly random amount between -Jitter and
+	// +Jitter, drawn for each echo (a delay never goes below zero).
+	Jitter time.Duration
+
+	// Rate paces each connection's echo to that many bytes a second, a
+	// token bucket that holds a tenth of a second's worth (at most 64
+	// KiB, at least one byte). Zero: no limit.
+	Rate int
+
+	// Slice writes each echo Slice bytes at a time, waiting SliceDelay
+	// between the pieces of one echo: it tests a client's reassembly.
+	// Zero: echoes are written whole.
+	Slice      int
+	SliceDelay time.Duration
+
+	// CloseAfter, once that many bytes are echoed or that long after the
+	// connection opened, writes what is owed up to that point, sends FIN
+	// and closes (discarding what the peer still sends, for up to a
+	// second, so that it reads the FIN rather than a reset).
+	CloseAfter FaultAfter
+	// ResetAfter resets the connection (an RST: SO_LINGER 0) once that
+	// many bytes are echoed or that long after it opened, without writing
+	// what is owed. (A Unix socket has no RST: its peer sees the end of
+	// the stream, or ECONNRESET if it had sent bytes not yet read.)
+	ResetAfter FaultAfter
+	// StallAfter, once that many bytes are echoed or that long after the
+	// connection opened, stops reading and echoing but keeps the
+	// connection open: a black hole. Server.IdleTimeout, if set, still
+	// closes it; so do Shutdown and Close.
+	StallAfter FaultAfter
+
+	// Corrupt is the probability, from 0 to 1, that one bit of an echoed
+	// chunk (what one read returned) is flipped.
+	Corrupt float64
+	// Refuse is the probability, from 0 to 1, that a connection is reset
+	// as soon as it is accepted (on TLS, once its handshake is done).
+	Refuse float64
+
+	// Share is the fraction of connections, drawn at random as each
+	// opens, that the faults apply to: from 0 (excluded) to 1. Zero means
+	// 1: every connection.
+	Share float64
+
+	// Rand, if not nil, is the source of the random decisions (Share,
+	// Refuse, Jitter, Corrupt), for reproducible tests; it is called
+	// once or twice per connection, under a lock. Nil: math/rand/v2's.
+	Rand rand.Source
+}
+
+// FaultAfter is when an ending fault (Faults.CloseAfter, ResetAfter,
+// StallAfter) acts: after Bytes bytes echoed, or Time after the connection
+// opened. At most one of the two is set; the zero value never acts. Its
+// text form, which ParseFaultAfter reads, is a byte count ("1024",
+// "64KiB") or a duration ("2s").
+type FaultAfter struct {
+	// Bytes is the number of bytes echoed, exactly, before it acts.
+	Bytes int64
+	// Time is how long after the connection opened it acts.
+	Time time.Duration
+}
+
+// IsZero reports whether a never acts.
+func (a FaultAfter) IsZero() bool { return a.Bytes <= 0 && a.Time <= 0 }
+
+// String returns a's text form: "1024", "64KiB", "2s", or "0" when zero.
+func (a FaultAfter) String() string {
+	switch {
+	case a.Bytes > 0:
+		return formatBytes(a.Bytes)
+	case a.Time > 0:
+		return a.Time.String()
+	}
+	return "0"
+}
+
+// describe says when a acts, for the log: "after 1024 bytes", "2s
+// after opening".
+func (a FaultAfter) describe() string {
+	if a.Bytes > 0 {
+		return fmt.Sprintf("after %d bytes", a.Bytes)
+	}
+	return fmt.Sprintf("%v after opening", a.Time)
+}
+
+// maxFaultBytes bounds a fault's byte counts and rate: 1 TiB.
+const maxFaultBytes = 1 << 40
+
+// ParseFaultAfter parses a FaultAfter: "0" (never), a byte count from 1
+// ("1024", "64KiB"; units B, KB, KiB, MB, MiB, GB, GiB, in any case) or a
+// duration as time.ParseDuration reads it ("2s", "1m30s").
+func ParseFaultAfter(s string) (FaultAfter, error) {
+	t := strings.TrimSpace(s)
+	if t == "0" {
+		return FaultAfter{}, nil
+	}
+	if n, err := parseBytes(t); err == nil {
+		return FaultAfter{Bytes: n}, nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil || d <= 0 || d > MaxTimeout {
+		return FaultAfter{}, fmt.Errorf("%q is neither a byte count (1024, 64KiB) nor a duration above 0 (2s) and up to %v", s, MaxTimeout)
+	}
+	return FaultAfter{Time: d}, nil
+}
+
+// parseBytes parses a byte count from 1: digits and an optional unit.
+func parseBytes(s string) (int64, error) {
+	end := strings.IndexFunc(s, func(c rune) bool { return c < '0' || c > '9' })
+	if end < 0 {
+		end = len(s)
+	}
+	digits, unit := s[:end], strings.TrimSpace(s[end:])
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is not a byte count from 1", s)
+	}
+	size := int64(1)
+	if unit != "" {
+		size = 0
+		for _, u := range byteUnits {
+			if strings.EqualFold(unit, u.name) {
+				size = int64(u.n)
+			}
+		}
+		if size == 0 {
+			return 0, fmt.Errorf("%q: unknown unit %q (B, KB, KiB, MB, MiB, GB, GiB)", s, unit)
+		}
+	}
+	if n > maxFaultBytes/size {
+		return 0, fmt.Errorf("%q is more than 1TiB", s)
+	}
+	return n * size, nil
+}
+
+// formatBytes writes n with the largest IEC unit that divides it.
+func formatBytes(n int64) string {
+	for _, u := range byteUnits {
+		if n%int64(u.n) == 0 && (u.n == 1 || strings.HasSuffix(u.name, "iB")) {
+			if u.n == 1 {
+				return strconv.FormatInt(n, 10)
+			}
+			return strconv.FormatInt(n/int64(u.n), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// faultKey is one key of the text form of Faults: how Set parses it and
+// how Settings shows it ("" when it is unset).
+type faultKey struct {
+	name string
+	set  func(f *Faults, v string) error
+	get  func(f *Faults) string
+}
+
+// faultKeys are the keys of Faults, in the order Settings lists them: the
+// one table that parses and shows a fault configuration.
+var faultKeys = []faultKey{
+	{"delay", func(f *Faults, v string) (err error) { f.Delay, err = parseFaultDuration(v); return },
+		func(f *Faults) string { return showDuration(f.Delay) }},
+	{"jitter", func(f *Faults, v string) (err error) { f.Jitter, err = parseFaultDuration(v); return },
+		func(f *Faults) string { return showDuration(f.Jitter) }},
+	{"rate", func(f *Faults, v string) (err error) { f.Rate, err = parseFaultRate(v); return },
+		func(f *Faults) string { return showCount(int64(f.Rate), "/s") }},
+	{"slice", func(f *Faults, v string) (err error) { f.Slice, err = parseFaultCount(v); return },
+		func(f *Faults) string { return showCount(int64(f.Slice), "") }},
+	{"slice-delay", func(f *Faults, v string) (err error) { f.SliceDelay, err = parseFaultDuration(v); return },
+		func(f *Faults) string { return showDuration(f.SliceDelay) }},
+	{"close-after", func(f *Faults, v string) (err error) { f.CloseAfter, err = ParseFaultAfter(v); return },
+		func(f *Faults) string { return showAfter(f.CloseAfter) }},
+	{"reset-after", func(f *Faults, v string) (err error) { f.ResetAfter, err = ParseFaultAfter(v); return },
+		func(f *Faults) string { return showAfter(f.ResetAfter) }},
+	{"stall-after", func(f *Faults, v string) (err error) { f.StallAfter, err = ParseFaultAfter(v); return },
+		func(f *Faults) string { return showAfter(f.StallAfter) }},
+	{"corrupt", func(f *Faults, v string) (err error) { f.Corrupt, err = parseProbability(v, false); return },
+		func(f *Faults) string { return showProbability(f.Corrupt, 0) }},
+	{"refuse", func(f *Faults, v string) (err error) { f.Refuse, err = parseProbability(v, false); return },
+		func(f *Faults) string { return showProbability(f.Refuse, 0) }},
+	{"share", func(f *Faults, v string) (err error) { f.Share, err = parseProbability(v, true); return },
+		func(f *Faults) string { return showProbability(f.Share, 1) }},
+}
+
+// FaultKeys returns the keys of the text form of Faults, which Set
+// parses, in the order Settings lists them.
+func FaultKeys() []string {
+	names := make([]string, len(faultKeys))
+	for i, k := range faultKeys {
+		names[i] = k.name
+	}
+	return names
+}
+
+// Set parses value as the fault named key (one of FaultKeys, such as
+// "delay" or "reset-after") into f. An empty value leaves the fault
+// unset. The error, wrapping ErrInvalidFault, names the key and says what
+// it wants.
+func (f *Faults) Set(key, value string) error {
+	for _, k := range faultKeys {
+		if k.name != key {
+			continue
+		}
+		if strings.TrimSpace(value) == "" {
+			return nil
+		}
+		if err := k.set(f, value); err != nil {
+			return fmt.Errorf("%w %s: %w", ErrInvalidFault, key, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unknown key %q (want one of %s)", ErrInvalidFault, key, strings.Join(FaultKeys(), ", "))
+}
+
+// Settings returns the faults set in f, each as "key=value" in the order
+// of FaultKeys ("delay=50ms", "reset-after=1KiB"); nil when f injects no
+// fault. Share is listed only when it is not 1.
+func (f *Faults) Settings() []string {
+	if !f.Enabled() {
+		return nil
+	}
+	var s []string
+	for _, k := range faultKeys {
+		if v := k.get(f); v != "" {
+			s = append(s, k.name+"="+v)
+		}
+	}
+	return s
+}
+
+// Enabled reports whether f, which may be nil, injects any fault.
+func (f *Faults) Enabled() bool {
+	return f != nil && (f.Delay > 0 || f.Jitter > 0 || f.Rate > 0 || f.Slice > 0 ||
+		!f.CloseAfter.IsZero() || !f.ResetAfter.IsZero() || !f.StallAfter.IsZero() ||
+		f.Corrupt > 0 || f.Refuse > 0)
+}
+
+// Validate reports the first field of f out of its bounds, wrapping
+// ErrInvalidFault. A nil f is valid.
+func (f *Faults) Validate() error {
+	if f == nil {
+		return nil
+	}
+	bad := func(key, why string) error { return fmt.Errorf("%w %s: %s", ErrInvalidFault, key, why) }
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{{"delay", f.Delay}, {"jitter", f.Jitter}, {"slice-delay", f.SliceDelay}, {"close-after", f.CloseAfter.Time}, {"reset-after", f.ResetAfter.Time}, {"stall-after", f.StallAfter.Time}} {
+		if d.d < 0 || d.d > MaxTimeout {
+			return bad(d.key, fmt.Sprintf("%v is not between 0 and %v", d.d, MaxTimeout))
+		}
+	}
+	for _, n := range []struct {
+		key string
+		n   int64
+	}{{"rate", int64(f.Rate)}, {"slice", int64(f.Slice)}, {"close-after", f.CloseAfter.Bytes}, {"reset-after", f.ResetAfter.Bytes}, {"stall-after", f.StallAfter.Bytes}} {
+		if n.n < 0 || n.n > maxFaultBytes {
+			return bad(n.key, fmt.Sprintf("%d is not between 0 and 1TiB", n.n))
+		}
+	}
+	for _, a := range []struct {
+		key string
+		a   FaultAfter
+	}{{"close-after", f.CloseAfter}, {"reset-after", f.ResetAfter}, {"stall-after", f.StallAfter}} {
+		if a.a.Bytes > 0 && a.a.Time > 0 {
+			return bad(a.key, "set either a byte count or a duration, not both")
+		}
+	}
+	for _, p := range []struct {
+		key string
+		p   float64
+	}{{"corrupt", f.Corrupt}, {"refuse", f.Refuse}, {"share", f.Share}} {
+		if !(p.p >= 0 && p.p <= 1) {
+			return bad(p.key, fmt.Sprintf("%v is not a probability from 0 to 1", p.p))
+		}
+	}
+	return nil
+}
+
+func parseFaultDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < 0 || d > MaxTimeout {
+		return 0, fmt.Errorf("%q is not a duration from 0 to %v (50ms, 2s)", v, MaxTimeout)
+	}
+	return d, nil
+}
+
+// parseFaultCount parses a byte count, or "0" for none.
+func parseFaultCount(v string) (int, error) {
+	t := strings.TrimSpace(v)
+	if t == "0" {
+		return 0, nil
+	}
+	n, err := parseBytes(t)
+	if err != nil {
+		return 0, err
+	}
+	return int(min(n, math.MaxInt)), nil
+}
+
+// parseFaultRate parses a byte rate, "256KiB/s" or "262144" (/s may be
+// left out), or "0" for none.
+func parseFaultRate(v string) (int, error) {
+	t, _ := strings.CutSuffix(strings.TrimSpace(v), "/s")
+	n, err := parseFaultCount(t)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a byte rate (256KiB/s, 1MB/s) or 0", v)
+	}
+	return n, nil
+}
+
+// parseProbability parses a probability from 0 to 1, as a number (0.01)
+// or a percentage (1%). A share must be above 0.
+func parseProbability(v string, share bool) (float64, error) {
+	t := strings.TrimSpace(v)
+	scale := 1.0
+	if s, ok := strings.CutSuffix(t, "%"); ok {
+		t, scale = s, 100
+	}
+	p, err := strconv.ParseFloat(t, 64)
+	p /= scale
+	if err != nil || !(p >= 0 && p <= 1) {
+		return 0, fmt.Errorf("%q is not a probability from 0 to 1 (0.01 or 1%%)", v)
+	}
+	if share && p == 0 {
+		return 0, fmt.Errorf("%q: a share above 0 is needed (to fault no connection, set no fault)", v)
+	}
+	return p, nil
+}
+
+func showDuration(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return d.String()
+}
+
+func showCount(n int64, unit string) string {
+	if n <= 0 {
+		return ""
+	}
+	return formatBytes(n) + unit
+}
+
+func showAfter(a FaultAfter) string {
+	if a.IsZero() {
+		return ""
+	}
+	return a.String()
+}
+
+// showProbability shows p unless it is the default, def (0 for a fault,
+// 1 for the share, whose zero also means 1).
+func showProbability(p, def float64) string {
+	if p == def || (def == 1 && p == 0) {
+		return ""
+	}
+	return strconv.FormatFloat(p, 'g', -1, 64)
+}
+
+// A FaultKind names a fault, for the log and for
+// echoctl_faults_total{kind}.
+type FaultKind uint8
+
+// The faults, in the order of Faults' fields.
+const (
+	FaultDelay FaultKind = iota
+	FaultRate
+	FaultSlice
+	FaultClose
+	FaultReset
+	FaultStall
+	FaultCorrupt
+	FaultRefuse
+)
+
+var faultKindNames = [...]string{
+	FaultDelay:   "delay",
+	FaultRate:    "rate",
+	FaultSlice:   "slice",
+	FaultClose:   "close",
+	FaultReset:   "reset",
+	FaultStall:   "stall",
+	FaultCorrupt: "corrupt",
+	FaultRefuse:  "refuse",
+}
+
+// String returns the kind's label value: "delay", "rate", "slice",
+// "close", "reset", "stall", "corrupt" or "refuse".
+func (k FaultKind) String() string {
+	if int(k) < len(faultKindNames) {
+		return faultKindNames[k]
+	}
+	return "unknown"
+}
+
+// FaultKinds returns every FaultKind, in the order of their values.
+func FaultKinds() []FaultKind {
+	ks := make([]FaultKind, len(faultKindNames))
+	for i := range ks {
+		ks[i] = FaultKind(i)
+	}
+	return ks
+}
