@@ -319,7 +319,6 @@ type expirer interface {
 	expired() error
 }
 
-
 // startChunk readies the pacers for p, a chunk to write, which the
 // rewriters may change in place.
 func (r *stageRun) startChunk(p []byte) {
