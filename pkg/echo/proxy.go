@@ -338,11 +338,17 @@ func (c *conn) proxied(h *proxyproto.Header) error {
 }
 
 // balancerCheck reports whether c is the balancer's own connection, as
-// its health checks are: a LOCAL or UNKNOWN PROXY header. HAProxy ends
-// its checks with a reset (haproxy/haproxy#560), which is then no
-// warning.
+// its health checks are: a LOCAL (v2) or UNKNOWN (v1) PROXY header, or one
+// whose source is the balancer's own end of this connection (HAProxy's v1
+// check-send-proxy sends its check's addresses). HAProxy ends its checks
+// with a reset (haproxy/haproxy#560), which is then no warning.
 func (c *conn) balancerCheck() bool {
-	return c.proxy != nil && c.proxy.header.Command.IsLocal()
+	if c.proxy == nil {
+		return false
+	}
+	h := c.proxy.header
+	return h.Command.IsLocal() || h.TransportProtocol == proxyproto.UNSPEC ||
+		h.SourceAddr != nil && h.SourceAddr.String() == c.proxy.via
 }
 
 // proxyCount tells the observer of a header's result.

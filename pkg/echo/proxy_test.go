@@ -549,28 +549,49 @@ func TestProxyBoundByHand(t *testing.T) {
 // warning, on every transport (over TLS the reset comes in the
 // handshake).
 func TestProxyHealthCheckReset(t *testing.T) {
+	checks := []struct {
+		name   string
+		header func(t *testing.T, c net.Conn) []byte
+		read   string // in the debug line that says the header was read
+	}{
+		{"v2 LOCAL", func(t *testing.T, _ net.Conn) []byte { return localV2(t) }, "PROXY header: v2 LOCAL"},
+		{"v1 UNKNOWN", func(*testing.T, net.Conn) []byte { return []byte("PROXY UNKNOWN\r\n") }, "PROXY header: v1 UNKNOWN"},
+		// HAProxy's v1 check-send-proxy: the check's own addresses.
+		{"v1 from the balancer itself", func(t *testing.T, c net.Conn) []byte {
+			return proxyHeader(t, 1, c.LocalAddr().String(), c.RemoteAddr().String())
+		}, "PROXY header: v1 PROXY"},
+	}
 	for _, pt := range proxyTargets {
-		t.Run(pt.name, func(t *testing.T) {
-			logs := &watchedLog{}
-			rec := newProxyRecorder()
-			srv := &echo.Server{Logger: debugLogger(logs), Observer: rec}
-			c := pt.start(t, srv)(t)
-			if _, err := c.Write(localV2(t)); err != nil {
-				t.Fatal(err)
-			}
-			logs.wait(t, "the LOCAL header read", func(log string) bool { return strings.Contains(log, "PROXY header: v2 LOCAL") })
-			switch rc := c.(type) {
-			case *net.TCPConn:
-				rc.SetLinger(0)
-			case *net.UnixConn:
-				// A Unix socket has no reset: its close is an end of stream.
-			}
-			c.Close()
-			waitUntil(t, "closed", func() bool { _, c := rec.counts(); return c[echo.CloseReset]+c[echo.CloseEOF]+c[echo.CloseError] == 1 })
-			if strings.Contains(logs.String(), `"level":"warn"`) {
-				t.Errorf("a health check warned:\n%s", logs.String())
-			}
-		})
+		for _, hc := range checks {
+			t.Run(pt.name+"/"+hc.name, func(t *testing.T) {
+				testHealthCheckReset(t, pt, hc.header, hc.read)
+			})
+		}
+	}
+}
+
+func testHealthCheckReset(t *testing.T, pt proxyTarget, header func(*testing.T, net.Conn) []byte, read string) {
+	logs := &watchedLog{}
+	rec := newProxyRecorder()
+	srv := &echo.Server{Logger: debugLogger(logs), Observer: rec}
+	c := pt.start(t, srv)(t)
+	if _, isUnix := c.(*net.UnixConn); isUnix && strings.Contains(read, "v1 PROXY") {
+		t.Skip("a Unix socket's peer has no address to send as the source")
+	}
+	if _, err := c.Write(header(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	logs.wait(t, "the header read", func(log string) bool { return strings.Contains(log, read) })
+	switch rc := c.(type) {
+	case *net.TCPConn:
+		rc.SetLinger(0)
+	case *net.UnixConn:
+		// A Unix socket has no reset: its close is an end of stream.
+	}
+	c.Close()
+	waitUntil(t, "closed", func() bool { _, c := rec.counts(); return c[echo.CloseReset]+c[echo.CloseEOF]+c[echo.CloseError] == 1 })
+	if strings.Contains(logs.String(), `"level":"warn"`) {
+		t.Errorf("a health check warned:\n%s", logs.String())
 	}
 }
 
