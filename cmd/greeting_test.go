@@ -50,7 +50,7 @@ func TestLoadGreeting(t *testing.T) {
 		want string
 	}{
 		{"unknown field", []string{"serve", "--greeting", "backend {host}"}, nil,
-			`invalid greeting "backend {host}" from flag --greeting: unknown field {host} at byte 8 (fields: {hostname}, {listener}, {peer}, {via}, {proxy}, {env:NAME}; {{ and }} for braces)`},
+			`invalid greeting "backend {host}" from flag --greeting: unknown field {host} at byte 8 (fields: {hostname}, {listener}, {peer}, {peer-ip}, {via}, {proxy}, {env:NAME}; {{ and }} for braces)`},
 		{"unclosed brace", []string{"serve"}, map[string]string{"ECHOCTL_GREETING": "{peer"},
 			`invalid greeting "{peer" from environment ECHOCTL_GREETING: unclosed { at byte 0 (write {{ for a brace)`},
 		{"unset variable", []string{"serve", "--greeting", "{env:ECHOCTL_TEST_NO_SUCH_VAR}"}, nil,

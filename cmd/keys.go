@@ -206,7 +206,7 @@ var keys = withListenerKeys([]key{
 	{
 		name: keyGreeting, def: "",
 		flags: []keyFlag{{on: cmdServe, usage: "write one line from this `template` to each TCP, TLS and Unix connection when it opens, before any echo, to tell which backend answered: " +
-			"{hostname}, {env:NAME}, {listener}, {peer}, {via}, {proxy}; {{ and }} for braces; never on UDP (default: off)"}},
+			"{hostname}, {env:NAME}, {listener}, {peer}, {peer-ip}, {via}, {proxy}; {{ and }} for braces; never on UDP (default: off)"}},
 		decode: func(d *decoder, name string, cfg *Config) {
 			cfg.Greeting = d.optionalString(name)
 			if err := echo.ValidateGreeting(cfg.Greeting); err != nil {

@@ -35,6 +35,7 @@ const (
 	greetEnv                        // {env:NAME}: the variable, read once
 	greetListener                   // {listener}: the listener's address
 	greetPeer                       // {peer}: the client as this server sees it
+	greetPeerIP                     // {peer-ip}: its address without the port
 	greetVia                        // {via}: the balancer, empty without PROXY
 	greetProxy                      // {proxy}: the PROXY header, or "none"
 )
@@ -45,12 +46,13 @@ var greetFields = map[string]greetField{
 	"hostname": greetHostname,
 	"listener": greetListener,
 	"peer":     greetPeer,
+	"peer-ip":  greetPeerIP,
 	"via":      greetVia,
 	"proxy":    greetProxy,
 }
 
 // greetFieldList is how an error lists the fields.
-const greetFieldList = "{hostname}, {listener}, {peer}, {via}, {proxy}, {env:NAME}"
+const greetFieldList = "{hostname}, {listener}, {peer}, {peer-ip}, {via}, {proxy}, {env:NAME}"
 
 // A greetPart is a piece of a parsed template: text, or a field (and for
 // greetEnv the variable's name, in text).
@@ -241,6 +243,8 @@ func (g *greetingStage) line(c *conn) []byte {
 			b = appendOneLine(b, c.lconf.name)
 		case greetPeer:
 			b = appendOneLine(b, c.peer)
+		case greetPeerIP:
+			b = appendOneLine(b, peerHost(c.peer))
 		case greetVia:
 			b = appendOneLine(b, c.via())
 		case greetProxy:
@@ -255,6 +259,16 @@ func (g *greetingStage) line(c *conn) []byte {
 		b = b[:cut]
 	}
 	return append(b, '\n')
+}
+
+// peerHost is a peer's address without its port: the IP address, or a
+// Unix socket's path as it is. One line per client IP, whatever its port,
+// is what send --count's table then groups ({peer-ip}).
+func peerHost(peer string) string {
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		return host
+	}
+	return peer
 }
 
 // appendOneLine appends s, a field that varies by connection (a Unix
