@@ -214,6 +214,11 @@ type Config struct {
 	// Progress, if not nil, is called about once a second while the run
 	// goes, from a goroutine of its own; it must return quickly.
 	Progress func(Progress)
+
+	// EachSecond, if not nil, is called as each second of the measured
+	// window ends (the last may be shorter), from one goroutine at a
+	// time; it must return quickly. Result.Seconds lists them all.
+	EachSecond func(Second)
 }
 
 // withDefaults returns c with every zero field set to its default.

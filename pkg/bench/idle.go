@@ -19,7 +19,6 @@ func (r *runner) runIdle(res *Result) {
 	var wg sync.WaitGroup
 	for _, w := range r.workers {
 		wg.Go(func() {
-			defer w.flush()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(conns) || !r.pace(i) {

@@ -2,12 +2,17 @@ package bench
 
 import (
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // Result is what a run measured. Counts and rates cover the measured
 // window, after the warmup; in idle mode, the whole run. It marshals to
 // JSON with durations in seconds or microseconds, as the field names say.
 type Result struct {
+	// Label names the run in reports (bench report); Run leaves it empty
+	// for the caller to set (bench --label).
+	Label string `json:"label,omitempty"`
 	// Mode, Addr, Conns, Size, Pipeline and Chunk repeat the Config, with
 	// defaults applied; Size, Pipeline and Chunk are zero where the mode
 	// does not use them.
@@ -72,6 +77,14 @@ type Result struct {
 	// a stream chunk from its write to its verified echo, a connrate
 	// cycle, an idle connect and one-byte echo.
 	Latency Latency `json:"latency_us"`
+	// LatencyCurve is the whole distribution of Latency: the latency at
+	// each percentile, in steps that halve the distance to 100% five at
+	// a time, as HdrHistogram's percentile distribution lists it (see
+	// WriteHgrm); empty when no echo was timed.
+	LatencyCurve []Percentile `json:"latency_curve,omitempty"`
+	// Seconds are the measured window's seconds, each with its own
+	// throughput, errors and latency percentiles.
+	Seconds []Second `json:"seconds,omitempty"`
 
 	// Errors counts errors by kind.
 	Errors ErrorCounts `json:"errors"`
@@ -105,6 +118,10 @@ type Result struct {
 	// Server is what the run measured of the server process; nil without
 	// Config.ServerPID.
 	Server *ServerStats `json:"server,omitempty"`
+
+	// hist holds the latencies of the measured window, in nanoseconds:
+	// what WriteHgrm writes. Nil in a Result decoded from JSON.
+	hist *hdrhistogram.Histogram
 }
 
 // Latency holds percentiles of the echo time, in microseconds, from an HDR

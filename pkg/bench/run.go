@@ -113,8 +113,11 @@ type runner struct {
 	live   map[net.Conn]struct{}
 	halted bool
 
+	// hist holds the measured window's latencies: the sampler adds each
+	// second's to it.
+	hist *hdrhistogram.Histogram
+
 	mu       sync.Mutex
-	hist     *hdrhistogram.Histogram
 	errs     ErrorCounts
 	firstErr string
 	firstMM  *MismatchError
@@ -441,6 +444,8 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	r.startWorkers(&wg, res)
+	seconds := &sampler{r: r}
+	wg.Go(seconds.runSeconds)
 	if cfg.Progress != nil {
 		wg.Go(r.reportProgress)
 	}
@@ -475,6 +480,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	cancel()
 	close(r.sampled)
 	wg.Wait()
+	seconds.finish(cut, after)
 
 	r.mu.Lock()
 	fatal := r.fatal
@@ -519,6 +525,9 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		}
 	}
 	res.Latency = summarize(r.hist)
+	res.Seconds = seconds.seconds
+	res.LatencyCurve = percentileCurve(r.hist)
+	res.hist = r.hist
 	if cpu, system, ok := cpuAfter.serverSince(cpuBefore); srv != nil && measuring && ok {
 		srv.CPU = cpu.Seconds()
 		srv.SystemCPU = system.Seconds()

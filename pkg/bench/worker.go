@@ -11,10 +11,6 @@ import (
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
-// recordBatch is how many latencies a worker keeps before it adds them to
-// the run's histogram, so that the histogram's lock is rarely taken.
-const recordBatch = 256
-
 // worker runs one connection (connrate: one cycle at a time; idle: opens
 // its share of the connections).
 type worker struct {
@@ -30,13 +26,13 @@ type worker struct {
 
 	// base is where this worker's data starts in the pattern, so that
 	// connections send different bytes and cross-talk shows.
-	base  int64
-	buf   []byte
-	times []int64 // latencies not yet in the histogram, in nanoseconds
+	base int64
+	buf  []byte
+	lat  *latencyRecorder // latencies of the measured window
 }
 
 func newWorker(r *runner, id int) *worker {
-	return &worker{r: r, id: id, base: int64(id) * 61 % patternPeriod}
+	return &worker{r: r, id: id, base: int64(id) * 61 % patternPeriod, lat: newLatencyRecorder()}
 }
 
 // counts are a worker's echoes in the measured window. Only one goroutine
@@ -48,26 +44,7 @@ type counts struct {
 
 // record times an echo sent at start and verified at done.
 func (w *worker) record(start, done time.Time) {
-	if w.times == nil {
-		w.times = make([]int64, 0, recordBatch)
-	}
-	w.times = append(w.times, int64(done.Sub(start)))
-	if len(w.times) == recordBatch {
-		w.flush()
-	}
-}
-
-// flush adds the pending latencies to the run's histogram.
-func (w *worker) flush() {
-	if len(w.times) == 0 {
-		return
-	}
-	w.r.mu.Lock()
-	for _, v := range w.times {
-		w.r.hist.RecordValue(min(max(v, histLowest), histHighest))
-	}
-	w.r.mu.Unlock()
-	w.times = w.times[:0]
+	w.lat.record(int64(done.Sub(start)))
 }
 
 // echoed counts one verified echo of n bytes, sent at start and verified
@@ -130,7 +107,6 @@ func endOfEcho(err error, echoed int64) error {
 // fails, and opens another after a failure.
 func (w *worker) run() {
 	r := w.r
-	defer w.flush()
 	if r.cfg.Mode == ModeConnRate {
 		w.connRate()
 		return
