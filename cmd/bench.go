@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,8 +32,8 @@ type benchOptions struct {
 	warmup    time.Duration
 	opTimeout time.Duration
 	serverPID int
-	json      bool
 	greeting  bool
+	outputs   benchOutputs
 }
 
 func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
@@ -48,7 +47,7 @@ func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "how long to run before measuring; refused connects are retried meanwhile")
 	fs.DurationVar(&o.opTimeout, "op-timeout", bench.DefaultOpTimeout, "deadline of each connect, round trip, stream read or write, and connrate cycle")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "the server's process id (Linux): report its CPU time per message and, in idle mode, its memory per connection")
-	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object instead of a table")
+	o.outputs.addFlags(fs)
 	fs.BoolVar(&o.greeting, "greeting", false, "read the line the server writes first on each connection (serve --greeting) and count connections per greeting (backend) in the result")
 }
 
@@ -156,6 +155,13 @@ connections per greeting: how a balancer spreads them over its backends.
 
 A progress line is shown each second when standard error is a terminal; the
 result goes to standard output as a table, or with --json as one object.
+With --json-stream, one JSON object a line: each second of the measured
+window as it ends (its throughput, errors and latency percentiles, from an
+HDR histogram of that second alone), then the result, as --json has it.
+--hgrm FILE writes the latency distribution in HdrHistogram's percentile
+format, and --html FILE a page with the run's settings, throughput and
+errors each second and its latency percentile curve; "bench report" draws
+the --json results of several runs on the same axes.
 
 Exit codes:
   0  every echo matched and the run had no errors
@@ -167,6 +173,7 @@ Exit codes:
   echoctl bench --conns 10 --rate 2000 --duration 30s
   echoctl bench --conns 1 --busy-poll 200us
   echoctl bench --mode stream --conns 16 --chunk 65536 --json
+  echoctl bench --conns 10 --duration 30s --json-stream --hgrm run.hgrm --html run.html
   echoctl bench --mode connrate --conns 4 --proxy-protocol v2 --greeting
   echoctl bench --mode idle --conns 10000 --server-pid "$(pgrep -n echoctl)"`,
 		Args: cobra.NoArgs,
@@ -183,18 +190,27 @@ Exit codes:
 			if isTTY(streams.Err) {
 				progress = streams.Err
 			}
-			return runBench(cmd.Context(), bc, benchOpts.json, streams.Out, progress)
+			return runBench(cmd.Context(), bc, benchOpts.outputs, streams.Out, progress)
 		},
 	}
 	addKeyFlags(cmd.Flags(), cmdBench)
 	benchOpts.addFlags(cmd.Flags())
+	cmd.AddCommand(newBenchReportCmd(streams))
 	return cmd
 }
 
-// runBench runs cfg and prints the result to out, as a table or as JSON,
-// even when the run had errors. If progress is not nil, a progress line is
-// rewritten on it every second.
-func runBench(ctx context.Context, cfg bench.Config, asJSON bool, out, progress io.Writer) error {
+// runBench runs cfg and prints the result to out, as a table or as JSON
+// (with --json-stream, each second as it ends first), and writes the
+// --hgrm and --html files, even when the run had errors. If progress is
+// not nil, a progress line is rewritten on it every second.
+func runBench(ctx context.Context, cfg bench.Config, o benchOutputs, out, progress io.Writer) error {
+	files, err := o.create()
+	if err != nil {
+		return usageError{err}
+	}
+	if o.stream {
+		streamSeconds(&cfg, out)
+	}
 	var mu sync.Mutex
 	shown := false
 	if progress != nil {
@@ -211,18 +227,15 @@ func runBench(ctx context.Context, cfg bench.Config, asJSON bool, out, progress 
 		fmt.Fprint(progress, "\r\x1b[K")
 	}
 	mu.Unlock()
+	if res == nil {
+		files.discard()
+	}
 	if errors.Is(err, bench.ErrInvalidConfig) {
 		return usageError{err}
 	}
 	if res != nil {
-		var werr error
-		if asJSON {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			werr = enc.Encode(res)
-		} else {
-			werr = res.WriteTable(out)
-		}
+		res.Label = o.label
+		werr := errors.Join(writeResult(o, res, out), files.write(o, res))
 		if err == nil && werr != nil {
 			err = werr
 		}

@@ -386,7 +386,7 @@ func TestBenchProgressLine(t *testing.T) {
 	srv := echotest.NewServer(t, nil)
 	var buf bytes.Buffer
 	cfg := bench.Config{Addr: srv.Addr, Warmup: 100 * time.Millisecond, Duration: time.Second}
-	if err := runBench(context.Background(), cfg, false, io.Discard, &buf); err != nil {
+	if err := runBench(context.Background(), cfg, benchOutputs{}, io.Discard, &buf); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
