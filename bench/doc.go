@@ -11,5 +11,6 @@
 //     docs/profile.md, echoing through a pipe, io.Copy or read/write.
 //   - cmd/benchrun: starts each server in turn, pinned to one CPU, runs
 //     `echoctl bench` against it pinned to the other, and writes
-//     docs/benchmarks.md.
+//     docs/benchmarks.md, and beside it docs/benchmarks.html, the runs'
+//     charts drawn by `echoctl bench report`.
 package bench

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: build echoctl and the peer servers of the bench/ module, then
 # run echoctl against them side by side (bench/cmd/benchrun) and write
-# docs/benchmarks.md. Extra arguments go to benchrun (see bin/benchrun -h),
+# docs/benchmarks.md, with its charts beside it in docs/benchmarks.html
+# (drawn by bin/echoctl bench report). Extra arguments go to benchrun (see bin/benchrun -h),
 # for example: scripts/bench.sh -rounds 3 -modes pp128-c50,stream-c1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,5 +47,5 @@ fi
 
 bin/benchrun -echoctl bin/echoctl -goecho bin/goecho -gnetecho bin/gnetecho \
 	-python "$python" -asyncio "$asyncio" -asyncio-args '--quiet {host} {port}' \
-	-socat "$socat" -pin="$pin" -started "$started" -out docs/benchmarks.md "$@"
+	-socat "$socat" -pin="$pin" -started "$started" -out docs/benchmarks.md -html docs/benchmarks.html "$@"
 say "done in $(($(date +%s) - started))s"

@@ -29,6 +29,9 @@ type env struct {
 	loadAfter   string
 	wall        time.Duration
 	wallNote    string
+	// charts is the HTML page of charts beside the Markdown page, to link;
+	// empty if none was written.
+	charts string
 }
 
 func probeEnv(o *options) *env {

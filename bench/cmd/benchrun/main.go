@@ -2,7 +2,8 @@
 // loopback, pinned to CPU 0, runs `echoctl bench --json` against it pinned
 // to CPU 1, in interleaved rounds (A B C D E, A B C D E, ...), and writes
 // the figures, their ratios to echoctl and the issue's targets to a
-// Markdown page (docs/benchmarks.md).
+// Markdown page (docs/benchmarks.md), and their charts, drawn by echoctl
+// bench report, to an HTML page beside it (docs/benchmarks.html).
 //
 // Usage (from the repository root, after building the binaries):
 //
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +34,7 @@ type options struct {
 	rounds                    int
 	warmup, duration          time.Duration
 	idleWarmup, idleDuration  time.Duration
-	out, raw                  string
+	out, raw, html            string
 	only, servers             string
 	portBase                  int
 	pin                       bool
@@ -55,6 +57,7 @@ func parseFlags() *options {
 	flag.DurationVar(&o.idleWarmup, "idle-warmup", 3*time.Second, "--warmup for idle mode (the time to open the connections)")
 	flag.DurationVar(&o.idleDuration, "idle-duration", 2*time.Second, "--duration for idle mode")
 	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "the Markdown page to write")
+	flag.StringVar(&o.html, "html", "docs/benchmarks.html", "the HTML page of charts to write beside it, which it links (empty: none)")
 	flag.StringVar(&o.raw, "raw", "bin/bench-results.json", "where to write every run's JSON (empty: nowhere)")
 	flag.StringVar(&o.only, "modes", "", "comma-separated mode ids to run (default: all)")
 	flag.StringVar(&o.servers, "servers", "", "comma-separated server ids to run (default: all)")
@@ -131,6 +134,14 @@ func run(ctx context.Context, o *options) error {
 			if err := os.WriteFile(o.raw, b, 0o644); err != nil {
 				logf("raw results: %v", err)
 			}
+		}
+	}
+	if o.html != "" {
+		if err := writeHTML(ctx, o, servers, modes, runs); err != nil {
+			logf("no HTML page: %v", err)
+		} else {
+			env.charts = filepath.Base(o.html)
+			logf("wrote %s", o.html)
 		}
 	}
 	page := report(o, env, servers, modes, runs)

@@ -39,6 +39,10 @@ type benchResult struct {
 	// percent of one CPU.
 	LoadCPUPercent float64      `json:"load_cpu_percent"`
 	Server         *serverStats `json:"server"`
+
+	// raw is the whole of echoctl bench's output, which the HTML page
+	// draws (writeHTML).
+	raw []byte
 }
 
 // serverStats is what echoctl bench measured of the server.
@@ -149,6 +153,7 @@ func (r *runner) once(ctx context.Context, s *server, m *mode, round int) *runRe
 		res.Failed = fmt.Sprintf("exit %d, no JSON result: %s", res.Exit, firstLine(res.Stderr))
 		return res
 	}
+	b.raw = stdout.Bytes()
 	res.Result = &b
 	switch {
 	case res.Exit != 0:
