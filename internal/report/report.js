@@ -80,8 +80,10 @@
       }
     };
     for (var k in extra) opts[k] = extra[k];
+    opts.axes = opts.axes || {};
+    opts.axes.y = {axisLabelWidth: 60};
     if (xlabel === "second") {
-      opts.axes = {x: {axisLabelFormatter: function (v) { return Number.isInteger(v) ? String(v) : ""; }}};
+      opts.axes.x = {axisLabelFormatter: function (v) { return Number.isInteger(v) ? String(v) : ""; }};
     }
     new Dygraph(el, rows(pointLists), opts);
   }
