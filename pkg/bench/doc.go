@@ -2,7 +2,11 @@
 // anyone's. It verifies every byte echoed back and reports throughput,
 // latency percentiles from an HDR histogram, errors by kind and, given the
 // server's process id on Linux, the server's CPU time per message and its
-// memory per idle connection.
+// memory per idle connection. The Result also cuts the measured window
+// into seconds, each with its own throughput, errors and latency
+// percentiles (Config.EachSecond has them as they end), and keeps the
+// whole latency distribution, which [Result.WriteHgrm] writes in
+// HdrHistogram's format.
 //
 // Four modes cover what users ask of an echo server:
 //
