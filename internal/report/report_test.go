@@ -143,12 +143,12 @@ func TestPageInChromium(t *testing.T) {
 	if err := report.WriteFile(page, p); err != nil {
 		t.Fatal(err)
 	}
-	CheckInChromium(t, chromium, page, 8)
+	checkInChromium(t, chromium, page, 8)
 }
 
-// CheckInChromium loads page in headless Chromium and checks that it drew
+// checkInChromium loads page in headless Chromium and checks that it drew
 // charts charts with points and no error, and takes a screenshot.
-func CheckInChromium(t *testing.T, chromium, page string, charts int) {
+func checkInChromium(t *testing.T, chromium, page string, charts int) {
 	t.Helper()
 	dir := t.TempDir()
 	run := func(args ...string) (stdout, stderr string) {
