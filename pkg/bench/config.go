@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strconv"
@@ -117,9 +119,26 @@ var SeedParts = []string{"This is the message. ", "It will be sent ", "in parts.
 // Config describes a run. The zero value runs one connection of 128-byte
 // pingpong against localhost:10000 for ten seconds, with no warmup.
 type Config struct {
-	// Addr is the server's "host:port". If empty, echo.DefaultAddr
-	// (localhost:10000) is used.
+	// Addr is the server's address: "host:port" or tcp://host:port for
+	// TCP, tls://host:port, unix:///path, or udp://host:port, as
+	// echo.ParseAddr reads them. If empty, echo.DefaultAddr
+	// (localhost:10000) is used. Every mode runs over TCP, TLS and Unix
+	// sockets; over UDP the run sends datagrams instead (see Rate and
+	// UDPStats), in pingpong mode only.
 	Addr string
+
+	// TLSConfig configures the client side of a tls:// Addr, as
+	// echo.Client.TLSConfig does: nil verifies the server with the
+	// system's roots. The caller's config is never changed; its
+	// ClientSessionCache is not used (see TLSResume).
+	TLSConfig *tls.Config
+
+	// TLSResume makes the connections of a tls:// Addr resume TLS sessions
+	// from a cache they share (tls.NewLRUClientSessionCache), as a
+	// browser does, rather than run a full handshake each: in connrate
+	// mode, what a server's session tickets save. The Result counts the
+	// handshakes that resumed. Without it every handshake is full.
+	TLSResume bool
 
 	// Mode is what each connection does. If empty, ModePingPong.
 	Mode Mode
@@ -128,7 +147,11 @@ type Config struct {
 	// running one cycle at a time). If zero, DefaultConns.
 	Conns int
 
-	// Size is the pingpong message size in bytes. If zero, DefaultSize.
+	// Size is the pingpong message size in bytes (over UDP, the datagram
+	// size: from UDPHeaderSize to the address family's datagram limit,
+	// echo.MaxDatagramSize for IPv4 or a host name,
+	// echo.MaxDatagramSizeIPv6 for an IPv6 address). If zero,
+	// DefaultSize.
 	Size int
 
 	// Pipeline is how many pingpong messages a connection keeps
@@ -151,6 +174,11 @@ type Config struct {
 	// millisecond late, which shows in the latencies. Zero
 	// sends each message as soon as the echo of the one before it (or,
 	// with Pipeline, a free slot) is back.
+	//
+	// Over UDP, Rate is required: the datagrams per second sent in all,
+	// open loop (a datagram goes when it is due, whatever has come
+	// back), each of the Conns sockets sending one every Conns/Rate
+	// seconds.
 	//
 	// In connrate mode, Rate is cycles per second in all, in the same way:
 	// each worker starts one every Conns/Rate seconds (a fixed rate of new
@@ -268,6 +296,12 @@ func (c Config) Validate() error {
 	if _, err := ParseMode(string(c.Mode)); err != nil {
 		return err
 	}
+	a, addrErr := echo.ParseAddr(c.Addr)
+	if addrErr == nil {
+		if err := c.validateTransport(a); err != nil {
+			return err
+		}
+	}
 	ints := []struct {
 		field  string
 		v, max int
@@ -310,7 +344,11 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "busy-poll", Value: c.BusyPoll.String(), Reason: fmt.Sprintf("must be from 0 to %v", MaxBusyPoll)}
 	}
 	if c.Proxy != nil {
-		if err := c.Proxy.Validate(); err != nil {
+		err := c.Proxy.Validate()
+		if err == nil && addrErr == nil {
+			err = c.Proxy.CheckAddr(a)
+		}
+		if err != nil {
 			var pe *echo.SendProxyError
 			if errors.As(err, &pe) {
 				return &ConfigError{Field: "proxy-" + pe.Field, Value: strconv.Quote(pe.Value), Reason: pe.Reason}
@@ -318,11 +356,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
-	_, port, err := echo.SplitAddr(c.Addr)
 	switch {
-	case err != nil:
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	case port == 0:
+	case addrErr != nil:
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, addrErr)
+	case a.Network != echo.NetworkUnix && a.Port == 0:
 		return bad("address %q: port 0 cannot be connected to", c.Addr)
 	case c.BusyPoll > 0 && c.Conns > runtime.GOMAXPROCS(0):
 		return bad("busy poll with %d connections: each polling read holds a CPU, and GOMAXPROCS is %d: use at most that many connections", c.Conns, runtime.GOMAXPROCS(0))
@@ -342,9 +379,68 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// validateTransport checks what depends on the address's network: a
+// udp:// address runs datagrams, paced, in pingpong mode, with no PROXY
+// header or greeting, of a size the address family carries; only a
+// tls:// address has sessions to resume.
+func (c Config) validateTransport(a echo.Addr) error {
+	if c.TLSResume && a.Network != echo.NetworkTLS {
+		return &ConfigError{Field: "tls-resume", With: "addr", WithValue: c.Addr, Reason: "only a tls:// address has TLS sessions to resume"}
+	}
+	if a.Network != echo.NetworkUDP {
+		return nil
+	}
+	udp := func(field, value, reason string) error {
+		return &ConfigError{Field: field, Value: value, With: "addr", WithValue: c.Addr, Reason: reason}
+	}
+	limit := datagramLimit(a)
+	switch {
+	case c.Mode != ModePingPong:
+		return udp("mode", strconv.Quote(string(c.Mode)), "a udp:// address runs datagrams, in pingpong mode only")
+	case c.Rate <= 0:
+		return udp("rate", fmt.Sprint(c.Rate), "a udp:// address needs a rate: the datagrams per second to send in all, whatever comes back")
+	case c.Size < UDPHeaderSize || c.Size > limit:
+		return udp("size", strconv.Itoa(c.Size), fmt.Sprintf("a datagram must hold from %d bytes (its sequence number, send time and check) to %d (the %s limit)", UDPHeaderSize, limit, familyName(limit)))
+	case c.Pipeline != 1:
+		return udp("pipeline", strconv.Itoa(c.Pipeline), "datagrams are sent open loop, on the --rate schedule: there is no pipeline")
+	case c.Greeting:
+		return udp("greeting", "", "a greeting needs a stream address (tcp, tls or unix)")
+	}
+	return nil
+}
+
+// network is the network of c.Addr: echo.NetworkTCP, NetworkTLS,
+// NetworkUnix or NetworkUDP ("" if it does not parse).
+func (c Config) network() string {
+	a, err := echo.ParseAddr(c.Addr)
+	if err != nil {
+		return ""
+	}
+	return a.Network
+}
+
+// datagramLimit is the largest UDP payload to a's host: IPv6's for an
+// IPv6 address, else IPv4's (a host name may resolve to IPv4).
+func datagramLimit(a echo.Addr) int {
+	if ip, err := netip.ParseAddr(a.Host); err == nil && ip.Is6() && !ip.Is4In6() {
+		return echo.MaxDatagramSizeIPv6
+	}
+	return echo.MaxDatagramSize
+}
+
+func familyName(limit int) string {
+	if limit == echo.MaxDatagramSizeIPv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
 // describe says in a few words what the run does, for the table's heading.
 func (c Config) describe() string {
 	conns := plural(c.Conns, "connection", "connections")
+	if c.network() == echo.NetworkUDP {
+		return fmt.Sprintf("%s, %s datagrams", plural(c.Conns, "socket", "sockets"), sizeString(c.Size)) + c.atRate("datagrams")
+	}
 	switch c.Mode {
 	case ModeStream:
 		return fmt.Sprintf("%s, %s writes", conns, sizeString(c.Chunk)) + c.polling()

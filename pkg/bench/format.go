@@ -29,19 +29,31 @@ func (res *Result) WriteTable(w io.Writer) error {
 	default:
 		row("measured", "%s after a %s warmup", seconds(res.Elapsed), seconds(res.Warmup))
 	}
-	switch res.Mode {
-	case ModeIdle:
+	switch {
+	case res.UDP != nil:
+		u := res.UDP
+		row("throughput", "%.0f datagrams/s, %.2f MB/s echoed (%d datagrams)", res.MessagesPerSec, res.MBPerSec, res.Messages)
+		stray := ""
+		if u.Stray > 0 {
+			stray = fmt.Sprintf(", %d stray ignored", u.Stray)
+		}
+		row("datagrams", "%d sent, %d echoed, %d lost (%.2f%%), %d reordered, %d duplicates%s", u.Sent, u.Received, u.Lost, u.LossPercent, u.Reordered, u.Duplicates, stray)
+		row("jitter", "%s (RFC 3550 interarrival jitter)", micros(u.Jitter))
+	case res.Mode == ModeIdle:
 		row("held", "%d of %d connections, opened and checked in %s (%.0f/s)", res.Held, res.Conns, seconds(res.OpenTime), rate(float64(res.Messages), res.OpenTime))
-	case ModeConnRate:
+	case res.Mode == ModeConnRate:
 		row("throughput", "%.0f connections/s (%d cycles of connect, write, half-close, read, close)", res.ConnsPerSec, res.Messages)
 		row("data", "%.2f MB/s echoed", res.MBPerSec)
-	case ModeStream:
+	case res.Mode == ModeStream:
 		row("throughput", "%.2f MB/s echoed (%.0f chunks/s)", res.MBPerSec, res.MessagesPerSec)
 	default:
 		row("throughput", "%.0f messages/s, %.2f MB/s echoed (%d messages)", res.MessagesPerSec, res.MBPerSec, res.Messages)
 	}
-	if res.Mode != ModeConnRate && res.Mode != ModeIdle {
+	if res.Mode != ModeConnRate && res.Mode != ModeIdle && res.UDP == nil {
 		row("connections", "%d opened, %d open when measuring began, %d connects retried in the warmup", res.Connects, res.OpenAtStart, res.ConnectRetries)
+	}
+	if t := res.TLS; t != nil {
+		row("tls", "%d handshakes, %d resumed a session", t.Handshakes, t.Resumed)
 	}
 	if res.Proxy != "" {
 		row("proxy", "a PROXY %s header first on each connection", res.Proxy)
@@ -117,7 +129,7 @@ func loadNote(percent float64, cpus int) string {
 
 // describe says what the run did, as Config.describe does.
 func (res *Result) describe() string {
-	c := Config{Mode: res.Mode, Conns: res.Conns, Size: res.Size, Pipeline: res.Pipeline, Chunk: res.Chunk, Rate: res.Rate,
+	c := Config{Addr: res.Addr, Mode: res.Mode, Conns: res.Conns, Size: res.Size, Pipeline: res.Pipeline, Chunk: res.Chunk, Rate: res.Rate,
 		BusyPoll: time.Duration(res.BusyPoll * float64(time.Microsecond))}
 	if res.Mode == ModeConnRate {
 		return fmt.Sprintf("%s, each cycle echoing %s", plural(res.Conns, "worker", "workers"), sizeString(res.Size)) + c.atRate("cycles") + c.polling()

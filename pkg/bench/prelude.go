@@ -19,28 +19,16 @@ const maxGreetings = 1000
 // distinct ones.
 const otherGreetings = "(other)"
 
-// prelude does what a new connection needs before the load: it writes
-// the PROXY header (Config.Proxy) and reads the server's greeting
-// (Config.Greeting), counting it, within one OpTimeout. conn is the
-// connection's index (connrate: the worker's), for a mismatch.
+// prelude does what a new connection needs before the load, once dial
+// has written the PROXY header (Config.Proxy): it reads the server's
+// greeting (Config.Greeting), counting it, within one OpTimeout. conn is
+// the connection's index (connrate: the worker's), for a mismatch.
 func (r *runner) prelude(c net.Conn, conn int) error {
-	if r.cfg.Proxy == nil && !r.cfg.Greeting {
+	if !r.cfg.Greeting {
 		return nil
 	}
 	if err := c.SetDeadline(r.opDeadline(time.Now())); err != nil {
 		return err
-	}
-	if p := r.cfg.Proxy; p != nil {
-		b, err := p.Header(c.LocalAddr(), c.RemoteAddr())
-		if err != nil {
-			return fmt.Errorf("PROXY header: %w", err)
-		}
-		if _, err := c.Write(b); err != nil {
-			return err
-		}
-	}
-	if !r.cfg.Greeting {
-		return nil
 	}
 	line, rest, err := echo.ReadGreeting(c)
 	if err != nil {

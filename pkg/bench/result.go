@@ -94,6 +94,16 @@ type Result struct {
 	// FirstMismatch describes the first mismatch; nil if none.
 	FirstMismatch *Mismatch `json:"first_mismatch,omitempty"`
 
+	// TLS counts, for a tls:// address, the TLS handshakes of the whole
+	// run, warmup included, and how many resumed a session
+	// (Config.TLSResume); nil for any other address.
+	TLS *TLSStats `json:"tls,omitempty"`
+
+	// UDP is, for a udp:// address, what became of the datagrams sent in
+	// the measured window; nil for any other address. Messages then
+	// counts the datagrams echoed (each once), Bytes their bytes.
+	UDP *UDPStats `json:"udp,omitempty"`
+
 	// Greetings counts the connections opened in the whole run, warmup
 	// included, by the greeting line the server wrote first: which
 	// backend behind a load balancer answered. Nil without
@@ -122,6 +132,44 @@ type Result struct {
 	// hist holds the latencies of the measured window, in nanoseconds:
 	// what WriteHgrm writes. Nil in a Result decoded from JSON.
 	hist *hdrhistogram.Histogram
+}
+
+// TLSStats counts a run's TLS handshakes.
+type TLSStats struct {
+	// Handshakes counts the handshakes completed.
+	Handshakes int64 `json:"handshakes"`
+	// Resumed counts those that resumed a session from the run's cache
+	// rather than running a full handshake.
+	Resumed int64 `json:"resumed"`
+}
+
+// UDPStats is what became of the datagrams a udp:// run sent in its
+// measured window, counted as RFC 4737 does: a datagram that comes back
+// after one sent later is reordered, not lost; a datagram is lost only if
+// no copy of it came back by the end of the drain (OpTimeout after the
+// last was sent, or less once every one is back).
+type UDPStats struct {
+	// Sent counts the datagrams sent.
+	Sent int64 `json:"sent"`
+	// Received counts the distinct datagrams echoed intact: each once,
+	// however many copies came back. It equals the Result's Messages.
+	Received int64 `json:"received"`
+	// Lost is Sent less Received; LossPercent is that in percent of Sent.
+	Lost        int64   `json:"lost"`
+	LossPercent float64 `json:"loss_percent"`
+	// Reordered counts the datagrams that came back after one with a
+	// higher sequence number had (RFC 4737's Type-P-Reordered).
+	Reordered int64 `json:"reordered"`
+	// Duplicates counts the extra copies: a datagram that came back three
+	// times counts 1 in Received and 2 here.
+	Duplicates int64 `json:"duplicates"`
+	// Jitter is the interarrival jitter of RFC 3550 (J += (|D| - J)/16
+	// over the datagrams in the order they came back), in microseconds:
+	// the mean of the sockets' when there are several.
+	Jitter float64 `json:"jitter_us"`
+	// Stray counts datagrams that were not this run's (another run's, or
+	// anything else sent to its sockets): they are ignored.
+	Stray int64 `json:"stray,omitempty"`
 }
 
 // Latency holds percentiles of the echo time, in microseconds, from an HDR

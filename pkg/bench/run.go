@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/echoctl/echoctl/pkg/echo"
 )
 
 // maxDialers bounds how many connects are in flight at once, so that
@@ -68,19 +71,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r := newRunner(cfg)
+	if r.network.Network == echo.NetworkUDP {
+		return r.runUDP(ctx)
+	}
 	return r.run(ctx)
 }
 
 // runner is the state of one run.
 type runner struct {
 	cfg     Config
-	pattern []byte // pattern[i] == byte(i % patternPeriod)
+	network echo.Addr   // cfg.Addr, parsed
+	tls     *tls.Config // for a tls:// address; see clientTLS
+	pattern []byte      // pattern[i] == byte(i % patternPeriod)
 	dialer  net.Dialer
 	dialSem chan struct{}
 	// addr is the address to dial: cfg.Addr until the first connect
 	// succeeds, then the IP address it reached, so that later connects
 	// skip name resolution.
 	addr atomic.Pointer[string]
+
+	// runID starts every datagram of a udp:// run (UDPHeaderSize).
+	runID [8]byte
+
+	// handshakes counts the TLS handshakes completed, resumed those that
+	// resumed a session (Config.TLSResume).
+	handshakes, resumed atomic.Int64
 
 	start        time.Time
 	measureStart time.Time // recording starts
@@ -149,6 +164,8 @@ func newRunner(cfg Config) *runner {
 	if cfg.Greeting {
 		r.greetings = Greetings{}
 	}
+	r.network, _ = echo.ParseAddr(cfg.Addr) // Validate has parsed it
+	r.tls = clientTLS(cfg, r.network)
 	r.addr.Store(&r.cfg.Addr)
 	return r
 }
@@ -302,7 +319,7 @@ func (r *runner) connect(id int) (net.Conn, error) {
 		ap := r.addr.Load()
 		addr := *ap
 		ctx, cancel := context.WithDeadline(r.ctx, r.opDeadline(time.Now()))
-		c, err := r.dialer.DialContext(ctx, "tcp", addr)
+		c, err := r.dial(ctx, addr)
 		cancel()
 		<-r.dialSem
 		if err == nil {
@@ -312,7 +329,7 @@ func (r *runner) connect(id int) (net.Conn, error) {
 			}
 			r.connects.Add(1)
 			if ap == &r.cfg.Addr {
-				resolved := c.RemoteAddr().String()
+				resolved := r.reached(c)
 				r.addr.CompareAndSwap(ap, &resolved)
 			}
 			if err := r.prelude(c, id); err != nil {
@@ -511,6 +528,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	}
 	res.Connects = r.connects.Load()
 	res.ConnectRetries = r.retries.Load()
+	res.TLS = r.tlsStats()
 	if elapsed > 0 {
 		s := elapsed.Seconds()
 		res.MessagesPerSec = float64(res.Messages) / s
