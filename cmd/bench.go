@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -34,33 +36,48 @@ type benchOptions struct {
 	serverPID int
 	greeting  bool
 	outputs   benchOutputs
+	tlsResume bool
 }
 
 func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.mode, "mode", string(bench.ModePingPong), "pingpong, stream, connrate or idle")
 	fs.IntVar(&o.conns, "conns", bench.DefaultConns, "connections (connrate: workers, each running one cycle at a time)")
-	fs.IntVar(&o.size, "size", bench.DefaultSize, "pingpong: message size in bytes")
+	fs.IntVar(&o.size, "size", bench.DefaultSize, "pingpong: message size in bytes; udp://: datagram size, 32 to 65507 (65527 to an IPv6 address)")
 	fs.IntVar(&o.pipeline, "pipeline", bench.DefaultPipeline, "pingpong: messages outstanding on each connection")
-	fs.Float64Var(&o.rate, "rate", 0, "pingpong: messages, connrate: cycles per second in all, on a fixed schedule; latency counts from when each was due (0: as fast as the echoes come back)")
+	fs.Float64Var(&o.rate, "rate", 0, "pingpong: messages, connrate: cycles per second in all, on a fixed schedule; latency counts from when each was due (0: as fast as the echoes come back); udp://: datagrams per second in all, required")
 	fs.IntVar(&o.chunk, "chunk", bench.DefaultChunk, "stream: bytes per write")
 	fs.DurationVar(&o.duration, "duration", bench.DefaultDuration, "how long to measure, after the warmup")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "how long to run before measuring; refused connects are retried meanwhile")
-	fs.DurationVar(&o.opTimeout, "op-timeout", bench.DefaultOpTimeout, "deadline of each connect, round trip, stream read or write, and connrate cycle")
+	fs.DurationVar(&o.opTimeout, "op-timeout", bench.DefaultOpTimeout, "deadline of each connect, round trip, stream read or write, and connrate cycle; udp://: how long to wait for the echoes still out after the last datagram")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "the server's process id (Linux): report its CPU time per message and, in idle mode, its memory per connection")
 	o.outputs.addFlags(fs)
+	fs.BoolVar(&o.tlsResume, "tls-resume", false, "tls:// address: resume TLS sessions from a cache the connections share, rather than a full handshake each; the result counts those resumed")
 	fs.BoolVar(&o.greeting, "greeting", false, "read the line the server writes first on each connection (serve --greeting) and count connections per greeting (backend) in the result")
 }
 
 // config returns the run the flags describe, against cfg's addr with
-// cfg's busy-poll. bench.Config.Validate checks it as given, where Run
-// would take a zero as the default: --conns 0 is refused.
-func (o *benchOptions) config(cfg *Config) (bench.Config, error) {
+// cfg's busy-poll, and for a tls:// address send's TLS settings.
+// bench.Config.Validate checks it as given, where Run would take a zero as
+// the default: --conns 0 is refused.
+func (o *benchOptions) config(cfg *Config, logger zerolog.Logger) (bench.Config, error) {
 	a, err := echo.ParseAddr(cfg.Addr)
-	if err != nil || a.Network != echo.NetworkTCP {
-		return bench.Config{}, fmt.Errorf("invalid --addr %q: bench needs a TCP address, host:port or tcp://host:port", cfg.Addr)
+	if err != nil {
+		return bench.Config{}, fmt.Errorf("invalid --addr %q: %w", cfg.Addr, err)
+	}
+	addr := cfg.Addr
+	if a.Network == echo.NetworkTCP {
+		addr = net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port)))
+	}
+	var tc *tls.Config
+	if a.Network == echo.NetworkTLS {
+		if tc, err = clientTLS(cfg.Transport, logger); err != nil {
+			return bench.Config{}, err
+		}
 	}
 	bc := bench.Config{
-		Addr:      net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))),
+		Addr:      addr,
+		TLSConfig: tc,
+		TLSResume: o.tlsResume,
 		Mode:      bench.Mode(o.mode),
 		Conns:     o.conns,
 		Size:      o.size,
@@ -104,8 +121,9 @@ func newBenchCmd(opts *globalOptions, streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test an echo server, verifying every byte echoed",
-		Long: `Load-test any TCP echo server at --addr, echoctl's or another, verifying every
-byte it echoes, and report throughput, latency percentiles and errors.
+		Long: `Load-test any echo server at --addr, echoctl's or another, over TCP, TLS
+(tls://), a Unix socket (unix://) or UDP (udp://), verifying every byte it
+echoes, and report throughput, latency percentiles and errors.
 
 Modes:
   pingpong  each connection writes a --size message and reads it back, with
@@ -147,6 +165,25 @@ may use. Against a server that also busy-polls (echoctl serve --busy-poll), a
 round trip over loopback shows what the path costs rather than what waking
 two threads costs (docs/usage.md).
 
+Over tls:// every mode runs on TLS connections, verified with --tls-ca (or
+the system's roots), --tls-server-name, --tls-insecure, and a client
+certificate with --tls-cert and --tls-key, as for send; the result counts
+the handshakes. Each connection runs a full handshake, or with --tls-resume
+resumes a session from a cache the connections share: connrate then shows
+what the server's session tickets save. Over unix:// every mode runs as over
+TCP.
+
+Over udp:// the run sends datagrams of --size bytes (32 to 65507, or 65527
+to an IPv6 address), --rate of them per second in all (required), open loop
+over --conns sockets: each goes when it is due, whatever has come back. Each
+carries the run's identifier, a sequence number and its send time, and its
+echo is verified whole (a changed datagram is a mismatch). After the last,
+the run waits up to --op-timeout for the echoes still out. The result counts
+apart, as RFC 4737 does, the datagrams lost (no copy came back), reordered
+(came back after a later one: late, not lost) and duplicated (extra
+copies), and gives the RFC 3550 interarrival jitter and the latency
+percentiles.
+
 With --proxy-protocol v1|v2, each connection writes a PROXY protocol header
 first, as a load balancer does (--proxy-source, --proxy-dest and --proxy-tlv
 as for send). With --greeting, each connection reads the line the server
@@ -174,15 +211,18 @@ Exit codes:
   echoctl bench --conns 1 --busy-poll 200us
   echoctl bench --mode stream --conns 16 --chunk 65536 --json
   echoctl bench --conns 10 --duration 30s --json-stream --hgrm run.hgrm --html run.html
+  echoctl bench --addr udp://127.0.0.1:10000 --rate 10000 --conns 4 --size 512
+  echoctl bench --addr tls://echo.example:443 --mode connrate --conns 8 --tls-resume
+  echoctl bench --addr unix:///run/echoctl.sock --conns 16
   echoctl bench --mode connrate --conns 4 --proxy-protocol v2 --greeting
   echoctl bench --mode idle --conns 10000 --server-pid "$(pgrep -n echoctl)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, err := opts.setup(cmd, streams.Err)
+			cfg, logger, err := opts.setup(cmd, streams.Err)
 			if err != nil {
 				return err
 			}
-			bc, err := benchOpts.config(cfg)
+			bc, err := benchOpts.config(cfg, logger)
 			if err != nil {
 				return usageError{err}
 			}

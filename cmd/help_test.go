@@ -120,7 +120,7 @@ func TestUnknownHelpTopicAndShell(t *testing.T) {
 		{[]string{"help", "bogus"}, ExitUsage, `echoctl: unknown help topic "bogus": "echoctl help" lists the commands`, ""},
 		{[]string{"help", "serve", "extra"}, ExitUsage, `echoctl: unknown help topic "serve extra": "echoctl help" lists the commands`, ""},
 		{[]string{"completion", "tcsh"}, ExitUsage, `echoctl: unknown shell "tcsh" for "echoctl completion": want one of bash, fish, powershell, zsh`, ""},
-		{[]string{"help", "bench"}, ExitOK, "", "Load-test any TCP echo server"},
+		{[]string{"help", "bench"}, ExitOK, "", "Load-test any echo server"},
 		{[]string{"completion"}, ExitOK, "", "Generate the autocompletion script"},
 		{[]string{"completion", "bash"}, ExitOK, "", "bash completion V2 for echoctl"},
 	}

@@ -110,7 +110,7 @@ var keys = withListenerKeys([]key{
 			{on: cmdServe, add: addRepeatable, usage: "address to listen on, repeatable: host:port (TCP), tcp://, udp://, tls://host:port or unix:///path; a host name is listened on at every address it resolves to"},
 			{on: cmdSend, add: addOnce, usage: "address: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path; a host name's addresses are tried in turn"},
 			{on: cmdPing, add: addOnce, usage: "address to probe: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path"},
-			{on: cmdBench, usage: "address of the echo server, as host:port"},
+			{on: cmdBench, usage: "address of the echo server: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path"},
 		},
 		decode: func(d *decoder, name string, cfg *Config) {
 			cfg.Addrs = d.addrs(name)
@@ -310,10 +310,10 @@ var keys = withListenerKeys([]key{
 	faultKey("share", "1", "apply the faults to this `fraction` of connections, drawn at random as each opens"),
 })
 
-// clientFlags are the flags of a key that send and ping share, with one
-// usage: how a client reaches and trusts a server.
+// clientFlags are the flags of a key that send, ping and bench share,
+// with one usage: how a client reaches and trusts a server.
 func clientFlags(usage string) []keyFlag {
-	return []keyFlag{{on: cmdSend, usage: usage}, {on: cmdPing, usage: usage}}
+	return []keyFlag{{on: cmdSend, usage: usage}, {on: cmdPing, usage: usage}, {on: cmdBench, usage: usage}}
 }
 
 // proxyFlags are the flags of a PROXY header key: on send and bench, with

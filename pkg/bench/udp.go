@@ -296,7 +296,6 @@ func (s *udpSocket) payload(seq int64, n int) []byte {
 // receive reads the echoes until the run halts.
 func (s *udpSocket) receive() {
 	r := s.r
-	defer s.w.flush()
 	buf := make([]byte, udpReadSize)
 	if s.c.SetReadDeadline(r.stopAt) != nil {
 		return
