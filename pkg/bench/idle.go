@@ -2,9 +2,12 @@ package bench
 
 import (
 	"bytes"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,16 +47,57 @@ func (r *runner) runIdle(res *Result) {
 	res.OpenTime = time.Since(r.start).Seconds()
 
 	<-r.sampled // the server's memory is read while every connection is held
+	// The connections are checked maxDialers at a time: a TLS connection's
+	// check waits a little (heldOpen).
+	var held atomic.Int64
+	var checks sync.WaitGroup
+	sem := make(chan struct{}, maxDialers)
 	for i, c := range conns {
 		if c == nil {
 			continue
 		}
-		if err := stillOpen(c); err != nil {
-			r.addErrorAfterEnd(i, err)
-		} else {
-			res.Held++
-		}
-		r.closeConn(c)
+		sem <- struct{}{}
+		checks.Go(func() {
+			defer func() { <-sem }()
+			if err := heldOpen(c); err != nil {
+				r.addErrorAfterEnd(i, err)
+			} else {
+				held.Add(1)
+			}
+			r.closeConn(c)
+		})
+	}
+	checks.Wait()
+	res.Held = int(held.Load())
+}
+
+// tlsCheckWait is how long the check of a held TLS connection waits for
+// what the server may have sent.
+const tlsCheckWait = 2 * time.Millisecond
+
+// heldOpen reports whether the server has closed or reset the idle
+// connection c, or sent something it was not asked for. A TLS connection's
+// socket cannot be peeked at under its records (a close_notify alert is
+// data there), so it is read for tlsCheckWait: nothing is still open.
+func heldOpen(c net.Conn) error {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return stillOpen(c)
+	}
+	if err := tc.SetReadDeadline(time.Now().Add(tlsCheckWait)); err != nil {
+		return err
+	}
+	var b [1]byte
+	n, err := tc.Read(b[:])
+	switch {
+	case n > 0:
+		return errors.New("the server sent data on an idle connection that had sent nothing more")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("the server closed an idle connection")
+	default:
+		return err
 	}
 }
 

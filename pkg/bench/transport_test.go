@@ -3,11 +3,14 @@ package bench_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/echoctl/echoctl/internal/certtest"
 	"github.com/echoctl/echoctl/internal/testtool"
@@ -138,4 +141,25 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestIdleSeesClosedTLS holds idle connections to a server that closes
+// them after 100ms idle: the check at the end finds every one closed, over
+// TLS as over a Unix socket.
+func TestIdleSeesClosedTLS(t *testing.T) {
+	ts := newTLSServer(t)
+	srv := &echo.Server{IdleTimeout: 100 * time.Millisecond, TLSConfig: &tls.Config{Certificates: []tls.Certificate{ts.leaf.TLS}}}
+	addrs := serveBound(t, srv, "tls://127.0.0.1:0", "unix://"+filepath.Join(t.TempDir(), "echo.sock"))
+	for i, addr := range addrs {
+		t.Run(addr[:strings.Index(addr, ":")], func(t *testing.T) {
+			cfg := bench.Config{Addr: addr, Mode: bench.ModeIdle, Conns: 5, Duration: 600 * time.Millisecond}
+			if i == 0 {
+				cfg.TLSConfig = ts.client
+			}
+			res, err := runTimed(t, context.Background(), cfg)
+			if !errors.Is(err, bench.ErrRunFailed) || res.Held != 0 || res.Errors.Total() != 5 {
+				t.Fatalf("Run: %v, held %d, errors %+v; want all 5 found closed", err, res.Held, res.Errors)
+			}
+		})
+	}
 }

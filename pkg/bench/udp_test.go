@@ -80,9 +80,12 @@ func TestUDPAgainstEchoctl(t *testing.T) {
 			if u.Sent < 150 || u.Sent > 210 {
 				t.Errorf("Sent = %d, want about 200", u.Sent)
 			}
-			// Loopback at a modest rate neither loses nor reorders.
-			if u.Received != u.Sent || u.Lost != 0 || u.Reordered != 0 || u.Duplicates != 0 || u.Stray != 0 {
-				t.Errorf("UDP = %+v, want every datagram back once, in order", u)
+			// Loopback at a modest rate loses nothing. echoctl's server
+			// reads a socket with one reader per CPU, which may answer two
+			// datagrams in either order: reordering is possible, though
+			// rare (the Python server's test checks its count).
+			if u.Received != u.Sent || u.Lost != 0 || u.Duplicates != 0 || u.Stray != 0 || u.Reordered > u.Received/4 {
+				t.Errorf("UDP = %+v, want every datagram back once", u)
 			}
 			if res.Messages != u.Received || res.Latency.Count != res.Messages || res.Bytes != res.Messages*int64(tt.size) {
 				t.Errorf("Messages %d, Latency.Count %d, Bytes %d; want %d, %d, %d", res.Messages, res.Latency.Count, res.Bytes, u.Received, u.Received, u.Received*int64(tt.size))
@@ -94,7 +97,7 @@ func TestUDPAgainstEchoctl(t *testing.T) {
 			if err := res.WriteTable(&table); err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"datagrams/s", "0 lost (0.00%), 0 reordered, 0 duplicates", "RFC 3550"} {
+			for _, want := range []string{"datagrams/s", "0 lost (0.00%), ", " reordered, 0 duplicates", "RFC 3550"} {
 				if !strings.Contains(table.String(), want) {
 					t.Errorf("table lacks %q:\n%s", want, table.String())
 				}
