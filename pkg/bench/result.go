@@ -155,6 +155,8 @@ type UDPStats struct {
 	// however many copies came back. It equals the Result's Messages.
 	Received int64 `json:"received"`
 	// Lost is Sent less Received; LossPercent is that in percent of Sent.
+	// An interrupted run does not drain: the datagrams still out then
+	// count as lost.
 	Lost        int64   `json:"lost"`
 	LossPercent float64 `json:"loss_percent"`
 	// Reordered counts the datagrams that came back after one with a
