@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 
 	"github.com/echoctl/echoctl/pkg/echo"
@@ -44,6 +45,13 @@ func (r *runner) dial(ctx context.Context, addr string) (net.Conn, error) {
 	client := echo.Client{Addr: addr, TLSConfig: r.tls, Proxy: r.cfg.Proxy, Dialer: r.dialer}
 	c, err := client.DialContext(ctx)
 	if err != nil {
+		// The run's errors name the address already: keep the cause as
+		// the net package words it ("dial tcp ...: connect: connection
+		// refused"), as before bench dialled through echo.Client.
+		var de *echo.DialError
+		if errors.As(err, &de) {
+			err = de.Err
+		}
 		return nil, err
 	}
 	if tc, ok := c.(*tls.Conn); ok {
