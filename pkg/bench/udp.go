@@ -58,12 +58,12 @@ type udpSocket struct {
 	drainOnce sync.Once
 
 	// The receiver's own, read once it has returned.
-	seen      []uint64 // a bit per sequence number echoed
-	maxSeq    int64    // the highest sequence number echoed, -1 for none
-	stats     UDPStats // Received, Reordered, Duplicates and Stray, of the window
-	jitter    float64  // RFC 3550's J, in nanoseconds
-	transit   int64    // the last datagram's transit time, for jitter
-	hasTransi bool
+	seen       []uint64 // a bit per sequence number echoed
+	maxSeq     int64    // the highest sequence number echoed, -1 for none
+	stats      UDPStats // Received, Reordered, Duplicates and Stray, of the window
+	jitter     float64  // RFC 3550's J, in nanoseconds
+	transit    int64    // the last datagram's transit time, for jitter
+	hasTransit bool
 }
 
 // runUDP runs datagrams at a udp:// address: each of cfg.Conns connected
@@ -372,10 +372,10 @@ func (s *udpSocket) handle(d []byte, now time.Time) error {
 		// RFC 3550, 6.4.1: the difference D of two datagrams' transit
 		// times, in the order they arrive, smoothed by 1/16.
 		transit := int64(now.Sub(r.start) - sentAt)
-		if s.hasTransi {
+		if s.hasTransit {
 			s.jitter += (math.Abs(float64(transit-s.transit)) - s.jitter) / 16
 		}
-		s.transit, s.hasTransi = transit, true
+		s.transit, s.hasTransit = transit, true
 		s.w.received(len(d), now)
 		s.w.messages.Add(1)
 		s.w.record(t, now)
