@@ -117,6 +117,10 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	if cfg.Progress != nil {
 		receivers.Go(r.reportProgress)
 	}
+	// The seconds, and the run's latencies, as every mode has them: the
+	// workers record each echo's, and the sampler gathers them.
+	seconds := &sampler{r: r}
+	receivers.Go(seconds.runSeconds)
 	finished := r.waitUntil(r.end)
 	cut := time.Now()
 	senders.Wait()
@@ -130,6 +134,7 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	for _, s := range socks {
 		r.closeConn(s.c)
 	}
+	seconds.finish(cut, r.totals())
 
 	r.mu.Lock()
 	fatal := r.fatal
@@ -156,6 +161,9 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 		res.MBPerSec = float64(res.Bytes) / elapsed.Seconds() / 1e6
 	}
 	res.Latency = summarize(r.hist)
+	res.Seconds = seconds.seconds
+	res.LatencyCurve = percentileCurve(r.hist)
+	res.hist = r.hist
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
