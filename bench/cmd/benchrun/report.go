@@ -452,6 +452,13 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 	ratio("server CPU per GB, stream 1 conn.: ≤ 1.1× gnet", "stream-c1", "gnet", figCPUGB, 1.1, false)
 	ratio("server CPU per GB, stream 16 conn.: ≤ 1.1× gnet", "stream-c16", "gnet", figCPUGB, 1.1, false)
 	ratio("server CPU per connrate cycle: ≤ 1.1× gnet", "connrate-c8", "gnet", figCPUCycle, 1.1, false)
+	// A PROXY listener costs one more read per connection, nothing per
+	// message: within 5% of echoctl without it (echoctl's figure over the
+	// PROXY server's: throughput at most 1.05, CPU at least 1/1.05).
+	ratio("PROXY v2, pingpong 128 B, 50 conn.: throughput within 5% (echoctl ÷ PROXY ≤ 1.05)", "pp128-c50", proxyID, figMsgs, 1.05, false)
+	ratio("PROXY v2, pingpong 128 B, 50 conn.: server CPU per message within 5% (echoctl ÷ PROXY ≥ 0.95)", "pp128-c50", proxyID, figCPU, 1/1.05, true)
+	ratio("PROXY v2, connrate: connections/s within 5% (echoctl ÷ PROXY ≤ 1.05)", "connrate-c8", proxyID, figConn, 1.05, false)
+	ratio("PROXY v2, connrate: server CPU per cycle within 5% (echoctl ÷ PROXY ≥ 0.95)", "connrate-c8", proxyID, figCPUCycle, 1/1.05, true)
 	return out
 }
 

@@ -18,6 +18,8 @@ type server struct {
 	// only, if set, names the only modes this server runs; it has no row
 	// in the others.
 	only map[string]bool
+	// load is added to the echoctl bench command line against it.
+	load []string
 }
 
 // skipped reports whether s sits out mode, and the reason to give for it
@@ -75,6 +77,15 @@ func selectServers(o *options, e *env) []*server {
 		},
 		only: map[string]bool{"pp128-c1": true, "pp128-c50-r5k": true},
 	})
+	all = append(all, &server{
+		id: proxyID, name: "echoctl, PROXY v2",
+		about: "`echoctl serve --addr 'tcp://127.0.0.1:PORT?proxy-protocol=on'`, loaded by `echoctl bench --proxy-protocol v2` (a header on each connection): what a PROXY listener costs, in the two modes issue 16 names",
+		argv: func(port int) []string {
+			return []string{o.echoctl, "serve", "--addr", "tcp://" + addr(port) + "?proxy-protocol=on"}
+		},
+		only: map[string]bool{"pp128-c50": true, "connrate-c8": true},
+		load: []string{"--proxy-protocol", "v2"},
+	})
 	if e.python != "" {
 		all = append(all, &server{
 			id: "asyncio", name: "asyncio (quiet)",
@@ -113,6 +124,9 @@ const againID = "echoctl-again"
 
 // busyPollID is echoctl with --busy-poll, shown where latency is measured.
 const busyPollID = "echoctl-busy"
+
+// proxyID is echoctl with a PROXY protocol listener, loaded with headers.
+const proxyID = "echoctl-proxy"
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
