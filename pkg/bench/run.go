@@ -542,10 +542,6 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 			res.LoadCPUPercent = 100 * load.Seconds() / s
 		}
 	}
-	res.Latency = summarize(r.hist)
-	res.Seconds = seconds.seconds
-	res.LatencyCurve = percentileCurve(r.hist)
-	res.hist = r.hist
 	if cpu, system, ok := cpuAfter.serverSince(cpuBefore); srv != nil && measuring && ok {
 		srv.CPU = cpu.Seconds()
 		srv.SystemCPU = system.Seconds()
@@ -563,20 +559,8 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		srv.BytesPerConn = float64(srv.RSSHeld-srv.RSSBefore) / float64(res.Held)
 	}
 
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	res.Errors = r.errs
-	res.FirstError = r.firstErr
-	res.Greetings = r.greetings
-	if mm := r.firstMM; mm != nil {
-		res.FirstMismatch = describeMismatch(mm)
-		return res, mm
-	}
-	if res.Interrupted {
-		return res, interruptedError(res)
-	}
-	if n := r.errs.Total(); n > 0 {
-		return res, fmt.Errorf("%w: %s (first %s)", ErrRunFailed, r.errs.summary(), r.firstErr)
+	if err := r.settle(res, seconds); err != nil {
+		return res, err
 	}
 	if (cfg.Mode == ModePingPong || cfg.Mode == ModeStream) && cfg.Warmup > 0 && res.OpenAtStart < int64(cfg.Conns) {
 		return res, fmt.Errorf("%w: only %d of the %d connections were open when measuring began: the server accepted them too slowly for a %v warmup",
@@ -679,4 +663,31 @@ func (e ErrorCounts) summary() string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// settle fills in res's latencies (from the run's histogram and its
+// seconds) and errors, as every mode and transport reports them, and
+// returns the error that ends the run for them: the first mismatch, the
+// interruption, or the errors counted; nil when there are none.
+func (r *runner) settle(res *Result, seconds *sampler) error {
+	res.Latency = summarize(r.hist)
+	res.Seconds = seconds.seconds
+	res.LatencyCurve = percentileCurve(r.hist)
+	res.hist = r.hist
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res.Errors = r.errs
+	res.FirstError = r.firstErr
+	res.Greetings = r.greetings
+	if mm := r.firstMM; mm != nil {
+		res.FirstMismatch = describeMismatch(mm)
+		return mm
+	}
+	if res.Interrupted {
+		return interruptedError(res)
+	}
+	if n := r.errs.Total(); n > 0 {
+		return fmt.Errorf("%w: %s (first %s)", ErrRunFailed, r.errs.summary(), r.firstErr)
+	}
+	return nil
 }

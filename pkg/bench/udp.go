@@ -160,24 +160,8 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 		res.MessagesPerSec = float64(res.Messages) / elapsed.Seconds()
 		res.MBPerSec = float64(res.Bytes) / elapsed.Seconds() / 1e6
 	}
-	res.Latency = summarize(r.hist)
-	res.Seconds = seconds.seconds
-	res.LatencyCurve = percentileCurve(r.hist)
-	res.hist = r.hist
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	res.Errors = r.errs
-	res.FirstError = r.firstErr
-	if mm := r.firstMM; mm != nil {
-		res.FirstMismatch = describeMismatch(mm)
-		return res, mm
-	}
-	if res.Interrupted {
-		return res, interruptedError(res)
-	}
-	if n := r.errs.Total(); n > 0 {
-		return res, fmt.Errorf("%w: %s (first %s)", ErrRunFailed, r.errs.summary(), r.firstErr)
+	if err := r.settle(res, seconds); err != nil {
+		return res, err
 	}
 	if res.Messages == 0 {
 		return res, fmt.Errorf("%w: no datagram echoed of the %d sent in the %s measured", ErrRunFailed, res.UDP.Sent, elapsed.Round(time.Millisecond))
