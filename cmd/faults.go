@@ -17,16 +17,17 @@ import (
 // fault setting; in a config file they may also sit in a faults section
 // without the prefix (faults: {delay: 50ms}).
 const (
-	faultPrefix  = "fault-"
+	faultPrefix  = echo.FaultKeyPrefix
 	faultSection = "faults"
 )
 
 // faultKey is the key of the fault named name (a key of echo.Faults' text
-// form), a string flag of serve, empty (off) by default.
+// form), a string flag of serve, empty (off) by default, with the usage
+// of its per-listener key (echo.ListenerKeys).
 func faultKey(name, def, usage string) key {
 	return key{
 		name: faultPrefix + name, def: def,
-		flags: []keyFlag{{on: cmdServe, usage: "fault: " + usage}},
+		flags: []keyFlag{{on: cmdServe, usage: usage}},
 		decode: func(d *decoder, key string, cfg *Config) {
 			if cfg.Faults == nil {
 				cfg.Faults = &echo.Faults{}
@@ -67,7 +68,7 @@ func logFaults(f *echo.Faults, logger zerolog.Logger) {
 		return
 	}
 	logger.Info().Str("logger", "main").Strs("faults", settings).
-		Msg("faults on every tcp, tls and unix listener: " + strings.Join(settings, " "))
+		Msg("faults on every listener: " + strings.Join(settings, " "))
 }
 
 // watchFaults reloads serve's faults on SIGHUP, when it read a config

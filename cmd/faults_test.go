@@ -1,10 +1,15 @@
 package cmd
 
 import (
+	"errors"
+	"io"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -73,7 +78,7 @@ func TestFaultKeysInvalid(t *testing.T) {
 		{"probability", []string{"--fault-corrupt", "2"}, "",
 			`echoctl: invalid fault-corrupt "2" from flag --fault-corrupt: "2" is not a probability from 0 to 1 (0.01 or 1%)`},
 		{"section key", nil, "faults:\n  latency: 50ms\n",
-			`unknown key "latency" in the faults section (fault keys: delay, jitter, rate, slice, slice-delay, close-after, reset-after, stall-after, corrupt, refuse, share)`},
+			`unknown key "latency" in the faults section (fault keys: delay, jitter, rate, slice, slice-delay, close-after, reset-after, stall-after, corrupt, refuse, drop, duplicate, reorder, share)`},
 		{"set twice", nil, "fault-delay: 1s\nfaults:\n  delay: 50ms\n",
 			"delay is set twice, in the faults section and as fault-delay"},
 		{"section not a table", nil, "faults: 50ms\n", "faults must be a table of fault keys and values"},
@@ -100,11 +105,51 @@ func TestFaultKeysInvalid(t *testing.T) {
 func TestServeLogsFaults(t *testing.T) {
 	isolate(t)
 	p := startServe(t, "--fault-delay", "50ms", "--fault-jitter", "10ms", "--fault-reset-after", "64KiB")
-	if !hasLogLine(jsonLines(t, p.stderr.String()), "main", "faults on every tcp, tls and unix listener: delay=50ms jitter=10ms reset-after=64KiB") {
+	if !hasLogLine(jsonLines(t, p.stderr.String()), "main", "faults on every listener: delay=50ms jitter=10ms reset-after=64KiB") {
 		t.Errorf("no faults line at start-up:\n%s", p.stderr)
 	}
 	plain := startServe(t)
 	if s := plain.stderr.String(); strings.Contains(s, "fault") {
 		t.Errorf("a server without faults mentions them:\n%s", s)
 	}
+}
+
+// TestServeFaultsPerListener: one serve, a clean port and a faulty one
+// whose address query sets a fault; the start-up line of the faulty one
+// shows its keys, and only its connections are faulted.
+func TestServeFaultsPerListener(t *testing.T) {
+	isolate(t)
+	p, bound := startServeAddrs(t, []string{"tcp://127.0.0.1:0", "tcp://127.0.0.2:0?fault-reset-after=2"})
+	clean, faulty := bound[0], bound[1]
+	if !hasLogField(jsonLines(t, p.stderr.String()), "options", "fault-reset-after=2") {
+		t.Errorf("no start-up line with options fault-reset-after=2:\n%s", p.stderr)
+	}
+	for _, tc := range []struct {
+		addr  string
+		reset bool
+	}{{clean, false}, {faulty, true}} {
+		c, err := net.DialTimeout("tcp", tc.addr, waitTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(waitTimeout))
+		c.Write([]byte("abcd"))
+		got := make([]byte, 4)
+		n, err := io.ReadFull(c, got)
+		reset := errors.Is(err, syscall.ECONNRESET)
+		c.Close()
+		if tc.reset != reset || (!tc.reset && string(got[:n]) != "abcd") || (tc.reset && n > 2) {
+			t.Errorf("%s: read %q, %v; want reset %v", tc.addr, got[:n], err, tc.reset)
+		}
+	}
+}
+
+// hasLogField reports whether a line holds field with value.
+func hasLogField(lines []map[string]any, field, value string) bool {
+	for _, l := range lines {
+		if l[field] == value {
+			return true
+		}
+	}
+	return false
 }

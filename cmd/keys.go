@@ -296,18 +296,6 @@ var keys = withListenerKeys([]key{
 			}
 		},
 	},
-	// serve's faults (faults.go, docs/faults.md), all off by default.
-	faultKey("delay", "", "hold each echo for this `duration` after it is read (50ms)"),
-	faultKey("jitter", "", "vary the delay of each echo at random by up to this `duration` either way"),
-	faultKey("rate", "", "pace each connection's echo to this `rate` in bytes a second (256KiB/s)"),
-	faultKey("slice", "", "write each echo this many `bytes` at a time"),
-	faultKey("slice-delay", "", "wait this `duration` between the slices of an echo"),
-	faultKey("close-after", "", "after N bytes echoed (1024, 64KiB) or D after opening (2s), write what is owed up to then, send FIN and close (`N|D`)"),
-	faultKey("reset-after", "", "after N bytes echoed or D after opening, reset the connection (RST) without writing what is owed (`N|D`)"),
-	faultKey("stall-after", "", "after N bytes echoed or D after opening, stop reading and echoing, keeping the connection open; --idle-timeout still applies (`N|D`)"),
-	faultKey("corrupt", "", "flip one bit of an echoed chunk with this `probability` (0.01 or 1%)"),
-	faultKey("refuse", "", "reset this `fraction` of connections as soon as they are accepted (TLS: after the handshake)"),
-	faultKey("share", "1", "apply the faults to this `fraction` of connections, drawn at random as each opens"),
 })
 
 // clientFlags are the flags of a key that send, ping and bench share,
@@ -334,14 +322,21 @@ func addStrings(fs *pflag.FlagSet, name string, def any, usage string) {
 }
 
 // withListenerKeys adds to table serve's per-listener keys (the PROXY
-// protocol): each flag sets the default of every address, whose query may
-// override it (ADDR?proxy-protocol=on). echo.ListenerKeys declares them,
-// with their defaults and help, and parses them for both. A key that send
+// protocol, the faults): each flag sets the default of every address,
+// whose query may override it (ADDR?proxy-protocol=on,
+// ADDR?fault-delay=50ms). echo.ListenerKeys declares them, with their
+// defaults and help, and parses them for both. The fault keys' flags set
+// the Server's faults (faultKey), the default that a SIGHUP reloads from
+// the config file, and an address query's fault keys stay over them. A key that send
 // and bench have already (proxy-protocol: the header they write, v1 or
 // v2) gets serve's flag too, and means on serve what serve reads (off or
 // on); its default is the same, empty (off).
 func withListenerKeys(table []key) []key {
 	for _, lk := range echo.ListenerKeys() {
+		if name, ok := strings.CutPrefix(lk.Name, echo.FaultKeyPrefix); ok {
+			table = append(table, faultKey(name, lk.Default.(string), lk.Usage))
+			continue
+		}
 		decode := func(d *decoder, name string, cfg *Config) {
 			raw := d.v.Get(name)
 			s, ok := keyText(raw)

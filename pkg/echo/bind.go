@@ -142,7 +142,11 @@ func (s *Server) logStart(g boundGroup) {
 		addrs.Str(a)
 	}
 	e = e.Str("logger", "main").Str("network", g.addr.Network).Array("listeners", addrs)
-	if o := g.opts.String(); o != "" && g.addr.Network != NetworkUDP {
+	o := g.opts.String()
+	if g.addr.Network == NetworkUDP { // the PROXY keys do not apply
+		o = g.opts.faultString()
+	}
+	if o != "" {
 		e = e.Str("options", o)
 	}
 	if g.addr.Network == NetworkUnix {

@@ -12,61 +12,109 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// The faults of Server.Faults (faults.go) at work: one write stage
-// (stage.go), so that both engines run them alike. Its pacer, made for
+// The faults of Server.Faults and of each listener's
+// ListenerOptions.Faults (faults.go) at work: one write stage (stage.go)
+// a listener, so that both engines run them alike. Its pacer, made for
 // each connection that Share picks, delays, slices and paces the pieces
 // of each echo, flips a bit of a chunk (a rewriter) and ends the
 // connection (an ender) when a close, reset or stall is due or when the
 // connection is refused. It is appended after any other write stage, so
 // that the piece it chooses is the one written and its count of bytes
-// echoed is exact.
+// echoed is exact. A UDP listener reads the faults in force from the same
+// stage (fault_udp.go).
 
-// startFaults checks s.Faults and, if it is set, appends its stage to
-// s.stages, once for all of s's listeners, before any of them serves (as
-// startGreeting does for the greeting). The stage holds a copy of the
-// faults, which SetFaults may replace; nil: no stage at all.
+// startFaults checks s.Faults and records it, once, before any listener
+// serves, as the faults every listener starts from (newFaultStage); nil:
+// a listener has faults only if its ListenerOptions set some.
 func (s *Server) startFaults() error {
 	if err := s.Faults.Validate(); err != nil {
 		return err
 	}
 	s.faults.Do(func() {
-		if s.Faults == nil {
-			return
+		if s.Faults != nil {
+			f := *s.Faults
+			s.faultBase.Store(&f)
 		}
-		st := &faultStage{}
-		st.cur.Store(newFaultConfig(s.Faults))
-		if s.stages == nil {
-			s.stages = &stages{}
-		}
-		s.stages.write = append(s.stages.write, st)
-		s.faultStage.Store(st)
 	})
 	return nil
 }
 
-// SetFaults replaces the faults of the connections that open from now on
-// (those already open keep theirs), as serve does on SIGHUP; nil or a
-// zero Faults turns them off. f is copied, after Validate. It needs the
-// faults' stage, which a Server has when it started serving with
-// Server.Faults set (a zero Faults, injecting none, will do: it costs each
-// connection a check); otherwise it changes nothing and says so.
+// newFaultStage returns the fault stage of a listener served with opts:
+// the Server's faults with opts.Faults over them, registered for
+// SetFaults until dropFaultStage; nil, at no cost, when neither the
+// Server nor opts has faults.
+func (s *Server) newFaultStage(opts ListenerOptions) (*faultStage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	base := s.faultBase.Load()
+	if base == nil && len(opts.Faults) == 0 {
+		return nil, nil
+	}
+	f, err := opts.faultsOver(base)
+	if err != nil {
+		return nil, err
+	}
+	st := &faultStage{over: opts}
+	st.cur.Store(newFaultConfig(f))
+	if s.faultStages == nil {
+		s.faultStages = make(map[*faultStage]struct{})
+	}
+	s.faultStages[st] = struct{}{}
+	return st, nil
+}
+
+// dropFaultStage forgets st, whose listener has stopped; nil is none.
+func (s *Server) dropFaultStage(st *faultStage) {
+	if st == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.faultStages, st)
+}
+
+// SetFaults replaces the Server's faults for the connections (and the
+// datagrams) that arrive from now on (those already open keep theirs), as
+// serve does on SIGHUP; nil or a zero Faults turns them off. A listener's
+// own fault keys (ListenerOptions.Faults, an address query's fault-*
+// keys) stay over the new faults, key by key. f is copied, after
+// Validate. It needs a Server that started serving with Server.Faults set
+// (a zero Faults, injecting none, will do: it costs each connection a
+// check); otherwise it changes nothing and says so.
 func (s *Server) SetFaults(f *Faults) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	st := s.faultStage.Load()
-	if st == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faultBase.Load() == nil {
 		return fmt.Errorf("%w: the server is not serving with Server.Faults set, so its faults cannot change", ErrInvalidFault)
 	}
-	st.cur.Store(newFaultConfig(f))
+	base := &Faults{}
+	if f != nil {
+		*base = *f
+	}
+	next := make(map[*faultStage]*faultConfig, len(s.faultStages))
+	for st := range s.faultStages {
+		lf, err := st.over.faultsOver(base)
+		if err != nil {
+			return err
+		}
+		next[st] = newFaultConfig(lf)
+	}
+	s.faultBase.Store(base)
+	for st, cfg := range next {
+		st.cur.Store(cfg)
+	}
 	return nil
 }
 
-// faultStage is the write stage of a Server's Faults: the faults in force
-// for connections that open now.
+// faultStage is the write stage of a listener's faults: the faults in
+// force for connections that open now.
 type faultStage struct {
-	cur atomic.Pointer[faultConfig]
-	mu  sync.Mutex // guards the Rand sources
+	cur  atomic.Pointer[faultConfig]
+	over ListenerOptions // the listener's own fault keys, put back over SetFaults' faults
+	mu   sync.Mutex      // guards the Rand sources
 }
 
 // faultConfig is a copy of a Faults, with what follows from it.
@@ -107,7 +155,7 @@ func chance(u uint64, p float64) bool {
 func (s *faultStage) pacer(c *conn) pacer {
 	cfg := s.cur.Load()
 	f := &cfg.f
-	if !f.Enabled() {
+	if !f.streamEnabled() {
 		return nil
 	}
 	if share := f.Share; share > 0 && share < 1 && !chance(s.draw(cfg), share) {

@@ -10,11 +10,13 @@ import (
 )
 
 // Faults makes a Server misbehave on purpose, on its stream connections
-// (TCP, TLS, Unix sockets), so that the clients, proxies and balancers
-// behind it can be tested against a slow, throttled, cut-off or lying
-// server (docs/faults.md). The zero value injects no fault. A Server whose
-// Faults is nil pays nothing for them; a zero one, which Server.SetFaults
-// may change later, costs each connection a check.
+// (TCP, TLS, Unix sockets) and its UDP answers, so that the clients,
+// proxies and balancers behind it can be tested against a slow,
+// throttled, cut-off, lossy or lying server (docs/faults.md). The zero
+// value injects no fault. A Server whose Faults is nil, and none of whose
+// listeners sets faults of its own (ListenerOptions.Faults), pays nothing
+// for them; a zero one, which Server.SetFaults may change later, costs
+// each connection (each datagram) a check.
 //
 // When a connection opens, Share decides whether faults apply to it; if
 // they do, every fault set applies to it. Each fault, when it first acts
@@ -22,10 +24,16 @@ import (
 // ("fault: reset after 1024 bytes") and reported to the ConnObserver if it
 // is a FaultObserver.
 //
-// A Faults is a plain value: a copy may be given to another Server (or,
-// later, to one listener). Its text form is a set of keys, each parsed by
-// Set: "delay", "jitter", "rate", "slice", "slice-delay", "close-after",
-// "reset-after", "stall-after", "corrupt", "refuse" and "share"
+// On a UDP listener (ServePacket) Delay, Jitter, Corrupt, Drop,
+// Duplicate and Reorder act on each answer, and Share picks the
+// datagrams rather than connections; the other faults act on stream
+// connections only, and Drop, Duplicate and Reorder on UDP only.
+//
+// A Faults is a plain value: a copy may be given to another Server; one
+// listener may set some keys over it (ListenerOptions.Faults). Its text
+// form is a set of keys, each parsed by Set: "delay", "jitter", "rate",
+// "slice", "slice-delay", "close-after", "reset-after", "stall-after",
+// "corrupt", "refuse", "drop", "duplicate", "reorder" and "share"
 // (FaultKeys).
 type Faults struct {
 	// Delay holds each echo for that long after it was read (Jitter
@@ -70,14 +78,31 @@ type Faults struct {
 	// as soon as it is accepted (on TLS, once its handshake is done).
 	Refuse float64
 
+	// Drop is the probability, from 0 to 1, that a datagram is left
+	// unanswered (UDP only).
+	Drop float64
+	// Duplicate is the probability, from 0 to 1, that a datagram is
+	// answered twice, with the same bytes, to its sender (UDP only). The
+	// second answer passes the per-source rate limit
+	// (Server.UDPRatePerSource) like any answer, and is dropped when
+	// over it: at most two answers, each the size of the datagram.
+	Duplicate float64
+	// Reorder is the probability, from 0 to 1, that a datagram's answer
+	// is held back and sent right after the listener's next answer, to
+	// whichever sender, or MaxReorderHold after it was held if no answer
+	// follows by then (UDP only). At shutdown a held answer is sent, not
+	// lost.
+	Reorder float64
+
 	// Share is the fraction of connections, drawn at random as each
 	// opens, that the faults apply to: from 0 (excluded) to 1. Zero means
 	// 1: every connection.
 	Share float64
 
 	// Rand, if not nil, is the source of the random decisions (Share,
-	// Refuse, Jitter, Corrupt), for reproducible tests; it is called
-	// once or twice per connection, under a lock. Nil: math/rand/v2's.
+	// Refuse, Jitter, Corrupt, and on UDP every fault), for reproducible
+	// tests; it is called once or twice per connection (and for each
+	// datagram), under a lock. Nil: math/rand/v2's.
 	Rand rand.Source
 }
 
@@ -179,39 +204,65 @@ func formatBytes(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// faultKey is one key of the text form of Faults: how Set parses it and
-// how Settings shows it ("" when it is unset).
+// faultKey is one key of the text form of Faults: how Set parses it, how
+// Settings shows it ("" when it is unset), what it does (the help of its
+// flag and address query key) and the networks it acts on.
 type faultKey struct {
-	name string
-	set  func(f *Faults, v string) error
-	get  func(f *Faults) string
+	name     string
+	set      func(f *Faults, v string) error
+	get      func(f *Faults) string
+	usage    string
+	networks []string // nil: every one
 }
+
+// packetNetworks are the networks of packet listeners.
+var packetNetworks = []string{NetworkUDP}
 
 // faultKeys are the keys of Faults, in the order Settings lists them: the
 // one table that parses and shows a fault configuration.
 var faultKeys = []faultKey{
 	{"delay", func(f *Faults, v string) (err error) { f.Delay, err = parseFaultDuration(v); return },
-		func(f *Faults) string { return showDuration(f.Delay) }},
+		func(f *Faults) string { return showDuration(f.Delay) },
+		"hold each echo (each UDP answer) for this `duration` after it is read (50ms)", nil},
 	{"jitter", func(f *Faults, v string) (err error) { f.Jitter, err = parseFaultDuration(v); return },
-		func(f *Faults) string { return showDuration(f.Jitter) }},
+		func(f *Faults) string { return showDuration(f.Jitter) },
+		"vary the delay of each echo at random by up to this `duration` either way", nil},
 	{"rate", func(f *Faults, v string) (err error) { f.Rate, err = parseFaultRate(v); return },
-		func(f *Faults) string { return showCount(int64(f.Rate), "/s") }},
+		func(f *Faults) string { return showCount(int64(f.Rate), "/s") },
+		"pace each connection's echo to this `rate` in bytes a second (256KiB/s)", streamNetworks},
 	{"slice", func(f *Faults, v string) (err error) { f.Slice, err = parseFaultCount(v); return },
-		func(f *Faults) string { return showCount(int64(f.Slice), "") }},
+		func(f *Faults) string { return showCount(int64(f.Slice), "") },
+		"write each echo this many `bytes` at a time", streamNetworks},
 	{"slice-delay", func(f *Faults, v string) (err error) { f.SliceDelay, err = parseFaultDuration(v); return },
-		func(f *Faults) string { return showDuration(f.SliceDelay) }},
+		func(f *Faults) string { return showDuration(f.SliceDelay) },
+		"wait this `duration` between the slices of an echo", streamNetworks},
 	{"close-after", func(f *Faults, v string) (err error) { f.CloseAfter, err = ParseFaultAfter(v); return },
-		func(f *Faults) string { return showAfter(f.CloseAfter) }},
+		func(f *Faults) string { return showAfter(f.CloseAfter) },
+		"after N bytes echoed (1024, 64KiB) or D after opening (2s), write what is owed up to then, send FIN and close (`N|D`)", streamNetworks},
 	{"reset-after", func(f *Faults, v string) (err error) { f.ResetAfter, err = ParseFaultAfter(v); return },
-		func(f *Faults) string { return showAfter(f.ResetAfter) }},
+		func(f *Faults) string { return showAfter(f.ResetAfter) },
+		"after N bytes echoed or D after opening, reset the connection (RST) without writing what is owed (`N|D`)", streamNetworks},
 	{"stall-after", func(f *Faults, v string) (err error) { f.StallAfter, err = ParseFaultAfter(v); return },
-		func(f *Faults) string { return showAfter(f.StallAfter) }},
+		func(f *Faults) string { return showAfter(f.StallAfter) },
+		"after N bytes echoed or D after opening, stop reading and echoing, keeping the connection open; --idle-timeout still applies (`N|D`)", streamNetworks},
 	{"corrupt", func(f *Faults, v string) (err error) { f.Corrupt, err = parseProbability(v, false); return },
-		func(f *Faults) string { return showProbability(f.Corrupt, 0) }},
+		func(f *Faults) string { return showProbability(f.Corrupt, 0) },
+		"flip one bit of an echoed chunk (a UDP answer) with this `probability` (0.01 or 1%)", nil},
 	{"refuse", func(f *Faults, v string) (err error) { f.Refuse, err = parseProbability(v, false); return },
-		func(f *Faults) string { return showProbability(f.Refuse, 0) }},
+		func(f *Faults) string { return showProbability(f.Refuse, 0) },
+		"reset this `fraction` of connections as soon as they are accepted (TLS: after the handshake)", streamNetworks},
+	{"drop", func(f *Faults, v string) (err error) { f.Drop, err = parseProbability(v, false); return },
+		func(f *Faults) string { return showProbability(f.Drop, 0) },
+		"udp:// addresses: leave this `fraction` of datagrams unanswered", packetNetworks},
+	{"duplicate", func(f *Faults, v string) (err error) { f.Duplicate, err = parseProbability(v, false); return },
+		func(f *Faults) string { return showProbability(f.Duplicate, 0) },
+		"udp:// addresses: answer this `fraction` of datagrams twice (the second answer counts against --udp-rate-per-source)", packetNetworks},
+	{"reorder", func(f *Faults, v string) (err error) { f.Reorder, err = parseProbability(v, false); return },
+		func(f *Faults) string { return showProbability(f.Reorder, 0) },
+		"udp:// addresses: hold back this `fraction` of answers until the listener's next answer is sent (at most 100ms)", packetNetworks},
 	{"share", func(f *Faults, v string) (err error) { f.Share, err = parseProbability(v, true); return },
-		func(f *Faults) string { return showProbability(f.Share, 1) }},
+		func(f *Faults) string { return showProbability(f.Share, 1) },
+		"apply the faults to this `fraction` of connections (of datagrams on udp://), drawn at random", nil},
 }
 
 // FaultKeys returns the keys of the text form of Faults, which Set
@@ -261,10 +312,19 @@ func (f *Faults) Settings() []string {
 }
 
 // Enabled reports whether f, which may be nil, injects any fault.
-func (f *Faults) Enabled() bool {
+func (f *Faults) Enabled() bool { return f.streamEnabled() || f.packetEnabled() }
+
+// streamEnabled reports whether f injects a fault on stream connections.
+func (f *Faults) streamEnabled() bool {
 	return f != nil && (f.Delay > 0 || f.Jitter > 0 || f.Rate > 0 || f.Slice > 0 ||
 		!f.CloseAfter.IsZero() || !f.ResetAfter.IsZero() || !f.StallAfter.IsZero() ||
 		f.Corrupt > 0 || f.Refuse > 0)
+}
+
+// packetEnabled reports whether f injects a fault on UDP answers.
+func (f *Faults) packetEnabled() bool {
+	return f != nil && (f.Delay > 0 || f.Jitter > 0 || f.Corrupt > 0 ||
+		f.Drop > 0 || f.Duplicate > 0 || f.Reorder > 0)
 }
 
 // Validate reports the first field of f out of its bounds, wrapping
@@ -301,7 +361,7 @@ func (f *Faults) Validate() error {
 	for _, p := range []struct {
 		key string
 		p   float64
-	}{{"corrupt", f.Corrupt}, {"refuse", f.Refuse}, {"share", f.Share}} {
+	}{{"corrupt", f.Corrupt}, {"refuse", f.Refuse}, {"drop", f.Drop}, {"duplicate", f.Duplicate}, {"reorder", f.Reorder}, {"share", f.Share}} {
 		if !(p.p >= 0 && p.p <= 1) {
 			return bad(p.key, fmt.Sprintf("%v is not a probability from 0 to 1", p.p))
 		}
@@ -404,6 +464,9 @@ const (
 	FaultStall
 	FaultCorrupt
 	FaultRefuse
+	FaultDrop
+	FaultDuplicate
+	FaultReorder
 )
 
 var faultKindNames = [...]string{
@@ -415,10 +478,15 @@ var faultKindNames = [...]string{
 	FaultStall:   "stall",
 	FaultCorrupt: "corrupt",
 	FaultRefuse:  "refuse",
+	// UDP only.
+	FaultDrop:      "drop",
+	FaultDuplicate: "duplicate",
+	FaultReorder:   "reorder",
 }
 
 // String returns the kind's label value: "delay", "rate", "slice",
-// "close", "reset", "stall", "corrupt" or "refuse".
+// "close", "reset", "stall", "corrupt", "refuse", "drop", "duplicate" or
+// "reorder".
 func (k FaultKind) String() string {
 	if int(k) < len(faultKindNames) {
 		return faultKindNames[k]

@@ -3,8 +3,10 @@ package echo
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -18,8 +20,9 @@ const DefaultProxyTimeout = 5 * time.Second
 // addresses. Server.ListenerOptions holds those of every listener; the
 // address of a listener given to Bind may override them in a query of
 // per-listener keys (ListenerKeys), as ParseListenAddr reads it:
-// "tcp://:9000?proxy-protocol=on&proxy-trusted=10.0.0.0/8". The zero value
-// serves every connection as the seed does: no PROXY protocol.
+// "tcp://:9000?proxy-protocol=on&proxy-trusted=10.0.0.0/8",
+// "udp://:9002?fault-drop=0.1". The zero value serves every connection as
+// the seed does: no PROXY protocol, and the Server's Faults.
 type ListenerOptions struct {
 	// ProxyProtocol makes the listener read a PROXY protocol header (v1,
 	// text, or v2, binary, as HAProxy's doc/proxy-protocol.txt describes
@@ -46,6 +49,41 @@ type ListenerOptions struct {
 	// header may take to arrive whole. If zero, DefaultProxyTimeout (5s)
 	// is used. It must not exceed MaxTimeout.
 	ProxyTimeout time.Duration
+
+	// Faults are fault keys (FaultKeys: "delay", "drop", ...) set for
+	// this listener alone, each with its text value as Faults.Set reads
+	// it. They apply over the Server's Faults key by key ("0" turns one
+	// off), and stay over them when SetFaults replaces the Server's
+	// faults. A listener with faults of its own runs the fault stage
+	// even when Server.Faults is nil. An address query sets them as
+	// fault-* keys: "tcp://:9001?fault-delay=50ms&fault-share=0.5".
+	// Nil: the Server's faults as they are.
+	Faults map[string]string
+}
+
+// faultsOver returns base (nil: none) with o's fault keys set over it, a
+// new Faults; nil when neither sets any.
+func (o ListenerOptions) faultsOver(base *Faults) (*Faults, error) {
+	if base == nil && len(o.Faults) == 0 {
+		return nil, nil
+	}
+	f := &Faults{}
+	if base != nil {
+		*f = *base
+	}
+	for _, k := range faultKeys { // in a fixed order, for the same error each time
+		if v, ok := o.Faults[k.name]; ok {
+			if err := f.Set(k.name, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for name := range o.Faults {
+		if !slices.Contains(FaultKeys(), name) {
+			return nil, fmt.Errorf("%w: unknown key %q (want one of %s)", ErrInvalidFault, name, strings.Join(FaultKeys(), ", "))
+		}
+	}
+	return f, f.Validate()
 }
 
 // proxyTimeout returns ProxyTimeout or its default.
@@ -97,8 +135,9 @@ func (k ListenerKey) allowedOn(network string) string {
 // streamNetworks are the networks of stream listeners.
 var streamNetworks = []string{NetworkTCP, NetworkTLS, NetworkUnix}
 
-// listenerKeys is the one table of per-listener keys.
-var listenerKeys = []ListenerKey{
+// listenerKeys is the one table of per-listener keys: the PROXY
+// protocol's, then the faults' (faultListenerKeys).
+var listenerKeys = append([]ListenerKey{
 	{
 		Name: "proxy-protocol", Default: "", networks: streamNetworks,
 		Usage: "require a PROXY protocol v1 or v2 header (HAProxy's send-proxy) from each peer before the echo: off or on (per listener: ADDR?proxy-protocol=on) (default: off)",
@@ -142,6 +181,46 @@ var listenerKeys = []ListenerKey{
 			return nil
 		},
 	},
+}, faultListenerKeys()...)
+
+// FaultKeyPrefix starts the name of a fault's per-listener key: "fault-"
+// and a key of FaultKeys ("fault-delay").
+const FaultKeyPrefix = "fault-"
+
+// faultListenerKeys are the per-listener keys of the faults, one for each
+// of faultKeys: each sets its key in ListenerOptions.Faults, after
+// checking its value. An empty value unsets it (the Server's applies).
+func faultListenerKeys() []ListenerKey {
+	var lks []ListenerKey
+	for _, fk := range faultKeys {
+		var def any = ""
+		if fk.name == "share" {
+			def = "1"
+		}
+		lks = append(lks, ListenerKey{
+			Name: FaultKeyPrefix + fk.name, Default: def, Usage: "fault: " + fk.usage, networks: fk.networks,
+			set: func(o *ListenerOptions, v string) error {
+				if err := fk.set(&Faults{}, v); err != nil && strings.TrimSpace(v) != "" {
+					return err
+				}
+				m := maps.Clone(o.Faults)
+				if m == nil {
+					m = make(map[string]string)
+				}
+				if strings.TrimSpace(v) == "" {
+					delete(m, fk.name)
+				} else {
+					m[fk.name] = v
+				}
+				if len(m) == 0 {
+					m = nil
+				}
+				o.Faults = m
+				return nil
+			},
+		})
+	}
+	return lks
 }
 
 // ListenerKeys returns the per-listener keys, in the order the docs list
@@ -217,20 +296,16 @@ func ParseListenAddr(s string, defaults ListenerOptions) (Addr, ListenerOptions,
 	return a, opts, nil
 }
 
-// listenerKeyNames lists the keys for an error: "a, b or c".
+// listenerKeyNames lists the keys for an error: "a, b, c or fault-KEY
+// (KEY: delay, ...)".
 func listenerKeyNames() string {
-	var b strings.Builder
-	for i, k := range listenerKeys {
-		switch {
-		case i == 0:
-		case i == len(listenerKeys)-1:
-			b.WriteString(" or ")
-		default:
-			b.WriteString(", ")
+	var names []string
+	for _, k := range listenerKeys {
+		if !strings.HasPrefix(k.Name, FaultKeyPrefix) {
+			names = append(names, k.Name)
 		}
-		b.WriteString(k.Name)
 	}
-	return b.String()
+	return strings.Join(names, ", ") + " or " + FaultKeyPrefix + "KEY (KEY: " + strings.Join(FaultKeys(), ", ") + ")"
 }
 
 // listenerConf is one listener's resolved settings, which each of its
@@ -245,33 +320,74 @@ type listenerConf struct {
 	// runs once its handshake is done (the PROXY stage reads before it).
 	stages, tlsStages *stages
 
+	// faults is its fault stage, also in stages; nil: no fault.
+	faults *faultStage
+
 	// proxyWarns limits the warnings of refused PROXY connections to one
 	// a second for each result (proxy.go).
 	proxyWarns [len(proxyResultNames)]logLimiter
 }
 
 // newListenerConf resolves the settings of the listener named name,
-// served with opts.
-func (s *Server) newListenerConf(name string, opts ListenerOptions) *listenerConf {
-	lc := &listenerConf{name: name, opts: opts, stages: s.stages, tlsStages: s.stages}
+// served with opts: the Server's stages, then its fault stage if it has
+// faults, and the PROXY stage first when it is on.
+func (s *Server) newListenerConf(name string, opts ListenerOptions) (*listenerConf, error) {
+	lc := &listenerConf{name: name, opts: opts}
+	fs, err := s.newFaultStage(opts)
+	if err != nil {
+		return nil, err
+	}
+	base := s.stages
+	if fs != nil {
+		lc.faults = fs
+		st := &stages{write: []writeStage{fs}}
+		if base != nil {
+			st.open = base.open
+			st.write = append(slices.Clone(base.write), fs)
+		}
+		base = st
+	}
+	lc.stages, lc.tlsStages = base, base
 	if opts.ProxyProtocol {
 		st := &stages{open: []openStage{proxyStage{}}}
-		if s.stages != nil {
-			st.open = append(st.open, s.stages.open...)
-			st.write = s.stages.write
+		if base != nil {
+			st.open = append(st.open, base.open...)
+			st.write = base.write
 		}
 		lc.stages = st
 	}
-	return lc
+	return lc, nil
 }
 
 // String returns the options as an address query would give them, for
-// the start-up log line: "proxy-protocol=on&proxy-timeout=5s", or "" when
-// the PROXY protocol is off (the others then do nothing).
+// the start-up log line: "proxy-protocol=on&proxy-timeout=5s", then the
+// listener's own faults ("fault-delay=50ms"); "" when the PROXY protocol
+// is off (its other keys then do nothing) and no fault key is set.
 func (o ListenerOptions) String() string {
-	if !o.ProxyProtocol {
-		return ""
+	var parts []string
+	if o.ProxyProtocol {
+		parts = append(parts, o.proxyParts()...)
 	}
+	if f := o.faultString(); f != "" {
+		parts = append(parts, f)
+	}
+	return strings.Join(parts, "&")
+}
+
+// faultString returns the listener's fault keys as an address query gives
+// them, in the order of FaultKeys: "fault-delay=50ms&fault-share=0.5".
+func (o ListenerOptions) faultString() string {
+	var parts []string
+	for _, k := range faultKeys {
+		if v, ok := o.Faults[k.name]; ok {
+			parts = append(parts, FaultKeyPrefix+k.name+"="+strings.TrimSpace(v))
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// proxyParts are the PROXY protocol's keys, for String.
+func (o ListenerOptions) proxyParts() []string {
 	parts := []string{"proxy-protocol=on"}
 	if len(o.ProxyTrusted) > 0 {
 		ps := make([]string, len(o.ProxyTrusted))
@@ -281,5 +397,5 @@ func (o ListenerOptions) String() string {
 		parts = append(parts, "proxy-trusted="+strings.Join(ps, ","))
 	}
 	parts = append(parts, "proxy-timeout="+o.proxyTimeout().String())
-	return strings.Join(parts, "&")
+	return parts
 }

@@ -190,14 +190,16 @@ type Server struct {
 	// what the client sent.
 	Greeting string
 
-	// Faults, if it injects any, makes every stream connection (TCP,
-	// TLS, Unix sockets) misbehave on purpose: delayed, sliced or paced
-	// echoes, a close, reset or stall after some bytes or some time, a
-	// flipped bit, a connection refused (docs/faults.md). It is read
-	// when the Server first serves; SetFaults changes the faults later.
-	// Nil: no fault, at no cost; a zero Faults injects none either, but
-	// lets SetFaults add some, for a check per connection. ServePacket
-	// ignores it.
+	// Faults, if it injects any, makes every listener misbehave on
+	// purpose: on stream connections (TCP, TLS, Unix sockets) delayed,
+	// sliced or paced echoes, a close, reset or stall after some bytes or
+	// some time, a flipped bit, a connection refused; on UDP answers
+	// dropped, duplicated, reordered, delayed or corrupted
+	// (docs/faults.md). They are the default of every listener, whose
+	// ListenerOptions.Faults may set keys over them. It is read when the
+	// Server first serves; SetFaults changes the faults later. Nil: no
+	// fault, at no cost; a zero Faults injects none either, but lets
+	// SetFaults add some, for a check per connection (per datagram).
 	Faults *Faults
 
 	mu         sync.Mutex
@@ -215,8 +217,9 @@ type Server struct {
 	noLoops     bool                         // serve with goroutines only (for tests; engineFor)
 	stages      *stages                      // applied to every stream connection; nil: none (stage.go)
 	greeting    greetingStart                // Greeting's stage, set up once (greeting.go)
-	faults      sync.Once                    // appends Faults' stage, once (fault_stage.go: startFaults)
-	faultStage  atomic.Pointer[faultStage]   // that stage, for SetFaults; nil: none
+	faults      sync.Once                    // reads Faults, once (fault_stage.go: startFaults)
+	faultBase   atomic.Pointer[Faults]       // the faults every listener starts from, for SetFaults; nil: none
+	faultStages map[*faultStage]struct{}     // each listener's fault stage, for SetFaults (guarded by mu)
 }
 
 // ListenAndServe binds s.Addr (every address its host resolves to), as
@@ -260,7 +263,12 @@ func (s *Server) serve(ln net.Listener, opts ListenerOptions, started func()) er
 	// engineFor says who serves ln's connections: event loops, which
 	// accept too (loop_linux.go), or a goroutine per connection.
 	lname := ln.Addr().String()
-	lconf := s.newListenerConf(lname, opts)
+	lconf, err := s.newListenerConf(lname, opts)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer s.dropFaultStage(lconf.faults)
 	tracked, serveLoops := ln, (func(*listenerConf) error)(nil)
 	if s.engineFor(ln) == engineLoops {
 		if ll, serve, err := s.loopListen(ln); err == nil {

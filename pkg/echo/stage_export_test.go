@@ -100,8 +100,8 @@ func (s slicer) next(rest int, first bool) (int, time.Duration) {
 
 // HasStages reports whether s, once serving, has any stage.
 func HasStages(s *Server) bool {
-	s.faults.Do(func() {}) // waits for Faults' stage
-	return s.stages != nil
+	s.faults.Do(func() {}) // waits for Faults to be read
+	return s.stages != nil || s.faultBase.Load() != nil
 }
 
 // WithGreetingEnv makes s read {hostname} and {env:NAME} of its Greeting
