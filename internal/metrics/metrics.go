@@ -106,11 +106,11 @@ func New(build BuildInfo) *Metrics {
 		}, label),
 		udpDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "udp_dropped_total",
-			Help: "UDP datagrams dropped unanswered, by reason: denied, port-zero, own-address, reflector-port, low-port, rate-limit or rate-table-full.",
+			Help: "UDP datagrams dropped unanswered, by reason: denied, port-zero, own-address, reflector-port, low-port, rate-limit, rate-table-full or fault-queue-full.",
 		}, []string{"listener", "reason"}),
 		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "faults_total",
-			Help: "Connections a fault (serve --fault-*) acted on, by kind: delay, rate, slice, close, reset, stall, corrupt or refuse.",
+			Help: "Connections (on UDP, datagrams) a fault (serve --fault-*) acted on, by kind: delay, rate, slice, close, reset, stall, corrupt, refuse, drop, duplicate or reorder.",
 		}, []string{"listener", "kind"}),
 	}
 	m.proxyHeaders = prometheus.NewCounterVec(prometheus.CounterOpts{

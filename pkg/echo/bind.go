@@ -82,7 +82,7 @@ func (b *Bound) addrGroups(defaults ListenerOptions) []boundGroup {
 		gs = append(gs, boundGroup{addr: localAddr(NetworkTCP, ln.Addr()), opts: defaults, listeners: []net.Listener{ln}})
 	}
 	for _, pc := range b.PacketConns {
-		gs = append(gs, boundGroup{addr: localAddr(NetworkUDP, pc.LocalAddr()), packetConns: []net.PacketConn{pc}})
+		gs = append(gs, boundGroup{addr: localAddr(NetworkUDP, pc.LocalAddr()), opts: defaults, packetConns: []net.PacketConn{pc}})
 	}
 	return gs
 }
@@ -246,8 +246,18 @@ func (s *Server) ServeBound(b *Bound) error {
 		}
 		go func() { errs <- s.serve(ln, o, started()) }()
 	}
+	popts := make(map[net.PacketConn]ListenerOptions, len(pcs))
+	for _, g := range groups {
+		for _, pc := range g.packetConns {
+			popts[pc] = g.opts
+		}
+	}
 	for _, pc := range pcs {
-		go func() { errs <- s.servePacket(pc, started()) }()
+		o, ok := popts[pc]
+		if !ok {
+			o = s.ListenerOptions
+		}
+		go func() { errs <- s.servePacket(pc, o, started()) }()
 	}
 	serving.Wait()
 	for _, g := range groups {

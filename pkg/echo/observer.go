@@ -176,6 +176,10 @@ const (
 	// active sources as it holds; a new source is answered once some have
 	// gone quiet.
 	DropRateTableFull
+	// DropFaultQueue: a fault (Faults.Delay, Jitter or Reorder) would
+	// hold the answer back, but the listener already holds as many
+	// answers as it may (MaxHeldAnswers).
+	DropFaultQueue
 )
 
 var dropReasonNames = [...]string{
@@ -186,11 +190,12 @@ var dropReasonNames = [...]string{
 	DropLowPort:       "low-port",
 	DropRateLimit:     "rate-limit",
 	DropRateTableFull: "rate-table-full",
+	DropFaultQueue:    "fault-queue-full",
 }
 
 // String returns the reason's label value: "denied", "port-zero",
-// "own-address", "reflector-port", "low-port", "rate-limit" or
-// "rate-table-full".
+// "own-address", "reflector-port", "low-port", "rate-limit",
+// "rate-table-full" or "fault-queue-full".
 func (r DropReason) String() string {
 	if int(r) < len(dropReasonNames) {
 		return dropReasonNames[r]

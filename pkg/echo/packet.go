@@ -46,10 +46,13 @@ const maxPacketReaders = 4
 // from one source address. So are those of a sender that Allow or Deny
 // refuses. Each drop is told to the Observer (PacketDropObserver) and
 // logged at most once a second for each reason.
-func (s *Server) ServePacket(pc net.PacketConn) error { return s.servePacket(pc, func() {}) }
+func (s *Server) ServePacket(pc net.PacketConn) error {
+	return s.servePacket(pc, s.ListenerOptions, func() {})
+}
 
-// servePacket is ServePacket; it calls started as serve does.
-func (s *Server) servePacket(pc net.PacketConn, started func()) error {
+// servePacket is ServePacket, with opts for pc's faults (the only
+// per-listener options UDP takes); it calls started as serve does.
+func (s *Server) servePacket(pc net.PacketConn, opts ListenerOptions, started func()) error {
 	defer started()
 	if err := s.validate(); err != nil {
 		pc.Close()
@@ -59,6 +62,12 @@ func (s *Server) servePacket(pc net.PacketConn, started func()) error {
 		pc.Close()
 		return err
 	}
+	fs, err := s.newFaultStage(opts)
+	if err != nil {
+		pc.Close()
+		return err
+	}
+	defer s.dropFaultStage(fs)
 	if !s.trackPacketConn(&pc, true) {
 		pc.Close()
 		return ErrServerClosed
@@ -84,9 +93,14 @@ func (s *Server) servePacket(pc net.PacketConn, started func()) error {
 	if po, ok := s.Observer.(PacketObserver); ok {
 		obs = po.PacketListener(pc.LocalAddr().String())
 	}
+	var faults *udpFaults // fault_udp.go; nil: no fault, at no cost
+	if fs != nil {
+		faults = s.newUDPFaults(pc, fs, obs, s.packetGuard())
+		defer faults.stop() // sends what it holds, before pc closes
+	}
 	errs := make(chan error, n)
 	for range n {
-		go func() { errs <- s.readPackets(pc, obs, s.packetGuard()) }()
+		go func() { errs <- s.readPackets(pc, obs, s.packetGuard(), faults) }()
 	}
 	var first error
 	for range n {
@@ -104,8 +118,9 @@ func (s *Server) servePacket(pc net.PacketConn, started func()) error {
 // readPackets is one reader of ServePacket: it reads a datagram into its
 // buffer, screens it (packet_guard.go), writes it back to the sender, and
 // reads the next. obs, if not nil, is told each datagram's bytes and echo
-// latency, and each drop if it is a PacketDropObserver.
-func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver, g *udpGuard) error {
+// latency, and each drop if it is a PacketDropObserver. faults, if not
+// nil, answers the datagrams its faults pick (fault_udp.go).
+func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver, g *udpGuard, faults *udpFaults) error {
 	buf := make([]byte, packetBufferSize)
 	udp, _ := pc.(*net.UDPConn)
 	dobs, _ := obs.(PacketDropObserver)
@@ -154,6 +169,14 @@ func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver, g *udpGuard) e
 			obs.Received(n)
 			readAt = time.Now()
 		}
+		if faults != nil {
+			if readAt.IsZero() {
+				readAt = time.Now()
+			}
+			if faults.answer(p, data, readAt) {
+				continue
+			}
+		}
 		if udp != nil {
 			_, err = udp.WriteToUDPAddrPort(data, peer)
 		} else {
@@ -175,6 +198,9 @@ func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver, g *udpGuard) e
 		}
 		if debug {
 			s.logDatagram(p, "sent ", data)
+		}
+		if faults != nil {
+			faults.answered()
 		}
 	}
 }

@@ -284,6 +284,8 @@ func (g *udpGuard) why(r DropReason, src netip.AddrPort) string {
 		return "its address is over the per-source rate limit of " + g.rate().String()
 	case DropRateTableFull:
 		return "the per-source rate limiter already tracks " + strconv.Itoa(maxRateSources) + " active sources"
+	case DropFaultQueue:
+		return "a delay or reorder fault would hold its answer, but " + strconv.Itoa(MaxHeldAnswers) + " answers are held already"
 	}
 	return r.String()
 }
