@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -118,5 +120,47 @@ func TestFaultsReloadOnSIGHUP(t *testing.T) {
 	srv.WaitLine(regexp.MustCompile(`^main: SIGHUP: faults not reloaded, still close-after=1KiB: invalid fault-close-after "soon" from config file .*$`), readyTimeout)
 	if r := send(); r.Code != 3 {
 		t.Fatalf("send after a failed reload: %v; want the faults in force (exit 3)", r)
+	}
+}
+
+// TestUDPFaultsMeasuredByBench: serve --fault-drop 0.1 --fault-duplicate
+// 0.05 on udp://, and `echoctl bench` over it counts about that loss and
+// those duplicates (binomial bounds, 6 sigma), with every answer intact.
+func TestUDPFaultsMeasuredByBench(t *testing.T) {
+	var s spec
+	_, bound := startServeAddrs(t, s, []string{"udp://127.0.0.1:0"},
+		"--fault-drop", "0.1", "--fault-duplicate", "0.05", "--udp-rate-per-source", "0")
+	r := echoctl(t, s, "bench", "--addr", bound[0], "--rate", "2000", "--warmup", "0s", "--duration", "5s", "--json", "--log-level", "disabled")
+	if r.Code != 0 {
+		t.Fatalf("bench: %v", r)
+	}
+	var res struct {
+		Errors map[string]int64 `json:"errors"`
+		UDP    struct {
+			Sent       int64 `json:"sent"`
+			Received   int64 `json:"received"`
+			Lost       int64 `json:"lost"`
+			Duplicates int64 `json:"duplicates"`
+		} `json:"udp"`
+	}
+	if err := json.Unmarshal(r.Stdout, &res); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, r.Stdout)
+	}
+	u := res.UDP
+	if u.Sent < 5000 {
+		t.Fatalf("bench sent %d datagrams in 5s at 2000/s, want at least 5000", u.Sent)
+	}
+	bound6 := func(what string, got int64, p float64) {
+		mean, sigma := float64(u.Sent)*p, math.Sqrt(float64(u.Sent)*p*(1-p))
+		if math.Abs(float64(got)-mean) > 6*sigma {
+			t.Errorf("%s: %d of %d sent, want %.0f ± %.0f", what, got, u.Sent, mean, 6*sigma)
+		}
+	}
+	bound6("lost", u.Lost, 0.1)
+	bound6("duplicates", u.Duplicates, 0.9*0.05)
+	for kind, n := range res.Errors {
+		if n != 0 {
+			t.Errorf("bench counted %d errors of kind %s", n, kind)
+		}
 	}
 }
