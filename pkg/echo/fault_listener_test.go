@@ -89,7 +89,8 @@ func TestParseListenAddrFaults(t *testing.T) {
 		{addr: "tcp://:9001", want: "fault-delay=10ms"},
 		{addr: "tcp://:9001?fault-jitter=5ms", want: "fault-delay=10ms&fault-jitter=5ms"},
 		{addr: "tcp://:9001?fault-delay=", want: ""},
-		{addr: "udp://:9002?fault-drop=0.1&fault-duplicate=5%25", want: "fault-delay=10ms&fault-drop=0.1&fault-duplicate=5%"},
+		{addr: "tcp://:9001?fault-delay=0&fault-share=100%25", want: "fault-delay=0&fault-share=1"},
+		{addr: "udp://:9002?fault-drop=0.1&fault-duplicate=5%25", want: "fault-delay=10ms&fault-drop=0.1&fault-duplicate=0.05"},
 		{addr: "tcp://:9001?fault-bogus=1", want: `unknown option "fault-bogus"`, bad: true},
 		{addr: "tcp://:9001?fault-delay=soon", want: `option fault-delay "soon": "soon" is not a duration`, bad: true},
 		{addr: "tcp://:9001?fault-drop=0.1", want: "fault-drop is not supported on tcp:// listeners", bad: true},
@@ -108,4 +109,43 @@ func TestParseListenAddrFaults(t *testing.T) {
 	if defaults.Faults["delay"] != "10ms" || len(defaults.Faults) != 1 {
 		t.Errorf("ParseListenAddr changed the defaults' faults: %v", defaults.Faults)
 	}
+}
+
+// FuzzParseListenAddrFaults: whatever the query, ParseListenAddr returns
+// a one-line *AddrError or options whose text form parses back to the
+// same, and whose fault keys each parse.
+func FuzzParseListenAddrFaults(f *testing.F) {
+	for _, q := range []string{"fault-delay=50ms&fault-share=0.5", "fault-drop=0.1", "fault-duplicate=5%25", "fault-delay=0",
+		"fault-reset-after=64KiB&proxy-protocol=on", "fault-rate=256KiB/s", "fault-delay=&fault-jitter=1ms", "fault-corrupt=1%25&fault-reorder=0.2"} {
+		f.Add("tcp", q)
+		f.Add("udp", q)
+	}
+	f.Fuzz(func(t *testing.T, network, query string) {
+		if network != "udp" {
+			network = "tcp"
+		}
+		addr := network + "://127.0.0.1:1?" + query
+		_, o, err := echo.ParseListenAddr(addr, echo.ListenerOptions{})
+		if err != nil {
+			var ae *echo.AddrError
+			if !errors.As(err, &ae) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("ParseListenAddr(%q) = %v, not a one-line *AddrError", addr, err)
+			}
+			return
+		}
+		for k, v := range o.Faults {
+			var faults echo.Faults
+			if err := faults.Set(k, v); err != nil {
+				t.Fatalf("ParseListenAddr(%q) kept %s=%q, which Set refuses: %v", addr, k, v, err)
+			}
+		}
+		text := o.String()
+		if text == "" {
+			return
+		}
+		_, again, err := echo.ParseListenAddr(network+"://127.0.0.1:1?"+text, echo.ListenerOptions{})
+		if err != nil || again.String() != text {
+			t.Fatalf("%q shown as %q parses back as %q, %v", addr, text, again.String(), err)
+		}
+	})
 }

@@ -375,13 +375,27 @@ func (o ListenerOptions) String() string {
 }
 
 // faultString returns the listener's fault keys as an address query gives
-// them, in the order of FaultKeys: "fault-delay=50ms&fault-share=0.5".
+// them, in the order of FaultKeys and in the form Settings shows
+// ("fault-delay=50ms&fault-duplicate=0.05"), which needs no escaping; a
+// key set to turn a fault off shows "0" (a share, "1").
 func (o ListenerOptions) faultString() string {
 	var parts []string
 	for _, k := range faultKeys {
-		if v, ok := o.Faults[k.name]; ok {
-			parts = append(parts, FaultKeyPrefix+k.name+"="+strings.TrimSpace(v))
+		v, ok := o.Faults[k.name]
+		if !ok {
+			continue
 		}
+		var f Faults
+		shown := "?" // a value Set refuses, in a ListenerOptions made by hand
+		if k.set(&f, v) == nil {
+			if shown = k.get(&f); shown == "" {
+				shown = "0"
+				if k.name == "share" {
+					shown = "1"
+				}
+			}
+		}
+		parts = append(parts, FaultKeyPrefix+k.name+"="+shown)
 	}
 	return strings.Join(parts, "&")
 }
