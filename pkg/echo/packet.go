@@ -46,6 +46,10 @@ const maxPacketReaders = 4
 // from one source address. So are those of a sender that Allow or Deny
 // refuses. Each drop is told to the Observer (PacketDropObserver) and
 // logged at most once a second for each reason.
+//
+// Server.Faults, with ListenerOptions.Faults over them, make it drop,
+// duplicate, reorder, delay or corrupt answers on purpose (fault_udp.go,
+// docs/faults.md); without faults it pays nothing for them.
 func (s *Server) ServePacket(pc net.PacketConn) error {
 	return s.servePacket(pc, s.ListenerOptions, func() {})
 }
