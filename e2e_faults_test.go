@@ -164,3 +164,30 @@ func TestUDPFaultsMeasuredByBench(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultsReloadKeepsAddressQuery: on SIGHUP the config file's faults
+// become every listener's default again, and an address's own fault keys
+// stay on top: the port whose query turns close-after off stays clean.
+func TestFaultsReloadKeepsAddressQuery(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "echoctl.yaml")
+	if err := os.WriteFile(config, []byte("log-level: info\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, bound := startServeAddrs(t, spec{}, []string{"127.0.0.1:0", "tcp://127.0.0.2:0?fault-close-after=0"}, "--config", config)
+	input := bytes.Repeat([]byte("x"), 4096)
+	send := func(addr string) result {
+		return echoctl(t, spec{Stdin: bytes.NewReader(input)}, "send", "--addr", addr, "--log-level", "disabled", "--stdin")
+	}
+	if err := os.WriteFile(config, []byte("faults:\n  close-after: 1024\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	p.WaitLine(regexp.MustCompile(`^main: SIGHUP: faults reloaded, for new connections: close-after=1KiB$`), readyTimeout)
+	if r := send(bound[0]); r.Code != 3 || !strings.Contains(string(r.Stderr), "the server closed after 1024 bytes") {
+		t.Fatalf("send to the port without a query after the reload: %v; want exit 3, cut at 1024 bytes", r)
+	}
+	if r := send(bound[1]); r.Code != 0 {
+		t.Fatalf("send to the port whose query sets fault-close-after=0: %v; want exit 0", r)
+	}
+}

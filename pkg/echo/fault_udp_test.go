@@ -271,3 +271,25 @@ func TestUDPFaultsDuplicateRateLimited(t *testing.T) {
 		t.Errorf("drops %v, faults %v; want one rate-limit drop, one duplicate", obs.drops, obs.faults)
 	}
 }
+
+// TestUDPSetFaults: SetFaults applies to the datagrams that arrive
+// afterwards; a listener's own keys stay over it.
+func TestUDPSetFaults(t *testing.T) {
+	srv := &echo.Server{UDPRatePerSource: &echo.PacketRate{}, Faults: &echo.Faults{}}
+	addrs, _ := serveBound(t, srv, "udp://127.0.0.1:0", "udp://127.0.0.1:0?fault-drop=0")
+	plain, kept := dialUDP(t, strings.TrimPrefix(addrs[0], "udp://")), dialUDP(t, strings.TrimPrefix(addrs[1], "udp://"))
+	udpRoundTrip(t, plain, []byte("plain"))
+	if err := srv.SetFaults(&echo.Faults{Drop: 1}); err != nil {
+		t.Fatal(err)
+	}
+	plain.Write([]byte("dropped"))
+	plain.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := plain.Read(make([]byte, 16)); err == nil {
+		t.Fatalf("an answer of %d bytes with drop 1", n)
+	}
+	udpRoundTrip(t, kept, []byte("its own drop=0"))
+	if err := srv.SetFaults(nil); err != nil {
+		t.Fatal(err)
+	}
+	udpRoundTrip(t, plain, []byte("plain again"))
+}
