@@ -368,3 +368,37 @@ func TestFaultsCounted(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestUDPFaultsCounted checks echoctl_faults_total on a udp:// listener:
+// one count per datagram a fault acted on.
+func TestUDPFaultsCounted(t *testing.T) {
+	m := metrics.New(metrics.BuildInfo{})
+	srv := &echo.Server{Observer: m, Faults: &echo.Faults{Drop: 1}, UDPRatePerSource: &echo.PacketRate{}}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := pc.LocalAddr().String()
+	done := make(chan error, 1)
+	go func() { done <- srv.ServePacket(pc) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	c, err := net.Dial("udp", l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.Write([]byte("dropped"))
+		if drop, _ := gatherValue(m, "echoctl_faults_total", map[string]string{"listener": l, "kind": "drop"}); drop >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("echoctl_faults_total{kind=drop} below 3 after 5s of datagrams dropped by a fault")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

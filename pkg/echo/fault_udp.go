@@ -2,6 +2,7 @@ package echo
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -237,7 +238,9 @@ func (u *udpFaults) write(a *udpAnswer) bool {
 		}
 	}
 	if err != nil {
-		u.s.writeFailed(u.g, a.peer, err)
+		if !errors.Is(err, net.ErrClosed) { // Close, not Shutdown: nothing to say
+			u.s.writeFailed(u.g, a.peer, err)
+		}
 		return false
 	}
 	if u.s.logsData() {
