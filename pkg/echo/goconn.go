@@ -72,7 +72,7 @@ func (c *goConn) serve() {
 		}
 		return
 	}
-	if c.isTLS() {
+	if c.isTLS() && c.proxy == nil {
 		c.logAccepted() // after the handshake, which may refuse the peer
 	}
 

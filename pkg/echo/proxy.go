@@ -315,12 +315,15 @@ func (c *conn) proxied(h *proxyproto.Header) error {
 	}
 	c.proxy = p
 	c.proxyCount(int(h.Version), result)
-	if result == ProxyAccepted {
-		if e := c.log(zerolog.InfoLevel); e != nil {
-			e.Str("proxy", p.String()).Msg("PROXY header: " + p.String())
+	// The connection's accept line, logged once the header says whose it
+	// is (Server.accepted leaves it to here), so that a PROXY connection
+	// costs the log lines of any other.
+	if e := c.log(zerolog.InfoLevel); e != nil {
+		if result == ProxyAccepted {
+			e.Str("proxy", p.String()).Msg("connection accepted via " + p.via + ": PROXY header: " + p.String())
+		} else {
+			e.Str("proxy", p.String()).Msg("connection accepted: PROXY header: " + p.String() + ": served with the connection's own addresses")
 		}
-	} else if e := c.log(zerolog.DebugLevel); e != nil {
-		e.Str("proxy", p.String()).Msg("PROXY header: " + p.String() + ": served with the connection's own addresses")
 	}
 	if e := c.log(zerolog.DebugLevel); e != nil {
 		if fs := proxyTLVFields(h); len(fs) > 0 {

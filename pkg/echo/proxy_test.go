@@ -623,3 +623,37 @@ func TestProxyGreeting(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyOneAcceptLine: a connection on a PROXY listener is logged as
+// accepted once, after its header, under the client's name with the
+// balancer as via: the log lines of any other connection, not one more.
+// A connection refused for its header has no accept line.
+func TestProxyOneAcceptLine(t *testing.T) {
+	for _, pt := range proxyTargets {
+		t.Run(pt.name, func(t *testing.T) {
+			logs := &watchedLog{}
+			srv := &echo.Server{Logger: debugLogger(logs)}
+			dialRaw := pt.start(t, srv)
+			c := dialRaw(t)
+			c.SetDeadline(time.Now().Add(ioTimeout))
+			c.Write(proxyHeader(t, 1, "203.0.113.7:41000", "10.0.0.5:9000"))
+			closeWrite(t, pt.session(t, c))
+			readAll(c)
+			logs.wait(t, "the client's closing line", func(log string) bool {
+				return strings.Contains(log, `"logger":"echo_203.0.113.7_41000"`) && strings.Contains(log, `"message":"closing"`)
+			})
+			refused := dialRaw(t)
+			refused.Write([]byte("no header\r\n"))
+			closeWrite(t, refused)
+			readAll(refused)
+			logs.wait(t, "the refused connection's closing line", func(log string) bool {
+				return strings.Contains(log, `"reason":"proxy"`) && strings.Contains(log, `"message":"closing"`)
+			})
+			accepted := regexp.MustCompile(`"message":"connection accepted[^"]*"`).FindAllString(logs.String(), -1)
+			if len(accepted) != 1 || !strings.Contains(logs.String(), `"logger":"echo_203.0.113.7_41000","peer":"203.0.113.7:41000","via":`) ||
+				!strings.Contains(accepted[0], "connection accepted via ") {
+				t.Errorf("accept lines %q, want one, the client's, naming the balancer:\n%s", accepted, logs.String())
+			}
+		})
+	}
+}

@@ -352,7 +352,9 @@ func (s *Server) accepted(c *conn, io connIO, local net.Addr, peer peerAddr, lco
 		c.refuse(CloseShutdown)
 		return false, false
 	}
-	if logNow {
+	if logNow && !lconf.opts.ProxyProtocol {
+		// A PROXY listener's connection is logged as accepted once its
+		// header says whose it is (conn.proxied): one line, as any other.
 		// Logged here, on the accept loop's already grown stack: on the
 		// connection's goroutine the logging call chain would grow a
 		// fresh 2 KiB stack.
