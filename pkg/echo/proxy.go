@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -189,16 +190,26 @@ func (e *proxyError) closeReason() CloseReason { return CloseProxy }
 // proxied is what a connection's PROXY header said: the header, and the
 // balancer's address ("via") when the header named another client.
 type proxied struct {
-	header *proxyproto.Header
-	via    string
+	header  *proxyproto.Header
+	via     string
+	summary string // String's, made once
 }
 
 // String sums the header up in a line: "v2 PROXY TCP4 203.0.113.7:41000
 // -> 10.0.0.5:9000 authority=example.com", "v2 LOCAL", "v1 UNKNOWN".
 func (p *proxied) String() string {
+	if p.summary == "" {
+		p.summary = p.summarize()
+	}
+	return p.summary
+}
+
+func (p *proxied) summarize() string {
 	h := p.header
 	var b strings.Builder
-	fmt.Fprintf(&b, "v%d ", h.Version)
+	b.WriteString("v")
+	b.WriteString(strconv.Itoa(int(h.Version)))
+	b.WriteString(" ")
 	switch {
 	case h.Command.IsLocal() && h.Version == 1:
 		b.WriteString("UNKNOWN")
@@ -210,7 +221,7 @@ func (p *proxied) String() string {
 	b.WriteString("PROXY ")
 	b.WriteString(familyName(h.TransportProtocol))
 	if h.SourceAddr != nil && h.DestinationAddr != nil {
-		fmt.Fprintf(&b, " %s -> %s", h.SourceAddr, h.DestinationAddr)
+		b.WriteString(" " + h.SourceAddr.String() + " -> " + h.DestinationAddr.String())
 	}
 	for _, f := range proxyTLVFields(h) {
 		b.WriteString(" " + f[0] + "=" + f[1])
@@ -319,10 +330,11 @@ func (c *conn) proxied(h *proxyproto.Header) error {
 	// is (Server.accepted leaves it to here), so that a PROXY connection
 	// costs the log lines of any other.
 	if e := c.log(zerolog.InfoLevel); e != nil {
+		summary := p.String()
 		if result == ProxyAccepted {
-			e.Str("proxy", p.String()).Msg("connection accepted via " + p.via + ": PROXY header: " + p.String())
+			e.Str("proxy", summary).Msg("connection accepted via " + p.via + ": PROXY header: " + summary)
 		} else {
-			e.Str("proxy", p.String()).Msg("connection accepted: PROXY header: " + p.String() + ": served with the connection's own addresses")
+			e.Str("proxy", summary).Msg("connection accepted: PROXY header: " + summary + ": served with the connection's own addresses")
 		}
 	}
 	if e := c.log(zerolog.DebugLevel); e != nil {
