@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/echoctl/echoctl/pkg/echo"
 )
@@ -189,5 +190,29 @@ func TestFaultsReloadKeepsAddressQuery(t *testing.T) {
 	}
 	if r := send(bound[1]); r.Code != 0 {
 		t.Fatalf("send to the port whose query sets fault-close-after=0: %v; want exit 0", r)
+	}
+}
+
+// TestFaultsSeenByTheSeedClient: the Python seed client (asyncio streams)
+// against a faulty echoctl serve: a delay holds its echo back by at least
+// the delay, whole and in order; a reset partway is the client's
+// ConnectionResetError.
+func TestFaultsSeenByTheSeedClient(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	const delay = time.Second
+	slow := startServer(t, spec{}, "127.0.0.1", "--fault-delay", delay.String())
+	r := runSeedClient(t, slow)
+	if r.Code != 0 || r.Elapsed < delay {
+		t.Errorf("seed client against --fault-delay %v: exit %d after %v, want 0 after at least the delay:\n%s", delay, r.Code, r.Elapsed, r)
+	}
+	if got := joinChunks(dataChunks(t, r.Lines(), "echo_client", "received")); string(got) != seedEcho {
+		t.Errorf("the seed client's received lines add up to %q, want %q:\n%s", got, seedEcho, r.Stderr)
+	}
+
+	cut := startServer(t, spec{}, "127.0.0.1", "--fault-reset-after", "10")
+	r = runSeedClient(t, cut)
+	if r.Code == 0 || !strings.Contains(string(r.Stderr), "ConnectionResetError") {
+		t.Errorf("seed client against --fault-reset-after 10: want a ConnectionResetError and a failure:\n%s", r)
 	}
 }
