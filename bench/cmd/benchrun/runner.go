@@ -124,13 +124,20 @@ func (r *runner) once(ctx context.Context, s *server, m *mode, round int) *runRe
 	go func() { exited <- srv.Wait() }()
 	defer stopServer(srv, exited)
 
-	if err := waitListening(ctx, port, exited); err != nil {
+	ready := waitListening
+	if s.ready != nil {
+		ready = s.ready
+	}
+	if err := ready(ctx, port, exited); err != nil {
 		res.Failed = err.Error()
 		return res
 	}
 	time.Sleep(200 * time.Millisecond) // let the readiness probe's connection go
 
-	bargs := append(m.benchArgs(r.o.echoctl, port), s.load...)
+	bargs := m.benchArgs(r.o.echoctl, port)
+	if s.load != nil {
+		bargs = append(bargs, s.load(port)...)
+	}
 	bargs = append(bargs, "--server-pid", fmt.Sprint(srv.Process.Pid))
 	bargs = r.env.pinTo("1", bargs)
 	bctx, cancel := context.WithTimeout(ctx, m.warmup+m.dur+30*time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +19,12 @@ type server struct {
 	// only, if set, names the only modes this server runs; it has no row
 	// in the others.
 	only map[string]bool
-	// load is added to the echoctl bench command line against it.
-	load []string
+	// load, if set, is added to the echoctl bench command line against
+	// it on port (a later --addr wins over the mode's).
+	load func(port int) []string
+	// ready, if set, waits until it serves on port (default: a TCP
+	// connect to 127.0.0.1:port, waitListening).
+	ready func(ctx context.Context, port int, exited <-chan error) error
 }
 
 // skipped reports whether s sits out mode, and the reason to give for it
@@ -84,8 +89,9 @@ func selectServers(o *options, e *env) []*server {
 			return []string{o.echoctl, "serve", "--addr", "tcp://" + addr(port) + "?proxy-protocol=on"}
 		},
 		only: map[string]bool{"pp128-c50": true, "connrate-c8": true},
-		load: []string{"--proxy-protocol", "v2"},
+		load: func(int) []string { return []string{"--proxy-protocol", "v2"} },
 	})
+	all = append(all, transportServers(o)...)
 	if e.python != "" {
 		all = append(all, &server{
 			id: "asyncio", name: "asyncio (quiet)",
