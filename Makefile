@@ -61,7 +61,7 @@ soak:
 clean:
 	rm -rf bin dist completions manpages
 
-## bench: echoctl against a plain Go server, gnet, the seed's asyncio server and socat, pinned with taskset; writes docs/benchmarks.md and its charts, docs/benchmarks.html (about 8 minutes: 3 interleaved rounds; not part of test)
+## bench: echoctl against a plain Go server, gnet, the seed's asyncio server and socat, and over TLS, Unix sockets and UDP, pinned with taskset; writes docs/benchmarks.md and its charts, docs/benchmarks.html (about 10 minutes: 3 interleaved rounds; not part of test)
 bench:
 	GO=$(GO) ./scripts/bench.sh
 
