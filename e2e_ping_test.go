@@ -34,6 +34,7 @@ func TestPingPeers(t *testing.T) {
 		{"seed server", func(t *testing.T) string { return startSeedServer(t).Addr() }, nil},
 		{"socat tcp", func(t *testing.T) string { return startSocat(t, "TCP-LISTEN") }, nil},
 		{"socat udp", func(t *testing.T) string { return "udp://" + startSocat(t, "UDP-LISTEN") }, nil},
+		{"ncat tcp", startNcat, nil},
 	}
 	for _, p := range peers {
 		t.Run(p.name, func(t *testing.T) {
@@ -82,6 +83,18 @@ func TestPingFailuresExit1(t *testing.T) {
 	if want := "echoctl: ping: not every probe was answered\n"; string(r.Stderr) != want {
 		t.Errorf("stderr %q, want %q", r.Stderr, want)
 	}
+}
+
+// startNcat runs nmap's ncat as an echo server (--exec /bin/cat, a
+// process per connection) on a free 127.0.0.1 port, and returns host:port.
+func startNcat(t *testing.T) string {
+	t.Helper()
+	ncat := testtool.Need(t, "ncat", "a peer echoctl did not write")
+	addr := "127.0.0.1:" + strconv.Itoa(unusedPort(t))
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := spec{}.command(t, context.Background(), ncat, "-v", "-l", "--keep-open", "--exec", "/bin/cat", host, port)
+	launchProc(t, cmd, syscall.SIGTERM, regexp.MustCompile(`Listening on`))
+	return addr
 }
 
 // startSocat runs socat as an echo server (PIPE) on a free 127.0.0.1 port
