@@ -54,6 +54,11 @@ const loopEvents = 256
 // the other goroutines on its processor run.
 const loopYield = time.Millisecond
 
+// yieldCheckEvents is how many events a busy loop handles between two
+// looks at the clock for loopYield: each costs at least a system call, so
+// the loop still yields within a few loopYields.
+const yieldCheckEvents = 16
+
 // loopStopPoll is how often a loop looks at the deadlines of connections
 // that Shutdown stopped.
 const loopStopPoll = 50 * time.Millisecond
@@ -197,6 +202,7 @@ type loop struct {
 	// listeners are the listening sockets this loop accepts on (the
 	// loop's own: no lock).
 	listeners map[int32]*loopAccept
+	paused    int // how many of them wait to resume (pausedUntil set)
 
 	// stopping is set once Shutdown has stopped a connection of the
 	// loop: it then looks at their deadlines every loopStopPoll (the
@@ -367,6 +373,7 @@ func (l *loop) run() {
 	busy := false       // the last wait found events: look again without blocking
 	var lastFound int64 // when a wait last found events (loop clock)
 	var lastYield int64 // when the loop last let other goroutines run (loop clock)
+	unclocked := 0      // events handled since the loop last read the clock
 	for {
 		l.mu.Lock()
 		exit := l.exitReq
@@ -390,7 +397,7 @@ func (l *loop) run() {
 			return
 		}
 		timeout := -1
-		if len(l.listeners) > 0 {
+		if l.paused > 0 {
 			if wait := l.resumeListeners(); wait >= 0 {
 				timeout = int(wait/time.Millisecond) + 1
 			}
@@ -458,14 +465,21 @@ func (l *loop) run() {
 		}
 		busy = n > 0
 		if busy {
+			unclocked += n
+		}
+		// The loop's reads and writes are raw system calls
+		// (loop_syscall_linux.go), during which the runtime does not hand
+		// its processor on: a loop that always finds work lets the other
+		// goroutines (connections served by goroutines, timers, the
+		// metrics endpoint) run at least every loopYield. It reads the
+		// clock for that every yieldCheckEvents events, not for every
+		// batch (a clock read is a fair part of a short connection's
+		// cost on a virtual machine), and after every batch when it
+		// busy-polls, which needs to know when it last found work.
+		if busy && (l.busyPoll > 0 || unclocked >= yieldCheckEvents) {
+			unclocked = 0
 			now := l.now()
 			lastFound = now
-			// The loop's reads and writes are raw system calls
-			// (loop_syscall_linux.go), during which the runtime does
-			// not hand its processor on: a loop that always finds work
-			// lets the other goroutines (connections served by
-			// goroutines, timers, the metrics endpoint) run at least
-			// every loopYield.
 			if now-lastYield >= int64(loopYield) {
 				runtime.Gosched()
 				lastYield = now

@@ -242,13 +242,26 @@ func (l *loop) pause(la *loopAccept, until time.Time) {
 		syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, la.ll.fd, nil)
 		la.active = false
 	}
+	l.setPause(la, until)
+}
+
+// setPause sets when la resumes (zero: never, or not paused), keeping
+// count of the listeners that wait to resume, so that a loop with none
+// need not look at the clock.
+func (l *loop) setPause(la *loopAccept, until time.Time) {
+	switch was := !la.pausedUntil.IsZero(); {
+	case was && until.IsZero():
+		l.paused--
+	case !was && !until.IsZero():
+		l.paused++
+	}
 	la.pausedUntil = until
 }
 
 // resume puts la's socket in the epoll set. EPOLLEXCLUSIVE wakes one loop,
 // not all, for a new connection.
 func (l *loop) resume(la *loopAccept) error {
-	la.pausedUntil = time.Time{}
+	l.setPause(la, time.Time{})
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(la.ll.fd)}
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, la.ll.fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
