@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"encoding/json"
 	"testing"
 	"unicode/utf8"
 
@@ -49,4 +50,22 @@ func validUTF8(s string) string {
 		i += size
 	}
 	return string(out)
+}
+
+// FuzzAppendUnquoted checks appendUnquoted against encoding/json on every
+// JSON string body that encoding/json accepts: escapes, surrogate pairs,
+// lone surrogates and bytes that are not UTF-8 decode the same way.
+func FuzzAppendUnquoted(f *testing.F) {
+	for _, s := range []string{`plain`, `b'\\x00\\n'`, `tab\there \"q\" \/ \\`, `\u00e9\u4e16`, `\ud83d\ude00`, `\ud83d x`, `\udc00`, `\ud83d\u0041`, "caf\xc3\xa9 \xff", `\b\f\r`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		var want string
+		if err := json.Unmarshal([]byte(`"`+body+`"`), &want); err != nil {
+			return // not a JSON string body: zerolog never writes one
+		}
+		if got := string(appendUnquoted(nil, []byte(body))); got != want {
+			t.Errorf("body %q:\n got %q\nwant %q", body, got, want)
+		}
+	})
 }

@@ -91,6 +91,14 @@ func selectServers(o *options, e *env) []*server {
 		only: map[string]bool{"pp128-c50": true, "connrate-c8": true},
 		load: func(int) []string { return []string{"--proxy-protocol", "v2"} },
 	})
+	all = append(all, &server{
+		id: verboseID, name: "echoctl -v",
+		about: "`echoctl serve -v`: the seed's whole transcript (a debug line for each read of up to --buffer-size bytes and for each echo, stderr to /dev/null): what logging the data costs, against the defaults",
+		argv: func(port int) []string {
+			return []string{o.echoctl, "serve", "--addr", addr(port), "-v"}
+		},
+		only: map[string]bool{"pp128-c50": true},
+	})
 	all = append(all, transportServers(o)...)
 	if e.python != "" {
 		all = append(all, &server{
@@ -133,6 +141,9 @@ const busyPollID = "echoctl-busy"
 
 // proxyID is echoctl with a PROXY protocol listener, loaded with headers.
 const proxyID = "echoctl-proxy"
+
+// verboseID is echoctl logging the seed's transcript (-v).
+const verboseID = "echoctl-v"
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
