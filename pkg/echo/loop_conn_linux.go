@@ -339,7 +339,10 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 	syscall.Close(int(lc.fd)) // also takes it out of the epoll set
 	lc.dropPending()
 	if l.staged != nil {
-		delete(l.staged, lc) // its timers, if any, are dropped when due
+		if run := l.staged[lc]; run != nil {
+			l.timers.removeAll(run)
+			delete(l.staged, lc)
+		}
 	}
 	lc.finish(reason)
 }

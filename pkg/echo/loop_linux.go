@@ -198,6 +198,9 @@ type loop struct {
 	// until a connection with stages comes (the loop's own: no lock).
 	staged map[*loopConn]*stageRun
 	timers loopTimers
+	// spareRun is an empty stageRun that opened made for a connection to
+	// which no stage applied, kept for the next one.
+	spareRun *stageRun
 
 	// listeners are the listening sockets this loop accepts on (the
 	// loop's own: no lock).
@@ -396,10 +399,13 @@ func (l *loop) run() {
 			l.forEach(func(lc *loopConn) { l.close(lc, CloseShutdown, nil) })
 			return
 		}
-		timeout := -1
+		// wait is what epoll_wait may sleep, in milliseconds (-1: until
+		// an event): until a paused listener resumes, Shutdown's next
+		// look at its deadlines, the next sweep or the next timer.
+		wait := -1
 		if l.paused > 0 {
-			if wait := l.resumeListeners(); wait >= 0 {
-				timeout = int(wait/time.Millisecond) + 1
+			if d := l.resumeListeners(); d >= 0 {
+				wait = int(d/time.Millisecond) + 1
 			}
 		}
 		if l.stopping {
@@ -409,11 +415,10 @@ func (l *loop) run() {
 					l.close(lc, CloseShutdown, nil)
 				}
 			})
-			if poll := int(loopStopPoll / time.Millisecond); timeout < 0 || timeout > poll {
-				timeout = poll
+			if poll := int(loopStopPoll / time.Millisecond); wait < 0 || wait > poll {
+				wait = poll
 			}
 		}
-		wait := timeout // what epoll_wait may take, with the sweeps
 		if l.sweepEvery > 0 {
 			now := l.now()
 			if now >= l.nextSweep {
@@ -433,16 +438,16 @@ func (l *loop) run() {
 				if wait < 0 || wait > ms {
 					wait = ms
 				}
-				if timeout < 0 || timeout > ms {
-					timeout = ms // no busy poll past a timer
-				}
 			}
 		}
 		var (
 			n   int
 			err error
 		)
-		if busy && timeout < 0 {
+		// After a wait that found events, look again without sleeping
+		// (a raw call: it cannot block), and spin so while busy-polling;
+		// the top of the loop fires timers and sweeps on each turn.
+		if busy {
 			n, err = epollPoll(l.epfd, events)
 			if n == 0 && l.polling(lastFound) {
 				// Look again without sleeping: see Server.BusyPoll.

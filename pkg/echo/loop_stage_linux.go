@@ -18,10 +18,18 @@ import (
 // opened starts the stages of lc, just accepted and added to the loop:
 // it arms the time bound of a header read, or writes their greeting.
 func (l *loop) opened(lc *loopConn) {
-	run := &stageRun{}
+	run := l.spareRun
+	if run == nil {
+		run = &stageRun{}
+	}
 	if !lc.lconf.stages.start(run, &lc.conn, time.Now()) {
+		// None applies (a fault stage with no fault in force, or one
+		// not drawn for this connection): start left run empty, for the
+		// next connection.
+		l.spareRun = run
 		return
 	}
+	l.spareRun = nil
 	if l.staged == nil {
 		l.staged = make(map[*loopConn]*stageRun)
 	}
@@ -31,7 +39,7 @@ func (l *loop) opened(lc *loopConn) {
 			return // refused
 		}
 		if at := run.endAt(); !at.IsZero() {
-			l.timers.add(loopTimer{due: int64(at.Sub(l.epoch)), lc: lc, run: run, end: true})
+			l.timers.add(loopTimer{due: int64(at.Sub(l.epoch)), lc: lc, run: run, kind: timerEnd})
 		}
 	}
 	if run.reading() == 0 {
@@ -39,7 +47,7 @@ func (l *loop) opened(lc *loopConn) {
 		return
 	}
 	if !run.openBy.IsZero() {
-		l.timers.add(loopTimer{due: int64(run.openBy.Sub(l.epoch)), lc: lc, run: run, open: true})
+		l.timers.add(loopTimer{due: int64(run.openBy.Sub(l.epoch)), lc: lc, run: run, kind: timerOpen})
 	}
 }
 
@@ -94,6 +102,7 @@ func (l *loop) echoStaged(lc *loopConn, run *stageRun, p []byte) {
 		if run.reading() > 0 {
 			return // more to come
 		}
+		l.timers.remove(run, timerOpen)
 		if !l.greet(lc, run) {
 			if len(rest) > 0 { // echoed once the greeting is written
 				run.early = append([]byte(nil), rest...)
@@ -137,7 +146,7 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 			run.piece = n
 			if wait > 0 && !lc.stopped {
 				run.due = l.now() + int64(wait)
-				l.timers.add(loopTimer{due: run.due, lc: lc, run: run})
+				l.timers.add(loopTimer{due: run.due, lc: lc, run: run, kind: timerPiece})
 				// Neither read nor write until it is due; edge-triggered,
 				// so that a hang-up is reported once, not in a spin.
 				l.watch(lc, unix.EPOLLET)
@@ -189,19 +198,22 @@ func (l *loop) fireTimers(now int64) {
 		if l.staged[t.lc] != t.run {
 			continue // closed since
 		}
-		switch {
-		case t.linger: // a lingering close (endClose) that the peer did not end
+		switch t.kind {
+		case timerLinger: // a lingering close (endClose) that the peer did not end
 			l.close(t.lc, CloseFault, nil)
-		case t.end:
+		case timerEnd:
 			if t.run.ended == endNone {
 				l.endNow(t.lc, t.run, t.lc.pending != nil)
 			}
-		case t.open:
+		case timerOpen:
 			if t.run.reading() > 0 {
 				err := &opError{"open", t.run.expired()}
 				l.close(t.lc, t.lc.closeReason(err), err)
 			}
-		case t.run.due == t.due:
+		case timerPiece:
+			if t.run.due != t.due {
+				continue // written since
+			}
 			t.run.due = 0
 			if l.sweepEvery > 0 {
 				t.lc.movedAt = now // held time is not the peer's stall
@@ -211,36 +223,77 @@ func (l *loop) fireTimers(now int64) {
 	}
 }
 
-// loopTimers is an event loop's timer heap: the connections whose stages
-// hold a piece, earliest due first. An entry whose connection is no
-// longer held at that time (written early, closed) is dropped when it
-// comes up.
+// loopTimers is an event loop's timer heap, earliest due first: at most
+// one timer of each kind for a connection's stages, whose place in the
+// heap its stageRun keeps (timerAt), so that a connection's timers leave
+// the heap when it closes and the open stages' time bound when they are
+// done: a PROXY listener's 5 s bound would otherwise keep every
+// connection of the last 5 s in the heap, and in memory. A held piece
+// written before its timer is due leaves its timer to be dropped then.
 type loopTimers []loopTimer
 
 type loopTimer struct {
 	due  int64 // loop clock
 	lc   *loopConn
 	run  *stageRun
-	open bool // the time bound of the open stages, not a held piece
-	end  bool // an ending of the stages due by time (ender.endAt)
-	// linger is the bound of an ending's lingering close (endClose).
-	linger bool
+	kind timerKind
 }
 
 func (h loopTimers) Len() int           { return len(h) }
 func (h loopTimers) Less(i, j int) bool { return h[i].due < h[j].due }
-func (h loopTimers) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *loopTimers) Push(x any)        { *h = append(*h, x.(loopTimer)) }
+func (h loopTimers) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h.placed(i)
+	h.placed(j)
+}
+func (h *loopTimers) Push(x any) {
+	*h = append(*h, x.(loopTimer))
+	h.placed(len(*h) - 1)
+}
 func (h *loopTimers) Pop() any {
 	old := *h
 	t := old[len(old)-1]
 	old[len(old)-1] = loopTimer{}
 	*h = old[:len(old)-1]
+	if t.run != nil {
+		t.run.timerAt[t.kind] = 0
+	}
 	return t
 }
 
-// add puts t in the heap.
-func (h *loopTimers) add(t loopTimer) { heap.Push(h, t) }
+// placed records where the timer at i now is in its stageRun.
+func (h loopTimers) placed(i int) {
+	if t := h[i]; t.run != nil {
+		t.run.timerAt[t.kind] = int32(i) + 1
+	}
+}
+
+// add puts t in the heap, in place of its connection's timer of the same
+// kind if it has one.
+func (h *loopTimers) add(t loopTimer) {
+	if t.run != nil {
+		if at := t.run.timerAt[t.kind]; at != 0 {
+			(*h)[at-1] = t
+			heap.Fix(h, int(at-1))
+			return
+		}
+	}
+	heap.Push(h, t)
+}
+
+// remove takes run's timer of kind out of the heap, if it has one.
+func (h *loopTimers) remove(run *stageRun, kind timerKind) {
+	if at := run.timerAt[kind]; at != 0 {
+		heap.Remove(h, int(at-1))
+	}
+}
+
+// removeAll takes all of run's timers out of the heap.
+func (h *loopTimers) removeAll(run *stageRun) {
+	for k := range timerKinds {
+		h.remove(run, k)
+	}
+}
 
 // popDue removes and returns the earliest timer if it is due at now.
 func (h *loopTimers) popDue(now int64) (loopTimer, bool) {
@@ -277,7 +330,7 @@ func (l *loop) endNow(lc *loopConn, run *stageRun, mid bool) bool {
 	case endClose:
 		lc.dropPending()
 		run.due = 0
-		l.timers.add(loopTimer{due: l.now() + int64(drainLinger), lc: lc, run: run, linger: true})
+		l.timers.add(loopTimer{due: l.now() + int64(drainLinger), lc: lc, run: run, kind: timerLinger})
 		l.shutWrite(lc)
 	case endReset:
 		unix.SetsockoptLinger(int(lc.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})

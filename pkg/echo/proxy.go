@@ -132,9 +132,14 @@ func (r *proxyReader) reading() (int, time.Duration) {
 }
 
 func (r *proxyReader) take(p []byte) (int, error) {
-	old := len(r.buf)
-	r.buf = append(r.buf, p...)
-	n, version, err := proxyFrame(r.buf)
+	// The header so far: p itself when it starts it (the common case, a
+	// header whole in the first read), else after what came before.
+	old, b := len(r.buf), p
+	if old > 0 {
+		r.buf = append(r.buf, p...)
+		b = r.buf
+	}
+	n, version, err := proxyFrame(b)
 	r.version = version
 	if err != nil {
 		res := ProxyMalformed
@@ -144,13 +149,16 @@ func (r *proxyReader) take(p []byte) (int, error) {
 		return len(p), &proxyError{version: version, result: res, err: err}
 	}
 	if n == 0 {
+		if old == 0 {
+			r.buf = append([]byte(nil), p...) // p is the engine's buffer
+		}
 		if version == 2 && len(r.buf) >= proxyV2PrefixLen {
 			r.need = proxyV2PrefixLen + int(binary.BigEndian.Uint16(r.buf[14:16]))
 		}
 		return len(p), nil
 	}
 	r.done = true
-	h, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(r.buf[:n]), max(n, 16)))
+	h, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(b[:n]), max(n, 16)))
 	r.buf = nil
 	if err != nil {
 		res := ProxyMalformed
@@ -321,7 +329,7 @@ func (c *conn) proxied(h *proxyproto.Header) error {
 	if h.Command.IsProxy() && h.SourceAddr != nil {
 		result = ProxyAccepted
 		p.via = c.peer
-		c.name, c.peer = LoggerName(h.SourceAddr), h.SourceAddr.String()
+		c.srv.nameConn(c, nil, peerOf(h.SourceAddr))
 		ip, hasIP = peerIP(h.SourceAddr)
 	}
 	c.proxy = p

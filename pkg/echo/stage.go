@@ -218,11 +218,27 @@ type stageRun struct {
 	// header: it is echoed once the greeting is written.
 	early []byte
 
+	// timerAt is, on a loop, where each kind of its timers is in the
+	// loop's heap, plus one (0: none; loopTimers).
+	timerAt [timerKinds]int32
+
 	// wake, for the goroutine engine, is closed when Shutdown or Close
 	// should end its waits (stop).
 	wake     chan struct{}
 	stopOnce sync.Once
 }
+
+// A timerKind is what an event loop's timer of a connection's stages is
+// for (loopTimers, loop_stage_linux.go).
+type timerKind uint8
+
+const (
+	timerPiece  timerKind = iota // a held piece may be written (stageRun.due)
+	timerOpen                    // the time bound of the open stages (stageRun.openBy)
+	timerEnd                     // an ending of the stages due by time (ender.endAt)
+	timerLinger                  // the bound of an ending's lingering close (endClose)
+	timerKinds
+)
 
 // newStageRun returns a connection's stages before they start: the
 // goroutine engine makes it when it accepts the connection, so that
