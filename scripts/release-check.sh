@@ -5,8 +5,9 @@
 #   - metadata.json names the version; checksums.txt lists exactly the six
 #     archives, two .deb and two .rpm, and every sum matches;
 #   - every archive lists exactly the expected files: the binary, README,
-#     LICENSE, CHANGELOG, docs/*.md, config/echoctl.yaml, the four completion
-#     scripts and one gzipped man page a command;
+#     LICENSE, CHANGELOG, docs/*.md, docs/*.html (the benchmark charts),
+#     docs/cli/*.md (the CLI reference the docs link), config/echoctl.yaml,
+#     the four completion scripts and one gzipped man page a command;
 #   - every binary is for its platform, static (CGO_ENABLED=0), -trimpath,
 #     and stamped with the version; the linux/amd64 one prints that version,
 #     commit and platform (not "development build"), and its completion
@@ -85,7 +86,7 @@ done
 "$bin" gen man --dir "$work/man" --gzip
 manpages=$(cd "$work/man" && ls | sed 's|^|manpages/|' | sort)
 check "the binary has man pages for echoctl and its commands" grep -qx 'manpages/echoctl-serve.1.gz' <<<"$manpages"
-docs=$(cd "$repo" && ls docs/*.md)
+docs=$(cd "$repo" && ls docs/*.md docs/*.html docs/cli/*.md)
 expected() { # expected BINARY: the sorted list of files an archive holds
 	printf '%s\n' "$1" README.md LICENSE CHANGELOG.md config/echoctl.yaml \
 		completions/echoctl.bash completions/echoctl.zsh completions/echoctl.fish completions/echoctl.ps1 \
