@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -62,19 +63,33 @@ type TextWriter struct {
 
 // Write formats one zerolog event. It scans the event's JSON object itself
 // rather than calling encoding/json: the scan is shallow (a connection
-// goroutine that logs keeps a small stack) and allocates only the line.
+// goroutine that logs keeps a small stack), and the line is made in a
+// pooled buffer.
 func (w TextWriter) Write(p []byte) (int, error) {
 	logger, message, err := scanEvent(p)
 	if err != nil {
 		return 0, fmt.Errorf("logging: decode event: %w", err)
 	}
-	line := make([]byte, 0, len(logger)+len(message)+3)
+	bp := lineBuffers.Get().(*[]byte)
+	line := (*bp)[:0]
 	if len(logger) > 0 {
 		line = append(appendUnquoted(line, logger), ": "...)
 	}
 	line = append(appendUnquoted(line, message), '\n')
-	if _, err := w.Out.Write(line); err != nil {
+	_, err = w.Out.Write(line)
+	if cap(line) <= maxPooledLine {
+		*bp = line[:0]
+		lineBuffers.Put(bp)
+	}
+	if err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
+
+// lineBuffers holds the buffers TextWriter makes its lines in; a line
+// longer than maxPooledLine (data logged at -v with no --log-max-bytes)
+// is left to the garbage collector.
+var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+const maxPooledLine = 64 << 10
