@@ -47,7 +47,7 @@ func (o *globalOptions) setup(cmd *cobra.Command, stderr io.Writer) (*Config, ze
 	if o.verbose {
 		cfg.LogLevel = zerolog.DebugLevel
 	}
-	logger, err := logging.New(zerolog.SyncWriter(stderr), cfg.LogFormat, cfg.LogLevel, isTerminal(stderr))
+	logger, err := logging.New(logging.Serialized(stderr), cfg.LogFormat, cfg.LogLevel, isTerminal(stderr))
 	if err != nil {
 		return nil, zerolog.Nop(), usageError{err}
 	}

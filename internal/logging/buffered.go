@@ -4,6 +4,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // FlushEvery is how long a Buffered writer holds a log line at most before
@@ -121,4 +123,14 @@ func (b *Buffered) flushLocked() error {
 		b.buf = b.buf[:0]
 	}
 	return err
+}
+
+// Serialized returns w as a writer that several goroutines may log to at
+// once: w itself when it is a Buffered, whose writes are serialised
+// already, else w behind zerolog.SyncWriter's lock.
+func Serialized(w io.Writer) io.Writer {
+	if _, ok := w.(*Buffered); ok {
+		return w
+	}
+	return zerolog.SyncWriter(w)
 }

@@ -3,6 +3,7 @@ package logging
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -156,5 +157,19 @@ func TestBufferedKeepsTheWriteError(t *testing.T) {
 	}
 	if _, err := b.Write([]byte("next\n")); !errors.Is(err, broken) {
 		t.Fatalf("Write after a failed flush = %v, want %v", err, broken)
+	}
+}
+
+// TestSerialized: a Buffered is logged to as it is (its writes are
+// serialised already); any other writer gets zerolog's lock.
+func TestSerialized(t *testing.T) {
+	b := NewBuffered(io.Discard, FlushEvery)
+	defer b.Close()
+	if got := Serialized(b); got != io.Writer(b) {
+		t.Errorf("Serialized(Buffered) = %T, want the Buffered itself", got)
+	}
+	var plain strings.Builder
+	if got := Serialized(&plain); got == io.Writer(&plain) {
+		t.Errorf("Serialized(%T) returned it unlocked", &plain)
 	}
 }
