@@ -164,24 +164,13 @@ func ParseFaultAfter(s string) (FaultAfter, error) {
 
 // parseBytes parses a byte count from 1: digits and an optional unit.
 func parseBytes(s string) (int64, error) {
-	end := strings.IndexFunc(s, func(c rune) bool { return c < '0' || c > '9' })
-	if end < 0 {
-		end = len(s)
-	}
-	digits, unit := s[:end], strings.TrimSpace(s[end:])
-	n, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || n < 1 {
+	n, unit, ok := splitCount(s)
+	if !ok {
 		return 0, fmt.Errorf("%q is not a byte count from 1", s)
 	}
 	size := int64(1)
-	if unit != "" {
-		size = 0
-		for _, u := range byteUnits {
-			if strings.EqualFold(unit, u.name) {
-				size = int64(u.n)
-			}
-		}
-		if size == 0 {
+	if unit = strings.TrimSpace(unit); unit != "" {
+		if size = unitSize(unit); size == 0 {
 			return 0, fmt.Errorf("%q: unknown unit %q (B, KB, KiB, MB, MiB, GB, GiB)", s, unit)
 		}
 	}

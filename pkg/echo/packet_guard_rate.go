@@ -3,6 +3,7 @@ package echo
 import (
 	"container/list"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -59,6 +60,32 @@ var byteUnits = []struct {
 	{"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1},
 }
 
+// splitCount splits s into the number its digits start with, from 1, and
+// what follows them (a unit, untrimmed); ok is false when s does not start
+// with such a number.
+func splitCount(s string) (n int64, unit string, ok bool) {
+	end := strings.IndexFunc(s, func(c rune) bool { return c < '0' || c > '9' })
+	if end < 0 {
+		end = len(s)
+	}
+	n, err := strconv.ParseInt(s[:end], 10, 64)
+	if err != nil || n < 1 {
+		return 0, "", false
+	}
+	return n, s[end:], true
+}
+
+// unitSize returns how many bytes unit (one of byteUnits, in any case)
+// is, or 0 for another unit.
+func unitSize(unit string) int64 {
+	for _, u := range byteUnits {
+		if strings.EqualFold(unit, u.name) {
+			return int64(u.n)
+		}
+	}
+	return 0
+}
+
 // ParsePacketRate parses the text form of a PacketRate: "0" for no limit,
 // or one or two comma-separated rates, a number of datagrams a second
 // ("100/s") and a number of bytes a second ("256KiB/s"; units B, KB,
@@ -82,15 +109,11 @@ func ParsePacketRate(s string) (PacketRate, error) {
 		if !ok {
 			return bad(fmt.Sprintf("%q does not end in /s", part))
 		}
-		end := strings.IndexFunc(num, func(c rune) bool { return c < '0' || c > '9' })
-		if end < 0 {
-			end = len(num)
-		}
-		digits, unit := num[:end], num[end:]
-		n, err := strconv.Atoi(digits)
-		if err != nil || n < 1 {
+		n64, unit, ok := splitCount(num)
+		if !ok {
 			return bad(fmt.Sprintf("%q is not a whole number from 1", num))
 		}
+		n := int(min(n64, math.MaxInt32)) // past any limit below, either way
 		if unit == "" {
 			if i > 0 || r.Datagrams > 0 {
 				return bad("the datagram rate comes first, once")
@@ -101,12 +124,7 @@ func ParsePacketRate(s string) (PacketRate, error) {
 			r.Datagrams = n
 			continue
 		}
-		size := 0
-		for _, u := range byteUnits {
-			if strings.EqualFold(unit, u.name) {
-				size = u.n
-			}
-		}
+		size := int(unitSize(unit))
 		switch {
 		case size == 0:
 			return bad(fmt.Sprintf("unknown unit %q", unit))
