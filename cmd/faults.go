@@ -1,11 +1,8 @@
 package cmd
 
 import (
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/rs/zerolog"
 
@@ -80,37 +77,21 @@ func watchFaults(srv *echo.Server, cfg *Config, reload func() (*Config, error), 
 	if cfg.File == "" || srv.Faults == nil || reload == nil {
 		return func() {}
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		current := cfg.Faults
-		for {
-			select {
-			case <-hup:
-				next, err := reload()
-				if err == nil {
-					err = srv.SetFaults(next.Faults)
-				}
-				if err != nil {
-					logger.Warn().Str("logger", "main").Err(err).
-						Msgf("SIGHUP: faults not reloaded, still %s: %v", faultList(current), err)
-					continue
-				}
-				current = next.Faults
-				logger.Info().Str("logger", "main").Strs("faults", current.Settings()).
-					Msg("SIGHUP: faults reloaded, for new connections: " + faultList(current))
-			case <-done:
-				return
-			}
+	current := cfg.Faults
+	return onSIGHUP(func() {
+		next, err := reload()
+		if err == nil {
+			err = srv.SetFaults(next.Faults)
 		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		close(done)
-		<-finished
-	}
+		if err != nil {
+			logger.Warn().Str("logger", "main").Err(err).
+				Msgf("SIGHUP: faults not reloaded, still %s: %v", faultList(current), err)
+			return
+		}
+		current = next.Faults
+		logger.Info().Str("logger", "main").Strs("faults", current.Settings()).
+			Msg("SIGHUP: faults reloaded, for new connections: " + faultList(current))
+	})
 }
 
 // faultList is f's settings in one line, or "none".

@@ -4,10 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -114,31 +112,14 @@ func watchReload(ts *tlsconfig.Server, logger zerolog.Logger) (stop func()) {
 	if cert, key, clientCA := ts.Files(); cert == "" && key == "" && clientCA == "" {
 		return func() {}
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			select {
-			case <-hup:
-				logger.Info().Str("logger", "main").Msg("SIGHUP: reloading TLS certificate files")
-				if err := ts.Reload(); err != nil {
-					logger.Warn().Str("logger", "main").Err(err).Msgf("TLS reload failed, still serving the previous certificate: %v", err)
-					continue
-				}
-				logCertificate(logger, "TLS: reloaded certificate", ts.Certificate())
-			case <-done:
-				return
-			}
+	return onSIGHUP(func() {
+		logger.Info().Str("logger", "main").Msg("SIGHUP: reloading TLS certificate files")
+		if err := ts.Reload(); err != nil {
+			logger.Warn().Str("logger", "main").Err(err).Msgf("TLS reload failed, still serving the previous certificate: %v", err)
+			return
 		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		close(done)
-		<-finished
-	}
+		logCertificate(logger, "TLS: reloaded certificate", ts.Certificate())
+	})
 }
 
 // clientTLS returns send's TLS configuration, for a tls:// address: the
