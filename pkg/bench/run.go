@@ -395,29 +395,39 @@ func (r *runner) errorCount() int64 {
 	return r.errs.Total()
 }
 
+// begin starts the run's clock: the warmup from now, then the measured
+// window, and the moment, linger after the window (or parent's deadline,
+// if sooner), when the run is stopped (r.ctx ends, halt). The function it
+// returns lets go of the clock's context.
+func (r *runner) begin(parent context.Context, linger time.Duration) func() {
+	r.start = time.Now()
+	r.measureStart = r.start.Add(r.cfg.Warmup)
+	r.end = r.measureStart.Add(r.cfg.Duration)
+	r.retryUntil = r.measureStart
+	r.noServerUntil = r.start.Add(noServerWait)
+	r.stopAt = r.end.Add(linger)
+	if d, ok := parent.Deadline(); ok && d.Before(r.stopAt) {
+		r.stopAt = d
+	}
+	ctx, cancel := context.WithDeadline(parent, r.stopAt)
+	r.ctx, r.stop = ctx, cancel
+	stopHalt := context.AfterFunc(ctx, r.halt)
+	return func() {
+		stopHalt()
+		cancel()
+	}
+}
+
 // run runs the workers and measures.
 func (r *runner) run(parent context.Context) (*Result, error) {
 	cfg := r.cfg
-	r.start = time.Now()
-	r.measureStart = r.start.Add(cfg.Warmup)
-	r.end = r.measureStart.Add(cfg.Duration)
-	r.retryUntil = r.measureStart
+	defer r.begin(parent, endGrace)()
 	if cfg.Mode == ModeIdle {
 		// Idle connections are counted and timed from the start: opening
 		// them is what is measured.
 		r.measureStart = r.start
 		r.retryUntil = r.end
 	}
-	r.noServerUntil = r.start.Add(noServerWait)
-	r.stopAt = r.end.Add(endGrace)
-	if d, ok := parent.Deadline(); ok && d.Before(r.stopAt) {
-		r.stopAt = d
-	}
-	ctx, cancel := context.WithDeadline(parent, r.stopAt)
-	defer cancel()
-	r.ctx, r.stop = ctx, cancel
-	stopHalt := context.AfterFunc(ctx, r.halt)
-	defer stopHalt()
 
 	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Warmup: cfg.Warmup.Seconds(), Duration: cfg.Duration.Seconds(),
 		BusyPoll: float64(cfg.BusyPoll) / float64(time.Microsecond)}
@@ -494,7 +504,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		}
 	}
 	r.halt()
-	cancel()
+	r.stop()
 	close(r.sampled)
 	wg.Wait()
 	seconds.finish(cut, after)

@@ -74,21 +74,8 @@ type udpSocket struct {
 // latency of each is timed from its send time to its first echo.
 func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	cfg := r.cfg
-	r.start = time.Now()
-	r.measureStart = r.start.Add(cfg.Warmup)
-	r.end = r.measureStart.Add(cfg.Duration)
-	r.retryUntil = r.measureStart
-	r.noServerUntil = r.start.Add(noServerWait)
+	defer r.begin(parent, cfg.OpTimeout+endGrace)()
 	drainEnd := r.end.Add(cfg.OpTimeout)
-	r.stopAt = drainEnd.Add(endGrace)
-	if d, ok := parent.Deadline(); ok && d.Before(r.stopAt) {
-		r.stopAt = d
-	}
-	ctx, cancel := context.WithDeadline(parent, r.stopAt)
-	defer cancel()
-	r.ctx, r.stop = ctx, cancel
-	stopHalt := context.AfterFunc(ctx, r.halt)
-	defer stopHalt()
 	if _, err := rand.Read(r.runID[:]); err != nil {
 		return nil, fmt.Errorf("bench: run identifier: %w", err)
 	}
@@ -128,7 +115,7 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 		r.drain(socks, drainEnd)
 	}
 	r.halt()
-	cancel()
+	r.stop()
 	close(r.sampled)
 	receivers.Wait()
 	for _, s := range socks {
