@@ -2,6 +2,7 @@ package echo
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -119,11 +120,39 @@ func (s *Server) nameConn(c *conn, local net.Addr, peer peerAddr) {
 	case local != nil && local.Network() == "unix":
 		c.name, c.peer = unixConnName(s.unixConns.Add(1)), local.String()
 	case peer.addr == nil:
-		host, port := ipString(peer.ap.Addr()), strconv.Itoa(int(peer.ap.Port()))
-		c.name, c.peer = "echo_"+host+"_"+port, net.JoinHostPort(host, port)
+		c.name, c.peer = addrPortNames(peer.ap)
 	default:
 		c.name, c.peer = LoggerName(peer.addr), peer.addr.String()
 	}
+}
+
+// addrPortNames returns the logger name and peer of a connection from ap:
+// echo_{host}_{port} and host:port ([host]:port for IPv6), the host as
+// ipString writes it. Both are made in one buffer: it runs for every
+// connection accepted.
+func addrPortNames(ap netip.AddrPort) (name, peer string) {
+	ip := ap.Addr()
+	if !ip.IsValid() {
+		host, port := ipString(ip), strconv.Itoa(int(ap.Port()))
+		return "echo_" + host + "_" + port, net.JoinHostPort(host, port)
+	}
+	ip = ip.Unmap()
+	var nb, pb [96]byte // the longest zone makes them grow: still right
+	n := append(nb[:0], "echo_"...)
+	n = ip.AppendTo(n)
+	hostEnd := len(n)
+	n = append(n, '_')
+	portStart := len(n)
+	n = strconv.AppendUint(n, uint64(ap.Port()), 10)
+	host, port := n[len("echo_"):hostEnd], n[portStart:]
+	p := pb[:0]
+	if ip.Is6() {
+		p = append(append(append(p, '['), host...), ']')
+	} else {
+		p = append(p, host...)
+	}
+	p = append(append(p, ':'), port...)
+	return string(n), string(p)
 }
 
 func (c *conn) logAccepted() { c.log(zerolog.InfoLevel).Msg("connection accepted") }
@@ -172,6 +201,14 @@ type opError struct {
 	op  string
 	err error
 }
+
+// The ends a loop reports for a connection it closes without an error
+// (loop.close): the peer's end of stream, or Shutdown's close. Shared, as
+// no one changes an opError.
+var (
+	errReadEOF    error = &opError{"read", io.EOF}
+	errReadClosed error = &opError{"read", net.ErrClosed}
+)
 
 func (e *opError) Error() string { return e.op + " error: " + rootCause(e.err).Error() }
 func (e *opError) Unwrap() error { return e.err }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
+	"net/netip"
+	"strconv"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -118,4 +121,28 @@ func TestVerifier(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAddrPortNames checks the logger name and peer made in one buffer
+// against the plain way: "echo_" + host + "_" + port and
+// net.JoinHostPort, the host as ipString writes it, for IPv4, IPv6,
+// IPv4-mapped and zoned addresses and the invalid one.
+func FuzzAddrPortNames(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 1}, uint16(42830), "")
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1}, uint16(1), "")
+	f.Add([]byte{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, uint16(65535), "eth0")
+	f.Add([]byte{0x20, 0x01, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}, uint16(0), "")
+	f.Add([]byte{}, uint16(7), "")
+	f.Fuzz(func(t *testing.T, ip []byte, port uint16, zone string) {
+		addr, ok := netip.AddrFromSlice(ip)
+		if ok && addr.Is6() && zone != "" {
+			addr = addr.WithZone(zone)
+		}
+		ap := netip.AddrPortFrom(addr, port)
+		host, p := ipString(ap.Addr()), strconv.Itoa(int(port))
+		wantName, wantPeer := "echo_"+host+"_"+p, net.JoinHostPort(host, p)
+		if name, peer := addrPortNames(ap); name != wantName || peer != wantPeer {
+			t.Errorf("addrPortNames(%v) = %q, %q; want %q, %q", ap, name, peer, wantName, wantPeer)
+		}
+	})
 }

@@ -1,9 +1,7 @@
 package echo
 
 import (
-	"io"
 	"math"
-	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -329,9 +327,9 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 	// connection's log complete.
 	if !lc.stopped { // a stopped connection logged its closing already
 		if err == nil {
-			err = &opError{"read", io.EOF}
+			err = errReadEOF
 			if reason == CloseShutdown {
-				err = &opError{"read", net.ErrClosed}
+				err = errReadClosed
 			}
 		}
 		lc.logClose(err, reason)
