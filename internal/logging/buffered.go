@@ -29,7 +29,8 @@ const bufferedMax = 64 << 10
 // A write error from the destination is kept and returned by the writes
 // and the Flush that follow; what was held then is discarded.
 type Buffered struct {
-	out   io.Writer
+	dest  io.Writer // the destination
+	out   io.Writer // what flushes write to: dest, or a TextWriter to it (New)
 	every time.Duration
 
 	mu     sync.Mutex
@@ -43,12 +44,12 @@ type Buffered struct {
 // NewBuffered returns a Buffered writer to out that flushes at most every
 // after the first byte it holds.
 func NewBuffered(out io.Writer, every time.Duration) *Buffered {
-	return &Buffered{out: out, every: every}
+	return &Buffered{dest: out, out: out, every: every}
 }
 
 // Unwrap returns the destination, for callers that look at it (is it a
 // terminal?).
-func (b *Buffered) Unwrap() io.Writer { return b.out }
+func (b *Buffered) Unwrap() io.Writer { return b.dest }
 
 // Write holds p to be written out with what is held already. After Close it
 // writes p through at once.

@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
@@ -29,6 +30,21 @@ func FuzzTextWriter(f *testing.F) {
 		}
 		if got := w.writes[0]; got != want {
 			t.Errorf("logger %q, message %q:\n got %q\nwant %q", logger, message, got, want)
+		}
+
+		// The same event twice, held and written at once as a Buffered
+		// flushes them: two lines in one write.
+		var held bytes.Buffer
+		hl := zerolog.New(&held)
+		for range 2 {
+			hl.Info().Str("logger", logger).Str("peer", message).Msg(message)
+		}
+		var bw writeRecorder
+		if _, err := (TextWriter{Out: &bw}).Write(held.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if len(bw.writes) != 1 || bw.writes[0] != want+want {
+			t.Errorf("two events held: wrote %q, want one write of %q", bw.writes, want+want)
 		}
 	})
 }

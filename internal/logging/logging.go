@@ -4,6 +4,7 @@
 package logging
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -28,10 +29,19 @@ func ParseLevel(s string) (zerolog.Level, error) {
 }
 
 // New returns a logger writing to w in format at level. color turns on
-// colour for the console format (use it when w is a terminal).
+// colour for the console format (use it when w is a terminal). When w is
+// a *Buffered, the text format's lines are made as it flushes.
 func New(w io.Writer, format string, level zerolog.Level, color bool) (zerolog.Logger, error) {
 	switch format {
 	case "text":
+		if b, ok := w.(*Buffered); ok {
+			// b holds the events and makes them lines when it flushes,
+			// many at a time: cheaper than one at a time between a
+			// loop's system calls, which keep the CPU's caches for
+			// themselves.
+			b.out = TextWriter{Out: b.dest}
+			return zerolog.New(b).Level(level), nil
+		}
 		return zerolog.New(TextWriter{Out: w}).Level(level), nil
 	case "console":
 		cw := zerolog.ConsoleWriter{
@@ -61,22 +71,34 @@ type TextWriter struct {
 	Out io.Writer
 }
 
-// Write formats one zerolog event. It scans the event's JSON object itself
-// rather than calling encoding/json: the scan is shallow (a connection
-// goroutine that logs keeps a small stack), and the line is made in a
-// pooled buffer.
+// Write formats the zerolog events in p, one a line: one when zerolog
+// writes, many when a Buffered flushes what it held. It scans each event's
+// JSON object itself rather than calling encoding/json: the scan is
+// shallow (a connection goroutine that logs keeps a small stack), and the
+// lines are made in a pooled buffer and written with one Write call. A
+// line that is not an event is written as it is: never lost.
 func (w TextWriter) Write(p []byte) (int, error) {
-	logger, message, err := scanEvent(p)
-	if err != nil {
-		return 0, fmt.Errorf("logging: decode event: %w", err)
-	}
 	bp := lineBuffers.Get().(*[]byte)
 	line := (*bp)[:0]
-	if len(logger) > 0 {
-		line = append(appendUnquoted(line, logger), ": "...)
+	for rest := p; len(rest) > 0; {
+		event := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			event, rest = rest[:i+1], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		logger, message, err := scanEvent(event)
+		if err != nil {
+			line = append(line, bytes.TrimSuffix(event, []byte("\n"))...)
+		} else {
+			if len(logger) > 0 {
+				line = append(appendUnquoted(line, logger), ": "...)
+			}
+			line = appendUnquoted(line, message)
+		}
+		line = append(line, '\n')
 	}
-	line = append(appendUnquoted(line, message), '\n')
-	_, err = w.Out.Write(line)
+	_, err := w.Out.Write(line)
 	if cap(line) <= maxPooledLine {
 		*bp = line[:0]
 		lineBuffers.Put(bp)

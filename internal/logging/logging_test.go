@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -89,8 +91,19 @@ func TestTextWriterWrite(t *testing.T) {
 	}
 
 	out.Reset()
-	if n, err := (TextWriter{Out: &out}).Write([]byte("not json\n")); err == nil || n != 0 || out.Len() != 0 {
-		t.Errorf("Write(not json) = %d, %v and wrote %q; want 0, an error and nothing", n, err, out.String())
+	if n, err := (TextWriter{Out: &out}).Write([]byte("not json\n")); err != nil || n != 9 || out.String() != "not json\n" {
+		t.Errorf("Write(not json) = %d, %v and wrote %q; want 9, nil and the line as it is", n, err, out.String())
+	}
+
+	// A Buffered's flush: several events, one of them not an event, the
+	// last without its newline.
+	var w writeRecorder
+	batch := `{"logger":"a","message":"one"}` + "\n" + "{oops\n" + `{"message":"two"}`
+	if n, err := (TextWriter{Out: &w}).Write([]byte(batch)); err != nil || n != len(batch) {
+		t.Errorf("Write(batch) = %d, %v; want %d, nil", n, err, len(batch))
+	}
+	if want := []string{"a: one\n{oops\ntwo\n"}; !slices.Equal(w.writes, want) {
+		t.Errorf("Write(batch) wrote %q, want %q", w.writes, want)
 	}
 
 	failing := &writeRecorder{err: errors.New("disk full")}
@@ -110,6 +123,39 @@ func TestNewText(t *testing.T) {
 	l.Warn().Msg("no logger")
 	if want := "main: shown\nno logger\n"; out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
+
+// TestNewTextBuffered checks that a text logger writing to a Buffered
+// writes the lines it holds, in order, as text, in one write when it
+// flushes, and that the Buffered still names its destination.
+func TestNewTextBuffered(t *testing.T) {
+	var out writeRecorder
+	b := NewBuffered(&out, time.Hour)
+	l, err := New(b, "text", zerolog.InfoLevel, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		l.Info().Str("logger", fmt.Sprintf("echo_127.0.0.1_%d", 5000+i)).Str("peer", "p").Msg("connection accepted")
+	}
+	l.Debug().Msg("hidden")
+	if len(out.writes) != 0 {
+		t.Fatalf("written before a flush: %q", out.writes)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l.Warn().Msg("after close")
+	want := []string{
+		"echo_127.0.0.1_5000: connection accepted\necho_127.0.0.1_5001: connection accepted\necho_127.0.0.1_5002: connection accepted\n",
+		"after close\n",
+	}
+	if !slices.Equal(out.writes, want) {
+		t.Errorf("wrote %q, want %q", out.writes, want)
+	}
+	if b.Unwrap() != io.Writer(&out) {
+		t.Errorf("Unwrap = %T, want the destination", b.Unwrap())
 	}
 }
 
