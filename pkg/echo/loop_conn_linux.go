@@ -334,7 +334,7 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 		}
 		lc.logClose(err, reason)
 	}
-	syscall.Close(int(lc.fd)) // also takes it out of the epoll set
+	rawClose(int(lc.fd)) // also takes it out of the epoll set
 	lc.dropPending()
 	if l.staged != nil {
 		if run := l.staged[lc]; run != nil {

@@ -52,9 +52,9 @@ func TestLoopSocketOptions(t *testing.T) {
 			defer c.Close()
 			// The loops accept non-blocking; so does this, until the
 			// connection is there.
-			fd, sa := -1, syscall.Sockaddr(nil)
+			fd, ap := -1, netip.AddrPort{}
 			for deadline := time.Now().Add(5 * time.Second); fd < 0; {
-				fd, sa, err = syscall.Accept4(ll.fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+				fd, ap, err = rawAccept4(ll.fd)
 				if err == syscall.EAGAIN && time.Now().Before(deadline) {
 					time.Sleep(time.Millisecond)
 					continue
@@ -83,7 +83,7 @@ func TestLoopSocketOptions(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("keep-alive, idle, interval, count = %v, want %v", got, tt.want)
 			}
-			if ra := net.TCPAddrFromAddrPort(sockaddrAddrPort(sa)).String(); ra != c.LocalAddr().String() {
+			if ra := net.TCPAddrFromAddrPort(ap).String(); ra != c.LocalAddr().String() {
 				t.Errorf("RemoteAddr = %s, want the client's %s", ra, c.LocalAddr())
 			}
 		})
@@ -312,4 +312,58 @@ func TestLoopTranscriptOfAPendingWrite(t *testing.T) {
 		t.Errorf("want one received and one sent line of 65536 bytes, got:\n%s", logs.String())
 	}
 	l.close(lc, CloseEOF, nil)
+}
+
+// TestRawAccept4Peer checks that the loops' accept4 gives each family's
+// peer as net names it: the client's own address and port over TCP, none
+// on a Unix socket.
+func TestRawAccept4Peer(t *testing.T) {
+	for _, tt := range []struct{ network, addr string }{
+		{"tcp4", "127.0.0.1:0"},
+		{"tcp6", "[::1]:0"},
+		{"unix", ""},
+	} {
+		t.Run(tt.network, func(t *testing.T) {
+			addr := tt.addr
+			if tt.network == "unix" {
+				addr = t.TempDir() + "/s"
+			}
+			ln, err := net.Listen(tt.network, addr)
+			if err != nil && tt.network == "tcp6" {
+				t.Skipf("no IPv6 loopback: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			c, err := net.Dial(tt.network, ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			// The client's connect has completed, so the connection is
+			// queued on the listener; a blocking listener socket waits
+			// for it all the same.
+			f, err := ln.(interface{ File() (*os.File, error) }).File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			if err := syscall.SetNonblock(int(f.Fd()), false); err != nil {
+				t.Fatal(err)
+			}
+			fd, ap, err := rawAccept4(int(f.Fd()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rawClose(fd) })
+			want := netip.AddrPort{}
+			if tt.network != "unix" {
+				want = c.LocalAddr().(*net.TCPAddr).AddrPort()
+			}
+			if ap != want {
+				t.Errorf("peer %v, want %v", ap, want)
+			}
+		})
+	}
 }

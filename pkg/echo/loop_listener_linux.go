@@ -3,7 +3,6 @@ package echo
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -201,25 +200,6 @@ func (s *Server) serveLoops(ll *loopListener, lconf *listenerConf) error {
 	}
 }
 
-// sockaddrAddrPort is the address of an accepted socket's peer, as net
-// would make its *net.TCPAddr (an IPv4 peer of an IPv6 socket stays
-// IPv4-mapped).
-func sockaddrAddrPort(sa syscall.Sockaddr) netip.AddrPort {
-	switch sa := sa.(type) {
-	case *syscall.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *syscall.SockaddrInet6:
-		ip := netip.AddrFrom16(sa.Addr)
-		if sa.ZoneId != 0 {
-			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
-				ip = ip.WithZone(ifi.Name)
-			}
-		}
-		return netip.AddrPortFrom(ip, uint16(sa.Port))
-	}
-	return netip.AddrPort{}
-}
-
 // loopAccept is a loop's state for one listening socket.
 type loopAccept struct {
 	ll     *loopListener
@@ -307,7 +287,7 @@ func (l *loop) resumeListeners() time.Duration {
 func (l *loop) accept(la *loopAccept) {
 	s := l.srv
 	for range loopAcceptTries {
-		fd, sa, err := syscall.Accept4(la.ll.fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		fd, ap, err := rawAccept4(la.ll.fd)
 		switch err {
 		case nil:
 		case syscall.EAGAIN:
@@ -329,13 +309,10 @@ func (l *loop) accept(la *loopAccept) {
 		}
 		la.backoff.accepted(s, la.lname)
 		lc := &loopConn{fd: int32(fd), loop: l.index}
-		peer := peerAddr{unix: la.unix}
-		if !la.unix {
-			peer.ap = sockaddrAddrPort(sa)
-		}
+		peer := peerAddr{unix: la.unix, ap: ap}
 		serve, ok := s.accepted(&lc.conn, lc, la.local, peer, la.lconf, true)
 		if !serve {
-			syscall.Close(fd)
+			rawClose(fd)
 			if !ok {
 				return // shutting down
 			}

@@ -1,6 +1,8 @@
 package echo
 
 import (
+	"net"
+	"net/netip"
 	"syscall"
 	"unsafe"
 )
@@ -52,4 +54,54 @@ func ioRetry(f func() (int, error)) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// rawClose is close(2), as a raw system call: closing a socket the loops
+// own never blocks, as none has a positive SO_LINGER.
+func rawClose(fd int) error {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// rawAccept4 is accept4(2) on a non-blocking listening socket, as a raw
+// system call, the new socket non-blocking and close-on-exec. It returns
+// the peer's address and port (zero for a Unix socket's peer) without
+// making the syscall.Sockaddr that syscall.Accept4 allocates.
+func rawAccept4(fd int) (int, netip.AddrPort, error) {
+	var rsa syscall.RawSockaddrAny
+	size := uint32(syscall.SizeofSockaddrAny)
+	r, _, errno := syscall.RawSyscall6(syscall.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)),
+		uintptr(unsafe.Pointer(&size)), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
+	if errno != 0 {
+		return -1, netip.AddrPort{}, errno
+	}
+	return int(r), rawAddrPort(&rsa), nil
+}
+
+// rawAddrPort returns the IPv4 or IPv6 address and port in rsa, its zone
+// named after its interface; zero for any other family.
+func rawAddrPort(rsa *syscall.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), networkPort(sa.Port))
+	case syscall.AF_INET6:
+		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		ip := netip.AddrFrom16(sa.Addr)
+		if sa.Scope_id != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.Scope_id)); err == nil {
+				ip = ip.WithZone(ifi.Name)
+			}
+		}
+		return netip.AddrPortFrom(ip, networkPort(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// networkPort reads a port as a sockaddr holds it, in network byte order.
+func networkPort(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
