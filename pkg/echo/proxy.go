@@ -1,7 +1,6 @@
 package echo
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -21,8 +20,9 @@ import (
 // (stage.go) that reads a PROXY protocol v1 or v2 header before the echo,
 // on both engines, and a TLS listener's before its handshake (goconn.go).
 // It frames the header itself, only as far as needed to know how long it
-// is, so that not a byte of the echo is taken with it, and has
-// github.com/pires/go-proxyproto parse exactly those bytes.
+// is, so that not a byte of the echo is taken with it, and parses exactly
+// those bytes (proxy_header.go): the common headers itself, the others
+// with github.com/pires/go-proxyproto.
 //
 // After a header the connection is the original client's: its logger name
 // and peer are the client's, the balancer's address goes in a "via" field
@@ -128,7 +128,10 @@ func (r *proxyReader) reading() (int, time.Duration) {
 	case r.version == 1:
 		return proxyV1MaxLen - len(r.buf), r.within
 	}
-	return proxyV2PrefixLen - len(r.buf), r.within
+	// The most a header may hold: take frames the header within what
+	// it is given and says how much of it was the header, so a whole
+	// header is framed in the read that holds it, uncopied.
+	return proxyV2PrefixLen + proxyV2MaxBody - len(r.buf), r.within
 }
 
 func (r *proxyReader) take(p []byte) (int, error) {
@@ -158,7 +161,7 @@ func (r *proxyReader) take(p []byte) (int, error) {
 		return len(p), nil
 	}
 	r.done = true
-	h, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(b[:n]), max(n, 16)))
+	h, err := parseProxyHeader(b[:n])
 	r.buf = nil
 	if err != nil {
 		res := ProxyMalformed
@@ -167,7 +170,7 @@ func (r *proxyReader) take(p []byte) (int, error) {
 		}
 		return n - old, &proxyError{version: version, result: res, err: err}
 	}
-	return n - old, r.c.proxied(h)
+	return n - old, r.c.proxied(&h)
 }
 
 // expired is the error that closes a connection whose header did not come
@@ -198,7 +201,7 @@ func (e *proxyError) closeReason() CloseReason { return CloseProxy }
 // proxied is what a connection's PROXY header said: the header, and the
 // balancer's address ("via") when the header named another client.
 type proxied struct {
-	header  *proxyproto.Header
+	header  *proxyHeader
 	via     string
 	summary string // String's, made once
 }
@@ -207,34 +210,29 @@ type proxied struct {
 // -> 10.0.0.5:9000 authority=example.com", "v2 LOCAL", "v1 UNKNOWN".
 func (p *proxied) String() string {
 	if p.summary == "" {
-		p.summary = p.summarize()
+		p.summary = string(p.header.appendSummary(make([]byte, 0, 64)))
 	}
 	return p.summary
 }
 
-func (p *proxied) summarize() string {
-	h := p.header
-	var b strings.Builder
-	b.WriteString("v")
-	b.WriteString(strconv.Itoa(int(h.Version)))
-	b.WriteString(" ")
+// appendSummary appends proxied.String's line.
+func (h *proxyHeader) appendSummary(b []byte) []byte {
+	b = strconv.AppendUint(append(b, 'v'), uint64(h.version), 10)
 	switch {
-	case h.Command.IsLocal() && h.Version == 1:
-		b.WriteString("UNKNOWN")
-		return b.String()
-	case h.Command.IsLocal():
-		b.WriteString("LOCAL")
-		return b.String()
+	case h.command.IsLocal() && h.version == 1:
+		return append(b, " UNKNOWN"...)
+	case h.command.IsLocal():
+		return append(b, " LOCAL"...)
 	}
-	b.WriteString("PROXY ")
-	b.WriteString(familyName(h.TransportProtocol))
-	if h.SourceAddr != nil && h.DestinationAddr != nil {
-		b.WriteString(" " + h.SourceAddr.String() + " -> " + h.DestinationAddr.String())
+	b = append(append(b, " PROXY "...), familyName(h.family)...)
+	if h.hasAddrs() {
+		b = h.appendAddr(append(b, ' '), true)
+		b = h.appendAddr(append(b, " -> "...), false)
 	}
 	for _, f := range proxyTLVFields(h) {
-		b.WriteString(" " + f[0] + "=" + f[1])
+		b = append(append(append(append(b, ' '), f[0]...), '='), f[1]...)
 	}
-	return b.String()
+	return b
 }
 
 // familyName names a v2 address family and protocol as v1 does.
@@ -260,7 +258,10 @@ func familyName(f proxyproto.AddressFamilyAndProtocol) string {
 // client, parsed, as key and value: alpn, authority, aws_vpce, and from
 // the SSL TLV ssl (the version, or "no" when the client did not use TLS),
 // ssl_cn, ssl_cipher, ssl_verified.
-func proxyTLVFields(h *proxyproto.Header) [][2]string {
+func proxyTLVFields(h *proxyHeader) [][2]string {
+	if len(h.tlvs) == 0 {
+		return nil
+	}
 	tlvs, err := h.TLVs()
 	if err != nil || len(tlvs) == 0 {
 		return nil
@@ -322,18 +323,19 @@ func (c *conn) proxySummary() string {
 // proxied makes c the original client's that h names, or leaves it the
 // socket's for LOCAL and UNKNOWN, and applies the access list and the
 // per-IP limit to whom it then is (readmit).
-func (c *conn) proxied(h *proxyproto.Header) error {
+func (c *conn) proxied(h *proxyHeader) error {
 	p := &proxied{header: h}
 	ip, hasIP := c.ip, c.ip.IsValid()
 	result := ProxyLocal
-	if h.Command.IsProxy() && h.SourceAddr != nil {
+	if h.hasAddrs() {
 		result = ProxyAccepted
 		p.via = c.peer
-		c.srv.nameConn(c, nil, peerOf(h.SourceAddr))
-		ip, hasIP = peerIP(h.SourceAddr)
+		src := h.source()
+		c.srv.nameConn(c, nil, src)
+		ip, hasIP = src.ip()
 	}
 	c.proxy = p
-	c.proxyCount(int(h.Version), result)
+	c.proxyCount(int(h.version), result)
 	// The connection's accept line, logged once the header says whose it
 	// is (Server.accepted leaves it to here), so that a PROXY connection
 	// costs the log lines of any other.
@@ -370,8 +372,7 @@ func (c *conn) balancerCheck() bool {
 		return false
 	}
 	h := c.proxy.header
-	return h.Command.IsLocal() || h.TransportProtocol == proxyproto.UNSPEC ||
-		h.SourceAddr != nil && h.SourceAddr.String() == c.proxy.via
+	return !h.hasAddrs() || string(h.appendAddr(nil, true)) == c.proxy.via
 }
 
 // proxyCount tells the observer of a header's result.

@@ -3,8 +3,10 @@ package echo
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/pires/go-proxyproto"
@@ -82,7 +84,7 @@ func FuzzProxyFrame(f *testing.F) {
 				t.Fatalf("prefix of %d bytes of a %d-byte header: %d, %v", k, n, m, perr)
 			}
 		}
-		proxyproto.Read(bufio.NewReader(bytes.NewReader(b[:n])))
+		parseProxyHeader(b[:n])
 
 		// The opener, fed b in two pieces, takes the header and no more.
 		cut = min(max(cut, 0), len(b))
@@ -129,7 +131,8 @@ func TestProxiedSummary(t *testing.T) {
 		{&proxyproto.Header{Version: 1, Command: proxyproto.LOCAL}, "v1 UNKNOWN"},
 	}
 	for _, tc := range cases {
-		c := &conn{proxy: &proxied{header: tc.h, via: "10.0.0.2:5000"}}
+		h := headerFrom(tc.h)
+		c := &conn{proxy: &proxied{header: &h, via: "10.0.0.2:5000"}}
 		if got := c.proxySummary(); got != tc.want {
 			t.Errorf("summary %q, want %q", got, tc.want)
 		}
@@ -138,4 +141,78 @@ func TestProxiedSummary(t *testing.T) {
 	if plain.via() != "" || plain.proxySummary() != "none" {
 		t.Errorf("without a header: via %q, summary %q; want empty and none", plain.via(), plain.proxySummary())
 	}
+}
+
+// FuzzParseProxyHeader checks the PROXY stage's own reading of the common
+// headers (parseProxyTCP) against go-proxyproto's: whatever it reads, the
+// library reads the same (version, command, family, addresses, TLVs), and
+// whatever the library refuses, it leaves to the library.
+func FuzzParseProxyHeader(f *testing.F) {
+	for _, s := range []string{
+		"PROXY TCP4 203.0.113.7 10.0.0.5 41000 9000\r\n",
+		"PROXY TCP6 2001:db8::7 ::1 41000 9000\r\n",
+		"PROXY TCP6 ::ffff:1.2.3.4 ::1 1 2\r\n",
+		"PROXY TCP6 1.2.3.4 ::1 1 2\r\n",
+		"PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n",
+		"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",
+		"PROXY TCP6 fe80::1%lo ::1 1 2\r\n",
+		"PROXY UNKNOWN\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Add(proxyV2Seed(f))
+	for _, addrs := range [][2]string{{"[2001:db8::7]:41000", "[::1]:9000"}, {"[::ffff:1.2.3.4]:1", "[::1]:2"}} {
+		h := proxyproto.HeaderProxyFromAddrs(2, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addrs[0])), net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addrs[1])))
+		b, err := h.Format()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0b0123456789a"))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, _, err := proxyFrame(b)
+		if err != nil || n == 0 {
+			return
+		}
+		b = b[:n]
+		own, ok := parseProxyTCP(b)
+		lh, lerr := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(b), max(len(b), 16)))
+		if !ok {
+			return
+		}
+		if lerr != nil {
+			t.Fatalf("%q: read as %+v, go-proxyproto refuses it: %v", b, own, lerr)
+		}
+		if got, want := string(own.appendSummary(nil)), lhSummary(lh); got != want {
+			t.Fatalf("%q: summary %q, want %q", b, got, want)
+		}
+		lib := headerFrom(lh)
+		ownTLVs, oerr := own.TLVs()
+		libTLVs, _ := lib.TLVs()
+		if oerr != nil {
+			ownTLVs = nil // go-proxyproto's TLVs fail alike; headerFrom keeps none
+		}
+		own.tlvs, lib.tlvs = nil, nil
+		if !reflect.DeepEqual(own, lib) || len(ownTLVs) != len(libTLVs) {
+			t.Fatalf("%q:\n own %+v (%d TLVs)\n lib %+v (%d TLVs)", b, own, len(ownTLVs), lib, len(libTLVs))
+		}
+		for i := range ownTLVs {
+			if ownTLVs[i].Type != libTLVs[i].Type || !bytes.Equal(ownTLVs[i].Value, libTLVs[i].Value) {
+				t.Fatalf("%q: TLV %d: own %v, lib %v", b, i, ownTLVs[i], libTLVs[i])
+			}
+		}
+	})
+}
+
+// lhSummary is the address part of a summary, made from go-proxyproto's
+// net.Addrs as net writes them.
+func lhSummary(lh *proxyproto.Header) string {
+	s := fmt.Sprintf("v%d PROXY %s %s -> %s", lh.Version, familyName(lh.TransportProtocol), lh.SourceAddr, lh.DestinationAddr)
+	h := headerFrom(lh)
+	for _, f := range proxyTLVFields(&h) {
+		s += " " + f[0] + "=" + f[1]
+	}
+	return s
 }
