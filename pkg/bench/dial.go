@@ -42,7 +42,9 @@ func clientTLS(cfg Config, a echo.Addr) *tls.Config {
 // tls:// address, whose outcome it counts. Over UDP it is a connected
 // socket.
 func (r *runner) dial(ctx context.Context, addr string) (net.Conn, error) {
-	client := echo.Client{Addr: addr, TLSConfig: r.tls, Proxy: r.cfg.Proxy, Dialer: r.dialer}
+	// With a greeting, prelude reads before the load writes: Greeting
+	// makes the PROXY header go at once rather than with the first write.
+	client := echo.Client{Addr: addr, TLSConfig: r.tls, Proxy: r.cfg.Proxy, Greeting: r.cfg.Greeting, Dialer: r.dialer}
 	c, err := client.DialContext(ctx)
 	if err != nil {
 		// The run's errors name the address already: keep the cause as

@@ -76,7 +76,10 @@ type Client struct {
 
 	// Proxy, if not nil, is the PROXY protocol header written first on
 	// each connection: before the TLS handshake on a tls:// address, as
-	// HAProxy's send-proxy-v2-ssl does. A udp:// address refuses it.
+	// HAProxy's send-proxy-v2-ssl does. A udp:// address refuses it. On
+	// Linux, a TCP connection holds it back (MSG_MORE) to send it with the
+	// first bytes written, as HAProxy does, unless Greeting is set: a
+	// caller of DialContext that reads before it writes must set Greeting.
 	Proxy *SendProxy
 
 	// Greeting makes Send and SendStream read one line the server writes

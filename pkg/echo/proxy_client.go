@@ -362,7 +362,8 @@ func (p *SendProxy) CheckAddr(a Addr) error {
 }
 
 // writeProxy writes c.Proxy's header on the new connection conn, if c has
-// one, within ctx.
+// one, within ctx: with the first bytes written next, unless c reads a
+// greeting first (writeHeader).
 func (c *Client) writeProxy(ctx context.Context, conn net.Conn) error {
 	if c.Proxy == nil {
 		return nil
@@ -378,6 +379,6 @@ func (c *Client) writeProxy(ctx context.Context, conn net.Conn) error {
 		conn.SetWriteDeadline(d)
 		defer conn.SetWriteDeadline(time.Time{})
 	}
-	_, err = conn.Write(b)
-	return err
+	// The caller writes next unless it reads a greeting first.
+	return writeHeader(conn, b, !c.Greeting)
 }

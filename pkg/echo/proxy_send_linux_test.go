@@ -1,0 +1,103 @@
+package echo_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// TestClientProxyHeaderWithFirstWrite checks where a Client's PROXY header
+// goes on Linux: in one segment with the first bytes written, as HAProxy
+// sends it, so that the backend reads both at once; at once, alone, when
+// the Client reads a greeting first (else it would wait for bytes the
+// server will not send before the header).
+func TestClientProxyHeaderWithFirstWrite(t *testing.T) {
+	for _, greeting := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		client := echo.Client{Addr: ln.Addr().String(), Proxy: mustSendProxy(t, "v2", "", ""), Greeting: greeting}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		t.Cleanup(cancel)
+		type read struct {
+			first []byte
+			err   error
+		}
+		done := make(chan read, 1)
+		mayWrite := make(chan struct{})
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				done <- read{err: err}
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 4096)
+			if !greeting {
+				// Nothing comes before the client's first write, held
+				// back until this read has given up: then the header
+				// and that write come in one.
+				c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				if n, err := c.Read(buf); n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+					done <- read{first: buf[:n], err: fmt.Errorf("before the first write: read %q, %v; want nothing", buf[:n], err)}
+					return
+				}
+				close(mayWrite)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			n, err := c.Read(buf) // the first segment, whatever it holds
+			if err == nil && greeting {
+				_, err = c.Write([]byte("hello from the backend\n")) // what the client waits for
+			}
+			if err == nil {
+				_, err = io.Copy(io.Discard, c)
+			}
+			done <- read{first: buf[:n], err: err}
+		}()
+		conn, err := client.DialContext(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if greeting {
+			if _, _, err := echo.ReadGreeting(conn); err != nil {
+				t.Fatalf("greeting: %v", err)
+			}
+		} else {
+			select {
+			case <-mayWrite:
+			case r := <-done:
+				t.Fatal(r.err)
+			}
+		}
+		if _, err := conn.Write([]byte("first")); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		r := <-done
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		h, err := proxyproto.Read(bufio.NewReader(bytes.NewReader(r.first)))
+		if err != nil {
+			t.Fatalf("greeting %v: first read %q: %v", greeting, r.first, err)
+		}
+		raw, _ := h.Format()
+		rest := r.first[len(raw):]
+		if want := map[bool]string{false: "first", true: ""}[greeting]; string(rest) != want {
+			t.Errorf("greeting %v: the first read held %q after the header, want %q", greeting, rest, want)
+		}
+	}
+}
