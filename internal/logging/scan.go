@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"unicode/utf16"
@@ -72,13 +73,22 @@ func skipSpace(p []byte, i int) int {
 // skipString returns the index just past the string that starts at p[i]
 // (a quote), or -1.
 func skipString(p []byte, i int) int {
-	for j := i + 1; j < len(p); j++ {
-		switch p[j] {
-		case '\\':
-			j++
-		case '"':
+	for j := i + 1; j < len(p); {
+		q := bytes.IndexByte(p[j:], '"')
+		if q < 0 {
+			return -1
+		}
+		j += q
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		k := j
+		for k > i+1 && p[k-1] == '\\' {
+			k--
+		}
+		if (j-k)%2 == 0 {
 			return j + 1
 		}
+		j++
 	}
 	return -1
 }

@@ -128,8 +128,8 @@ func (s *Server) nameConn(c *conn, local net.Addr, peer peerAddr) {
 
 // addrPortNames returns the logger name and peer of a connection from ap:
 // echo_{host}_{port} and host:port ([host]:port for IPv6), the host as
-// ipString writes it. Both are made in one buffer: it runs for every
-// connection accepted.
+// ipString writes it. Both are made in one buffer and one string: it runs
+// for every connection accepted.
 func addrPortNames(ap netip.AddrPort) (name, peer string) {
 	ip := ap.Addr()
 	if !ip.IsValid() {
@@ -137,22 +137,24 @@ func addrPortNames(ap netip.AddrPort) (name, peer string) {
 		return "echo_" + host + "_" + port, net.JoinHostPort(host, port)
 	}
 	ip = ip.Unmap()
-	var nb, pb [96]byte // the longest zone makes them grow: still right
+	var nb [160]byte // the longest zone makes it grow: still right
 	n := append(nb[:0], "echo_"...)
 	n = ip.AppendTo(n)
 	hostEnd := len(n)
 	n = append(n, '_')
 	portStart := len(n)
 	n = strconv.AppendUint(n, uint64(ap.Port()), 10)
-	host, port := n[len("echo_"):hostEnd], n[portStart:]
-	p := pb[:0]
+	nameEnd := len(n)
 	if ip.Is6() {
-		p = append(append(append(p, '['), host...), ']')
-	} else {
-		p = append(p, host...)
+		n = append(n, '[')
 	}
-	p = append(append(p, ':'), port...)
-	return string(n), string(p)
+	n = append(n, n[len("echo_"):hostEnd]...)
+	if ip.Is6() {
+		n = append(n, ']')
+	}
+	n = append(append(n, ':'), n[portStart:nameEnd]...)
+	both := string(n)
+	return both[:nameEnd], both[nameEnd:]
 }
 
 func (c *conn) logAccepted() { c.log(zerolog.InfoLevel).Msg("connection accepted") }

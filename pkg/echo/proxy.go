@@ -170,7 +170,7 @@ func (r *proxyReader) take(p []byte) (int, error) {
 		}
 		return n - old, &proxyError{version: version, result: res, err: err}
 	}
-	return n - old, r.c.proxied(&h)
+	return n - old, r.c.proxied(h)
 }
 
 // expired is the error that closes a connection whose header did not come
@@ -201,7 +201,7 @@ func (e *proxyError) closeReason() CloseReason { return CloseProxy }
 // proxied is what a connection's PROXY header said: the header, and the
 // balancer's address ("via") when the header named another client.
 type proxied struct {
-	header  *proxyHeader
+	header  proxyHeader
 	via     string
 	summary string // String's, made once
 }
@@ -323,8 +323,9 @@ func (c *conn) proxySummary() string {
 // proxied makes c the original client's that h names, or leaves it the
 // socket's for LOCAL and UNKNOWN, and applies the access list and the
 // per-IP limit to whom it then is (readmit).
-func (c *conn) proxied(h *proxyHeader) error {
-	p := &proxied{header: h}
+func (c *conn) proxied(ph proxyHeader) error {
+	p := &proxied{header: ph}
+	h := &p.header
 	ip, hasIP := c.ip, c.ip.IsValid()
 	result := ProxyLocal
 	if h.hasAddrs() {
@@ -371,7 +372,7 @@ func (c *conn) balancerCheck() bool {
 	if c.proxy == nil {
 		return false
 	}
-	h := c.proxy.header
+	h := &c.proxy.header
 	return !h.hasAddrs() || string(h.appendAddr(nil, true)) == c.proxy.via
 }
 

@@ -132,7 +132,7 @@ func TestProxiedSummary(t *testing.T) {
 	}
 	for _, tc := range cases {
 		h := headerFrom(tc.h)
-		c := &conn{proxy: &proxied{header: &h, via: "10.0.0.2:5000"}}
+		c := &conn{proxy: &proxied{header: h, via: "10.0.0.2:5000"}}
 		if got := c.proxySummary(); got != tc.want {
 			t.Errorf("summary %q, want %q", got, tc.want)
 		}
