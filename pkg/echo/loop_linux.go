@@ -176,7 +176,8 @@ type loop struct {
 	srv   *Server
 	index uint16 // in loops.all
 	epfd  int
-	wake  int // an eventfd that interrupts epoll_wait for a request
+	wake  int       // an eventfd that interrupts epoll_wait for a request
+	alarm loopAlarm // wakes the loop when it must look again (loop_alarm_linux.go)
 	buf   []byte
 	epoch time.Time // the zero of the loop's clock (now)
 	// busyPoll is Server.BusyPoll in nanoseconds: how long after finding
@@ -228,13 +229,8 @@ type loop struct {
 // now is the loop's clock: monotonic nanoseconds since the loop started.
 func (l *loop) now() int64 { return int64(time.Since(l.epoch)) }
 
-// minSweep is the shortest time between two timeout sweeps: epoll_wait
-// counts in milliseconds.
+// minSweep is the shortest time between two timeout sweeps.
 const minSweep = time.Millisecond
-
-// maxLoopWait is the longest a loop sleeps in epoll_wait for a sweep, far
-// below the milliseconds an int32 holds.
-const maxLoopWait = time.Hour
 
 func newLoop(s *Server, index uint16) (*loop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -257,11 +253,19 @@ func newLoop(s *Server, index uint16) (*loop, error) {
 	if l.stall > 0 { // the shorter of the two timeouts (writeStall)
 		l.sweepEvery = max(l.stall/deadlineSlack, int64(minSweep))
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wake)}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wake, &ev); err != nil {
+	if l.alarm, err = newLoopAlarm(); err != nil {
 		syscall.Close(l.wake)
 		syscall.Close(epfd)
-		return nil, os.NewSyscallError("epoll_ctl", err)
+		return nil, err
+	}
+	for _, fd := range []int{l.wake, l.alarm.fd} {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
+		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			syscall.Close(l.wake)
+			syscall.Close(l.alarm.fd)
+			syscall.Close(epfd)
+			return nil, os.NewSyscallError("epoll_ctl", err)
+		}
 	}
 	return l, nil
 }
@@ -368,6 +372,7 @@ func (l *loop) run() {
 		l.mu.Lock()
 		l.ended = true
 		syscall.Close(l.wake)
+		syscall.Close(l.alarm.fd)
 		syscall.Close(l.epfd)
 		l.mu.Unlock()
 		close(l.done)
@@ -399,13 +404,18 @@ func (l *loop) run() {
 			l.forEach(func(lc *loopConn) { l.close(lc, CloseShutdown, nil) })
 			return
 		}
-		// wait is what epoll_wait may sleep, in milliseconds (-1: until
-		// an event): until a paused listener resumes, Shutdown's next
-		// look at its deadlines, the next sweep or the next timer.
-		wait := -1
+		// next is when the loop must look again of its own accord (loop
+		// clock; 0: never): when a paused listener resumes, Shutdown's
+		// next look at its deadlines, the next sweep or the next timer.
+		var next int64
+		soonest := func(t int64) {
+			if next == 0 || t < next {
+				next = t
+			}
+		}
 		if l.paused > 0 {
 			if d := l.resumeListeners(); d >= 0 {
-				wait = int(d/time.Millisecond) + 1
+				soonest(l.now() + int64(d))
 			}
 		}
 		if l.stopping {
@@ -415,9 +425,7 @@ func (l *loop) run() {
 					l.close(lc, CloseShutdown, nil)
 				}
 			})
-			if poll := int(loopStopPoll / time.Millisecond); wait < 0 || wait > poll {
-				wait = poll
-			}
+			soonest(now + int64(loopStopPoll))
 		}
 		if l.sweepEvery > 0 {
 			now := l.now()
@@ -425,19 +433,12 @@ func (l *loop) run() {
 				l.sweep(now)
 				l.nextSweep = now + l.sweepEvery
 			}
-			ms := int(min(time.Duration(l.nextSweep-now), maxLoopWait)/time.Millisecond) + 1
-			if wait < 0 || wait > ms {
-				wait = ms
-			}
+			soonest(l.nextSweep)
 		}
 		if len(l.timers) > 0 {
-			now := l.now()
-			l.fireTimers(now)
-			if w := l.timers.wait(now); w >= 0 {
-				ms := int(min(w, maxLoopWait)/time.Millisecond) + 1
-				if wait < 0 || wait > ms {
-					wait = ms
-				}
+			l.fireTimers(l.now())
+			if len(l.timers) > 0 {
+				soonest(l.timers[0].due)
 			}
 		}
 		var (
@@ -462,6 +463,15 @@ func (l *loop) run() {
 				continue
 			}
 		} else {
+			wait := -1 // until an event, the alarm's among them
+			if next != 0 {
+				if now := l.now(); next <= now {
+					wait = 0
+				} else if aerr := l.alarm.at(now, next); aerr != nil {
+					l.failed(aerr)
+					return
+				}
+			}
 			n, err = syscall.EpollWait(l.epfd, events, wait)
 		}
 		if err != nil && err != syscall.EINTR {
@@ -491,6 +501,11 @@ func (l *loop) run() {
 			}
 		}
 		for _, ev := range events[:max(n, 0)] {
+			if int(ev.Fd) == l.alarm.fd {
+				l.alarm.rang()
+				busy = true // look again: something is due
+				continue
+			}
 			if int(ev.Fd) == l.wake {
 				var b [8]byte
 				syscall.Read(l.wake, b[:])

@@ -11,7 +11,7 @@ import (
 // An event loop's side of the stages (stage.go): it runs a connection's
 // open stages and write stages without blocking, holding a chunk in the
 // connection's pending write while a stage makes it wait, with its timer
-// heap (loopTimers) setting how long epoll_wait may sleep. Only
+// heap (loopTimers) setting when its alarm wakes it (loop_alarm_linux.go). Only
 // connections of a Server with stages come here: l.staged is nil
 // otherwise.
 
@@ -301,14 +301,6 @@ func (h *loopTimers) popDue(now int64) (loopTimer, bool) {
 		return loopTimer{}, false
 	}
 	return heap.Pop(h).(loopTimer), true
-}
-
-// wait returns how long until the earliest timer, or -1 if none.
-func (h loopTimers) wait(now int64) time.Duration {
-	if len(h) == 0 {
-		return -1
-	}
-	return time.Duration(max(h[0].due-now, 0))
 }
 
 // endNow acts on an ending of lc's stages, if one is due (stage.go,

@@ -4,10 +4,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/rs/zerolog"
 
 	"github.com/echoctl/echoctl/internal/logging"
 )
@@ -22,7 +24,7 @@ func BenchmarkConnPolicy(b *testing.B) {
 	for _, proxy := range []bool{false, true} {
 		b.Run(map[bool]string{false: "plain", true: "proxy-v2"}[proxy], func(b *testing.B) {
 			buf := logging.NewBuffered(io.Discard, time.Hour)
-			lg, _ := logging.New(buf, "text", 1, false)
+			lg, _ := logging.New(buf, "text", benchLogLevel, false)
 			s := &Server{Logger: lg}
 			lconf, err := s.newListenerConf("127.0.0.1:9000", ListenerOptions{ProxyProtocol: proxy})
 			if err != nil {
@@ -50,3 +52,12 @@ func BenchmarkConnPolicy(b *testing.B) {
 		})
 	}
 }
+
+// benchLogLevel is the log level of BenchmarkConnPolicy: info, or from
+// ECHOCTL_BENCH_LOG_LEVEL (warn: the policy without its log lines).
+var benchLogLevel = func() zerolog.Level {
+	if l, err := zerolog.ParseLevel(os.Getenv("ECHOCTL_BENCH_LOG_LEVEL")); err == nil && l != zerolog.NoLevel {
+		return l
+	}
+	return zerolog.InfoLevel
+}()
