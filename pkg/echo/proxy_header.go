@@ -45,12 +45,6 @@ func parseProxyHeader(b []byte) (proxyHeader, error) {
 	return headerFrom(lh), nil
 }
 
-// Address block lengths of v2's TCP families.
-const (
-	proxyV2Addr4Len = 12
-	proxyV2Addr6Len = 36
-)
-
 // parseProxyTCP parses b when it is a v1 TCP4 or TCP6 header or a v2 PROXY
 // header over TCP4 or TCP6 exactly as go-proxyproto reads it; false for
 // every other header, whether valid or not.
@@ -72,25 +66,23 @@ func parseProxyV2TCP(b []byte) (proxyHeader, bool) {
 		return h, false
 	}
 	h.family = proxyproto.AddressFamilyAndProtocol(b[13])
-	port := func(i int) uint16 { return binary.BigEndian.Uint16(body[i:]) }
+	var ipLen int // the address block: source and destination IP, then ports
 	switch h.family {
 	case proxyproto.TCPv4:
-		if length < proxyV2Addr4Len {
-			return h, false
-		}
-		h.src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[0:4])), port(8))
-		h.dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[4:8])), port(10))
-		body = body[proxyV2Addr4Len:]
+		ipLen = 4
 	case proxyproto.TCPv6:
-		if length < proxyV2Addr6Len {
-			return h, false
-		}
-		h.src = netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[0:16])), port(32))
-		h.dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[16:32])), port(34))
-		body = body[proxyV2Addr6Len:]
+		ipLen = 16
 	default:
 		return h, false
 	}
+	if length < 2*ipLen+4 {
+		return h, false
+	}
+	ip := func(i int) netip.Addr { a, _ := netip.AddrFromSlice(body[i : i+ipLen]); return a }
+	port := func(i int) uint16 { return binary.BigEndian.Uint16(body[2*ipLen+i:]) }
+	h.src = netip.AddrPortFrom(ip(0), port(0))
+	h.dst = netip.AddrPortFrom(ip(ipLen), port(2))
+	body = body[2*ipLen+4:]
 	if len(body) > 0 {
 		h.tlvs = bytes.Clone(body) // b is the engine's buffer
 	}
