@@ -340,6 +340,10 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 		if run := l.staged[lc]; run != nil {
 			l.timers.removeAll(run)
 			delete(l.staged, lc)
+			if l.spareRun == nil { // the next connection's
+				run.reset()
+				l.spareRun = run
+			}
 		}
 	}
 	lc.finish(reason)

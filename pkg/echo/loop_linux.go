@@ -199,8 +199,9 @@ type loop struct {
 	// until a connection with stages comes (the loop's own: no lock).
 	staged map[*loopConn]*stageRun
 	timers loopTimers
-	// spareRun is an empty stageRun that opened made for a connection to
-	// which no stage applied, kept for the next one.
+	// spareRun is an empty stageRun for the next connection: one opened
+	// made for a connection to which no stage applied, or a closed
+	// connection's, reset.
 	spareRun *stageRun
 
 	// listeners are the listening sockets this loop accepts on (the

@@ -272,6 +272,15 @@ func (s *stages) start(r *stageRun, c *conn, now time.Time) bool {
 	return len(r.openers) > 0 || len(r.pacers) > 0
 }
 
+// reset empties a loop's stageRun of a closed connection for the next
+// one (loop.close), keeping the room its openers and pacers had; enders
+// and rewriters stay nil when none is, as start leaves them.
+func (r *stageRun) reset() {
+	clear(r.openers)
+	clear(r.pacers)
+	*r = stageRun{openers: r.openers[:0], pacers: r.pacers[:0]}
+}
+
 // greeting returns what the open stages write first, in order.
 func (r *stageRun) greeting() []byte {
 	var g []byte

@@ -67,3 +67,19 @@ func TestStageHeaderBound(t *testing.T) {
 		t.Fatal("take of a header past its bound: no error")
 	}
 }
+
+// TestStageRunReset: a loop's run, reset for the next connection, keeps
+// nothing of the last one but the room of its slices, and its enders and
+// rewriters are nil again, as start leaves them when none is.
+func TestStageRunReset(t *testing.T) {
+	r := &stageRun{openers: []opener{&proxyReader{}}, pacers: []pacer{nil, nil}, enders: []ender{nil},
+		rewriters: []rewriter{nil}, early: []byte("x"), due: 5, piece: 3, greets: true, timerAt: [timerKinds]int32{1, 2}}
+	opened := r.openers[:1]
+	r.reset()
+	if len(r.openers) != 0 || cap(r.openers) != 1 || cap(r.pacers) != 2 || opened[0] != nil {
+		t.Errorf("openers %v (room %d, old %v), pacers room %d; want empty, room kept, cleared", r.openers, cap(r.openers), opened[0], cap(r.pacers))
+	}
+	if r.enders != nil || r.rewriters != nil || r.early != nil || r.due != 0 || r.piece != 0 || r.greets || r.timerAt != [timerKinds]int32{} {
+		t.Errorf("after reset: %+v", r)
+	}
+}
