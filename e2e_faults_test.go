@@ -195,8 +195,7 @@ func TestFaultsReloadKeepsAddressQuery(t *testing.T) {
 
 // TestFaultsSeenByTheSeedClient: the Python seed client (asyncio streams)
 // against a faulty echoctl serve: a delay holds its echo back by at least
-// the delay, whole and in order; a reset partway is the client's
-// ConnectionResetError.
+// the delay, whole and in order; a reset partway fails the client.
 func TestFaultsSeenByTheSeedClient(t *testing.T) {
 	t.Parallel()
 	needPython(t)
@@ -210,9 +209,15 @@ func TestFaultsSeenByTheSeedClient(t *testing.T) {
 		t.Errorf("the seed client's received lines add up to %q, want %q:\n%s", got, seedEcho, r.Stderr)
 	}
 
+	// The reset reaches the client as ConnectionResetError when it reads
+	// or writes after it, or, when it arrives before the client's
+	// write_eof, as shutdown's ENOTCONN (Linux reports the reset's
+	// error to the next read or write, but shutdown finds the socket
+	// closed first): which one depends on when the RST lands.
 	cut := startServer(t, spec{}, "127.0.0.1", "--fault-reset-after", "10")
 	r = runSeedClient(t, cut)
-	if r.Code == 0 || !strings.Contains(string(r.Stderr), "ConnectionResetError") {
-		t.Errorf("seed client against --fault-reset-after 10: want a ConnectionResetError and a failure:\n%s", r)
+	stderr := string(r.Stderr)
+	if r.Code == 0 || !strings.Contains(stderr, "ConnectionResetError") && !strings.Contains(stderr, "[Errno 107] Transport endpoint is not connected") {
+		t.Errorf("seed client against --fault-reset-after 10: want a ConnectionResetError (or ENOTCONN from write_eof after the reset) and a failure:\n%s", r)
 	}
 }

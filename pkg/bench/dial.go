@@ -39,8 +39,7 @@ func clientTLS(cfg Config, a echo.Addr) *tls.Config {
 // dial makes one connection of the run, in every mode and over every
 // network, with echo.Client: to addr (see runner.addr), writing the PROXY
 // header first if the run has one, and completing the TLS handshake of a
-// tls:// address, whose outcome it counts. Over UDP it is a connected
-// socket.
+// tls:// address (countTLS counts it). Over UDP it is a connected socket.
 func (r *runner) dial(ctx context.Context, addr string) (net.Conn, error) {
 	// With a greeting, prelude reads before the load writes: Greeting
 	// makes the PROXY header go at once rather than with the first write.
@@ -56,13 +55,19 @@ func (r *runner) dial(ctx context.Context, addr string) (net.Conn, error) {
 		}
 		return nil, err
 	}
+	return c, nil
+}
+
+// countTLS counts the TLS handshake of c, a connection of the run
+// (tracked): a connection made as the run ends, and closed uncounted,
+// counts no handshake either.
+func (r *runner) countTLS(c net.Conn) {
 	if tc, ok := c.(*tls.Conn); ok {
 		r.handshakes.Add(1)
 		if tc.ConnectionState().DidResume {
 			r.resumed.Add(1)
 		}
 	}
-	return c, nil
 }
 
 // reached is the address to dial once a connection to c's peer has

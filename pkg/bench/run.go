@@ -328,6 +328,7 @@ func (r *runner) connect(id int) (net.Conn, error) {
 				return nil, errStopped
 			}
 			r.connects.Add(1)
+			r.countTLS(c)
 			if ap == &r.cfg.Addr {
 				resolved := r.reached(c)
 				r.addr.CompareAndSwap(ap, &resolved)
