@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"math/rand/v2"
 	"slices"
 	"syscall"
 	"testing"
@@ -119,5 +120,64 @@ func TestLoopAlarm(t *testing.T) {
 	a.rang()
 	if a.set != 0 || ready(0) {
 		t.Errorf("after rang: set %d, still readable %v; want 0, false", a.set, ready(0))
+	}
+}
+
+// TestLoopTimersRandom: whatever the order of adds, replacements and
+// removals, the heap keeps its order, every run knows where its timers
+// are, and the timers come out earliest first.
+func TestLoopTimersRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var h loopTimers
+	runs := make([]*stageRun, 20)
+	for i := range runs {
+		runs[i] = &stageRun{}
+	}
+	check := func(op string) {
+		t.Helper()
+		for i, tm := range h {
+			if i > 0 && h[(i-1)/2].due > tm.due {
+				t.Fatalf("after %s: timer %d due %d before its parent's %d", op, i, tm.due, h[(i-1)/2].due)
+			}
+			if tm.run.timerAt[tm.kind] != int32(i)+1 {
+				t.Fatalf("after %s: the timer at %d is placed at %d", op, i, tm.run.timerAt[tm.kind]-1)
+			}
+		}
+		n := 0
+		for _, r := range runs {
+			for _, at := range r.timerAt {
+				if at != 0 {
+					n++
+				}
+			}
+		}
+		if n != len(h) {
+			t.Fatalf("after %s: %d timers placed, %d in the heap", op, n, len(h))
+		}
+	}
+	for range 5000 {
+		r, kind := runs[rng.IntN(len(runs))], timerKind(rng.IntN(int(timerKinds)))
+		switch rng.IntN(4) {
+		case 0, 1:
+			h.add(loopTimer{due: rng.Int64N(1000), run: r, kind: kind})
+			check("add")
+		case 2:
+			h.remove(r, kind)
+			check("remove")
+		case 3:
+			due := rng.Int64N(1000)
+			last := int64(-1)
+			for {
+				tm, ok := h.popDue(due)
+				if !ok {
+					break
+				}
+				if tm.due < last || tm.due > due {
+					t.Fatalf("popped %d after %d, due by %d", tm.due, last, due)
+				}
+				last = tm.due
+			}
+			check("popDue")
+		}
 	}
 }

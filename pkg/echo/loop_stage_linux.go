@@ -1,7 +1,6 @@
 package echo
 
 import (
-	"container/heap"
 	"syscall"
 	"time"
 
@@ -239,26 +238,11 @@ type loopTimer struct {
 	kind timerKind
 }
 
-func (h loopTimers) Len() int           { return len(h) }
-func (h loopTimers) Less(i, j int) bool { return h[i].due < h[j].due }
-func (h loopTimers) Swap(i, j int) {
+// swap exchanges the timers at i and j, and records their places.
+func (h loopTimers) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h.placed(i)
 	h.placed(j)
-}
-func (h *loopTimers) Push(x any) {
-	*h = append(*h, x.(loopTimer))
-	h.placed(len(*h) - 1)
-}
-func (h *loopTimers) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = loopTimer{}
-	*h = old[:len(old)-1]
-	if t.run != nil {
-		t.run.timerAt[t.kind] = 0
-	}
-	return t
 }
 
 // placed records where the timer at i now is in its stageRun.
@@ -268,23 +252,80 @@ func (h loopTimers) placed(i int) {
 	}
 }
 
+// up moves the timer at i towards the root while it is due before its
+// parent. The heap is written out rather than container/heap's, whose
+// Push and Pop box each timer in an interface: two allocations a timer.
+func (h loopTimers) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].due <= h[i].due {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+// down moves the timer at i towards the leaves while a child is due
+// before it, and reports whether it moved.
+func (h loopTimers) down(i int) bool {
+	start := i
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			break
+		}
+		if r := c + 1; r < len(h) && h[r].due < h[c].due {
+			c = r
+		}
+		if h[c].due >= h[i].due {
+			break
+		}
+		h.swap(i, c)
+		i = c
+	}
+	return i > start
+}
+
 // add puts t in the heap, in place of its connection's timer of the same
 // kind if it has one.
 func (h *loopTimers) add(t loopTimer) {
 	if t.run != nil {
 		if at := t.run.timerAt[t.kind]; at != 0 {
 			(*h)[at-1] = t
-			heap.Fix(h, int(at-1))
+			if !h.down(int(at - 1)) {
+				h.up(int(at - 1))
+			}
 			return
 		}
 	}
-	heap.Push(h, t)
+	*h = append(*h, t)
+	h.placed(len(*h) - 1)
+	h.up(len(*h) - 1)
+}
+
+// removeAt takes the timer at i out of the heap and returns it.
+func (h *loopTimers) removeAt(i int) loopTimer {
+	last := len(*h) - 1
+	t := (*h)[i]
+	if i != last {
+		h.swap(i, last)
+	}
+	(*h)[last] = loopTimer{}
+	*h = (*h)[:last]
+	if t.run != nil {
+		t.run.timerAt[t.kind] = 0
+	}
+	if i != last && !h.down(i) {
+		h.up(i)
+	}
+	return t
 }
 
 // remove takes run's timer of kind out of the heap, if it has one.
 func (h *loopTimers) remove(run *stageRun, kind timerKind) {
 	if at := run.timerAt[kind]; at != 0 {
-		heap.Remove(h, int(at-1))
+		h.removeAt(int(at - 1))
 	}
 }
 
@@ -300,7 +341,7 @@ func (h *loopTimers) popDue(now int64) (loopTimer, bool) {
 	if len(*h) == 0 || (*h)[0].due > now {
 		return loopTimer{}, false
 	}
-	return heap.Pop(h).(loopTimer), true
+	return h.removeAt(0), true
 }
 
 // endNow acts on an ending of lc's stages, if one is due (stage.go,
