@@ -287,15 +287,20 @@ func (h loopTimers) down(i int) bool {
 	return i > start
 }
 
+// fix moves the timer at i, whose due time changed, to its place.
+func (h loopTimers) fix(i int) {
+	if !h.down(i) {
+		h.up(i)
+	}
+}
+
 // add puts t in the heap, in place of its connection's timer of the same
 // kind if it has one.
 func (h *loopTimers) add(t loopTimer) {
 	if t.run != nil {
 		if at := t.run.timerAt[t.kind]; at != 0 {
 			(*h)[at-1] = t
-			if !h.down(int(at - 1)) {
-				h.up(int(at - 1))
-			}
+			h.fix(int(at - 1))
 			return
 		}
 	}
@@ -316,8 +321,8 @@ func (h *loopTimers) removeAt(i int) loopTimer {
 	if t.run != nil {
 		t.run.timerAt[t.kind] = 0
 	}
-	if i != last && !h.down(i) {
-		h.up(i)
+	if i != last {
+		h.fix(i)
 	}
 	return t
 }
