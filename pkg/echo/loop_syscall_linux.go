@@ -31,15 +31,21 @@ func epollPoll(epfd int, events []syscall.EpollEvent) (int, error) {
 	return int(r), nil
 }
 
-// rawRead is read(2) on a non-blocking descriptor, as a raw system call.
-func rawRead(fd int, p []byte) (int, error) { return rawIO(syscall.SYS_READ, fd, p) }
+// rawRead is recv(2) on a non-blocking socket, as a raw system call.
+// recvfrom with no address skips read(2)'s file checks (the position lock,
+// rw_verify_area, the file permission hook), which a socket does not need.
+func rawRead(fd int, p []byte) (int, error) { return rawIO(syscall.SYS_RECVFROM, fd, p, 0) }
 
-// rawWrite is write(2) on a non-blocking descriptor, as a raw system call.
-func rawWrite(fd int, p []byte) (int, error) { return rawIO(syscall.SYS_WRITE, fd, p) }
+// rawWrite is send(2) on a non-blocking socket, as a raw system call, with
+// MSG_NOSIGNAL: a peer that has gone is an EPIPE, never a SIGPIPE.
+func rawWrite(fd int, p []byte) (int, error) {
+	return rawIO(syscall.SYS_SENDTO, fd, p, syscall.MSG_NOSIGNAL)
+}
 
-// rawIO makes the read or write system call trap on fd with p, raw.
-func rawIO(trap uintptr, fd int, p []byte) (int, error) {
-	r, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+// rawIO makes the recvfrom or sendto system call trap on fd with p and
+// flags and no address, raw.
+func rawIO(trap uintptr, fd int, p []byte, flags uintptr) (int, error) {
+	r, _, errno := syscall.RawSyscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), flags, 0, 0)
 	if errno != 0 {
 		return -1, errno
 	}
