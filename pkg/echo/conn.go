@@ -224,11 +224,13 @@ func (c *conn) logClose(err error, reason CloseReason) {
 	case CloseEOF, CloseFault:
 	case CloseIdle:
 		if e := c.log(zerolog.InfoLevel); e != nil {
-			e.Dur("idle_timeout", c.idle).Msgf("idle timeout: no bytes either way for %v", c.idle)
+			idle := c.srv.idleTimeout()
+			e.Dur("idle_timeout", idle).Msgf("idle timeout: no bytes either way for %v", idle)
 		}
 	case CloseWriteTimeout:
 		if e := c.log(zerolog.WarnLevel); e != nil {
-			e.Dur("write_timeout", c.stall).Msgf("write timeout: the peer read none of the echo for %v", c.stall)
+			stall := c.srv.writeStall()
+			e.Dur("write_timeout", stall).Msgf("write timeout: the peer read none of the echo for %v", stall)
 		}
 	case CloseReset:
 		level := zerolog.WarnLevel

@@ -185,9 +185,9 @@ func (c *goConn) end(e ending) error {
 	case endReset:
 		resetConn(c.rwc)
 	case endStall:
-		if c.idle <= 0 {
+		if idle := c.srv.idleTimeout(); idle <= 0 {
 			<-c.run.wake
-		} else if c.run.sleep(c.idle) {
+		} else if c.run.sleep(idle) {
 			return &opError{"read", os.ErrDeadlineExceeded} // the idle timeout
 		}
 	}

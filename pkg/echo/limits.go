@@ -154,9 +154,6 @@ type connGuard struct {
 	ip      netip.Addr    // the peer's IP, if it has one
 	hasIP   bool
 	counted bool // counted against the connection limits
-
-	idle  time.Duration // Server.IdleTimeout
-	stall time.Duration // how long a write may make no progress; 0: no limit
 }
 
 // admit applies the access list and the connection limits to a connection

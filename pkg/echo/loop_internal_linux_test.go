@@ -136,7 +136,7 @@ func TestIdleConnectionSizes(t *testing.T) {
 		name     string
 		got, max uintptr
 	}{
-		{"conn", unsafe.Sizeof(conn{}), 144},
+		{"conn", unsafe.Sizeof(conn{}), 128},
 		{"loopConn", unsafe.Sizeof(loopConn{}), 192}, // with its conn
 	} {
 		if tt.got > tt.max {

@@ -250,7 +250,7 @@ func newLoop(s *Server, index uint16) (*loop, error) {
 		l.logsData, l.readSize = true, s.bufferSize()
 	}
 	l.buf = make([]byte, max(fastBufferSize, l.readSize))
-	l.idle, l.stall = int64(max(s.IdleTimeout, 0)), int64(s.writeStall())
+	l.idle, l.stall = int64(s.idleTimeout()), int64(s.writeStall())
 	if l.stall > 0 { // the shorter of the two timeouts (writeStall)
 		l.sweepEvery = max(l.stall/deadlineSlack, int64(minSweep))
 	}

@@ -32,6 +32,11 @@ func (s *Server) validateTimeouts() error {
 	return nil
 }
 
+// idleTimeout is IdleTimeout, or 0 for none. It and writeStall are read
+// from the Server, not kept in each connection: the same for all, and 16
+// bytes less an idle connection.
+func (s *Server) idleTimeout() time.Duration { return max(s.IdleTimeout, 0) }
+
 // writeStall is how long a write back may make no progress before the
 // connection is closed: WriteTimeout, or IdleTimeout when that is shorter
 // (no byte moves either way while a write is stuck), or 0 for no limit.
@@ -57,8 +62,6 @@ func (s *Server) logMaxBytes() int {
 // just accepted on the listener lconf.
 func (s *Server) guardConn(c *conn, lconf *listenerConf, peer peerAddr) {
 	c.lconf = lconf
-	c.idle = max(s.IdleTimeout, 0)
-	c.stall = s.writeStall()
 	if s.Observer != nil {
 		c.obs = s.Observer.ConnAccepted(lconf.name, peer.netAddr())
 	}
@@ -76,14 +79,15 @@ const deadlineSlack = 16
 // being written back while the connection waits to read, so that is a
 // connection on which no byte moves either way.)
 func (c *goConn) armRead() {
-	if c.idle <= 0 {
+	idle := c.srv.idleTimeout()
+	if idle <= 0 {
 		return
 	}
 	now := time.Now()
-	if !c.readBy.Before(now.Add(c.idle)) {
+	if !c.readBy.Before(now.Add(idle)) {
 		return // the deadline set is still far enough
 	}
-	c.readBy = now.Add(c.idle + c.idle/deadlineSlack)
+	c.readBy = now.Add(idle + idle/deadlineSlack)
 	c.rwc.SetReadDeadline(c.readBy)
 	// Shutdown may have set its own deadline between the check in the
 	// caller and the line above: keep Shutdown's.
@@ -95,11 +99,11 @@ func (c *goConn) armRead() {
 // armWrite makes sure the write deadline is at least the write stall
 // limit away.
 func (c *goConn) armWrite() {
-	now := time.Now()
-	if !c.writeBy.Before(now.Add(c.stall)) {
+	stall, now := c.srv.writeStall(), time.Now()
+	if !c.writeBy.Before(now.Add(stall)) {
 		return
 	}
-	c.writeBy = now.Add(c.stall + c.stall/deadlineSlack)
+	c.writeBy = now.Add(stall + stall/deadlineSlack)
 	c.setWriteDeadline(c.writeBy)
 }
 
@@ -136,7 +140,7 @@ func (c *goConn) write(p []byte, readAt time.Time) error {
 // IdleTimeout) each stretch of that long without progress fails the
 // write; a write that progresses, however slowly, goes on.
 func (c *goConn) writeAll(p []byte) (n int, err error) {
-	if c.stall <= 0 {
+	if c.srv.writeStall() <= 0 {
 		return c.rwc.Write(p)
 	}
 	for {
@@ -195,9 +199,9 @@ func (c *conn) closeReason(err error) CloseReason {
 		switch {
 		case c.stopping.Load():
 			return CloseShutdown
-		case isWrite && c.srv.WriteTimeout > 0 && c.stall == c.srv.WriteTimeout:
+		case isWrite && c.srv.WriteTimeout > 0 && c.srv.writeStall() == c.srv.WriteTimeout:
 			return CloseWriteTimeout
-		case c.idle > 0:
+		case c.srv.idleTimeout() > 0:
 			return CloseIdle
 		}
 	case errors.Is(err, net.ErrClosed):
