@@ -36,6 +36,10 @@ type loopConn struct {
 	stopped  bool   // Shutdown's deadline passed: drain, then close
 	draining bool   // write side shut: discard what the peer still sends
 	loop     uint16 // its loop's index in Server.loops
+
+	// run is its stages at work (stage.go, loop_stage_linux.go); nil
+	// when none applies, as without stages.
+	run *stageRun
 }
 
 // stop asks the connection's loop to stop it, as Shutdown does when its
@@ -61,7 +65,7 @@ func (l *loop) handle(lc *loopConn) {
 		l.flush(lc)
 	case lc.draining:
 		l.discard(lc)
-	case l.staged != nil && l.stalled(lc):
+	case lc.stalled():
 		// A fault stalls it: nothing is read or written.
 	default:
 		l.echo(lc)
@@ -93,11 +97,9 @@ func (l *loop) echo(lc *loopConn) {
 		l.close(lc, CloseEOF, nil)
 		return
 	}
-	if l.staged != nil {
-		if run := l.staged[lc]; run != nil {
-			l.echoStaged(lc, run, buf[:n])
-			return
-		}
+	if lc.run != nil {
+		l.echoStaged(lc, lc.run, buf[:n])
+		return
 	}
 	l.got(lc, buf[:n])
 	l.writeBack(lc, buf[:n])
@@ -184,11 +186,9 @@ func (lc *loopConn) dropPending() bool {
 
 // flush goes on writing what a full socket did not take.
 func (l *loop) flush(lc *loopConn) {
-	if l.staged != nil {
-		if run := l.staged[lc]; run != nil {
-			l.writeStaged(lc, run)
-			return
-		}
+	if lc.run != nil {
+		l.writeStaged(lc, lc.run)
+		return
 	}
 	l.writeBack(lc, lc.pending.rest)
 }
@@ -236,7 +236,7 @@ func (l *loop) stop(lc *loopConn) {
 		l.shutWrite(lc)
 		return
 	}
-	if run := l.held(lc); run != nil {
+	if run := lc.held(); run != nil {
 		// What a stage holds is owed: write it now, without its waits.
 		run.due = 0
 		l.writeStaged(lc, run)
@@ -277,7 +277,7 @@ func (l *loop) sweep(now int64) {
 		if lc.stopped || lc.draining {
 			continue // Shutdown's deadline rules it
 		}
-		if l.staged != nil && l.held(lc) != nil {
+		if lc.held() != nil {
 			continue // a stage holds its echo: not the peer's stall
 		}
 		limit := l.idle
@@ -336,14 +336,12 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 	}
 	rawClose(int(lc.fd)) // also takes it out of the epoll set
 	lc.dropPending()
-	if l.staged != nil {
-		if run := l.staged[lc]; run != nil {
-			l.timers.removeAll(run)
-			delete(l.staged, lc)
-			if l.spareRun == nil { // the next connection's
-				run.reset()
-				l.spareRun = run
-			}
+	if run := lc.run; run != nil {
+		l.timers.removeAll(run)
+		lc.run = nil
+		if l.spareRun == nil { // the next connection's
+			run.reset()
+			l.spareRun = run
 		}
 	}
 	lc.finish(reason)

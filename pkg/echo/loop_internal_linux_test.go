@@ -137,7 +137,7 @@ func TestIdleConnectionSizes(t *testing.T) {
 		got, max uintptr
 	}{
 		{"conn", unsafe.Sizeof(conn{}), 128},
-		{"loopConn", unsafe.Sizeof(loopConn{}), 192}, // with its conn
+		{"loopConn", unsafe.Sizeof(loopConn{}), 192}, // with its conn (a 192-byte size class)
 	} {
 		if tt.got > tt.max {
 			t.Errorf("%s is %d bytes, more than %d", tt.name, tt.got, tt.max)

@@ -194,10 +194,8 @@ type loop struct {
 	idle, stall, sweepEvery, nextSweep int64
 	expired                            []*loopConn // sweep's, kept for reuse
 
-	// staged holds the stages at work of each connection that has some,
-	// and timers when they are due (loop_stage_linux.go); staged is nil
-	// until a connection with stages comes (the loop's own: no lock).
-	staged map[*loopConn]*stageRun
+	// timers are when the stages of its connections (loopConn.run) are
+	// due to act (loop_stage_linux.go; the loop's own: no lock).
 	timers loopTimers
 	// spareRun is an empty stageRun for the next connection: one opened
 	// made for a connection to which no stage applied, or a closed

@@ -11,7 +11,7 @@ import (
 // open stages and write stages without blocking, holding a chunk in the
 // connection's pending write while a stage makes it wait, with its timer
 // heap (loopTimers) setting when its alarm wakes it (loop_alarm_linux.go). Only
-// connections of a Server with stages come here: l.staged is nil
+// connections to which a stage applies come here: loopConn.run is nil
 // otherwise.
 
 // opened starts the stages of lc, just accepted and added to the loop:
@@ -29,10 +29,7 @@ func (l *loop) opened(lc *loopConn) {
 		return
 	}
 	l.spareRun = nil
-	if l.staged == nil {
-		l.staged = make(map[*loopConn]*stageRun)
-	}
-	l.staged[lc] = run
+	lc.run = run
 	if run.enders != nil {
 		if l.endNow(lc, run, false) {
 			return // refused
@@ -66,8 +63,8 @@ func (l *loop) greet(lc *loopConn, run *stageRun) bool {
 }
 
 // held returns lc's stages if a wait holds its chunk, else nil.
-func (l *loop) held(lc *loopConn) *stageRun {
-	if run := l.staged[lc]; run != nil && run.due != 0 {
+func (lc *loopConn) held() *stageRun {
+	if run := lc.run; run != nil && run.due != 0 {
 		return run
 	}
 	return nil
@@ -174,7 +171,7 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 			if early := run.early; early != nil && !echo && lc.pending == nil {
 				run.early = nil
 				l.echoChunk(lc, run, early)
-			} else if run.enders != nil && lc.pending == nil && !lc.stopped && l.staged[lc] == run {
+			} else if run.enders != nil && lc.pending == nil && !lc.stopped && lc.run == run {
 				l.endNow(lc, run, false) // before reading on
 			}
 			return
@@ -194,7 +191,7 @@ func (l *loop) fireTimers(now int64) {
 		if !ok {
 			return
 		}
-		if l.staged[t.lc] != t.run {
+		if t.lc.run != t.run {
 			continue // closed since
 		}
 		switch t.kind {
@@ -385,18 +382,13 @@ func (l *loop) endNow(lc *loopConn, run *stageRun, mid bool) bool {
 
 // stalled reports whether an ending of lc's stages stalls it: it neither
 // reads nor writes.
-func (l *loop) stalled(lc *loopConn) bool {
-	run := l.staged[lc]
-	return run != nil && run.ended == endStall
-}
+func (lc *loopConn) stalled() bool { return lc.run != nil && lc.run.ended == endStall }
 
 // drainedReason is why lc, whose write side is shut, closes once its
 // peer ends: a fault's lingering close, or Shutdown's.
 func (l *loop) drainedReason(lc *loopConn) CloseReason {
-	if l.staged != nil && !lc.stopped {
-		if run := l.staged[lc]; run != nil && run.ended == endClose {
-			return CloseFault
-		}
+	if !lc.stopped && lc.run != nil && lc.run.ended == endClose {
+		return CloseFault
 	}
 	return CloseShutdown
 }

@@ -76,10 +76,10 @@ import (
 // and are not reported to it.
 //
 // With no stage (Server.stages nil and no PROXY listener, the default)
-// nothing of this runs: each engine tests one nil pointer per chunk (a
-// loop its staged map, made with its first staged connection; a goroutine
-// its goConn.run), and a loop connection costs no byte more (its stages
-// live in the loop's staged map, not in loopConn).
+// nothing of this runs: each engine tests one nil pointer per chunk
+// (loopConn.run, goConn.run). A loop connection's pointer to its stages
+// fits in the size class it had before stages came (192 bytes, with the
+// timeouts read from the Server rather than kept in each connection).
 //
 // An opener whose time bound passes while it still reads may say why the
 // connection closes (an expirer: a PROXY header that did not come);
