@@ -217,12 +217,30 @@ func (p *SendProxy) Validate() error {
 			return &SendProxyError{Field: "tlv", Value: tlvString(tlv), Reason: "a crc32c value is 4 bytes, or empty to have it computed"}
 		}
 	}
-	// The longest addresses a header can hold, with the TLVs: it must fit.
-	probe := &net.TCPAddr{IP: net.IPv6loopback}
-	if _, err := p.Header(probe, probe); err != nil {
-		return &SendProxyError{Field: "tlv", Value: fmt.Sprintf("%d TLVs", len(p.TLVs)), Reason: err.Error()}
+	// With the longest addresses a header holds (IPv6's), the TLVs must
+	// fit: counted, not formatted, as a Client checks this on each dial.
+	if n := p.maxLen(); n > maxProxyHeader {
+		return &SendProxyError{Field: "tlv", Value: fmt.Sprintf("%d TLVs", len(p.TLVs)),
+			Reason: fmt.Sprintf("the header would be up to %d bytes, more than v2's %d", n, maxProxyHeader)}
 	}
 	return nil
+}
+
+// maxLen is the length of p's header with IPv6 addresses, the longest:
+// v1's longest line, or v2's prefix, addresses and TLVs (an empty crc32c
+// TLV gets its 4 bytes).
+func (p *SendProxy) maxLen() int {
+	if p.Version == 1 {
+		return proxyV1MaxLen
+	}
+	n := proxyV2PrefixLen + 36
+	for _, t := range p.TLVs {
+		n += 3 + len(t.Value)
+		if t.Type == proxyproto.PP2_TYPE_CRC32C && len(t.Value) == 0 {
+			n += 4
+		}
+	}
+	return n
 }
 
 func family(ap netip.AddrPort) string {

@@ -216,3 +216,34 @@ func lhSummary(lh *proxyproto.Header) string {
 	}
 	return s
 }
+
+// TestSendProxyMaxLen: the length Validate counts for a header is the
+// length of the header formatted with IPv6 addresses, the longest (v1: at
+// most the longest line).
+func TestSendProxyMaxLen(t *testing.T) {
+	v6 := netip.MustParseAddrPort("[2001:db8::1]:65535")
+	for _, tt := range []struct {
+		name string
+		p    SendProxy
+	}{
+		{"v1", SendProxy{Version: 1}},
+		{"v2", SendProxy{Version: 2}},
+		{"v2 with TLVs", SendProxy{Version: 2, TLVs: []proxyproto.TLV{
+			{Type: proxyproto.PP2_TYPE_ALPN, Value: []byte("h2")},
+			{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte("example.com")},
+			{Type: proxyproto.PP2_TYPE_NOOP},
+		}}},
+		{"v2 with an empty crc32c", SendProxy{Version: 2, TLVs: []proxyproto.TLV{{Type: proxyproto.PP2_TYPE_CRC32C}}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := net.TCPAddrFromAddrPort(v6)
+			b, err := tt.p.Header(addr, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := tt.p.maxLen(); len(b) > n || (tt.p.Version == 2 && len(b) != n) {
+				t.Errorf("maxLen %d for a %d-byte header with IPv6 addresses", n, len(b))
+			}
+		})
+	}
+}
