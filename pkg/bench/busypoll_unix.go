@@ -20,30 +20,41 @@ import (
 // machine whose idle CPU has halted, takes tens of microseconds that
 // would count in every round trip the run measures.
 type busyConn struct {
-	*net.TCPConn
-	rc     syscall.RawConn
-	window time.Duration
+	net.Conn // TCP: a *net.TCPConn, or echo.Client's with a PROXY header
+	rc       syscall.RawConn
+	window   time.Duration
 }
 
+// halfCloser is a TCP connection as pollReads takes it.
+type halfCloser interface {
+	net.Conn
+	syscall.Conn
+	CloseWrite() error
+}
+
+// CloseWrite half-closes the connection.
+func (c *busyConn) CloseWrite() error { return c.Conn.(halfCloser).CloseWrite() }
+
 // pollReads returns c as a busyConn that polls for up to window, or c
-// itself if window is zero or c is not a TCP connection.
+// itself if window is zero or c is not a TCP connection. (Taking the raw
+// connection of one with a PROXY header sends the header at once.)
 func pollReads(c net.Conn, window time.Duration) net.Conn {
-	tc, ok := c.(*net.TCPConn)
-	if window <= 0 || !ok {
+	hc, ok := c.(halfCloser)
+	if _, tcp := c.LocalAddr().(*net.TCPAddr); window <= 0 || !ok || !tcp {
 		return c
 	}
-	rc, err := tc.SyscallConn()
+	rc, err := hc.SyscallConn()
 	if err != nil {
 		return c
 	}
-	return &busyConn{TCPConn: tc, rc: rc, window: window}
+	return &busyConn{Conn: c, rc: rc, window: window}
 }
 
-// Read polls for up to the window, then reads as c.TCPConn does. Deadlines
+// Read polls for up to the window, then reads as c.Conn does. Deadlines
 // hold throughout: the raw read fails once the read deadline has passed.
 func (c *busyConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		return c.TCPConn.Read(p)
+		return c.Conn.Read(p)
 	}
 	var until time.Time
 	for {
@@ -69,7 +80,7 @@ func (c *busyConn) Read(p []byte) (int, error) {
 		if until.IsZero() {
 			until = now.Add(c.window)
 		} else if now.After(until) {
-			return c.TCPConn.Read(p)
+			return c.Conn.Read(p)
 		}
 		runtime.Gosched()
 	}

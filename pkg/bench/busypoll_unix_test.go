@@ -3,12 +3,18 @@
 package bench
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/echoctl/echoctl/pkg/echo"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection, the client's
@@ -128,4 +134,39 @@ func TestBusyConnEnds(t *testing.T) {
 			t.Errorf("the peer read %d, %v; want 0, io.EOF after CloseWrite", n, err)
 		}
 	})
+}
+
+// TestPollReadsWithProxyHeader: a connection that sends a PROXY header
+// first polls its reads too, and taking its raw connection for that sends
+// the header before anything else.
+func TestPollReadsWithProxyHeader(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p, err := echo.ParseSendProxy("v2", "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c, err := (&echo.Client{Addr: ln.Addr().String(), Proxy: p}).DialContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	client := pollReads(c, time.Millisecond)
+	if _, ok := client.(*busyConn); !ok {
+		t.Fatalf("pollReads(%T) = %T, want a *busyConn", c, client)
+	}
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := proxyproto.Read(bufio.NewReader(s)); err != nil {
+		t.Fatalf("the server read no PROXY header: %v", err)
+	}
 }

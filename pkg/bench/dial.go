@@ -41,8 +41,8 @@ func clientTLS(cfg Config, a echo.Addr) *tls.Config {
 // header first if the run has one, and completing the TLS handshake of a
 // tls:// address (countTLS counts it). Over UDP it is a connected socket.
 func (r *runner) dial(ctx context.Context, addr string) (net.Conn, error) {
-	// With a greeting, prelude reads before the load writes: Greeting
-	// makes the PROXY header go at once rather than with the first write.
+	// With a greeting, prelude reads before the load writes: the PROXY
+	// header then goes alone, before that read (echo.Client.Proxy).
 	client := echo.Client{Addr: addr, TLSConfig: r.tls, Proxy: r.cfg.Proxy, Greeting: r.cfg.Greeting, Dialer: r.dialer}
 	c, err := client.DialContext(ctx)
 	if err != nil {

@@ -18,16 +18,26 @@ import (
 )
 
 // TestRunSendsProxyHeaders: each connection of a run writes one PROXY
-// header first, the one asked for, and the load after it is echoed.
+// header first, the one asked for, and the load after it is echoed, also
+// when its reads busy-poll (which take the raw connection).
 func TestRunSendsProxyHeaders(t *testing.T) {
-	for _, mode := range []bench.Mode{bench.ModePingPong, bench.ModeConnRate} {
-		t.Run(string(mode), func(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		mode  bench.Mode
+		conns int
+		busy  time.Duration
+	}{
+		{"pingpong", bench.ModePingPong, 3, 0},
+		{"connrate", bench.ModeConnRate, 3, 0},
+		{"connrate busy-polling", bench.ModeConnRate, 1, time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			srv := proxytest.NewServer(t, proxytest.Options{Proxy: true})
 			p, err := echo.ParseSendProxy("v2", "203.0.113.7:41000", "", []string{"authority=backend.example", "0xEA=0x01767063652d31"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg := bench.Config{Addr: srv.Addr, Mode: mode, Conns: 3, Warmup: testWarmup, Duration: testDuration, Proxy: p}
+			cfg := bench.Config{Addr: srv.Addr, Mode: tt.mode, Conns: tt.conns, BusyPoll: tt.busy, Warmup: testWarmup, Duration: testDuration, Proxy: p}
 			res, err := runTimed(t, context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Run: %v (errors %v)", err, srv.Errors())

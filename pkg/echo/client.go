@@ -76,10 +76,10 @@ type Client struct {
 
 	// Proxy, if not nil, is the PROXY protocol header written first on
 	// each connection: before the TLS handshake on a tls:// address, as
-	// HAProxy's send-proxy-v2-ssl does. A udp:// address refuses it. On
-	// Linux, a TCP connection holds it back (MSG_MORE) to send it with the
-	// first bytes written, as HAProxy does, unless Greeting is set: a
-	// caller of DialContext that reads before it writes must set Greeting.
+	// HAProxy's send-proxy-v2-ssl does. A udp:// address refuses it. It
+	// goes with the first bytes written, in one system call, as HAProxy
+	// sends it; a read, CloseWrite or Close before any write sends it
+	// alone first (a greeting read first, a connection closed unused).
 	Proxy *SendProxy
 
 	// Greeting makes Send and SendStream read one line the server writes
@@ -173,11 +173,12 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 		if err != nil {
 			return nil, &DialError{Addr: addr, Err: err}
 		}
-		if err := c.writeProxy(ctx, conn); err != nil {
+		pconn, err := c.withProxy(conn)
+		if err != nil {
 			conn.Close()
 			return nil, &DialError{Addr: addr, Err: err}
 		}
-		return conn, nil
+		return pconn, nil
 	}
 	ips, err := c.resolveServer(ctx, addr, a)
 	if err != nil {
@@ -191,10 +192,12 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 	for _, ip := range ips {
 		conn, err := c.Dialer.DialContext(ctx, network, netip.AddrPortFrom(ip, a.Port).String())
 		if err == nil {
-			if err := c.writeProxy(ctx, conn); err != nil {
+			pconn, perr := c.withProxy(conn)
+			if perr != nil {
 				conn.Close()
-				return nil, &DialError{Addr: addr, Err: err}
+				return nil, &DialError{Addr: addr, Err: perr}
 			}
+			conn = pconn
 		}
 		if err == nil {
 			if a.Network == NetworkTLS {

@@ -1,7 +1,6 @@
 package echo
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pires/go-proxyproto"
 	"github.com/rs/zerolog"
@@ -379,24 +377,19 @@ func (p *SendProxy) CheckAddr(a Addr) error {
 	return nil
 }
 
-// writeProxy writes c.Proxy's header on the new connection conn, if c has
-// one, within ctx: with the first bytes written next, unless c reads a
-// greeting first (writeHeader).
-func (c *Client) writeProxy(ctx context.Context, conn net.Conn) error {
+// withProxy returns the new connection conn ready to send c.Proxy's
+// header first, if c has one: with the first bytes written, or alone
+// before the first read (proxyConn).
+func (c *Client) withProxy(conn net.Conn) (net.Conn, error) {
 	if c.Proxy == nil {
-		return nil
+		return conn, nil
 	}
 	b, h, err := c.Proxy.build(conn.LocalAddr(), conn.RemoteAddr())
 	if err != nil {
-		return fmt.Errorf("PROXY header: %w", err)
+		return nil, fmt.Errorf("PROXY header: %w", err)
 	}
 	if e := c.log(zerolog.InfoLevel); e != nil {
 		e.Int("bytes", len(b)).Msg("sending PROXY header: " + describeProxyHeader(b, h))
 	}
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetWriteDeadline(d)
-		defer conn.SetWriteDeadline(time.Time{})
-	}
-	// The caller writes next unless it reads a greeting first.
-	return writeHeader(conn, b, !c.Greeting)
+	return &proxyConn{Conn: conn, header: b}, nil
 }

@@ -18,10 +18,10 @@ import (
 )
 
 // TestClientProxyHeaderWithFirstWrite checks where a Client's PROXY header
-// goes on Linux: in one segment with the first bytes written, as HAProxy
-// sends it, so that the backend reads both at once; at once, alone, when
-// the Client reads a greeting first (else it would wait for bytes the
-// server will not send before the header).
+// goes: in one segment with the first bytes written, as HAProxy sends it,
+// so that the backend reads both at once; alone, when the Client reads a
+// greeting first (else it would wait for bytes the server will not send
+// before the header).
 func TestClientProxyHeaderWithFirstWrite(t *testing.T) {
 	for _, greeting := range []bool{false, true} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -99,5 +99,70 @@ func TestClientProxyHeaderWithFirstWrite(t *testing.T) {
 		if want := map[bool]string{false: "first", true: ""}[greeting]; string(rest) != want {
 			t.Errorf("greeting %v: the first read held %q after the header, want %q", greeting, rest, want)
 		}
+	}
+}
+
+// TestClientProxyHeaderWithoutWrite: a connection that reads, half-closes
+// or closes before it writes sends its PROXY header alone first, and the
+// server sees exactly the header before anything else.
+func TestClientProxyHeaderWithoutWrite(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		use  func(net.Conn) error
+	}{
+		{"read first", func(c net.Conn) error {
+			b := make([]byte, 16)
+			n, err := c.Read(b) // the server answers the header
+			if err == nil && string(b[:n]) != "seen" {
+				err = fmt.Errorf("read %q, want %q", b[:n], "seen")
+			}
+			return err
+		}},
+		{"close write first", func(c net.Conn) error {
+			return c.(interface{ CloseWrite() error }).CloseWrite()
+		}},
+		{"close unused", func(net.Conn) error { return nil }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			got := make(chan error, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- err
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				h, err := proxyproto.Read(bufio.NewReader(c))
+				if err == nil && h.SourceAddr.String() != "203.0.113.7:41000" {
+					err = fmt.Errorf("header from %v, want 203.0.113.7:41000", h.SourceAddr)
+				}
+				if err == nil {
+					c.Write([]byte("seen")) // what "read first" waits for; the others may have closed
+				}
+				got <- err
+			}()
+			client := echo.Client{Addr: ln.Addr().String(), Proxy: mustSendProxy(t, "v2", "203.0.113.7:41000", "")}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			t.Cleanup(cancel)
+			conn, err := client.DialContext(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			uerr := tt.use(conn)
+			conn.Close()
+			if uerr != nil {
+				t.Fatal(uerr)
+			}
+			if err := <-got; err != nil {
+				t.Fatalf("server: %v", err)
+			}
+		})
 	}
 }

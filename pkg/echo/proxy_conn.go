@@ -1,0 +1,101 @@
+package echo
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// proxyConn is a Client's connection with a PROXY header to send first
+// (Client.Proxy). The header goes with the first bytes written, in one
+// system call (writev: net.Buffers), as HAProxy sends its header with the
+// client's first data, so that the backend reads both at once. A read,
+// CloseWrite, Close or SyscallConn that comes before any write sends the
+// header alone first: a client that reads a greeting before it writes, or
+// one that closes without writing, still sends it, and whoever takes the
+// raw connection takes it with the header sent.
+type proxyConn struct {
+	net.Conn
+	sent   atomic.Bool // the header is written (or failed to be)
+	mu     sync.Mutex  // held while the header is written
+	header []byte      // nil once written
+}
+
+// Write writes p, after the header if it is not written yet.
+func (c *proxyConn) Write(p []byte) (int, error) {
+	if c.sent.Load() {
+		return c.Conn.Write(p)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.header
+	if h == nil { // written meanwhile by a read
+		return c.Conn.Write(p)
+	}
+	c.header = nil
+	c.sent.Store(true)
+	bufs := net.Buffers{h, p}
+	n, err := bufs.WriteTo(c.Conn)
+	return max(int(n)-len(h), 0), err
+}
+
+// flush writes the header alone, if it is not written yet.
+func (c *proxyConn) flush() error {
+	if c.sent.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.header
+	if h == nil {
+		return nil
+	}
+	c.header = nil
+	c.sent.Store(true)
+	_, err := c.Conn.Write(h)
+	return err
+}
+
+// Read reads from the connection, after writing the header if no write
+// has: the peer expects it before it sends anything.
+func (c *proxyConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite sends the header if no write has, then half-closes the
+// connection.
+func (c *proxyConn) CloseWrite() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return &net.OpError{Op: "close", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errors.ErrUnsupported}
+	}
+	return cw.CloseWrite()
+}
+
+// Close sends the header if no write has (as the kernel sends what a
+// socket holds when it closes), then closes the connection.
+func (c *proxyConn) Close() error {
+	c.flush()
+	return c.Conn.Close()
+}
+
+// SyscallConn returns the raw connection below, once the header is
+// written: reads and writes on it bypass proxyConn.
+func (c *proxyConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	if err := c.flush(); err != nil {
+		return nil, err
+	}
+	return sc.SyscallConn()
+}
