@@ -25,37 +25,35 @@ type proxyConn struct {
 
 // Write writes p, after the header if it is not written yet.
 func (c *proxyConn) Write(p []byte) (int, error) {
-	if c.sent.Load() {
-		return c.Conn.Write(p)
+	if n, first, err := c.writeFirst(p); first {
+		return n, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	h := c.header
-	if h == nil { // written meanwhile by a read
-		return c.Conn.Write(p)
-	}
-	c.header = nil
-	c.sent.Store(true)
-	bufs := net.Buffers{h, p}
-	n, err := bufs.WriteTo(c.Conn)
-	return max(int(n)-len(h), 0), err
+	return c.Conn.Write(p)
 }
 
 // flush writes the header alone, if it is not written yet.
 func (c *proxyConn) flush() error {
+	_, _, err := c.writeFirst(nil)
+	return err
+}
+
+// writeFirst writes the header and p after it in one writev, if the header
+// is not written yet (first): n counts p's bytes written.
+func (c *proxyConn) writeFirst(p []byte) (n int, first bool, err error) {
 	if c.sent.Load() {
-		return nil
+		return 0, false, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.header
-	if h == nil {
-		return nil
+	if h == nil { // written meanwhile
+		return 0, false, nil
 	}
 	c.header = nil
 	c.sent.Store(true)
-	_, err := c.Conn.Write(h)
-	return err
+	bufs := net.Buffers{h, p}
+	m, err := bufs.WriteTo(c.Conn)
+	return max(int(m)-len(h), 0), true, err
 }
 
 // Read reads from the connection, after writing the header if no write
