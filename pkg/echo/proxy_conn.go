@@ -10,7 +10,7 @@ import (
 
 // proxyConn is a Client's connection with a PROXY header to send first
 // (Client.Proxy). The header goes with the first bytes written, in one
-// system call (writev: net.Buffers), as HAProxy sends its header with the
+// system call (writeFirst), as HAProxy sends its header with the
 // client's first data, so that the backend reads both at once. A read,
 // CloseWrite, Close or SyscallConn that comes before any write sends the
 // header alone first: a client that reads a greeting before it writes, or
@@ -37,8 +37,13 @@ func (c *proxyConn) flush() error {
 	return err
 }
 
-// writeFirst writes the header and p after it in one writev, if the header
-// is not written yet (first): n counts p's bytes written.
+// proxyCopyMax is the most bytes of a first write that proxyConn copies
+// after its header to write both with one write(2); a longer one goes
+// with the header in one writev(2), which costs more for a few bytes.
+const proxyCopyMax = 16 << 10
+
+// writeFirst writes the header and p after it in one system call, if the
+// header is not written yet (first): n counts p's bytes written.
 func (c *proxyConn) writeFirst(p []byte) (n int, first bool, err error) {
 	if c.sent.Load() {
 		return 0, false, nil
@@ -51,9 +56,16 @@ func (c *proxyConn) writeFirst(p []byte) (n int, first bool, err error) {
 	}
 	c.header = nil
 	c.sent.Store(true)
-	bufs := net.Buffers{h, p}
-	m, err := bufs.WriteTo(c.Conn)
-	return max(int(m)-len(h), 0), true, err
+	var m int
+	if len(p) <= proxyCopyMax {
+		m, err = c.Conn.Write(append(h[:len(h):len(h)], p...))
+	} else {
+		bufs := net.Buffers{h, p}
+		var m64 int64
+		m64, err = bufs.WriteTo(c.Conn)
+		m = int(m64)
+	}
+	return max(m-len(h), 0), true, err
 }
 
 // Read reads from the connection, after writing the header if no write

@@ -166,3 +166,48 @@ func TestClientProxyHeaderWithoutWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestClientProxyHeaderWithLargeFirstWrite: a first write too long to be
+// copied after the header (writev) arrives whole, after the header.
+func TestClientProxyHeaderWithLargeFirstWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16)
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		if _, err := proxyproto.Read(r); err != nil {
+			got <- err
+			return
+		}
+		rest, err := io.ReadAll(r)
+		if err == nil && !bytes.Equal(rest, msg) {
+			err = fmt.Errorf("read %d bytes after the header, want the %d written", len(rest), len(msg))
+		}
+		got <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	conn, err := (&echo.Client{Addr: ln.Addr().String(), Proxy: mustSendProxy(t, "v2", "", "")}).DialContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := conn.Write(msg); n != len(msg) || err != nil {
+		t.Fatalf("Write: %d, %v; want %d, nil", n, err, len(msg))
+	}
+	conn.Close()
+	if err := <-got; err != nil {
+		t.Fatalf("server: %v", err)
+	}
+}

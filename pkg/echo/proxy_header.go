@@ -45,6 +45,25 @@ func parseProxyHeader(b []byte) (proxyHeader, error) {
 	return headerFrom(lh), nil
 }
 
+// appendProxyV2TCP appends the v2 PROXY header of a TCP connection from
+// src to dst, without TLVs, as go-proxyproto formats it: TCP4 when both
+// addresses are IPv4 (or IPv4-mapped), else TCP6 with IPv4 addresses
+// mapped.
+func appendProxyV2TCP(b []byte, src, dst netip.AddrPort) []byte {
+	s, d := src.Addr(), dst.Addr()
+	b = append(b, proxySigV2...)
+	if s.Unmap().Is4() && d.Unmap().Is4() {
+		b = append(b, byte(proxyproto.PROXY), byte(proxyproto.TCPv4), 0, 2*4+4)
+		s4, d4 := s.Unmap().As4(), d.Unmap().As4()
+		b = append(append(b, s4[:]...), d4[:]...)
+	} else {
+		b = append(b, byte(proxyproto.PROXY), byte(proxyproto.TCPv6), 0, 2*16+4)
+		s16, d16 := s.As16(), d.As16()
+		b = append(append(b, s16[:]...), d16[:]...)
+	}
+	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(b, src.Port()), dst.Port())
+}
+
 // parseProxyTCP parses b when it is a v1 TCP4 or TCP6 header or a v2 PROXY
 // header over TCP4 or TCP6 exactly as go-proxyproto reads it; false for
 // every other header, whether valid or not.

@@ -247,3 +247,34 @@ func TestSendProxyMaxLen(t *testing.T) {
 		})
 	}
 }
+
+// FuzzAppendProxyV2TCP: the v2 header a Client formats itself for a TCP
+// connection is the one go-proxyproto formats, byte for byte, whatever
+// the two addresses (IPv4, IPv6, IPv4-mapped, one of each) and ports.
+func FuzzAppendProxyV2TCP(f *testing.F) {
+	v4 := func(a ...byte) []byte { return a }
+	f.Add(v4(203, 0, 113, 7), uint16(41000), v4(10, 0, 0, 5), uint16(9000))
+	f.Add(netip.MustParseAddr("2001:db8::1").AsSlice(), uint16(1), netip.MustParseAddr("::1").AsSlice(), uint16(65535))
+	f.Add(netip.MustParseAddr("::ffff:127.0.0.1").AsSlice(), uint16(5000), v4(127, 0, 0, 1), uint16(10000))
+	f.Add(v4(127, 0, 0, 1), uint16(0), netip.MustParseAddr("fe80::1").AsSlice(), uint16(80))
+	f.Fuzz(func(t *testing.T, srcIP []byte, srcPort uint16, dstIP []byte, dstPort uint16) {
+		s, ok1 := netip.AddrFromSlice(srcIP)
+		d, ok2 := netip.AddrFromSlice(dstIP)
+		if !ok1 || !ok2 {
+			return
+		}
+		src, dst := netip.AddrPortFrom(s, srcPort), netip.AddrPortFrom(d, dstPort)
+		h := &proxyproto.Header{Version: 2, Command: proxyproto.PROXY, TransportProtocol: proxyproto.TCPv6,
+			SourceAddr: net.TCPAddrFromAddrPort(src), DestinationAddr: net.TCPAddrFromAddrPort(dst)}
+		if s.Unmap().Is4() && d.Unmap().Is4() {
+			h.TransportProtocol = proxyproto.TCPv4
+		}
+		want, err := h.Format()
+		if err != nil {
+			t.Fatalf("go-proxyproto: %v", err)
+		}
+		if got := appendProxyV2TCP(nil, src, dst); !bytes.Equal(got, want) {
+			t.Errorf("%v -> %v:\n got %x\nwant %x", src, dst, got, want)
+		}
+	})
+}
