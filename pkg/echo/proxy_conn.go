@@ -55,7 +55,9 @@ func (c *proxyConn) writeFirst(p []byte) (n int, first bool, err error) {
 		return 0, false, nil
 	}
 	c.header = nil
-	c.sent.Store(true)
+	// Set once the header is out: a concurrent write waits for the lock
+	// until then, rather than going first.
+	defer c.sent.Store(true)
 	var m int
 	if len(p) <= proxyCopyMax {
 		m, err = c.Conn.Write(append(h[:len(h):len(h)], p...))
