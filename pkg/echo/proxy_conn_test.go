@@ -102,6 +102,49 @@ func TestClientProxyHeaderWithFirstWrite(t *testing.T) {
 	}
 }
 
+// proxyHeaderServer accepts one connection on loopback, reads its PROXY
+// header and hands it, the rest of the stream and the connection to then;
+// the channel gets the first error, or nil.
+func proxyHeaderServer(t *testing.T, then func(h *proxyproto.Header, r *bufio.Reader, c net.Conn) error) (string, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		h, err := proxyproto.Read(r)
+		if err == nil {
+			err = then(h, r, c)
+		}
+		got <- err
+	}()
+	return ln.Addr().String(), got
+}
+
+// dialProxy dials addr with a Client that sends a v2 PROXY header from
+// source ("": the connection's own address).
+func dialProxy(t *testing.T, addr, source string) net.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	conn, err := (&echo.Client{Addr: addr, Proxy: mustSendProxy(t, "v2", source, "")}).DialContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}
+
 // TestClientProxyHeaderWithoutWrite: a connection that reads, half-closes
 // or closes before it writes sends its PROXY header alone first, and the
 // server sees exactly the header before anything else.
@@ -124,37 +167,14 @@ func TestClientProxyHeaderWithoutWrite(t *testing.T) {
 		{"close unused", func(net.Conn) error { return nil }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ln.Close() })
-			got := make(chan error, 1)
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					got <- err
-					return
+			addr, got := proxyHeaderServer(t, func(h *proxyproto.Header, _ *bufio.Reader, c net.Conn) error {
+				if h.SourceAddr.String() != "203.0.113.7:41000" {
+					return fmt.Errorf("header from %v, want 203.0.113.7:41000", h.SourceAddr)
 				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				h, err := proxyproto.Read(bufio.NewReader(c))
-				if err == nil && h.SourceAddr.String() != "203.0.113.7:41000" {
-					err = fmt.Errorf("header from %v, want 203.0.113.7:41000", h.SourceAddr)
-				}
-				if err == nil {
-					c.Write([]byte("seen")) // what "read first" waits for; the others may have closed
-				}
-				got <- err
-			}()
-			client := echo.Client{Addr: ln.Addr().String(), Proxy: mustSendProxy(t, "v2", "203.0.113.7:41000", "")}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			t.Cleanup(cancel)
-			conn, err := client.DialContext(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
+				c.Write([]byte("seen")) // what "read first" waits for; the others may have closed
+				return nil
+			})
+			conn := dialProxy(t, addr, "203.0.113.7:41000")
 			uerr := tt.use(conn)
 			conn.Close()
 			if uerr != nil {
@@ -170,39 +190,15 @@ func TestClientProxyHeaderWithoutWrite(t *testing.T) {
 // TestClientProxyHeaderWithLargeFirstWrite: a first write too long to be
 // copied after the header (writev) arrives whole, after the header.
 func TestClientProxyHeaderWithLargeFirstWrite(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	msg := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16)
-	got := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- err
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		r := bufio.NewReader(c)
-		if _, err := proxyproto.Read(r); err != nil {
-			got <- err
-			return
-		}
+	addr, got := proxyHeaderServer(t, func(_ *proxyproto.Header, r *bufio.Reader, _ net.Conn) error {
 		rest, err := io.ReadAll(r)
 		if err == nil && !bytes.Equal(rest, msg) {
 			err = fmt.Errorf("read %d bytes after the header, want the %d written", len(rest), len(msg))
 		}
-		got <- err
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	conn, err := (&echo.Client{Addr: ln.Addr().String(), Proxy: mustSendProxy(t, "v2", "", "")}).DialContext(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+		return err
+	})
+	conn := dialProxy(t, addr, "")
 	if n, err := conn.Write(msg); n != len(msg) || err != nil {
 		t.Fatalf("Write: %d, %v; want %d, nil", n, err, len(msg))
 	}
