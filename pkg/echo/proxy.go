@@ -215,6 +215,27 @@ func (p *proxied) String() string {
 	return p.summary
 }
 
+// acceptedLine returns the line that logs a connection accepted with this
+// header, and makes the summary (String) a part of it: one allocation for
+// both, on every PROXY connection at the default log level.
+func (p *proxied) acceptedLine(accepted bool) string {
+	var b [256]byte
+	line := append(b[:0], "connection accepted"...)
+	if accepted {
+		line = append(append(line, " via "...), p.via...)
+	}
+	line = append(line, ": PROXY header: "...)
+	start := len(line)
+	line = p.header.appendSummary(line)
+	end := len(line)
+	if !accepted {
+		line = append(line, ": served with the connection's own addresses"...)
+	}
+	s := string(line)
+	p.summary = s[start:end]
+	return s
+}
+
 // appendSummary appends proxied.String's line.
 func (h *proxyHeader) appendSummary(b []byte) []byte {
 	b = strconv.AppendUint(append(b, 'v'), uint64(h.version), 10)
@@ -341,12 +362,8 @@ func (c *conn) proxied(ph proxyHeader) error {
 	// is (Server.accepted leaves it to here), so that a PROXY connection
 	// costs the log lines of any other.
 	if e := c.log(zerolog.InfoLevel); e != nil {
-		summary := p.String()
-		if result == ProxyAccepted {
-			e.Str("proxy", summary).Msg("connection accepted via " + p.via + ": PROXY header: " + summary)
-		} else {
-			e.Str("proxy", summary).Msg("connection accepted: PROXY header: " + summary + ": served with the connection's own addresses")
-		}
+		line := p.acceptedLine(result == ProxyAccepted)
+		e.Str("proxy", p.summary).Msg(line)
 	}
 	if e := c.log(zerolog.DebugLevel); e != nil {
 		if fs := proxyTLVFields(h); len(fs) > 0 {
