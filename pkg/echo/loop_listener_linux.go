@@ -26,8 +26,14 @@ const listenerCheckInterval = 250 * time.Millisecond
 
 // loopListener is a TCP or Unix listener whose connections the event loops
 // accept themselves, on a duplicate of its socket in their epoll sets: a
-// listener's own RawConn cannot wait for readability, and the runtime's
-// poller need not wake for it. Close closes the listener (a unixListener
+// listener's own RawConn cannot wait for readability. The runtime's poller
+// keeps its registration of the original descriptor, which the package
+// cannot remove while the listener's owner holds it, so it is told of each
+// new connection too. Under load no thread waits in it and this costs
+// nothing measurable; at a few hundred connections a second an idle
+// runtime thread wakes for each (closing the original, which Serve's
+// contract with the owner forbids, saved 6 to 10% of the server's CPU a
+// connection at 200 a second). Close closes the listener (a unixListener
 // removes its socket file if it is still its own) and ends Serve.
 type loopListener struct {
 	net.Listener
