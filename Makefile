@@ -23,7 +23,7 @@ build:
 run: build
 	exec $(BIN) serve
 
-## test-deps: install what the tests run against when missing (haproxy, socat; apt-get as root; see scripts/test-deps.sh)
+## test-deps: install what the tests run against when missing (haproxy, nginx, socat and the rest; apt-get as root; see scripts/test-deps.sh)
 .PHONY: test-deps
 test-deps:
 	./scripts/test-deps.sh

@@ -1,5 +1,5 @@
 // Package testtool finds the programs that echoctl's tests run against
-// (haproxy, socat, python3, openssl, make, chromium), with one rule for all: a test
+// (haproxy, nginx, socat, python3, openssl, make, chromium), with one rule for all: a test
 // whose program is missing skips on a developer's machine and fails under
 // CI=true, where `make test` (scripts/test-deps.sh) has installed them.
 package testtool

@@ -1,0 +1,165 @@
+package main_test
+
+// nginx's stream module both ways (docs/load-balancers.md): in front of two
+// `echoctl serve --greeting` backends that expect PROXY v1 headers
+// (`proxy_protocol on`, nginx's only sender), round robin, connecting from
+// 127.0.0.4 (its `proxy_bind`); and as a backend that expects PROXY
+// headers itself (`listen ... proxy_protocol`), before a plain echoctl,
+// which `echoctl send --proxy-protocol` tests without a balancer.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/echoctl/echoctl/internal/testtool"
+)
+
+// nginxVia is the address nginx connects to the backends from.
+const nginxVia = "127.0.0.4"
+
+// nginxConfig is the configuration the test runs nginx with, in the
+// foreground, one process, logging to stderr: %s is the load_module line
+// (nginxStreamModule), then the pid file, the front port, the two PROXY
+// backends' ports, the PROXY-expecting listener's port and the plain
+// backend's. proxy_half_close passes the client's FIN on, as echoctl send
+// half-closes once it has sent: without it nginx ends the session there
+// and the echo is lost.
+const nginxConfig = `%s
+daemon off;
+master_process off;
+worker_processes 1;
+pid %s;
+error_log stderr notice;
+events { worker_connections 256; }
+stream {
+    log_format proxied 'session from $remote_addr:$remote_port PROXY $proxy_protocol_addr:$proxy_protocol_port';
+    access_log /dev/stderr proxied;
+    upstream echoctl {
+        server 127.0.0.1:%d;
+        server 127.0.0.1:%d;
+    }
+    server {
+        listen 127.0.0.1:%d;
+        proxy_pass echoctl;
+        proxy_protocol on;
+        proxy_half_close on;
+        proxy_bind ` + nginxVia + `;
+    }
+    server {
+        listen 127.0.0.1:%d proxy_protocol;
+        proxy_pass 127.0.0.1:%d;
+        proxy_half_close on;
+    }
+}
+`
+
+// nginxStreamModule returns the line nginx's configuration needs for its
+// stream module: none when it is built in, a load_module line when it is a
+// dynamic module (Debian's libnginx-mod-stream, which make test-deps
+// installs). Without one the test ends as for a missing tool.
+func nginxStreamModule(t *testing.T, nginx string) string {
+	t.Helper()
+	out, err := exec.Command(nginx, "-V").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -V: %v\n%s", err, out)
+	}
+	v := string(out)
+	if regexp.MustCompile(`--with-stream(\s|$)`).MatchString(v) {
+		return ""
+	}
+	if !strings.Contains(v, "--with-stream=dynamic") {
+		testtool.Missing(t, "nginx's stream module (nginx -V shows no --with-stream)")
+	}
+	dir := "/usr/lib/nginx/modules"
+	if m := regexp.MustCompile(`--modules-path=(\S+)`).FindStringSubmatch(v); m != nil {
+		dir = m[1]
+	}
+	so := filepath.Join(dir, "ngx_stream_module.so")
+	if _, err := os.Stat(so); err != nil {
+		testtool.Missing(t, "nginx's stream module "+so+" (Debian: libnginx-mod-stream)")
+	}
+	return "load_module " + so + ";"
+}
+
+// nginxReady matches the line nginx logs once it listens: its version, at
+// notice level, which it logs after opening its listening sockets.
+var nginxReady = regexp.MustCompile(`nginx/\d`)
+
+func TestNginxBothWays(t *testing.T) {
+	nginx := testtool.Need(t, "nginx", "the load-balancer tests")
+	module := nginxStreamModule(t, nginx)
+	backends := []lbBackend{
+		startBackend(t, "nginx-b1", "tcp://127.0.0.1:0?proxy-protocol=on"),
+		startBackend(t, "nginx-b2", "tcp://127.0.0.1:0?proxy-protocol=on"),
+	}
+	plain := startBackend(t, "plain", "tcp://127.0.0.1:0")
+	front, expects := unusedPort(t), unusedPort(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "nginx.conf", fmt.Sprintf(nginxConfig, module, filepath.Join(dir, "nginx.pid"),
+		backends[0].Port, backends[1].Port, front, expects, plain.Port))
+	args := []string{"-e", "stderr", "-p", dir, "-c", cfg}
+	if out, err := exec.Command(nginx, append([]string{"-t"}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	ng, _ := launchProc(t, spec{}.command(t, context.Background(), nginx, args...), syscall.SIGTERM, nginxReady)
+
+	// Twenty exchanges through nginx: ten to each backend, each of which
+	// sees the send process (127.0.0.1) as the client and nginx as via.
+	r := echoctl(t, spec{}, "send", "--addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(front)), "--greeting", "--count", "20", "hello")
+	if r.Code != 0 {
+		t.Fatalf("send --count 20 through nginx: %s\nnginx:\n%s", r, ng.Stderr)
+	}
+	table := string(r.Stdout) + string(r.Stderr)
+	for _, b := range backends {
+		row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(b.name) + ` saw 127\.0\.0\.1:\d+ via ` + regexp.QuoteMeta(nginxVia) + `:\d+\s+(\d+)\s`)
+		n := 0
+		for _, m := range row.FindAllStringSubmatch(table, -1) {
+			k, _ := strconv.Atoi(m[1])
+			n += k
+		}
+		if n != 10 {
+			t.Errorf("%s answered %d of 20 connections, want 10; send's output:\n%s", b.name, n, table)
+		}
+		closed := waitLogs(t, b.proc, "closing a client's connection", 10, func(l jsonLog) bool {
+			return l.Message == "closing" && strings.HasPrefix(l.Logger, "echo_127.0.0.1_")
+		})
+		for _, l := range closed {
+			if !strings.HasPrefix(l.Via, nginxVia+":") {
+				t.Errorf("%s: %s closed with via %q, want nginx's %s:PORT", b.name, l.Logger, l.Via, nginxVia)
+			}
+		}
+		for _, l := range jsonLogs(t, b.proc) {
+			if l.Level == "warn" || l.Level == "error" {
+				t.Errorf("%s logged %s %q (%s)", b.name, l.Level, l.Message, l.Logger)
+			}
+		}
+	}
+
+	// nginx expecting PROXY headers: echoctl send's, v1 and v2, get the
+	// echo through, and nginx takes the forged source as the client's.
+	behind := net.JoinHostPort("127.0.0.1", strconv.Itoa(expects))
+	for i, v := range []string{"v1", "v2"} {
+		source := fmt.Sprintf("203.0.113.%d:4100%d", 7+i, i)
+		r := echoctl(t, spec{}, "send", "--addr", behind, "--greeting", "--proxy-protocol", v, "--proxy-source", source, "forged "+v)
+		if r.Code != 0 || string(r.Stdout) != "forged "+v {
+			t.Fatalf("send --proxy-protocol %s to nginx: %s\nnginx:\n%s", v, r, ng.Stderr)
+		}
+		ng.WaitLine(regexp.MustCompile(`PROXY `+regexp.QuoteMeta(source)+`$`), readyTimeout)
+	}
+
+	// A client without a header is refused: nginx closes the connection.
+	r = echoctl(t, spec{}, "send", "--addr", behind, "no header")
+	if r.Code != 1 {
+		t.Errorf("send without a PROXY header to nginx expecting one: %s; want exit 1, the connection closed", r)
+	}
+	ng.WaitLine(regexp.MustCompile(`broken header`), readyTimeout)
+}
