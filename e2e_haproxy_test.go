@@ -88,6 +88,39 @@ func startBackend(t *testing.T, name, addr string, extra ...string) lbBackend {
 	return lbBackend{name: name, proc: p}
 }
 
+// checkSpread checks what `send --count N --greeting` through a balancer
+// showed (table, its output) and what the backends logged: each backend
+// answered each of the connections, saw the send process (127.0.0.1) as
+// the client, with the balancer's address (via, an IP) in a via field, and
+// warned of nothing, the balancer's health checks included.
+func checkSpread(t *testing.T, table string, backends []lbBackend, via string, each int) {
+	t.Helper()
+	for _, b := range backends {
+		row := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(b.name) + ` saw 127\.0\.0\.1:\d+ via ` + regexp.QuoteMeta(via) + `:\d+\s+(\d+)\s`)
+		n := 0
+		for _, m := range row.FindAllStringSubmatch(table, -1) {
+			k, _ := strconv.Atoi(m[1])
+			n += k
+		}
+		if n != each {
+			t.Errorf("%s answered %d connections, want %d; send's output:\n%s", b.name, n, each, table)
+		}
+		closed := waitLogs(t, b.proc, "closing a client's connection", each, func(l jsonLog) bool {
+			return l.Message == "closing" && strings.HasPrefix(l.Logger, "echo_127.0.0.1_")
+		})
+		for _, l := range closed {
+			if !strings.HasPrefix(l.Via, via+":") {
+				t.Errorf("%s: %s closed with via %q, want the balancer's %s:PORT", b.name, l.Logger, l.Via, via)
+			}
+		}
+		for _, l := range jsonLogs(t, b.proc) {
+			if l.Level == "warn" || l.Level == "error" {
+				t.Errorf("%s logged %s %q (%s)", b.name, l.Level, l.Message, l.Logger)
+			}
+		}
+	}
+}
+
 const haproxyConfig = `global
     maxconn 256
 defaults
@@ -140,41 +173,14 @@ func TestHAProxyInFrontOfBackends(t *testing.T) {
 		})
 	}
 
-	// Thirty exchanges through HAProxy: ten to each backend.
+	// Thirty exchanges through HAProxy: ten to each backend, which logs the
+	// client's address (127.0.0.1, the send process) and HAProxy's as via;
+	// no warning, health checks included.
 	r := echoctl(t, spec{}, "send", "--addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(front)), "--greeting", "--count", "30", "hello")
 	if r.Code != 0 {
 		t.Fatalf("send --count 30 through haproxy: %s", r)
 	}
-	table := string(r.Stdout) + string(r.Stderr)
-	for _, b := range backends {
-		row := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(b.name) + ` saw 127\.0\.0\.1:\d+ via ` + regexp.QuoteMeta(haproxyVia) + `:\d+\s+(\d+)\s`)
-		n := 0
-		for _, m := range row.FindAllStringSubmatch(table, -1) {
-			k, _ := strconv.Atoi(m[1])
-			n += k
-		}
-		if n != 10 {
-			t.Errorf("%s answered %d of 30 connections, want 10; send's output:\n%s", b.name, n, table)
-		}
-	}
-
-	// Each backend logs the client's address (127.0.0.1, the send process)
-	// and HAProxy's as via; no warning, health checks included.
-	for _, b := range backends {
-		closed := waitLogs(t, b.proc, "closing a client's connection", 10, func(l jsonLog) bool {
-			return l.Message == "closing" && strings.HasPrefix(l.Logger, "echo_127.0.0.1_")
-		})
-		for _, l := range closed {
-			if !strings.HasPrefix(l.Via, haproxyVia+":") {
-				t.Errorf("%s: %s closed with via %q, want HAProxy's %s:PORT", b.name, l.Logger, l.Via, haproxyVia)
-			}
-		}
-		for _, l := range jsonLogs(t, b.proc) {
-			if l.Level == "warn" || l.Level == "error" {
-				t.Errorf("%s logged %s %q (%s)", b.name, l.Level, l.Message, l.Logger)
-			}
-		}
-	}
+	checkSpread(t, string(r.Stdout)+string(r.Stderr), backends, haproxyVia, 10)
 
 	// A backend that expects PROXY refuses a client that connects directly.
 	direct := backends[1]

@@ -118,31 +118,7 @@ func TestNginxBothWays(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("send --count 20 through nginx: %s\nnginx:\n%s", r, ng.Stderr)
 	}
-	table := string(r.Stdout) + string(r.Stderr)
-	for _, b := range backends {
-		row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(b.name) + ` saw 127\.0\.0\.1:\d+ via ` + regexp.QuoteMeta(nginxVia) + `:\d+\s+(\d+)\s`)
-		n := 0
-		for _, m := range row.FindAllStringSubmatch(table, -1) {
-			k, _ := strconv.Atoi(m[1])
-			n += k
-		}
-		if n != 10 {
-			t.Errorf("%s answered %d of 20 connections, want 10; send's output:\n%s", b.name, n, table)
-		}
-		closed := waitLogs(t, b.proc, "closing a client's connection", 10, func(l jsonLog) bool {
-			return l.Message == "closing" && strings.HasPrefix(l.Logger, "echo_127.0.0.1_")
-		})
-		for _, l := range closed {
-			if !strings.HasPrefix(l.Via, nginxVia+":") {
-				t.Errorf("%s: %s closed with via %q, want nginx's %s:PORT", b.name, l.Logger, l.Via, nginxVia)
-			}
-		}
-		for _, l := range jsonLogs(t, b.proc) {
-			if l.Level == "warn" || l.Level == "error" {
-				t.Errorf("%s logged %s %q (%s)", b.name, l.Level, l.Message, l.Logger)
-			}
-		}
-	}
+	checkSpread(t, string(r.Stdout)+string(r.Stderr), backends, nginxVia, 10)
 
 	// nginx expecting PROXY headers: echoctl send's, v1 and v2, get the
 	// echo through, and nginx takes the forged source as the client's.
