@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 )
 
 // errGreetingTooLong and errNoGreeting are the causes of a GreetingError
@@ -14,6 +15,9 @@ var (
 	errGreetingTooLong = fmt.Errorf("no line end in the first %d bytes", MaxGreeting)
 	errNoGreeting      = errors.New("the server closed the connection before sending a greeting")
 	errGreetingCut     = errors.New("the server closed the connection in the middle of its greeting")
+	// errGreetingSilent marks a wait for a greeting that timed out with
+	// nothing read, which GreetingError explains.
+	errGreetingSilent = errors.New("nothing came before the timeout")
 )
 
 // GreetingError reports that the greeting a Client expected (see
@@ -24,9 +28,14 @@ type GreetingError struct {
 	Err  error
 }
 
-// Error returns "greeting from ADDR: CAUSE".
+// Error returns "greeting from ADDR: CAUSE"; when nothing came before the
+// timeout, it says what commonly makes a server silent.
 func (e *GreetingError) Error() string {
-	return "greeting from " + e.Addr + ": " + rootCause(e.Err).Error()
+	msg := "greeting from " + e.Addr + ": " + rootCause(e.Err).Error()
+	if errors.Is(e.Err, errGreetingSilent) {
+		msg += ": " + errGreetingSilent.Error() + " (does the server write a greeting? One that expects a PROXY header waits for it first)"
+	}
+	return msg
 }
 
 // Unwrap returns the underlying error.
@@ -53,6 +62,8 @@ func ReadGreeting(r io.Reader) (line string, rest []byte, err error) {
 			return "", nil, errNoGreeting
 		case errors.Is(err, io.EOF):
 			return "", nil, errGreetingCut
+		case err != nil && n == 0 && errors.Is(err, os.ErrDeadlineExceeded):
+			return "", nil, fmt.Errorf("%w: %w", errGreetingSilent, err)
 		case err != nil:
 			return "", nil, err
 		case n == len(buf):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -104,8 +105,9 @@ func TestClientGreetingFailures(t *testing.T) {
 	c = &echo.Client{Addr: silent.Addr, Timeout: 200 * time.Millisecond, Greeting: true}
 	_, err = c.Send(t.Context(), seedMessages, nil)
 	var ge *echo.GreetingError
-	if !errors.As(err, &ge) || !strings.HasPrefix(err.Error(), "greeting from "+silent.Addr+": i/o timeout") {
-		t.Fatalf("Send to a server without a greeting: %v, want a *GreetingError that says i/o timeout", err)
+	if !errors.As(err, &ge) || !errors.Is(err, os.ErrDeadlineExceeded) ||
+		err.Error() != "greeting from "+silent.Addr+": i/o timeout: nothing came before the timeout (does the server write a greeting? One that expects a PROXY header waits for it first)" {
+		t.Fatalf("Send to a server without a greeting: %v, want a *GreetingError that says i/o timeout and why", err)
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
