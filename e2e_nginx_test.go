@@ -3,7 +3,8 @@ package main_test
 // nginx's stream module both ways (docs/load-balancers.md): in front of two
 // `echoctl serve --greeting` backends that expect PROXY v1 headers
 // (`proxy_protocol on`, nginx's only sender), round robin, connecting from
-// 127.0.0.4 (its `proxy_bind`); and as a backend that expects PROXY
+// 127.0.0.4 (its `proxy_bind`), and before a TLS one (`proxy_ssl on`: the
+// header before the handshake); and as a backend that expects PROXY
 // headers itself (`listen ... proxy_protocol`), before a plain echoctl,
 // which `echoctl send --proxy-protocol` tests without a balancer.
 
@@ -28,9 +29,11 @@ const nginxVia = "127.0.0.4"
 
 // nginxConfig is the configuration the test runs nginx with, in the
 // foreground, one process, logging to stderr: %s is the load_module line
-// (nginxStreamModule), then the pid file, the front port, the two PROXY
-// backends' ports, the PROXY-expecting listener's port and the plain
-// backend's. proxy_half_close passes the client's FIN on, as echoctl send
+// (nginxStreamModule), then the pid file, the two PROXY backends' ports,
+// the front port, the PROXY-expecting listener's port and the plain
+// backend's, and the TLS front's port and its TLS backend's (nginx sends
+// the header before the handshake, as for HAProxy's send-proxy-v2-ssl).
+// proxy_half_close passes the client's FIN on, as echoctl send
 // half-closes once it has sent: without it nginx ends the session there
 // and the echo is lost.
 const nginxConfig = `%s
@@ -58,6 +61,14 @@ stream {
         listen 127.0.0.1:%d proxy_protocol;
         proxy_pass 127.0.0.1:%d;
         proxy_half_close on;
+    }
+    server {
+        listen 127.0.0.1:%d;
+        proxy_pass 127.0.0.1:%d;
+        proxy_protocol on;
+        proxy_ssl on;
+        proxy_half_close on;
+        proxy_bind ` + nginxVia + `;
     }
 }
 `
@@ -102,10 +113,11 @@ func TestNginxBothWays(t *testing.T) {
 		startBackend(t, "nginx-b2", "tcp://127.0.0.1:0?proxy-protocol=on"),
 	}
 	plain := startBackend(t, "plain", "tcp://127.0.0.1:0")
-	front, expects := unusedPort(t), unusedPort(t)
+	tlsBackend := startBackend(t, "nginx-tls", "tls://127.0.0.1:0?proxy-protocol=on", "--tls-self-signed")
+	front, expects, tlsFront := unusedPort(t), unusedPort(t), unusedPort(t)
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "nginx.conf", fmt.Sprintf(nginxConfig, module, filepath.Join(dir, "nginx.pid"),
-		backends[0].Port, backends[1].Port, front, expects, plain.Port))
+		backends[0].Port, backends[1].Port, front, expects, plain.Port, tlsFront, tlsBackend.Port))
 	args := []string{"-e", "stderr", "-p", dir, "-c", cfg}
 	if out, err := exec.Command(nginx, append([]string{"-t"}, args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
@@ -119,6 +131,13 @@ func TestNginxBothWays(t *testing.T) {
 		t.Fatalf("send --count 20 through nginx: %s\nnginx:\n%s", r, ng.Stderr)
 	}
 	checkSpread(t, string(r.Stdout)+string(r.Stderr), backends, nginxVia, 10)
+
+	// The header before TLS: the TLS backend sees the client too.
+	r = echoctl(t, spec{}, "send", "--addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsFront)), "--greeting", "--count", "2", "hello")
+	if r.Code != 0 {
+		t.Fatalf("send --count 2 through nginx to the TLS backend: %s\nnginx:\n%s", r, ng.Stderr)
+	}
+	checkSpread(t, string(r.Stdout)+string(r.Stderr), []lbBackend{tlsBackend}, nginxVia, 2)
 
 	// nginx expecting PROXY headers: echoctl send's, v1 and v2, get the
 	// echo through, and nginx takes the forged source as the client's.
