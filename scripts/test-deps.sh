@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # make test-deps (and so make test): install the programs the tests run
 # against when they are missing: haproxy and nginx with its stream module
-# (the load-balancer tests, PROXY protocol), socat and ncat (peers echoctl did not write), python3 (the
-# seed's programs), openssl, make and chromium (bench's HTML report, opened
-# headless in internal/report's test); internal/testtool says how tests find
-# them. On Debian or Ubuntu as
+# (the load-balancer tests, PROXY protocol), socat and ncat (peers echoctl
+# did not write), python3 (the seed's programs), openssl, make and chromium
+# (bench's HTML report, opened headless in internal/report's test);
+# internal/testtool says how tests find them. On Debian or Ubuntu as
 # root it installs them with apt-get; elsewhere it says what is missing and
 # the tests that need it skip, except under CI=true, where a missing tool
 # fails them (and this script fails first).
