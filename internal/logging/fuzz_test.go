@@ -3,6 +3,8 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -12,8 +14,9 @@ import (
 // FuzzTextWriter checks that whatever logger name and message go into a
 // zerolog event come out of TextWriter as they went in, as
 // "logger: message\n" (or "message\n" without a logger), in one write: the
-// JSON escaping zerolog applies is undone exactly. The one change is
-// zerolog's: each byte that is not valid UTF-8 becomes U+FFFD.
+// JSON escaping zerolog applies is undone exactly. The changes are
+// zerolog's, each byte that is not valid UTF-8 becomes U+FFFD, and the
+// text format's, each control character is escaped (oneLine).
 func FuzzTextWriter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, logger, message string) {
 		var w writeRecorder
@@ -21,9 +24,12 @@ func FuzzTextWriter(f *testing.F) {
 		l.Info().
 			Str("logger", logger).Str("peer", message).Int("bytes", len(message)).
 			Msg(message)
-		want := validUTF8(message) + "\n"
+		want := oneLine(validUTF8(message)) + "\n"
 		if logger != "" {
-			want = validUTF8(logger) + ": " + want
+			want = oneLine(validUTF8(logger)) + ": " + want
+		}
+		if strings.Count(want, "\n") != 1 {
+			t.Fatalf("want %q is not one line", want)
 		}
 		if len(w.writes) != 1 {
 			t.Fatalf("%d writes %q, want one", len(w.writes), w.writes)
@@ -66,6 +72,23 @@ func validUTF8(s string) string {
 		i += size
 	}
 	return string(out)
+}
+
+// oneLine escapes the control characters of s rune by rune, as
+// escapeControls is to: C0 but tab, and DEL, as \xHH, C1 as \u00HH.
+func oneLine(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case (r < 0x20 && r != '\t') || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // FuzzAppendUnquoted checks appendUnquoted against encoding/json on every

@@ -67,6 +67,10 @@ func New(w io.Writer, format string, level zerolog.Level, color bool) (zerolog.L
 // TextWriter turns zerolog's JSON events into the seed's log lines,
 // "logger: message", dropping every other field. It writes each line with
 // one Write call, so lines from concurrent connections never interleave.
+// A control character in the logger name or the message (a newline in a
+// Unix socket's path that a PROXY header named, an escape sequence) is
+// written escaped (escapeControls): an event is always one line, and
+// never moves a terminal's cursor.
 type TextWriter struct {
 	Out io.Writer
 }
@@ -91,10 +95,11 @@ func (w TextWriter) Write(p []byte) (int, error) {
 		if err != nil {
 			line = append(line, bytes.TrimSuffix(event, []byte("\n"))...)
 		} else {
+			start := len(line)
 			if len(logger) > 0 {
 				line = append(appendUnquoted(line, logger), ": "...)
 			}
-			line = appendUnquoted(line, message)
+			line = escapeControls(appendUnquoted(line, message), start)
 		}
 		line = append(line, '\n')
 	}

@@ -59,7 +59,10 @@ func TestTextWriter(t *testing.T) {
 		}, "main: \n"},
 		{"escaped characters decoded", func(l zerolog.Logger) {
 			l.Info().Str("logger", `a"b\c`).Msg("tab\t quote\" é \x01")
-		}, "a\"b\\c: tab\t quote\" é \x01\n"},
+		}, "a\"b\\c: tab\t quote\" é \\x01\n"},
+		{"control characters escaped: one line", func(l zerolog.Logger) {
+			l.Info().Str("logger", "echo_/tmp/a\nFAKE").Msg("accepted\r\n\x1b[31mred\x7f \u0085")
+		}, "echo_/tmp/a\\x0aFAKE: accepted\\x0d\\x0a\\x1b[31mred\\x7f \\u0085\n"},
 		{"logger from context", func(l zerolog.Logger) {
 			l = l.With().Str("logger", "main").Logger()
 			l.Error().Msg("closing server")

@@ -230,3 +230,37 @@ func appendValidUTF8(dst, p []byte) []byte {
 	}
 	return dst
 }
+
+// escapeControls escapes the control characters of line[from:], in
+// place: C0 but tab, and DEL, as \xHH, C1 (U+0080 to U+009F) as \u00HH. zerolog
+// writes JSON, whose escapes the text format undoes (appendUnquoted), so
+// a newline a peer put in a field would otherwise end the line early. The
+// seed's data literals ("received b'...'") hold none: they are escaped
+// already.
+func escapeControls(line []byte, from int) []byte {
+	i := from
+	for ; i < len(line); i++ {
+		if c := line[i]; (c < 0x20 && c != '\t') || c == 0x7f || (c == 0xc2 && i+1 < len(line) && line[i+1] >= 0x80 && line[i+1] < 0xa0) {
+			break
+		}
+	}
+	if i == len(line) {
+		return line
+	}
+	rest := bytes.Clone(line[i:])
+	line = line[:i]
+	for j := 0; j < len(rest); j++ {
+		switch c := rest[j]; {
+		case (c < 0x20 && c != '\t') || c == 0x7f:
+			line = append(line, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		case c == 0xc2 && j+1 < len(rest) && rest[j+1] >= 0x80 && rest[j+1] < 0xa0:
+			j++
+			line = append(line, '\\', 'u', '0', '0', hexDigits[rest[j]>>4], hexDigits[rest[j]&0xf])
+		default:
+			line = append(line, c)
+		}
+	}
+	return line
+}
+
+const hexDigits = "0123456789abcdef"

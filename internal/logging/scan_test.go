@@ -38,9 +38,9 @@ func TestTextWriterMatchesJSONDecoding(t *testing.T) {
 			if err := json.Unmarshal(raw.Bytes(), &ref); err != nil {
 				t.Fatalf("reference decode: %v", err)
 			}
-			want := ref.Message + "\n"
+			want := oneLine(ref.Message) + "\n"
 			if ref.Logger != "" {
-				want = ref.Logger + ": " + want
+				want = oneLine(ref.Logger) + ": " + want
 			}
 			var got bytes.Buffer
 			if _, err := (TextWriter{Out: &got}).Write(raw.Bytes()); err != nil {
