@@ -3,6 +3,7 @@ package echo
 import (
 	"bytes"
 	"strconv"
+	"unicode/utf8"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -69,4 +70,45 @@ func AppendQuoteMax(dst, b []byte, limit int) []byte {
 	dst = append(dst, "... ("...)
 	dst = strconv.AppendInt(dst, int64(len(b)-limit), 10)
 	return append(dst, " more bytes)"...)
+}
+
+// appendOneLine appends s, a field that varies by connection (a Unix
+// socket's path, what a PROXY header said), with its control characters
+// written \xHH, so that a peer or a path cannot break the line.
+func appendOneLine(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// headerFieldMax is the most bytes of a PROXY header's field (a TLV's
+// value, a Unix socket's path) that a log line or a greeting shows.
+const headerFieldMax = 255
+
+// peerText returns s, a field a peer sent, fit for a log line: its control
+// characters escaped (appendOneLine), and at most headerFieldMax bytes of
+// it, cut where a character starts, then "... (N more bytes)".
+func peerText(s string) string {
+	clean := true
+	for i := 0; i < len(s) && clean; i++ {
+		clean = s[i] >= 0x20 && s[i] != 0x7f
+	}
+	if clean && len(s) <= headerFieldMax {
+		return s
+	}
+	n := min(len(s), headerFieldMax)
+	for n < len(s) && n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // cut where a character starts
+	}
+	shown := s[:n]
+	b := appendOneLine(make([]byte, 0, len(shown)+24), shown)
+	if len(s) > len(shown) {
+		b = append(strconv.AppendInt(append(b, "... ("...), int64(len(s)-len(shown)), 10), " more bytes)"...)
+	}
+	return string(b)
 }

@@ -260,8 +260,13 @@ func (c *goConn) openRead(rc net.Conn, run *stageRun, buf []byte) ([]byte, error
 			}
 			return p, nil // a read error comes again with the next read
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopping.Load() {
-			return nil, &opError{"open", run.expired()}
+		if err != nil && !c.stopping.Load() {
+			if cerr := run.cutShort(err); cerr != nil {
+				return nil, &opError{"open", cerr}
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) { // a stage's bound, not the idle timeout
+				return nil, &opError{"open", os.ErrDeadlineExceeded}
+			}
 		}
 		if err != nil {
 			return nil, &opError{"read", err}

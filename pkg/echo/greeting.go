@@ -271,21 +271,6 @@ func peerHost(peer string) string {
 	return peer
 }
 
-// appendOneLine appends s, a field that varies by connection (a Unix
-// socket's path, what a PROXY header said), with its control characters
-// written \xHH, so that a peer or a path cannot break the line.
-func appendOneLine(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
-		} else {
-			b = append(b, c)
-		}
-	}
-	return b
-}
-
 // open implements openStage: every connection is greeted.
 func (g *greetingStage) open(c *conn) opener { return &greetingOpener{g: g, c: c} }
 

@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"io"
 	"math"
 	"os"
 	"sync"
@@ -90,11 +91,8 @@ func (l *loop) echo(lc *loopConn) {
 	switch {
 	case err == syscall.EAGAIN:
 		return
-	case err != nil:
-		l.fail(lc, "read", err)
-		return
-	case n == 0:
-		l.close(lc, CloseEOF, nil)
+	case err != nil || n == 0:
+		l.readEnded(lc, err)
 		return
 	}
 	if lc.run != nil {
@@ -280,6 +278,9 @@ func (l *loop) sweep(now int64) {
 		if lc.held() != nil {
 			continue // a stage holds its echo: not the peer's stall
 		}
+		if run := lc.run; run != nil && run.reading() > 0 {
+			continue // open stages read within their own bound (timerOpen)
+		}
 		limit := l.idle
 		if lc.pending != nil {
 			limit = l.stall
@@ -300,6 +301,28 @@ func (l *loop) sweep(now int64) {
 		expired[i] = nil
 	}
 	l.expired = expired[:0]
+}
+
+// readEnded closes lc, whose read found the end of the peer's stream (err
+// nil) or failed: for that, unless its open stages are still reading and
+// say why it closes (stageRun.cutShort: a PROXY header cut short).
+func (l *loop) readEnded(lc *loopConn, err error) {
+	if run := lc.run; run != nil && !lc.stopped && run.reading() > 0 {
+		cause := error(io.EOF)
+		if err != nil {
+			cause = os.NewSyscallError("read", err)
+		}
+		if cerr := run.cutShort(cause); cerr != nil {
+			oerr := &opError{"open", cerr}
+			l.close(lc, lc.closeReason(oerr), oerr)
+			return
+		}
+	}
+	if err != nil {
+		l.fail(lc, "read", err)
+		return
+	}
+	l.close(lc, CloseEOF, nil)
 }
 
 // fail closes lc after a failed system call.

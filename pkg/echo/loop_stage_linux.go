@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"os"
 	"syscall"
 	"time"
 
@@ -203,7 +204,11 @@ func (l *loop) fireTimers(now int64) {
 			}
 		case timerOpen:
 			if t.run.reading() > 0 {
-				err := &opError{"open", t.run.expired()}
+				cerr := t.run.cutShort(os.ErrDeadlineExceeded)
+				if cerr == nil {
+					cerr = os.ErrDeadlineExceeded
+				}
+				err := &opError{"open", cerr}
 				l.close(t.lc, t.lc.closeReason(err), err)
 			}
 		case timerPiece:

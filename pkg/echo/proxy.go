@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,9 @@ import (
 // to the client (readmit): at accept, a PROXY listener applies only
 // ProxyTrusted and MaxConns to the balancer. A LOCAL (v2) or UNKNOWN (v1)
 // header keeps the socket's own addresses, to which the access list and
-// the per-IP limit then apply.
+// the per-IP limit then apply; so do they to the balancer's address when
+// the header names a client without one (a Unix socket's path), which no
+// rule could name.
 
 // Bounds of a header, from HAProxy's doc/proxy-protocol.txt.
 const (
@@ -173,11 +176,21 @@ func (r *proxyReader) take(p []byte) (int, error) {
 	return n - old, r.c.proxied(h)
 }
 
-// expired is the error that closes a connection whose header did not come
-// within its time bound.
-func (r *proxyReader) expired() error {
-	return &proxyError{version: r.version, result: ProxyTimeout,
-		err: fmt.Errorf("no whole PROXY protocol header within %v", r.within)}
+// cutShort is the error that closes a connection whose header did not
+// come whole: within its time bound (cause os.ErrDeadlineExceeded), or
+// before the peer ended the stream or its read failed, after some of it
+// came. A peer that ends before it sends a byte ends as any connection
+// does (nil): so does a balancer's plain TCP health check.
+func (r *proxyReader) cutShort(cause error) error {
+	if errors.Is(cause, os.ErrDeadlineExceeded) {
+		return &proxyError{version: r.version, result: ProxyTimeout,
+			err: fmt.Errorf("no whole PROXY protocol header within %v", r.within)}
+	}
+	if len(r.buf) == 0 {
+		return nil
+	}
+	return &proxyError{version: r.version, result: ProxyMalformed,
+		err: fmt.Errorf("incomplete PROXY protocol header: the connection ended after %d bytes of it (%v)", len(r.buf), rootCause(cause))}
 }
 
 // proxyError is why a PROXY listener refuses a connection; the engine
@@ -278,7 +291,8 @@ func familyName(f proxyproto.AddressFamilyAndProtocol) string {
 // proxyTLVFields returns the TLVs of h that tell something about the
 // client, parsed, as key and value: alpn, authority, aws_vpce, and from
 // the SSL TLV ssl (the version, or "no" when the client did not use TLS),
-// ssl_cn, ssl_cipher, ssl_verified.
+// ssl_cn, ssl_cipher, ssl_verified. The values are the peer's bytes, made
+// fit for a log line (peerText).
 func proxyTLVFields(h *proxyHeader) [][2]string {
 	if len(h.tlvs) == 0 {
 		return nil
@@ -291,12 +305,12 @@ func proxyTLVFields(h *proxyHeader) [][2]string {
 	for _, t := range tlvs {
 		switch {
 		case t.Type == proxyproto.PP2_TYPE_ALPN:
-			out = append(out, [2]string{"alpn", string(t.Value)})
+			out = append(out, [2]string{"alpn", peerText(string(t.Value))})
 		case t.Type == proxyproto.PP2_TYPE_AUTHORITY:
-			out = append(out, [2]string{"authority", string(t.Value)})
+			out = append(out, [2]string{"authority", peerText(string(t.Value))})
 		case tlvparse.IsAWSVPCEndpointID(t):
 			if id, err := tlvparse.AWSVPCEndpointID(t); err == nil {
-				out = append(out, [2]string{"aws_vpce", id})
+				out = append(out, [2]string{"aws_vpce", peerText(id)})
 			}
 		case tlvparse.IsSSL(t):
 			ssl, err := tlvparse.SSL(t)
@@ -308,12 +322,12 @@ func proxyTLVFields(h *proxyHeader) [][2]string {
 				continue
 			}
 			v, _ := ssl.SSLVersion()
-			out = append(out, [2]string{"ssl", v})
+			out = append(out, [2]string{"ssl", peerText(v)})
 			if cn, ok := ssl.ClientCN(); ok {
-				out = append(out, [2]string{"ssl_cn", cn})
+				out = append(out, [2]string{"ssl_cn", peerText(cn)})
 			}
 			if c, ok := ssl.SSLCipher(); ok {
-				out = append(out, [2]string{"ssl_cipher", c})
+				out = append(out, [2]string{"ssl_cipher", peerText(c)})
 			}
 			if ssl.ClientCertConn() || ssl.ClientCertSess() {
 				out = append(out, [2]string{"ssl_verified", fmt.Sprint(ssl.Verified())})
@@ -343,7 +357,8 @@ func (c *conn) proxySummary() string {
 
 // proxied makes c the original client's that h names, or leaves it the
 // socket's for LOCAL and UNKNOWN, and applies the access list and the
-// per-IP limit to whom it then is (readmit).
+// per-IP limit to whom it then is (readmit): to the balancer when the
+// client has no IP address.
 func (c *conn) proxied(ph proxyHeader) error {
 	p := &proxied{header: ph}
 	h := &p.header
@@ -354,7 +369,9 @@ func (c *conn) proxied(ph proxyHeader) error {
 		p.via = c.peer
 		src := h.source()
 		c.srv.nameConn(c, nil, src)
-		ip, hasIP = src.ip()
+		if sip, ok := src.ip(); ok {
+			ip, hasIP = sip, true
+		}
 	}
 	c.proxy = p
 	c.proxyCount(int(h.version), result)

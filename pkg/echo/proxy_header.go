@@ -158,6 +158,9 @@ func headerFrom(lh *proxyproto.Header) proxyHeader {
 	h := proxyHeader{version: lh.Version, command: lh.Command, family: lh.TransportProtocol}
 	h.src, h.srcUnix = addrOf(lh.SourceAddr)
 	h.dst, h.dstUnix = addrOf(lh.DestinationAddr)
+	// A path names the connection and goes in log lines: a newline in it
+	// must not start a line of its own (peerText).
+	h.srcUnix, h.dstUnix = peerText(h.srcUnix), peerText(h.dstUnix)
 	if tlvs, err := lh.TLVs(); err == nil && len(tlvs) > 0 {
 		h.tlvs, _ = proxyproto.JoinTLVs(tlvs)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/pires/go-proxyproto"
@@ -277,4 +278,26 @@ func FuzzAppendProxyV2TCP(f *testing.F) {
 			t.Errorf("%v -> %v:\n got %x\nwant %x", src, dst, got, want)
 		}
 	})
+}
+
+// TestPeerText: a field a PROXY header carries is shown on one line and
+// bounded, whatever its sender put in it.
+func TestPeerText(t *testing.T) {
+	long := strings.Repeat("a", headerFieldMax+10)
+	tests := []struct{ in, want string }{
+		{"example.com", "example.com"},
+		{"", ""},
+		{"a\nFAKE: line\x1b[31m\x7f", `a\x0aFAKE: line\x1b[31m\x7f`},
+		{"tab\there", `tab\x09here`},
+		{long, long[:headerFieldMax] + "... (10 more bytes)"},
+		{"\n" + long, `\x0a` + long[:headerFieldMax-1] + "... (11 more bytes)"},
+		// Cut where a character starts, never inside one.
+		{long[:headerFieldMax-1] + "é", long[:headerFieldMax-1] + "... (2 more bytes)"},
+		{"héllo", "héllo"},
+	}
+	for _, tt := range tests {
+		if got := peerText(tt.in); got != tt.want {
+			t.Errorf("peerText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
 }

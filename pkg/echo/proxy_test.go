@@ -300,23 +300,32 @@ func TestProxyHeaderServed(t *testing.T) {
 }
 
 // TestProxyHeaderRefused: a header that is absent, malformed, ends in a
-// bare LF, is unsupported or late closes the connection with nothing
-// echoed, one warn line and its result counted.
+// bare LF, is unsupported, late, or cut short by the peer's end of stream
+// closes the connection with nothing echoed, one warn line and its result
+// counted.
 func TestProxyHeaderRefused(t *testing.T) {
 	badCommand := proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000")
 	badCommand[12] = 0x23 // version 2, command 3
+	v2 := proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000")
 	cases := []struct {
-		name   string
-		send   []byte
-		result string
-		warn   string
+		name      string
+		send      []byte
+		halfClose bool          // the peer ends its stream after send
+		idle      time.Duration // Server.IdleTimeout
+		result    string
+		warn      string
 	}{
-		{"absent", []byte("hello, echo\n"), "v0 absent", "no PROXY protocol header"},
-		{"bare LF", []byte("PROXY TCP4 203.0.113.7 10.0.0.5 41000 9000\nhello"), "v1 malformed", "bare LF"},
-		{"malformed v1", []byte("PROXY TCP4 203.0.113.999 10.0.0.5 41000 9000\r\nhello"), "v1 malformed", "malformed PROXY protocol header"},
-		{"v1 too long", []byte("PROXY TCP4 " + strings.Repeat("1", 120)), "v1 malformed", "no CRLF within 107 bytes"},
-		{"unknown command", badCommand, "v2 unsupported", "unsupported"},
-		{"late", []byte("PROXY TCP4 203.0.113.7"), "v1 timeout", "no whole PROXY protocol header within"},
+		{"absent", []byte("hello, echo\n"), false, 0, "v0 absent", "no PROXY protocol header"},
+		{"bare LF", []byte("PROXY TCP4 203.0.113.7 10.0.0.5 41000 9000\nhello"), false, 0, "v1 malformed", "bare LF"},
+		{"malformed v1", []byte("PROXY TCP4 203.0.113.999 10.0.0.5 41000 9000\r\nhello"), false, 0, "v1 malformed", "malformed PROXY protocol header"},
+		{"v1 too long", []byte("PROXY TCP4 " + strings.Repeat("1", 120)), false, 0, "v1 malformed", "no CRLF within 107 bytes"},
+		{"unknown command", badCommand, false, 0, "v2 unsupported", "unsupported"},
+		{"late", []byte("PROXY TCP4 203.0.113.7"), false, 0, "v1 timeout", "no whole PROXY protocol header within"},
+		// The header's bound, not the idle timeout, rules while it is read.
+		{"late, idle timeout shorter", nil, false, 50 * time.Millisecond, "v0 timeout", "no whole PROXY protocol header within"},
+		{"v1 cut short", []byte("PROXY TCP4 203.0.113.7 10.0.0.5 41000 9000"), true, 0, "v1 malformed", "incomplete PROXY protocol header: the connection ended after 42 bytes of it (EOF)"},
+		{"v2 cut short", v2[:20], true, 0, "v2 malformed", "incomplete PROXY protocol header: the connection ended after 20 bytes of it (EOF)"},
+		{"signature cut short", v2[:5], true, 0, "v0 malformed", "incomplete PROXY protocol header: the connection ended after 5 bytes of it"},
 	}
 	for _, pt := range proxyTargets {
 		for _, tc := range cases {
@@ -325,9 +334,15 @@ func TestProxyHeaderRefused(t *testing.T) {
 				rec := newProxyRecorder()
 				srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
 				srv.ListenerOptions.ProxyTimeout = 300 * time.Millisecond
+				srv.IdleTimeout = tc.idle
 				c := pt.start(t, srv)(t)
 				if _, err := c.Write(tc.send); err != nil {
 					t.Fatal(err)
+				}
+				if tc.halfClose {
+					if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+						t.Fatal(err)
+					}
 				}
 				got, err := readAll(c)
 				if len(got) != 0 || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -452,15 +467,76 @@ func TestProxyAccessListAppliesToClient(t *testing.T) {
 			if got, _ := readAll(denied); len(got) != 0 {
 				t.Errorf("a denied client read %q", got)
 			}
+			// A client named by a Unix socket's path has no IP address:
+			// the rules apply to the balancer, which is not allowed (on a
+			// Unix socket, it has no address either: served). Its path
+			// names it in the log, escaped.
+			balancerHasIP := !strings.HasPrefix(pt.name, "unix")
+			unixClient := dialRaw(t)
+			unixClient.Write(unixV2(t, "/run/a\nFAKE forged line", "/run/b"))
+			if balancerHasIP {
+				if got, _ := readAll(unixClient); len(got) != 0 {
+					t.Errorf("a client named by a Unix path, through a balancer that is not allowed, read %q", got)
+				}
+			} else {
+				roundTrip(t, unixClient, []byte("unix"))
+				unixClient.Close()
+			}
+			wantDenied := 1
+			if balancerHasIP {
+				wantDenied = 2
+			}
 			waitUntil(t, "refused", func() bool {
 				_, c := rec.counts()
-				return c[echo.CloseLimit] == 1 && c[echo.CloseDenied] == 1
+				return c[echo.CloseLimit] == 1 && c[echo.CloseDenied] == wantDenied
 			})
 			if !strings.Contains(logs.String(), `"logger":"echo_203.0.113.66_5000"`) || !strings.Contains(logs.String(), "address not allowed") {
 				t.Errorf("the denied client is not named in the log:\n%s", logs.String())
 			}
+			if !strings.Contains(logs.String(), `"logger":"echo_/run/a\\x0aFAKE forged line"`) {
+				t.Errorf("the Unix client is not named in the log, its newline escaped:\n%s", logs.String())
+			}
 			allowed.Close()
 			other.Close()
+		})
+	}
+}
+
+// unixV2 returns a v2 PROXY header naming a Unix socket client.
+func unixV2(t *testing.T, src, dst string) []byte {
+	t.Helper()
+	h := &proxyproto.Header{Version: 2, Command: proxyproto.PROXY, TransportProtocol: proxyproto.UnixStream,
+		SourceAddr: &net.UnixAddr{Name: src, Net: "unix"}, DestinationAddr: &net.UnixAddr{Name: dst, Net: "unix"}}
+	b, err := h.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestProxyEmptyConnection: a peer that connects and ends its stream
+// without a byte (a balancer's plain TCP health check) is no refused
+// header: it closes as any connection at end of stream, with no warning.
+func TestProxyEmptyConnection(t *testing.T) {
+	for _, pt := range proxyTargets {
+		t.Run(pt.name, func(t *testing.T) {
+			var logs syncBuffer
+			rec := newProxyRecorder()
+			srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
+			c := pt.start(t, srv)(t)
+			if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := readAll(c); len(got) != 0 || err != nil {
+				t.Fatalf("read %q, %v; want the end of stream", got, err)
+			}
+			waitUntil(t, "the connection closed", func() bool { _, c := rec.counts(); return len(c) > 0 })
+			if h, c := rec.counts(); len(h) != 0 || c[echo.CloseEOF] != 1 {
+				t.Errorf("headers %v, closes %v; want no header counted and one close at end of stream", h, c)
+			}
+			if strings.Contains(logs.String(), `"level":"warn"`) {
+				t.Errorf("a warning for an empty connection:\n%s", logs.String())
+			}
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package echo
 
 import (
-	"os"
 	"sync"
 	"time"
 )
@@ -81,9 +80,11 @@ import (
 // fits in the size class it had before stages came (192 bytes, with the
 // timeouts read from the Server rather than kept in each connection).
 //
-// An opener whose time bound passes while it still reads may say why the
-// connection closes (an expirer: a PROXY header that did not come);
-// both engines ask stageRun.expired.
+// An opener whose read is cut short, by its time bound or by the peer's
+// end of stream or a failed read while it still reads, may say why the
+// connection closes (a cutShorter: a PROXY header that did not come
+// whole); both engines ask stageRun.cutShort. While open stages read,
+// their own time bound applies, not the idle timeout.
 //
 // To add a stage: write a type implementing openStage or writeStage (and
 // its per-connection opener or pacer) in a file named for it, decide
@@ -323,25 +324,29 @@ func (r *stageRun) take(p []byte) ([]byte, error) {
 	return p, nil
 }
 
-// expired returns the error that closes a connection whose open stages
-// are still reading once their time bound has passed: the first reading
-// one's, if it says (an expirer), else os.ErrDeadlineExceeded.
-func (r *stageRun) expired() error {
+// cutShort returns the error that closes a connection whose open stages
+// are still reading when its read ends for cause: os.ErrDeadlineExceeded
+// once their time bound has passed, io.EOF when the peer ended the
+// stream, or the failed read's error. It is the first reading stage's, if
+// it says (a cutShorter), else nil: the engine then closes the connection
+// for cause, as any other.
+func (r *stageRun) cutShort(cause error) error {
 	for _, o := range r.openers {
 		if limit, _ := o.reading(); limit > 0 {
-			if e, ok := o.(expirer); ok {
-				return e.expired()
+			if c, ok := o.(cutShorter); ok {
+				return c.cutShort(cause)
 			}
 			break
 		}
 	}
-	return os.ErrDeadlineExceeded
+	return nil
 }
 
-// An expirer is an opener that says why its connection closes when its
-// time bound passes (a PROXY header that did not come: proxy.go).
-type expirer interface {
-	expired() error
+// A cutShorter is an opener that may say why its connection closes when
+// its read ends before it is done (a PROXY header that did not come
+// whole: proxy.go); nil leaves it to the cause.
+type cutShorter interface {
+	cutShort(cause error) error
 }
 
 // startChunk readies the pacers for p, a chunk to write, which the
