@@ -296,10 +296,9 @@ func (*greetingOpener) take([]byte) (int, error)      { return 0, nil }
 
 // greetingStart is a Server's greeting, set up once when it starts.
 type greetingStart struct {
-	once   sync.Once
-	err    error
-	env    *greetingEnv // nil: the process's (osGreetingEnv); set by tests
-	udpLog sync.Once
+	once sync.Once
+	err  error
+	env  *greetingEnv // nil: the process's (osGreetingEnv); set by tests
 }
 
 // startGreeting parses s.Greeting and, if it is set, appends its stage to
@@ -328,16 +327,15 @@ func (s *Server) startGreeting() error {
 	return st.err
 }
 
-// noGreetingOnUDP logs, once a Server, that its greeting is not sent on
-// addr, a UDP socket: an answer to a datagram is never larger than the
-// datagram, or a sender forging a victim's address could use the server
-// to send the victim more than it sent (amplification).
+// noGreetingOnUDP logs, as a UDP socket starts to serve, that the
+// Server's greeting is not sent on addr, that socket: an answer to a
+// datagram is never larger than the datagram, or a sender forging a
+// victim's address could use the server to send the victim more than it
+// sent (amplification).
 func (s *Server) noGreetingOnUDP(addr net.Addr) {
 	if s.Greeting == "" {
 		return
 	}
-	s.greeting.udpLog.Do(func() {
-		s.Logger.Info().Str("logger", "main").Str("listener", addr.String()).
-			Msgf("no greeting on udp://%s: an answer is never larger than the datagram it answers (no amplification)", addr)
-	})
+	s.Logger.Info().Str("logger", "main").Str("listener", addr.String()).
+		Msgf("no greeting on udp://%s: an answer is never larger than the datagram it answers (no amplification)", addr)
 }
