@@ -3,9 +3,12 @@ package echo
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -69,6 +72,11 @@ func FuzzProxyFrame(f *testing.F) {
 	f.Add(append(proxyV2Seed(f), "echo"...), 13)
 	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"), 16)
 	f.Add([]byte("GET /"), 0)
+	unix := &proxyproto.Header{Version: 2, Command: proxyproto.PROXY, TransportProtocol: proxyproto.UnixStream,
+		SourceAddr: &net.UnixAddr{Name: "/a\nb", Net: "unix"}, DestinationAddr: &net.UnixAddr{Name: "/c\x1b", Net: "unix"}}
+	if b, err := unix.Format(); err == nil {
+		f.Add(b, 20)
+	}
 	f.Fuzz(func(t *testing.T, b []byte, cut int) {
 		n, ver, err := proxyFrame(b)
 		if err != nil {
@@ -99,7 +107,36 @@ func FuzzProxyFrame(f *testing.F) {
 		if got := append(append([]byte(nil), rest1...), rest2...); !bytes.Equal(got, b[n:]) {
 			t.Fatalf("left %q for the echo, want %q", got, b[n:])
 		}
+		// What the header named goes in log lines: one line each.
+		for _, s := range []string{r.c.name, r.c.peer, r.c.via(), r.c.proxySummary()} {
+			if strings.ContainsFunc(s, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+				t.Fatalf("header %q: a control character in %q", b[:n], s)
+			}
+		}
 	})
+}
+
+// TestProxyCutShort: an opener cut short by the peer's end of stream
+// says why only after some of a header came.
+func TestProxyCutShort(t *testing.T) {
+	for _, sent := range []string{"", "P", "PROXY TCP4 1.2.3.4", "\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00"} {
+		r := &proxyReader{c: &conn{srv: &Server{}, connGuard: connGuard{lconf: &listenerConf{}}}}
+		run := &stageRun{openers: []opener{r}}
+		if _, err := run.take([]byte(sent)); err != nil {
+			t.Fatalf("%q: %v", sent, err)
+		}
+		err := run.cutShort(io.EOF)
+		var pe *proxyError
+		switch {
+		case sent == "" && err != nil:
+			t.Errorf("nothing sent: %v, want nil (an end of stream as any other)", err)
+		case sent != "" && (!errors.As(err, &pe) || pe.result != ProxyMalformed):
+			t.Errorf("%q sent: %v, want a malformed header", sent, err)
+		}
+		if err := run.cutShort(os.ErrDeadlineExceeded); !errors.As(err, &pe) || pe.result != ProxyTimeout {
+			t.Errorf("%q sent, then the bound passed: %v, want a timeout", sent, err)
+		}
+	}
 }
 
 // TestProxiedSummary: the one-line summary of a header, with its TLVs
