@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -32,50 +33,84 @@ func (d *decoder) optionalHostPort(key string) string {
 
 // prefixes decodes an access list: CIDR prefixes or bare IP addresses, as
 // a list (config file, repeated flag) or one string of items separated by
-// commas or spaces (environment, flag).
+// commas or spaces, or a JSON array of strings (environment, flag). It is
+// strict, as a list that reads as empty serves every peer: an empty item
+// (",", "a,,b"), brackets or quotes that are not a whole JSON array, and
+// an allow list set to no address at all ([], ",") are errors.
 func (d *decoder) prefixes(key string) []netip.Prefix {
+	const listReason = "must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]"
 	raw := d.v.Get(key)
 	var items []string
 	switch x := raw.(type) {
 	case nil:
 		return nil
 	case []string:
-		items = x
+		for _, item := range x { // a flag's items, split at commas
+			if strings.TrimSpace(item) == "" {
+				d.fail(key, raw, "an item is empty (a stray comma?): "+listReason)
+				return nil
+			}
+			items = append(items, strings.Fields(item)...)
+		}
 	case string:
-		items = []string{x}
+		var reason string
+		if items, reason = splitList(x); reason != "" {
+			d.fail(key, raw, reason+": "+listReason)
+			return nil
+		}
 	case []any:
 		var ok bool
 		if items, ok = stringItems(x); !ok {
-			d.fail(key, raw, "must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]")
+			d.fail(key, raw, listReason)
 			return nil
 		}
 	default:
-		d.fail(key, raw, "must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]")
+		d.fail(key, raw, listReason)
+		return nil
+	}
+	if len(items) == 0 && key == keyAllow && d.source(key) != "default" {
+		d.fail(key, raw, "names no address, and an empty allow list would serve every peer: name the peers to serve, or leave allow unset to serve all")
 		return nil
 	}
 	var out []netip.Prefix
-	for _, item := range items {
-		for _, s := range splitList(item) {
-			p, err := echo.ParsePrefix(s)
-			if err != nil {
-				d.fail(key, raw, fmt.Sprintf("%q is not an IP address or a CIDR prefix such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7", s))
-				return nil
-			}
-			out = append(out, p)
+	for _, s := range items {
+		p, err := echo.ParsePrefix(s)
+		if err != nil {
+			d.fail(key, raw, fmt.Sprintf("%q is not an IP address or a CIDR prefix such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7", s))
+			return nil
 		}
+		out = append(out, p)
 	}
 	return out
 }
 
-// splitList splits a list written as one string, on commas and spaces;
-// the brackets and quotes of a JSON or YAML array are dropped, so that
-// '["10.0.0.0/8", "::1"]' reads as two items.
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
-		if f = strings.Trim(f, `[]"'`); f != "" {
-			out = append(out, f)
+// splitList splits a list written as one string: a JSON array of strings,
+// or items separated by commas or spaces. It says why when s is neither:
+// an empty item between commas, or a JSON array that does not parse.
+func splitList(s string) (items []string, reason string) {
+	if t := strings.TrimSpace(s); strings.HasPrefix(t, "[") {
+		var list []any
+		if err := json.Unmarshal([]byte(t), &list); err != nil {
+			return nil, "starts with [ but is not a JSON array of strings"
 		}
+		strs, ok := stringItems(list)
+		if !ok {
+			return nil, "a JSON array of strings may hold nothing else"
+		}
+		for _, item := range strs {
+			if strings.TrimSpace(item) == "" {
+				return nil, "an item is empty"
+			}
+			items = append(items, strings.Fields(item)...)
+		}
+		return items, ""
 	}
-	return out
+	parts := strings.Split(s, ",")
+	for _, part := range parts {
+		if strings.TrimSpace(part) == "" && len(parts) > 1 {
+			return nil, "an item is empty (a stray comma?)"
+		}
+		items = append(items, strings.Fields(part)...)
+	}
+	return items, ""
 }

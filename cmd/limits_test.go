@@ -85,7 +85,7 @@ deny = ["::1", "127.0.0.0/8"]
 			want := Config{MaxConns: 5, Allow: mustPrefixes("10.0.0.0/8"), Deny: mustPrefixes("::1/128", "127.0.0.0/8"), LogMaxBytes: 256}
 			return compareLimits(c, &want)
 		}},
-		{name: "json file", args: []string{"serve"}, file: "c.json", content: `{"idle-timeout": "2s", "allow": [], "log-max-bytes": 16}`,
+		{name: "json file", args: []string{"serve"}, file: "c.json", content: `{"idle-timeout": "2s", "deny": [], "log-max-bytes": 16}`,
 			check: func(c *Config) error {
 				return compareLimits(c, &Config{IdleTimeout: 2 * time.Second, LogMaxBytes: 16})
 			}},
@@ -140,6 +140,7 @@ func TestRunInvalidLimits(t *testing.T) {
 		logBytes      = "must be an integer from 0 to 16777216"
 		busyReason    = "must be a duration from 0 (off) to 100ms, such as 50us or 200us"
 		metricsReason = "must be host:port with a port from 0 to 65535, such as localhost:9100 or :9100 (empty: off)"
+		listReason    = "must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]"
 	)
 	prefixReason := func(s string) string {
 		return fmt.Sprintf("%q is not an IP address or a CIDR prefix such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7", s)
@@ -173,7 +174,30 @@ func TestRunInvalidLimits(t *testing.T) {
 		{name: "deny bad bits env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_DENY": "10.0.0.0/33"},
 			want: `invalid deny "10.0.0.0/33" from environment ECHOCTL_DENY: ` + prefixReason("10.0.0.0/33")},
 		{name: "allow number in file", args: []string{"serve"}, file: "c.yaml", content: "allow: [10]\n",
-			want: "invalid allow [10] from config file %[1]s: must be a list of IP addresses or CIDR prefixes, such as [10.0.0.0/8, 192.0.2.7]"},
+			want: "invalid allow [10] from config file %[1]s: " + listReason},
+		// A list that reads as empty would serve every peer: never guessed.
+		{name: "allow open bracket env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_ALLOW": "["},
+			want: `invalid allow "[" from environment ECHOCTL_ALLOW: starts with [ but is not a JSON array of strings: ` + listReason},
+		{name: "allow stray bracket env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_ALLOW": "]"},
+			want: `invalid allow "]" from environment ECHOCTL_ALLOW: ` + prefixReason("]")},
+		{name: "allow comma in brackets env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_ALLOW": "[,]"},
+			want: `invalid allow "[,]" from environment ECHOCTL_ALLOW: starts with [ but is not a JSON array of strings: ` + listReason},
+		{name: "allow empty strings env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_ALLOW": `["", ""]`},
+			want: `invalid allow "[\"\", \"\"]" from environment ECHOCTL_ALLOW: an item is empty: ` + listReason},
+		{name: "deny truncated JSON env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_DENY": `["127.0.0.1"`},
+			want: `invalid deny "[\"127.0.0.1\"" from environment ECHOCTL_DENY: starts with [ but is not a JSON array of strings: ` + listReason},
+		{name: "deny stray comma env", args: []string{"serve"}, env: map[string]string{"ECHOCTL_DENY": "10.0.0.0/8,,::1"},
+			want: `invalid deny "10.0.0.0/8,,::1" from environment ECHOCTL_DENY: an item is empty (a stray comma?): ` + listReason},
+		{name: "deny open bracket file", args: []string{"serve"}, file: "c.yaml", content: "deny: \"[\"\n",
+			want: `invalid deny "[" from config file %[1]s: starts with [ but is not a JSON array of strings: ` + listReason},
+		{name: "allow comma flag", args: []string{"serve", "--allow", ","},
+			want: `invalid allow ["",""] from flag --allow: an item is empty (a stray comma?): ` + listReason},
+		{name: "allow brackets flag", args: []string{"serve", "--allow", "[10.0.0.1]"},
+			want: `invalid allow ["[10.0.0.1]"] from flag --allow: ` + prefixReason("[10.0.0.1]")},
+		{name: "deny bracket flag", args: []string{"serve", "--deny", "]"},
+			want: `invalid deny ["]"] from flag --deny: ` + prefixReason("]")},
+		{name: "allow empty list file", args: []string{"serve"}, file: "c.yaml", content: "allow: []\n",
+			want: "invalid allow [] from config file %[1]s: names no address, and an empty allow list would serve every peer: name the peers to serve, or leave allow unset to serve all"},
 		{name: "metrics-addr no port", args: []string{"serve", "--metrics-addr", "localhost"},
 			want: `invalid metrics-addr "localhost" from flag --metrics-addr: ` + metricsReason},
 		{name: "log-max-bytes negative env", args: []string{"send"}, env: map[string]string{"ECHOCTL_LOG_MAX_BYTES": "-5"},
