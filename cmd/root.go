@@ -105,6 +105,7 @@ config file, then the defaults. See docs/configuration.md.
 	root.AddCommand(newServeCmd(opts, streams), newSendCmd(opts, streams), newVersionCmd(streams), newBenchCmd(opts, streams), newPingCmd(opts, streams), newGenCmd())
 	strictHelpCmd(root)
 	strictCompletionCmd(root)
+	decimalIntFlags(root)
 	return root
 }
 
