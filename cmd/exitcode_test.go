@@ -90,7 +90,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"send", "--shutdown-timeout", "1s"}, `unknown flag: --shutdown-timeout`},
 		{[]string{"send", "--addr"}, `flag needs an argument: --addr`},
 		{[]string{"send", "--addr", "127.0.0.1:1", "--addr", "127.0.0.1:2"}, `invalid argument "127.0.0.1:2" for "--addr" flag: send connects to one address; --addr is given twice (first "127.0.0.1:1")`},
-		{[]string{"serve", "--buffer-size", "abc"}, `invalid argument "abc" for "--buffer-size" flag: strconv.ParseInt: parsing "abc": invalid syntax`},
+		{[]string{"serve", "--buffer-size", "abc"}, `invalid argument "abc" for "--buffer-size" flag: "abc" is not a decimal integer`},
 		{[]string{"send", "--timeout", "soon"}, `invalid argument "soon" for "--timeout" flag: time: invalid duration "soon"`},
 		{[]string{"send", "--stdin", "hello"}, `send: give MESSAGE arguments or --stdin, not both`},
 	}
