@@ -105,6 +105,7 @@ func TestProxyFlagsRefused(t *testing.T) {
 		{"unknown TLV name", []string{"--proxy-protocol", "v2", "--proxy-tlv", "colour=blue"},
 			`invalid proxy-tlv "colour=blue" from flag --proxy-tlv: type must be a number from 0x01 to 0xFF or one of alpn, authority, crc32c, noop, unique-id, netns, aws-vpce`},
 		{"unknown version", []string{"--proxy-protocol", "v3"}, `invalid proxy-protocol "v3" from flag --proxy-protocol: must be v1 or v2`},
+		{"upper case version", []string{"--proxy-protocol", "V1"}, `invalid proxy-protocol "V1" from flag --proxy-protocol: must be v1 or v2`},
 		{"source without a version", []string{"--proxy-source", "1.2.3.4:5"}, `invalid proxy-source "1.2.3.4:5" from flag --proxy-source: needs a PROXY protocol version, v1 or v2`},
 	}
 	for _, tt := range tests {

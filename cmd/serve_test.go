@@ -134,6 +134,8 @@ func TestServeListenerOptionErrors(t *testing.T) {
 	}{
 		{name: "flag value", args: []string{"serve", "--proxy-protocol", "yes"},
 			want: `invalid proxy-protocol "yes" from flag --proxy-protocol: want on or off`},
+		{name: "flag upper case", args: []string{"serve", "--proxy-protocol", "ON"},
+			want: `invalid proxy-protocol "ON" from flag --proxy-protocol: want on or off`},
 		{name: "flag a client's value", args: []string{"serve", "--proxy-protocol", "v2"},
 			want: `invalid proxy-protocol "v2" from flag --proxy-protocol: want on or off`},
 		{name: "send takes a version", args: []string{"send", "--proxy-protocol", "on"},

@@ -142,7 +142,7 @@ var listenerKeys = append([]ListenerKey{
 		Name: "proxy-protocol", Default: "", networks: streamNetworks,
 		Usage: "require a PROXY protocol v1 or v2 header (HAProxy's send-proxy) from each peer before the echo: off or on (per listener: ADDR?proxy-protocol=on) (default: off)",
 		set: func(o *ListenerOptions, v string) error {
-			switch strings.ToLower(strings.TrimSpace(v)) {
+			switch strings.TrimSpace(v) { // case-sensitive, as every value
 			case "on", "true":
 				o.ProxyProtocol = true
 			case "off", "false", "":

@@ -40,6 +40,7 @@ func TestParseListenAddr(t *testing.T) {
 		{"udp://:7?proxy-trusted=10.0.0.0/8", "PROXY protocol is not supported on udp:// listeners"},
 		{"tcp://:9000?proxy-protocl=on", `unknown option "proxy-protocl": want proxy-protocol, proxy-trusted, proxy-timeout or fault-KEY (KEY: delay, jitter, rate, slice, slice-delay, close-after, reset-after, stall-after, corrupt, refuse, drop, duplicate, reorder, share)`},
 		{"tcp://:9000?proxy-protocol=yes", `option proxy-protocol "yes": want on or off`},
+		{"tcp://:9000?proxy-protocol=ON", `option proxy-protocol "ON": want on or off`},
 		{"tcp://:9000?proxy-protocol", `option "proxy-protocol": want key=value, such as proxy-protocol=on`},
 		{"tcp://:9000?proxy-protocol=on&proxy-protocol=off", `option "proxy-protocol" is given twice`},
 		{"tcp://:9000?proxy-trusted=10.0.0.0/33", `option proxy-trusted "10.0.0.0/33": "10.0.0.0/33" is not an IP address or a CIDR prefix such as 10.0.0.0/8`},

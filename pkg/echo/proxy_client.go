@@ -107,7 +107,7 @@ func ParseSendProxy(version, source, dest string, tlvs []string) (*SendProxy, er
 		return nil, nil
 	}
 	p := &SendProxy{}
-	switch strings.ToLower(strings.TrimSpace(version)) {
+	switch strings.TrimSpace(version) { // case-sensitive, as every value
 	case "v1", "1":
 		p.Version = 1
 	case "v2", "2":
