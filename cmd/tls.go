@@ -17,7 +17,7 @@ import (
 // serverCertificate returns serve's TLS certificate when an address is
 // tls://: the files of t, or an in-memory self-signed certificate for
 // the hosts of the tls:// addresses. Without a tls:// address it returns
-// nil, and warns about TLS settings that are then unused.
+// nil.
 func serverCertificate(t TransportConfig, addrs []string, logger zerolog.Logger) (*tlsconfig.Server, error) {
 	var tlsHosts []string
 	for _, s := range addrs {
@@ -26,8 +26,7 @@ func serverCertificate(t TransportConfig, addrs []string, logger zerolog.Logger)
 		}
 	}
 	if tlsHosts == nil {
-		warnUnusedTLS(t, logger)
-		return nil, nil
+		return nil, nil // TLS settings unused: warnUnused
 	}
 	if !t.TLSSelfSigned {
 		return tlsconfig.LoadServer(t.TLSCert, t.TLSKey, t.TLSClientCA)
@@ -61,22 +60,6 @@ func logTLS(ts *tlsconfig.Server, t TransportConfig, logger zerolog.Logger) {
 	if ts.MutualTLS() {
 		logger.Info().Str("logger", "main").Str("client_ca", t.TLSClientCA).
 			Msgf("TLS: clients must present a certificate signed by a CA in %s", t.TLSClientCA)
-	}
-}
-
-// warnUnusedTLS warns about serve's TLS settings when no address is
-// tls://: they then do nothing, which is likely not what was meant.
-func warnUnusedTLS(t TransportConfig, logger zerolog.Logger) {
-	var set []string
-	if t.TLSSelfSigned {
-		set = append(set, keyTLSSelfSigned)
-	}
-	if t.TLSClientCA != "" {
-		set = append(set, keyTLSClientCA)
-	}
-	if set != nil {
-		logger.Warn().Str("logger", "main").Strs("keys", set).
-			Msgf("TLS: %s set, but no --addr is tls://: ignored", strings.Join(set, " and "))
 	}
 }
 

@@ -205,6 +205,9 @@ func (d *decoder) checkTransport(cfg *Config) {
 			d.fail(keyAddr, s, "a tls:// address needs tls-cert and tls-key, or tls-self-signed")
 		}
 	}
+	if d.err == nil {
+		d.warnUnused(cfg)
+	}
 }
 
 // proxyKeys name the key of each field of an *echo.SendProxyError.

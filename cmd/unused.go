@@ -1,0 +1,59 @@
+package cmd
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+)
+
+// warnUnused adds to cfg.Warnings a line for each group of serve's keys
+// that are set but do nothing with its addresses: a transport's settings
+// without an address of that transport, the PROXY protocol's without a
+// listener that reads headers, a fault that needs another one or UDP.
+// They are likely not what was meant, yet harmless: a warning, not an
+// error, as ncat and socat ignore an option that does not apply.
+func (d *decoder) warnUnused(cfg *Config) {
+	nets := map[string]bool{}
+	proxy := false
+	for _, s := range cfg.Addrs {
+		a, opts, err := echo.ParseListenAddr(s, cfg.Listener)
+		if err != nil {
+			continue
+		}
+		nets[a.Network] = true
+		proxy = proxy || opts.ProxyProtocol
+	}
+	set := func(key string) bool { return d.source(key) != "default" }
+	t, f := cfg.Transport, cfg.Faults
+	if f == nil {
+		f = &echo.Faults{}
+	}
+	type setting struct {
+		key string
+		set bool
+	}
+	for _, g := range []struct {
+		what     string
+		unused   bool // the group does nothing here
+		settings []setting
+		because  string
+	}{
+		{"TLS", !nets[echo.NetworkTLS], []setting{{keyTLSSelfSigned, t.TLSSelfSigned}, {keyTLSClientCA, t.TLSClientCA != ""}}, "no --addr is tls://"},
+		{"Unix sockets", !nets[echo.NetworkUnix], []setting{{keyUnixMode, set(keyUnixMode)}}, "no --addr is unix://"},
+		{"UDP", !nets[echo.NetworkUDP], []setting{{keyUDPAllowLowPorts, t.UDPAllowLowPorts}, {keyUDPRatePerSource, set(keyUDPRatePerSource)}}, "no --addr is udp://"},
+		{"PROXY protocol", !proxy, []setting{{"proxy-trusted", set("proxy-trusted")}, {"proxy-timeout", set("proxy-timeout")}}, "no --addr reads PROXY headers (proxy-protocol on)"},
+		{"faults", f.Slice == 0, []setting{{echo.FaultKeyPrefix + "slice-delay", f.SliceDelay > 0}}, "fault-slice is not"},
+		{"faults", !nets[echo.NetworkUDP], []setting{{echo.FaultKeyPrefix + "drop", f.Drop > 0}, {echo.FaultKeyPrefix + "duplicate", f.Duplicate > 0}, {echo.FaultKeyPrefix + "reorder", f.Reorder > 0}}, "no --addr is udp:// (they act on datagrams)"},
+	} {
+		var keys []string
+		for _, s := range g.settings {
+			if s.set {
+				keys = append(keys, s.key)
+			}
+		}
+		if g.unused && keys != nil {
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s set, but %s: ignored", g.what, strings.Join(keys, " and "), g.because))
+		}
+	}
+}
