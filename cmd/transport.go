@@ -194,6 +194,9 @@ func (d *decoder) checkTransport(cfg *Config) {
 	}
 	if !d.serving() {
 		d.checkProxy(cfg)
+		if d.err == nil {
+			d.warnUnusedClient(cfg)
+		}
 		return
 	}
 	if t.TLSSelfSigned && t.TLSCert != "" {

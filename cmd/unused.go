@@ -57,3 +57,30 @@ func (d *decoder) warnUnused(cfg *Config) {
 		}
 	}
 }
+
+// warnUnusedClient is warnUnused for send, ping and bench, which have one
+// address: TLS settings when it is not tls://, retries when it is not
+// udp://.
+func (d *decoder) warnUnusedClient(cfg *Config) {
+	a, err := echo.ParseAddr(cfg.Addr)
+	if err != nil {
+		return
+	}
+	set := func(key string) bool { return d.source(key) != "default" }
+	t := cfg.Transport
+	var keys []string
+	for _, s := range []struct {
+		key string
+		set bool
+	}{{keyTLSCA, t.TLSCA != ""}, {keyTLSServerName, t.TLSServerName != ""}, {keyTLSInsecure, t.TLSInsecure}, {keyTLSCert, t.TLSCert != ""}, {keyTLSKey, t.TLSKey != ""}} {
+		if s.set {
+			keys = append(keys, s.key)
+		}
+	}
+	if a.Network != echo.NetworkTLS && keys != nil {
+		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("TLS: %s set, but --addr is not tls://: ignored", strings.Join(keys, " and ")))
+	}
+	if a.Network != echo.NetworkUDP && d.flags.Lookup(keyRetries) != nil && set(keyRetries) {
+		cfg.Warnings = append(cfg.Warnings, "UDP: retries set, but --addr is not udp://: ignored")
+	}
+}
