@@ -139,8 +139,12 @@ func unixTempDir(dir string) (string, error) {
 		if err = os.Mkdir(tmp, 0o700); err == nil {
 			return tmp, nil
 		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", err
+		if !errors.Is(err, fs.ErrExist) { // said of dir: the name made here is no one's
+			what := "cannot hold the socket: " + rootCause(err).Error()
+			if errors.Is(err, fs.ErrNotExist) {
+				what = "does not exist: make it first"
+			}
+			return "", &pathError{path: "socket directory " + dir, what: what, err: err}
 		}
 	}
 	return "", err

@@ -371,10 +371,13 @@ func TestUnixLongestPath(t *testing.T) {
 	}
 }
 
+// TestUnixMissingDirectory: a socket path in a directory that does not
+// exist is an error about that directory, not about the temporary name
+// the socket is first bound under.
 func TestUnixMissingDirectory(t *testing.T) {
-	path := filepath.Join(socketPath(t)+".d", "e.sock")
-	_, err := (&echo.Server{}).Bind(t.Context(), "unix://"+path)
-	if err == nil || !strings.Contains(err.Error(), "no such file or directory") {
-		t.Fatalf("Bind in a missing directory = %v", err)
+	dir := socketPath(t) + ".d"
+	_, err := (&echo.Server{}).Bind(t.Context(), "unix://"+filepath.Join(dir, "e.sock"))
+	if want := "socket directory " + dir + " does not exist"; err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Bind in a missing directory = %v, want an error that says %q", err, want)
 	}
 }
