@@ -143,12 +143,8 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	}
 	fileKeys := map[string]bool{}
 	if file != "" {
-		fv := viper.New()
-		fv.SetConfigFile(file)
-		if ext := strings.TrimPrefix(filepath.Ext(file), "."); ext == "yml" || ext == "" {
-			fv.SetConfigType("yaml")
-		}
-		if err := fv.ReadInConfig(); err != nil {
+		fv, err := readConfigFile(file)
+		if err != nil {
 			return nil, fmt.Errorf("config file %s: %s", file, oneLine(err.Error()))
 		}
 		settings := fv.AllSettings()
@@ -299,16 +295,29 @@ func (d *decoder) fail(key string, value any, reason string) {
 	}
 }
 
+// quoteValue shows a value in an error: a string quoted, anything else as
+// JSON; a long one cut after its first quotedMax bytes, so that a 100 KB
+// greeting template is not a 100 KB error line.
 func quoteValue(value any) string {
-	if s, ok := value.(string); ok {
+	s, ok := value.(string)
+	if !ok {
+		b, err := json.Marshal(value)
+		if err != nil {
+			return fmt.Sprint(value)
+		}
+		if len(b) <= quotedMax {
+			return string(b)
+		}
+		return fmt.Sprintf("%s... (%d more bytes)", b[:quotedMax], len(b)-quotedMax)
+	}
+	if len(s) <= quotedMax {
 		return strconv.Quote(s)
 	}
-	b, err := json.Marshal(value)
-	if err != nil {
-		return fmt.Sprint(value)
-	}
-	return string(b)
+	return fmt.Sprintf("%s... (%d more bytes)", strconv.Quote(s[:quotedMax]), len(s)-quotedMax)
 }
+
+// quotedMax is the most bytes of a value an error shows.
+const quotedMax = 200
 
 func (d *decoder) intRange(key string, lo, hi int) int {
 	raw := d.v.Get(key)
@@ -442,8 +451,8 @@ func (d *decoder) strings(key string) []string {
 		if !strings.HasPrefix(strings.TrimSpace(x), "[") {
 			return []string{x}
 		}
-		var list []string
-		if err := json.Unmarshal([]byte(x), &list); err != nil {
+		list, ok := jsonStrings(x)
+		if !ok {
 			d.fail(key, raw, "must be a JSON array of strings, such as [\"one\", \"two\"]")
 		}
 		return list
@@ -456,6 +465,17 @@ func (d *decoder) strings(key string) []string {
 	}
 	d.fail(key, raw, "must be a list of strings")
 	return nil
+}
+
+// jsonStrings parses s, a JSON array of strings written in an
+// environment variable or a flag; false if it is not one, or an item is
+// not a string (null included: it would read as "").
+func jsonStrings(s string) ([]string, bool) {
+	var items []any
+	if err := json.Unmarshal([]byte(s), &items); err != nil {
+		return nil, false
+	}
+	return stringItems(items)
 }
 
 // stringItems returns the items of a list read from a config file, or

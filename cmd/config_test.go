@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -283,7 +286,8 @@ timeout: 1m
 	tests := []struct{ name, content string }{
 		{"config.yaml", yaml},
 		{"config.yml", yaml},
-		{"config", yaml}, // no extension: YAML
+		{"config", yaml},                           // no extension: YAML
+		{"markers.yaml", "---\n" + yaml + "...\n"}, // one document, marked
 		{"config.toml", `# echoctl configuration
 addr = "127.0.0.1:7"
 buffer-size = 4096
@@ -450,6 +454,7 @@ func TestLoadConfigMessagesFromEnv(t *testing.T) {
 		{env: ` plain with spaces `, want: []string{" plain with spaces "}},
 		{env: `[oops`, wantErr: `invalid messages "[oops" from environment ECHOCTL_MESSAGES: must be a JSON array of strings, such as ["one", "two"]`},
 		{env: `["a", 1]`, wantErr: `invalid messages "[\"a\", 1]" from environment ECHOCTL_MESSAGES: must be a JSON array of strings, such as ["one", "two"]`},
+		{env: `[null, "a", null]`, wantErr: `invalid messages "[null, \"a\", null]" from environment ECHOCTL_MESSAGES: must be a JSON array of strings, such as ["one", "two"]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -637,12 +642,18 @@ func TestRunConfigFileErrors(t *testing.T) {
 	if !strings.HasPrefix(known, "addr, buffer-size, messages, log-level, log-format, shutdown-timeout, timeout") {
 		t.Fatalf("knownKeys = %q, want the seven keys first, in the documented order", known)
 	}
+	// multiDoc is read up to the "---", and the rest was ignored.
+	const multiDoc = "timeout: 5s\n---\nbuffer-size: bogus\nnonsense-key: 1\n"
 	tests := []struct {
 		name    string
 		file    string // written in the temporary directory
 		content string
-		env     string   // ECHOCTL_CONFIG, if set
-		args    []string // flags; if nil and env is "", --config FILE
+		// make, if set, makes the file at path instead of content.
+		make func(t *testing.T, path string)
+		env  string // ECHOCTL_CONFIG, if set
+		// args are flags; if nil and env is "", --config FILE; if empty,
+		// none, and the file is found on the search path.
+		args []string
 		// want is the whole message, or its prefix if prefix is set; %[1]s
 		// is the file's path.
 		want   string
@@ -670,12 +681,60 @@ func TestRunConfigFileErrors(t *testing.T) {
 			want: "config file %[1]s: ", prefix: true},
 		{name: "unsupported extension", file: "c.ini", content: "addr=localhost:1\n",
 			want: "config file %[1]s: ", prefix: true},
+		{name: "viper format not documented", file: "c.env", content: "ADDR=localhost:1\n",
+			want: `config file %[1]s: Unsupported Config Type "env"`},
+
+		// Only regular files are read, and never opened otherwise: a FIFO
+		// would block the open until something writes it.
+		{name: "--config FIFO", file: "fifo.yaml", make: mkfifo,
+			want: "config file %[1]s: not a regular file but a named pipe (FIFO)"},
+		{name: "ECHOCTL_CONFIG FIFO", file: "fifo.toml", make: mkfifo, env: "%[1]s",
+			want: "config file %[1]s: not a regular file but a named pipe (FIFO)"},
+		{name: "FIFO on the search path", file: "echoctl.yaml", make: mkfifo, args: []string{},
+			want: "config file echoctl.yaml: not a regular file but a named pipe (FIFO)"},
+		{name: "symbolic link to a FIFO", file: "link.yaml", make: func(t *testing.T, path string) {
+			mkfifo(t, path+".fifo")
+			symlink(t, path+".fifo", path)
+		}, want: "config file %[1]s: not a regular file but a named pipe (FIFO)"},
+		{name: "directory", file: "dir.yaml", make: func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "config file %[1]s: not a regular file but a directory"},
+		{name: "over the size limit", file: "big.yaml", content: strings.Repeat("#", maxConfigSize+1),
+			want: "config file %[1]s: larger than 1 MiB, too large for a config file"},
+
+		{name: "second yaml document", file: "c.yaml", content: multiDoc,
+			want: "config file %[1]s: more than one YAML document (---): a second starts at line 2; a config file holds one"},
+		{name: "empty second yaml document", file: "c.yaml", content: "timeout: 5s\n...\n---\n",
+			want: "config file %[1]s: more than one YAML document (---): a second starts at line 3; a config file holds one"},
+		{name: "second yaml document that does not parse", file: "c.yml", content: "timeout: 5s\n---\naddr: [\n",
+			want: "config file %[1]s: more than one YAML document (---), and the second does not parse: yaml: line 3: did not find expected node content; a config file holds one"},
+
+		// Exact duplicates are refused by the YAML and TOML parsers
+		// (docs/configuration.md); viper lower-cases keys, which would
+		// merge keys that differ only in case.
+		{name: "keys differing in case yaml", file: "c.yaml", content: "addr: localhost:1\nAddr: localhost:2\n",
+			want: `config file %[1]s: key "addr" is set twice, as "Addr" and "addr" (keys are not case-sensitive)`},
+		{name: "keys differing in case toml", file: "c.toml", content: "addr = \"localhost:1\"\nADDR = \"localhost:2\"\n",
+			want: `config file %[1]s: key "addr" is set twice, as "ADDR" and "addr" (keys are not case-sensitive)`},
+		{name: "keys differing in case faults section", file: "c.yaml", content: "faults:\n  delay: 1ms\n  Delay: 2ms\n",
+			want: `config file %[1]s: key "faults.delay" is set twice, as "Delay" and "delay" (keys are not case-sensitive)`},
+		{name: "duplicate key json", file: "c.json", content: `{"addr": "localhost:1", "addr": "localhost:2"}`,
+			want: `config file %[1]s: key "addr" is set twice`},
+		{name: "keys differing in case json", file: "c.json", content: `{"addr": "localhost:1", "Addr": "localhost:2"}`,
+			want: `config file %[1]s: key "addr" is set twice, as "addr" and "Addr" (keys are not case-sensitive)`},
+		{name: "duplicate key json faults section", file: "c.json", content: `{"faults": {"delay": "1ms", "delay": "2ms"}}`,
+			want: `config file %[1]s: key "faults.delay" is set twice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := isolate(t)
 			path := filepath.Join(dir, tt.file)
-			if tt.content != "" {
+			switch {
+			case tt.make != nil:
+				tt.make(t, path)
+			case tt.content != "":
 				writeFile(t, path, tt.content)
 			}
 			args := []string{"serve"}
@@ -688,7 +747,7 @@ func TestRunConfigFileErrors(t *testing.T) {
 			for _, a := range tt.args {
 				args = append(args, strings.ReplaceAll(a, "%[1]s", path))
 			}
-			want := fmt.Sprintf(tt.want, path)
+			want := strings.ReplaceAll(tt.want, "%[1]s", path)
 			r := run(t, cancelledContext(), args...)
 			if !tt.prefix {
 				checkUsageError(t, r, want)
@@ -702,6 +761,46 @@ func TestRunConfigFileErrors(t *testing.T) {
 				t.Errorf("stderr = %q, want one line starting %q and saying why", r.stderr, "echoctl: "+want)
 			}
 		})
+	}
+}
+
+// mkfifo makes a named pipe at path. The code under test must not open
+// it: an open for reading would block until something opens it for
+// writing. So that the test fails rather than hangs if it does, a watchdog
+// opens the pipe for writing and closes it after fifoWatchdog, which ends
+// that open and the read after it (at EOF).
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-done:
+		case <-time.After(fifoWatchdog):
+			t.Errorf("%s is still open for reading after %v: the FIFO was opened", path, fifoWatchdog)
+			if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		<-stopped
+	})
+}
+
+// fifoWatchdog is how long mkfifo's watchdog waits: far longer than a
+// config file takes to load.
+const fifoWatchdog = 30 * time.Second
+
+// symlink makes newname a symbolic link to oldname.
+func symlink(t *testing.T, oldname, newname string) {
+	t.Helper()
+	if err := os.Symlink(oldname, newname); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -831,5 +930,24 @@ func TestUnknownEnvLogged(t *testing.T) {
 	want := "main: environment variable ECHOCTL_BUFER_SIZE is not one echoctl reads: ignored; did you mean ECHOCTL_BUFFER_SIZE?\n"
 	if stderr.String() != want {
 		t.Errorf("stderr = %q, want %q", stderr.String(), want)
+	}
+}
+
+// TestQuoteValueCut: an error shows at most quotedMax bytes of a value.
+func TestQuoteValueCut(t *testing.T) {
+	long := strings.Repeat("a", quotedMax+5)
+	tests := []struct {
+		in   any
+		want string
+	}{
+		{"short", `"short"`},
+		{long, strconv.Quote(long[:quotedMax]) + "... (5 more bytes)"},
+		{[]string{"a"}, `["a"]`},
+		{[]string{long}, `["` + long[:quotedMax-2] + "... (9 more bytes)"},
+	}
+	for _, tt := range tests {
+		if got := quoteValue(tt.in); got != tt.want {
+			t.Errorf("quoteValue(%.20v...) = %.60q..., want %.60q...", tt.in, got, tt.want)
+		}
 	}
 }

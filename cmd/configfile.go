@@ -1,0 +1,233 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/echoctl/echoctl/internal/regfile"
+)
+
+// maxConfigSize bounds what is read of a config file. echoctl's files are
+// flat lists of keys, a few KiB at most; a path to something huge fails
+// rather than filling memory (a 200 MB YAML file took 834 MB to parse).
+const maxConfigSize = 1 << 20
+
+// readConfigFile parses a config file, in the format its extension names
+// (configType), into a viper of its own. The file is read by
+// regfile.Read (a regular file of at most maxConfigSize bytes: a FIFO
+// would block the command, deaf to SIGINT), and parsed by configDecoders,
+// which also refuse what viper's parsers accept silently.
+func readConfigFile(file string) (*viper.Viper, error) {
+	format, err := configType(file)
+	if err != nil {
+		return nil, err
+	}
+	data, err := regfile.Read(file, maxConfigSize, "a config file")
+	if err != nil {
+		return nil, regfile.Cause(err)
+	}
+	fv := viper.NewWithOptions(viper.WithDecoderRegistry(configDecoders{viper.NewCodecRegistry()}))
+	fv.SetConfigType(format)
+	if err := fv.ReadConfig(bytes.NewReader(data)); err != nil {
+		// Not "While parsing config": the file parsed.
+		if ce := (configContentError{}); errors.As(err, &ce) {
+			return nil, ce
+		}
+		return nil, err
+	}
+	return fv, nil
+}
+
+// configType returns the format of a config file, from its extension:
+// .yaml, .yml or none: YAML; .toml: TOML; .json: JSON. Any other
+// extension, including those of viper's other formats, is an error.
+func configType(file string) (string, error) {
+	switch ext := strings.TrimPrefix(filepath.Ext(file), "."); ext {
+	case "yaml", "yml", "":
+		return "yaml", nil
+	case "toml", "json":
+		return ext, nil
+	default:
+		return "", viper.UnsupportedConfigError(ext)
+	}
+}
+
+// configDecoders is the viper.DecoderRegistry config files are parsed
+// with: viper's own decoders, each followed by checkConfigContent.
+type configDecoders struct{ viper.DecoderRegistry }
+
+// Decoder returns viper's decoder of format, wrapped in a configDecoder.
+func (r configDecoders) Decoder(format string) (viper.Decoder, error) {
+	d, err := r.DecoderRegistry.Decoder(format)
+	if err != nil {
+		return nil, err
+	}
+	return configDecoder{Decoder: d, format: format}, nil
+}
+
+// configDecoder is a viper.Decoder that checks what it decoded with
+// checkConfigContent before viper lower-cases the keys, which would hide
+// keys that differ only in case.
+type configDecoder struct {
+	viper.Decoder
+	format string
+}
+
+// Decode decodes b into v, then checks it.
+func (d configDecoder) Decode(b []byte, v map[string]any) error {
+	if err := d.Decoder.Decode(b, v); err != nil {
+		return err
+	}
+	if err := checkConfigContent(d.format, b, v); err != nil {
+		return configContentError{err}
+	}
+	return nil
+}
+
+// configContentError is a problem with a config file that parses: a
+// second YAML document or a key set twice.
+type configContentError struct{ err error }
+
+func (e configContentError) Error() string { return e.err.Error() }
+func (e configContentError) Unwrap() error { return e.err }
+
+// checkConfigContent refuses what the parsers of config files accept
+// silently: a YAML file of more than one document (the parser reads the
+// first and ignores the rest), a key set twice in JSON (the last one wins),
+// and, in every format, two keys that differ only in case, which viper
+// would merge into one. settings is b as format's parser decoded it,
+// before viper lower-cases its keys. The YAML and TOML parsers refuse
+// exact duplicates themselves.
+func checkConfigContent(format string, b []byte, settings map[string]any) error {
+	switch format {
+	case "yaml":
+		if err := singleYAMLDocument(b); err != nil {
+			return err
+		}
+	case "json":
+		dec := json.NewDecoder(bytes.NewReader(b))
+		if err := uniqueJSONKeys(dec, ""); err != nil {
+			return err
+		}
+	}
+	return uniqueKeys(settings, "")
+}
+
+// singleYAMLDocument refuses YAML that holds more than one document: a
+// file with "---" between two would otherwise be read up to it, and what
+// follows would never be checked.
+func singleYAMLDocument(b []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		return nil // empty, or reported by the parser
+	}
+	switch err := dec.Decode(&doc); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return fmt.Errorf("more than one YAML document (---), and the second does not parse: %w; a config file holds one", err)
+	default:
+		return fmt.Errorf("more than one YAML document (---): a second starts at line %d; a config file holds one", doc.Line)
+	}
+}
+
+// uniqueJSONKeys reads one JSON value from dec, which must parse, and
+// refuses an object in it with a key twice, exactly or but for case.
+// path is the value's key, joined with "." as viper names nested keys.
+func uniqueJSONKeys(dec *json.Decoder, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]string{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := tok.(string)
+			lower := strings.ToLower(key)
+			if first, ok := seen[lower]; ok {
+				return duplicateKeyError(path, first, key)
+			}
+			seen[lower] = key
+			if err := uniqueJSONKeys(dec, joinKey(path, lower)); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for dec.More() {
+			if err := uniqueJSONKeys(dec, path); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
+}
+
+// uniqueKeys refuses a table of v (a decoded config file, at key path)
+// with two keys that differ only in case. The keys are compared in sorted
+// order, so that the message does not depend on map order.
+func uniqueKeys(v any, path string) error {
+	switch x := v.(type) {
+	case map[string]any:
+		seen := map[string]string{}
+		for _, key := range slices.Sorted(maps.Keys(x)) {
+			lower := strings.ToLower(key)
+			if first, ok := seen[lower]; ok {
+				return duplicateKeyError(path, first, key)
+			}
+			seen[lower] = key
+			if err := uniqueKeys(x[key], joinKey(path, lower)); err != nil {
+				return err
+			}
+		}
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, item := range x {
+			m[fmt.Sprint(k)] = item
+		}
+		return uniqueKeys(m, path)
+	case []any:
+		for _, item := range x {
+			if err := uniqueKeys(item, path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// duplicateKeyError says that the table at path has the key first and
+// then again as second, the same but perhaps for case.
+func duplicateKeyError(path, first, second string) error {
+	key := joinKey(path, strings.ToLower(second))
+	if first == second {
+		return fmt.Errorf("key %q is set twice", key)
+	}
+	return fmt.Errorf("key %q is set twice, as %q and %q (keys are not case-sensitive)", key, first, second)
+}
+
+// joinKey names key of the table at path as viper does: "faults.delay".
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
