@@ -226,6 +226,7 @@ Exit codes:
 			if err != nil {
 				return usageError{err}
 			}
+			benchOpts.outputs.inputs = benchInputs(cfg)
 			var progress io.Writer
 			if isTTY(streams.Err) {
 				progress = streams.Err
@@ -281,6 +282,23 @@ func runBench(ctx context.Context, cfg bench.Config, o benchOutputs, out, progre
 		}
 	}
 	return asRuntimeError(err)
+}
+
+// benchInputs are the files a bench run reads, which its outputs must
+// not overwrite: the config file and the TLS files.
+func benchInputs(cfg *Config) []namedPath {
+	var in []namedPath
+	for _, f := range []namedPath{
+		{"the config file", cfg.File},
+		{"the --tls-cert file", cfg.Transport.TLSCert},
+		{"the --tls-key file", cfg.Transport.TLSKey},
+		{"the --tls-ca file", cfg.Transport.TLSCA},
+	} {
+		if f.path != "" {
+			in = append(in, f)
+		}
+	}
+	return in
 }
 
 // progressLine describes a run in progress on one short line.

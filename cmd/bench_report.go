@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,6 +23,9 @@ type benchOutputs struct {
 	json, stream bool
 	label        string
 	hgrm, html   string
+	// inputs are the files the run reads (the config file, the TLS
+	// files), which no output may be.
+	inputs []namedPath
 }
 
 func (o *benchOutputs) addFlags(fs *pflag.FlagSet) {
@@ -37,8 +42,20 @@ type outputFiles struct {
 	hgrm, html *os.File
 }
 
-// create creates the files o names; the error is a usage error's.
+// create creates the files o names; the error is a usage error's. It
+// refuses, before creating any, an output that is the same file as the
+// other or as an input.
 func (o benchOutputs) create() (*outputFiles, error) {
+	var outputs []namedPath
+	if o.hgrm != "" {
+		outputs = append(outputs, namedPath{"--hgrm", o.hgrm})
+	}
+	if o.html != "" {
+		outputs = append(outputs, namedPath{"--html", o.html})
+	}
+	if err := checkOutputs(outputs, o.inputs); err != nil {
+		return nil, err
+	}
 	f := &outputFiles{}
 	var err error
 	if o.hgrm != "" {
@@ -81,6 +98,46 @@ func (f *outputFiles) discard() {
 			os.Remove(file.Name())
 		}
 	}
+}
+
+// A namedPath is a file and what names it on the command line: a flag
+// ("--html"), or for an input, words that say which file it is ("the
+// --tls-ca file").
+type namedPath struct {
+	name, path string
+}
+
+// checkOutputs refuses an output that is the same file as an output
+// before it or as an input: writing it would destroy the other (a result
+// given to bench report, or the --hgrm file that --html replaced).
+func checkOutputs(outputs, inputs []namedPath) error {
+	for i, out := range outputs {
+		for _, other := range outputs[:i] {
+			if sameFile(out.path, other.path) {
+				return fmt.Errorf("invalid %s %q: %s writes that file too; give each output a file of its own", out.name, out.path, other.name)
+			}
+		}
+		for _, in := range inputs {
+			if sameFile(out.path, in.path) {
+				return fmt.Errorf("invalid %s %q: it is %s, an input it would overwrite", out.name, out.path, in.name)
+			}
+		}
+	}
+	return nil
+}
+
+// sameFile reports whether paths a and b are one file: by os.SameFile when
+// both exist (a link, another spelling of the path), else by their cleaned
+// absolute paths.
+func sameFile(a, b string) bool {
+	ai, aerr := os.Stat(a)
+	bi, berr := os.Stat(b)
+	if aerr == nil && berr == nil {
+		return os.SameFile(ai, bi)
+	}
+	absA, aerr := filepath.Abs(a)
+	absB, berr := filepath.Abs(b)
+	return aerr == nil && berr == nil && absA == absB
 }
 
 // streamSeconds makes cfg write each second to out as a JSON line, as it
@@ -157,7 +214,8 @@ Exit codes:
 	return cmd
 }
 
-// page reads the files into the page the options describe.
+// page reads the files into the page the options describe. It refuses an
+// empty file name, and an --html that is one of the files it reads.
 func (o *reportOptions) page(files []string) (report.Page, error) {
 	if o.html == "" {
 		return report.Page{}, errors.New("bench report needs --html FILE, the page to write")
@@ -165,32 +223,48 @@ func (o *reportOptions) page(files []string) (report.Page, error) {
 	if len(files) == 0 && len(o.sections) == 0 {
 		return report.Page{}, errors.New("bench report needs result files (bench --json writes one)")
 	}
-	p := report.Page{Title: o.title}
-	read := func(title string, files []string) error {
-		s := report.Section{Title: title}
-		for _, f := range files {
-			r, err := report.ReadRun(f)
-			if err != nil {
-				return err
-			}
-			s.Runs = append(s.Runs, r)
-		}
-		p.Sections = append(p.Sections, s)
-		return nil
+	if slices.Contains(files, "") {
+		return report.Page{}, errors.New("bench report: a FILE argument is empty: name a result file")
 	}
+	type section struct {
+		title string
+		files []string
+	}
+	var sections []section
 	if len(files) > 0 {
-		if err := read("", files); err != nil {
-			return report.Page{}, err
-		}
+		sections = append(sections, section{"", files})
 	}
 	for _, spec := range o.sections {
 		title, list, ok := strings.Cut(spec, "=")
 		if !ok || list == "" {
 			return report.Page{}, fmt.Errorf("invalid --section %q: want TITLE=FILE,FILE,...", spec)
 		}
-		if err := read(title, strings.Split(list, ",")); err != nil {
-			return report.Page{}, err
+		names := strings.Split(list, ",")
+		if slices.Contains(names, "") {
+			return report.Page{}, fmt.Errorf("invalid --section %q: a file name is empty (want TITLE=FILE,FILE,...)", spec)
 		}
+		sections = append(sections, section{title, names})
+	}
+	var inputs []namedPath
+	for _, s := range sections {
+		for _, f := range s.files {
+			inputs = append(inputs, namedPath{fmt.Sprintf("the result file %q", f), f})
+		}
+	}
+	if err := checkOutputs([]namedPath{{"--html", o.html}}, inputs); err != nil {
+		return report.Page{}, err
+	}
+	p := report.Page{Title: o.title}
+	for _, s := range sections {
+		rs := report.Section{Title: s.title}
+		for _, f := range s.files {
+			r, err := report.ReadRun(f)
+			if err != nil {
+				return report.Page{}, err
+			}
+			rs.Runs = append(rs.Runs, r)
+		}
+		p.Sections = append(p.Sections, rs)
 	}
 	return p, nil
 }

@@ -169,6 +169,14 @@ func TestBenchReport(t *testing.T) {
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"x": 1}`), 0o644)
 	out := filepath.Join(dir, "out.html")
+	link := filepath.Join(dir, "link.html")
+	if err := os.Symlink(a, link); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]byte{}
+	for _, f := range []string{a, b} {
+		before[f], _ = os.ReadFile(f)
+	}
 
 	code, stdout, stderr := benchRun(t, "bench", "report", a, b, "--html", out, "--title", "A & B", "--section", "only one="+a)
 	if code != ExitOK || stdout != "" || stderr != "" {
@@ -195,12 +203,68 @@ func TestBenchReport(t *testing.T) {
 		{"not a result", []string{bad, "--html", out}, ExitUsage, "bad.json: not a JSON result of echoctl bench"},
 		{"missing", []string{filepath.Join(dir, "none.json"), "--html", out}, ExitUsage, "no such file"},
 		{"bad section", []string{"--section", "x", "--html", out}, ExitUsage, `invalid --section "x"`},
+		{"empty file in a section", []string{"--section", "A=" + a + ",", "--html", out}, ExitUsage, `invalid --section "A=` + a + `,": a file name is empty`},
+		{"empty file argument", []string{"", a, "--html", out}, ExitUsage, "a FILE argument is empty"},
+		{"html is an input", []string{a, b, "--html", b}, ExitUsage, `invalid --html "` + b + `": it is the result file "` + b + `", an input it would overwrite`},
+		{"html is a section's input", []string{a, "--section", "s=" + b, "--html", filepath.Join(dir, ".", "two.json")}, ExitUsage, `it is the result file "` + b + `"`},
+		{"html links to an input", []string{a, "--html", link}, ExitUsage, `invalid --html "` + link + `": it is the result file "` + a + `"`},
+		{"directory", []string{dir, "--html", out}, ExitUsage, "not a regular file but a directory"},
 		{"unwritable", []string{a, "--html", filepath.Join(dir, "no", "x.html")}, ExitNetwork, "no such file"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := benchRun(t, append([]string{"bench", "report"}, tt.args...)...)
 			if code != tt.code || !strings.Contains(stderr, tt.err) || strings.Count(stderr, "\n") != 1 {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, tt.code, tt.err)
+			}
+		})
+	}
+	for f, want := range before {
+		if got, _ := os.ReadFile(f); string(got) != string(want) {
+			t.Errorf("%s was overwritten", f)
+		}
+	}
+}
+
+// TestBenchOutputOverwritesInput: bench refuses, before any load, an
+// --hgrm or --html that is the other output or a file it reads, however
+// the path is spelt, and leaves the file as it was.
+func TestBenchOutputOverwritesInput(t *testing.T) {
+	benchIsolate(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "echoctl.yaml")
+	old := filepath.Join(dir, "old.hgrm")
+	link := filepath.Join(dir, "link.html")
+	const cfgText, oldText = "addr: 127.0.0.1:1\n", "an earlier run's distribution\n"
+	for f, text := range map[string]string{cfg: cfgText, old: oldText} {
+		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(old, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"html links to hgrm", []string{"--hgrm", old, "--html", link}, `invalid --html "` + link + `": --hgrm writes that file too`},
+		{"html is the config file", []string{"--config", cfg, "--html", cfg}, `invalid --html "` + cfg + `": it is the config file, an input it would overwrite`},
+		{"hgrm is the config file, spelt apart", []string{"--config", cfg, "--hgrm", filepath.Join(dir, "x", "..", "echoctl.yaml")}, "it is the config file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			code, stdout, stderr := benchRun(t, append([]string{"bench", "--addr", "127.0.0.1:1"}, tt.args...)...)
+			if code != ExitUsage || stdout != "" || !strings.HasPrefix(stderr, "echoctl: ") || !strings.Contains(stderr, tt.err) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d and %q", code, stdout, stderr, ExitUsage, tt.err)
+			}
+			if d := time.Since(start); d > 500*time.Millisecond {
+				t.Errorf("refused after %v, want before any load", d)
+			}
+			for f, want := range map[string]string{cfg: cfgText, old: oldText} {
+				if got, _ := os.ReadFile(f); string(got) != want {
+					t.Errorf("%s now holds %.40q", f, got)
+				}
 			}
 		})
 	}

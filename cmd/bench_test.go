@@ -56,6 +56,7 @@ func TestBenchBadFlags(t *testing.T) {
 		want string
 	}{
 		{"conns zero", []string{"--conns", "0"}, "invalid --conns 0"},
+		{"addr twice", []string{"--addr", "127.0.0.1:1", "--addr", "127.0.0.1:2"}, `bench connects to one address; --addr is given twice (first "127.0.0.1:1")`},
 		{"conns negative", []string{"--conns", "-5"}, "invalid --conns -5"},
 		{"conns not a number", []string{"--conns", "many"}, `invalid argument "many"`},
 		{"size zero", []string{"--size", "0"}, "invalid --size 0"},
@@ -65,6 +66,10 @@ func TestBenchBadFlags(t *testing.T) {
 		{"rate negative", []string{"--rate", "-1"}, "invalid --rate -1"},
 		{"rate not a number", []string{"--rate", "NaN"}, "invalid --rate NaN"},
 		{"rate in stream mode", []string{"--rate", "5", "--mode", "stream"}, "invalid --rate with --mode stream"},
+		{"rate too small for a message", []string{"--rate", "0.0001", "--duration", "1s"}, "invalid --rate 0.0001 with --duration 1s: sends no message in the measured duration"},
+		{"rate too small to underflow", []string{"--rate", "1e-300", "--duration", "1s"}, "invalid --rate 1e-300 with --duration 1s: sends no message"},
+		{"hgrm and html one file", []string{"--addr", "127.0.0.1:1", "--hgrm", "out", "--html", "out"}, `invalid --html "out": --hgrm writes that file too`},
+		{"hgrm and html one file, spelt apart", []string{"--addr", "127.0.0.1:1", "--hgrm", "out", "--html", "./x/../out"}, `invalid --html "./x/../out": --hgrm writes that file too`},
 		{"busy poll too long", []string{"--busy-poll", "1s"}, `invalid busy-poll "1s" from flag --busy-poll`},
 		{"busy poll with more connections than CPUs", []string{"--busy-poll", "1ms", "--conns", "100000"}, "busy poll with 100000 connections"},
 		{"mode", []string{"--mode", "flood"}, `invalid --mode "flood"`},

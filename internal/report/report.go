@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/echoctl/echoctl/internal/regfile"
 	"github.com/echoctl/echoctl/pkg/bench"
 )
 
@@ -56,13 +57,22 @@ type Page struct {
 	Sections []Section
 }
 
+// MaxResultSize bounds what ReadRun reads of a file: 256 MiB. A --json
+// result grows by about half a KiB for each second of its run (its
+// seconds; --json-stream's has each twice), so a run of a day is under
+// 100 MiB; a path to something huge or endless is refused rather than
+// filling memory.
+const MaxResultSize = 256 << 20
+
 // ReadRun reads a result written by echoctl bench --json, or the output of
 // --json-stream, whose last line is the result. The run is named by the
-// result's label, or else by the file's name without .json.
+// result's label, or else by the file's name without .json. Only a regular
+// file of at most MaxResultSize bytes is read: a FIFO would block the read
+// until something wrote to it, and a device (/dev/zero) may never end.
 func ReadRun(path string) (Run, error) {
-	b, err := os.ReadFile(path)
+	b, err := regfile.Read(path, MaxResultSize, "a bench result")
 	if err != nil {
-		return Run{}, fmt.Errorf("report: %w", err)
+		return Run{}, fmt.Errorf("report: %s: %w", path, regfile.Cause(err))
 	}
 	// The last JSON value in the file: the result, after any seconds.
 	dec := json.NewDecoder(bytes.NewReader(b))

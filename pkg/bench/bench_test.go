@@ -175,14 +175,14 @@ func TestRunRate(t *testing.T) {
 }
 
 // TestRunRateTooSmall checks that a rate too small for a message in the
-// run (whose interval would overflow a Duration) sends nothing, ends on
-// time and says so.
+// run (whose interval would overflow a Duration) is refused at once, as
+// an invalid configuration, rather than run to measure nothing.
 func TestRunRateTooSmall(t *testing.T) {
 	srv := echotest.NewServer(t, nil)
 	cfg := bench.Config{Addr: srv.Addr, Conns: 3, Rate: 1e-15, Duration: 300 * time.Millisecond}
 	res, err := runTimed(t, context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "no echo completed") || res == nil || res.Messages != 0 {
-		t.Fatalf("Run: %v, %+v; want no echo completed, and none sent", err, res)
+	if !errors.Is(err, bench.ErrInvalidConfig) || !strings.Contains(err.Error(), "rate 1e-15 with duration 300ms") || res != nil {
+		t.Fatalf("Run: %v, %+v; want an invalid rate, and no result", err, res)
 	}
 }
 

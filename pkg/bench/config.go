@@ -186,6 +186,9 @@ type Config struct {
 	// cycle's latency counts from when it was due if the one before it
 	// ran late. A failed cycle restarts its worker's schedule after the
 	// pause that follows it.
+	//
+	// Validate refuses a Rate under one per Duration, at which the run
+	// would send nothing while it measures.
 	Rate float64
 
 	// BusyPoll is how long a connection's read looks for the echo without
@@ -343,6 +346,9 @@ func (c Config) Validate() error {
 	case c.BusyPoll < 0 || c.BusyPoll > MaxBusyPoll:
 		return &ConfigError{Field: "busy-poll", Value: c.BusyPoll.String(), Reason: fmt.Sprintf("must be from 0 to %v", MaxBusyPoll)}
 	}
+	if err := c.validateRateDuration(a, addrErr == nil); err != nil {
+		return err
+	}
 	if c.Proxy != nil {
 		err := c.Proxy.Validate()
 		if err == nil && addrErr == nil {
@@ -407,6 +413,31 @@ func (c Config) validateTransport(a echo.Addr) error {
 		return udp("greeting", "", "a greeting needs a stream address (tcp, tls or unix)")
 	}
 	return nil
+}
+
+// validateRateDuration refuses a Rate too small for the run to send
+// anything while it measures: Rate is for the run in all, so under one
+// message (cycle, datagram) in Duration, the run could only end with "no
+// echo completed". A rate at which some of several connections send
+// nothing in Duration is allowed: the others measure. a is c.Addr, if
+// parsed.
+func (c Config) validateRateDuration(a echo.Addr, parsed bool) error {
+	// A hair under one, so that a rate the user worked out exactly is not
+	// refused for a rounding error.
+	if c.Rate <= 0 || c.Rate*c.Duration.Seconds() >= 1-1e-9 {
+		return nil
+	}
+	what := "message"
+	switch {
+	case parsed && a.Network == echo.NetworkUDP:
+		what = "datagram"
+	case c.Mode == ModeConnRate:
+		what = "cycle"
+	}
+	// The least rate that does, rounded up to what it shows.
+	least := strconv.FormatFloat(math.Ceil(1/c.Duration.Seconds()*1000)/1000, 'f', -1, 64)
+	return &ConfigError{Field: "rate", Value: fmt.Sprint(c.Rate), With: "duration", WithValue: c.Duration.String(),
+		Reason: "sends no " + what + " in the measured duration: use a --rate of at least " + least + ", or a longer --duration"}
 }
 
 // network is the network of c.Addr: echo.NetworkTCP, NetworkTLS,

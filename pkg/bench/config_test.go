@@ -64,6 +64,21 @@ func TestValidateFieldErrors(t *testing.T) {
 			bench.ConfigError{Field: "rate", With: "mode", WithValue: "idle", Reason: "only pingpong and connrate run on a schedule"}},
 		{"busy poll", func(c *bench.Config) { c.BusyPoll = time.Second },
 			bench.ConfigError{Field: "busy-poll", Value: "1s", Reason: "must be from 0 to 100ms"}},
+		{"rate too small for a message in the run", func(c *bench.Config) { c.Rate, c.Duration = 0.0001, time.Second },
+			bench.ConfigError{Field: "rate", Value: "0.0001", With: "duration", WithValue: "1s",
+				Reason: "sends no message in the measured duration: use a --rate of at least 1, or a longer --duration"}},
+		{"rate too small to underflow", func(c *bench.Config) { c.Rate, c.Duration = 1e-300, time.Second },
+			bench.ConfigError{Field: "rate", Value: "1e-300", With: "duration", WithValue: "1s",
+				Reason: "sends no message in the measured duration: use a --rate of at least 1, or a longer --duration"}},
+		{"rate too small for the run, several connections", func(c *bench.Config) { c.Conns, c.Rate, c.Duration = 7, 0.25, 3*time.Second },
+			bench.ConfigError{Field: "rate", Value: "0.25", With: "duration", WithValue: "3s",
+				Reason: "sends no message in the measured duration: use a --rate of at least 0.334, or a longer --duration"}},
+		{"connrate rate too small", func(c *bench.Config) { c.Mode, c.Rate, c.Duration = bench.ModeConnRate, 0.5, time.Second },
+			bench.ConfigError{Field: "rate", Value: "0.5", With: "duration", WithValue: "1s",
+				Reason: "sends no cycle in the measured duration: use a --rate of at least 1, or a longer --duration"}},
+		{"udp rate too small", func(c *bench.Config) { c.Addr, c.Size, c.Rate, c.Duration = "udp://127.0.0.1:7", 64, 0.5, time.Second },
+			bench.ConfigError{Field: "rate", Value: "0.5", With: "duration", WithValue: "1s",
+				Reason: "sends no datagram in the measured duration: use a --rate of at least 1, or a longer --duration"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +108,9 @@ func TestValidate(t *testing.T) {
 		{"connrate with the seed's parts (nil)", func(c *bench.Config) { c.Mode = bench.ModeConnRate }, ""},
 		{"connrate with no parts", func(c *bench.Config) { c.Mode, c.Parts = bench.ModeConnRate, []string{} }, "parts: must hold from 1"},
 		{"warmup zero", func(c *bench.Config) { c.Warmup = 0 }, ""},
+		{"rate of one message a connection in the run", func(c *bench.Config) { c.Conns, c.Rate, c.Duration = 3, 0.3, 10*time.Second }, ""},
+		{"rate at which some connections send none, others measure", func(c *bench.Config) { c.Conns, c.Rate, c.Duration = 100, 50, time.Second }, ""},
+		{"rate of one message in the run", func(c *bench.Config) { c.Rate, c.Duration = 1, time.Second }, ""},
 		{"port 0", func(c *bench.Config) { c.Addr = "127.0.0.1:0" }, "port 0 cannot be connected to"},
 	}
 	for _, tt := range tests {
