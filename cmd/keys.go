@@ -110,7 +110,7 @@ var keys = withListenerKeys([]key{
 			{on: cmdServe, add: addRepeatable, usage: "address to listen on, repeatable: host:port (TCP), tcp://, udp://, tls://host:port or unix:///path; a host name is listened on at every address it resolves to"},
 			{on: cmdSend, add: addOnce, usage: "address: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path; a host name's addresses are tried in turn"},
 			{on: cmdPing, add: addOnce, usage: "address to probe: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path"},
-			{on: cmdBench, usage: "address of the echo server: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path"},
+			{on: cmdBench, add: addOnce, usage: "address of the echo server: host:port (TCP), or tcp://, udp://, tls://host:port or unix:///path"},
 		},
 		decode: func(d *decoder, name string, cfg *Config) {
 			cfg.Addrs = d.addrs(name)
@@ -463,16 +463,18 @@ func addRepeatable(fs *pflag.FlagSet, name string, def any, usage string) {
 	fs.StringArray(name, []string{def.(string)}, usage)
 }
 
-// addOnce adds send's --addr, one address that may be given once.
+// addOnce adds the --addr of send, ping or bench, one address that may be
+// given once.
 func addOnce(fs *pflag.FlagSet, name string, def any, usage string) {
-	fs.Var(&oneAddr{value: def.(string)}, name, usage)
+	fs.Var(&oneAddr{value: def.(string), command: fs.Name()}, name, usage)
 }
 
-// oneAddr is the value of send's --addr: a string flag that refuses to be
-// given twice, where a plain one would keep the last silently.
+// oneAddr is the value of a client's --addr: a string flag that refuses to
+// be given twice, where a plain one would keep the last silently.
 type oneAddr struct {
-	value string
-	set   bool
+	value   string
+	set     bool
+	command string // whose flag it is (cobra names a command's flags after it)
 }
 
 func (a *oneAddr) String() string { return a.value }
@@ -480,7 +482,7 @@ func (a *oneAddr) Type() string   { return "string" }
 
 func (a *oneAddr) Set(s string) error {
 	if a.set {
-		return fmt.Errorf("send connects to one address; --addr is given twice (first %q)", a.value)
+		return fmt.Errorf("%s connects to one address; --addr is given twice (first %q)", a.command, a.value)
 	}
 	a.value, a.set = s, true
 	return nil

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -89,13 +88,9 @@ func (d *decoder) prefixes(key string) []netip.Prefix {
 // an empty item between commas, or a JSON array that does not parse.
 func splitList(s string) (items []string, reason string) {
 	if t := strings.TrimSpace(s); strings.HasPrefix(t, "[") {
-		var list []any
-		if err := json.Unmarshal([]byte(t), &list); err != nil {
-			return nil, "starts with [ but is not a JSON array of strings"
-		}
-		strs, ok := stringItems(list)
+		strs, ok := jsonStrings(t)
 		if !ok {
-			return nil, "a JSON array of strings may hold nothing else"
+			return nil, "starts with [ but is not a JSON array of strings"
 		}
 		for _, item := range strs {
 			if strings.TrimSpace(item) == "" {

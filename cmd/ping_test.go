@@ -14,6 +14,7 @@ func TestPingUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--size", "3"}, "echoctl: invalid --size 3: must be 16 to 1048576 bytes\n"},
+		{[]string{"--addr", "127.0.0.1:1", "--addr", "127.0.0.1:2"}, `echoctl: invalid argument "127.0.0.1:2" for "--addr" flag: ping connects to one address; --addr is given twice (first "127.0.0.1:1")` + "\n"},
 		{[]string{"--count", "-1"}, "echoctl: invalid --count -1: must be 0 (until interrupted) or more\n"},
 		{[]string{"--interval", "-1s"}, "echoctl: invalid --interval -1s: must not be negative\n"},
 		{[]string{"--timeout", "0"}, "echoctl: invalid --timeout 0s: ping needs a bound on each probe, more than 0\n"},

@@ -62,7 +62,7 @@ func runSendCount(ctx context.Context, client *echo.Client, messages []string, c
 	case t.firstErr != nil:
 		return fmt.Errorf("send: %s; first: %w", t.failures(), t.firstErr)
 	case interrupted != nil:
-		return fmt.Errorf("send: interrupted after %d of %d exchanges: %w", t.exchanges, count, interrupted)
+		return fmt.Errorf("send: interrupted after %d of %s: %w", t.exchanges, exchanges(count), interrupted)
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func writeSendTable(w io.Writer, t sendTable) error {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString(fmt.Sprintf("%d exchanges: %d answered, %d failed", t.Exchanges, t.Exchanges-t.Unanswered, t.Failed))
+	b.WriteString(fmt.Sprintf("%s: %d answered, %d failed", exchanges(t.Exchanges), t.Exchanges-t.Unanswered, t.Failed))
 	if t.Unanswered > 0 {
 		b.WriteString(fmt.Sprintf(" (%d before an answer)", t.Unanswered))
 	}
@@ -73,6 +73,14 @@ func writeSendTable(w io.Writer, t sendTable) error {
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// exchanges counts n exchanges in words: "1 exchange", "2 exchanges".
+func exchanges(n int) string {
+	if n == 1 {
+		return "1 exchange"
+	}
+	return fmt.Sprintf("%d exchanges", n)
 }
 
 // latency renders a latency as the bench table does: 412µs, 1.25ms, 2.50s.

@@ -30,6 +30,16 @@ func TestWriteSendTable(t *testing.T) {
 				"31 exchanges: 30 answered, 2 failed (1 before an answer), 1 with an echo that differs\n",
 		},
 		{
+			name: "one exchange",
+			table: sendTable{Exchanges: 1, Rows: []sendTableRow{
+				{Greeting: "backend-0", Conns: 1, Share: 100, ConnectP50: 120 * time.Microsecond, ConnectP99: 120 * time.Microsecond, RoundTripP50: ms, RoundTripP99: ms},
+			}},
+			want: "" +
+				"greeting   conns   share  errors  connect p50    p99  round trip p50     p99\n" +
+				"backend-0      1  100.0%       0        120µs  120µs          1.00ms  1.00ms\n" +
+				"1 exchange: 1 answered, 0 failed\n",
+		},
+		{
 			name:  "nothing answered",
 			table: sendTable{Exchanges: 2, Unanswered: 2, Failed: 2},
 			want: "greeting  conns  share  errors  connect p50  p99  round trip p50  p99\n" +

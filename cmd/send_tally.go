@@ -123,7 +123,7 @@ func micros(d time.Duration) int64 {
 
 // failures says how many exchanges failed and how.
 func (t *sendTally) failures() string {
-	s := fmt.Sprintf("%d of %d exchanges failed", t.failed, t.exchanges)
+	s := fmt.Sprintf("%d of %s failed", t.failed, exchanges(t.exchanges))
 	if t.mismatched > 0 {
 		s += fmt.Sprintf(" (%d with an echo that differs)", t.mismatched)
 	}

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -105,7 +104,7 @@ func (d *decoder) addrs(key string) []string {
 		d.fail(key, raw, "must name at least one address")
 		return nil
 	case len(list) > 1 && !d.multiAddr():
-		d.fail(key, raw, fmt.Sprintf("send connects to one address; this names %d", len(list)))
+		d.fail(key, raw, fmt.Sprintf("%s connects to one address; this names %d", d.flags.Name(), len(list)))
 		return nil
 	}
 	seen := make(map[string]bool, len(list)) // by canonical form: tcp://h:p and h:p are one
@@ -146,11 +145,7 @@ func looksLikeJSONList(s string) bool {
 // are dropped). It reports false for a JSON array that does not parse.
 func splitAddrList(s string) ([]string, bool) {
 	if looksLikeJSONList(s) {
-		var list []string
-		if err := json.Unmarshal([]byte(s), &list); err != nil {
-			return nil, false
-		}
-		return list, true
+		return jsonStrings(s)
 	}
 	if !strings.Contains(s, ",") {
 		return []string{s}, true
