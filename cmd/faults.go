@@ -30,7 +30,12 @@ func faultKey(name, def, usage string) key {
 				cfg.Faults = &echo.Faults{}
 			}
 			raw := d.v.Get(key)
-			if err := cfg.Faults.Set(name, faultText(raw)); err != nil {
+			text, ok := faultText(raw)
+			if !ok {
+				d.fail(key, raw, "must be one value, not a list or a table")
+				return
+			}
+			if err := cfg.Faults.Set(name, text); err != nil {
 				_, reason, _ := strings.Cut(err.Error(), name+": ")
 				d.fail(key, raw, reason)
 			}
@@ -39,23 +44,24 @@ func faultKey(name, def, usage string) key {
 }
 
 // faultText is the text of a merged value: a string as it is, a number
-// (a config file's corrupt: 0.01 or close-after: 1024) written out.
-func faultText(raw any) string {
+// (a config file's corrupt: 0.01 or close-after: 1024) written out; false
+// for anything else (a list, a table).
+func faultText(raw any) (string, bool) {
 	switch x := raw.(type) {
 	case string:
-		return x
+		return x, true
 	case int:
-		return strconv.Itoa(x)
+		return strconv.Itoa(x), true
 	case int64:
-		return strconv.FormatInt(x, 10)
+		return strconv.FormatInt(x, 10), true
 	case uint64:
-		return strconv.FormatUint(x, 10)
+		return strconv.FormatUint(x, 10), true
 	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
+		return strconv.FormatFloat(x, 'f', -1, 64), true
 	case nil:
-		return ""
+		return "", true
 	}
-	return "?"
+	return "", false
 }
 
 // logFaults writes one line listing the faults serve injects, if any.

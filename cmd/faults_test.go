@@ -84,6 +84,8 @@ func TestFaultKeysInvalid(t *testing.T) {
 		{"section not a table", nil, "faults: 50ms\n", "faults must be a table of fault keys and values"},
 		{"section value", nil, "faults:\n  reset-after: soon\n",
 			`invalid fault-reset-after "soon" from config file`},
+		{"a list", nil, "fault-corrupt: [0.1]\n",
+			`: must be one value, not a list or a table`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,7 +72,8 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 // certificate is known to be good.
 func keyPairReason(err error) error {
 	switch msg := err.Error(); {
-	case msg == "tls: private key does not match public key":
+	case msg == "tls: private key does not match public key",
+		msg == "tls: private key type does not match public key type":
 		return errors.New("the private key does not match the certificate")
 	case msg == "tls: found a certificate rather than a key in the PEM for the private key":
 		return errors.New("it holds a certificate, not a private key")

@@ -1,8 +1,11 @@
 package tlsconfig_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"net"
@@ -34,6 +37,17 @@ func TestLoadKeyPairErrors(t *testing.T) {
 	notPEM := filepath.Join(dir, "not.pem")
 	os.WriteFile(notPEM, []byte("hello\n"), 0o600)
 	missing := filepath.Join(dir, "missing.pem")
+	// An RSA key beside the certificates' ECDSA ones.
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaFile := filepath.Join(dir, "rsa.pem")
+	os.WriteFile(rsaFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 
 	tests := []struct {
 		name, cert, key string
@@ -46,6 +60,7 @@ func TestLoadKeyPairErrors(t *testing.T) {
 		{"missing key", aCert, missing, tlsconfig.RoleKey, "no such file or directory"},
 		{"key not PEM", aCert, notPEM, tlsconfig.RoleKey, "no PEM private key in it"},
 		{"key of another certificate", aCert, bKey, tlsconfig.RoleKey, "the private key does not match the certificate"},
+		{"key of another type", aCert, rsaFile, tlsconfig.RoleKey, "the private key does not match the certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
