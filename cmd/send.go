@@ -34,8 +34,8 @@ func (o *sendOptions) check(fs *pflag.FlagSet, args []string) error {
 		return fmt.Errorf("invalid --count %d: must be an integer from 1 to %d", o.count, maxCount)
 	case fs.Changed("count") && o.stdin:
 		return errors.New("send: --count sends the messages again on each connection; standard input can be read once: give MESSAGE arguments, not --stdin")
-	case o.interval < 0:
-		return fmt.Errorf("invalid --interval %v: must be a duration of 0 or more, such as 100ms", o.interval)
+	case o.interval < 0 || o.interval > echo.MaxTimeout:
+		return fmt.Errorf("invalid --interval %v: must be a duration from 0 to %v, such as 100ms", o.interval, echo.MaxTimeout)
 	case o.interval > 0 && !fs.Changed("count"):
 		return errors.New("send: --interval is the pause between the exchanges of --count")
 	}

@@ -334,6 +334,8 @@ func (c Config) Validate() error {
 			return &ConfigError{Field: f.field, Value: f.v.String(), Reason: "must be a duration of 0 or more, such as 500ms, 10s or 1m (0 for " + f.zero + ")"}
 		case f.zero == "" && f.v <= 0:
 			return &ConfigError{Field: f.field, Value: f.v.String(), Reason: "must be a positive duration, such as 500ms, 10s or 1m"}
+		case f.v > echo.MaxTimeout: // as every other duration: deadlines past it overflow
+			return &ConfigError{Field: f.field, Value: f.v.String(), Reason: fmt.Sprintf("must be at most %v", echo.MaxTimeout)}
 		}
 	}
 	switch {
