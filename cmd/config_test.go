@@ -286,6 +286,7 @@ timeout: 1m
 	tests := []struct{ name, content string }{
 		{"config.yaml", yaml},
 		{"config.yml", yaml},
+		{"CONFIG.YAML", yaml},                      // an extension in any case
 		{"config", yaml},                           // no extension: YAML
 		{"markers.yaml", "---\n" + yaml + "...\n"}, // one document, marked
 		{"config.toml", `# echoctl configuration
@@ -661,6 +662,8 @@ func TestRunConfigFileErrors(t *testing.T) {
 	}{
 		{name: "--config missing", args: []string{"--config", "%[1]s"}, file: "missing.yaml",
 			want: "config file %[1]s: no such file or directory"},
+		{name: "--config empty", args: []string{"--config", ""}, file: "unused.yaml",
+			want: `invalid --config "": name a config file, or leave --config out to search for one`},
 		{name: "ECHOCTL_CONFIG missing", env: "%[1]s", file: "missing.toml",
 			want: "config file %[1]s: no such file or directory"},
 		{name: "unknown key yaml", file: "c.yaml", content: "addr: localhost:1\nport: 10000\n",

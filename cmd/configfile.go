@@ -48,11 +48,11 @@ func readConfigFile(file string) (*viper.Viper, error) {
 	return fv, nil
 }
 
-// configType returns the format of a config file, from its extension:
-// .yaml, .yml or none: YAML; .toml: TOML; .json: JSON. Any other
+// configType returns the format of a config file, from its extension, in
+// any case: .yaml, .yml or none: YAML; .toml: TOML; .json: JSON. Any other
 // extension, including those of viper's other formats, is an error.
 func configType(file string) (string, error) {
-	switch ext := strings.TrimPrefix(filepath.Ext(file), "."); ext {
+	switch ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(file), ".")); ext {
 	case "yaml", "yml", "":
 		return "yaml", nil
 	case "toml", "json":

@@ -4,6 +4,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,6 +41,10 @@ func (o *globalOptions) addFlags(fs *pflag.FlagSet) {
 
 // setup loads the configuration for cmd and builds its logger.
 func (o *globalOptions) setup(cmd *cobra.Command, stderr io.Writer) (*Config, zerolog.Logger, error) {
+	if f := cmd.Flags().Lookup("config"); f != nil && f.Changed && o.configFile == "" {
+		// A script's unset variable, most likely: not the search path.
+		return nil, zerolog.Nop(), usageError{errors.New(`invalid --config "": name a config file, or leave --config out to search for one`)}
+	}
 	cfg, err := loadConfig(cmd.Flags(), o.configFile)
 	if err != nil {
 		return nil, zerolog.Nop(), usageError{err}
