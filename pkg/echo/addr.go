@@ -147,7 +147,25 @@ func parseUnix(rest string) (Addr, string) {
 	case len(rest) > maxUnixPath:
 		return Addr{}, fmt.Sprintf("socket path is %d bytes long: the limit is %d", len(rest), maxUnixPath)
 	}
-	return Addr{Network: NetworkUnix, Path: rest}, ""
+	return Addr{Network: NetworkUnix, Path: samePath(rest)}, ""
+}
+
+// samePath writes an absolute path as the kernel reads it, without the
+// parts that change nothing: repeated slashes, "." segments and a slash at
+// the end, so that two spellings of one socket are one address
+// (unix:///tmp//e.sock is unix:///tmp/e.sock). ".." stays: through a
+// symbolic link it is not the lexical parent.
+func samePath(p string) string {
+	var b strings.Builder
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg != "" && seg != "." {
+			b.WriteString("/" + seg)
+		}
+	}
+	if b.Len() == 0 {
+		return "/"
+	}
+	return b.String()
 }
 
 // HostPort returns the address as "host:port" (IPv6 literals in brackets);

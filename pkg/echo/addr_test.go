@@ -29,6 +29,9 @@ func TestParseAddr(t *testing.T) {
 		{in: "tls://example.com:65535", want: echo.Addr{Network: "tls", Host: "example.com", Port: 65535}},
 		{in: "unix:///run/echo.sock", want: echo.Addr{Network: "unix", Path: "/run/echo.sock"}},
 		{in: "unix:///tmp/a b?c#d", want: echo.Addr{Network: "unix", Path: "/tmp/a b?c#d"}},
+		// Two spellings of one socket are one address; ".." stays (a link).
+		{in: "unix:///tmp//x/./e.sock/", want: echo.Addr{Network: "unix", Path: "/tmp/x/e.sock"}},
+		{in: "unix:///tmp/link/../e.sock", want: echo.Addr{Network: "unix", Path: "/tmp/link/../e.sock"}},
 
 		{in: "", wantErr: "missing host:port"},
 		{in: "localhost", wantErr: "missing port (want host:port, such as localhost:10000)"},
@@ -143,4 +146,39 @@ func TestSplitAddr(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseAddr checks that ParseAddr never panics, that every error is an
+// *AddrError for the input, and that what it accepts round-trips through
+// String (a Unix path as samePath writes it).
+func FuzzParseAddr(f *testing.F) {
+	for _, s := range []string{"localhost:10000", "[::1]:7", ":0", "udp://:7", "tls://h:1", "unix:///a", "unix:///a//b/./c/", "sctp://x:1", "[::1", "a:99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := echo.ParseAddr(s)
+		if err != nil {
+			var ae *echo.AddrError
+			if !errors.As(err, &ae) || ae.Addr != s || ae.Reason == "" {
+				t.Fatalf("ParseAddr(%q) error %v is not an *AddrError for it", s, err)
+			}
+			return
+		}
+		switch a.Network {
+		case echo.NetworkTCP, echo.NetworkUDP, echo.NetworkTLS:
+			if a.Path != "" {
+				t.Fatalf("ParseAddr(%q) = %+v: a path on a host:port address", s, a)
+			}
+		case echo.NetworkUnix:
+			if !strings.HasPrefix(a.Path, "/") || strings.Contains(a.Path, "//") || a.Host != "" || a.Port != 0 {
+				t.Fatalf("ParseAddr(%q) = %+v: a bad unix address", s, a)
+			}
+		default:
+			t.Fatalf("ParseAddr(%q) = %+v: unknown network", s, a)
+		}
+		again, err := echo.ParseAddr(a.String())
+		if err != nil || again != a {
+			t.Fatalf("ParseAddr(%q) = %+v; its String %q parses to %+v, %v", s, a, a.String(), again, err)
+		}
+	})
 }
