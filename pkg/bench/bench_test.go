@@ -619,7 +619,7 @@ func TestRunInvalidConfig(t *testing.T) {
 		{"warmup", bench.Config{Warmup: -time.Second}, "warmup"},
 		{"op timeout", bench.Config{OpTimeout: -time.Second}, "op-timeout -1s"},
 		{"server pid", bench.Config{ServerPID: -1}, "server-pid -1"},
-		{"server gone", bench.Config{ServerPID: 1 << 30}, "server pid"},
+		{"server gone", bench.Config{ServerPID: 1 << 30}, "server-pid 1073741824: no process to measure"},
 		{"empty parts", bench.Config{Mode: bench.ModeConnRate, Parts: []string{}}, "parts"},
 		{"rate", bench.Config{Rate: -1}, "rate -1"},
 		{"rate infinite", bench.Config{Rate: math.Inf(1)}, "rate +Inf"},

@@ -381,7 +381,7 @@ func (c Config) Validate() error {
 	}
 	if c.ServerPID != 0 {
 		if _, err := ProcessCPU(c.ServerPID); err != nil {
-			return fmt.Errorf("%w: server pid %d: %w", ErrInvalidConfig, c.ServerPID, err)
+			return &ConfigError{Field: "server-pid", Value: strconv.Itoa(c.ServerPID), Reason: "no process to measure whose CPU this user may read: " + err.Error()}
 		}
 	}
 	return nil
