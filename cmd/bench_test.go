@@ -87,7 +87,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{"warmup negative", []string{"--warmup", "-1s"}, "invalid --warmup -1s: must be a duration of 0 or more, such as 500ms, 10s or 1m (0 for no warmup)"},
 		{"op timeout", []string{"--op-timeout", "0s"}, "invalid --op-timeout 0s: must be a positive duration, such as 500ms, 10s or 1m"},
 		{"server pid negative", []string{"--server-pid", "-1"}, "invalid --server-pid -1"},
-		{"server pid gone", []string{"--server-pid", "1073741824"}, "server pid 1073741824"},
+		{"server pid gone", []string{"--server-pid", "1073741824"}, "invalid --server-pid 1073741824: no process to measure"},
 		{"addr without port", []string{"--addr", "localhost"}, "invalid addr"},
 		{"addr port zero", []string{"--addr", "127.0.0.1:0"}, "port 0"},
 		{"conns over the open-file limit", []string{"--conns", "1000000"}, "open files"},
