@@ -436,7 +436,7 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	}
 	start = time.Now()
 
-	v := &verifier{pending: make(chan []byte, maxChunksInFlight), recycle: recycle, done: make(chan struct{})}
+	v := &verifier{pending: make(chan []byte, maxChunksInFlight), recycle: recycle, done: make(chan struct{}), stop: ctx.Done()}
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(v.done)
@@ -475,6 +475,7 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	go func() {
 		werr := produce(send)
 		if werr == nil {
+			v.halfClosed.Store(true) // before the FIN, whose end of stream may follow at once
 			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 				werr = cw.CloseWrite()
 			}

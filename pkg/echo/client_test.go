@@ -788,3 +788,50 @@ func mustResolve(t *testing.T, addr string) *net.TCPAddr {
 	}
 	return a
 }
+
+// TestClientSendStreamServerEndsFirst: while the input waits for more
+// (stdin a person types into), a server that closes, or that sends bytes
+// nothing sent, ends the exchange at once with what it did: not at the
+// timeout, and not when the input ends.
+func TestClientSendStreamServerEndsFirst(t *testing.T) {
+	tests := []struct {
+		name   string
+		handle func(c *net.TCPConn, stop <-chan struct{})
+		want   func(err error) bool
+		says   string
+	}{
+		{"closes at once", func(c *net.TCPConn, _ <-chan struct{}) {},
+			func(err error) bool { return errors.Is(err, echo.ErrClosedBeforeEcho) }, "closed before echoing anything"},
+		{"echoes, then closes", func(c *net.TCPConn, _ <-chan struct{}) {
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(c, buf); err == nil {
+				c.Write(buf)
+			}
+		}, func(err error) bool {
+			var me *echo.MismatchError
+			return errors.As(err, &me) && me.Short && me.Offset == 5
+		}, "a short echo"},
+		{"sends unasked", func(c *net.TCPConn, stop <-chan struct{}) {
+			c.Write([]byte("unasked"))
+			<-stop
+		}, func(err error) bool {
+			var me *echo.MismatchError
+			return errors.As(err, &me) && me.Extra && me.Offset == 0
+		}, "bytes beyond what was sent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := fakeServer(t, tt.handle)
+			cl := &echo.Client{Addr: addr, Timeout: ioTimeout} // reached only if it waits for the input
+			in, feed := io.Pipe()
+			t.Cleanup(func() { feed.Close() })
+			if tt.says == "a short echo" {
+				go feed.Write([]byte("hello")) // then nothing more, and no end
+			}
+			_, err := cl.SendStream(t.Context(), in, nil)
+			if !tt.want(err) {
+				t.Errorf("SendStream = %v, want %s", err, tt.says)
+			}
+		})
+	}
+}
