@@ -37,8 +37,10 @@ func (c *Client) retries() int {
 // given up after 10s. With no Timeout it waits without limit and never
 // resends. Each echo is copied to echo (which may be nil) as it arrives.
 //
-// A datagram that comes back equal to an earlier message that was resent
-// is a late echo of its first copy and is ignored. SendPackets returns a
+// A datagram that comes back equal to an earlier message is a second echo
+// of it (a late echo of a copy resent, or one the network or the server
+// duplicated) and is ignored; if nothing else comes back, it was the echo,
+// and a wrong one. SendPackets returns a
 // *MismatchError, with Datagram set, for an echo that differs; an
 // *OutputError when writing to echo fails; a
 // *DatagramError wrapping ErrNoEcho for an echo that never came back; and
@@ -100,7 +102,10 @@ type datagramExchange struct {
 	next     int          // index of the first message whose echo has not come back
 	ipv6     bool         // the current address is IPv6: datagrams up to MaxDatagramSizeIPv6
 	buf      []byte       // receives the echoes
-	resent   map[int]bool // messages sent more than once, whose echo may come back twice
+	// ignored is the last datagram taken, while awaiting the current
+	// message's echo, for a second echo of an earlier one (isEarlier): if
+	// no echo comes, it may have been a wrong one.
+	ignored []byte
 }
 
 // run sends the messages from x.next on over conn, a connected UDP socket.
@@ -133,6 +138,7 @@ func (x *datagramExchange) run(ctx context.Context, conn net.Conn) error {
 // each wait without one, attempts times in all.
 func (x *datagramExchange) sendOne(ctx context.Context, conn net.Conn, attempts int, wait time.Duration) error {
 	i, m := x.next, x.messages[x.next]
+	x.ignored = nil
 	for attempt := 1; ; attempt++ {
 		x.c.logData("sending ", m)
 		n, err := conn.Write(m)
@@ -156,12 +162,13 @@ func (x *datagramExchange) sendOne(ctx context.Context, conn net.Conn, attempts 
 			return x.fail(ctx, err, "")
 		}
 		if attempt == attempts {
+			if x.ignored != nil {
+				// Only datagrams equal to earlier messages came back: the
+				// server answered this one with one of those.
+				return datagramMismatch(i+1, m, x.ignored)
+			}
 			return x.fail(ctx, ErrNoEcho, fmt.Sprintf("no echo after %d %s in %v", attempts, plural(attempts, "attempt"), x.c.Timeout))
 		}
-		if x.resent == nil {
-			x.resent = make(map[int]bool)
-		}
-		x.resent[i] = true
 		if e := x.c.log(zerolog.WarnLevel); e != nil {
 			e.Int("datagram", i+1).Int("retry", attempt).Msgf("no echo for datagram %d within %v; resending (retry %d of %d)",
 				i+1, wait.Round(time.Millisecond), attempt, attempts-1)
@@ -181,8 +188,9 @@ func (x *datagramExchange) awaitEcho(conn net.Conn, i int, m []byte) error {
 		got := x.buf[:n]
 		if !bytes.Equal(got, m) && x.isEarlier(got, i) {
 			if e := x.c.log(zerolog.DebugLevel); e != nil {
-				e.Int("bytes", n).Msg("ignored a late duplicate echo of an earlier datagram")
+				e.Int("bytes", n).Msg("ignored a second echo of an earlier datagram")
 			}
+			x.ignored = append(x.ignored[:0], got...)
 			continue
 		}
 		x.res.Received += int64(n)
@@ -196,12 +204,14 @@ func (x *datagramExchange) awaitEcho(conn net.Conn, i int, m []byte) error {
 	}
 }
 
-// isEarlier reports whether p equals one of the messages before i that
-// was resent: a late echo of its first copy. A datagram equal to an earlier
-// message sent once is no duplicate but a wrong echo.
+// isEarlier reports whether p equals one of the messages before i: a late
+// echo of a copy resent, or a second echo of one (UDP may deliver a
+// datagram twice, and a server's fault-duplicate answers twice), whose
+// first echo was read already. The echo of message i is the first
+// datagram that is not one.
 func (x *datagramExchange) isEarlier(p []byte, i int) bool {
-	for j := range x.resent {
-		if j < i && bytes.Equal(p, x.messages[j]) {
+	for j := range i {
+		if bytes.Equal(p, x.messages[j]) {
 			return true
 		}
 	}
