@@ -99,9 +99,9 @@ type datagramExchange struct {
 	messages [][]byte
 	echo     io.Writer
 	res      *Result
-	next     int          // index of the first message whose echo has not come back
-	ipv6     bool         // the current address is IPv6: datagrams up to MaxDatagramSizeIPv6
-	buf      []byte       // receives the echoes
+	next     int    // index of the first message whose echo has not come back
+	ipv6     bool   // the current address is IPv6: datagrams up to MaxDatagramSizeIPv6
+	buf      []byte // receives the echoes
 	// ignored is the last datagram taken, while awaiting the current
 	// message's echo, for a second echo of an earlier one (isEarlier): if
 	// no echo comes, it may have been a wrong one.
