@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -338,4 +339,31 @@ func unusedPort(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// TestPingMismatchSays: a mismatch says where the echo differs, its bytes
+// as send writes them, and a datagram of another size says which.
+func TestPingMismatchSays(t *testing.T) {
+	flipped := tcpServer(t, func(c net.Conn) {
+		buf := make([]byte, 64)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			buf[20] = 0xef
+			c.Write(buf)
+		}
+	})
+	longer := udpEcho(t, func(p []byte) [][]byte { return [][]byte{append(p, "MORE"...)} })
+	shorter := udpEcho(t, func(p []byte) [][]byte { return [][]byte{p[:len(p)-1]} })
+	tests := []struct{ name, addr, want string }{
+		{"byte", flipped, `^echo differs at byte 20: sent b'.+', got b'\\xef'$`},
+		{"longer datagram", "udp://" + longer, "^echo differs: a datagram longer than the 64-byte probe$"},
+		{"shorter datagram", "udp://" + shorter, "^echo differs: datagram of 63 bytes, shorter than the 64-byte probe$"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, probes := run(t, ping.Config{Client: &echo.Client{Addr: tt.addr}, Count: 1, Size: 64, Timeout: 5 * time.Second})
+			if len(probes) != 1 || probes[0].Kind != "mismatch" || probes[0].Err == nil || !regexp.MustCompile(tt.want).MatchString(probes[0].Err.Error()) {
+				t.Fatalf("probes %+v, want one mismatch that says %q", probes, tt.want)
+			}
+		})
+	}
 }

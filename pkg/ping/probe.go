@@ -11,6 +11,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/echoctl/echoctl/pkg/echo"
 )
 
 // A Probe is what one probe found.
@@ -97,7 +99,7 @@ func datagram(conn net.Conn, p []byte, buf []byte, deadline time.Time) (time.Dur
 		}
 		rtt := time.Since(start)
 		if n != len(p) {
-			return 0, &mismatchError{offset: min(n, len(p)), short: n < len(p)}
+			return 0, &mismatchError{size: n, of: len(p)}
 		}
 		if i := firstDiff(buf[:n], p); i >= 0 {
 			return 0, &mismatchError{offset: i, sent: p[i], got: buf[i]}
@@ -118,18 +120,25 @@ func firstDiff(a, b []byte) int {
 	return -1
 }
 
-// mismatchError is an echo that differs from the probe.
+// mismatchError is an echo that differs from the probe: at byte offset,
+// or, for a datagram, in size (of set: a datagram of size bytes answered
+// a probe of of).
 type mismatchError struct {
 	offset    int
 	sent, got byte
-	short     bool
+	size, of  int
 }
 
+// Error says where the echo differs, bytes written as send writes them
+// (b'\xef').
 func (e *mismatchError) Error() string {
-	if e.short {
-		return fmt.Sprintf("echo differs: datagram of %d bytes, shorter than the probe", e.offset)
+	switch {
+	case e.of > 0 && e.size < e.of:
+		return fmt.Sprintf("echo differs: datagram of %d bytes, shorter than the %d-byte probe", e.size, e.of)
+	case e.of > 0: // read into a buffer one byte longer than the probe: size is a floor
+		return fmt.Sprintf("echo differs: a datagram longer than the %d-byte probe", e.of)
 	}
-	return fmt.Sprintf("echo differs at byte %d: sent %q, got %q", e.offset, e.sent, e.got)
+	return fmt.Sprintf("echo differs at byte %d: sent %s, got %s", e.offset, echo.Quote([]byte{e.sent}), echo.Quote([]byte{e.got}))
 }
 
 // closedError is a stream the server closed before echoing all of a probe.
