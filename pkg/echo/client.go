@@ -171,7 +171,7 @@ func (c *Client) DialContext(ctx context.Context) (net.Conn, error) {
 		}
 		conn, err := c.Dialer.DialContext(ctx, "unix", a.Path)
 		if err != nil {
-			return nil, &DialError{Addr: addr, Err: err}
+			return nil, &DialError{Addr: addr, Err: notSocket(a.Path, err)}
 		}
 		pconn, err := c.withProxy(conn)
 		if err != nil {
@@ -311,6 +311,9 @@ func rootCause(err error) error {
 	}
 	if re := (*resetError)(nil); errors.As(err, &re) {
 		return re
+	}
+	if pe := (*pathError)(nil); errors.As(err, &pe) {
+		return pe // "/run/e.sock is not a socket (a regular file): ..."
 	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {

@@ -263,3 +263,18 @@ func (e *listenError) Unwrap() error { return e.err }
 // unixConnName returns the logger name of the n-th connection accepted on a
 // Unix socket: "echo_unix_{n}", since a Unix peer has no address or port.
 func unixConnName(n uint64) string { return "echo_unix_" + strconv.FormatUint(n, 10) }
+
+// notSocket makes err, a failure to connect to the Unix socket at path,
+// say so when path is no socket at all: the kernel says "connection
+// refused" for a regular file or a directory, as for a socket no server
+// listens on. The error still wraps err (a refusal) and ErrNotSocket.
+func notSocket(path string, err error) error {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return err
+	}
+	fi, serr := os.Stat(path)
+	if serr != nil || fi.Mode()&fs.ModeSocket != 0 {
+		return err
+	}
+	return &pathError{path: path, what: "is not a socket (" + describeMode(fi.Mode()) + "): no server listens there", err: errors.Join(ErrNotSocket, err)}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -380,4 +381,29 @@ func TestUnixMissingDirectory(t *testing.T) {
 	if want := "socket directory " + dir + " does not exist"; err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Bind in a missing directory = %v, want an error that says %q", err, want)
 	}
+}
+
+// TestUnixClientNotASocket: a client pointed at a path that is no socket
+// hears so, not only "connection refused", which the error still wraps.
+func TestUnixClientNotASocket(t *testing.T) {
+	for _, tt := range []struct{ kind, path string }{
+		{"a regular file", writeTemp(t)},
+		{"a directory", t.TempDir()},
+	} {
+		c := &echo.Client{Addr: "unix://" + tt.path, Timeout: ioTimeout}
+		_, err := c.Send(t.Context(), [][]byte{[]byte("x")}, nil)
+		if want := "is not a socket (" + tt.kind + ")"; err == nil || !strings.Contains(err.Error(), want) ||
+			!errors.Is(err, echo.ErrNotSocket) || !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("Send to %s = %v, want an error that says %q", tt.kind, err, want)
+		}
+	}
+}
+
+func writeTemp(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
