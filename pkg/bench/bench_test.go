@@ -430,10 +430,15 @@ func TestRunNoServer(t *testing.T) {
 		{"long warmup", bench.Config{Conns: 3, Warmup: 20 * time.Second}},
 		{"connrate", bench.Config{Mode: bench.ModeConnRate, Conns: 2}},
 		{"idle", bench.Config{Mode: bench.ModeIdle, Conns: 10}},
+		// Shorter than the second of retries: it still ends so.
+		{"one second, no warmup", bench.Config{Conns: 3, Duration: time.Second}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg
-			cfg.Addr, cfg.Duration = addr, 30*time.Second
+			cfg.Addr = addr
+			if cfg.Duration == 0 {
+				cfg.Duration = 30 * time.Second
+			}
 			start := time.Now()
 			res, err := bench.Run(context.Background(), cfg)
 			// Generous: the run retries for a second; the old behaviour

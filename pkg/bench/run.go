@@ -405,7 +405,9 @@ func (r *runner) begin(parent context.Context, linger time.Duration) func() {
 	r.measureStart = r.start.Add(r.cfg.Warmup)
 	r.end = r.measureStart.Add(r.cfg.Duration)
 	r.retryUntil = r.measureStart
-	r.noServerUntil = r.start.Add(noServerWait)
+	// Within the first half of a short run, so that a run that never
+	// connects ends with ErrNoServer, not as one that measured nothing.
+	r.noServerUntil = r.start.Add(min(noServerWait, r.end.Sub(r.start)/2))
 	r.stopAt = r.end.Add(linger)
 	if d, ok := parent.Deadline(); ok && d.Before(r.stopAt) {
 		r.stopAt = d
