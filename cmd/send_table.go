@@ -41,7 +41,7 @@ func writeSendTable(w io.Writer, t sendTable) error {
 		if r.Conns > r.Errors {
 			rt50, rt99 = latency(r.RoundTripP50), latency(r.RoundTripP99)
 		}
-		cells = append(cells, []string{showGreeting(r.Greeting), strconv.FormatInt(r.Conns, 10), fmt.Sprintf("%.1f%%", r.Share),
+		cells = append(cells, []string{shortCell(showGreeting(r.Greeting)), strconv.FormatInt(r.Conns, 10), fmt.Sprintf("%.1f%%", r.Share),
 			strconv.FormatInt(r.Errors, 10), latency(r.ConnectP50), latency(r.ConnectP99), rt50, rt99})
 	}
 	widths := make([]int, len(cells[0]))
@@ -73,6 +73,20 @@ func writeSendTable(w io.Writer, t sendTable) error {
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// greetingCellMax is the most characters of a greeting the table shows:
+// a greeting may be 1 KiB long, and one such would make every row as wide.
+// Each is printed whole on standard error as it comes.
+const greetingCellMax = 80
+
+// shortCell cuts s after greetingCellMax characters, ending it with "…".
+func shortCell(s string) string {
+	if utf8.RuneCountInString(s) <= greetingCellMax {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:greetingCellMax-1]) + "…"
 }
 
 // exchanges counts n exchanges in words: "1 exchange", "2 exchanges".

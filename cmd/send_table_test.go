@@ -30,6 +30,16 @@ func TestWriteSendTable(t *testing.T) {
 				"31 exchanges: 30 answered, 2 failed (1 before an answer), 1 with an echo that differs\n",
 		},
 		{
+			name: "a long greeting cut in the table",
+			table: sendTable{Exchanges: 1, Rows: []sendTableRow{
+				{Greeting: strings.Repeat("é", 100), Conns: 1, Share: 100, ConnectP50: ms, ConnectP99: ms, RoundTripP50: ms, RoundTripP99: ms},
+			}},
+			want: "" +
+				"greeting" + strings.Repeat(" ", 72) + "  conns   share  errors  connect p50     p99  round trip p50     p99\n" +
+				strings.Repeat("é", 79) + "…      1  100.0%       0       1.00ms  1.00ms          1.00ms  1.00ms\n" +
+				"1 exchange: 1 answered, 0 failed\n",
+		},
+		{
 			name: "one exchange",
 			table: sendTable{Exchanges: 1, Rows: []sendTableRow{
 				{Greeting: "backend-0", Conns: 1, Share: 100, ConnectP50: 120 * time.Microsecond, ConnectP99: 120 * time.Microsecond, RoundTripP50: ms, RoundTripP99: ms},
