@@ -39,7 +39,8 @@ func TestFaultsSeenBySend(t *testing.T) {
 			}
 		}},
 		{"corrupt", []string{"--fault-corrupt", "1"}, 3, func(t *testing.T, stderr string) {
-			m := regexp.MustCompile(`^echoctl: echo differs from what was sent at byte (\d+): sent (\S+), received (\S+)\n$`).FindStringSubmatch(stderr)
+			// The bytes may be spaces (b' '): not \S+.
+			m := regexp.MustCompile(`^echoctl: echo differs from what was sent at byte (\d+): sent (.+?), received (.+)\n$`).FindStringSubmatch(stderr)
 			if m == nil {
 				t.Fatalf("stderr %q, want the offset of the flipped byte", stderr)
 			}

@@ -59,7 +59,8 @@ func TestLogDataFormat(t *testing.T) {
 }
 
 // newVerifier returns a verifier fed with chunks, as the Client's writer
-// feeds it, recycling into a channel the test can inspect.
+// feeds it, then half-closed, recycling into a channel the test can
+// inspect.
 func newVerifier(chunks ...[]byte) (*verifier, chan []byte) {
 	pending := make(chan []byte, len(chunks))
 	for _, c := range chunks {
@@ -67,7 +68,32 @@ func newVerifier(chunks ...[]byte) (*verifier, chan []byte) {
 	}
 	close(pending)
 	recycle := make(chan []byte, len(chunks))
-	return &verifier{pending: pending, recycle: recycle, done: make(chan struct{})}, recycle
+	v := &verifier{pending: pending, recycle: recycle, done: make(chan struct{})}
+	v.halfClosed.Store(true)
+	return v, recycle
+}
+
+// TestVerifierServerEndsFirst: an end of stream before the sender
+// half-closed is the server's: the echo is short (or never began), and
+// finish does not wait for input still to come; a byte with no chunk
+// pending is extra at once.
+func TestVerifierServerEndsFirst(t *testing.T) {
+	pending := make(chan []byte, 4) // open: the input goes on
+	v := &verifier{pending: pending, done: make(chan struct{})}
+	if err := v.finish(); !errors.Is(err, ErrClosedBeforeEcho) {
+		t.Errorf("finish before any echo = %v, want ErrClosedBeforeEcho", err)
+	}
+	pending <- []byte("abc")
+	if err := v.check([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	var me *MismatchError
+	if err := v.check([]byte("!")); !errors.As(err, &me) || !me.Extra || me.Offset != 3 {
+		t.Errorf("check of a byte nothing sent = %v, want it extra at 3", err)
+	}
+	if err := v.finish(); !errors.As(err, &me) || !me.Short || me.Offset != 3 {
+		t.Errorf("finish = %v, want a short echo at 3", err)
+	}
 }
 
 func TestVerifier(t *testing.T) {

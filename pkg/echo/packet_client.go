@@ -165,7 +165,7 @@ func (x *datagramExchange) sendOne(ctx context.Context, conn net.Conn, attempts 
 			if x.ignored != nil {
 				// Only datagrams equal to earlier messages came back: the
 				// server answered this one with one of those.
-				return datagramMismatch(i+1, m, x.ignored)
+				return x.took(x.ignored, i, m)
 			}
 			return x.fail(ctx, ErrNoEcho, fmt.Sprintf("no echo after %d %s in %v", attempts, plural(attempts, "attempt"), x.c.Timeout))
 		}
@@ -193,15 +193,21 @@ func (x *datagramExchange) awaitEcho(conn net.Conn, i int, m []byte) error {
 			x.ignored = append(x.ignored[:0], got...)
 			continue
 		}
-		x.res.Received += int64(n)
-		x.c.logData("received ", got)
-		if x.echo != nil {
-			if _, err := x.echo.Write(got); err != nil {
-				return &OutputError{Err: err}
-			}
-		}
-		return datagramMismatch(i+1, m, got)
+		return x.took(got, i, m)
 	}
+}
+
+// took takes got for the echo of message i (m): counts it, logs it, copies
+// it to x.echo and compares it with m.
+func (x *datagramExchange) took(got []byte, i int, m []byte) error {
+	x.res.Received += int64(len(got))
+	x.c.logData("received ", got)
+	if x.echo != nil {
+		if _, err := x.echo.Write(got); err != nil {
+			return &OutputError{Err: err}
+		}
+	}
+	return datagramMismatch(i+1, m, got)
 }
 
 // isEarlier reports whether p equals one of the messages before i: a late
