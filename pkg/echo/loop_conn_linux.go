@@ -59,8 +59,8 @@ type pendingWrite struct {
 
 var pendingWrites = sync.Pool{New: func() any { return &pendingWrite{buf: make([]byte, fastBufferSize)} }}
 
-// handle acts on an event epoll reported for lc.
-func (l *loop) handle(lc *loopConn) {
+// handle acts on events, which epoll reported for lc.
+func (l *loop) handle(lc *loopConn, events uint32) {
 	switch {
 	case lc.pending != nil:
 		l.flush(lc)
@@ -69,8 +69,14 @@ func (l *loop) handle(lc *loopConn) {
 	case lc.stalled():
 		// A fault stalls it: nothing is read or written.
 	default:
-		l.echo(lc)
+		l.echo(lc, events&syscall.EPOLLRDHUP != 0)
 	}
+}
+
+// readsOn reports whether the next event for lc would read it (handle's
+// default case): lc is open, and neither writing, draining nor stalled.
+func (l *loop) readsOn(lc *loopConn) bool {
+	return l.connAt(lc.fd) == lc && lc.pending == nil && !lc.draining && !lc.stalled()
 }
 
 // readLimit is how much echo may read: at most BufferSize when data is
@@ -84,8 +90,11 @@ func (l *loop) readLimit(lc *loopConn) []byte {
 	return buf
 }
 
-// echo reads what the peer sent and writes it back.
-func (l *loop) echo(lc *loopConn) {
+// echo reads what the peer sent and writes it back. hup is that the
+// peer had ended its stream (EPOLLRDHUP) before the read: a read that
+// then takes less than it could has emptied the socket, so the stream
+// ends there, without another wait and read to be told so.
+func (l *loop) echo(lc *loopConn, hup bool) {
 	buf := l.readLimit(lc)
 	n, err := ioRetry(func() (int, error) { return rawRead(int(lc.fd), buf) })
 	switch {
@@ -97,10 +106,13 @@ func (l *loop) echo(lc *loopConn) {
 	}
 	if lc.run != nil {
 		l.echoStaged(lc, lc.run, buf[:n])
-		return
+	} else {
+		l.got(lc, buf[:n])
+		l.writeBack(lc, buf[:n])
 	}
-	l.got(lc, buf[:n])
-	l.writeBack(lc, buf[:n])
+	if hup && n < len(buf) && !lc.stopped && l.readsOn(lc) {
+		l.readEnded(lc, nil)
+	}
 }
 
 // got accounts for p, a chunk just read, before it is written back.
@@ -272,7 +284,7 @@ func (l *loop) sweep(now int64) {
 	expired := l.expired[:0]
 	l.mu.Lock()
 	for _, lc := range l.conns {
-		if lc.stopped || lc.draining {
+		if lc == nil || lc.stopped || lc.draining {
 			continue // Shutdown's deadline rules it
 		}
 		if lc.held() != nil {
@@ -338,11 +350,7 @@ func (l *loop) fail(lc *loopConn, op string, err error) {
 // close closes lc's socket and ends the connection: logs, observer,
 // limits, and the Server's count of open connections.
 func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
-	l.mu.Lock()
-	_, open := l.conns[lc.fd]
-	delete(l.conns, lc.fd)
-	l.mu.Unlock()
-	if !open {
+	if !l.forget(lc) {
 		return
 	}
 	// Logged before the socket closes, as the goroutine engine and the

@@ -192,7 +192,7 @@ func TestLoopEpollFailure(t *testing.T) {
 	srv.loops.mu.Lock()
 	for _, l := range srv.loops.all {
 		l.mu.Lock()
-		if len(l.conns) > 0 {
+		if l.nconns > 0 {
 			owner = l
 		}
 		l.mu.Unlock()
@@ -274,7 +274,7 @@ func TestLoopTranscriptOfAPendingWrite(t *testing.T) {
 	if _, err := peer.Write(msg[:64<<10]); err != nil { // fits the peer's send buffer
 		t.Fatal(err)
 	}
-	l.echo(lc) // reads the 64 KiB, writes back what the 4 KiB send buffer takes
+	l.echo(lc, false) // reads the 64 KiB, writes back what the 4 KiB send buffer takes
 	if lc.pending == nil {
 		t.Fatalf("the write back of 64 KiB into a 4 KiB send buffer is not pending")
 	}
@@ -363,6 +363,77 @@ func TestRawAccept4Peer(t *testing.T) {
 			}
 			if ap != want {
 				t.Errorf("peer %v, want %v", ap, want)
+			}
+		})
+	}
+}
+
+// TestLoopEndOfStreamWithTheRead: a read after the peer ended its stream
+// (EPOLLRDHUP) that takes less than it could ends the connection at once,
+// after its echo; one that fills the read buffer, or whose echo the
+// socket did not take whole, leaves it open for what is left.
+func TestLoopEndOfStreamWithTheRead(t *testing.T) {
+	tests := []struct {
+		name   string
+		sent   int  // bytes the peer sends before it half-closes
+		sndbuf int  // the loop's send buffer (0: the default)
+		open   bool // open after one echo
+	}{
+		{name: "short read", sent: 5},
+		{name: "a full read buffer", sent: fastBufferSize + 10, open: true},
+		{name: "a pending write back", sent: 32 << 10, sndbuf: 4096, open: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { syscall.Close(fds[1]) })
+			if tt.sndbuf > 0 {
+				if err := syscall.SetsockoptInt(fds[0], syscall.SOL_SOCKET, syscall.SO_SNDBUF, tt.sndbuf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var logs lockedBuffer
+			srv := &Server{Logger: zerolog.New(&logs)}
+			l, err := newLoop(srv, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { syscall.Close(l.epfd); syscall.Close(l.wake); syscall.Close(l.alarm.fd) })
+			lc := &loopConn{fd: int32(fds[0])}
+			lc.srv, lc.io, lc.name, lc.peer = srv, lc, "echo_unix_1", "/test"
+			if err := l.add(lc); err != nil {
+				t.Fatal(err)
+			}
+			srv.trackConn(&lc.conn, true)
+			t.Cleanup(func() { l.close(lc, CloseEOF, nil) })
+
+			msg := bytes.Repeat([]byte{'e'}, tt.sent)
+			for rest := msg; len(rest) > 0; {
+				n, err := syscall.Write(fds[1], rest)
+				if err != nil {
+					t.Fatalf("peer write: %v", err)
+				}
+				rest = rest[n:]
+			}
+			if err := syscall.Shutdown(fds[1], syscall.SHUT_WR); err != nil {
+				t.Fatal(err)
+			}
+			l.echo(lc, true)
+			if open := l.connAt(lc.fd) == lc; open != tt.open {
+				t.Fatalf("open after one echo = %v, want %v; log:\n%s", open, tt.open, logs.String())
+			}
+			if tt.open {
+				return
+			}
+			got, err := io.ReadAll(os.NewFile(uintptr(fds[1]), "peer"))
+			if err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("peer read %q, %v; want %q then the end of stream", got, err, msg)
+			}
+			if !strings.Contains(logs.String(), `"reason":"eof"`) {
+				t.Errorf("no closing line with reason eof:\n%s", logs.String())
 			}
 		})
 	}

@@ -170,6 +170,16 @@ func (ls *loops) close() {
 	ls.wg.Wait()
 }
 
+// What a descriptor in a loop's epoll set is, in the upper half of its
+// event's data (EpollEvent.Pad), set when it is added: the loop tells
+// events apart without looking the descriptor up.
+const (
+	evConn     int32 = iota // a connection's socket (loop.conns)
+	evListener              // a listening socket (loop.listeners)
+	evWake                  // the loop's eventfd (loop.wake)
+	evAlarm                 // the loop's timerfd (loop.alarm)
+)
+
 // loop is one event loop: an epoll instance, the connections registered in
 // it, and a read buffer.
 type loop struct {
@@ -212,9 +222,14 @@ type loop struct {
 	// loop's own: no lock).
 	stopping bool
 
-	mu    sync.Mutex
-	conns map[int32]*loopConn
-	ops   []func() // work for the loop from other goroutines (do)
+	mu sync.Mutex
+	// conns are the loop's connections by socket descriptor: a table,
+	// not a map, since descriptors are small numbers the kernel reuses
+	// (lookup is on every event). Only the loop changes it, under mu,
+	// and reads it without; nconns counts its entries.
+	conns  []*loopConn
+	nconns int
+	ops    []func() // work for the loop from other goroutines (do)
 	// Requests from other goroutines, taken up by the loop when woken:
 	// connections to stop (Shutdown) or close (Close), and the loop's end.
 	toStop, toClose []*loopConn
@@ -242,7 +257,7 @@ func newLoop(s *Server, index uint16) (*loop, error) {
 		return nil, os.NewSyscallError("eventfd2", err)
 	}
 	l := &loop{srv: s, index: index, epfd: epfd, wake: wake, epoch: time.Now(), busyPoll: int64(s.BusyPoll), done: make(chan struct{}),
-		listeners: make(map[int32]*loopAccept), conns: make(map[int32]*loopConn)}
+		listeners: make(map[int32]*loopAccept)}
 	l.readSize = fastBufferSize
 	if s.logsData() {
 		l.logsData, l.readSize = true, s.bufferSize()
@@ -257,9 +272,12 @@ func newLoop(s *Server, index uint16) (*loop, error) {
 		syscall.Close(epfd)
 		return nil, err
 	}
-	for _, fd := range []int{l.wake, l.alarm.fd} {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
-		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	for _, r := range [...]struct {
+		fd   int
+		kind int32
+	}{{l.wake, evWake}, {l.alarm.fd, evAlarm}} {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(r.fd), Pad: r.kind}
+		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, r.fd, &ev); err != nil {
 			syscall.Close(l.wake)
 			syscall.Close(l.alarm.fd)
 			syscall.Close(epfd)
@@ -283,8 +301,34 @@ func (l *loop) add(lc *loopConn) error {
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(lc.fd), &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
+	if n := int(lc.fd) + 1; n > len(l.conns) {
+		l.conns = append(l.conns, make([]*loopConn, n-len(l.conns))...)
+	}
 	l.conns[lc.fd] = lc
+	l.nconns++
 	return nil
+}
+
+// connAt returns the connection whose socket is fd, or nil. The loop
+// calls it without mu (it alone changes conns); others, with it.
+func (l *loop) connAt(fd int32) *loopConn {
+	if int(fd) < len(l.conns) {
+		return l.conns[fd]
+	}
+	return nil
+}
+
+// forget takes lc out of the loop's table, and reports whether it was
+// there (not closed already).
+func (l *loop) forget(lc *loopConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.connAt(lc.fd) != lc {
+		return false
+	}
+	l.conns[lc.fd] = nil
+	l.nconns--
+	return true
 }
 
 // post asks the loop to stop lc (Shutdown) or, if abort, to close it
@@ -305,7 +349,7 @@ func (l *loop) post(lc *loopConn, abort bool) {
 func (l *loop) has(lc *loopConn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.conns[lc.fd] == lc
+	return l.connAt(lc.fd) == lc
 }
 
 // request sets a request flag and wakes the loop.
@@ -500,26 +544,22 @@ func (l *loop) run() {
 			}
 		}
 		for _, ev := range events[:max(n, 0)] {
-			if int(ev.Fd) == l.alarm.fd {
+			switch ev.Pad {
+			case evAlarm:
 				l.alarm.rang()
 				busy = true // look again: something is due
-				continue
-			}
-			if int(ev.Fd) == l.wake {
+			case evWake:
 				var b [8]byte
 				syscall.Read(l.wake, b[:])
 				busy = true // look again: the ops may have more to do
-				continue
-			}
-			if la := l.listeners[ev.Fd]; la != nil {
-				l.accept(la)
-				continue
-			}
-			l.mu.Lock()
-			lc := l.conns[ev.Fd]
-			l.mu.Unlock()
-			if lc != nil {
-				l.handle(lc)
+			case evListener:
+				if la := l.listeners[ev.Fd]; la != nil {
+					l.accept(la)
+				}
+			default:
+				if lc := l.connAt(ev.Fd); lc != nil {
+					l.handle(lc, ev.Events)
+				}
 			}
 		}
 	}
@@ -536,7 +576,7 @@ func (l *loop) failed(err error) {
 	l.mu.Lock()
 	l.err = err
 	l.exitReq = true // add refuses connections from now on
-	n := len(l.conns)
+	n := l.nconns
 	l.mu.Unlock()
 	l.srv.Logger.Error().Str("logger", "main").Err(err).Int("conns", n).
 		Msgf("%v: closing its %d connections", err, n)
@@ -552,9 +592,11 @@ func (l *loop) failed(err error) {
 // forEach calls f on a snapshot of the loop's connections.
 func (l *loop) forEach(f func(*loopConn)) {
 	l.mu.Lock()
-	all := make([]*loopConn, 0, len(l.conns))
+	all := make([]*loopConn, 0, l.nconns)
 	for _, lc := range l.conns {
-		all = append(all, lc)
+		if lc != nil {
+			all = append(all, lc)
+		}
 	}
 	l.mu.Unlock()
 	for _, lc := range all {

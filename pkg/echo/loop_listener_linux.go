@@ -248,7 +248,7 @@ func (l *loop) setPause(la *loopAccept, until time.Time) {
 // not all, for a new connection.
 func (l *loop) resume(la *loopAccept) error {
 	l.setPause(la, time.Time{})
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(la.ll.fd)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(la.ll.fd), Pad: evListener}
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, la.ll.fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
