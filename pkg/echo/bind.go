@@ -291,10 +291,15 @@ func (s *Server) bindAddr(ctx context.Context, raw string) (boundGroup, error) {
 		return boundGroup{}, err
 	}
 	g := boundGroup{addr: a, opts: opts}
+	// TCP listeners are TCP's, as the seed's are: Go's net makes
+	// Multipath TCP ones by default since Go 1.24, whose kernel path
+	// every connection then takes, MPTCP or not.
+	tcp := s.ListenConfig
+	tcp.SetMultipathTCP(false)
 	switch a.Network {
 	case NetworkTCP:
 		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", func(network, address string) (net.Listener, error) {
-			return s.ListenConfig.Listen(ctx, network, address)
+			return tcp.Listen(ctx, network, address)
 		}, net.Listener.Addr)
 	case NetworkTLS:
 		var cfg *tls.Config
@@ -302,7 +307,7 @@ func (s *Server) bindAddr(ctx context.Context, raw string) (boundGroup, error) {
 			return g, fmt.Errorf("echo: listen %s: %w", raw, err)
 		}
 		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", func(network, address string) (net.Listener, error) {
-			ln, err := s.ListenConfig.Listen(ctx, network, address)
+			ln, err := tcp.Listen(ctx, network, address)
 			if err != nil {
 				return nil, err
 			}

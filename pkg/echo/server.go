@@ -59,7 +59,10 @@ type Server struct {
 	Resolver Resolver
 
 	// ListenConfig configures the sockets that Bind (and so
-	// ListenAndServe) makes.
+	// ListenAndServe) makes, except Multipath TCP: Bind's TCP and TLS
+	// listeners are plain TCP sockets, as the seed's are, although Go's
+	// net makes MPTCP ones by default since Go 1.24 (to serve MPTCP, make
+	// the listener and pass it to Serve).
 	// Its keep-alive settings (KeepAlive, KeepAliveConfig) also apply to
 	// the TCP connections that event loops serve (loop_linux.go), which
 	// inherit them from their listening socket, whoever made it.
