@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -809,15 +810,20 @@ func symlink(t *testing.T, oldname, newname string) {
 
 func TestVerboseSetsDebugLevel(t *testing.T) {
 	tests := []struct {
-		name string
-		args []string
-		env  string // ECHOCTL_LOG_LEVEL
-		want zerolog.Level
+		name    string
+		args    []string
+		env     string // ECHOCTL_LOG_LEVEL
+		want    zerolog.Level
+		wantErr string // a usage error instead
 	}{
 		{name: "default", want: zerolog.InfoLevel},
 		{name: "-v", args: []string{"-v"}, want: zerolog.DebugLevel},
 		{name: "--verbose", args: []string{"--verbose"}, want: zerolog.DebugLevel},
-		{name: "-v over --log-level", args: []string{"-v", "--log-level", "error"}, want: zerolog.DebugLevel},
+		{name: "-v and --log-level debug", args: []string{"-v", "--log-level", "debug"}, want: zerolog.DebugLevel},
+		{name: "-v against --log-level", args: []string{"-v", "--log-level", "error"},
+			wantErr: "-v (--verbose) is --log-level debug: give one of them, not --log-level error as well"},
+		{name: "-v against --log-level trace", args: []string{"--log-level", "trace", "--verbose"},
+			wantErr: "-v (--verbose) is --log-level debug: give one of them, not --log-level trace as well"},
 		{name: "-v over environment", args: []string{"-v"}, env: "warn", want: zerolog.DebugLevel},
 	}
 	for _, tt := range tests {
@@ -834,6 +840,13 @@ func TestVerboseSetsDebugLevel(t *testing.T) {
 			}
 			var stderr bytes.Buffer
 			cfg, logger, err := opts.setup(c, &stderr)
+			if tt.wantErr != "" {
+				var ue usageError
+				if !errors.As(err, &ue) || err.Error() != tt.wantErr {
+					t.Fatalf("setup = %v, want the usage error %q", err, tt.wantErr)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -50,6 +50,11 @@ func (o *globalOptions) setup(cmd *cobra.Command, stderr io.Writer) (*Config, ze
 		return nil, zerolog.Nop(), usageError{err}
 	}
 	if o.verbose {
+		// -v wins over the environment and the file, as any flag does;
+		// with a --log-level that says otherwise, neither may win silently.
+		if f := cmd.Flags().Lookup("log-level"); f != nil && f.Changed && cfg.LogLevel != zerolog.DebugLevel {
+			return nil, zerolog.Nop(), usageError{fmt.Errorf("-v (--verbose) is --log-level debug: give one of them, not --log-level %s as well", f.Value)}
+		}
 		cfg.LogLevel = zerolog.DebugLevel
 	}
 	logger, err := logging.New(logging.Serialized(stderr), cfg.LogFormat, cfg.LogLevel, isTerminal(stderr))
