@@ -361,6 +361,40 @@ func TestRunShortEcho(t *testing.T) {
 	}
 }
 
+// TestRunResetMidEcho: a server that resets its connections in the middle
+// of the echo is counted as resets in every mode, also when one goroutine
+// writes while another reads (stream, pipelined pingpong), where the
+// kernel tells the reset to the writer and the reader then sees only an
+// end of stream.
+func TestRunResetMidEcho(t *testing.T) {
+	addr := serve(t, func(c net.Conn, _ <-chan struct{}) {
+		io.CopyN(c, c, 64<<10)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	tests := []struct {
+		name string
+		cfg  bench.Config
+	}{
+		{"stream", bench.Config{Mode: bench.ModeStream, Chunk: 16 << 10}},
+		{"pipelined", bench.Config{Mode: bench.ModePingPong, Size: 4 << 10, Pipeline: 8}},
+		{"pingpong", bench.Config{Mode: bench.ModePingPong, Size: 4 << 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Addr, cfg.Conns, cfg.Warmup, cfg.Duration = addr, 2, testWarmup, testDuration
+			res, err := runTimed(t, context.Background(), cfg)
+			if !errors.Is(err, bench.ErrRunFailed) {
+				t.Fatalf("Run: %v, want ErrRunFailed", err)
+			}
+			if res.Errors.Reset == 0 || res.Errors.Other != 0 {
+				t.Errorf("errors %+v, want resets only; first %q", res.Errors, res.FirstError)
+			}
+		})
+	}
+}
+
 // stallServer accepts connections and never reads from them.
 func stallServer(t *testing.T) string {
 	t.Helper()

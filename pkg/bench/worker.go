@@ -261,19 +261,26 @@ write:
 	}
 	c.SetReadDeadline(time.Now()) // unblock the reader
 	<-readDone
-	if readErr != nil && !isTimeoutCut(readErr, writeErr) {
+	return pairError(readErr, writeErr, w.r.done())
+}
+
+// pairError is the error that ended a connection on which one goroutine
+// wrote while another read, from each one's: the reader's, unless it only
+// follows from the writer's: the deadline the writer set to stop it, or
+// the end of stream the reader finds after a reset (the kernel reports a
+// reset once, to the first call that asks: the writer's, then the reader
+// sees the end of stream). The writer's own error counts only while the
+// run goes on.
+func pairError(readErr, writeErr error, runDone bool) error {
+	switch {
+	case writeErr != nil && classify(writeErr) == KindReset && errors.Is(readErr, io.ErrUnexpectedEOF):
+		return writeErr
+	case readErr != nil && (writeErr == nil || classify(readErr) != KindTimeout):
 		return readErr
-	}
-	if writeErr != nil && !w.r.done() {
+	case writeErr != nil && !runDone:
 		return writeErr
 	}
 	return readErr
-}
-
-// isTimeoutCut reports whether the reader's error is only the deadline the
-// writer set to stop it after its own error.
-func isTimeoutCut(readErr, writeErr error) bool {
-	return writeErr != nil && classify(readErr) == KindTimeout
 }
 
 // readEchoes reads and verifies the pipelined echoes.
@@ -344,13 +351,7 @@ write:
 	}
 	c.SetReadDeadline(time.Now())
 	<-readDone
-	if readErr != nil && !isTimeoutCut(readErr, writeErr) {
-		return readErr
-	}
-	if writeErr != nil && !w.r.done() {
-		return writeErr
-	}
-	return readErr
+	return pairError(readErr, writeErr, w.r.done())
 }
 
 // readStream reads the echo of a stream as it comes, verifying each byte,
