@@ -95,7 +95,8 @@ func TestConfigLogLevelPrecedence(t *testing.T) {
 		{"config file warn", "log-level: warn\n", nil, nil, "none"},
 		{"env over config file", "log-level: warn\n", []string{"ECHOCTL_LOG_LEVEL=debug"}, nil, "debug"},
 		{"flag over env", "log-level: warn\n", []string{"ECHOCTL_LOG_LEVEL=debug"}, []string{"--log-level", "info"}, "info"},
-		{"-v over flag", "", nil, []string{"--log-level", "error", "-v"}, "debug"},
+		{"-v over env and file", "log-level: warn\n", []string{"ECHOCTL_LOG_LEVEL=error"}, []string{"-v"}, "debug"},
+		{"-v with --log-level debug", "", nil, []string{"--log-level", "debug", "-v"}, "debug"},
 		{"disabled", "", []string{"ECHOCTL_LOG_LEVEL=disabled"}, nil, "none"},
 	}
 	for _, tt := range tests {
