@@ -580,7 +580,12 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 			ErrRunFailed, res.OpenAtStart, cfg.Conns, cfg.Warmup)
 	}
 	if cfg.Mode != ModeIdle && res.Messages == 0 {
-		return res, fmt.Errorf("%w: no echo completed in the %s measured", ErrRunFailed, elapsed.Round(time.Millisecond))
+		err := fmt.Errorf("%w: no echo completed in the %s measured", ErrRunFailed, elapsed.Round(time.Millisecond))
+		if res.Errors.Total() == 0 && cfg.OpTimeout >= cfg.Warmup+cfg.Duration {
+			// A server that takes everything and sends nothing back.
+			err = fmt.Errorf("%w, and none failed: an operation counts as a timeout only after the operation timeout, %s, and the run was shorter", err, cfg.OpTimeout)
+		}
+		return res, err
 	}
 	if cfg.Mode == ModeIdle && res.Held < cfg.Conns {
 		return res, fmt.Errorf("%w: held %d of %d connections: opening them took longer than the run", ErrRunFailed, res.Held, cfg.Conns)
