@@ -72,7 +72,7 @@ func (s *Server) acceptFailedReport(listener string, err error, delay time.Durat
 	if s.Observer != nil {
 		s.Observer.AcceptError(listener, err)
 	}
-	if ok, suppressed := s.res.acceptWarn.allow(time.Now(), acceptLogInterval); ok {
+	if ok, suppressed := s.res.acceptWarn.allow(time.Now(), acceptLogInterval, s.reportAcceptErrors); ok {
 		if e := s.Logger.Warn(); e != nil {
 			msg := fmt.Sprintf("accept error: %v; retrying in %v", err, delay)
 			if suppressed > 0 {
@@ -84,10 +84,16 @@ func (s *Server) acceptFailedReport(listener string, err error, delay time.Durat
 	}
 }
 
+// reportAcceptErrors logs that n accept errors went unlogged.
+func (s *Server) reportAcceptErrors(n int) {
+	s.Logger.Warn().Str("logger", "main").Int("errors_unlogged", n).
+		Msgf("%d more accept errors since the last report", n)
+}
+
 // acceptRecovered logs, at info and at most once a second, that listener
 // accepts again after failures errors that began at since.
 func (s *Server) acceptRecovered(listener string, failures int, since time.Time) {
-	if ok, _ := s.res.acceptInfo.allow(time.Now(), acceptLogInterval); !ok {
+	if ok, _ := s.res.acceptInfo.allow(time.Now(), acceptLogInterval, nil); !ok {
 		return
 	}
 	s.Logger.Info().Str("logger", "main").Str("listener", listener).Int("errors", failures).

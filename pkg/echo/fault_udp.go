@@ -259,7 +259,10 @@ func (u *udpFaults) act(kind FaultKind, format string, args ...any) {
 	if e == nil {
 		return
 	}
-	ok, suppressed := u.logs[kind].allow(time.Now(), dropLogInterval)
+	ok, suppressed := u.logs[kind].allow(time.Now(), dropLogInterval, func(n int) {
+		u.s.Logger.Info().Str("logger", "main").Str("listener", u.listener).Str("fault", kind.String()).Int("faults_unlogged", n).
+			Msgf("%d more %s faults since the last report", n, kind)
+	})
 	if !ok {
 		e.Discard()
 		return
@@ -314,6 +317,9 @@ func (u *udpFaults) run() {
 func (u *udpFaults) stop() {
 	close(u.done)
 	<-u.exited
+	for i := range u.logs {
+		u.logs[i].flush()
+	}
 	u.mu.Lock()
 	var rest []*udpAnswer
 	for len(u.queue) > 0 {

@@ -123,6 +123,9 @@ type resilience struct {
 	limitWarn  logLimiter
 	acceptWarn logLimiter
 	acceptInfo logLimiter
+	// lconfs are the PROXY listeners served, whose rate-limited
+	// warnings (listenerConf.proxyWarns) flushHeldLogs reports.
+	lconfs []*listenerConf
 
 	doneOnce sync.Once
 	done     chan struct{} // closed when the server shuts down
@@ -212,13 +215,19 @@ func (s *Server) admit(c *conn, peer peerAddr) bool {
 // warnLimit logs over, why a limit refuses c, at warn at most once
 // limitWarnInterval, with the count of those refused since.
 func (s *Server) warnLimit(c *conn, over string) {
-	if ok, suppressed := s.res.limitWarn.allow(time.Now(), limitWarnInterval); ok {
+	if ok, suppressed := s.res.limitWarn.allow(time.Now(), limitWarnInterval, s.reportLimits); ok {
 		if suppressed > 0 {
 			over += fmt.Sprintf(" (%d more refused since the last report)", suppressed)
 		}
 		s.Logger.Warn().Str("logger", "main").Str("peer", c.peer).Int("refused_unlogged", suppressed).
 			Msg(over)
 	}
+}
+
+// reportLimits logs that n connections the limits refused went unlogged.
+func (s *Server) reportLimits(n int) {
+	s.Logger.Warn().Str("logger", "main").Int("refused_unlogged", n).
+		Msgf("%d more connections refused by the connection limits since the last report", n)
 }
 
 // readmit applies the access list and the per-IP limit to a connection
@@ -303,23 +312,54 @@ func (c *conn) refuse(reason CloseReason) {
 }
 
 // logLimiter lets a log line through at most once an interval and counts
-// the ones it holds back in between.
+// the ones it holds back in between. The next line let through says how
+// many; if none comes by the end of the interval, a line of their own
+// does (report), and so does flush, when their owner stops: a flood that
+// ends is never left out of the log.
 type logLimiter struct {
 	mu         sync.Mutex
 	last       time.Time
 	suppressed int
+	report     func(n int) // logs that n lines were held back (from the first one held)
+	timer      *time.Timer // calls flush at the end of the interval, once one is held
 }
 
 // allow reports whether to log now and, if so, how many lines were held
-// back since the last one logged.
-func (l *logLimiter) allow(now time.Time, interval time.Duration) (ok bool, suppressed int) {
+// back since the last one logged. report logs a count of held-back lines
+// alone; nil: only the next line let through counts them.
+func (l *logLimiter) allow(now time.Time, interval time.Duration, report func(n int)) (ok bool, suppressed int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.last.IsZero() && now.Sub(l.last) < interval {
 		l.suppressed++
+		if l.timer == nil && report != nil {
+			l.report = report
+			l.timer = time.AfterFunc(interval-now.Sub(l.last), l.flush)
+		}
 		return false, 0
 	}
 	l.last = now
+	l.stopTimer()
 	suppressed, l.suppressed = l.suppressed, 0
 	return true, suppressed
+}
+
+// flush reports the lines held back since the last one let through, if
+// any.
+func (l *logLimiter) flush() {
+	l.mu.Lock()
+	n, report := l.suppressed, l.report
+	l.suppressed = 0
+	l.stopTimer()
+	l.mu.Unlock()
+	if n > 0 && report != nil {
+		report(n)
+	}
+}
+
+func (l *logLimiter) stopTimer() {
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer, l.report = nil, nil
+	}
 }

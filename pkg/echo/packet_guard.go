@@ -252,7 +252,10 @@ func (s *Server) dropped(g *udpGuard, obs PacketDropObserver, listener string, p
 	if e == nil {
 		return
 	}
-	ok, suppressed := g.dropLogs[r].allow(time.Now(), dropLogInterval)
+	ok, suppressed := g.dropLogs[r].allow(time.Now(), dropLogInterval, func(n int) {
+		s.Logger.WithLevel(level).Str("logger", "main").Str("reason", r.String()).Int("dropped_unlogged", n).
+			Msgf("%d more UDP datagrams dropped unanswered (%s) since the last report", n, r)
+	})
 	if !ok {
 		e.Discard()
 		return
@@ -298,7 +301,10 @@ func (s *Server) writeFailed(g *udpGuard, p packetPeer, err error) {
 	if e == nil {
 		return
 	}
-	ok, suppressed := g.writeLogs.allow(time.Now(), dropLogInterval)
+	ok, suppressed := g.writeLogs.allow(time.Now(), dropLogInterval, func(n int) {
+		s.Logger.Warn().Str("logger", "main").Int("errors_unlogged", n).
+			Msgf("%d more UDP write errors since the last report", n)
+	})
 	if !ok {
 		e.Discard()
 		return

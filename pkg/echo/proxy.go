@@ -426,7 +426,11 @@ func (c *conn) proxyRefused(pe *proxyError) {
 	if e == nil {
 		return
 	}
-	ok, suppressed := c.lconf.proxyWarns[pe.result].allow(time.Now(), time.Second)
+	lconf, result := c.lconf, pe.result
+	ok, suppressed := lconf.proxyWarns[result].allow(time.Now(), time.Second, func(n int) {
+		c.srv.Logger.Warn().Str("logger", "main").Str("listener", lconf.name).Str("reason", result.String()).Int("refused_unlogged", n).
+			Msgf("%d more connections refused for a PROXY header (%s) since the last report", n, result)
+	})
 	if !ok {
 		e.Discard()
 		return

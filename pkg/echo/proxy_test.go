@@ -370,30 +370,67 @@ func TestProxyHeaderRefused(t *testing.T) {
 }
 
 // TestProxyWarningsRateLimited: a burst of refused connections on one
-// listener logs one warning for a reason, not one each; all are counted.
+// listener logs one warning for a reason, not one each; all are counted,
+// in the metrics and in the log: the ones held back in a line of their
+// own at the end of the second, or when the server shuts down first.
 func TestProxyWarningsRateLimited(t *testing.T) {
-	for _, pt := range proxyTargets[:2] { // both engines
-		t.Run(pt.name, func(t *testing.T) {
-			var logs syncBuffer
-			rec := newProxyRecorder()
-			srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
-			dialRaw := pt.start(t, srv)
-			const n = 5
-			for range n {
-				c := dialRaw(t)
-				c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
-				readAll(c)
-			}
-			waitUntil(t, "every connection closed", func() bool { _, c := rec.counts(); return c[echo.CloseProxy] == n })
-			if h, _ := rec.counts(); h["v0 absent"] != n {
-				t.Errorf("counted %v, want %d absent", h, n)
-			}
-			// The burst takes far less than the second between two
-			// warnings (a slow machine may see two).
-			if w := strings.Count(logs.String(), `"level":"warn"`); w < 1 || w > 2 {
-				t.Errorf("%d warnings for %d refusals, want 1 (or 2 across a second):\n%s", w, n, logs.String())
-			}
-		})
+	for _, tc := range []struct {
+		name     string
+		shutdown bool
+	}{{name: "second ends"}, {name: "shutdown", shutdown: true}} {
+		for _, pt := range proxyTargets[:2] { // both engines
+			t.Run(tc.name+"/"+pt.name, func(t *testing.T) {
+				testProxyWarningsRateLimited(t, pt, tc.shutdown)
+			})
+		}
+	}
+}
+
+func testProxyWarningsRateLimited(t *testing.T, pt proxyTarget, shutdown bool) {
+	var logs syncBuffer
+	rec := newProxyRecorder()
+	srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
+	dialRaw := pt.start(t, srv)
+	const n = 5
+	for range n {
+		c := dialRaw(t)
+		c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		readAll(c)
+	}
+	waitUntil(t, "every connection closed", func() bool { _, c := rec.counts(); return c[echo.CloseProxy] == n })
+	if h, _ := rec.counts(); h["v0 absent"] != n {
+		t.Errorf("counted %v, want %d absent", h, n)
+	}
+	const report = "more connections refused for a PROXY header (absent) since the last report"
+	if shutdown {
+		if err := srv.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), report) {
+			t.Fatalf("the held-back refusals were not reported when Shutdown returned:\n%s", logs.String())
+		}
+	}
+	waitUntil(t, "the held-back refusals reported", func() bool { return strings.Contains(logs.String(), report) })
+	// The burst takes far less than the second between two
+	// warnings (a slow machine may see two); every refusal is
+	// a warning or in the count of one.
+	warned, counted := 0, 0
+	for line := range strings.Lines(logs.String()) {
+		var ev struct {
+			Level    string
+			Message  string
+			Unlogged int `json:"refused_unlogged"`
+		}
+		if json.Unmarshal([]byte(line), &ev) != nil || ev.Level != "warn" {
+			continue
+		}
+		if !strings.Contains(ev.Message, report) {
+			warned++
+		}
+		counted += ev.Unlogged
+	}
+	if warned < 1 || warned > 2 || warned+counted != n {
+		t.Errorf("%d warnings counting %d more for %d refusals, want 1 (or 2 across a second) counting the rest:\n%s", warned, counted, n, logs.String())
 	}
 }
 

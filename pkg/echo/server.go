@@ -271,6 +271,11 @@ func (s *Server) serve(ln net.Listener, opts ListenerOptions, started func()) er
 		ln.Close()
 		return err
 	}
+	if opts.ProxyProtocol { // its warnings are flushed at the end (flushHeldLogs)
+		s.res.mu.Lock()
+		s.res.lconfs = append(s.res.lconfs, lconf)
+		s.res.mu.Unlock()
+	}
 	defer s.dropFaultStage(lconf.faults)
 	tracked, serveLoops := ln, (func(*listenerConf) error)(nil)
 	if s.engineFor(ln) == engineLoops {
@@ -475,14 +480,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		s.stopEngines()
+		s.stopped()
 		return lnErr
 	case <-ctx.Done():
 	}
 	s.forEachConn(func(c *conn) { c.io.stop() })
 	s.stopPacketConns(true)
 	<-done
-	s.stopEngines()
+	s.stopped()
 	return ctx.Err()
 }
 
@@ -495,9 +500,34 @@ func (s *Server) Close() error {
 	s.forEachConn(func(c *conn) { c.io.abort() })
 	s.connsWG.Wait()
 	s.packetWG.Wait()
-	s.stopEngines()
+	s.stopped()
 	return err
 }
 
-// stopEngines stops the event loops once no connection is left.
-func (s *Server) stopEngines() { s.loops.close() }
+// stopped ends what outlives the connections once none is left: the
+// event loops, and the rate-limited warnings' counts still held back
+// (flushHeldLogs).
+func (s *Server) stopped() {
+	s.loops.close()
+	s.flushHeldLogs()
+}
+
+// flushHeldLogs logs the counts that the rate-limited warnings (logLimiter)
+// still hold back, so that the log of a flood that ends at shutdown is
+// complete.
+func (s *Server) flushHeldLogs() {
+	s.res.limitWarn.flush()
+	s.res.acceptWarn.flush()
+	s.res.mu.Lock()
+	lconfs := s.res.lconfs
+	s.res.mu.Unlock()
+	for _, lc := range lconfs {
+		for i := range lc.proxyWarns {
+			lc.proxyWarns[i].flush()
+		}
+	}
+	for i := range s.udp.dropLogs {
+		s.udp.dropLogs[i].flush()
+	}
+	s.udp.writeLogs.flush()
+}
