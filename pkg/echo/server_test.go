@@ -989,7 +989,7 @@ func TestServeRetriesTransientAcceptErrors(t *testing.T) {
 			warnings, recovered := 0, false
 			for _, l := range parseLog(t, logs.String()) {
 				switch {
-				case l.Level == "warn" && l.Logger == "main" && strings.Contains(l.Message, "accept error"):
+				case l.Level == "warn" && l.Logger == "main" && strings.HasPrefix(l.Message, "accept error:"):
 					warnings++
 					if !strings.Contains(l.Error, errno.Error()) {
 						t.Errorf("accept warning has error %q, want %q", l.Error, errno.Error())

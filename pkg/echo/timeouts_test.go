@@ -276,7 +276,7 @@ func TestAcceptErrorsRateLimited(t *testing.T) {
 	}
 	var warns, recovered int
 	for _, l := range parseLog(t, logs.String()) {
-		if l.Level == "warn" && strings.Contains(l.Message, "accept error") {
+		if l.Level == "warn" && strings.HasPrefix(l.Message, "accept error:") {
 			warns++
 		}
 		if l.Level == "info" && strings.HasPrefix(l.Message, "accepting again after 6 accept errors") {
