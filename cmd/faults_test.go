@@ -74,7 +74,7 @@ func TestFaultKeysInvalid(t *testing.T) {
 		wantErr string
 	}{
 		{"flag", []string{"--fault-delay", "soon"}, "",
-			`echoctl: invalid fault-delay "soon" from flag --fault-delay: "soon" is not a duration from 0 to 10000h0m0s (50ms, 2s)`},
+			`echoctl: invalid fault-delay "soon" from flag --fault-delay: "soon" is not a duration from 0 to 10000h (50ms, 2s)`},
 		{"probability", []string{"--fault-corrupt", "2"}, "",
 			`echoctl: invalid fault-corrupt "2" from flag --fault-corrupt: "2" is not a probability from 0 to 1 (0.01 or 1%)`},
 		{"section key", nil, "faults:\n  latency: 50ms\n",

@@ -35,7 +35,7 @@ func (o *sendOptions) check(fs *pflag.FlagSet, args []string) error {
 	case fs.Changed("count") && o.stdin:
 		return errors.New("send: --count sends the messages again on each connection; standard input can be read once: give MESSAGE arguments, not --stdin")
 	case o.interval < 0 || o.interval > echo.MaxTimeout:
-		return fmt.Errorf("invalid --interval %v: must be a duration from 0 to %v, such as 100ms", o.interval, echo.MaxTimeout)
+		return fmt.Errorf("invalid --interval %s: must be a duration from 0 to %s, such as 100ms", echo.FormatDuration(o.interval), echo.FormatDuration(echo.MaxTimeout))
 	case o.interval > 0 && !fs.Changed("count"):
 		return errors.New("send: --interval is the pause between the exchanges of --count")
 	}

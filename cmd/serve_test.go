@@ -140,7 +140,7 @@ func TestServeListenerOptionErrors(t *testing.T) {
 		{name: "send takes a version", args: []string{"send", "--proxy-protocol", "on"},
 			want: `invalid proxy-protocol "on" from flag --proxy-protocol: must be v1 or v2`},
 		{name: "env timeout", args: []string{"serve"}, env: map[string]string{"ECHOCTL_PROXY_TIMEOUT": "0"},
-			want: `invalid proxy-timeout "0" from environment ECHOCTL_PROXY_TIMEOUT: want a duration such as 5s, more than 0 and at most 10000h0m0s`},
+			want: `invalid proxy-timeout "0" from environment ECHOCTL_PROXY_TIMEOUT: want a duration such as 5s, more than 0 and at most 10000h`},
 		{name: "flag trusted", args: []string{"serve", "--proxy-trusted", "10.0.0.0/33"},
 			want: `invalid proxy-trusted ["10.0.0.0/33"] from flag --proxy-trusted: "10.0.0.0/33" is not an IP address or a CIDR prefix such as 10.0.0.0/8`},
 		{name: "query on udp", args: []string{"serve", "--addr", "udp://127.0.0.1:0?proxy-protocol=on"},

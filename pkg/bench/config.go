@@ -335,7 +335,7 @@ func (c Config) Validate() error {
 		case f.zero == "" && f.v <= 0:
 			return &ConfigError{Field: f.field, Value: f.v.String(), Reason: "must be a positive duration, such as 500ms, 10s or 1m"}
 		case f.v > echo.MaxTimeout: // as every other duration: deadlines past it overflow
-			return &ConfigError{Field: f.field, Value: f.v.String(), Reason: fmt.Sprintf("must be at most %v", echo.MaxTimeout)}
+			return &ConfigError{Field: f.field, Value: echo.FormatDuration(f.v), Reason: "must be at most " + echo.FormatDuration(echo.MaxTimeout)}
 		}
 	}
 	switch {

@@ -583,7 +583,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		err := fmt.Errorf("%w: no echo completed in the %s measured", ErrRunFailed, elapsed.Round(time.Millisecond))
 		if res.Errors.Total() == 0 && cfg.OpTimeout >= cfg.Warmup+cfg.Duration {
 			// A server that takes everything and sends nothing back.
-			err = fmt.Errorf("%w, and none failed: an operation counts as a timeout only after the operation timeout, %s, and the run was shorter", err, cfg.OpTimeout)
+			err = fmt.Errorf("%w, and none failed: an operation counts as a timeout only after the operation timeout, %s, and the run was shorter", err, echo.FormatDuration(cfg.OpTimeout))
 		}
 		return res, err
 	}

@@ -225,12 +225,12 @@ func (c *conn) logClose(err error, reason CloseReason) {
 	case CloseIdle:
 		if e := c.log(zerolog.InfoLevel); e != nil {
 			idle := c.srv.idleTimeout()
-			e.Dur("idle_timeout", idle).Msgf("idle timeout: no bytes either way for %v", idle)
+			e.Dur("idle_timeout", idle).Msg("idle timeout: no bytes either way for " + FormatDuration(idle))
 		}
 	case CloseWriteTimeout:
 		if e := c.log(zerolog.WarnLevel); e != nil {
 			stall := c.srv.writeStall()
-			e.Dur("write_timeout", stall).Msgf("write timeout: the peer read none of the echo for %v", stall)
+			e.Dur("write_timeout", stall).Msg("write timeout: the peer read none of the echo for " + FormatDuration(stall))
 		}
 	case CloseReset:
 		level := zerolog.WarnLevel

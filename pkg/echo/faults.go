@@ -157,7 +157,7 @@ func ParseFaultAfter(s string) (FaultAfter, error) {
 	}
 	d, err := time.ParseDuration(t)
 	if err != nil || d <= 0 || d > MaxTimeout {
-		return FaultAfter{}, fmt.Errorf("%q is neither a byte count (1024, 64KiB) nor a duration above 0 (2s) and up to %v", s, MaxTimeout)
+		return FaultAfter{}, fmt.Errorf("%q is neither a byte count (1024, 64KiB) nor a duration above 0 (2s) and up to %s", s, FormatDuration(MaxTimeout))
 	}
 	return FaultAfter{Time: d}, nil
 }
@@ -328,7 +328,7 @@ func (f *Faults) Validate() error {
 		d   time.Duration
 	}{{"delay", f.Delay}, {"jitter", f.Jitter}, {"slice-delay", f.SliceDelay}, {"close-after", f.CloseAfter.Time}, {"reset-after", f.ResetAfter.Time}, {"stall-after", f.StallAfter.Time}} {
 		if d.d < 0 || d.d > MaxTimeout {
-			return bad(d.key, fmt.Sprintf("%v is not between 0 and %v", d.d, MaxTimeout))
+			return bad(d.key, fmt.Sprintf("%s is not between 0 and %s", FormatDuration(d.d), FormatDuration(MaxTimeout)))
 		}
 	}
 	for _, n := range []struct {
@@ -361,7 +361,7 @@ func (f *Faults) Validate() error {
 func parseFaultDuration(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(strings.TrimSpace(v))
 	if err != nil || d < 0 || d > MaxTimeout {
-		return 0, fmt.Errorf("%q is not a duration from 0 to %v (50ms, 2s)", v, MaxTimeout)
+		return 0, fmt.Errorf("%q is not a duration from 0 to %s (50ms, 2s)", v, FormatDuration(MaxTimeout))
 	}
 	return d, nil
 }

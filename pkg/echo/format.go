@@ -3,6 +3,8 @@ package echo
 import (
 	"bytes"
 	"strconv"
+	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -111,4 +113,19 @@ func peerText(s string) string {
 		b = append(strconv.AppendInt(append(b, "... ("...), int64(len(s)-len(shown)), 10), " more bytes)"...)
 	}
 	return string(b)
+}
+
+// FormatDuration returns d as time.Duration's String does, without the
+// zero minutes and seconds that String gives whole hours and minutes:
+// 10000h, 2m, 1h30m, and 1.5s or 1m0.5s as String has them. Messages show
+// durations so, as users write them.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok { // whole minutes: 2m0s, 1h30m0s
+		s = t + "m"
+		if t, ok := strings.CutSuffix(s, "h0m"); ok { // whole hours: 1h0m0s
+			s = t + "h"
+		}
+	}
+	return s
 }

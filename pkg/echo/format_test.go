@@ -309,3 +309,44 @@ func BenchmarkAppendQuote(b *testing.B) {
 		b.Fatal("no output")
 	}
 }
+
+func TestFormatDuration(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{1500 * time.Millisecond, "1.5s"},
+		{2 * time.Minute, "2m"},
+		{time.Hour, "1h"},
+		{90 * time.Minute, "1h30m"},
+		{echo.MaxTimeout, "10000h"},
+		{time.Minute + 500*time.Millisecond, "1m0.5s"},
+		{time.Hour + time.Second, "1h0m1s"},
+		{-2 * time.Minute, "-2m"},
+		{20 * time.Minute, "20m"},
+	} {
+		if got := echo.FormatDuration(tt.d); got != tt.want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+// FuzzFormatDuration: what FormatDuration writes parses back to the same
+// duration, and is never longer than time.Duration's String.
+func FuzzFormatDuration(f *testing.F) {
+	for _, d := range []int64{0, 1, int64(time.Minute), int64(time.Hour), int64(echo.MaxTimeout), -int64(time.Hour), 1<<63 - 1, -1 << 63} {
+		f.Add(d)
+	}
+	f.Fuzz(func(t *testing.T, n int64) {
+		d := time.Duration(n)
+		s := echo.FormatDuration(d)
+		back, err := time.ParseDuration(s)
+		if err != nil || back != d {
+			t.Fatalf("FormatDuration(%d) = %q, which parses as %v, %v", n, s, back, err)
+		}
+		if len(s) > len(d.String()) {
+			t.Fatalf("FormatDuration(%d) = %q, longer than %q", n, s, d.String())
+		}
+	})
+}

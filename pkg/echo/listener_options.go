@@ -175,7 +175,7 @@ var listenerKeys = append([]ListenerKey{
 		set: func(o *ListenerOptions, v string) error {
 			d, err := time.ParseDuration(strings.TrimSpace(v))
 			if err != nil || d <= 0 || d > MaxTimeout {
-				return fmt.Errorf("want a duration such as 5s, more than 0 and at most %v", MaxTimeout)
+				return fmt.Errorf("want a duration such as 5s, more than 0 and at most %s", FormatDuration(MaxTimeout))
 			}
 			o.ProxyTimeout = d
 			return nil

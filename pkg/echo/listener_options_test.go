@@ -44,7 +44,7 @@ func TestParseListenAddr(t *testing.T) {
 		{"tcp://:9000?proxy-protocol", `option "proxy-protocol": want key=value, such as proxy-protocol=on`},
 		{"tcp://:9000?proxy-protocol=on&proxy-protocol=off", `option "proxy-protocol" is given twice`},
 		{"tcp://:9000?proxy-trusted=10.0.0.0/33", `option proxy-trusted "10.0.0.0/33": "10.0.0.0/33" is not an IP address or a CIDR prefix such as 10.0.0.0/8`},
-		{"tcp://:9000?proxy-timeout=0s", `option proxy-timeout "0s": want a duration such as 5s, more than 0 and at most 10000h0m0s`},
+		{"tcp://:9000?proxy-timeout=0s", `option proxy-timeout "0s": want a duration such as 5s, more than 0 and at most 10000h`},
 		{"tcp://:9000?", `nothing after "?": want per-listener options such as ?proxy-protocol=on`},
 		{"tcp://:99999?proxy-protocol=on", `port "99999" out of range: want 0 to 65535`},
 	}

@@ -184,7 +184,7 @@ func (r *proxyReader) take(p []byte) (int, error) {
 func (r *proxyReader) cutShort(cause error) error {
 	if errors.Is(cause, os.ErrDeadlineExceeded) {
 		return &proxyError{version: r.version, result: ProxyTimeout,
-			err: fmt.Errorf("no whole PROXY protocol header within %v", r.within)}
+			err: fmt.Errorf("no whole PROXY protocol header within %s", FormatDuration(r.within))}
 	}
 	if len(r.buf) == 0 {
 		return nil

@@ -26,7 +26,7 @@ func (s *Server) validateTimeouts() error {
 		d    time.Duration
 	}{{"idle timeout", s.IdleTimeout}, {"write timeout", s.WriteTimeout}} {
 		if t.d > MaxTimeout {
-			return fmt.Errorf("%w: %s %v (must be at most %v)", ErrInvalidTimeout, t.name, t.d, MaxTimeout)
+			return fmt.Errorf("%w: %s %s (must be at most %s)", ErrInvalidTimeout, t.name, FormatDuration(t.d), FormatDuration(MaxTimeout))
 		}
 	}
 	return nil

@@ -472,9 +472,9 @@ func TestTimeoutLimit(t *testing.T) {
 		idle, wrt time.Duration
 		wantErr   string // "" : serves
 	}{
-		{name: "idle huge", idle: huge, wantErr: "echo: invalid timeout: idle timeout 2500000h0m0s (must be at most 10000h0m0s)"},
-		{name: "write huge", wrt: huge, wantErr: "echo: invalid timeout: write timeout 2500000h0m0s (must be at most 10000h0m0s)"},
-		{name: "idle just over", idle: echo.MaxTimeout + 1, wantErr: "echo: invalid timeout: idle timeout 10000h0m0.000000001s (must be at most 10000h0m0s)"},
+		{name: "idle huge", idle: huge, wantErr: "echo: invalid timeout: idle timeout 2500000h (must be at most 10000h)"},
+		{name: "write huge", wrt: huge, wantErr: "echo: invalid timeout: write timeout 2500000h (must be at most 10000h)"},
+		{name: "idle just over", idle: echo.MaxTimeout + 1, wantErr: "echo: invalid timeout: idle timeout 10000h0m0.000000001s (must be at most 10000h)"},
 		{name: "both at the limit", idle: echo.MaxTimeout, wrt: echo.MaxTimeout},
 	}
 	for _, tt := range tests {

@@ -114,7 +114,7 @@ func (c *goConn) tlsWriteFailed(err error) bool {
 func handshakeReason(err error, timeout time.Duration) string {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Sprintf("no handshake within %v", timeout)
+		return "no handshake within " + FormatDuration(timeout)
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return "the client closed the connection during the handshake"
 	}

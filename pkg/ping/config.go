@@ -100,9 +100,9 @@ func (c Config) Validate() error {
 	case c.Timeout < 0:
 		return &ConfigError{"timeout", c.Timeout.String(), "must not be negative"}
 	case c.Interval > echo.MaxTimeout: // as every other duration
-		return &ConfigError{"interval", c.Interval.String(), fmt.Sprintf("must be at most %v", echo.MaxTimeout)}
+		return &ConfigError{"interval", echo.FormatDuration(c.Interval), "must be at most " + echo.FormatDuration(echo.MaxTimeout)}
 	case c.Timeout > echo.MaxTimeout:
-		return &ConfigError{"timeout", c.Timeout.String(), fmt.Sprintf("must be at most %v", echo.MaxTimeout)}
+		return &ConfigError{"timeout", echo.FormatDuration(c.Timeout), "must be at most " + echo.FormatDuration(echo.MaxTimeout)}
 	case c.Size != 0 && (c.Size < MinSize || c.Size > MaxSize):
 		return &ConfigError{"size", fmt.Sprint(c.Size), fmt.Sprintf("must be %d to %d bytes", MinSize, MaxSize)}
 	}
