@@ -39,8 +39,9 @@ connection, which gnet does not make.
 An idle connection then costs echoctl, in Go's heap, one 192-byte object
 (the policy every connection carries, its limits, timeouts and observer,
 and the loop's state: the fd, the write left pending, the shutdown state,
-times on the loop's clock), its logger name and peer strings, and an entry
-in two maps (the Server's, for Shutdown and the limits, and the loop's);
+times on the loop's clock), its logger name and peer strings, an entry in
+the Server's map (for Shutdown and the limits) and a slot in its loop's
+table of descriptors;
 with the garbage collector's headroom, the figure in the idle table. The
 kernel's socket buffers do not count: they are not in the process's
 resident memory. A goroutine-per-connection server (the plain Go server)
