@@ -35,6 +35,7 @@ type benchOptions struct {
 	opTimeout time.Duration
 	serverPID int
 	greeting  bool
+	parts     []string
 	outputs   benchOutputs
 	tlsResume bool
 }
@@ -46,6 +47,7 @@ func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.pipeline, "pipeline", bench.DefaultPipeline, "pingpong: messages outstanding on each connection")
 	fs.Float64Var(&o.rate, "rate", 0, "pingpong: messages, connrate: cycles per second in all, on a fixed schedule; latency counts from when each was due (0: as fast as the echoes come back); udp://: datagrams per second in all, required")
 	fs.IntVar(&o.chunk, "chunk", bench.DefaultChunk, "stream: bytes per write")
+	fs.StringArrayVar(&o.parts, "part", nil, "connrate: what each cycle writes, one write per --part, in order, repeatable (default: the seed client's three parts)")
 	fs.DurationVar(&o.duration, "duration", bench.DefaultDuration, "how long to measure, after the warmup")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "how long to run before measuring; refused connects are retried meanwhile")
 	fs.DurationVar(&o.opTimeout, "op-timeout", bench.DefaultOpTimeout, "deadline of each connect, round trip, stream read or write, and connrate cycle; udp://: how long to wait for the echoes still out after the last datagram")
@@ -91,6 +93,7 @@ func (o *benchOptions) config(cfg *Config, logger zerolog.Logger) (bench.Config,
 		BusyPoll:  cfg.BusyPoll,
 		Proxy:     cfg.Transport.Proxy,
 		Greeting:  o.greeting,
+		Parts:     o.parts,
 	}
 	if err := bc.Validate(); err != nil {
 		return bench.Config{}, flagError(err)
@@ -131,8 +134,9 @@ Modes:
   stream    each connection writes --chunk bytes at a time without waiting,
             reading the echo back as it comes
   connrate  the seed client's cycle, over and over on --conns workers:
-            connect, write the three parts, half-close, read until the
-            server closes, close; with --rate, that many cycles a second
+            connect, write the three parts (or each --part), half-close,
+            read until the server closes, close; with --rate, that many
+            cycles a second
   idle      open --conns connections, check each echoes one byte, and hold
             them; with --server-pid, report the server's memory per connection
 

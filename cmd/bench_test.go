@@ -73,6 +73,8 @@ func TestBenchBadFlags(t *testing.T) {
 		{"busy poll too long", []string{"--busy-poll", "1s"}, `invalid busy-poll "1s" from flag --busy-poll`},
 		{"busy poll with more connections than CPUs", []string{"--busy-poll", "1ms", "--conns", "100000"}, "busy poll with 100000 connections"},
 		{"mode", []string{"--mode", "flood"}, `invalid --mode "flood"`},
+		{"part in pingpong mode", []string{"--part", "x"}, "invalid --part with --mode pingpong: only connrate writes parts"},
+		{"parts empty", []string{"--mode", "connrate", "--part", "", "--part", ""}, "invalid --part: the parts must hold from 1 to 16777216 bytes in all"},
 		{"udp without a rate", []string{"--addr", "udp://127.0.0.1:7"}, `invalid --rate 0 with --addr udp://127.0.0.1:7: a udp:// address needs a rate`},
 		{"udp in stream mode", []string{"--addr", "udp://127.0.0.1:7", "--mode", "stream"}, `invalid --mode "stream" with --addr udp://127.0.0.1:7`},
 		{"udp past the IPv4 limit", []string{"--addr", "udp://127.0.0.1:7", "--rate", "10", "--size", "65508"}, `invalid --size 65508 with --addr udp://127.0.0.1:7: a datagram must hold from 32 bytes`},
@@ -122,7 +124,8 @@ func TestBenchAgainstEchoServer(t *testing.T) {
 		{"pingpong", []string{"--conns", "4"}, []string{"pingpong: 4 connections, 128 B messages, pipeline 1", "messages/s", "errors", "none"}},
 		{"stream", []string{"--mode", "stream", "--chunk", "4096"}, []string{"stream: 1 connection, 4 KiB writes", "MB/s"}},
 		{"pingpong busy-polling", []string{"--busy-poll", "1ms"}, []string{"pingpong: 1 connection, 128 B messages, pipeline 1, reads busy-polling for 1ms", "messages/s"}},
-		{"connrate", []string{"--mode", "connrate", "--conns", "2", "--server-pid", pid}, []string{"connections/s", "per cycle"}},
+		{"connrate", []string{"--mode", "connrate", "--conns", "2", "--server-pid", pid}, []string{"2 workers, each cycle echoing 46 B written in 3 parts", "connections/s", "per cycle"}},
+		{"connrate in one part", []string{"--mode", "connrate", "--conns", "2", "--part", "This is the message."}, []string{"2 workers, each cycle echoing 20 B written in 1 part", "connections/s"}},
 		{"idle", []string{"--mode", "idle", "--conns", "50", "--server-pid", pid}, []string{"held", "50 of 50", "bytes per connection"}},
 	}
 	for _, tt := range tests {

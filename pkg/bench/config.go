@@ -202,7 +202,7 @@ type Config struct {
 	BusyPoll time.Duration
 
 	// Parts are what each connrate cycle writes, one write each. If nil,
-	// SeedParts.
+	// SeedParts; other modes take none.
 	Parts []string
 
 	// Duration is how long the run measures, after Warmup. If zero,
@@ -272,7 +272,7 @@ func (c Config) withDefaults() Config {
 	if c.Chunk == 0 {
 		c.Chunk = DefaultChunk
 	}
-	if c.Parts == nil {
+	if c.Parts == nil && c.Mode == ModeConnRate {
 		c.Parts = SeedParts
 	}
 	if c.Duration == 0 {
@@ -373,8 +373,11 @@ func (c Config) Validate() error {
 		return bad("busy poll with %d connections: each polling read holds a CPU, and GOMAXPROCS is %d: use at most that many connections", c.Conns, runtime.GOMAXPROCS(0))
 	}
 	// nil Parts are SeedParts, here too: only an empty list is not.
-	if total := c.partsLen(); c.Mode == ModeConnRate && c.Parts != nil && (total == 0 || total > MaxSize) {
-		return bad("parts: must hold from 1 to %d bytes in all", MaxSize)
+	switch total := c.partsLen(); {
+	case c.Parts != nil && c.Mode != ModeConnRate:
+		return &ConfigError{Field: "part", With: "mode", WithValue: string(c.Mode), Reason: "only connrate writes parts (pingpong writes --size bytes, stream --chunk bytes)"}
+	case c.Parts != nil && (total == 0 || total > MaxSize):
+		return &ConfigError{Field: "part", Reason: fmt.Sprintf("the parts must hold from 1 to %d bytes in all", MaxSize)}
 	}
 	if err := checkFileLimit(c.Conns); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

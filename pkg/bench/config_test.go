@@ -108,7 +108,11 @@ func TestValidate(t *testing.T) {
 	}{
 		{"every field set", func(*bench.Config) {}, ""},
 		{"connrate with the seed's parts (nil)", func(c *bench.Config) { c.Mode = bench.ModeConnRate }, ""},
-		{"connrate with no parts", func(c *bench.Config) { c.Mode, c.Parts = bench.ModeConnRate, []string{} }, "parts: must hold from 1"},
+		{"connrate with no parts", func(c *bench.Config) { c.Mode, c.Parts = bench.ModeConnRate, []string{} }, "part: the parts must hold from 1"},
+		{"connrate with empty parts", func(c *bench.Config) { c.Mode, c.Parts = bench.ModeConnRate, []string{"", ""} }, "part: the parts must hold from 1"},
+		{"connrate with one part", func(c *bench.Config) { c.Mode, c.Parts = bench.ModeConnRate, []string{"whole"} }, ""},
+		{"pingpong with parts", func(c *bench.Config) { c.Parts = []string{"x"} }, "part with mode pingpong: only connrate writes parts"},
+		{"stream with parts", func(c *bench.Config) { c.Mode, c.Parts = bench.ModeStream, []string{"x"} }, "part with mode stream: only connrate writes parts"},
 		{"warmup zero", func(c *bench.Config) { c.Warmup = 0 }, ""},
 		{"rate of one message a connection in the run", func(c *bench.Config) { c.Conns, c.Rate, c.Duration = 3, 0.3, 10*time.Second }, ""},
 		{"rate at which some connections send none, others measure", func(c *bench.Config) { c.Conns, c.Rate, c.Duration = 100, 50, time.Second }, ""},

@@ -132,7 +132,11 @@ func (res *Result) describe() string {
 	c := Config{Addr: res.Addr, Mode: res.Mode, Conns: res.Conns, Size: res.Size, Pipeline: res.Pipeline, Chunk: res.Chunk, Rate: res.Rate,
 		BusyPoll: time.Duration(res.BusyPoll * float64(time.Microsecond))}
 	if res.Mode == ModeConnRate {
-		return fmt.Sprintf("%s, each cycle echoing %s", plural(res.Conns, "worker", "workers"), sizeString(res.Size)) + c.atRate("cycles") + c.polling()
+		s := fmt.Sprintf("%s, each cycle echoing %s", plural(res.Conns, "worker", "workers"), sizeString(res.Size))
+		if res.Parts > 0 { // results from before Parts have none
+			s += " written in " + plural(res.Parts, "part", "parts")
+		}
+		return s + c.atRate("cycles") + c.polling()
 	}
 	return c.describe()
 }

@@ -22,6 +22,9 @@ type Result struct {
 	Size     int    `json:"size,omitempty"`
 	Pipeline int    `json:"pipeline,omitempty"`
 	Chunk    int    `json:"chunk,omitempty"`
+	// Parts is how many writes each connrate cycle makes its Size bytes
+	// in (Config.Parts).
+	Parts int `json:"parts,omitempty"`
 	// Rate is the Config's Rate: the messages (connrate: cycles) per
 	// second asked for, on a schedule; zero when they went as fast as the
 	// echoes came back.

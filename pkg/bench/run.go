@@ -443,7 +443,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	case ModeStream:
 		res.Chunk = cfg.Chunk
 	case ModeConnRate:
-		res.Size, res.Rate = cfg.partsLen(), cfg.Rate
+		res.Size, res.Parts, res.Rate = cfg.partsLen(), len(cfg.Parts), cfg.Rate
 	}
 	var srv *ServerStats
 	if cfg.ServerPID != 0 {

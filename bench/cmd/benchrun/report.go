@@ -173,7 +173,7 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 	}
 	p("\n# the load, one line per mode (PORT is the server's, PID its process id)\n")
 	for _, m := range modes {
-		p("%s%s --server-pid PID\n", pin1, strings.Join(m.benchArgs("echoctl", 0), " "))
+		p("%s%s --server-pid PID\n", pin1, shellJoin(m.benchArgs("echoctl", 0)))
 	}
 	p("```\n\n")
 
@@ -239,8 +239,64 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 		p("\n")
 	}
 
+	if rows := connrateParts(idx); len(rows) > 0 {
+		p("%s", connratePartsProse)
+		p("| cycle | echoctl server CPU µs/cycle | gnet | echoctl ÷ gnet | echoctl connections/s | gnet | echoctl ÷ gnet |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range rows {
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", r.title, fmtFloat(r.cpu[0]), fmtFloat(r.cpu[1]), fmtRatio(r.cpu[0]/r.cpu[1]),
+				fmtCount(r.conns[0]), fmtCount(r.conns[1]), fmtRatio(r.conns[0]/r.conns[1]))
+		}
+		p("\n")
+	}
+
 	p("%s", idleProse)
 	return b.String()
+}
+
+// partsRow is one connrate cycle's figures for echoctl and gnet ([0]
+// and [1]), each the best of its rounds.
+type partsRow struct {
+	title      string
+	cpu, conns [2]float64
+}
+
+// connrateParts returns the rows of the two connrate modes, the seed's
+// three writes and its message in one, that have all their figures.
+func connrateParts(idx results) []partsRow {
+	var rows []partsRow
+	for _, m := range []struct{ id, title string }{
+		{"connrate-c8", "the seed's three parts, three writes"},
+		{connrateOneID, "the same 46 bytes in one write"},
+	} {
+		r := partsRow{title: m.title}
+		ok := true
+		for i, srv := range []string{"echoctl", "gnet"} {
+			var c, n bool
+			r.cpu[i], c = idx.best(m.id, srv, figCPUCycle)
+			r.conns[i], n = idx.best(m.id, srv, figConn)
+			ok = ok && c && n
+		}
+		if ok {
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) < 2 {
+		return nil
+	}
+	return rows
+}
+
+// shellJoin joins args as a shell reads them back: an argument with
+// anything but letters, digits and -_./:=@, quoted.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "" || strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@") != "" {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // ceiling is, for pingpong 128 B at some number of connections, the most
@@ -452,6 +508,11 @@ func targets(idx results, servers []*server, ran map[string]bool, br byRound) []
 	ratio("server CPU per GB, stream 1 conn.: ≤ 1.1× gnet", "stream-c1", "gnet", figCPUGB, 1.1, false)
 	ratio("server CPU per GB, stream 16 conn.: ≤ 1.1× gnet", "stream-c16", "gnet", figCPUGB, 1.1, false)
 	ratio("server CPU per connrate cycle: ≤ 1.1× gnet", "connrate-c8", "gnet", figCPUCycle, 1.1, false)
+	if e, ok := idx.best(connrateOneID, "echoctl", figCPUCycle); ok {
+		if g, ok := idx.best(connrateOneID, "gnet", figCPUCycle); ok {
+			out[len(out)-1].measured += fmt.Sprintf("; the message in one write: %s (see below)", fmtRatio(e/g))
+		}
+	}
 	// A PROXY listener costs one more read per connection, nothing per
 	// message: within 5% of echoctl without it (echoctl's figure over the
 	// PROXY server's: throughput at most 1.05, CPU at least 1/1.05).

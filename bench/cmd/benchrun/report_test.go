@@ -203,3 +203,43 @@ func TestSkipped(t *testing.T) {
 		}
 	}
 }
+
+func TestConnrateParts(t *testing.T) {
+	cycle := func(conns, cpu float64) *benchResult {
+		b := &benchResult{Mode: "connrate", ConnsPerSec: conns}
+		b.Server = &serverStats{CPUPerMessage: cpu}
+		return b
+	}
+	runs := []*runResult{
+		{Server: "echoctl", Mode: "connrate-c8", Result: cycle(9000, 60)},
+		{Server: "gnet", Mode: "connrate-c8", Result: cycle(10000, 50)},
+		{Server: "echoctl", Mode: connrateOneID, Result: cycle(12000, 40)},
+		{Server: "gnet", Mode: connrateOneID, Result: cycle(12000, 40)},
+	}
+	servers := []*server{{id: "echoctl"}, {id: "gnet"}}
+	var cpu target
+	for _, tg := range targets(index(runs), servers, map[string]bool{"connrate-c8": true, connrateOneID: true}, rounds(runs)) {
+		if strings.HasPrefix(tg.text, "server CPU per connrate cycle") {
+			cpu = tg
+		}
+	}
+	if want := "1.20× (echoctl 60.0, gnet 50.0 server CPU µs/cycle); the message in one write: 1.00× (see below)"; cpu.measured != want {
+		t.Errorf("connrate CPU target measured %q, want %q", cpu.measured, want)
+	}
+	rows := connrateParts(index(runs))
+	if len(rows) != 2 || rows[0].cpu != [2]float64{60, 50} || rows[1].conns != [2]float64{12000, 12000} {
+		t.Errorf("rows = %+v", rows)
+	}
+	// Without the one-write mode there is nothing to compare.
+	if rows := connrateParts(index(runs[:2])); rows != nil {
+		t.Errorf("rows of one mode = %+v, want none", rows)
+	}
+}
+
+func TestShellJoin(t *testing.T) {
+	got := shellJoin([]string{"echoctl", "bench", "--addr", "127.0.0.1:0", "--part", "This is it.", "--part", "it's", "--part", ""})
+	want := `echoctl bench --addr 127.0.0.1:0 --part 'This is it.' --part 'it'\''s' --part ''`
+	if got != want {
+		t.Errorf("shellJoin = %s\nwant       %s", got, want)
+	}
+}

@@ -104,6 +104,7 @@ func selectServers(o *options, e *env) []*server {
 		all = append(all, &server{
 			id: "asyncio", name: "asyncio (quiet)",
 			about: "the seed's asyncio streams server with logging quieted, " + e.pythonVer,
+			skip:  oneWriteSkip,
 			argv: func(port int) []string {
 				args := strings.NewReplacer("{host}", "127.0.0.1", "{port}", strconv.Itoa(port)).Replace(o.asyncioArgs)
 				return append([]string{e.python, o.asyncio}, strings.Fields(args)...)
@@ -119,6 +120,7 @@ func selectServers(o *options, e *env) []*server {
 			},
 			skip: map[string]string{
 				"idle-c10000": "socat forks a process per connection: 10,000 processes would not fit in the time or the open-file limit",
+				connrateOneID: oneWriteSkip[connrateOneID],
 			},
 		})
 	}
@@ -130,6 +132,16 @@ func selectServers(o *options, e *env) []*server {
 	}
 	return out
 }
+
+// connrateOneID is connrate with the seed's three parts in one write.
+const connrateOneID = "connrate1-c8"
+
+// seedMessage is the seed client's three parts as one string.
+const seedMessage = "This is the message. It will be sent in parts."
+
+// oneWriteSkip is why a server sits out connrateOneID: the mode compares
+// echoctl with gnet, and the plain Go server for scale.
+var oneWriteSkip = map[string]string{connrateOneID: "this mode compares echoctl with gnet (and plain Go) on how the client writes"}
 
 // againID is the control: echoctl served a second time in each round. Its
 // figures against echoctl's measure the noise of the machine, the scale on
@@ -175,6 +187,10 @@ func selectModes(o *options) []*mode {
 		pp("stream-c1", "stream 64 KiB writes, 1 connection", "stream", "--mode", "stream", "--chunk", "65536", "--conns", "1"),
 		pp("stream-c16", "stream 64 KiB writes, 16 connections", "stream", "--mode", "stream", "--chunk", "65536", "--conns", "16"),
 		pp("connrate-c8", "connrate, 8 workers (the seed client's cycle)", "connrate", "--mode", "connrate", "--conns", "8"),
+		// The same cycle with its message in one write: what the servers
+		// pay per connection when the parts' timing is out of the way
+		// (report.go, connratePartsProse).
+		pp(connrateOneID, "connrate, 8 workers, the seed's message in one write", "connrate", "--mode", "connrate", "--conns", "8", "--part", seedMessage),
 		{id: "idle-c10000", title: "idle, 10,000 connections", kind: "idle",
 			args: []string{"--mode", "idle", "--conns", "10000"}, warmup: o.idleWarmup, dur: o.idleDuration},
 	}
