@@ -79,8 +79,10 @@ type TextWriter struct {
 // writes, many when a Buffered flushes what it held. It scans each event's
 // JSON object itself rather than calling encoding/json: the scan is
 // shallow (a connection goroutine that logs keeps a small stack), and the
-// lines are made in a pooled buffer and written with one Write call. A
-// line that is not an event is written as it is: never lost.
+// lines are made in a pooled buffer and written with one Write call. An
+// event in the shape zerolog writes echoctl's is read without walking its
+// other fields (scanZerolog). A line that is not an event is written as it
+// is: never lost.
 func (w TextWriter) Write(p []byte) (int, error) {
 	bp := lineBuffers.Get().(*[]byte)
 	line := (*bp)[:0]
@@ -91,7 +93,11 @@ func (w TextWriter) Write(p []byte) (int, error) {
 		} else {
 			rest = nil
 		}
-		logger, message, err := scanEvent(event)
+		logger, message, ok := scanZerolog(event)
+		var err error
+		if !ok {
+			logger, message, err = scanEvent(event)
+		}
 		if err != nil {
 			line = append(line, bytes.TrimSuffix(event, []byte("\n"))...)
 		} else {

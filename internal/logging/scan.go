@@ -10,6 +10,62 @@ import (
 
 var errBadEvent = errors.New("not a JSON object")
 
+// The keys scanZerolog looks for. Preceded by a comma, or followed by a
+// quote, each can only be a key, never inside a string, where zerolog
+// escapes every quote.
+var (
+	levelKey   = []byte(`{"level":"`)
+	loggerKey  = []byte(`,"logger":"`)
+	loggerName = []byte(`logger":"`)
+	messageKey = []byte(`,"message":"`)
+)
+
+// scanZerolog is scanEvent's fast path, for an event in the shape
+// zerolog writes echoctl's: {"level":"L","logger":"NAME",...,"message":"M"},
+// the level first, the logger the first field after it and the message
+// the last. It finds the two without walking the fields in between, and
+// reports ok only where it finds what scanEvent would in valid JSON: a
+// "logger" key among those fields too, or a message that is not the last
+// value, sends the event the slow way. It does not check that the fields
+// in between are valid JSON: zerolog wrote them.
+func scanZerolog(p []byte) (logger, message []byte, ok bool) {
+	p = bytes.TrimSuffix(p, []byte("\n"))
+	n := len(p)
+	if !bytes.HasPrefix(p, levelKey) || p[n-1] != '}' {
+		return nil, nil, false
+	}
+	lv := bytes.IndexByte(p[len(levelKey):], '"') + len(levelKey) // the level's closing quote
+	if lv < len(levelKey) || escaped(p, lv) || !bytes.HasPrefix(p[lv+1:], loggerKey) {
+		return nil, nil, false
+	}
+	ls := lv + 1 + len(loggerKey) // the logger's first byte
+	le := skipString(p, ls-1)     // just past its closing quote
+	if le < 0 {
+		return nil, nil, false
+	}
+	// The message: the first "message" key after the logger, whose
+	// string must end the object.
+	mk := bytes.Index(p[le:], messageKey)
+	if mk < 0 {
+		return nil, nil, false
+	}
+	mk += le
+	ms := mk + len(messageKey) // its first byte
+	if skipString(p, ms-1) != n-1 || bytes.Contains(p[le:mk], loggerName) {
+		return nil, nil, false
+	}
+	return p[ls : le-1], p[ms : n-2], true
+}
+
+// escaped reports whether an odd run of backslashes precedes p[i].
+func escaped(p []byte, i int) bool {
+	j := i
+	for j > 0 && p[j-1] == '\\' {
+		j--
+	}
+	return (i-j)%2 == 1
+}
+
 // scanEvent returns the raw (still quoted, without the quotes) JSON string
 // values of the "logger" and "message" keys of the object in p, skipping
 // every other value. Strings without escapes come back as sub-slices of p.
@@ -142,9 +198,9 @@ func appendUnquoted(dst, s []byte) []byte {
 		return appendUnquoted(dst, appendValidUTF8(nil, s))
 	}
 	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\\' {
-			i++
+		i := bytes.IndexByte(s, '\\')
+		if i < 0 {
+			return append(dst, s...)
 		}
 		dst = append(dst, s[:i]...)
 		s = s[i:]
@@ -240,7 +296,7 @@ func appendValidUTF8(dst, p []byte) []byte {
 func escapeControls(line []byte, from int) []byte {
 	i := from
 	for ; i < len(line); i++ {
-		if c := line[i]; (c < 0x20 && c != '\t') || c == 0x7f || (c == 0xc2 && i+1 < len(line) && line[i+1] >= 0x80 && line[i+1] < 0xa0) {
+		if c := line[i]; mayEscape[c] && ((c < 0x20 && c != '\t') || c == 0x7f || (c == 0xc2 && i+1 < len(line) && line[i+1] >= 0x80 && line[i+1] < 0xa0)) {
 			break
 		}
 	}
@@ -264,3 +320,13 @@ func escapeControls(line []byte, from int) []byte {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// mayEscape marks the bytes that may start what escapeControls escapes:
+// one table look-up a byte, for the lines that have none.
+var mayEscape = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = c != '\t'
+	}
+	t[0x7f], t[0xc2] = true, true
+	return t
+}()

@@ -29,6 +29,21 @@ func TestTextWriterMatchesJSONDecoding(t *testing.T) {
 		{"unicode", func(l zerolog.Logger) { l.Info().Str("logger", "ünï").Msg("héllo \u2028 ✓") }},
 		{"invalid utf-8", func(l zerolog.Logger) { l.Info().Str("logger", "x").Msg("a\xffb") }},
 		{"empty message", func(l zerolog.Logger) { l.Info().Str("logger", "x").Msg("") }},
+		// The fast path's shape (scanZerolog), and what must leave it.
+		{"logger first", func(l zerolog.Logger) {
+			l.Info().Str("logger", "echo_1.2.3.4_5").Str("peer", `"logger":"x","message":"y"}`).Msg("connection accepted")
+		}},
+		{"logger twice", func(l zerolog.Logger) { l.Info().Str("logger", "first").Str("logger", "second").Msg("m") }},
+		{"logger in an object", func(l zerolog.Logger) {
+			l.Info().Str("logger", "top").Interface("o", map[string]string{"logger": "inner"}).Msg("m")
+		}},
+		{"message in an object, last", func(l zerolog.Logger) {
+			l.Info().Str("logger", "top").Interface("o", map[string]string{"message": "inner"}).Send()
+		}},
+		{"no message", func(l zerolog.Logger) { l.Info().Str("logger", "x").Str("peer", "p").Send() }},
+		{"message ending in a backslash", func(l zerolog.Logger) { l.Info().Str("logger", "x").Msg(`a\`) }},
+		{"message ending in a quote", func(l zerolog.Logger) { l.Info().Str("logger", "x").Msg(`say "hi"`) }},
+		{"message of quotes and backslashes", func(l zerolog.Logger) { l.Info().Str("logger", `\"`).Msg(`\"\\"",""message":"`) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,14 +76,56 @@ func TestScanEventRejectsMalformed(t *testing.T) {
 	}
 }
 
-func BenchmarkTextWriter(b *testing.B) {
-	event := []byte(`{"level":"info","logger":"echo_127.0.0.1_51234","peer":"127.0.0.1:51234","time":"2026-11-25T04:27:58Z","message":"connection accepted"}`)
-	w := TextWriter{Out: discard{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := w.Write(event); err != nil {
-			b.Fatal(err)
+// FuzzScanZerolog checks the fast path against scanEvent on any valid
+// JSON: where both read an event, they read the same logger and message
+// (on other bytes they may differ: the fast path takes them on trust); and
+// on an event that zerolog writes with a message, the fast path reads it.
+func FuzzScanZerolog(f *testing.F) {
+	for _, s := range []string{
+		`{"level":"info","logger":"echo_::1_1","peer":"[::1]:1","message":"closing"}`,
+		`{"level":"info","logger":"a","x":{"logger":"b"},"message":"m"}`,
+		`{"level":"info","logger":"a","message":"m\\"}`,
+		`{"level":"info","logger":"a","message":"m\""}`,
+		`{"level":"info","logger":"a\"","message":"\"message\":\""}`,
+		`{"level":"info","logger":"a","x":"y"}`,
+	} {
+		f.Add([]byte(s), "", "")
+	}
+	f.Fuzz(func(t *testing.T, p []byte, logger, message string) {
+		if fl, fm, ok := scanZerolog(p); ok && json.Valid(p) {
+			if sl, sm, err := scanEvent(p); err == nil && (!bytes.Equal(fl, sl) || !bytes.Equal(fm, sm)) {
+				t.Errorf("%q: fast path %q, %q; scanEvent %q, %q", p, fl, fm, sl, sm)
+			}
 		}
+		var ev bytes.Buffer
+		zl := zerolog.New(&ev)
+		zl.Info().Str("logger", logger).Str("peer", message).Msg(message)
+		fl, fm, ok := scanZerolog(ev.Bytes())
+		sl, sm, err := scanEvent(ev.Bytes())
+		// zerolog leaves an empty message out: the slow way then.
+		if (!ok && message != "") || err != nil || (ok && (!bytes.Equal(fl, sl) || !bytes.Equal(fm, sm))) {
+			t.Errorf("%q: fast path %q, %q, %v; scanEvent %q, %q, %v", ev.Bytes(), fl, fm, ok, sl, sm, err)
+		}
+	})
+}
+
+func BenchmarkTextWriter(b *testing.B) {
+	data := bytes.Repeat([]byte("x"), 128)
+	for _, bm := range []struct{ name, event string }{
+		{"accepted", `{"level":"info","logger":"echo_127.0.0.1_51234","peer":"127.0.0.1:51234","message":"connection accepted"}`},
+		{"received-128B", `{"level":"debug","logger":"echo_127.0.0.1_51234","peer":"127.0.0.1:51234","bytes":128,"message":"received b'` + string(data) + `'"}`},
+		{"not-fast", `{"level":"info","peer":"127.0.0.1:51234","logger":"echo_127.0.0.1_51234","message":"connection accepted"}`},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			event := []byte(bm.event)
+			w := TextWriter{Out: discard{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := w.Write(event); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
