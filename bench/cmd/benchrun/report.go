@@ -173,7 +173,7 @@ func report(o *options, e *env, servers []*server, modes []*mode, runs []*runRes
 	}
 	p("\n# the load, one line per mode (PORT is the server's, PID its process id)\n")
 	for _, m := range modes {
-		p("%s%s --server-pid PID\n", pin1, shellJoin(m.benchArgs("echoctl", 0)))
+		p("%s%s --server-pid PID\n", pin1, shellJoin(m.benchArgs("echoctl", &server{}, 0)))
 	}
 	p("```\n\n")
 

@@ -243,3 +243,32 @@ func TestShellJoin(t *testing.T) {
 		t.Errorf("shellJoin = %s\nwant       %s", got, want)
 	}
 }
+
+// TestBenchArgsOneAddr: each server is loaded at one address, its own
+// (echoctl bench refuses --addr twice, which left the TLS and Unix socket
+// rows empty until the address became the server's target).
+func TestBenchArgsOneAddr(t *testing.T) {
+	o := &options{echoctl: "echoctl", python: "python3", asyncio: "a.py", warmup: time.Second, duration: time.Second}
+	e := &env{python: "python3", socat: "socat"}
+	want := map[string]string{tlsID: "tls://127.0.0.1:7", tlsResumeID: "tls://127.0.0.1:7", udpID: "udp://127.0.0.1:7", "echoctl": "127.0.0.1:7"}
+	for _, s := range selectServers(o, e) {
+		for _, m := range selectModes(o) {
+			args := m.benchArgs("echoctl", s, 7)
+			var addrs []string
+			for i, a := range args {
+				if a == "--addr" && i+1 < len(args) {
+					addrs = append(addrs, args[i+1])
+				}
+			}
+			if len(addrs) != 1 {
+				t.Fatalf("%s, %s: --addr %q, want one", s.id, m.id, addrs)
+			}
+			if w, ok := want[s.id]; ok && addrs[0] != w {
+				t.Errorf("%s, %s: --addr %s, want %s", s.id, m.id, addrs[0], w)
+			}
+			if s.id == unixID && !strings.HasPrefix(addrs[0], "unix:///") {
+				t.Errorf("%s: --addr %s, want a unix:// path", s.id, addrs[0])
+			}
+		}
+	}
+}

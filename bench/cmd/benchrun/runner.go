@@ -134,10 +134,7 @@ func (r *runner) once(ctx context.Context, s *server, m *mode, round int) *runRe
 	}
 	time.Sleep(200 * time.Millisecond) // let the readiness probe's connection go
 
-	bargs := m.benchArgs(r.o.echoctl, port)
-	if s.load != nil {
-		bargs = append(bargs, s.load(port)...)
-	}
+	bargs := m.benchArgs(r.o.echoctl, s, port)
 	bargs = append(bargs, "--server-pid", fmt.Sprint(srv.Process.Pid))
 	bargs = r.env.pinTo("1", bargs)
 	bctx, cancel := context.WithTimeout(ctx, m.warmup+m.dur+30*time.Second)

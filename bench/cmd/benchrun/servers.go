@@ -19,8 +19,11 @@ type server struct {
 	// only, if set, names the only modes this server runs; it has no row
 	// in the others.
 	only map[string]bool
+	// target, if set, is the address echoctl bench loads it at (default:
+	// 127.0.0.1:port, addr).
+	target func(port int) string
 	// load, if set, is added to the echoctl bench command line against
-	// it on port (a later --addr wins over the mode's).
+	// it on port.
 	load func(port int) []string
 	// ready, if set, waits until it serves on port (default: a TCP
 	// connect to 127.0.0.1:port, waitListening).
@@ -203,10 +206,19 @@ func selectModes(o *options) []*mode {
 	return out
 }
 
-// benchArgs is the echoctl bench command line for m against port, without
-// the pinning prefix and the server's pid.
-func (m *mode) benchArgs(echoctl string, port int) []string {
-	args := []string{echoctl, "bench", "--addr", addr(port), "--json",
+// benchArgs is the echoctl bench command line for m against s on port,
+// without the pinning prefix and the server's pid: bench takes one --addr,
+// the server's target.
+func (m *mode) benchArgs(echoctl string, s *server, port int) []string {
+	target := addr(port)
+	if s.target != nil {
+		target = s.target(port)
+	}
+	args := []string{echoctl, "bench", "--addr", target, "--json",
 		"--warmup", m.warmup.String(), "--duration", m.dur.String()}
-	return append(args, m.args...)
+	args = append(args, m.args...)
+	if s.load != nil {
+		args = append(args, s.load(port)...)
+	}
+	return args
 }

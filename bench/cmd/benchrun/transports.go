@@ -31,8 +31,9 @@ func transportServers(o *options) []*server {
 			argv: func(port int) []string {
 				return []string{o.echoctl, "serve", "--addr", tlsAddr(port), "--tls-self-signed"}
 			},
-			load: func(port int) []string { return []string{"--addr", tlsAddr(port), "--tls-insecure"} },
-			only: map[string]bool{"pp128-c50": true, "stream-c1": true, "connrate-c8": true},
+			target: tlsAddr,
+			load:   func(int) []string { return []string{"--tls-insecure"} },
+			only:   map[string]bool{"pp128-c50": true, "stream-c1": true, "connrate-c8": true},
 		},
 		{
 			id: tlsResumeID, name: "echoctl over TLS, resumed",
@@ -40,10 +41,9 @@ func transportServers(o *options) []*server {
 			argv: func(port int) []string {
 				return []string{o.echoctl, "serve", "--addr", tlsAddr(port), "--tls-self-signed"}
 			},
-			load: func(port int) []string {
-				return []string{"--addr", tlsAddr(port), "--tls-insecure", "--tls-resume"}
-			},
-			only: map[string]bool{"connrate-c8": true},
+			target: tlsAddr,
+			load:   func(int) []string { return []string{"--tls-insecure", "--tls-resume"} },
+			only:   map[string]bool{"connrate-c8": true},
 		},
 		{
 			id: unixID, name: "echoctl over a Unix socket",
@@ -51,9 +51,9 @@ func transportServers(o *options) []*server {
 			argv: func(port int) []string {
 				return []string{o.echoctl, "serve", "--addr", "unix://" + unixPath(port)}
 			},
-			load:  func(port int) []string { return []string{"--addr", "unix://" + unixPath(port)} },
-			ready: waitUnix,
-			only:  map[string]bool{"pp128-c50": true, "stream-c1": true, "connrate-c8": true},
+			target: func(port int) string { return "unix://" + unixPath(port) },
+			ready:  waitUnix,
+			only:   map[string]bool{"pp128-c50": true, "stream-c1": true, "connrate-c8": true},
 		},
 		{
 			id: udpID, name: "echoctl over UDP",
@@ -61,9 +61,9 @@ func transportServers(o *options) []*server {
 			argv: func(port int) []string {
 				return []string{o.echoctl, "serve", "--addr", "udp://" + addr(port), "--udp-rate-per-source", "0"}
 			},
-			load:  func(port int) []string { return []string{"--addr", "udp://" + addr(port)} },
-			ready: waitUDP,
-			only:  map[string]bool{"pp128-c50-r5k": true},
+			target: func(port int) string { return "udp://" + addr(port) },
+			ready:  waitUDP,
+			only:   map[string]bool{"pp128-c50-r5k": true},
 		},
 	}
 }
