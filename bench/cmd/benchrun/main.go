@@ -149,7 +149,30 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 	logf("wrote %s in %s", o.out, env.wall.Round(time.Second))
-	return nil
+	return refused(runs)
+}
+
+// refused is the error of a harness whose command lines echoctl bench
+// refused (exit 2, a usage error), which no rerun mends: the page is
+// written, with those runs listed, and make bench fails.
+func refused(runs []*runResult) error {
+	var n int
+	var first *runResult
+	for _, r := range runs {
+		if r.Exit == 2 {
+			if n++; first == nil {
+				first = r
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	what := "runs were"
+	if n == 1 {
+		what = "run was"
+	}
+	return fmt.Errorf("%d %s refused as a usage error (exit 2), the first %s in round %d of %s: %s", n, what, first.Server, first.Round, first.Mode, firstLine(first.Stderr))
 }
 
 func logf(format string, args ...any) {

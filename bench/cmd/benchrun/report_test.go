@@ -272,3 +272,18 @@ func TestBenchArgsOneAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestRefused(t *testing.T) {
+	runs := []*runResult{
+		{Server: "echoctl", Mode: "pp128-c50", Round: 1, Result: result(1, 1, 1)},
+		{Server: "socat", Mode: "pp128-c1000", Round: 1, Exit: 1, Failed: "errors"},
+	}
+	if err := refused(runs); err != nil {
+		t.Errorf("refused = %v with no usage error", err)
+	}
+	runs = append(runs, &runResult{Server: tlsID, Mode: "pp128-c50", Round: 2, Exit: 2, Stderr: "echoctl: --addr is given twice\nmore"})
+	err := refused(runs)
+	if err == nil || err.Error() != "1 run was refused as a usage error (exit 2), the first echoctl-tls in round 2 of pp128-c50: echoctl: --addr is given twice" {
+		t.Errorf("refused = %v", err)
+	}
+}
