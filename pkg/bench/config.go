@@ -287,11 +287,11 @@ func (c Config) withDefaults() Config {
 // Validate reports whether c can be run as it is, without taking zero
 // fields as their defaults, as Run does before it calls Validate: a zero
 // Conns, Size, Pipeline, Chunk, Duration or OpTimeout, or an empty Mode,
-// is refused here (nil Parts are still SeedParts). A field out of range
-// is reported as a *ConfigError; the other errors (the address, busy
-// polling on more connections than CPUs, empty connrate parts, the
-// open-file limit, a server pid that does not exist) wrap
-// ErrInvalidConfig too.
+// is refused here (nil Parts are still SeedParts in connrate mode). A
+// field out of range, or given to a mode that takes none (Parts outside
+// connrate mode), is reported as a *ConfigError; the other errors (the
+// address, busy polling on more connections than CPUs, the open-file
+// limit, a server pid that does not exist) wrap ErrInvalidConfig too.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
