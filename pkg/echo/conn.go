@@ -55,15 +55,6 @@ type peerAddr struct {
 	unix bool // with no addr: an unnamed Unix socket
 }
 
-// peerOf returns a as a peerAddr, as an address and port when it is a
-// TCP address, which nameConn formats without parsing.
-func peerOf(a net.Addr) peerAddr {
-	if t, ok := a.(*net.TCPAddr); ok {
-		return peerAddr{ap: t.AddrPort()}
-	}
-	return peerAddr{addr: a}
-}
-
 // netAddr returns the peer as a net.Addr, for the Observer.
 func (p peerAddr) netAddr() net.Addr {
 	switch {

@@ -311,6 +311,20 @@ func shutdownWhenLogged(w *startLineWriter, srv *echo.Server) error {
 	return errors.New("no start-up line logged")
 }
 
+func TestFaultKindString(t *testing.T) {
+	want := []string{"delay", "rate", "slice", "close", "reset", "stall", "corrupt", "refuse", "drop", "duplicate", "reorder"}
+	var got []string
+	for _, k := range echo.FaultKinds() {
+		got = append(got, k.String())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("FaultKinds() = %q, want %q", got, want)
+	}
+	if s := echo.FaultKind(200).String(); s != "unknown" {
+		t.Errorf("an unknown kind is %q", s)
+	}
+}
+
 func TestProxyResultString(t *testing.T) {
 	want := []string{"proxy", "local", "absent", "malformed", "unsupported", "timeout", "untrusted"}
 	var got []string
