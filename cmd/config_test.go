@@ -730,6 +730,23 @@ func TestRunConfigFileErrors(t *testing.T) {
 			want: `config file %[1]s: key "addr" is set twice, as "addr" and "Addr" (keys are not case-sensitive)`},
 		{name: "duplicate key json faults section", file: "c.json", content: `{"faults": {"delay": "1ms", "delay": "2ms"}}`,
 			want: `config file %[1]s: key "faults.delay" is set twice`},
+
+		// Integers are decimal in files too: YAML reads 0100 as octal,
+		// and both parsers read hexadecimal, octal, binary and 1_0.
+		{name: "yaml leading zero", file: "c.yaml", content: "buffer-size: 0100\n",
+			want: `config file %[1]s: key "buffer-size": "0100" is not a decimal integer (YAML would read it as octal; write 100 for the decimal number)`},
+		{name: "yaml negative leading zero", file: "c.yaml", content: "max-conns: -010\n",
+			want: `config file %[1]s: key "max-conns": "-010" is not a decimal integer (YAML would read it as octal; write -10 for the decimal number)`},
+		{name: "yaml hexadecimal", file: "c.yaml", content: "buffer-size: 0x10\n",
+			want: `config file %[1]s: key "buffer-size": "0x10" is not a decimal integer (integers are decimal; 0x10, 0o10, 0b11 and 1_0 are refused)`},
+		{name: "yaml underscore in faults section", file: "c.yaml", content: "faults:\n  slice: 1_0\n",
+			want: `config file %[1]s: key "faults.slice": "1_0" is not a decimal integer (integers are decimal; 0x10, 0o10, 0b11 and 1_0 are refused)`},
+		{name: "toml octal", file: "c.toml", content: "buffer-size = 0o10\n",
+			want: `config file %[1]s: key "buffer-size": "0o10" is not a decimal integer (integers are decimal; 0x10, 0o10, 0b11 and 1_0 are refused)`},
+		{name: "toml binary in a table", file: "c.toml", content: "[faults]\nslice = 0b11\n",
+			want: `config file %[1]s: key "faults.slice": "0b11" is not a decimal integer (integers are decimal; 0x10, 0o10, 0b11 and 1_0 are refused)`},
+		{name: "toml underscore in an array", file: "c.toml", content: "messages = [1, 1_0]\n",
+			want: `config file %[1]s: key "messages": "1_0" is not a decimal integer (integers are decimal; 0x10, 0o10, 0b11 and 1_0 are refused)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,9 +8,11 @@ import (
 	"io"
 	"maps"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/pelletier/go-toml/v2/unstable"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
@@ -114,6 +116,13 @@ func checkConfigContent(format string, b []byte, settings map[string]any) error 
 		if err := singleYAMLDocument(b); err != nil {
 			return err
 		}
+		if err := decimalYAMLInts(b); err != nil {
+			return err
+		}
+	case "toml":
+		if err := decimalTOMLInts(b); err != nil {
+			return err
+		}
 	case "json":
 		dec := json.NewDecoder(bytes.NewReader(b))
 		if err := uniqueJSONKeys(dec, ""); err != nil {
@@ -121,6 +130,114 @@ func checkConfigContent(format string, b []byte, settings map[string]any) error 
 		}
 	}
 	return uniqueKeys(settings, "")
+}
+
+// decimalInt matches an integer as echoctl takes it anywhere: decimal,
+// with an optional sign and no leading zero.
+var decimalInt = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*)$`)
+
+// checkDecimal refuses text, an integer the parser of format read at key,
+// unless it is decimal: YAML reads 0100 as octal (64) and both parsers
+// read 0x10, 0o10, 0b11 and 1_0, where a flag or a variable refuses them.
+// unix-mode is the one key written in octal (fileMode).
+func checkDecimal(format, key, text string) error {
+	if key == keyUnixMode || decimalInt.MatchString(text) {
+		return nil
+	}
+	why := "integers are decimal; 0x10, 0o10, 0b11 and 1_0 are refused"
+	sign, digits := "", text
+	if len(text) > 0 && (text[0] == '-' || text[0] == '+') {
+		sign, digits = text[:1], text[1:]
+	}
+	if d := strings.TrimLeft(digits, "0"); format == "yaml" && d != "" && decimalInt.MatchString(d) {
+		why = fmt.Sprintf("YAML would read it as octal; write %s%s for the decimal number", strings.TrimPrefix(sign, "+"), d)
+	}
+	return fmt.Errorf("key %q: %s is not a decimal integer (%s)", key, quoteValue(text), why)
+}
+
+// decimalYAMLInts refuses an integer in YAML b (one document, which
+// parses) that is not decimal (checkDecimal).
+func decimalYAMLInts(b []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil // reported by the parser
+	}
+	var walk func(n *yaml.Node, path string) error
+	walk = func(n *yaml.Node, path string) error {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				if err := walk(c, path); err != nil {
+					return err
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if err := walk(n.Content[i+1], joinKey(path, strings.ToLower(n.Content[i].Value))); err != nil {
+					return err
+				}
+			}
+		case yaml.ScalarNode:
+			if n.ShortTag() == "!!int" {
+				return checkDecimal("yaml", path, n.Value)
+			}
+		}
+		return nil
+	}
+	return walk(&doc, "")
+}
+
+// decimalTOMLInts refuses an integer in TOML b that is not decimal
+// (checkDecimal); TOML itself has no leading zeros.
+func decimalTOMLInts(b []byte) error {
+	var p unstable.Parser
+	p.Reset(b)
+	var walk func(n *unstable.Node, path string) error
+	walk = func(n *unstable.Node, path string) error {
+		switch n.Kind {
+		case unstable.Integer:
+			return checkDecimal("toml", path, string(n.Data))
+		case unstable.Array:
+			for it := n.Children(); it.Next(); {
+				if err := walk(it.Node(), path); err != nil {
+					return err
+				}
+			}
+		case unstable.InlineTable, unstable.KeyValue:
+			if n.Kind == unstable.KeyValue {
+				return walk(n.Value(), joinKey(path, tomlKey(n.Key())))
+			}
+			for it := n.Children(); it.Next(); {
+				if err := walk(it.Node(), path); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	table := ""
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = tomlKey(e.Key())
+		case unstable.KeyValue:
+			if err := walk(e, table); err != nil {
+				return err
+			}
+		}
+	}
+	return nil // a file that does not parse is reported by the parser
+}
+
+// tomlKey joins the parts of a dotted TOML key with ".", lower-cased, as
+// viper names it.
+func tomlKey(it unstable.Iterator) string {
+	var parts []string
+	for it.Next() {
+		parts = append(parts, strings.ToLower(string(it.Node().Data)))
+	}
+	return strings.Join(parts, ".")
 }
 
 // singleYAMLDocument refuses YAML that holds more than one document: a
