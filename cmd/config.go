@@ -148,7 +148,8 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 			return nil, fmt.Errorf("config file %s: %s", file, oneLine(err.Error()))
 		}
 		settings := fv.AllSettings()
-		for _, key := range fv.AllKeys() {
+		var unknown []string
+		for _, key := range slices.Sorted(slices.Values(fv.AllKeys())) {
 			top, sub, _ := strings.Cut(key, ".")
 			if top == faultSection {
 				// faults: {delay: 50ms} is fault-delay: 50ms (faults.go).
@@ -164,11 +165,24 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 			}
 			switch {
 			case !slices.Contains(knownKeys, top):
-				return nil, fmt.Errorf("config file %s: unknown key %q (known keys: %s)", file, top, strings.Join(knownKeys, ", "))
+				if !slices.Contains(unknown, top) {
+					unknown = append(unknown, top)
+				}
+				continue
 			case top != key:
 				return nil, fmt.Errorf("invalid %s %s from config file %s: must be a value, not a table of keys (%s)", top, quoteValue(fv.Get(top)), file, key)
 			}
 			fileKeys[key] = true
+		}
+		if len(unknown) > 0 {
+			what := "key"
+			if len(unknown) > 1 {
+				what = "keys"
+			}
+			for i, k := range unknown {
+				unknown[i] = strconv.Quote(k)
+			}
+			return nil, fmt.Errorf("config file %s: unknown %s %s (known keys: %s)", file, what, strings.Join(unknown, ", "), strings.Join(knownKeys, ", "))
 		}
 		delete(settings, faultSection)
 		if err := v.MergeConfigMap(settings); err != nil {
@@ -180,6 +194,16 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	cfg := &Config{File: file, Warnings: unknownEnvWarnings(os.Environ(), flags)}
 	for _, k := range keys {
 		k.decode(&d, k.name, cfg)
+	}
+	// A key with flags is for the commands that have one (the keys
+	// table): a shared config file's buffer-size or proxy-protocol is
+	// not ping's. Validated above all the same, a key this command does
+	// not take is decoded again from its default.
+	for _, k := range keys {
+		if f := flags.Lookup(k.name); len(k.flags) > 0 && (f == nil || !isKeyFlag(f)) {
+			v.Set(k.name, k.def)
+			k.decode(&d, k.name, cfg)
+		}
 	}
 	d.checkTransport(cfg)
 	if d.err != nil {

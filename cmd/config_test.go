@@ -314,7 +314,9 @@ timeout = "1m"
 		t.Run(tt.name, func(t *testing.T) {
 			dir := isolate(t)
 			path := writeFile(t, filepath.Join(dir, tt.name), tt.content)
+			// serve takes shutdown-timeout, send timeout (TestKeysForTheirCommands).
 			cfg := coreConfig(mustLoad(t, "serve", "--config", path))
+			cfg.Timeout = mustLoad(t, "send", "--config", path).Timeout
 			want := *want
 			want.File = path
 			if !reflect.DeepEqual(cfg, &want) {
@@ -982,5 +984,34 @@ func TestQuoteValueCut(t *testing.T) {
 		if got := quoteValue(tt.in); got != tt.want {
 			t.Errorf("quoteValue(%.20v...) = %.60q..., want %.60q...", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestKeysForTheirCommands: a key with flags is used by the commands
+// that have its flag; the others validate it and leave it at its
+// default, so that one file serves every command.
+func TestKeysForTheirCommands(t *testing.T) {
+	dir := isolate(t)
+	path := writeFile(t, filepath.Join(dir, "c.yaml"), "buffer-size: 64\nproxy-protocol: v2\nretries: 5\nmax-conns: 3\n")
+	tests := []struct {
+		command                      string
+		bufferSize, retries, maxConn int
+		proxy                        bool
+	}{
+		{"send", 64, 5, 0, true},
+		{"bench", 128, 2, 0, true}, // echo.DefaultBufferSize
+		{"ping", 128, 2, 0, false},
+	}
+	for _, tt := range tests {
+		cfg := mustLoad(t, tt.command, "--config", path)
+		if cfg.BufferSize != tt.bufferSize || cfg.Transport.Retries != tt.retries || cfg.MaxConns != tt.maxConn || (cfg.Transport.Proxy != nil) != tt.proxy {
+			t.Errorf("%s: buffer-size %d, retries %d, max-conns %d, PROXY header %v; want %d, %d, %d, %v", tt.command,
+				cfg.BufferSize, cfg.Transport.Retries, cfg.MaxConns, cfg.Transport.Proxy != nil, tt.bufferSize, tt.retries, tt.maxConn, tt.proxy)
+		}
+	}
+	// Validated all the same.
+	t.Setenv("ECHOCTL_BUFFER_SIZE", "0")
+	if _, err := loadFor(t, "ping"); err == nil || !strings.Contains(err.Error(), "invalid buffer-size") {
+		t.Errorf("ping with ECHOCTL_BUFFER_SIZE=0: %v, want invalid buffer-size", err)
 	}
 }
