@@ -186,6 +186,25 @@ func TestRunRateTooSmall(t *testing.T) {
 	}
 }
 
+// TestRunRateWithoutWarmup: a run at a rate measures Rate×Duration
+// messages, with or without a warmup: without one, the first tick fell on
+// the start of the window, before the connection was open, and --rate 1
+// --duration 1s measured nothing. The ticks fall mid-tick, 125ms from
+// either end of the window.
+func TestRunRateWithoutWarmup(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	for _, warmup := range []time.Duration{0, 300 * time.Millisecond} {
+		cfg := bench.Config{Addr: srv.Addr, Rate: 4, Duration: time.Second, Warmup: warmup}
+		res, err := runTimed(t, context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("warmup %v: Run: %v", warmup, err)
+		}
+		if res.Messages != 4 {
+			t.Errorf("warmup %v: %d messages measured at 4/s in 1s, want 4", warmup, res.Messages)
+		}
+	}
+}
+
 // TestRunRateCountsStalls checks the correction for coordinated omission:
 // when the server stalls, the messages that fell due meanwhile count the
 // time they waited, so the stall shows in the percentiles, not only in the

@@ -32,8 +32,13 @@ const maxInterval = 365 * 24 * time.Hour
 const earlyWake = 50 * time.Microsecond
 
 // newPacer starts the schedule of a run at rate messages per second on
-// conns connections.
-func newPacer(rate float64, conns int) *pacer {
+// conns connections. Its ticks fall half a tick after anchor, the start
+// of the measured window, and every tick before and after: a window of
+// Rate×Duration ticks then holds them all, each message far from both of
+// its ends. (Ticks from the very start of the window put its first tick
+// before the first connection was open when there was no warmup, and
+// --rate 1 --duration 1s measured nothing.)
+func newPacer(rate float64, conns int, anchor time.Time) *pacer {
 	tick := time.Duration(min(float64(time.Second)/rate, float64(maxInterval)))
 	tick = max(tick, 1)
 	every := maxInterval
@@ -41,12 +46,19 @@ func newPacer(rate float64, conns int) *pacer {
 		every = tick * time.Duration(conns)
 	}
 	p := &pacer{tick: tick, every: every, conns: conns}
-	p.start = time.Now()
+	now := time.Now()
+	// The first tick from now on: in [now, now+tick).
+	p.start = anchor.Add(tick / 2)
+	if ahead := p.start.Sub(now); ahead > tick {
+		p.start = p.start.Add(-ahead / tick * tick)
+	} else if ahead < 0 {
+		p.start = p.start.Add((-ahead + tick - 1) / tick * tick)
+	}
 	wake := make([]chan struct{}, conns)
 	for i := range wake {
 		wake[i] = make(chan struct{}, 1)
 	}
-	if stop, ok := startTicker(tick, func(from, n int64) {
+	if stop, ok := startTicker(p.start.Sub(now), tick, func(from, n int64) {
 		// n ticks from tick number from: past Conns of them, every
 		// connection has had its wake-up.
 		for j := range min(n, int64(conns)) {

@@ -24,8 +24,26 @@ func TestPacerFirst(t *testing.T) {
 	}
 }
 
+// TestPacerTicksMidWindow: the schedule's ticks fall half a tick after
+// its anchor and every tick from there, the first at or after now.
+func TestPacerTicksMidWindow(t *testing.T) {
+	const tick = 100 * time.Millisecond
+	for _, after := range []time.Duration{0, tick / 4, time.Second + tick/3, -3*tick - tick/5} {
+		before := time.Now()
+		anchor := before.Add(after)
+		p := newPacer(float64(time.Second/tick), 2, anchor)
+		p.close()
+		if off := anchor.Add(tick / 2).Sub(p.start); off%tick != 0 {
+			t.Errorf("anchor now%+v: start is %v from anchor+tick/2, want whole ticks", after, off)
+		}
+		if p.start.Before(before) || p.start.Sub(before) > tick+10*time.Millisecond {
+			t.Errorf("anchor now%+v: start now%+v, want within a tick from now", after, p.start.Sub(before))
+		}
+	}
+}
+
 func TestPacerTooSlowToStagger(t *testing.T) {
-	p := newPacer(1e-15, 1000)
+	p := newPacer(1e-15, 1000, time.Now())
 	defer p.close()
 	if p.tick != maxInterval || p.every != maxInterval {
 		t.Fatalf("tick %v, every %v; want both capped at %v", p.tick, p.every, maxInterval)
@@ -45,7 +63,7 @@ func TestTickerCountsEveryTick(t *testing.T) {
 	var mu sync.Mutex
 	var next, calls int64
 	enough := make(chan struct{})
-	stop, ok := startTicker(200*time.Microsecond, func(from, n int64) {
+	stop, ok := startTicker(0, 200*time.Microsecond, func(from, n int64) {
 		mu.Lock()
 		defer mu.Unlock()
 		if from != next || n < 1 {

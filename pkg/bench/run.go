@@ -468,7 +468,7 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		cpuBefore = sampleCPU(cfg.ServerPID)
 	}
 	if cfg.Rate > 0 {
-		r.pacer = newPacer(cfg.Rate, cfg.Conns)
+		r.pacer = newPacer(cfg.Rate, cfg.Conns, r.measureStart)
 		defer r.pacer.close()
 	}
 	t0 := time.Now()

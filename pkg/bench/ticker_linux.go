@@ -14,7 +14,7 @@ import (
 // the number of the first of them, counting from 0 now. It waits on a
 // timerfd in the runtime's poller, so a tick wakes it within tens of
 // microseconds. It reports false if the timerfd cannot be made.
-func startTicker(interval time.Duration, tick func(from, n int64)) (stop func(), ok bool) {
+func startTicker(first, interval time.Duration, tick func(from, n int64)) (stop func(), ok bool) {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, false
@@ -22,7 +22,7 @@ func startTicker(interval time.Duration, tick func(from, n int64)) (stop func(),
 	// A non-blocking descriptor: os.File reads it through the poller.
 	f := os.NewFile(uintptr(fd), "timerfd")
 	spec := unix.ItimerSpec{
-		Value:    unix.Timespec{Nsec: 1}, // the first tick now (zero would disarm it)
+		Value:    unix.NsecToTimespec(max(int64(first), 1)), // zero would disarm it
 		Interval: unix.NsecToTimespec(int64(interval)),
 	}
 	if err := unix.TimerfdSettime(fd, 0, &spec, nil); err != nil {

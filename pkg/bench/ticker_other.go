@@ -6,6 +6,6 @@ import "time"
 
 // startTicker has no precise timer to wait on outside Linux: the pacer
 // falls back on the runtime's timers.
-func startTicker(time.Duration, func(from, n int64)) (stop func(), ok bool) {
+func startTicker(_, _ time.Duration, _ func(from, n int64)) (stop func(), ok bool) {
 	return nil, false
 }

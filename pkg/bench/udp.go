@@ -79,7 +79,7 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	if _, err := rand.Read(r.runID[:]); err != nil {
 		return nil, fmt.Errorf("bench: run identifier: %w", err)
 	}
-	r.pacer = newPacer(cfg.Rate, cfg.Conns)
+	r.pacer = newPacer(cfg.Rate, cfg.Conns, r.measureStart)
 	defer r.pacer.close()
 
 	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Size: cfg.Size, Rate: cfg.Rate,
