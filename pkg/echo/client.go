@@ -108,14 +108,17 @@ type Result struct {
 // quickly.
 type ClientTrace struct {
 	// Connected is called when the connection is ready: resolving,
-	// connecting, the PROXY header and the TLS handshake took d.
+	// connecting, the PROXY header and the TLS handshake took d. Over UDP
+	// (SendPackets) it is called when the socket is made: resolving and
+	// making it took d.
 	Connected func(d time.Duration)
 	// Greeted is called with the line the server wrote first, without its
 	// line end, when Client.Greeting is set and it was read, before
 	// anything is sent.
 	Greeted func(line string)
 	// Echoed is called when the exchange succeeded: from its first write
-	// to the end of the echo took d.
+	// to the end of the echo took d (over UDP, from the first datagram to
+	// the last one's echo, resends included).
 	Echoed func(d time.Duration)
 }
 

@@ -48,6 +48,7 @@ func (c *Client) retries() int {
 // unreachable: no server on that port).
 func (c *Client) SendPackets(ctx context.Context, messages [][]byte, echo io.Writer) (Result, error) {
 	var res Result
+	begin := time.Now()
 	addr := c.addr()
 	a, err := ParseAddr(addr)
 	if err != nil {
@@ -70,10 +71,19 @@ func (c *Client) SendPackets(ctx context.Context, messages [][]byte, echo io.Wri
 			}
 			continue
 		}
-		start := x.next
+		// Over UDP the socket is ready once made: Connected times
+		// resolving and making it (there is no handshake), Echoed the
+		// datagrams and their echoes, resends included.
+		if c.Trace != nil && c.Trace.Connected != nil {
+			c.Trace.Connected(time.Since(begin))
+		}
+		start, sent := x.next, time.Now()
 		err = x.run(ctx, conn)
 		conn.Close()
 		if err == nil {
+			if c.Trace != nil && c.Trace.Echoed != nil {
+				c.Trace.Echoed(time.Since(sent))
+			}
 			c.log(zerolog.InfoLevel).Msg("closing")
 			return res, nil
 		}

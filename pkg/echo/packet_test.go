@@ -392,6 +392,28 @@ func TestSendPacketsRetriesLostDatagrams(t *testing.T) {
 	}
 }
 
+// TestSendPacketsTrace: over UDP, Connected is called once the socket is
+// made, and Echoed once every echo is back, with a time that holds the
+// server's (send --count's table).
+func TestSendPacketsTrace(t *testing.T) {
+	const hold = 30 * time.Millisecond
+	_, addr := newFakeUDPServer(t, func(_ int, p []byte) [][]byte {
+		time.Sleep(hold) // the behaviour under test: a slow server
+		return [][]byte{p}
+	})
+	var connected, echoed []time.Duration
+	c := &echo.Client{Addr: addr, Timeout: ioTimeout, Trace: &echo.ClientTrace{
+		Connected: func(d time.Duration) { connected = append(connected, d) },
+		Echoed:    func(d time.Duration) { echoed = append(echoed, d) },
+	}}
+	if _, err := c.SendPackets(t.Context(), seedMessages, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(connected) != 1 || connected[0] <= 0 || len(echoed) != 1 || echoed[0] < time.Duration(len(seedMessages))*hold {
+		t.Errorf("connected %v, echoed %v; want one each, the echo at least %v", connected, echoed, time.Duration(len(seedMessages))*hold)
+	}
+}
+
 func TestSendPacketsNoEcho(t *testing.T) {
 	for _, tt := range []struct {
 		retries  int
