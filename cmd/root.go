@@ -143,9 +143,17 @@ func strictHelpCmd(root *cobra.Command) {
 // Run executes echoctl with args (without the program name) and returns the
 // exit code. Errors are printed to streams.Err as one line.
 func Run(ctx context.Context, args []string, streams Streams) int {
+	out := &outWriter{w: streams.Out}
+	streams.Out = out
 	root := newRootCmd(streams)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	var rt runtimeError
+	if out.err != nil && !errors.As(err, &rt) && exitCode(err) != ExitMismatch {
+		// Help or a completion script that did not reach standard
+		// output: cobra writes them without a word of a failed write.
+		err = runtimeError{fmt.Errorf("write standard output: %w", out.err)}
+	}
 	if err != nil {
 		fmt.Fprintf(streams.Err, "echoctl: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 	}
@@ -161,3 +169,21 @@ func Execute() int {
 	context.AfterFunc(ctx, stop)
 	return Run(ctx, os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 }
+
+// outWriter is standard output as Run hands it to the commands: it
+// remembers the first write that failed.
+type outWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *outWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil && o.err == nil {
+		o.err = err
+	}
+	return n, err
+}
+
+// Unwrap returns the writer o writes to.
+func (o *outWriter) Unwrap() io.Writer { return o.w }

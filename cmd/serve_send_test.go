@@ -352,6 +352,23 @@ func TestSendStdoutFails(t *testing.T) {
 	}
 }
 
+// TestHelpStdoutFails: help and completion scripts that cannot be written
+// to standard output (> /dev/full) exit 1 with one line, as any other
+// output; cobra writes them without a word of a failed write.
+func TestHelpStdoutFails(t *testing.T) {
+	isolate(t)
+	full := &os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.ENOSPC}
+	for _, args := range [][]string{{"--help"}, {"help", "send"}, {"bench", "report", "--help"}, {"completion", "bash"}, {"send", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stderr syncBuffer
+			code := Run(context.Background(), args, Streams{In: strings.NewReader(""), Out: failingWriter{full}, Err: &stderr})
+			if want := "echoctl: write standard output: write /dev/stdout: no space left on device\n"; code != ExitNetwork || stderr.String() != want {
+				t.Errorf("exit code %d, stderr %q; want %d, %q", code, stderr.String(), ExitNetwork, want)
+			}
+		})
+	}
+}
+
 // TestSendTLSToPlainServer: a tls:// address served by a plain echo server
 // says that the server does not speak TLS, rather than Go's "unexpected
 // handshake message of type *tls.clientHelloMsg".
