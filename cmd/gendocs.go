@@ -3,9 +3,11 @@ package cmd
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,6 +129,15 @@ func genMan(root *cobra.Command, opts *genManOptions) error {
 			header.Date = &d
 		}
 	}
+	if header.Date == nil {
+		// cobra reads SOURCE_DATE_EPOCH itself, but only once it has
+		// written a first page, and takes any number.
+		d, err := sourceDateEpoch()
+		if err != nil {
+			return usageError{err}
+		}
+		header.Date = d
+	}
 	if err := cleanDir(opts.dir, "echoctl*.1", "echoctl*.1.gz"); err != nil {
 		return err
 	}
@@ -148,6 +159,25 @@ func genMan(root *cobra.Command, opts *genManOptions) error {
 	}
 	return nil
 }
+
+// sourceDateEpoch returns the time SOURCE_DATE_EPOCH names, in seconds
+// since 1970 (reproducible builds' convention), or nil when it is unset or
+// empty: today.
+func sourceDateEpoch() (*time.Time, error) {
+	s := os.Getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > maxManEpoch {
+		return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH %s from the environment: want seconds since 1970-01-01 UTC, from 0 to %d (9999-12-31)", quoteValue(s), maxManEpoch)
+	}
+	d := time.Unix(n, 0).UTC()
+	return &d, nil
+}
+
+// maxManEpoch is 9999-12-31T23:59:59Z, the last date --date takes.
+const maxManEpoch = 253402300799
 
 // parseDate accepts RFC 3339 or a bare date.
 func parseDate(s string) (time.Time, error) {
@@ -222,7 +252,7 @@ func strictCompletionCmd(root *cobra.Command) {
 // scripts as cobra's `echoctl completion SHELL` (with descriptions, its
 // default).
 func genCompletions(root *cobra.Command, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := cleanDir(dir); err != nil {
 		return err
 	}
 	for _, s := range completionScripts {
@@ -237,8 +267,12 @@ func genCompletions(root *cobra.Command, dir string) error {
 	return nil
 }
 
-// cleanDir creates dir, or removes the files in it that match patterns.
+// cleanDir creates dir, or removes the files in it that match patterns;
+// an empty dir is a usage error.
 func cleanDir(dir string, patterns ...string) error {
+	if dir == "" {
+		return usageError{errors.New(`invalid --dir "": name the directory to write to`)}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -156,15 +156,28 @@ func TestGenMan(t *testing.T) {
 }
 
 func TestGenUsageErrors(t *testing.T) {
-	for _, args := range [][]string{
-		{"gen"},
-		{"gen", "man", "--date", "yesterday", "--dir", "unused"},
-		{"gen", "docs", "extra"},
+	for _, tt := range []struct {
+		args  []string
+		epoch string // SOURCE_DATE_EPOCH
+	}{
+		{args: []string{"gen"}},
+		{args: []string{"gen", "man", "--date", "yesterday", "--dir", "out"}},
+		{args: []string{"gen", "docs", "extra"}},
+		{args: []string{"gen", "man", "--dir", "out"}, epoch: "abc"},
+		{args: []string{"gen", "man", "--dir", "out"}, epoch: "-1"},
+		{args: []string{"gen", "man", "--dir", "out"}, epoch: "99999999999999999"},
+		{args: []string{"gen", "man", "--dir", ""}},
+		{args: []string{"gen", "docs", "--dir", ""}},
+		{args: []string{"gen", "completions", "--dir", ""}},
 	} {
-		t.Run(strings.Join(args, " "), func(t *testing.T) {
+		t.Run(strings.Join(tt.args, " ")+" "+tt.epoch, func(t *testing.T) {
 			t.Chdir(t.TempDir())
-			if r := run(t, context.Background(), args...); r.code != ExitUsage {
-				t.Errorf("exit code %d, want %d; stderr %q", r.code, ExitUsage, r.stderr)
+			t.Setenv("SOURCE_DATE_EPOCH", tt.epoch)
+			if r := run(t, context.Background(), tt.args...); r.code != ExitUsage || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("exit code %d, stderr %q; want %d, one line", r.code, r.stderr, ExitUsage)
+			}
+			if _, err := os.Stat("out"); err == nil {
+				t.Errorf("wrote out/ before refusing")
 			}
 		})
 	}
