@@ -24,7 +24,7 @@ func (d *decoder) optionalHostPort(key string) string {
 	if !ok || s == "" {
 		return ""
 	}
-	if _, _, err := echo.SplitAddr(s); err != nil {
+	if _, _, err := echo.SplitAddr(s); err != nil || strings.Contains(s, "://") { // HTTP over TCP: no scheme
 		d.fail(key, s, "must be host:port with a port from 0 to 65535, such as localhost:9100 or :9100 (empty: off)")
 	}
 	return s

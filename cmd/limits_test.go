@@ -200,6 +200,8 @@ func TestRunInvalidLimits(t *testing.T) {
 			want: "invalid allow [] from config file %[1]s: names no address, and an empty allow list would serve every peer: name the peers to serve, or leave allow unset to serve all"},
 		{name: "metrics-addr no port", args: []string{"serve", "--metrics-addr", "localhost"},
 			want: `invalid metrics-addr "localhost" from flag --metrics-addr: ` + metricsReason},
+		{name: "metrics-addr with a scheme", args: []string{"serve", "--metrics-addr", "udp://127.0.0.1:9100"},
+			want: `invalid metrics-addr "udp://127.0.0.1:9100" from flag --metrics-addr: ` + metricsReason},
 		{name: "log-max-bytes negative env", args: []string{"send"}, env: map[string]string{"ECHOCTL_LOG_MAX_BYTES": "-5"},
 			want: `invalid log-max-bytes "-5" from environment ECHOCTL_LOG_MAX_BYTES: ` + logBytes},
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -132,6 +133,12 @@ func parseHostPort(network, s string) (Addr, string) {
 	if strings.ContainsAny(host, " \t\r\n/\\[]@?#") {
 		return Addr{}, fmt.Sprintf("host %q holds characters a host name cannot", host)
 	}
+	if ip, err := netip.ParseAddr(host); strings.HasPrefix(s, "[") && (err != nil || !ip.Is6()) {
+		return Addr{}, fmt.Sprintf("%q in brackets: brackets are for an IPv6 address, such as [::1]:10000", host)
+	}
+	if len(host) > maxHostLen {
+		return Addr{}, fmt.Sprintf("host is %d bytes long: a host name is at most %d", len(host), maxHostLen)
+	}
 	return Addr{Network: network, Host: host, Port: uint16(p)}, ""
 }
 
@@ -195,5 +202,18 @@ type AddrError struct {
 	Reason string
 }
 
-// Error returns `echo: address "ADDR": REASON`.
-func (e *AddrError) Error() string { return fmt.Sprintf("echo: address %q: %s", e.Addr, e.Reason) }
+// Error returns `echo: address "ADDR": REASON`, ADDR cut after its first
+// 200 bytes.
+func (e *AddrError) Error() string {
+	if len(e.Addr) > maxShownAddr {
+		return fmt.Sprintf("echo: address %q... (%d more bytes): %s", e.Addr[:maxShownAddr], len(e.Addr)-maxShownAddr, e.Reason)
+	}
+	return fmt.Sprintf("echo: address %q: %s", e.Addr, e.Reason)
+}
+
+// maxShownAddr is how much of an address an AddrError shows.
+const maxShownAddr = 200
+
+// maxHostLen is the longest host name DNS has (RFC 1035: 253 characters
+// written out); an IPv6 literal with a zone is shorter.
+const maxHostLen = 253

@@ -3,6 +3,7 @@ package echo_test
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -52,6 +53,9 @@ func TestParseAddr(t *testing.T) {
 		{in: "tls://localhost:7?x=1", wantErr: `unexpected "?x=1" after host:port (a tls:// address is only host:port)`},
 		{in: "tls://user@localhost:7", wantErr: `unexpected user information "user@" (a tls:// address is only host:port)`},
 		{in: "a b:7", wantErr: `host "a b" holds characters a host name cannot`},
+		{in: "[127.0.0.1]:7", wantErr: `"127.0.0.1" in brackets: brackets are for an IPv6 address, such as [::1]:10000`},
+		{in: "tcp://[localhost]:7", wantErr: `"localhost" in brackets: brackets are for an IPv6 address, such as [::1]:10000`},
+		{in: strings.Repeat("a", 254) + ":7", wantErr: "host is 254 bytes long: a host name is at most 253"},
 		{in: "unix://", wantErr: "missing socket path: want unix:///absolute/path"},
 		{in: "unix://run/echo.sock", wantErr: `socket path "run/echo.sock" is not absolute: want unix:///absolute/path (three slashes)`},
 		{in: "unix:///" + strings.Repeat("x", 103), wantErr: "socket path is 104 bytes long: the limit is 103"},
@@ -68,7 +72,11 @@ func TestParseAddr(t *testing.T) {
 				if ae.Reason != tt.wantErr || ae.Addr != tt.in {
 					t.Errorf("ParseAddr(%q) error: addr %q, reason %q; want reason %q", tt.in, ae.Addr, ae.Reason, tt.wantErr)
 				}
-				if want := fmt.Sprintf("echo: address %q: %s", tt.in, tt.wantErr); err.Error() != want {
+				shown := strconv.Quote(tt.in)
+				if len(tt.in) > 200 { // an address is cut after 200 bytes
+					shown = fmt.Sprintf("%q... (%d more bytes)", tt.in[:200], len(tt.in)-200)
+				}
+				if want := fmt.Sprintf("echo: address %s: %s", shown, tt.wantErr); err.Error() != want {
 					t.Errorf("Error() = %q, want %q", err.Error(), want)
 				}
 				return
