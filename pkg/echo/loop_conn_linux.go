@@ -238,6 +238,9 @@ func (l *loop) stop(lc *loopConn) {
 		return
 	}
 	lc.stopped = true
+	if lc.run != nil {
+		lc.run.unpaced.Store(true) // what is owed goes whole (stageRun.next)
+	}
 	lc.stopBy = l.now() + int64(drainLinger)
 	lc.final = int32(min(queuedBytesFD(int(lc.fd)), math.MaxInt32))
 	lc.stopping.Store(true)

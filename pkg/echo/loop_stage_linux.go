@@ -133,8 +133,16 @@ func (l *loop) echoChunk(lc *loopConn, run *stageRun, p []byte) {
 // arms a timer (from Shutdown's deadline on, without waits). What the
 // socket does not take waits for writability, as any write back.
 func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
-	for run.due == 0 {
+	for pieces := 0; run.due == 0; pieces++ {
 		rest := lc.pending.rest
+		if run.piece == 0 && pieces == piecesPerTurn {
+			// Slices with no wait between them: let the loop's other
+			// connections, and its deadlines, have a turn (a 64 KiB
+			// echo sliced a byte at a time is 65,536 writes). The
+			// socket is writable, so the next wait reports it at once.
+			l.watch(lc, syscall.EPOLLOUT)
+			return
+		}
 		if run.piece == 0 {
 			if run.enders != nil && !run.greets && l.endNow(lc, run, true) {
 				return
@@ -183,6 +191,10 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 		}
 	}
 }
+
+// piecesPerTurn is how many pieces of a chunk writeStaged writes in one
+// go before it lets the loop's other connections have a turn.
+const piecesPerTurn = 64
 
 // fireTimers acts on the timers due at now: a held piece is written; an
 // open stage still reading past its time bound closes its connection.

@@ -2,6 +2,7 @@ package echo
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -227,6 +228,12 @@ type stageRun struct {
 	// should end its waits (stop).
 	wake     chan struct{}
 	stopOnce sync.Once
+	// unpaced is set from Shutdown's deadline on (stop on goroutines,
+	// loop.stop on a loop): next gives the rest of a chunk whole, with no
+	// wait, so that what is owed goes in as few writes as the socket
+	// takes. Sliced a byte at a time, a full receive queue took one
+	// system call a byte, and seconds past the deadline.
+	unpaced atomic.Bool
 }
 
 // A timerKind is what an event loop's timer of a connection's stages is
@@ -385,9 +392,14 @@ func (r *stageRun) endAt() time.Time {
 }
 
 // next asks the pacers, in order, for the next piece of what is left of
-// the chunk, rest bytes: its length and the wait before it.
+// the chunk, rest bytes: its length and the wait before it; once unpaced,
+// the whole rest at once.
 func (r *stageRun) next(rest int) (n int, wait time.Duration) {
 	n = rest
+	if r.unpaced.Load() {
+		r.first = false
+		return n, 0
+	}
 	for _, p := range r.pacers {
 		m, w := p.next(n, r.first)
 		n = min(max(m, 1), n)
@@ -398,7 +410,10 @@ func (r *stageRun) next(rest int) (n int, wait time.Duration) {
 }
 
 // stop ends the goroutine engine's waits (Shutdown's deadline, Close).
-func (r *stageRun) stop() { r.stopOnce.Do(func() { close(r.wake) }) }
+func (r *stageRun) stop() {
+	r.unpaced.Store(true)
+	r.stopOnce.Do(func() { close(r.wake) })
+}
 
 // sleep waits d, or less if stop is called, and reports whether it
 // waited in full. Once stopped it returns false at once.

@@ -59,6 +59,34 @@ func TestStageRunChains(t *testing.T) {
 	}
 }
 
+// TestStageRunUnpaced: from Shutdown's deadline on (stop, or a loop's
+// unpaced), the rest of a chunk goes whole, with no wait: sliced a byte at
+// a time, a full receive queue took a system call a byte, and seconds
+// past the deadline.
+func TestStageRunUnpaced(t *testing.T) {
+	for _, stop := range []func(*stageRun){(*stageRun).stop, func(r *stageRun) { r.unpaced.Store(true) }} {
+		r := newStageRun()
+		(&stages{write: []writeStage{slicer{n: 1, gap: time.Hour}}}).start(r, &conn{}, time.Now())
+		r.startChunk(make([]byte, 10))
+		if n, wait := r.next(10); n != 1 || wait != 0 {
+			t.Fatalf("first piece %d after %v, want 1 at once", n, wait)
+		}
+		if n, wait := r.next(9); n != 1 || wait != time.Hour {
+			t.Fatalf("second piece %d after %v, want 1 after 1h", n, wait)
+		}
+		stop(r)
+		if n, wait := r.next(8); n != 8 || wait != 0 {
+			t.Errorf("stopped: piece %d after %v, want the rest, 8, at once", n, wait)
+		}
+	}
+	r := &stageRun{}
+	r.unpaced.Store(true)
+	r.reset()
+	if r.unpaced.Load() {
+		t.Error("reset kept unpaced for the next connection")
+	}
+}
+
 // TestStageHeaderBound: a header past its bound fails take.
 func TestStageHeaderBound(t *testing.T) {
 	r := newStageRun()
