@@ -428,6 +428,11 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 		line, rest, err := ReadGreeting(conn)
 		if err != nil {
 			c.log(zerolog.InfoLevel).Msg("closing")
+			if errors.Is(ctx.Err(), context.Canceled) {
+				// A cancel cut the read (its deadline is set long ago),
+				// not the server's silence; Timeout's end is that.
+				return res, &ExchangeError{Addr: c.addr(), Err: ctx.Err()}
+			}
 			return res, &GreetingError{Addr: c.addr(), Err: err}
 		}
 		c.logData("received greeting ", []byte(line))

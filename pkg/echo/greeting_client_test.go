@@ -2,6 +2,7 @@ package echo_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -108,6 +109,13 @@ func TestClientGreetingFailures(t *testing.T) {
 	if !errors.As(err, &ge) || !errors.Is(err, os.ErrDeadlineExceeded) ||
 		err.Error() != "greeting from "+silent.Addr+": i/o timeout: nothing came before the timeout (does the server write a greeting? One that expects a PROXY header waits for it first)" {
 		t.Fatalf("Send to a server without a greeting: %v, want a *GreetingError that says i/o timeout and why", err)
+	}
+	// Cancelled while it waits (SIGTERM to send): a cancel, not a timeout.
+	ctx, cancel := context.WithCancel(t.Context())
+	c = &echo.Client{Addr: silent.Addr, Timeout: ioTimeout, Greeting: true, Trace: &echo.ClientTrace{Connected: func(time.Duration) { cancel() }}}
+	_, err = c.Send(ctx, seedMessages, nil)
+	if !errors.Is(err, context.Canceled) || errors.As(err, &ge) || err.Error() != "echo "+silent.Addr+": context canceled" {
+		t.Fatalf("Send cancelled while awaiting the greeting: %v, want context canceled, not a greeting error", err)
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
