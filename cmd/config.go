@@ -72,6 +72,9 @@ type Config struct {
 	// Warnings are about the configuration (ECHOCTL_* variables that
 	// echoctl does not read), one line each, to log once a logger exists.
 	Warnings []string
+	// source says where a key's value came from ("flag --timeout",
+	// "environment ECHOCTL_TIMEOUT", ...), for a command's own checks.
+	source func(key string) string
 }
 
 // envName returns the environment variable for key.
@@ -209,6 +212,7 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
+	cfg.source = d.source
 	return cfg, nil
 }
 

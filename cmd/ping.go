@@ -40,7 +40,7 @@ func (o *pingOptions) addFlags(fs *pflag.FlagSet) {
 // config returns the run the flags describe with client.
 func (o *pingOptions) config(cfg *Config, client *echo.Client) (ping.Config, error) {
 	if cfg.Timeout <= 0 {
-		return ping.Config{}, fmt.Errorf("invalid --timeout %v: ping needs a bound on each probe, more than 0", cfg.Timeout)
+		return ping.Config{}, fmt.Errorf("invalid timeout %v from %s: ping needs a bound on each probe, more than 0", cfg.Timeout, cfg.source(keyTimeout))
 	}
 	pc := ping.Config{
 		Client:      client,

@@ -18,7 +18,7 @@ func TestPingUsageErrors(t *testing.T) {
 		{[]string{"--count", "-1"}, "echoctl: invalid --count -1: must be 0 (until interrupted) or more\n"},
 		{[]string{"--interval", "-1s"}, "echoctl: invalid --interval -1s: must not be negative\n"},
 		{[]string{"--interval", "10001h"}, "echoctl: invalid --interval 10001h: must be at most 10000h\n"},
-		{[]string{"--timeout", "0"}, "echoctl: invalid --timeout 0s: ping needs a bound on each probe, more than 0\n"},
+		{[]string{"--timeout", "0"}, "echoctl: invalid timeout 0s from flag --timeout: ping needs a bound on each probe, more than 0\n"},
 		{[]string{"--source", "host.example"}, `echoctl: invalid --source "host.example": must be an IP address of this machine, such as 127.0.0.1 or ::1` + "\n"},
 		{[]string{"--addr", "udp://127.0.0.1:7", "--reuse"}, "echoctl: invalid --reuse true: a udp:// probe is a datagram on one socket already; --reuse is for tcp, tls and unix\n"},
 		{[]string{"--addr", "udp://127.0.0.1:7", "--size", "65508"}, "echoctl: invalid --size 65508: a udp:// probe is one datagram: at most 65507 bytes over this address family\n"},
@@ -32,6 +32,13 @@ func TestPingUsageErrors(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", r.code, r.stdout, r.stderr, tt.want)
 			}
 		})
+	}
+	// The error names where the value came from.
+	isolate(t)
+	t.Setenv("ECHOCTL_TIMEOUT", "0")
+	want := "echoctl: invalid timeout 0s from environment ECHOCTL_TIMEOUT: ping needs a bound on each probe, more than 0\n"
+	if r := run(t, cancelledContext(), "ping"); r.code != ExitUsage || r.stderr != want {
+		t.Errorf("ECHOCTL_TIMEOUT=0: exit %d, stderr %q; want 2 and %q", r.code, r.stderr, want)
 	}
 }
 
