@@ -193,8 +193,16 @@ func ParseSendProxyTLV(s string) (proxyproto.TLV, error) {
 	if len(tlv.Value) > 0xFFFF {
 		return proxyproto.TLV{}, &SendProxyError{Field: "tlv", Value: name + "=...", Reason: "a value holds at most 65535 bytes"}
 	}
+	if tlv.Type == proxyproto.PP2_TYPE_CRC32C && len(tlv.Value) != 0 && len(tlv.Value) != 4 {
+		// Validate says so too, for a SendProxy made otherwise; here
+		// the error shows the value as it was written.
+		return proxyproto.TLV{}, &SendProxyError{Field: "tlv", Value: s, Reason: crc32cReason}
+	}
 	return tlv, nil
 }
+
+// crc32cReason is why a crc32c TLV's value is refused.
+const crc32cReason = "a crc32c value is 4 bytes, or empty to have it computed"
 
 // Validate reports whether p describes a header that can be written: a
 // known version, TLVs only with v2, a crc32c TLV that is empty or 4
@@ -212,7 +220,7 @@ func (p *SendProxy) Validate() error {
 	}
 	for _, tlv := range p.TLVs {
 		if tlv.Type == proxyproto.PP2_TYPE_CRC32C && len(tlv.Value) != 0 && len(tlv.Value) != 4 {
-			return &SendProxyError{Field: "tlv", Value: tlvString(tlv), Reason: "a crc32c value is 4 bytes, or empty to have it computed"}
+			return &SendProxyError{Field: "tlv", Value: tlvString(tlv), Reason: crc32cReason}
 		}
 	}
 	// With the longest addresses a header holds (IPv6's), the TLVs must

@@ -200,7 +200,7 @@ func TestParseSendProxyErrors(t *testing.T) {
 		{"TLV type not decimal", "v2", "", "", []string{"0o7=x"}, "tlv", "0o7=x", "type must be a number"},
 		{"TLV without =", "v2", "", "", []string{"alpn"}, "tlv", "alpn", "must be TYPE=VALUE"},
 		{"TLV bad hex", "v2", "", "", []string{"alpn=0xzz"}, "tlv", "alpn=0xzz", "bytes in hex"},
-		{"crc32c of 3 bytes", "v2", "", "", []string{"crc32c=abc"}, "tlv", "0x03=0x616263", "4 bytes"},
+		{"crc32c of 3 bytes", "v2", "", "", []string{"crc32c=abc"}, "tlv", "crc32c=abc", "4 bytes"}, // as written
 		{"TLV too long", "v2", "", "", []string{"0xE0=" + strings.Repeat("x", 70000)}, "tlv", "0xe0=...", "at most 65535"},
 		{"TLVs too long together", "v2", "", "", []string{"0xE0=" + strings.Repeat("x", 40000), "0xE1=" + strings.Repeat("x", 40000)}, "tlv", "2 TLVs", ""},
 	}
