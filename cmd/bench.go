@@ -206,8 +206,9 @@ the --json results of several runs on the same axes.
 
 Exit codes:
   0  every echo matched and the run had no errors
-  1  the run had errors (refused, reset, timed out, closed early), no
-     connection could be opened, or the run was interrupted
+  1  the run failed: errors (refused, reset, timed out, closed early) or
+     no echo measured; no connection could be opened; or the run was
+     interrupted
   2  bad flags, arguments, environment or config file
   3  an echo differed from what was sent (the message says where)`,
 		Example: `  echoctl bench --addr 127.0.0.1:10000 --conns 50 --duration 5s

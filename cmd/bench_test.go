@@ -318,7 +318,7 @@ func TestBenchRunErrorsExit1(t *testing.T) {
 	}
 	// The server's close reads as a reset or as an echo cut short,
 	// depending on when it comes.
-	if !strings.HasPrefix(stderr, "echoctl: bench: the run had errors: ") || strings.Count(stderr, "\n") != 1 {
+	if !strings.HasPrefix(stderr, "echoctl: bench: the run failed: ") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("stderr = %q", stderr)
 	}
 	if !strings.Contains(stdout, "first error") || strings.Contains(stdout, "none") {

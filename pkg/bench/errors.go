@@ -17,10 +17,12 @@ import (
 // that does not exist.
 var ErrInvalidConfig = errors.New("bench: invalid configuration")
 
-// ErrRunFailed is returned, wrapped with a count of each kind, by Run when
-// the run had errors other than a mismatch: refused or timed-out connects,
-// resets, timeouts. Its Result still holds what was measured.
-var ErrRunFailed = errors.New("bench: the run had errors")
+// ErrRunFailed is returned, wrapped with what went wrong, by Run when the
+// run failed other than by a mismatch: errors (refused or timed-out
+// connects, resets, timeouts, counted by kind), or a run that measured
+// nothing (no echo completed, connections not open in time). Its Result
+// still holds what was measured.
+var ErrRunFailed = errors.New("bench: the run failed")
 
 // ErrInterrupted is returned, wrapped with how much of the run was done,
 // by Run when its context ended before the run did (SIGINT in echoctl, or
