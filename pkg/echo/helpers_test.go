@@ -78,6 +78,8 @@ type logLine struct {
 	Listeners []string `json:"listeners"`
 	Error     string   `json:"error"`
 	Reason    string   `json:"reason"`
+	// Unlogged is a rate-limited line's count of lines held back.
+	Unlogged int `json:"refused_unlogged"`
 }
 
 // parseLog decodes every line of a zerolog JSON transcript.

@@ -121,6 +121,7 @@ type resilience struct {
 	perIP map[netip.Addr]int // connections counted against MaxConnsPerIP
 
 	limitWarn  logLimiter
+	deniedInfo logLimiter
 	acceptWarn logLimiter
 	acceptInfo logLimiter
 	// lconfs are the PROXY listeners served, whose rate-limited
@@ -269,9 +270,32 @@ func (s *Server) readmit(c *conn, ip netip.Addr, hasIP bool) error {
 	return nil
 }
 
-// logDenied logs that the access list refuses c.
+// logDenied logs that the access list refuses c, at most once every
+// limitWarnInterval, with the count of those refused since: a denied peer
+// that reconnects in a loop must not fill the log (22,000 lines in 2 s).
 func (c *conn) logDenied() {
-	c.log(zerolog.InfoLevel).Str("reason", CloseDenied.String()).Msg("connection refused: address not allowed")
+	e := c.log(zerolog.InfoLevel)
+	if e == nil {
+		return
+	}
+	s := c.srv
+	ok, suppressed := s.res.deniedInfo.allow(time.Now(), limitWarnInterval, s.reportDenied)
+	if !ok {
+		e.Discard()
+		return
+	}
+	msg := "connection refused: address not allowed"
+	if suppressed > 0 {
+		msg += fmt.Sprintf(" (%d more refused since the last report)", suppressed)
+	}
+	e.Str("reason", CloseDenied.String()).Int("refused_unlogged", suppressed).Msg(msg)
+}
+
+// reportDenied logs that n connections the access list refused went
+// unlogged.
+func (s *Server) reportDenied(n int) {
+	s.Logger.Info().Str("logger", "main").Str("reason", CloseDenied.String()).Int("refused_unlogged", n).
+		Msgf("%d more connections refused by the access list since the last report", n)
 }
 
 // perIPOver says that the per-IP limit refuses ip, which has n open.

@@ -517,6 +517,7 @@ func (s *Server) stopped() {
 // complete.
 func (s *Server) flushHeldLogs() {
 	s.res.limitWarn.flush()
+	s.res.deniedInfo.flush()
 	s.res.acceptWarn.flush()
 	s.res.mu.Lock()
 	lconfs := s.res.lconfs
