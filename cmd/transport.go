@@ -294,12 +294,15 @@ func (d *decoder) boolean(key string) bool {
 		return false
 	case bool:
 		return x
-	case string:
-		if b, err := strconv.ParseBool(strings.TrimSpace(x)); err == nil {
-			return b
+	case string: // the environment's, case-sensitive as every value
+		switch strings.TrimSpace(x) {
+		case "true", "1", "t":
+			return true
+		case "false", "0", "f":
+			return false
 		}
 	}
-	d.fail(key, raw, "must be true or false")
+	d.fail(key, raw, "must be true or false (in the environment also 1, 0, t or f)")
 	return false
 }
 

@@ -187,7 +187,9 @@ func TestRunInvalidTransport(t *testing.T) {
 		{"self-signed and certificate", []string{"serve", "--tls-self-signed", "--tls-cert", f.serverCert, "--tls-key", f.serverKey}, nil,
 			`invalid tls-self-signed true from flag --tls-self-signed: conflicts with tls-cert: give a certificate or ask for a self-signed one, not both`},
 		{"self-signed not a boolean", []string{"serve"}, map[string]string{"ECHOCTL_TLS_SELF_SIGNED": "maybe"},
-			`invalid tls-self-signed "maybe" from environment ECHOCTL_TLS_SELF_SIGNED: must be true or false`},
+			`invalid tls-self-signed "maybe" from environment ECHOCTL_TLS_SELF_SIGNED: must be true or false (in the environment also 1, 0, t or f)`},
+		{"insecure in capitals", []string{"send"}, map[string]string{"ECHOCTL_TLS_INSECURE": "TRUE"}, // values are case-sensitive
+			`invalid tls-insecure "TRUE" from environment ECHOCTL_TLS_INSECURE: must be true or false (in the environment also 1, 0, t or f)`},
 		{"unix-mode not octal", []string{"serve", "--unix-mode", "0999"}, nil,
 			`invalid unix-mode "0999" from flag --unix-mode: ` + unixModeReason},
 		{"unix-mode zero", []string{"serve"}, map[string]string{"ECHOCTL_UNIX_MODE": "0"},
@@ -199,7 +201,7 @@ func TestRunInvalidTransport(t *testing.T) {
 		{"udp rate bytes first", []string{"serve"}, map[string]string{"ECHOCTL_UDP_RATE_PER_SOURCE": "1MiB/s,10/s"},
 			`invalid udp-rate-per-source "1MiB/s,10/s" from environment ECHOCTL_UDP_RATE_PER_SOURCE: ` + udpRateReason},
 		{"udp allow low ports not a boolean", []string{"serve"}, map[string]string{"ECHOCTL_UDP_ALLOW_LOW_PORTS": "lab"},
-			`invalid udp-allow-low-ports "lab" from environment ECHOCTL_UDP_ALLOW_LOW_PORTS: must be true or false`},
+			`invalid udp-allow-low-ports "lab" from environment ECHOCTL_UDP_ALLOW_LOW_PORTS: must be true or false (in the environment also 1, 0, t or f)`},
 		{"stdin over UDP", []string{"send", "--stdin", "--addr", "udp://127.0.0.1:7"}, nil,
 			`send: --stdin needs a stream address (tcp, tls or unix): over udp:// each message is one datagram`},
 	}
