@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/echoctl/echoctl/internal/tlsconfig"
@@ -82,6 +83,10 @@ func (d *decoder) addrs(key string) []string {
 			d.fail(key, raw, `must be an address, or a JSON array of addresses such as ["tcp://:7", "udp://:7"]`)
 			return nil
 		}
+		if slices.Contains(list, "") && len(list) > 1 {
+			d.fail(key, raw, `an item is empty (a stray comma?): must be addresses separated by commas, such as tcp://:7,udp://:7`)
+			return nil
+		}
 	case []string:
 		list = x
 		if len(x) == 0 {
@@ -127,6 +132,10 @@ func (d *decoder) addrs(key string) []string {
 			d.fail(key, s, "is listed twice")
 			return nil
 		}
+		if !d.multiAddr() && a.Network != echo.NetworkUnix && a.Port == 0 {
+			d.fail(key, s, "port 0 picks a free port to listen on, for serve: give the server's port")
+			return nil
+		}
 		seen[a.String()] = true
 	}
 	return list
@@ -152,9 +161,7 @@ func splitAddrList(s string) ([]string, bool) {
 	}
 	var list []string
 	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			list = append(list, item)
-		}
+		list = append(list, strings.TrimSpace(item)) // an empty one is refused
 	}
 	return list, true
 }

@@ -52,6 +52,13 @@ func TestLoadAddrList(t *testing.T) {
 		{name: "send one URL", args: []string{"send", "--addr", "udp://127.0.0.1:7"}, want: []string{"udp://127.0.0.1:7"}},
 		{name: "send env list", args: []string{"send"}, env: "tcp://127.0.0.1:7,udp://127.0.0.1:7",
 			wantErr: `invalid addr "tcp://127.0.0.1:7,udp://127.0.0.1:7" from environment ECHOCTL_ADDR: send connects to one address; this names 2`},
+		{name: "env stray comma", args: []string{"serve"}, env: "tcp://127.0.0.1:7,",
+			wantErr: `invalid addr "tcp://127.0.0.1:7," from environment ECHOCTL_ADDR: an item is empty (a stray comma?): must be addresses separated by commas, such as tcp://:7,udp://:7`},
+		{name: "YAML empty item", args: []string{"serve"}, yaml: "addr: \"tcp://127.0.0.1:7,,udp://127.0.0.1:7\"\n",
+			wantErr: `invalid addr "tcp://127.0.0.1:7,,udp://127.0.0.1:7" from config file %[1]s: an item is empty (a stray comma?): must be addresses separated by commas, such as tcp://:7,udp://:7`},
+		{name: "send port 0", args: []string{"send", "--addr", "127.0.0.1:0"},
+			wantErr: `invalid addr "127.0.0.1:0" from flag --addr: port 0 picks a free port to listen on, for serve: give the server's port`},
+		{name: "serve port 0", args: []string{"serve", "--addr", "127.0.0.1:0"}, want: []string{"127.0.0.1:0"}},
 		{name: "send YAML list", args: []string{"send"}, yaml: "addr: [tcp://127.0.0.1:7, udp://127.0.0.1:7]\n",
 			wantErr: `invalid addr ["tcp://127.0.0.1:7","udp://127.0.0.1:7"] from config file %[1]s: send connects to one address; this names 2`},
 	}
