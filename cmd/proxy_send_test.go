@@ -271,6 +271,7 @@ func TestSendCount(t *testing.T) {
 		{[]string{"--count", "0"}, "invalid --count 0: must be an integer from 1 to 1000000"},
 		{[]string{"--count", "2", "--stdin"}, "send: --count sends the messages again"},
 		{[]string{"--interval", "1s"}, "send: --interval is the pause between the exchanges of --count"},
+		{[]string{"--interval", "0s"}, "send: --interval is the pause between the exchanges of --count"},
 		{[]string{"--count", "2", "--interval", "-1s"}, "invalid --interval -1s"},
 		{[]string{"--count", "2", "--interval", "10001h"}, "invalid --interval 10001h: must be a duration from 0 to 10000h"},
 		{[]string{"--greeting", "--addr", "udp://127.0.0.1:7"}, "send: --greeting needs a stream address"},

@@ -36,7 +36,7 @@ func (o *sendOptions) check(fs *pflag.FlagSet, args []string) error {
 		return errors.New("send: --count sends the messages again on each connection; standard input can be read once: give MESSAGE arguments, not --stdin")
 	case o.interval < 0 || o.interval > echo.MaxTimeout:
 		return fmt.Errorf("invalid --interval %s: must be a duration from 0 to %s, such as 100ms", echo.FormatDuration(o.interval), echo.FormatDuration(echo.MaxTimeout))
-	case o.interval > 0 && !fs.Changed("count"):
+	case fs.Changed("interval") && !fs.Changed("count"):
 		return errors.New("send: --interval is the pause between the exchanges of --count")
 	}
 	return nil
@@ -120,7 +120,7 @@ below). See docs/usage.md.
 	addKeyFlags(cmd.Flags(), cmdSend)
 	cmd.Flags().BoolVar(&sendOpts.stdin, "stdin", false, "send standard input instead of messages")
 	cmd.Flags().BoolVar(&sendOpts.greeting, "greeting", false, `read the line the server writes first (serve --greeting), print it on standard error as "greeting: LINE", then verify the echo after it`)
-	cmd.Flags().IntVar(&sendOpts.count, "count", 1, "make this many exchanges, each on a new connection, and print a table of the greetings (backends) that answered instead of the echoes")
+	cmd.Flags().IntVar(&sendOpts.count, "count", 0, "make this many exchanges (1 to 1000000), each on a new connection, and print a table of the greetings (backends) that answered instead of the echoes (default: one exchange, its echo printed)")
 	cmd.Flags().DurationVar(&sendOpts.interval, "interval", 0, "with --count: pause between exchanges")
 	return cmd
 }
