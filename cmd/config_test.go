@@ -733,6 +733,14 @@ func TestRunConfigFileErrors(t *testing.T) {
 		{name: "duplicate key json faults section", file: "c.json", content: `{"faults": {"delay": "1ms", "delay": "2ms"}}`,
 			want: `config file %[1]s: key "faults.delay" is set twice`},
 
+		// A null is not the default: it is refused.
+		{name: "yaml null", file: "c.yaml", content: "addr: ~\n",
+			want: `config file %[1]s: key "addr" is null: give it a value, or leave it out for its default`},
+		{name: "yaml empty value in faults section", file: "c.yaml", content: "faults:\n  delay:\n",
+			want: `config file %[1]s: key "faults.delay" is null: give it a value, or leave it out for its default`},
+		{name: "json null item", file: "c.json", content: `{"messages": ["a", null]}`,
+			want: `config file %[1]s: key "messages" holds a null item: give each item a value`},
+
 		// Integers are decimal in files too: YAML reads 0100 as octal,
 		// and both parsers read hexadecimal, octal, binary and 1_0.
 		{name: "yaml leading zero", file: "c.yaml", content: "buffer-size: 0100\n",
@@ -1013,5 +1021,28 @@ func TestKeysForTheirCommands(t *testing.T) {
 	t.Setenv("ECHOCTL_BUFFER_SIZE", "0")
 	if _, err := loadFor(t, "ping"); err == nil || !strings.Contains(err.Error(), "invalid buffer-size") {
 		t.Errorf("ping with ECHOCTL_BUFFER_SIZE=0: %v, want invalid buffer-size", err)
+	}
+}
+
+// TestExampleConfigFile: config/echoctl.yaml, which the packages install
+// as /etc/echoctl/config.yaml, loads for every command and says what the
+// defaults are: with allow: [] in it, every command on a machine with the
+// package installed exited 2.
+func TestExampleConfigFile(t *testing.T) {
+	example, err := filepath.Abs(filepath.Join("..", "config", "echoctl.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	isolate(t) // in a directory of its own: before it, the path
+	for _, command := range []string{"serve", "send", "bench", "ping"} {
+		got, err := loadFor(t, command, "--config", example)
+		if err != nil {
+			t.Fatalf("%s --config %s: %v", command, example, err)
+		}
+		want := mustLoad(t, command)
+		got.File, got.source, want.source = "", nil, nil
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: the example config differs from the defaults:\n got %+v\nwant %+v", command, got, want)
+		}
 	}
 }

@@ -129,7 +129,39 @@ func checkConfigContent(format string, b []byte, settings map[string]any) error 
 			return err
 		}
 	}
-	return uniqueKeys(settings, "")
+	if err := uniqueKeys(settings, ""); err != nil {
+		return err
+	}
+	return noNulls(settings, "")
+}
+
+// noNulls refuses a key set to null (YAML's ~ or null, JSON's null) in v,
+// a decoded config file at key path: viper would take it as unset, and
+// the default, without a word. The keys are looked at in sorted order.
+func noNulls(v any, path string) error {
+	switch x := v.(type) {
+	case nil:
+		return fmt.Errorf("key %q is null: give it a value, or leave it out for its default", path)
+	case map[string]any:
+		for _, key := range slices.Sorted(maps.Keys(x)) {
+			if err := noNulls(x[key], joinKey(path, strings.ToLower(key))); err != nil {
+				return err
+			}
+		}
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, item := range x {
+			m[fmt.Sprint(k)] = item
+		}
+		return noNulls(m, path)
+	case []any:
+		for _, item := range x {
+			if item == nil {
+				return fmt.Errorf("key %q holds a null item: give each item a value", path)
+			}
+		}
+	}
+	return nil
 }
 
 // decimalInt matches an integer as echoctl takes it anywhere: decimal,

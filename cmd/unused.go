@@ -24,7 +24,7 @@ func (d *decoder) warnUnused(cfg *Config) {
 		nets[a.Network] = true
 		proxy = proxy || opts.ProxyProtocol
 	}
-	set := func(key string) bool { return d.source(key) != "default" }
+	set := d.changed
 	t, f := cfg.Transport, cfg.Faults
 	if f == nil {
 		f = &echo.Faults{}
@@ -66,7 +66,7 @@ func (d *decoder) warnUnusedClient(cfg *Config) {
 	if err != nil {
 		return
 	}
-	set := func(key string) bool { return d.source(key) != "default" }
+	set := d.changed
 	t := cfg.Transport
 	var keys []string
 	for _, s := range []struct {
@@ -83,4 +83,19 @@ func (d *decoder) warnUnusedClient(cfg *Config) {
 	if a.Network != echo.NetworkUDP && d.flags.Lookup(keyRetries) != nil && set(keyRetries) {
 		cfg.Warnings = append(cfg.Warnings, "UDP: retries set, but --addr is not udp://: ignored")
 	}
+}
+
+// changed reports whether key is set (by a flag, the environment or the
+// config file) to other than its default: a file that spells out the
+// defaults, as config/echoctl.yaml does, draws no warning.
+func (d *decoder) changed(key string) bool {
+	if d.source(key) == "default" {
+		return false
+	}
+	for _, k := range keys {
+		if k.name == key {
+			return fmt.Sprint(d.v.Get(key)) != fmt.Sprint(k.def)
+		}
+	}
+	return true
 }
