@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -57,11 +58,30 @@ func (o *benchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.greeting, "greeting", false, "read the line the server writes first on each connection (serve --greeting) and count connections per greeting (backend) in the result")
 }
 
+// modeFlags are bench's flags that only some modes read: with another
+// mode they are refused, as --rate and --part are (bench.Config.Validate),
+// rather than ignored.
+var modeFlags = []struct {
+	flag   string
+	modes  []bench.Mode
+	reason string
+}{
+	{"size", []bench.Mode{bench.ModePingPong}, "only pingpong sends --size-byte messages (stream writes --chunk bytes, connrate its --part)"},
+	{"pipeline", []bench.Mode{bench.ModePingPong}, "only pingpong has messages outstanding"},
+	{"chunk", []bench.Mode{bench.ModeStream}, "only stream writes --chunk bytes (pingpong sends --size-byte messages)"},
+}
+
 // config returns the run the flags describe, against cfg's addr with
 // cfg's busy-poll, and for a tls:// address send's TLS settings.
 // bench.Config.Validate checks it as given, where Run would take a zero as
 // the default: --conns 0 is refused.
-func (o *benchOptions) config(cfg *Config, logger zerolog.Logger) (bench.Config, error) {
+func (o *benchOptions) config(fs *pflag.FlagSet, cfg *Config, logger zerolog.Logger) (bench.Config, error) {
+	for _, f := range modeFlags {
+		if fs.Changed(f.flag) && !slices.Contains(f.modes, bench.Mode(o.mode)) {
+			return bench.Config{}, flagError(&bench.ConfigError{Field: f.flag, Value: fs.Lookup(f.flag).Value.String(),
+				With: "mode", WithValue: o.mode, Reason: f.reason})
+		}
+	}
 	a, err := echo.ParseAddr(cfg.Addr)
 	if err != nil {
 		return bench.Config{}, fmt.Errorf("invalid --addr %q: %w", cfg.Addr, err)
@@ -227,7 +247,7 @@ Exit codes:
 			if err != nil {
 				return err
 			}
-			bc, err := benchOpts.config(cfg, logger)
+			bc, err := benchOpts.config(cmd.Flags(), cfg, logger)
 			if err != nil {
 				return usageError{err}
 			}

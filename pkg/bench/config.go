@@ -110,6 +110,9 @@ const (
 	// MaxBusyPoll bounds BusyPoll, as echo.MaxBusyPoll bounds the
 	// server's.
 	MaxBusyPoll = echo.MaxBusyPoll
+	// MaxRate bounds Rate: a billion a second, a tick of a nanosecond,
+	// the schedule's resolution.
+	MaxRate = 1e9
 )
 
 // SeedParts are the seed client's MESSAGES, which connrate mode sends by
@@ -341,8 +344,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.ServerPID < 0:
 		return &ConfigError{Field: "server-pid", Value: strconv.Itoa(c.ServerPID), Reason: "must be a process id"}
-	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
-		return &ConfigError{Field: "rate", Value: fmt.Sprint(c.Rate), Reason: "must be messages per second, or 0 for as fast as the echoes come back"}
+	case c.Rate < 0 || c.Rate > MaxRate || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return &ConfigError{Field: "rate", Value: fmt.Sprint(c.Rate), Reason: fmt.Sprintf("must be messages per second, at most %g, or 0 for as fast as the echoes come back", float64(MaxRate))}
 	case c.Rate > 0 && c.Mode != ModePingPong && c.Mode != ModeConnRate:
 		return &ConfigError{Field: "rate", With: "mode", WithValue: string(c.Mode), Reason: "only pingpong and connrate run on a schedule"}
 	case c.BusyPoll < 0 || c.BusyPoll > MaxBusyPoll:
