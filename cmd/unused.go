@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/echoctl/echoctl/pkg/echo"
@@ -14,8 +15,13 @@ import (
 // They are likely not what was meant, yet harmless: a warning, not an
 // error, as ncat and socat ignore an option that does not apply.
 func (d *decoder) warnUnused(cfg *Config) {
+	set := d.changed
+	t, f := cfg.Transport, cfg.Faults
+	if f == nil {
+		f = &echo.Faults{}
+	}
 	nets := map[string]bool{}
-	proxy := false
+	proxy, faulty := false, f.Enabled()
 	for _, s := range cfg.Addrs {
 		a, opts, err := echo.ParseListenAddr(s, cfg.Listener)
 		if err != nil {
@@ -23,11 +29,7 @@ func (d *decoder) warnUnused(cfg *Config) {
 		}
 		nets[a.Network] = true
 		proxy = proxy || opts.ProxyProtocol
-	}
-	set := d.changed
-	t, f := cfg.Transport, cfg.Faults
-	if f == nil {
-		f = &echo.Faults{}
+		faulty = warnUnusedQuery(cfg, s, opts, f) || faulty
 	}
 	type setting struct {
 		key string
@@ -44,6 +46,7 @@ func (d *decoder) warnUnused(cfg *Config) {
 		{"UDP", !nets[echo.NetworkUDP], []setting{{keyUDPAllowLowPorts, t.UDPAllowLowPorts}, {keyUDPRatePerSource, set(keyUDPRatePerSource)}}, "no --addr is udp://"},
 		{"PROXY protocol", !proxy, []setting{{"proxy-trusted", set("proxy-trusted")}, {"proxy-timeout", set("proxy-timeout")}}, "no --addr reads PROXY headers (proxy-protocol on)"},
 		{"faults", f.Slice == 0, []setting{{echo.FaultKeyPrefix + "slice-delay", f.SliceDelay > 0}}, "fault-slice is not"},
+		{"faults", !faulty, []setting{{echo.FaultKeyPrefix + "share", set(echo.FaultKeyPrefix + "share")}}, "no fault is set"},
 		{"faults", !nets[echo.NetworkUDP], []setting{{echo.FaultKeyPrefix + "drop", f.Drop > 0}, {echo.FaultKeyPrefix + "duplicate", f.Duplicate > 0}, {echo.FaultKeyPrefix + "reorder", f.Reorder > 0}}, "no --addr is udp:// (they act on datagrams)"},
 	} {
 		var keys []string
@@ -56,6 +59,47 @@ func (d *decoder) warnUnused(cfg *Config) {
 			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s set, but %s: ignored", g.what, strings.Join(keys, " and "), g.because))
 		}
 	}
+}
+
+// warnUnusedQuery is warnUnused for the options of one address's query
+// (tcp://:7?proxy-trusted=10.0.0.0/8), opts being its listener's options
+// and server the faults of every listener: an option that does nothing on
+// that listener draws a warning naming the address. It reports whether a
+// fault is in force on the listener.
+func warnUnusedQuery(cfg *Config, addr string, opts echo.ListenerOptions, server *echo.Faults) bool {
+	faults := *server
+	faults.Rand = nil
+	for k, v := range opts.Faults {
+		if faults.Set(k, v) != nil {
+			return false // refused by the listener's own check
+		}
+	}
+	_, query, ok := strings.Cut(addr, "?")
+	if !ok {
+		return faults.Enabled()
+	}
+	given := map[string]bool{}
+	for _, pair := range strings.Split(query, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if name, err := url.QueryUnescape(k); err == nil {
+			given[name] = true
+		}
+	}
+	for _, w := range []struct {
+		key     string
+		unused  bool
+		because string
+	}{
+		{"proxy-trusted", !opts.ProxyProtocol, "proxy-protocol is off on this listener"},
+		{"proxy-timeout", !opts.ProxyProtocol, "proxy-protocol is off on this listener"},
+		{echo.FaultKeyPrefix + "slice-delay", faults.Slice == 0, "fault-slice is not set for this listener"},
+		{echo.FaultKeyPrefix + "share", !faults.Enabled(), "no fault is set for this listener"},
+	} {
+		if given[w.key] && w.unused {
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s set, but %s: ignored", addr, w.key, w.because))
+		}
+	}
+	return faults.Enabled()
 }
 
 // warnUnusedClient is warnUnused for send, ping and bench, which have one

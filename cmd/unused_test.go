@@ -25,6 +25,15 @@ func TestServeWarnsUnused(t *testing.T) {
 		{[]string{"--fault-slice-delay", "2s", "--fault-slice", "4"}, nil},
 		{[]string{"--fault-drop", "0.5", "--fault-reorder", "0.1"}, []string{"faults: fault-drop and fault-reorder set, but no --addr is udp:// (they act on datagrams): ignored"}},
 		{[]string{"--fault-drop", "0.5", "--addr", "udp://127.0.0.1:0"}, nil},
+		{[]string{"--fault-share", "0.5"}, []string{"faults: fault-share set, but no fault is set: ignored"}},
+		{[]string{"--fault-share", "0.5", "--addr", "tcp://127.0.0.1:0?fault-delay=1ms"}, nil},
+		// A listener's own options, in its address's query.
+		{[]string{"--addr", "tcp://127.0.0.1:0?proxy-trusted=10.0.0.0/8"}, []string{"tcp://127.0.0.1:0?proxy-trusted=10.0.0.0/8: proxy-trusted set, but proxy-protocol is off on this listener: ignored"}},
+		{[]string{"--addr", "tcp://127.0.0.1:0?proxy-protocol=on&proxy-trusted=10.0.0.0/8"}, nil},
+		{[]string{"--addr", "tcp://127.0.0.1:0?fault-slice-delay=10ms"}, []string{"tcp://127.0.0.1:0?fault-slice-delay=10ms: fault-slice-delay set, but fault-slice is not set for this listener: ignored"}},
+		{[]string{"--fault-slice", "2", "--addr", "tcp://127.0.0.1:0?fault-slice-delay=10ms"}, nil},
+		{[]string{"--addr", "tcp://127.0.0.1:0?fault-share=0.5"}, []string{"tcp://127.0.0.1:0?fault-share=0.5: fault-share set, but no fault is set for this listener: ignored"}},
+		{[]string{"--addr", "tcp://127.0.0.1:0?fault-share=0.5&fault-delay=1ms"}, nil},
 		{nil, nil},
 	}
 	for _, tt := range tests {
