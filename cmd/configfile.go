@@ -97,7 +97,8 @@ func (d configDecoder) Decode(b []byte, v map[string]any) error {
 }
 
 // configContentError is a problem with a config file that parses: a
-// second YAML document or a key set twice.
+// second YAML document, a key set twice, a null, an integer not written
+// in decimal.
 type configContentError struct{ err error }
 
 func (e configContentError) Error() string { return e.err.Error() }
@@ -106,8 +107,9 @@ func (e configContentError) Unwrap() error { return e.err }
 // checkConfigContent refuses what the parsers of config files accept
 // silently: a YAML file of more than one document (the parser reads the
 // first and ignores the rest), a key set twice in JSON (the last one wins),
-// and, in every format, two keys that differ only in case, which viper
-// would merge into one. settings is b as format's parser decoded it,
+// an integer that is not decimal in YAML and TOML (decimalYAMLInts), and,
+// in every format, two keys that differ only in case, which viper would
+// merge into one, and a null (checkSettings). settings is b as format's parser decoded it,
 // before viper lower-cases its keys. The YAML and TOML parsers refuse
 // exact duplicates themselves.
 func checkConfigContent(format string, b []byte, settings map[string]any) error {
@@ -129,39 +131,7 @@ func checkConfigContent(format string, b []byte, settings map[string]any) error 
 			return err
 		}
 	}
-	if err := uniqueKeys(settings, ""); err != nil {
-		return err
-	}
-	return noNulls(settings, "")
-}
-
-// noNulls refuses a key set to null (YAML's ~ or null, JSON's null) in v,
-// a decoded config file at key path: viper would take it as unset, and
-// the default, without a word. The keys are looked at in sorted order.
-func noNulls(v any, path string) error {
-	switch x := v.(type) {
-	case nil:
-		return fmt.Errorf("key %q is null: give it a value, or leave it out for its default", path)
-	case map[string]any:
-		for _, key := range slices.Sorted(maps.Keys(x)) {
-			if err := noNulls(x[key], joinKey(path, strings.ToLower(key))); err != nil {
-				return err
-			}
-		}
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, item := range x {
-			m[fmt.Sprint(k)] = item
-		}
-		return noNulls(m, path)
-	case []any:
-		for _, item := range x {
-			if item == nil {
-				return fmt.Errorf("key %q holds a null item: give each item a value", path)
-			}
-		}
-	}
-	return nil
+	return checkSettings(settings, "")
 }
 
 // decimalInt matches an integer as echoctl takes it anywhere: decimal,
@@ -330,11 +300,15 @@ func uniqueJSONKeys(dec *json.Decoder, path string) error {
 	return err
 }
 
-// uniqueKeys refuses a table of v (a decoded config file, at key path)
-// with two keys that differ only in case. The keys are compared in sorted
-// order, so that the message does not depend on map order.
-func uniqueKeys(v any, path string) error {
+// checkSettings refuses, in v (a decoded config file, at key path), a
+// table with two keys that differ only in case, and a key set to null
+// (YAML's ~ or null, JSON's null), which viper would take as unset, and
+// the default, without a word. The keys are looked at in sorted order, so
+// that the message does not depend on map order.
+func checkSettings(v any, path string) error {
 	switch x := v.(type) {
+	case nil:
+		return fmt.Errorf("key %q is null: give it a value, or leave it out for its default", path)
 	case map[string]any:
 		seen := map[string]string{}
 		for _, key := range slices.Sorted(maps.Keys(x)) {
@@ -343,7 +317,7 @@ func uniqueKeys(v any, path string) error {
 				return duplicateKeyError(path, first, key)
 			}
 			seen[lower] = key
-			if err := uniqueKeys(x[key], joinKey(path, lower)); err != nil {
+			if err := checkSettings(x[key], joinKey(path, lower)); err != nil {
 				return err
 			}
 		}
@@ -352,10 +326,13 @@ func uniqueKeys(v any, path string) error {
 		for k, item := range x {
 			m[fmt.Sprint(k)] = item
 		}
-		return uniqueKeys(m, path)
+		return checkSettings(m, path)
 	case []any:
 		for _, item := range x {
-			if err := uniqueKeys(item, path); err != nil {
+			if item == nil {
+				return fmt.Errorf("key %q holds a null item: give each item a value", path)
+			}
+			if err := checkSettings(item, path); err != nil {
 				return err
 			}
 		}
