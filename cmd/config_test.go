@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -1033,6 +1034,18 @@ func TestExampleConfigFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	text, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys { // "every key": set, or shown in a comment
+		if strings.HasPrefix(k.name, faultPrefix) && strings.Contains(string(text), k.name) {
+			continue // listed in the faults section's comment
+		}
+		if !regexp.MustCompile(`(?m)^(# )?` + regexp.QuoteMeta(k.name) + `:`).Match(text) {
+			t.Errorf("%s does not name the key %s", example, k.name)
+		}
+	}
 	isolate(t) // in a directory of its own: before it, the path
 	for _, command := range []string{"serve", "send", "bench", "ping"} {
 		got, err := loadFor(t, command, "--config", example)
@@ -1043,6 +1056,26 @@ func TestExampleConfigFile(t *testing.T) {
 		got.File, got.source, want.source = "", nil, nil
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: the example config differs from the defaults:\n got %+v\nwant %+v", command, got, want)
+		}
+	}
+}
+
+// TestDocsKeyCount: README.md and docs/configuration.md say how many keys
+// there are; they said 45 and 26 when there were 48.
+func TestDocsKeyCount(t *testing.T) {
+	for _, d := range []struct{ file, pattern string }{
+		{"README.md", `all (\d+), with defaults`},
+		{"docs/configuration.md", `reads the (\d+) configuration keys`},
+	} {
+		text, err := os.ReadFile(filepath.Join("..", d.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(d.pattern).FindSubmatch(text)
+		if m == nil {
+			t.Errorf("%s does not say how many keys there are (%s)", d.file, d.pattern)
+		} else if n, _ := strconv.Atoi(string(m[1])); n != len(keys) {
+			t.Errorf("%s says %d keys; there are %d", d.file, n, len(keys))
 		}
 	}
 }
