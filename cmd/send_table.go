@@ -27,8 +27,9 @@ type sendTableRow struct {
 	Conns, Errors int64
 	Share         float64
 	// Latencies of the connect (with the PROXY header and the TLS
-	// handshake) and of the round trip (from the first write to the end
-	// of the echo, of the exchanges that did not fail; zero if none).
+	// handshake; zero over UDP, which connects nothing) and of the round
+	// trip (from the first write to the end of the echo, of the exchanges
+	// that did not fail; zero if none).
 	ConnectP50, ConnectP99, RoundTripP50, RoundTripP99 time.Duration
 }
 
@@ -37,12 +38,15 @@ type sendTableRow struct {
 func writeSendTable(w io.Writer, t sendTable) error {
 	cells := [][]string{{"greeting", "conns", "share", "errors", "connect p50", "p99", "round trip p50", "p99"}}
 	for _, r := range t.Rows {
-		rt50, rt99 := "-", "-"
+		c50, c99, rt50, rt99 := "-", "-", "-", "-"
+		if r.ConnectP50 > 0 { // none over UDP
+			c50, c99 = latency(r.ConnectP50), latency(r.ConnectP99)
+		}
 		if r.Conns > r.Errors {
 			rt50, rt99 = latency(r.RoundTripP50), latency(r.RoundTripP99)
 		}
 		cells = append(cells, []string{shortCell(showGreeting(r.Greeting)), strconv.FormatInt(r.Conns, 10), fmt.Sprintf("%.1f%%", r.Share),
-			strconv.FormatInt(r.Errors, 10), latency(r.ConnectP50), latency(r.ConnectP99), rt50, rt99})
+			strconv.FormatInt(r.Errors, 10), c50, c99, rt50, rt99})
 	}
 	widths := make([]int, len(cells[0]))
 	for _, row := range cells {

@@ -2,10 +2,13 @@ package cmd
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/echoctl/echoctl/pkg/echo"
 )
 
 func TestWriteSendTable(t *testing.T) {
@@ -111,4 +114,26 @@ func FuzzWriteSendTable(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSendTallyUDP: over UDP nothing connects: an exchange is answered
+// by an echo, even one that differs, and not by the socket alone (a
+// server that answers nothing was counted as 3 answered, 3 failed); the
+// connect columns say "-".
+func TestSendTallyUDP(t *testing.T) {
+	tally := newSendTally(false)
+	tally.add(exchange{roundTrip: 3 * time.Millisecond})
+	tally.add(exchange{err: errors.New("no echo")})
+	tally.add(exchange{err: &echo.MismatchError{}})
+	var b bytes.Buffer
+	if err := writeSendTable(&b, tally.table()); err != nil {
+		t.Fatal(err)
+	}
+	want := "" +
+		"greeting  conns   share  errors  connect p50  p99  round trip p50     p99\n" +
+		"(none)        2  100.0%       1            -    -          3.00ms  3.00ms\n" +
+		"3 exchanges: 2 answered, 2 failed (1 before an answer), 1 with an echo that differs\n"
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
 }

@@ -108,7 +108,9 @@ func (t *sendTally) add(ex exchange) {
 		t.rows[name] = r
 	}
 	r.conns++
-	r.connect.RecordValue(micros(ex.connect))
+	if ex.connected { // over UDP nothing connects
+		r.connect.RecordValue(micros(ex.connect))
+	}
 	if err != nil {
 		r.errors++
 		return
@@ -142,8 +144,10 @@ func (t *sendTally) table() sendTable {
 		r := t.rows[name]
 		row := sendTableRow{
 			Greeting: name, Conns: r.conns, Errors: r.errors,
-			Share:      100 * float64(r.conns) / float64(answered),
-			ConnectP50: usDuration(r.connect.ValueAtQuantile(50)), ConnectP99: usDuration(r.connect.ValueAtQuantile(99)),
+			Share: 100 * float64(r.conns) / float64(answered),
+		}
+		if r.connect.TotalCount() > 0 {
+			row.ConnectP50, row.ConnectP99 = usDuration(r.connect.ValueAtQuantile(50)), usDuration(r.connect.ValueAtQuantile(99))
 		}
 		if r.roundTrip.TotalCount() > 0 {
 			row.RoundTripP50, row.RoundTripP99 = usDuration(r.roundTrip.ValueAtQuantile(50)), usDuration(r.roundTrip.ValueAtQuantile(99))

@@ -109,8 +109,7 @@ type Result struct {
 type ClientTrace struct {
 	// Connected is called when the connection is ready: resolving,
 	// connecting, the PROXY header and the TLS handshake took d. Over UDP
-	// (SendPackets) it is called when the socket is made: resolving and
-	// making it took d.
+	// (SendPackets), which connects nothing, it is not called.
 	Connected func(d time.Duration)
 	// Greeted is called with the line the server wrote first, without its
 	// line end, when Client.Greeting is set and it was read, before

@@ -48,7 +48,6 @@ func (c *Client) retries() int {
 // unreachable: no server on that port).
 func (c *Client) SendPackets(ctx context.Context, messages [][]byte, echo io.Writer) (Result, error) {
 	var res Result
-	begin := time.Now()
 	addr := c.addr()
 	a, err := ParseAddr(addr)
 	if err != nil {
@@ -71,12 +70,9 @@ func (c *Client) SendPackets(ctx context.Context, messages [][]byte, echo io.Wri
 			}
 			continue
 		}
-		// Over UDP the socket is ready once made: Connected times
-		// resolving and making it (there is no handshake), Echoed the
+		// Over UDP nothing connects, and Connected is not called (an
+		// answer, not a socket, says a server is there); Echoed times the
 		// datagrams and their echoes, resends included.
-		if c.Trace != nil && c.Trace.Connected != nil {
-			c.Trace.Connected(time.Since(begin))
-		}
 		start, sent := x.next, time.Now()
 		err = x.run(ctx, conn)
 		conn.Close()
