@@ -89,7 +89,9 @@ type Result struct {
 	// throughput, errors and latency percentiles.
 	Seconds []Second `json:"seconds,omitempty"`
 
-	// Errors counts errors by kind.
+	// Errors counts errors by kind, in the whole run: the warmup's count
+	// (but for connects refused or timed out in it, which are retried),
+	// unlike the measured window's Seconds.
 	Errors ErrorCounts `json:"errors"`
 	// FirstError describes the first error that was not a mismatch,
 	// prefixed by its kind; empty if none.
