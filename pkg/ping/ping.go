@@ -16,7 +16,8 @@ import (
 // Run sends the probes cfg describes, one after the other, and returns
 // their summary. Its error is for an invalid cfg only: a failed probe is
 // counted in the Summary and told to OnProbe. A probe cut short by the end
-// of ctx (Ctrl-C) is neither counted nor told.
+// of ctx (Ctrl-C) is counted as sent and not answered (Kind
+// "interrupted"), as ping(8) counts a packet it sent, but not told.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return Summary{}, err
@@ -42,6 +43,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		next = time.Now().Add(cfg.Interval)
 		p := r.probe(ctx, seq)
 		if p.Err != nil && ctx.Err() != nil {
+			p.Kind = "interrupted"
+			sum.add(p)
 			break
 		}
 		sum.add(p)

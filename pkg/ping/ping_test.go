@@ -234,6 +234,31 @@ func TestPingStopsWithItsContext(t *testing.T) {
 	}
 }
 
+// TestPingCountsAProbeCutShort: a probe that the end of the context cuts
+// short (Ctrl-C while it awaits its echo) counts as sent and not
+// answered, as ping(8) counts a packet it sent, without a line of its
+// own: "0 probes sent" with exit 1 read as a contradiction.
+func TestPingCountsAProbeCutShort(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The server reads the probe, then the context ends: it never echoes.
+	addr := tcpServer(t, func(c net.Conn) {
+		buf := make([]byte, 1)
+		if _, err := c.Read(buf); err == nil {
+			cancel()
+		}
+		io.Copy(io.Discard, c)
+	})
+	told := 0
+	sum, err := ping.Run(ctx, ping.Config{Client: &echo.Client{Addr: addr}, Count: 3, OnProbe: func(ping.Probe) { told++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sent != 1 || sum.Received != 0 || sum.Loss != 100 || sum.Errors["interrupted"] != 1 || told != 0 || sum.OK() {
+		t.Fatalf("summary %+v, told %d; want 1 sent, none received, interrupted, not told", sum, told)
+	}
+}
+
 func TestPingConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string

@@ -32,7 +32,8 @@ type Probe struct {
 	// Err is why the probe failed; nil for a reply.
 	Err error
 	// Kind names the failure: "timeout", "refused", "reset", "closed",
-	// "mismatch" or "error"; empty for a reply.
+	// "mismatch", "error", or in the Summary alone "interrupted" (cut
+	// short by the end of Run's context); empty for a reply.
 	Kind string
 }
 
