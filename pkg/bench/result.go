@@ -151,8 +151,9 @@ type TLSStats struct {
 // UDPStats is what became of the datagrams a udp:// run sent in its
 // measured window, counted as RFC 4737 does: a datagram that comes back
 // after one sent later is reordered, not lost; a datagram is lost only if
-// no copy of it came back by the end of the drain (OpTimeout after the
-// last was sent, or less once every one is back).
+// no intact copy of it came back by the end of the drain (OpTimeout after
+// the last was sent, or less once every one is back): one whose echo
+// differs is lost too, and its echo counted as a mismatch.
 type UDPStats struct {
 	// Sent counts the datagrams sent.
 	Sent int64 `json:"sent"`
