@@ -15,6 +15,7 @@ import (
 
 	"github.com/echoctl/echoctl/internal/report"
 	"github.com/echoctl/echoctl/pkg/bench"
+	"github.com/echoctl/echoctl/pkg/echo"
 )
 
 // benchOutputs says where bench writes its result: the table, --json or
@@ -150,16 +151,21 @@ func streamSeconds(cfg *bench.Config, out io.Writer) {
 // writeResult writes res to out as o says: one JSON line after the
 // seconds, one indented JSON object, or the table.
 func writeResult(o benchOutputs, res *bench.Result, out io.Writer) error {
+	var err error
 	switch {
 	case o.stream:
-		return json.NewEncoder(out).Encode(res)
+		err = json.NewEncoder(out).Encode(res)
 	case o.json:
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		err = enc.Encode(res)
 	default:
-		return res.WriteTable(out)
+		err = res.WriteTable(out)
 	}
+	if err != nil {
+		return outputError(&echo.OutputError{Err: err}) // "write standard output: ...", as send's
+	}
+	return nil
 }
 
 // reportOptions are bench report's flags.

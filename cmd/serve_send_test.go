@@ -352,6 +352,20 @@ func TestSendStdoutFails(t *testing.T) {
 	}
 }
 
+// TestBenchStdoutFails: bench's result that cannot be written to standard
+// output is reported as send's is, exit 1.
+func TestBenchStdoutFails(t *testing.T) {
+	isolate(t)
+	srv := startServe(t)
+	full := &os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.ENOSPC}
+	var stderr syncBuffer
+	code := Run(context.Background(), []string{"bench", "--addr", srv.addr, "--duration", "200ms", "--warmup", "0s"},
+		Streams{In: strings.NewReader(""), Out: failingWriter{full}, Err: &stderr})
+	if want := "echoctl: write standard output: no space left on device\n"; code != ExitNetwork || stderr.String() != want {
+		t.Errorf("exit code %d, stderr %q; want %d, %q", code, stderr.String(), ExitNetwork, want)
+	}
+}
+
 // TestHelpStdoutFails: help and completion scripts that cannot be written
 // to standard output (> /dev/full) exit 1 with one line, as any other
 // output; cobra writes them without a word of a failed write.

@@ -177,7 +177,7 @@ type UDPStats struct {
 	Jitter float64 `json:"jitter_us"`
 	// Stray counts datagrams that were not this run's (another run's, or
 	// anything else sent to its sockets): they are ignored.
-	Stray int64 `json:"stray,omitempty"`
+	Stray int64 `json:"stray"`
 }
 
 // Latency holds percentiles of the echo time, in microseconds, from an HDR
