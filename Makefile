@@ -1,10 +1,12 @@
 # echoctl: make build | run | test | lint | fuzz | fuzz-ci | soak | bench | docs | release-snapshot | clean
 GO      ?= go
 BIN     ?= bin/echoctl
-# A release version only at a tag (v1.2.3 -> 1.2.3, as goreleaser names it);
-# anything else is a development build, which `echoctl version` says.
-VERSION ?= $(or $(patsubst v%,%,$(shell git describe --tags --exact-match 2>/dev/null)),dev)
-COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+# A release version only at a tag (v1.2.3 -> 1.2.3, as goreleaser names it)
+# with no uncommitted change; anything else is a development build, which
+# `echoctl version` says, its commit marked -dirty when the tree has changes.
+DIRTY   := $(shell git status --porcelain --untracked-files=no 2>/dev/null | head -c 1)
+VERSION ?= $(if $(DIRTY),dev,$(or $(patsubst v%,%,$(shell git describe --tags --exact-match 2>/dev/null)),dev))
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)$(if $(DIRTY),-dirty)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 PKG     := github.com/echoctl/echoctl/cmd
 LDFLAGS := -s -w -X $(PKG).version=$(VERSION) -X $(PKG).commit=$(COMMIT) -X $(PKG).date=$(DATE)
