@@ -273,3 +273,23 @@ func buildEchoctl(t *testing.T, flags ...string) string {
 	}
 	return bin
 }
+
+// TestCompleteFlagValues: the flags that take one of a few words complete
+// with those words, not with file names.
+func TestCompleteFlagValues(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--log-format", ""}, "text\nconsole\njson\n:4\n"},
+		{[]string{"ping", "--log-level", "w"}, "trace\ndebug\ninfo\nwarn\nerror\ndisabled\n:4\n"},
+		{[]string{"bench", "--mode", ""}, "pingpong\nstream\nconnrate\nidle\n:4\n"},
+		{[]string{"send", "--proxy-protocol", ""}, "v1\nv2\n:4\n"},
+		{[]string{"serve", "--proxy-protocol", ""}, "on\noff\n:4\n"},
+	} {
+		r := run(t, context.Background(), append([]string{"__complete"}, tt.args...)...)
+		if r.code != ExitOK || r.stdout != tt.want {
+			t.Errorf("complete %q: exit %d, %q; want %q", tt.args, r.code, r.stdout, tt.want)
+		}
+	}
+}

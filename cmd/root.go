@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/echoctl/echoctl/internal/logging"
+	"github.com/echoctl/echoctl/pkg/bench"
 )
 
 // Streams are the standard streams a command uses.
@@ -116,7 +117,32 @@ config file, then the defaults. See docs/configuration.md.
 	strictHelpCmd(root)
 	strictCompletionCmd(root)
 	decimalIntFlags(root)
+	completeValues(root)
 	return root
+}
+
+// completeValues makes the shells complete the flags that take one of a
+// few words with those words, rather than with file names.
+func completeValues(root *cobra.Command) {
+	modes := make([]string, len(bench.Modes))
+	for i, m := range bench.Modes {
+		modes[i] = string(m)
+	}
+	words := map[string]map[string][]string{ // command, flag: words
+		cmdEvery: {keyLogLevel: logging.Levels, keyLogFormat: logging.Formats},
+		cmdServe: {keyProxyProtocol: {"on", "off"}},
+		cmdSend:  {keyProxyProtocol: {"v1", "v2"}},
+		cmdBench: {keyProxyProtocol: {"v1", "v2"}, "mode": modes},
+	}
+	for _, c := range append([]*cobra.Command{root}, root.Commands()...) {
+		name := c.Name()
+		if c == root {
+			name = cmdEvery
+		}
+		for flag, w := range words[name] {
+			_ = c.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(w, cobra.ShellCompDirectiveNoFileComp))
+		}
+	}
 }
 
 // strictHelpCmd makes `echoctl help TOPIC` a usage error when TOPIC is not
