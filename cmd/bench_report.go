@@ -242,8 +242,8 @@ func (o *reportOptions) page(files []string) (report.Page, error) {
 	}
 	for _, spec := range o.sections {
 		title, list, ok := strings.Cut(spec, "=")
-		if !ok || list == "" {
-			return report.Page{}, fmt.Errorf("invalid --section %q: want TITLE=FILE,FILE,...", spec)
+		if !ok || list == "" || strings.TrimSpace(title) == "" {
+			return report.Page{}, fmt.Errorf("invalid --section %q: want TITLE=FILE,FILE,..., with a title", spec)
 		}
 		names := strings.Split(list, ",")
 		if slices.Contains(names, "") {

@@ -77,6 +77,7 @@ func ReadRun(path string) (Run, error) {
 	// The last JSON value in the file: the result, after any seconds.
 	dec := json.NewDecoder(bytes.NewReader(b))
 	var last json.RawMessage
+	results := 0
 	for {
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
@@ -85,7 +86,14 @@ func ReadRun(path string) (Run, error) {
 			}
 			return Run{}, fmt.Errorf("report: %s: not a JSON result of echoctl bench: %w", path, err)
 		}
+		var kind struct{ Mode string }
+		if json.Unmarshal(v, &kind) == nil && kind.Mode != "" {
+			results++ // a result; --json-stream's seconds have no mode
+		}
 		last = v
+	}
+	if results > 1 {
+		return Run{}, fmt.Errorf("report: %s: holds %d bench results, not one: give each run a file of its own", path, results)
 	}
 	var res bench.Result
 	if last == nil || json.Unmarshal(last, &res) != nil || res.Mode == "" {

@@ -100,6 +100,7 @@ func TestReadRun(t *testing.T) {
 		"bad.json":    "{not json",
 		"other.json":  `{"hello": 1}`,
 		"empty.json":  "",
+		"twice.json":  string(one) + "\n" + string(two) + "\n",
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
@@ -116,6 +117,7 @@ func TestReadRun(t *testing.T) {
 		{"other.json", "", "not a JSON result"},
 		{"empty.json", "", "not a JSON result"},
 		{"missing.json", "", "no such file"},
+		{"twice.json", "", "holds 2 bench results, not one"},
 	} {
 		r, err := report.ReadRun(filepath.Join(dir, tt.file))
 		switch {

@@ -43,8 +43,17 @@ func (g Greetings) summary() string {
 		return "none read"
 	}
 	var parts []string
-	for _, c := range g.Sorted() {
+	sorted := g.Sorted()
+	for _, c := range sorted[:min(len(sorted), maxShownGreetings)] {
 		parts = append(parts, fmt.Sprintf("%s %d (%.1f%%)", strconv.Quote(c.Greeting), c.Conns, 100*float64(c.Conns)/float64(total)))
+	}
+	if rest := len(sorted) - maxShownGreetings; rest > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more (the JSON has them all)", rest))
 	}
 	return strings.Join(parts, ", ") + fmt.Sprintf(" of %d connections, warmup included", total)
 }
+
+// maxShownGreetings is how many greetings the table names, the most
+// frequent first: a server whose greeting changes on every connection
+// made a line of 40 KB.
+const maxShownGreetings = 20

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -29,6 +30,14 @@ func TestGreetingsSummary(t *testing.T) {
 		if got := tt.g.summary(); got != tt.want {
 			t.Errorf("%v.summary() = %q, want %q", tt.g, got, tt.want)
 		}
+	}
+	// Past maxShownGreetings, the rest are counted, not named.
+	many := Greetings{}
+	for i := range maxShownGreetings + 5 {
+		many[fmt.Sprintf("pod-%03d", i)] = 1
+	}
+	if s := many.summary(); strings.Count(s, `"pod-`) != maxShownGreetings || !strings.Contains(s, "and 5 more (the JSON has them all)") {
+		t.Errorf("summary of %d greetings: %s", len(many), s)
 	}
 }
 
