@@ -127,6 +127,8 @@ type sectionView struct {
 type rowView struct {
 	Name, Mode, Addr, Conns, Size, Pipeline, Chunk, Rate, Warmup, Measured string
 	Throughput, MB, P50, P90, P99, P999, Max, Errors                       string
+	// Datagrams is what became of a udp:// run's datagrams; "–" otherwise.
+	Datagrams string
 }
 
 // chartData is what report.js draws.
@@ -179,8 +181,10 @@ func throughputOf(runs []Run) throughput {
 		return throughput{"connections/s", func(r *bench.Result) float64 { return r.ConnsPerSec }, func(s bench.Second) float64 { return s.ConnsPerSec }}
 	case bench.ModeIdle:
 		return throughput{"connections checked/s", func(r *bench.Result) float64 { return r.MessagesPerSec }, func(s bench.Second) float64 { return s.MessagesPerSec }}
-	default:
+	case bench.ModePingPong:
 		return throughput{"messages/s", func(r *bench.Result) float64 { return r.MessagesPerSec }, func(s bench.Second) float64 { return s.MessagesPerSec }}
+	default: // modes mixed: each its own operation, said in the unit
+		return throughput{"operations/s (pingpong messages, stream writes, connrate cycles)", func(r *bench.Result) float64 { return r.MessagesPerSec }, func(s bench.Second) float64 { return s.MessagesPerSec }}
 	}
 }
 
@@ -252,8 +256,18 @@ func row(name string, res *bench.Result, tp throughput) rowView {
 		Warmup: fmt.Sprintf("%.2fs", res.Warmup), Measured: measured,
 		Throughput: fmt.Sprintf("%.0f", tp.result(res)), MB: fmt.Sprintf("%.2f", res.MBPerSec),
 		P50: micros(l.P50, l.Count), P90: micros(l.P90, l.Count), P99: micros(l.P99, l.Count), P999: micros(l.P999, l.Count), Max: micros(l.Max, l.Count),
-		Errors: errs,
+		Errors: errs, Datagrams: datagrams(res.UDP),
 	}
+}
+
+// datagrams says what became of a udp:// run's datagrams, as its table
+// does: loss, reordering, duplicates, jitter.
+func datagrams(u *bench.UDPStats) string {
+	if u == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%d sent, %d lost (%.2f%%), %d reordered, %d duplicates, jitter %.1fµs",
+		u.Sent, u.Lost, u.LossPercent, u.Reordered, u.Duplicates, u.Jitter)
 }
 
 func micros(us float64, count int64) string {

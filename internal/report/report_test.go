@@ -211,3 +211,25 @@ func checkInChromium(t *testing.T, chromium, page string, charts int) {
 		t.Errorf("the screenshot is blank: %d colours", len(colours))
 	}
 }
+
+// TestPageRowsOfModes: a udp:// run's row says what became of its
+// datagrams (the page said nothing of a 10% loss), and a section mixing
+// modes names its throughput for what each counts, not "messages/s".
+func TestPageRowsOfModes(t *testing.T) {
+	udp := &bench.Result{Mode: bench.ModePingPong, Addr: "udp://127.0.0.1:7", UDP: &bench.UDPStats{Sent: 1000, Received: 900, Lost: 100, LossPercent: 10, Reordered: 7, Duplicates: 3, Jitter: 12.5}}
+	stream := &bench.Result{Mode: bench.ModeStream, Addr: "127.0.0.1:7"}
+	var b bytes.Buffer
+	err := report.WritePage(&b, report.Page{Sections: []report.Section{
+		{Title: "udp", Runs: []report.Run{{Name: "u", Result: udp}}},
+		{Title: "mixed", Runs: []report.Run{{Name: "u", Result: udp}, {Name: "s", Result: stream}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, want := range []string{"<th>datagrams</th>", "1000 sent, 100 lost (10.00%), 7 reordered, 3 duplicates, jitter 12.5µs", "operations/s (pingpong messages, stream writes, connrate cycles)"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the page has no %q", want)
+		}
+	}
+}
