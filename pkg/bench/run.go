@@ -548,25 +548,10 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		res.MBPerSec = float64(res.Bytes) / s / 1e6
 	}
 	if sampled > 0 {
-		s := sampled.Seconds()
-		res.ConnsPerSec = float64(after.connects-before.connects) / s
-		if load, ok := cpuAfter.loadSince(cpuBefore); ok {
-			res.LoadCPU = load.Seconds()
-			res.LoadCPUPercent = 100 * load.Seconds() / s
-		}
+		res.ConnsPerSec = float64(after.connects-before.connects) / sampled.Seconds()
 	}
-	if cpu, system, ok := cpuAfter.serverSince(cpuBefore); srv != nil && measuring && ok {
-		srv.CPU = cpu.Seconds()
-		srv.SystemCPU = system.Seconds()
-		if res.Messages > 0 {
-			srv.CPUPerMessage = float64(cpu.Microseconds()) / float64(res.Messages)
-		}
-		if res.Bytes > 0 {
-			srv.CPUPerGB = cpu.Seconds() / (float64(res.Bytes) / 1e9)
-		}
-		if n := after.connects - before.connects; n > 0 {
-			srv.CPUPerConn = float64(cpu.Microseconds()) / float64(n)
-		}
+	if measuring {
+		cpuFigures(res, srv, cpuBefore, cpuAfter, sampled, after.connects-before.connects)
 	}
 	if srv != nil && cfg.Mode == ModeIdle && res.Held > 0 && srv.RSSHeld > 0 {
 		srv.BytesPerConn = float64(srv.RSSHeld-srv.RSSBefore) / float64(res.Held)
@@ -591,6 +576,31 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		return res, fmt.Errorf("%w: held %d of %d connections: opening them took longer than the run", ErrRunFailed, res.Held, cfg.Conns)
 	}
 	return res, nil
+}
+
+// cpuFigures sets res's load CPU, and with srv the server's, from the
+// samples taken at the two ends of the measured window, sampled apart,
+// over its echoes and the conns connections opened in it.
+func cpuFigures(res *Result, srv *ServerStats, before, after cpuSample, sampled time.Duration, conns int64) {
+	if load, ok := after.loadSince(before); ok && sampled > 0 {
+		res.LoadCPU = load.Seconds()
+		res.LoadCPUPercent = 100 * load.Seconds() / sampled.Seconds()
+	}
+	cpu, system, ok := after.serverSince(before)
+	if srv == nil || !ok {
+		return
+	}
+	srv.CPU = cpu.Seconds()
+	srv.SystemCPU = system.Seconds()
+	if res.Messages > 0 {
+		srv.CPUPerMessage = float64(cpu.Microseconds()) / float64(res.Messages)
+	}
+	if res.Bytes > 0 {
+		srv.CPUPerGB = cpu.Seconds() / (float64(res.Bytes) / 1e9)
+	}
+	if conns > 0 {
+		srv.CPUPerConn = float64(cpu.Microseconds()) / float64(conns)
+	}
 }
 
 // interruptedError says how much of the run was done when it was

@@ -84,6 +84,11 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 
 	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Conns: cfg.Conns, Size: cfg.Size, Rate: cfg.Rate,
 		Warmup: cfg.Warmup.Seconds(), Duration: cfg.Duration.Seconds()}
+	var srv *ServerStats
+	if cfg.ServerPID != 0 {
+		srv = &ServerStats{PID: cfg.ServerPID}
+		res.Server = srv
+	}
 	socks := make([]*udpSocket, 0, cfg.Conns)
 	r.workers = make([]*worker, 0, cfg.Conns)
 	for i := range cfg.Conns {
@@ -108,8 +113,18 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	// workers record each echo's, and the sampler gathers them.
 	seconds := &sampler{r: r}
 	receivers.Go(seconds.runSeconds)
-	finished := r.waitUntil(r.end)
+	// The CPU times are read at the measured window's two ends, as in
+	// every mode (run).
+	var cpuBefore, cpuAfter cpuSample
+	measuring := r.waitUntil(r.measureStart)
+	if measuring {
+		cpuBefore = sampleCPU(cfg.ServerPID)
+	}
+	finished := measuring && r.waitUntil(r.end)
 	cut := time.Now()
+	if measuring {
+		cpuAfter = sampleCPU(cfg.ServerPID)
+	}
 	senders.Wait()
 	if finished {
 		r.drain(socks, drainEnd)
@@ -146,6 +161,9 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	if elapsed > 0 {
 		res.MessagesPerSec = float64(res.Messages) / elapsed.Seconds()
 		res.MBPerSec = float64(res.Bytes) / elapsed.Seconds() / 1e6
+	}
+	if measuring {
+		cpuFigures(res, srv, cpuBefore, cpuAfter, cut.Sub(r.measureStart), 0)
 	}
 	if err := r.settle(res, seconds); err != nil {
 		return res, err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -65,7 +66,8 @@ func TestUDPAgainstEchoctl(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := bench.Config{Addr: addr, Conns: tt.conns, Size: tt.size, Rate: 400,
-				Warmup: 200 * time.Millisecond, Duration: 500 * time.Millisecond, OpTimeout: time.Second}
+				Warmup: 200 * time.Millisecond, Duration: 500 * time.Millisecond, OpTimeout: time.Second,
+				ServerPID: os.Getpid()} // the server runs in this process
 			start := time.Now()
 			res, err := bench.Run(context.Background(), cfg)
 			if err != nil {
@@ -79,6 +81,10 @@ func TestUDPAgainstEchoctl(t *testing.T) {
 			u := res.UDP
 			if u == nil {
 				t.Fatalf("no UDP stats: %+v", res)
+			}
+			// The CPU times, as in every mode (they were left out).
+			if res.Server == nil || res.Server.CPU <= 0 || res.LoadCPU <= 0 {
+				t.Errorf("server %+v, load CPU %v: want both measured", res.Server, res.LoadCPU)
 			}
 			// 400/s for 0.5s: about 200, less the few the schedule's
 			// phase leaves out.
