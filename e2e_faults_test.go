@@ -123,6 +123,11 @@ func TestFaultsReloadOnSIGHUP(t *testing.T) {
 	if r := send(); r.Code != 3 {
 		t.Fatalf("send after a failed reload: %v; want the faults in force (exit 3)", r)
 	}
+
+	// Keys that a SIGHUP does not apply are named, not dropped in silence.
+	write("faults:\n  close-after: 1024\nmax-conns: 5\ndeny: [10.0.0.0/8]\n")
+	srv.Signal(syscall.SIGHUP)
+	srv.WaitLine(regexp.MustCompile(`^main: SIGHUP: max-conns, deny changed, which only a restart applies: still as started$`), readyTimeout)
 }
 
 // TestUDPFaultsMeasuredByBench: serve --fault-drop 0.1 --fault-duplicate

@@ -75,6 +75,9 @@ type Config struct {
 	// source says where a key's value came from ("flag --timeout",
 	// "environment ECHOCTL_TIMEOUT", ...), for a command's own checks.
 	source func(key string) string
+	// values are the keys' merged values, as text, to tell which changed
+	// when serve loads its configuration again (SIGHUP).
+	values map[string]string
 }
 
 // envName returns the environment variable for key.
@@ -213,6 +216,10 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 		return nil, d.err
 	}
 	cfg.source = d.source
+	cfg.values = make(map[string]string, len(keys))
+	for _, k := range keys {
+		cfg.values[k.name] = fmt.Sprint(v.Get(k.name))
+	}
 	return cfg, nil
 }
 

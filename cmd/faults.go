@@ -97,7 +97,27 @@ func watchFaults(srv *echo.Server, cfg *Config, reload func() (*Config, error), 
 		current = next.Faults
 		logger.Info().Str("logger", "main").Strs("faults", current.Settings()).
 			Msg("SIGHUP: faults reloaded, for new connections: " + faultList(current))
+		if changed := restartKeys(cfg, next); changed != nil {
+			logger.Warn().Str("logger", "main").Strs("keys", changed).
+				Msgf("SIGHUP: %s changed, which only a restart applies: still as started", strings.Join(changed, ", "))
+		}
 	})
+}
+
+// restartKeys lists the keys whose values differ between the
+// configuration serve started with and next, loaded again on SIGHUP, but
+// for the faults, which a SIGHUP applies: addresses, limits, the access
+// list, TLS file paths (their contents reload, tls.go) and the rest keep
+// their first values, and the log must say so rather than let an edited
+// deny: look applied.
+func restartKeys(started, next *Config) []string {
+	var changed []string
+	for _, k := range keys {
+		if !strings.HasPrefix(k.name, faultPrefix) && started.values[k.name] != next.values[k.name] {
+			changed = append(changed, k.name)
+		}
+	}
+	return changed
 }
 
 // faultList is f's settings in one line, or "none".
