@@ -77,8 +77,20 @@ func (s *Server) bindUnix(ctx context.Context, path string, perm fs.FileMode) (n
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, "s")
+	defer func() {
+		// Unlinked one by one, not by os.RemoveAll, which reads the
+		// directory: one the server may write and enter but not read
+		// (0730) was left behind at every start, a link to the socket in
+		// it.
+		err := os.Remove(tmp)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			err = os.Remove(dir)
+		}
+		if err != nil {
+			s.Logger.Warn().Str("logger", "main").Err(err).Msgf("unix socket %s: could not remove the directory it was made in, %s: %v", path, dir, err)
+		}
+	}()
 	ln, err := s.ListenConfig.Listen(ctx, "unix", tmp)
 	if err != nil {
 		return nil, err
