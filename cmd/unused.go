@@ -28,7 +28,7 @@ func (d *decoder) warnUnused(cfg *Config) {
 			continue
 		}
 		nets[a.Network] = true
-		proxy = proxy || opts.ProxyProtocol
+		proxy = proxy || opts.ProxyProtocol && a.Network != echo.NetworkUDP // UDP reads none
 		faulty = warnUnusedQuery(cfg, s, opts, f) || faulty
 	}
 	type setting struct {
@@ -44,7 +44,7 @@ func (d *decoder) warnUnused(cfg *Config) {
 		{"TLS", !nets[echo.NetworkTLS], []setting{{keyTLSSelfSigned, t.TLSSelfSigned}, {keyTLSClientCA, t.TLSClientCA != ""}}, "no --addr is tls://"},
 		{"Unix sockets", !nets[echo.NetworkUnix], []setting{{keyUnixMode, set(keyUnixMode)}}, "no --addr is unix://"},
 		{"UDP", !nets[echo.NetworkUDP], []setting{{keyUDPAllowLowPorts, t.UDPAllowLowPorts}, {keyUDPRatePerSource, set(keyUDPRatePerSource)}}, "no --addr is udp://"},
-		{"PROXY protocol", !proxy, []setting{{"proxy-trusted", set("proxy-trusted")}, {"proxy-timeout", set("proxy-timeout")}}, "no --addr reads PROXY headers (proxy-protocol on)"},
+		{"PROXY protocol", !proxy, []setting{{keyProxyProtocol, cfg.Listener.ProxyProtocol}, {"proxy-trusted", set("proxy-trusted")}, {"proxy-timeout", set("proxy-timeout")}}, "no --addr reads PROXY headers (proxy-protocol on, on a TCP, TLS or Unix address)"},
 		{"faults", f.Slice == 0, []setting{{echo.FaultKeyPrefix + "slice-delay", f.SliceDelay > 0}}, "fault-slice is not"},
 		{"faults", !faulty, []setting{{echo.FaultKeyPrefix + "share", set(echo.FaultKeyPrefix + "share")}}, "no fault is set"},
 		{"faults", !nets[echo.NetworkUDP], []setting{{echo.FaultKeyPrefix + "drop", f.Drop > 0}, {echo.FaultKeyPrefix + "duplicate", f.Duplicate > 0}, {echo.FaultKeyPrefix + "reorder", f.Reorder > 0}}, "no --addr is udp:// (they act on datagrams)"},
