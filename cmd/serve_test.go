@@ -119,6 +119,11 @@ func TestNewServerWarnsUnusedTLS(t *testing.T) {
 	if want := "TLS: tls-self-signed set, but no --addr is tls://: ignored"; !slices.Contains(cfg.Warnings, want) {
 		t.Errorf("warnings %q lack %q", cfg.Warnings, want)
 	}
+	f := newTLSFiles(t)
+	cfg = mustLoad(t, "serve", "--tls-cert", f.serverCert, "--tls-key", f.serverKey)
+	if want := "TLS: tls-cert and tls-key set, but no --addr is tls://: ignored"; !slices.Contains(cfg.Warnings, want) {
+		t.Errorf("warnings %q lack %q", cfg.Warnings, want)
+	}
 }
 
 // TestServeListenerOptionErrors: a bad per-listener key, in a flag, the

@@ -41,7 +41,7 @@ func (d *decoder) warnUnused(cfg *Config) {
 		settings []setting
 		because  string
 	}{
-		{"TLS", !nets[echo.NetworkTLS], []setting{{keyTLSSelfSigned, t.TLSSelfSigned}, {keyTLSClientCA, t.TLSClientCA != ""}}, "no --addr is tls://"},
+		{"TLS", !nets[echo.NetworkTLS], []setting{{keyTLSCert, t.TLSCert != ""}, {keyTLSKey, t.TLSKey != ""}, {keyTLSSelfSigned, t.TLSSelfSigned}, {keyTLSClientCA, t.TLSClientCA != ""}}, "no --addr is tls://"},
 		{"Unix sockets", !nets[echo.NetworkUnix], []setting{{keyUnixMode, set(keyUnixMode)}}, "no --addr is unix://"},
 		{"UDP", !nets[echo.NetworkUDP], []setting{{keyUDPAllowLowPorts, t.UDPAllowLowPorts}, {keyUDPRatePerSource, set(keyUDPRatePerSource)}}, "no --addr is udp://"},
 		{"PROXY protocol", !proxy, []setting{{keyProxyProtocol, cfg.Listener.ProxyProtocol}, {"proxy-trusted", set("proxy-trusted")}, {"proxy-timeout", set("proxy-timeout")}}, "no --addr reads PROXY headers (proxy-protocol on, on a TCP, TLS or Unix address)"},
