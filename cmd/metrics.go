@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -116,7 +117,18 @@ type accessListener struct {
 	net.Listener
 	allow, deny []netip.Prefix
 	logger      zerolog.Logger
+
+	// A refusal is logged at most once every refusalLogInterval, with
+	// the count held back since: a denied peer reconnecting in a loop
+	// must not fill the log. Close logs what is still held back.
+	mu   sync.Mutex
+	last time.Time
+	held int
 }
+
+// refusalLogInterval is the least time between two refusal lines of the
+// metrics port, as the echo port's.
+const refusalLogInterval = time.Second
 
 // Accept returns the next connection from an admitted peer.
 func (l *accessListener) Accept() (net.Conn, error) {
@@ -128,11 +140,40 @@ func (l *accessListener) Accept() (net.Conn, error) {
 		if echo.PeerAllowed(l.allow, l.deny, c.RemoteAddr()) {
 			return c, nil
 		}
+		l.mu.Lock()
+		now := time.Now()
+		if !l.last.IsZero() && now.Sub(l.last) < refusalLogInterval {
+			l.held++
+			l.mu.Unlock()
+			c.Close()
+			continue
+		}
+		held := l.held
+		l.last, l.held = now, 0
+		l.mu.Unlock()
 		peer := c.RemoteAddr().String()
+		msg := fmt.Sprintf("connection from %s refused: address not allowed", peer)
+		if held > 0 {
+			msg += fmt.Sprintf(" (%d more refused since the last report)", held)
+		}
 		l.logger.Info().Str("logger", "metrics").Str("peer", peer).Str("reason", echo.CloseDenied.String()).
-			Msgf("connection from %s refused: address not allowed", peer)
-		c.Close()
+			Int("refused_unlogged", held).Msg(msg)
+		c.Close() // after the line: a peer that sees its close finds it logged
 	}
+}
+
+// Close closes the listener, and logs the refusals still held back.
+func (l *accessListener) Close() error {
+	err := l.Listener.Close()
+	l.mu.Lock()
+	held := l.held
+	l.held = 0
+	l.mu.Unlock()
+	if held > 0 {
+		l.logger.Info().Str("logger", "metrics").Str("reason", echo.CloseDenied.String()).Int("refused_unlogged", held).
+			Msgf("%d more connections to the metrics port refused since the last report", held)
+	}
+	return err
 }
 
 // logServing logs where the metrics are served. serve calls it once the

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -71,6 +72,51 @@ func status(resp *http.Response) string {
 		return "no response"
 	}
 	return resp.Status
+}
+
+// TestMetricsDeniedFloodLogged: a denied peer reconnecting to the metrics
+// port in a loop gets a line a second, with the count held back, and the
+// rest when the port closes: 300 connections made 300 lines.
+func TestMetricsDeniedFloodLogged(t *testing.T) {
+	const conns = 50
+	mc := testMetricsConfig()
+	mc.deny = mustPrefixes("127.0.0.0/8")
+	var logs syncBuffer
+	ms, err := startMetrics(t.Context(), mc, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range conns {
+		c := dialMetrics(t, ms)
+		c.SetReadDeadline(time.Now().Add(waitTimeout))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a denied peer read a byte")
+		}
+		c.Close()
+	}
+	if err := ms.close(); err != nil {
+		t.Fatal(err)
+	}
+	lines, counted := 0, 0
+	for l := range strings.Lines(logs.String()) {
+		var e struct {
+			Message  string `json:"message"`
+			Unlogged int    `json:"refused_unlogged"`
+		}
+		if json.Unmarshal([]byte(l), &e) != nil {
+			continue
+		}
+		switch {
+		case strings.Contains(e.Message, "refused: address not allowed"):
+			lines++
+			counted += 1 + e.Unlogged
+		case strings.Contains(e.Message, "more connections to the metrics port refused"):
+			counted += e.Unlogged
+		}
+	}
+	if counted != conns || lines > conns/2 {
+		t.Errorf("%d refusals counted in %d lines, want %d in a line a second:\n%s", counted, lines, conns, logs.String())
+	}
 }
 
 // TestMetricsAccessList: the metrics port applies serve's --allow and
