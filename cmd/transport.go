@@ -128,7 +128,7 @@ func (d *decoder) addrs(key string) []string {
 			d.fail(key, s, reason)
 			return nil
 		}
-		if seen[a.String()] {
+		if seen[a.String()] && (a.Port != 0 || a.Network == echo.NetworkUnix) { // each :0 gets a port of its own
 			d.fail(key, s, "is listed twice")
 			return nil
 		}

@@ -59,6 +59,7 @@ func TestLoadAddrList(t *testing.T) {
 		{name: "send port 0", args: []string{"send", "--addr", "127.0.0.1:0"},
 			wantErr: `invalid addr "127.0.0.1:0" from flag --addr: port 0 picks a free port to listen on, for serve: give the server's port`},
 		{name: "serve port 0", args: []string{"serve", "--addr", "127.0.0.1:0"}, want: []string{"127.0.0.1:0"}},
+		{name: "serve port 0 twice", args: []string{"serve", "--addr", "127.0.0.1:0", "--addr", "127.0.0.1:0"}, want: []string{"127.0.0.1:0", "127.0.0.1:0"}},
 		{name: "send YAML list", args: []string{"send"}, yaml: "addr: [tcp://127.0.0.1:7, udp://127.0.0.1:7]\n",
 			wantErr: `invalid addr ["tcp://127.0.0.1:7","udp://127.0.0.1:7"] from config file %[1]s: send connects to one address; this names 2`},
 	}
