@@ -40,7 +40,7 @@ var docsNotRun = map[string]string{
 // docsNotRunPrefixes are like docsNotRun for families of lines.
 var docsNotRunPrefixes = map[string]string{
 	"echoctl: bench: run interrupted after ": "needs Ctrl-C during the run: TestBenchInterruptedBySIGINT",
-	"echoctl: bench: the run failed: ":   "its counts and kinds vary from run to run: TestBenchRunErrorsExit1 in cmd",
+	"echoctl: bench: the run failed: ":       "its counts and kinds vary from run to run: TestBenchRunErrorsExit1 in cmd",
 }
 
 // docsVarying are the prefixes of error lines whose numbers vary from run
