@@ -463,6 +463,13 @@ func TestFDExhaustion(t *testing.T) {
 		return l.Logger == "main" && l.Level == "warn" && strings.HasPrefix(l.Message, "accept error:")
 	}
 	s.waitLogs(t, "about accept errors", 2, acceptWarning)
+	// The line names the listener, as net's Accept errors do ("accept
+	// tcp ADDR: accept4: ..."): the event loops' said only "accept4".
+	if n := s.countLogs(func(l logLine) bool {
+		return acceptWarning(l) && strings.HasPrefix(l.Message, "accept error: accept tcp "+s.addr+": accept4: too many open files")
+	}); n == 0 {
+		t.Errorf("no accept warning names the listener %s:\n%s", s.addr, s.logs())
+	}
 	warns := s.countLogs(acceptWarning)
 	if secs := int(time.Since(start)/time.Second) + 2; warns > secs {
 		t.Errorf("%d accept warnings in %v: not rate-limited", warns, time.Since(start))

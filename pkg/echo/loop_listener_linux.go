@@ -301,7 +301,9 @@ func (l *loop) accept(la *loopAccept) {
 		case syscall.EINTR, syscall.ECONNABORTED:
 			continue
 		default:
-			serr := os.NewSyscallError("accept4", err)
+			// As net.Listener's Accept says it: "accept tcp ADDR: accept4:
+			// ...", naming the listener in the text log too.
+			var serr error = &net.OpError{Op: "accept", Net: la.local.Network(), Addr: la.local, Err: os.NewSyscallError("accept4", err)}
 			if !isTransientAcceptError(serr) {
 				l.pause(la, time.Time{})
 				select {
