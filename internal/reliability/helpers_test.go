@@ -67,6 +67,8 @@ type logLine struct {
 	Reason    string   `json:"reason"`
 	Addr      string   `json:"addr"`
 	Listeners []string `json:"listeners"`
+	// Unlogged is a rate-limited line's count of lines held back.
+	Unlogged int `json:"refused_unlogged"`
 }
 
 // server is a running `echoctl serve`.
