@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -50,6 +51,15 @@ type Addr struct {
 func ParseAddr(s string) (Addr, error) {
 	scheme, rest, hasScheme := strings.Cut(s, "://")
 	if !hasScheme {
+		// "unix:/path", "tcp:host:port": a scheme without its "//" reads
+		// as a host and port, and would be told as a bad port.
+		if name, _, ok := strings.Cut(s, ":"); ok && slices.Contains([]string{NetworkTCP, NetworkUDP, NetworkTLS, NetworkUnix}, strings.ToLower(name)) {
+			want := "host:port"
+			if strings.ToLower(name) == NetworkUnix {
+				want = "/absolute/path"
+			}
+			return Addr{}, &AddrError{Addr: s, Reason: fmt.Sprintf("a scheme needs \"://\": want %s://%s", strings.ToLower(name), want)}
+		}
 		a, reason := parseHostPort(NetworkTCP, s)
 		if reason != "" {
 			return Addr{}, &AddrError{Addr: s, Reason: reason}

@@ -56,6 +56,8 @@ func TestParseAddr(t *testing.T) {
 		{in: "[127.0.0.1]:7", wantErr: `"127.0.0.1" in brackets: brackets are for an IPv6 address, such as [::1]:10000`},
 		{in: "tcp://[localhost]:7", wantErr: `"localhost" in brackets: brackets are for an IPv6 address, such as [::1]:10000`},
 		{in: strings.Repeat("a", 254) + ":7", wantErr: "host is 254 bytes long: a host name is at most 253"},
+		{in: "unix:/tmp/e.sock", wantErr: `a scheme needs "://": want unix:///absolute/path`},
+		{in: "TCP:localhost:7", wantErr: `a scheme needs "://": want tcp://host:port`},
 		{in: "unix://", wantErr: "missing socket path: want unix:///absolute/path"},
 		{in: "unix://run/echo.sock", wantErr: `socket path "run/echo.sock" is not absolute: want unix:///absolute/path (three slashes)`},
 		{in: "unix:///" + strings.Repeat("x", 103), wantErr: "socket path is 104 bytes long: the limit is 103"},
