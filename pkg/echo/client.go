@@ -493,9 +493,11 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 		}
 		close(v.pending)
 		werrc <- werr // before the reader can stop: it is what we report
-		if werr != nil && !errors.Is(werr, errEchoEnded) {
+		if werr != nil && !errors.Is(werr, errEchoEnded) && !peerClosed(werr) {
 			// The server will not close while we have not half-closed:
-			// stop the reader rather than wait for the timeout.
+			// stop the reader rather than wait for the timeout. Not
+			// after a reset: the reader first takes the echo that came
+			// before it, then sees the reset itself, at once.
 			conn.SetReadDeadline(aLongTimeAgo)
 		}
 	}()
