@@ -29,7 +29,7 @@ type pingOptions struct {
 
 func (o *pingOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVarP(&o.count, "count", "c", 0, "probes to send, then stop (0: until Ctrl-C), as ping's -c")
-	fs.DurationVarP(&o.interval, "interval", "i", ping.DefaultInterval, "time from one probe's start to the next's, as ping's -i")
+	fs.DurationVarP(&o.interval, "interval", "i", ping.DefaultInterval, "time from one probe's start to the next's, as ping's -i; probes go one at a time, as tcping's: one slower than this delays the next")
 	fs.IntVarP(&o.size, "size", "s", ping.DefaultSize, fmt.Sprintf("bytes each probe sends and expects back (%d to %d; over UDP at most one datagram)", ping.MinSize, ping.MaxSize))
 	fs.BoolVar(&o.reuse, "reuse", false, "tcp, tls, unix: send every probe on one connection (made again after a failed probe) instead of connecting for each")
 	fs.StringVarP(&o.source, "source", "I", "", "send the probes from this local IP address, as ping's -I")
@@ -62,6 +62,9 @@ func (o *pingOptions) config(cfg *Config, client *echo.Client) (ping.Config, err
 	if o.interval == 0 {
 		pc.Interval = time.Nanosecond
 	}
+	if o.size == 0 { // ping.Config's default, not a size to take
+		return ping.Config{}, fmt.Errorf("invalid --size 0: must be %d to %d bytes", ping.MinSize, ping.MaxSize)
+	}
 	var ce *ping.ConfigError
 	if err := pc.Validate(); errors.As(err, &ce) {
 		return ping.Config{}, fmt.Errorf("invalid --%s %s: %s", ce.Field, ce.Value, ce.Reason)
@@ -93,11 +96,15 @@ One line per probe goes to standard output (seq=3 peer=127.0.0.1:10000
 connect=0.210ms rtt=0.431ms, or what went wrong), then ping's summary: probes
 sent and received, loss, and min/avg/max/mdev of the round trips and of the
 connections, with their p50 and p99. --json prints one JSON object per probe
-as it ends, then one for the summary.
+as it ends, then one for the summary. A probe that Ctrl-C cuts short is
+counted as sent and lost, as ping counts it, and fails nothing.
 
-Exit codes, as ping's:
+Exit codes (stricter than ping's 0 for any reply: a path that loses one
+probe in ten fails):
   0  every probe was answered with its whole echo
-  1  some probe failed (timeout, refused, reset, closed, echo differs)
+  1  some probe failed (timeout, refused, reset, closed, mismatch: the echo
+     differs, or error: any other), or none was answered, or standard
+     output could not be written
   2  bad flags, arguments, environment or config file`,
 		Example: `  echoctl ping --addr 127.0.0.1:10000 --count 5
   echoctl ping --addr udp://[::1]:7 --interval 200ms --size 512
@@ -129,6 +136,8 @@ Exit codes, as ping's:
 // JSON lines.
 func runPing(ctx context.Context, pc ping.Config, asJSON bool, out io.Writer) error {
 	var werr error
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	pc.OnProbe = func(p ping.Probe) {
 		if werr != nil {
 			return
@@ -137,6 +146,9 @@ func runPing(ctx context.Context, pc ping.Config, asJSON bool, out io.Writer) er
 			werr = ping.WriteProbeJSON(out, p)
 		} else {
 			_, werr = fmt.Fprintln(out, ping.ProbeLine(p))
+		}
+		if werr != nil {
+			stop() // nobody sees the probes: stop probing
 		}
 	}
 	sum, err := ping.Run(ctx, pc)

@@ -2,8 +2,14 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/echoctl/echoctl/pkg/echo"
+	"github.com/echoctl/echoctl/pkg/ping"
 )
 
 // TestPingUsageErrors: bad ping flags exit 2 with one line naming the flag,
@@ -14,6 +20,7 @@ func TestPingUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--size", "3"}, "echoctl: invalid --size 3: must be 16 to 1048576 bytes\n"},
+		{[]string{"--size", "0"}, "echoctl: invalid --size 0: must be 16 to 1048576 bytes\n"},
 		{[]string{"--addr", "127.0.0.1:1", "--addr", "127.0.0.1:2"}, `echoctl: invalid argument "127.0.0.1:2" for "--addr" flag: ping connects to one address; --addr is given twice (first "127.0.0.1:1")` + "\n"},
 		{[]string{"--count", "-1"}, "echoctl: invalid --count -1: must be 0 (until interrupted) or more\n"},
 		{[]string{"--interval", "-1s"}, "echoctl: invalid --interval -1s: must not be negative\n"},
@@ -55,5 +62,24 @@ func TestPingInProcess(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("no %q in:\n%s", want, r.stdout)
 		}
+	}
+}
+
+// fullWriter fails every write, as standard output on /dev/full does.
+type fullWriter struct{}
+
+func (fullWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+// TestPingStopsWhenOutputFails: a run until Ctrl-C whose lines cannot be
+// written stops at the first that fails, with that error (exit 1); it
+// probed on unseen until interrupted.
+func TestPingStopsWhenOutputFails(t *testing.T) {
+	isolate(t)
+	srv := startServe(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := runPing(ctx, ping.Config{Client: &echo.Client{Addr: srv.addr}, Interval: time.Millisecond}, false, fullWriter{})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.HasPrefix(err.Error(), "write standard output: ") || ctx.Err() != nil {
+		t.Fatalf("runPing = %v (context %v); want the write error, before the context ends", err, ctx.Err())
 	}
 }

@@ -17,7 +17,8 @@ import (
 // their summary. Its error is for an invalid cfg only: a failed probe is
 // counted in the Summary and told to OnProbe. A probe cut short by the end
 // of ctx (Ctrl-C) is counted as sent and not answered (Kind
-// "interrupted"), as ping(8) counts a packet it sent, but not told.
+// "interrupted"), as ping(8) counts a packet it sent, but not told, and
+// its connection is not in the Summary's Connect either.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return Summary{}, err
@@ -43,7 +44,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		next = time.Now().Add(cfg.Interval)
 		p := r.probe(ctx, seq)
 		if p.Err != nil && ctx.Err() != nil {
-			p.Kind = "interrupted"
+			p.Kind, p.Connect = "interrupted", 0
 			sum.add(p)
 			break
 		}
@@ -62,6 +63,7 @@ type run struct {
 	cfg    Config
 	client echo.Client
 	udp    bool
+	path   string // a Unix socket's, as dialed
 	id     uint64 // this run's identifier, in every probe
 	conn   net.Conn
 	probe1 []byte // the probe being sent
@@ -74,6 +76,7 @@ func newRun(cfg Config) *run {
 	r.client.Logger = zerolog.Nop()
 	a, _ := echo.ParseAddr(clientAddr(&r.client)) // Validate parsed it
 	r.udp = a.Network == echo.NetworkUDP
+	r.path = a.Path
 	if cfg.Source.IsValid() {
 		// The Dialer's LocalAddr must be of the network it dials.
 		if r.udp {
@@ -115,6 +118,11 @@ func (r *run) probe(ctx context.Context, seq int) Probe {
 		}
 	}
 	p.Peer = r.conn.RemoteAddr().String()
+	if r.path != "" {
+		// The server's name for its socket may be another path (echoctl
+		// binds it elsewhere and renames it into place): the one dialed.
+		p.Peer = r.path
+	}
 	payload(r.probe1, r.id, seq)
 	stop := context.AfterFunc(ctx, func() { r.conn.SetDeadline(time.Now()) })
 	var err error

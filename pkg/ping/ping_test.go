@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -257,6 +258,50 @@ func TestPingCountsAProbeCutShort(t *testing.T) {
 	if sum.Sent != 1 || sum.Received != 0 || sum.Loss != 100 || sum.Errors["interrupted"] != 1 || told != 0 || sum.OK() {
 		t.Fatalf("summary %+v, told %d; want 1 sent, none received, interrupted, not told", sum, told)
 	}
+	if sum.Connect.Count != 0 {
+		t.Errorf("connect stats %+v: the probe with no line of its own counted", sum.Connect)
+	}
+}
+
+// TestPingSummaryOK: the exit status. Every probe that ran its course
+// answered, and one at least: one that Ctrl-C cut short fails nothing,
+// whenever it came.
+func TestPingSummaryOK(t *testing.T) {
+	cut := map[string]int{"interrupted": 1}
+	tests := []struct {
+		name string
+		sum  ping.Summary
+		ok   bool
+	}{
+		{"all answered", ping.Summary{Sent: 3, Received: 3}, true},
+		{"one lost", ping.Summary{Sent: 3, Received: 2, Errors: map[string]int{"timeout": 1}}, false},
+		{"last cut short", ping.Summary{Sent: 3, Received: 2, Errors: cut}, true},
+		{"only probe cut short", ping.Summary{Sent: 1, Received: 0, Errors: cut}, false},
+		{"none sent", ping.Summary{}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.sum.OK(); got != tt.ok {
+			t.Errorf("%s: OK() = %v, want %v", tt.name, got, tt.ok)
+		}
+	}
+}
+
+// TestPingLargeProbes: a probe larger than the socket's buffers hold is
+// read back while it is written; written whole first, 1 MiB over a Unix
+// socket stalled until the timeout. A Unix probe's peer is the path
+// dialed, not the temporary one the server bound its socket at.
+func TestPingLargeProbes(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "echo.sock")
+	echotest.NewServerOn(t, nil, "unix", sock)
+	for _, addr := range []string{"unix://" + sock, echotest.NewServer(t, nil).Addr} {
+		sum, probes := run(t, ping.Config{Client: &echo.Client{Addr: addr}, Count: 2, Size: ping.MaxSize, Timeout: 20 * time.Second})
+		if !sum.OK() {
+			t.Fatalf("%s: summary %+v, probes %+v; want both answered", addr, sum, probes)
+		}
+		if want := strings.TrimPrefix(addr, "unix://"); addr != want && probes[0].Peer != want {
+			t.Errorf("%s: peer %q, want the socket's path", addr, probes[0].Peer)
+		}
+	}
 }
 
 func TestPingConfigErrors(t *testing.T) {
@@ -378,10 +423,12 @@ func TestPingMismatchSays(t *testing.T) {
 	})
 	longer := udpEcho(t, func(p []byte) [][]byte { return [][]byte{append(p, "MORE"...)} })
 	shorter := udpEcho(t, func(p []byte) [][]byte { return [][]byte{p[:len(p)-1]} })
+	tiny := udpEcho(t, func(p []byte) [][]byte { return [][]byte{p[:10]} })
 	tests := []struct{ name, addr, want string }{
 		{"byte", flipped, `^echo differs at byte 20: sent b'.+', got b'\\xef'$`},
 		{"longer datagram", "udp://" + longer, "^echo differs: a datagram longer than the 64-byte probe$"},
 		{"shorter datagram", "udp://" + shorter, "^echo differs: datagram of 63 bytes, shorter than the 64-byte probe$"},
+		{"datagram shorter than a probe's header", "udp://" + tiny, "^echo differs: datagram of 10 bytes, shorter than the 64-byte probe$"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -57,6 +57,13 @@ type stream struct {
 	got  []byte
 }
 
+// inlineWrite is the largest probe written before its echo is read: one
+// that every socket's buffers hold. A larger one is written while its
+// echo is read, as the server writes it back before it reads on: written
+// whole first, a 1 MiB probe over a Unix socket (whose buffers hold some
+// 200 KiB) stalled both ends until the timeout.
+const inlineWrite = 64 << 10
+
 // exchange writes p on s and reads its echo, by deadline.
 func (s *stream) exchange(p []byte, deadline time.Time) (time.Duration, error) {
 	s.conn.SetDeadline(deadline)
@@ -65,11 +72,28 @@ func (s *stream) exchange(p []byte, deadline time.Time) (time.Duration, error) {
 	}
 	got := s.got[:len(p)]
 	start := time.Now()
-	if _, err := s.conn.Write(p); err != nil {
-		return 0, err
+	var werr chan error
+	if len(p) <= inlineWrite {
+		if _, err := s.conn.Write(p); err != nil {
+			return 0, err
+		}
+	} else {
+		werr = make(chan error, 1)
+		go func() {
+			_, err := s.conn.Write(p)
+			werr <- err
+		}()
 	}
 	n, err := io.ReadFull(s.conn, got)
 	rtt := time.Since(start)
+	if werr != nil {
+		if err != nil {
+			s.conn.SetWriteDeadline(time.Now()) // the echo failed: so has the probe
+		}
+		if e := <-werr; err == nil && e != nil {
+			err = e
+		}
+	}
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return 0, &closedError{echoed: n, of: len(p)}
@@ -94,6 +118,9 @@ func datagram(conn net.Conn, p []byte, buf []byte, deadline time.Time) (time.Dur
 		n, err := conn.Read(buf)
 		if err != nil {
 			return 0, err
+		}
+		if n < MinSize && bytes.Equal(buf[:n], p[:n]) {
+			return 0, &mismatchError{size: n, of: len(p)} // too short to be anyone else's
 		}
 		if n < MinSize || !bytes.Equal(buf[:MinSize], p[:MinSize]) {
 			continue // a late answer to an earlier probe, or not ours

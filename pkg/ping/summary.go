@@ -103,5 +103,8 @@ func (s *Summary) done() Summary {
 	return *s
 }
 
-// OK reports whether every probe was answered (ping's exit status 0).
-func (s Summary) OK() bool { return s.Sent > 0 && s.Received == s.Sent }
+// OK reports whether the run passed (exit status 0): some probe was
+// answered, and every one that ran its course was; a probe that the end
+// of Run's context cut short ("interrupted") is not a failure. Stricter
+// than ping(8), for which any reply passes.
+func (s Summary) OK() bool { return s.Received > 0 && s.Received == s.Sent-s.Errors["interrupted"] }
