@@ -33,8 +33,10 @@ var ErrInterrupted = errors.New("bench: run interrupted")
 // ErrNoServer is returned, wrapped with the address and the last connect's
 // error, by Run when no connection could be opened at all: every connect
 // was refused or timed out for about a second from the start (or failed
-// at once otherwise, such as a host name that does not resolve). The run
-// then ends at once, with a nil Result. Once a connection has opened, the
+// at once otherwise, such as a host name that does not resolve); over
+// udp://, every datagram was refused (ICMP port unreachable) and none
+// answered for about a second. The run then ends at once, with a nil
+// Result. Once a connection has opened, the
 // server is retried as the warmup allows, and later failures are counted
 // in the Result.
 var ErrNoServer = errors.New("bench: no connection could be opened")

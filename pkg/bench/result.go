@@ -175,8 +175,9 @@ type UDPStats struct {
 	// over the datagrams in the order they came back), in microseconds:
 	// the mean of the sockets' when there are several.
 	Jitter float64 `json:"jitter_us"`
-	// Stray counts datagrams that were not this run's (another run's, or
-	// anything else sent to its sockets): they are ignored.
+	// Stray counts the datagrams that came in the measured window and were
+	// not this run's (another run's, or anything else sent to its
+	// sockets): they are ignored.
 	Stray int64 `json:"stray"`
 }
 

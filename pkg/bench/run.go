@@ -92,6 +92,9 @@ type runner struct {
 
 	// runID starts every datagram of a udp:// run (UDPHeaderSize).
 	runID [8]byte
+	// heard is set once a udp:// run received a datagram: a server is
+	// there, and refused datagrams are then errors, not its absence.
+	heard atomic.Bool
 
 	// handshakes counts the TLS handshakes completed, resumed those that
 	// resumed a session (Config.TLSResume).

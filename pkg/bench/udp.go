@@ -306,23 +306,58 @@ func (s *udpSocket) receive() {
 			}
 			// A refused datagram (ICMP port unreachable) is the server's
 			// absence, and the next may find it; anything else pauses.
+			// Refused and never answered until noServerUntil, the run
+			// ends as a stream's whose connects are all refused.
 			r.addError(s.id, err)
+			if classify(err) == KindRefused && !r.heard.Load() && !now.Before(r.noServerUntil) {
+				r.abort(fmt.Errorf("%w to %s: every datagram sent in %v was refused, no server there: %w", ErrNoServer, r.cfg.Addr, now.Sub(r.start).Round(10*time.Millisecond), err))
+				return
+			}
 			if classify(err) != KindRefused && !r.sleep(failPause) {
 				return
 			}
 			continue
 		}
+		r.heard.Store(true)
 		if err := s.handle(buf[:n], now); err != nil {
 			r.addError(s.id, err)
 		}
 	}
 }
 
+// ownBeyondID reports whether d, whose first 8 bytes are not the run's
+// identifier, is one of the datagrams this socket sent with only those
+// changed: its header's CRC-32 is right for the run's identifier, and it
+// names a sequence number sent and this socket. Another run's datagram
+// has a CRC-32 right for its own identifier.
+func (s *udpSocket) ownBeyondID(d []byte) (int64, bool) {
+	if len(d) < UDPHeaderSize {
+		return 0, false
+	}
+	sum := crc32.Update(crc32.ChecksumIEEE(s.r.runID[:]), crc32.IEEETable, d[8:28])
+	seq := int64(binary.BigEndian.Uint64(d[8:16]))
+	if sum != binary.BigEndian.Uint32(d[28:32]) || seq < 0 || seq >= s.sent.Load() || binary.BigEndian.Uint32(d[24:28]) != uint32(s.id) {
+		return 0, false
+	}
+	return seq, true
+}
+
 // handle verifies and counts one datagram received at now.
 func (s *udpSocket) handle(d []byte, now time.Time) error {
 	r := s.r
 	if len(d) < 8 || !bytes.Equal(d[:8], r.runID[:]) {
-		s.stats.Stray++
+		// Not this run's, unless it is one of this socket's damaged
+		// where the run's identifier is: cut short within it, or
+		// changed in it, the rest intact.
+		if bytes.HasPrefix(r.runID[:], d) {
+			return s.mismatch(-1, 0, r.runID[:], d)
+		}
+		if seq, ok := s.ownBeyondID(d); ok {
+			return s.mismatch(seq, 0, r.runID[:], d[:8])
+		}
+		if r.inWindow(now) {
+			s.stats.Stray++
+		}
 		return nil
 	}
 	if len(d) < UDPHeaderSize {
@@ -387,6 +422,9 @@ func (s *udpSocket) handle(d []byte, now time.Time) error {
 // datagram was too short to compare there.
 func (s *udpSocket) mismatch(seq int64, off int, want, got []byte) error {
 	e := &echo.MismatchError{Datagram: int(min(seq, math.MaxInt32-1)) + 1, Offset: int64(off)}
+	if seq < 0 {
+		e.Datagram = -1 // too short to say which
+	}
 	i := 0
 	for i < len(want) && i < len(got) && want[i] == got[i] {
 		i++

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"net"
 	"os"
@@ -244,8 +245,10 @@ func TestUDPCorruptAndStray(t *testing.T) {
 			case 5:
 				d[n-1] ^= 0x20
 			case 7:
+				// Another run's: its identifier, with a CRC-32 to match.
 				stray := append([]byte(nil), d...)
 				stray[0] ^= 0xff
+				binary.BigEndian.PutUint32(stray[28:32], crc32.ChecksumIEEE(stray[0:28]))
 				pc.WriteTo(d, peer)
 				d = stray
 			}
@@ -267,6 +270,81 @@ func TestUDPCorruptAndStray(t *testing.T) {
 	if res.FirstMismatch == nil || !strings.Contains(res.FirstMismatch.Message, "datagram 6") {
 		t.Errorf("FirstMismatch = %+v", res.FirstMismatch)
 	}
+}
+
+// TestUDPDamagedWhereTheIdentifierIs: an echo changed in the run's
+// identifier (and no more), or cut short within it, is a mismatch (exit
+// 3), not a datagram of another run, ignored as stray.
+func TestUDPDamagedWhereTheIdentifierIs(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(d []byte) []byte
+		want   string
+	}{
+		{"identifier changed", func(d []byte) []byte { d[2] ^= 0x01; return d }, `^echo of datagram \d+ differs from what was sent at byte 2: `},
+		{"cut within the identifier", func(d []byte) []byte { return d[:4] }, "^an echo differs from the datagrams sent: it is 4 bytes long, too short to say of which$"},
+		{"empty", func(d []byte) []byte { return d[:0] }, "^an echo differs from the datagrams sent: it is 0 bytes long, too short to say of which$"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := udpServer(t, func(d []byte) [][]byte { return [][]byte{tt.damage(d)} })
+			cfg := bench.Config{Addr: "udp://" + addr, Size: 64, Rate: 100,
+				Duration: 200 * time.Millisecond, OpTimeout: 200 * time.Millisecond}
+			res, err := bench.Run(context.Background(), cfg)
+			var em *echo.MismatchError
+			if !errors.As(err, &em) || !regexp.MustCompile(tt.want).MatchString(em.Error()) {
+				t.Fatalf("Run: %v; want a mismatch matching %q", err, tt.want)
+			}
+			if res.UDP.Stray != 0 || res.Errors.Mismatch == 0 {
+				t.Errorf("errors %+v, UDP %+v; want mismatches and no stray", res.Errors, res.UDP)
+			}
+		})
+	}
+}
+
+// TestUDPNoServer: every datagram refused (ICMP port unreachable) and none
+// answered ends the run within about a second, as a stream's that no
+// connect reaches, not after its warmup, window and drain.
+func TestUDPNoServer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	cfg := bench.Config{Addr: "udp://" + addr, Size: 64, Rate: 200, Warmup: 5 * time.Second,
+		Duration: 5 * time.Second, OpTimeout: 5 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	res, err := bench.Run(ctx, cfg)
+	if !errors.Is(err, bench.ErrNoServer) || res != nil || ctx.Err() != nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("Run: %v, %+v (context %v); want ErrNoServer, refused, before the warmup ends", err, res, ctx.Err())
+	}
+}
+
+// udpServer answers each datagram with what answer returns.
+func udpServer(t *testing.T, answer func([]byte) [][]byte) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, peer, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			for _, d := range answer(buf[:n]) {
+				pc.WriteTo(d, peer)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
 }
 
 func TestUDPConfig(t *testing.T) {

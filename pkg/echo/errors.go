@@ -52,14 +52,15 @@ type MismatchError struct {
 	// Extra is set when the server echoed more bytes than were sent.
 	Extra bool
 	// Datagram is set over UDP: the number, from 1, of the datagram whose
-	// echo differs. Offset then counts from the start of that datagram,
-	// Short means its echo is shorter and Extra that it is longer.
+	// echo differs, or -1 for an echo too short to say which. Offset then
+	// counts from the start of that datagram, Short means its echo is
+	// shorter and Extra that it is longer.
 	Datagram int
 }
 
 // Error implements the error interface.
 func (e *MismatchError) Error() string {
-	if e.Datagram > 0 {
+	if e.Datagram != 0 {
 		return e.datagramError()
 	}
 	switch {
@@ -124,6 +125,8 @@ var ErrNoEcho = errors.New("echo: no echo")
 
 func (e *MismatchError) datagramError() string {
 	switch {
+	case e.Datagram < 0:
+		return fmt.Sprintf("an echo differs from the datagrams sent: it is %d bytes long, too short to say of which", e.Offset)
 	case e.Short:
 		return fmt.Sprintf("echo of datagram %d differs from what was sent: it is %d bytes long, shorter than the datagram sent", e.Datagram, e.Offset)
 	case e.Extra:

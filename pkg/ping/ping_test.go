@@ -424,11 +424,13 @@ func TestPingMismatchSays(t *testing.T) {
 	longer := udpEcho(t, func(p []byte) [][]byte { return [][]byte{append(p, "MORE"...)} })
 	shorter := udpEcho(t, func(p []byte) [][]byte { return [][]byte{p[:len(p)-1]} })
 	tiny := udpEcho(t, func(p []byte) [][]byte { return [][]byte{p[:10]} })
+	header := udpEcho(t, func(p []byte) [][]byte { p[3] ^= 1; return [][]byte{p} })
 	tests := []struct{ name, addr, want string }{
 		{"byte", flipped, `^echo differs at byte 20: sent b'.+', got b'\\xef'$`},
 		{"longer datagram", "udp://" + longer, "^echo differs: a datagram longer than the 64-byte probe$"},
 		{"shorter datagram", "udp://" + shorter, "^echo differs: datagram of 63 bytes, shorter than the 64-byte probe$"},
 		{"datagram shorter than a probe's header", "udp://" + tiny, "^echo differs: datagram of 10 bytes, shorter than the 64-byte probe$"},
+		{"sequence number changed", "udp://" + header, `^echo differs at byte 3: sent b'\\x00', got b'\\x01'$`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -107,7 +107,9 @@ func (s *stream) exchange(p []byte, deadline time.Time) (time.Duration, error) {
 }
 
 // datagram sends probe p on the UDP socket conn and waits by deadline for
-// the answer with p's sequence number and run identifier, skipping others.
+// its answer, skipping late answers to earlier probes (the run's
+// identifier, an earlier sequence number); any other datagram is the
+// answer, and a mismatch unless it is p.
 func datagram(conn net.Conn, p []byte, buf []byte, deadline time.Time) (time.Duration, error) {
 	conn.SetDeadline(deadline)
 	start := time.Now()
@@ -119,11 +121,12 @@ func datagram(conn net.Conn, p []byte, buf []byte, deadline time.Time) (time.Dur
 		if err != nil {
 			return 0, err
 		}
-		if n < MinSize && bytes.Equal(buf[:n], p[:n]) {
-			return 0, &mismatchError{size: n, of: len(p)} // too short to be anyone else's
+		// The socket is connected: every datagram is the server's.
+		if n < MinSize {
+			return 0, &mismatchError{size: n, of: len(p)}
 		}
-		if n < MinSize || !bytes.Equal(buf[:MinSize], p[:MinSize]) {
-			continue // a late answer to an earlier probe, or not ours
+		if bytes.Equal(buf[8:16], p[8:16]) && binary.BigEndian.Uint64(buf[0:8]) < binary.BigEndian.Uint64(p[0:8]) {
+			continue // a late answer to an earlier probe
 		}
 		rtt := time.Since(start)
 		if n != len(p) {
