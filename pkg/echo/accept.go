@@ -102,13 +102,22 @@ func (s *Server) acceptRecovered(listener string, failures int, since time.Time)
 
 // isTransientAcceptError reports whether an accept error should be retried
 // rather than ending Serve: descriptor exhaustion, aborted handshakes and
-// memory pressure pass; a closed listener does not.
+// memory pressure pass, and so does any net.Error that says it is
+// temporary or a timeout, as net/http's Serve retries it (a wrapped
+// listener's own errors); a closed listener does not.
 func isTransientAcceptError(err error) bool {
 	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED, syscall.ECONNRESET, syscall.ENOBUFS, syscall.ENOMEM, syscall.EPROTO, syscall.EPERM, syscall.EINTR} {
 		if errors.Is(err, errno) {
 			return true
 		}
 	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	var ne interface {
+		net.Error
+		Temporary() bool
+	}
+	if errors.As(err, &ne) && ne.Temporary() {
+		return true
+	}
+	var te net.Error
+	return errors.As(err, &te) && te.Timeout()
 }

@@ -363,6 +363,11 @@ func (c *Client) Send(ctx context.Context, messages [][]byte, echo io.Writer) (R
 // r while it reads and verifies the echo concurrently, keeping only the
 // bytes in flight in memory. It half-closes when r reaches EOF. It needs a
 // stream address: over UDP, use SendPackets.
+//
+// When the exchange fails while a read from r is blocked (a pipe or a
+// terminal with nothing to give), SendStream returns without waiting for
+// it: the read ends on its own, and what it returns is dropped. Close r
+// (or let it reach EOF) to end that goroutine.
 func (c *Client) SendStream(ctx context.Context, r io.Reader, echo io.Writer) (Result, error) {
 	if a, err := ParseAddr(c.addr()); err == nil && a.Network == NetworkUDP {
 		return Result{}, fmt.Errorf("echo: %s: SendStream needs a stream address (tcp, tls or unix); over UDP use SendPackets", c.addr())

@@ -43,10 +43,12 @@
 // A Server can also misbehave on purpose, for testing clients, proxies
 // and balancers: [Faults] in Server.Faults delays, paces, slices, cuts
 // off, stalls or corrupts the echo of a share of its stream connections,
-// on both engines; off in the zero value, at no cost.
+// on both engines; off in the zero value, at no cost. A reset and a
+// lingering close need the connection's SetLinger and CloseWrite: a
+// wrapped listener whose connections hide them (netutil.LimitListener's,
+// say) closes with a FIN instead, at once.
 //
-// Two engines move the bytes, chosen for each listener in one place
-// (engineFor, engine.go):
+// Two engines move the bytes, chosen for each listener in one place:
 //
 //	listener                                  Linux         other systems
 //	*net.TCPListener (plain TCP)              event loops   goroutines
@@ -60,6 +62,7 @@
 // loops sweep for timed-out connections, and read BufferSize bytes at a
 // time when data is logged). The goroutine engine serves each connection
 // with a goroutine of its own. The bytes on the wire, the logs, the limits
-// and the shutdown are the same either way (docs/architecture.md;
-// loop_linux.go and conn.go).
+// and the shutdown are the same either way (but for what a wrapped
+// listener's connections hide, above); docs/architecture.md in the
+// repository walks through both.
 package echo

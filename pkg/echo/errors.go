@@ -119,7 +119,7 @@ type bareError struct{ sentinel error }
 func (e bareError) Error() string { return strings.TrimPrefix(e.sentinel.Error(), "echo: ") }
 func (e bareError) Unwrap() error { return e.sentinel }
 
-// ErrNoEcho is returned (wrapped in an *ExchangeError) by SendPackets when
+// ErrNoEcho is returned (wrapped in a *DatagramError) by SendPackets when
 // a datagram's echo did not come back, retries included.
 var ErrNoEcho = errors.New("echo: no echo")
 

@@ -247,11 +247,19 @@ func (s *Server) ListenAndServeContext(ctx context.Context) error {
 	return s.ServeBound(b)
 }
 
-// Serve accepts connections on ln and serves each in its own goroutine
-// until ln fails or the server shuts down. It always closes ln. After
-// Shutdown or Close it returns ErrServerClosed. Transient accept errors
-// (such as running out of file descriptors) are logged and retried with a
-// delay that grows from 5ms to 1s.
+// Serve accepts connections on ln and serves them until ln fails or the
+// server shuts down: on the event loops when ln is a *net.TCPListener or
+// *net.UnixListener on Linux, else each in its own goroutine (the
+// package's engine table). It always closes ln. After Shutdown or Close
+// it returns ErrServerClosed. Transient accept errors (such as running out
+// of file descriptors, or a net.Error that says it is temporary) are
+// logged and retried with a delay that grows from 5ms to 1s.
+//
+// Closing ln yourself ends Serve, as in net/http; on the event loops,
+// which accept on a duplicate of ln's socket, within 250ms, and the loops
+// (a goroutine and a few descriptors each) stay until Shutdown or Close,
+// serving the connections already accepted. Shutdown or Close, rather than
+// closing ln, stops a server at once.
 func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, s.ListenerOptions, func() {}) }
 
 // serve is Serve, with opts for ln's connections; it calls started once

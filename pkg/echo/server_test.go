@@ -1008,6 +1008,26 @@ func TestServeRetriesTransientAcceptErrors(t *testing.T) {
 	}
 }
 
+// temporaryError is a wrapped listener's own accept error that says it is
+// temporary, as net/http's Serve retries.
+type temporaryError struct{}
+
+func (temporaryError) Error() string   { return "temporary failure" }
+func (temporaryError) Timeout() bool   { return false }
+func (temporaryError) Temporary() bool { return true }
+
+// TestServeRetriesTemporaryNetError: an accept error that says it is
+// temporary is retried, as net/http retries it; it ended Serve.
+func TestServeRetriesTemporaryNetError(t *testing.T) {
+	ln := listenLocal(t)
+	srv := &echo.Server{}
+	serve(t, srv, &flakyListener{Listener: ln, errs: []error{temporaryError{}, temporaryError{}}})
+	cl := &echo.Client{Addr: ln.Addr().String(), Timeout: ioTimeout}
+	if _, err := cl.Send(t.Context(), seedMessages, nil); err != nil {
+		t.Fatalf("Send after temporary accept errors: %v", err)
+	}
+}
+
 func TestServePermanentAcceptError(t *testing.T) {
 	errBroken := errors.New("listener broke")
 	ln := listenLocal(t)
