@@ -227,7 +227,8 @@ the --json results of several runs on the same axes.
 Exit codes:
   0  every echo matched and the run had no errors
   1  the run failed: errors (refused, reset, timed out, closed early) or
-     no echo measured; no connection could be opened; or the run was
+     no echo measured, or fewer connections open when measuring began
+     than --conns; no connection could be opened; or the run was
      interrupted
   2  bad flags, arguments, environment or config file
   3  an echo differed from what was sent (the message says where)`,

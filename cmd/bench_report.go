@@ -242,8 +242,11 @@ func (o *reportOptions) page(files []string) (report.Page, error) {
 	}
 	for _, spec := range o.sections {
 		title, list, ok := strings.Cut(spec, "=")
-		if !ok || list == "" || strings.TrimSpace(title) == "" {
+		switch {
+		case !ok || strings.TrimSpace(title) == "":
 			return report.Page{}, fmt.Errorf("invalid --section %q: want TITLE=FILE,FILE,..., with a title", spec)
+		case list == "":
+			return report.Page{}, fmt.Errorf("invalid --section %q: want TITLE=FILE,FILE,..., with files after the =", spec)
 		}
 		names := strings.Split(list, ",")
 		if slices.Contains(names, "") {

@@ -204,6 +204,7 @@ func TestBenchReport(t *testing.T) {
 		{"missing", []string{filepath.Join(dir, "none.json"), "--html", out}, ExitUsage, "no such file"},
 		{"bad section", []string{"--section", "x", "--html", out}, ExitUsage, `invalid --section "x"`},
 		{"section without a title", []string{"--section", "=" + a, "--html", out}, ExitUsage, `invalid --section "=` + a + `": want TITLE=FILE,FILE,..., with a title`},
+		{"section without files", []string{"--section", "S=", "--html", out}, ExitUsage, `invalid --section "S=": want TITLE=FILE,FILE,..., with files after the =`},
 		{"empty file in a section", []string{"--section", "A=" + a + ",", "--html", out}, ExitUsage, `invalid --section "A=` + a + `,": a file name is empty`},
 		{"empty file argument", []string{"", a, "--html", out}, ExitUsage, "a FILE argument is empty"},
 		{"html is an input", []string{a, b, "--html", b}, ExitUsage, `invalid --html "` + b + `": it is the result file "` + b + `", an input it would overwrite`},

@@ -18,6 +18,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -96,7 +97,7 @@ func ReadRun(path string) (Run, error) {
 		return Run{}, fmt.Errorf("report: %s: holds %d bench results, not one: give each run a file of its own", path, results)
 	}
 	var res bench.Result
-	if last == nil || json.Unmarshal(last, &res) != nil || res.Mode == "" {
+	if last == nil || json.Unmarshal(last, &res) != nil || !slices.Contains(bench.Modes, res.Mode) {
 		return Run{}, fmt.Errorf("report: %s: not a JSON result of echoctl bench (bench --json writes one)", path)
 	}
 	name := res.Label

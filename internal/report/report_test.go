@@ -99,6 +99,7 @@ func TestReadRun(t *testing.T) {
 		"stream.json": string(sec) + "\n" + string(sec) + "\n" + string(one) + "\n",
 		"bad.json":    "{not json",
 		"other.json":  `{"hello": 1}`,
+		"mode.json":   `{"mode": "foo"}`,
 		"empty.json":  "",
 		"twice.json":  string(one) + "\n" + string(two) + "\n",
 	}
@@ -115,6 +116,7 @@ func TestReadRun(t *testing.T) {
 		{"stream.json", "stream", ""},
 		{"bad.json", "", "not a JSON result"},
 		{"other.json", "", "not a JSON result"},
+		{"mode.json", "", "not a JSON result"},
 		{"empty.json", "", "not a JSON result"},
 		{"missing.json", "", "no such file"},
 		{"twice.json", "", "holds 2 bench results, not one"},

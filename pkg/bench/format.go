@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,7 +33,7 @@ func (res *Result) WriteTable(w io.Writer) error {
 	switch {
 	case res.UDP != nil:
 		u := res.UDP
-		row("throughput", "%.0f datagrams/s, %.2f MB/s echoed (%d datagrams)", res.MessagesPerSec, res.MBPerSec, res.Messages)
+		row("throughput", "%s datagrams/s, %.2f MB/s echoed (%d datagrams)", perSecond(res.MessagesPerSec), res.MBPerSec, res.Messages)
 		stray := ""
 		if u.Stray > 0 {
 			stray = fmt.Sprintf(", %d stray ignored", u.Stray)
@@ -42,12 +43,12 @@ func (res *Result) WriteTable(w io.Writer) error {
 	case res.Mode == ModeIdle:
 		row("held", "%d of %d connections, opened and checked in %s (%.0f/s)", res.Held, res.Conns, seconds(res.OpenTime), rate(float64(res.Messages), res.OpenTime))
 	case res.Mode == ModeConnRate:
-		row("throughput", "%.0f connections/s (%d cycles of connect, write, half-close, read, close)", res.ConnsPerSec, res.Messages)
+		row("throughput", "%s connections/s (%d cycles of connect, write, half-close, read, close)", perSecond(res.ConnsPerSec), res.Messages)
 		row("data", "%.2f MB/s echoed", res.MBPerSec)
 	case res.Mode == ModeStream:
-		row("throughput", "%.2f MB/s echoed (%.0f chunks/s)", res.MBPerSec, res.MessagesPerSec)
+		row("throughput", "%.2f MB/s echoed (%s chunks/s)", res.MBPerSec, perSecond(res.MessagesPerSec))
 	default:
-		row("throughput", "%.0f messages/s, %.2f MB/s echoed (%d messages)", res.MessagesPerSec, res.MBPerSec, res.Messages)
+		row("throughput", "%s messages/s, %.2f MB/s echoed (%d messages)", perSecond(res.MessagesPerSec), res.MBPerSec, res.Messages)
 	}
 	if res.Mode != ModeConnRate && res.Mode != ModeIdle && res.UDP == nil {
 		row("connections", "%d opened, %d open when measuring began, %d connects retried in the warmup", res.Connects, res.OpenAtStart, res.ConnectRetries)
@@ -166,4 +167,13 @@ func micros(us float64) string {
 
 func mebibytes(b int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+// perSecond writes a rate a second: whole from 100 on, else with three
+// significant digits, so that --rate 0.5 reads 0.5, not 0.
+func perSecond(v float64) string {
+	if v >= 100 || v == 0 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
 }

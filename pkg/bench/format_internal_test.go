@@ -21,3 +21,13 @@ func TestLoadNote(t *testing.T) {
 		}
 	}
 }
+
+// TestPerSecond: a rate under 100 a second keeps three significant
+// digits; --rate 0.5 printed "0 messages/s".
+func TestPerSecond(t *testing.T) {
+	for v, want := range map[float64]string{0: "0", 0.5: "0.5", 2.25: "2.25", 12.345: "12.3", 99.4: "99.4", 100: "100", 12345.6: "12346"} {
+		if got := perSecond(v); got != want {
+			t.Errorf("perSecond(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
