@@ -247,7 +247,7 @@ func TestUDPDropped(t *testing.T) {
 	if _, err := c.Read(make([]byte, 8)); err != nil {
 		t.Fatalf("first datagram not answered: %v", err)
 	}
-	limited := map[string]string{"listener": l, "reason": echo.DropRateLimit.String()}
+	limited := map[string]string{"listener": "udp://" + l, "reason": echo.DropRateLimit.String()}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got, _ := gatherValue(m, "echoctl_udp_dropped_total", limited)
@@ -263,7 +263,7 @@ func TestUDPDropped(t *testing.T) {
 		if r == echo.DropRateLimit {
 			continue
 		}
-		got, err := gatherValue(m, "echoctl_udp_dropped_total", map[string]string{"listener": l, "reason": r.String()})
+		got, err := gatherValue(m, "echoctl_udp_dropped_total", map[string]string{"listener": "udp://" + l, "reason": r.String()})
 		if err != nil || got != 0 {
 			t.Errorf("echoctl_udp_dropped_total{reason=%q} = %v, %v; want 0 (every reason present from the start)", r, got, err)
 		}
@@ -393,12 +393,53 @@ func TestUDPFaultsCounted(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.Write([]byte("dropped"))
-		if drop, _ := gatherValue(m, "echoctl_faults_total", map[string]string{"listener": l, "kind": "drop"}); drop >= 3 {
+		if drop, _ := gatherValue(m, "echoctl_faults_total", map[string]string{"listener": "udp://" + l, "kind": "drop"}); drop >= 3 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("echoctl_faults_total{kind=drop} below 3 after 5s of datagrams dropped by a fault")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTCPAndUDPOnOnePortApart: a TCP and a UDP listener on the same
+// address and port have series of their own, the UDP one named as --addr
+// takes it (udp://HOST:PORT); their bytes were added up in one series.
+func TestTCPAndUDPOnOnePortApart(t *testing.T) {
+	m := metrics.New(metrics.BuildInfo{})
+	srv := &echo.Server{Observer: m, UDPRatePerSource: &echo.PacketRate{}}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		ln.Close()
+		t.Skipf("UDP port %s taken: %v", addr, err)
+	}
+	served := make(chan error, 2)
+	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.ServePacket(pc) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+		<-served
+	})
+
+	tcp := &echo.Client{Addr: addr, Timeout: 5 * time.Second}
+	if _, err := tcp.Send(t.Context(), [][]byte{[]byte("0123456789")}, nil); err != nil { // 10 bytes
+		t.Fatal(err)
+	}
+	udp := &echo.Client{Addr: "udp://" + addr, Timeout: 5 * time.Second}
+	if _, err := udp.Send(t.Context(), [][]byte{[]byte("abc")}, nil); err != nil { // 3 bytes
+		t.Fatal(err)
+	}
+	// Bytes are counted as they are read, before their echo goes back.
+	tb, _ := gatherValue(m, "echoctl_bytes_received_total", map[string]string{"listener": addr})
+	ub, _ := gatherValue(m, "echoctl_bytes_received_total", map[string]string{"listener": "udp://" + addr})
+	if tb != 10 || ub != 3 {
+		t.Fatalf("bytes received: %v on %s, %v on udp://%s; want 10 and 3", tb, addr, ub, addr)
 	}
 }

@@ -86,7 +86,7 @@ type udpFaults struct {
 // newUDPFaults starts the faults of the listener pc, whose stage is st.
 func (s *Server) newUDPFaults(pc net.PacketConn, st *faultStage, obs ConnObserver, g *udpGuard) *udpFaults {
 	u := &udpFaults{
-		s: s, pc: pc, st: st, g: g, obs: obs, listener: pc.LocalAddr().String(),
+		s: s, pc: pc, st: st, g: g, obs: obs, listener: packetListenerName(pc),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{}),
 	}
 	u.udp, _ = pc.(*net.UDPConn)

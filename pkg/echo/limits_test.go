@@ -376,7 +376,7 @@ func TestAccessListUDP(t *testing.T) {
 		t.Errorf("denied sender: echo %q, %v; want no answer", got, err)
 	}
 	rec.mu.Lock()
-	if rec.listening[addr.String()] != 1 {
+	if rec.listening["udp://"+addr.String()] != 1 {
 		t.Errorf("ServePacket did not report %s as accepting: %v", addr, rec.listening)
 	}
 	rec.mu.Unlock()

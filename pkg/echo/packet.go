@@ -81,7 +81,7 @@ func (s *Server) servePacket(pc net.PacketConn, opts ListenerOptions, started fu
 	s.warnBusyPollUnused(pc.LocalAddr())
 	s.noGreetingOnUDP(pc.LocalAddr())
 	if s.Observer != nil { // readiness (limits.go, observer.go)
-		lname := pc.LocalAddr().String()
+		lname := packetListenerName(pc)
 		s.Observer.Listening(lname, true)
 		defer s.Observer.Listening(lname, false)
 	}
@@ -95,7 +95,7 @@ func (s *Server) servePacket(pc net.PacketConn, opts ListenerOptions, started fu
 	}
 	var obs ConnObserver
 	if po, ok := s.Observer.(PacketObserver); ok {
-		obs = po.PacketListener(pc.LocalAddr().String())
+		obs = po.PacketListener(packetListenerName(pc))
 	}
 	var faults *udpFaults // fault_udp.go; nil: no fault, at no cost
 	if fs != nil {
@@ -128,7 +128,7 @@ func (s *Server) readPackets(pc net.PacketConn, obs ConnObserver, g *udpGuard, f
 	buf := make([]byte, packetBufferSize)
 	udp, _ := pc.(*net.UDPConn)
 	dobs, _ := obs.(PacketDropObserver)
-	listener := pc.LocalAddr().String()
+	listener := packetListenerName(pc)
 	var delay time.Duration
 	for {
 		var (
@@ -300,4 +300,11 @@ func (s *Server) stopPacketConns(hard bool) {
 			(*pc).Close()
 		}
 	}
+}
+
+// packetListenerName is a UDP socket's name in the Observer's calls and in
+// log lines: its address as --addr takes it, udp://HOST:PORT, so that a TCP
+// and a UDP listener on the same port are told apart.
+func packetListenerName(pc net.PacketConn) string {
+	return NetworkUDP + "://" + pc.LocalAddr().String()
 }

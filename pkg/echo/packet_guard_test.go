@@ -118,7 +118,7 @@ func (o *udpObserver) snapshot() map[echo.DropReason]int {
 // served (told to o).
 func serveUDP(t *testing.T, srv *echo.Server, o *udpObserver, pc net.PacketConn) netip.AddrPort {
 	t.Helper()
-	addr := pc.LocalAddr().String()
+	addr := "udp://" + pc.LocalAddr().String() // the listener's name, as --addr takes it
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
