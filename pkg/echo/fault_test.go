@@ -2,6 +2,7 @@ package echo_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -553,6 +554,46 @@ func TestClientTellsFaultsApart(t *testing.T) {
 			addr := startQuiet(t, srv)
 			_, err := (&echo.Client{Addr: addr, Timeout: ioTimeout}).Send(t.Context(), [][]byte{msg}, nil)
 			tc.check(t, err)
+		})
+	}
+}
+
+// TestFaultStallEndsWithFINAtShutdown: a stalled connection whose peer
+// sent more than the server read ends at Shutdown's deadline with a FIN,
+// as every connection does, on every engine: it was closed with the bytes
+// unread, which the kernel answers with a reset.
+func TestFaultStallEndsWithFINAtShutdown(t *testing.T) {
+	for _, ft := range faultTargets() {
+		t.Run(ft.name, func(t *testing.T) {
+			var srv *echo.Server
+			dial := ft.start(t, nil, func(s *echo.Server) {
+				s.Faults = &echo.Faults{StallAfter: echo.FaultAfter{Bytes: 10}}
+				srv = s
+			})
+			c, err := dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(ioTimeout))
+			wrote := make(chan struct{})
+			go func() {
+				defer close(wrote)
+				c.Write(make([]byte, 256<<10)) // more than the server reads before it stalls
+			}()
+			if _, err := io.ReadFull(c, make([]byte, 10)); err != nil {
+				t.Fatalf("the echo before the stall: %v", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- srv.Shutdown(ctx) }()
+			n, err := io.Copy(io.Discard, c)
+			if err != nil || n != 0 {
+				t.Errorf("after the stall: %d more bytes, then %v; want the end of the stream, no reset", n, err)
+			}
+			<-shut
+			<-wrote
 		})
 	}
 }

@@ -190,6 +190,9 @@ func (c *goConn) end(e ending) error {
 		} else if c.run.sleep(idle) {
 			return &opError{"read", os.ErrDeadlineExceeded} // the idle timeout
 		}
+		// Shutdown's deadline (or Close): FIN, and what the peer sent
+		// meanwhile read and dropped, not a reset for unread bytes.
+		lingerClose(c.rwc, time.Now().Add(drainLinger))
 	}
 	return &opError{"fault", errFault}
 }

@@ -245,7 +245,10 @@ func (l *loop) stop(lc *loopConn) {
 	lc.final = int32(min(queuedBytesFD(int(lc.fd)), math.MaxInt32))
 	lc.stopping.Store(true)
 	lc.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
-	if lc.pending == nil && lc.final == 0 {
+	if lc.stalled() || lc.pending == nil && lc.final == 0 {
+		// Nothing owed (a stalled connection owes nothing: its fault
+		// says so): FIN now, and what the peer sends is read and
+		// dropped, so that the close is not a reset for unread bytes.
 		l.shutWrite(lc)
 		return
 	}
