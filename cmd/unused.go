@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/echoctl/echoctl/pkg/echo"
@@ -47,7 +48,6 @@ func (d *decoder) warnUnused(cfg *Config) {
 		{"PROXY protocol", !proxy, []setting{{keyProxyProtocol, cfg.Listener.ProxyProtocol}, {"proxy-trusted", set("proxy-trusted")}, {"proxy-timeout", set("proxy-timeout")}}, "no --addr reads PROXY headers (proxy-protocol on, on a TCP, TLS or Unix address)"},
 		{"faults", f.Slice == 0, []setting{{echo.FaultKeyPrefix + "slice-delay", f.SliceDelay > 0}}, "fault-slice is not"},
 		{"faults", !faulty, []setting{{echo.FaultKeyPrefix + "share", set(echo.FaultKeyPrefix + "share")}}, "no fault is set"},
-		{"faults", !nets[echo.NetworkUDP], []setting{{echo.FaultKeyPrefix + "drop", f.Drop > 0}, {echo.FaultKeyPrefix + "duplicate", f.Duplicate > 0}, {echo.FaultKeyPrefix + "reorder", f.Reorder > 0}}, "no --addr is udp:// (they act on datagrams)"},
 	} {
 		var keys []string
 		for _, s := range g.settings {
@@ -59,6 +59,50 @@ func (d *decoder) warnUnused(cfg *Config) {
 			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s set, but %s: ignored", g.what, strings.Join(keys, " and "), g.because))
 		}
 	}
+	cfg.Warnings = append(cfg.Warnings, faultsUnused(f, nets)...)
+}
+
+// faultsUnused warns of the faults set in f that act on none of the
+// networks serve listens on (nets): drop with no udp:// address, rate with
+// only udp:// ones; a line for each set of networks they would act on.
+func faultsUnused(f *echo.Faults, nets map[string]bool) []string {
+	var order []string
+	unused := map[string][]string{} // the networks a key acts on -> the keys
+	for _, setting := range f.Settings() {
+		name, _, _ := strings.Cut(setting, "=")
+		k, ok := listenerKeyNamed(echo.FaultKeyPrefix + name)
+		if !ok || k.Networks() == nil || slices.ContainsFunc(k.Networks(), func(n string) bool { return nets[n] }) {
+			continue
+		}
+		var schemes []string
+		for _, n := range k.Networks() {
+			schemes = append(schemes, n+"://")
+		}
+		where := strings.Join(schemes[:len(schemes)-1], ", ")
+		if where != "" {
+			where += " or "
+		}
+		where += schemes[len(schemes)-1]
+		if unused[where] == nil {
+			order = append(order, where)
+		}
+		unused[where] = append(unused[where], k.Name)
+	}
+	var lines []string
+	for _, where := range order {
+		lines = append(lines, fmt.Sprintf("faults: %s set, but no --addr is %s: ignored", strings.Join(unused[where], " and "), where))
+	}
+	return lines
+}
+
+// listenerKeyNamed returns echo's listener key called name.
+func listenerKeyNamed(name string) (echo.ListenerKey, bool) {
+	for _, k := range echo.ListenerKeys() {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return echo.ListenerKey{}, false
 }
 
 // warnUnusedQuery is warnUnused for the options of one address's query

@@ -116,6 +116,10 @@ type ListenerKey struct {
 // ("want on or off").
 func (k ListenerKey) Set(o *ListenerOptions, value string) error { return k.set(o, value) }
 
+// Networks returns the networks (NetworkTCP, NetworkUDP, ...) whose
+// listeners k acts on; nil for every one.
+func (k ListenerKey) Networks() []string { return slices.Clone(k.networks) }
+
 // allowedOn reports why k may not be set on network, or "".
 func (k ListenerKey) allowedOn(network string) string {
 	if k.networks == nil {
