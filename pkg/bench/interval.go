@@ -175,10 +175,12 @@ func (s *sampler) sample(t time.Time, tot totals) {
 	}
 	h := s.hist
 	h.Reset()
+	var bytes int64
 	for _, w := range r.workers {
 		for _, v := range w.lat.swap() {
 			h.RecordValue(min(max(v, histLowest), histHighest))
 		}
+		bytes += w.window.Swap(0)
 	}
 	r.hist.Merge(h)
 	errs := r.errorCounts()
@@ -187,7 +189,7 @@ func (s *sampler) sample(t time.Time, tot totals) {
 		Second:   s.n,
 		Elapsed:  max(t.Sub(s.prevT), 0).Seconds(),
 		Messages: h.TotalCount(),
-		Bytes:    tot.bytes - s.prev.bytes,
+		Bytes:    bytes,
 		Connects: tot.connects - s.prev.connects,
 		Errors:   errs.minus(s.prevErr),
 		Latency:  summarize(h),

@@ -23,6 +23,7 @@ func TestEachSecond(t *testing.T) {
 	}{
 		{"pingpong", bench.Config{Mode: bench.ModePingPong, Conns: 3}},
 		{"connrate", bench.Config{Mode: bench.ModeConnRate, Conns: 2}},
+		{"stream", bench.Config{Mode: bench.ModeStream, Conns: 2}},
 		{"idle", bench.Config{Mode: bench.ModeIdle, Conns: 20}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,8 +49,14 @@ func TestEachSecond(t *testing.T) {
 			if len(res.Seconds) != 3 || len(got) != 3 {
 				t.Fatalf("%d seconds in the result, %d handed over, want 3: %+v", len(res.Seconds), len(got), res.Seconds)
 			}
-			var sum int64
+			var sum, bytes int64
 			for i, s := range res.Seconds {
+				// A second's bytes are its echoes': they were read from a
+				// whole-run counter whenever the sampler woke.
+				if cfg.Mode != bench.ModeStream && res.Messages > 0 && s.Bytes != s.Messages*(res.Bytes/res.Messages) {
+					t.Errorf("second %d: %d bytes for %d echoes of %d bytes", i+1, s.Bytes, s.Messages, res.Bytes/res.Messages)
+				}
+				bytes += s.Bytes
 				if s != got[i] {
 					t.Errorf("second %d: result has %+v, EachSecond had %+v", i+1, s, got[i])
 				}
@@ -64,8 +71,8 @@ func TestEachSecond(t *testing.T) {
 				}
 				sum += s.Messages
 			}
-			if sum != res.Messages {
-				t.Errorf("the seconds add up to %d messages, the result has %d", sum, res.Messages)
+			if sum != res.Messages || bytes != res.Bytes {
+				t.Errorf("the seconds add up to %d messages and %d bytes, the result has %d and %d", sum, bytes, res.Messages, res.Bytes)
 			}
 			if e := res.Seconds[0].Elapsed; e < 0.9 || e > 1.1 {
 				t.Errorf("the first second lasted %.3fs", e)

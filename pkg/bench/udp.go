@@ -408,7 +408,7 @@ func (s *udpSocket) handle(d []byte, now time.Time) error {
 			s.jitter += (math.Abs(float64(transit-s.transit)) - s.jitter) / 16
 		}
 		s.transit, s.hasTransit = transit, true
-		s.w.received(len(d), now)
+		s.w.received(len(d), t) // in the window by its send time, as counted
 		s.w.messages.Add(1)
 		s.w.record(t, now)
 	}

@@ -29,6 +29,10 @@ type worker struct {
 	base int64
 	buf  []byte
 	lat  *latencyRecorder // latencies of the measured window
+	// window counts the bytes of the measured window verified since the
+	// sampler last took them, with the latencies (sampler.sample): a
+	// second's bytes and echoes are counted alike.
+	window atomic.Int64
 }
 
 func newWorker(r *runner, id int) *worker {
@@ -59,6 +63,7 @@ func (w *worker) received(n int, done time.Time) {
 	w.bytes.Add(int64(n))
 	if w.r.inWindow(done) {
 		w.measured.bytes += int64(n)
+		w.window.Add(int64(n))
 	}
 }
 
