@@ -421,12 +421,19 @@ func TestPingMismatchSays(t *testing.T) {
 			c.Write(buf)
 		}
 	})
+	trailing := tcpServer(t, func(c net.Conn) {
+		buf := make([]byte, 64)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			c.Write(append(buf, '\n')) // the echo and a line end, in one write
+		}
+	})
 	longer := udpEcho(t, func(p []byte) [][]byte { return [][]byte{append(p, "MORE"...)} })
 	shorter := udpEcho(t, func(p []byte) [][]byte { return [][]byte{p[:len(p)-1]} })
 	tiny := udpEcho(t, func(p []byte) [][]byte { return [][]byte{p[:10]} })
 	header := udpEcho(t, func(p []byte) [][]byte { p[3] ^= 1; return [][]byte{p} })
 	tests := []struct{ name, addr, want string }{
 		{"byte", flipped, `^echo differs at byte 20: sent b'.+', got b'\\xef'$`},
+		{"bytes after the echo", trailing, `^echo differs: received b'\\n' after the end of the 64-byte probe$`},
 		{"longer datagram", "udp://" + longer, "^echo differs: a datagram longer than the 64-byte probe$"},
 		{"shorter datagram", "udp://" + shorter, "^echo differs: datagram of 63 bytes, shorter than the 64-byte probe$"},
 		{"datagram shorter than a probe's header", "udp://" + tiny, "^echo differs: datagram of 10 bytes, shorter than the 64-byte probe$"},

@@ -67,10 +67,13 @@ const inlineWrite = 64 << 10
 // exchange writes p on s and reads its echo, by deadline.
 func (s *stream) exchange(p []byte, deadline time.Time) (time.Duration, error) {
 	s.conn.SetDeadline(deadline)
-	if cap(s.got) < len(p) {
-		s.got = make([]byte, len(p))
+	// One byte more than the probe: bytes the server sends after the
+	// echo, in the read that ends it, are seen (and not taken for the
+	// next probe's echo).
+	if cap(s.got) < len(p)+1 {
+		s.got = make([]byte, len(p)+1)
 	}
-	got := s.got[:len(p)]
+	got := s.got[:len(p)+1]
 	start := time.Now()
 	var werr chan error
 	if len(p) <= inlineWrite {
@@ -84,7 +87,7 @@ func (s *stream) exchange(p []byte, deadline time.Time) (time.Duration, error) {
 			werr <- err
 		}()
 	}
-	n, err := io.ReadFull(s.conn, got)
+	n, err := io.ReadAtLeast(s.conn, got, len(p))
 	rtt := time.Since(start)
 	if werr != nil {
 		if err != nil {
@@ -100,8 +103,11 @@ func (s *stream) exchange(p []byte, deadline time.Time) (time.Duration, error) {
 		}
 		return 0, err
 	}
-	if i := firstDiff(got, p); i >= 0 {
+	if i := firstDiff(got[:len(p)], p); i >= 0 {
 		return 0, &mismatchError{offset: i, sent: p[i], got: got[i]}
+	}
+	if n > len(p) {
+		return 0, &mismatchError{extra: true, offset: len(p), got: got[len(p)]}
 	}
 	return rtt, nil
 }
@@ -158,12 +164,15 @@ type mismatchError struct {
 	offset    int
 	sent, got byte
 	size, of  int
+	extra     bool // a stream's echo went on past the probe, at offset
 }
 
 // Error says where the echo differs, bytes written as send writes them
 // (b'\xef').
 func (e *mismatchError) Error() string {
 	switch {
+	case e.extra:
+		return fmt.Sprintf("echo differs: received %s after the end of the %d-byte probe", echo.Quote([]byte{e.got}), e.offset)
 	case e.of > 0 && e.size < e.of:
 		return fmt.Sprintf("echo differs: datagram of %d bytes, shorter than the %d-byte probe", e.size, e.of)
 	case e.of > 0: // read into a buffer one byte longer than the probe: size is a floor
