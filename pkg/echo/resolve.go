@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 )
 
 // A Resolver looks up the IP addresses of a host name. *net.Resolver
@@ -23,7 +24,7 @@ func resolve(ctx context.Context, r Resolver, host string) ([]netip.Addr, error)
 	if r == nil {
 		r = net.DefaultResolver
 	}
-	ips, err := r.LookupNetIP(ctx, "ip", host)
+	ips, err := r.LookupNetIP(ctx, "ip", loopbackName(host))
 	if err != nil {
 		return nil, fmt.Errorf("echo: resolve %q: %w", host, err)
 	}
@@ -40,4 +41,15 @@ func resolve(ctx context.Context, r Resolver, host string) ([]netip.Addr, error)
 		return nil, fmt.Errorf("echo: resolve %q: no addresses", host)
 	}
 	return out, nil
+}
+
+// loopbackName returns "localhost" for a name RFC 6761 keeps for the
+// loopback (localhost., app.localhost), so that it is looked up where
+// localhost is, never sent to a DNS server; any other name as it is.
+func loopbackName(host string) string {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return "localhost"
+	}
+	return host
 }
