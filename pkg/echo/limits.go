@@ -337,9 +337,10 @@ func (c *conn) refuse(reason CloseReason) {
 
 // logLimiter lets a log line through at most once an interval and counts
 // the ones it holds back in between. The next line let through says how
-// many; if none comes by the end of the interval, a line of their own
-// does (report), and so does flush, when their owner stops: a flood that
-// ends is never left out of the log.
+// many; if none comes by the end of the interval after the one in which
+// the next could have been, a line of their own does (report), and so
+// does flush, when their owner stops: a flood that ends is never left out
+// of the log, and a steady one is a line an interval.
 type logLimiter struct {
 	mu         sync.Mutex
 	last       time.Time
@@ -357,8 +358,11 @@ func (l *logLimiter) allow(now time.Time, interval time.Duration, report func(n 
 	if !l.last.IsZero() && now.Sub(l.last) < interval {
 		l.suppressed++
 		if l.timer == nil && report != nil {
+			// Reported alone only if no line comes to carry the count in
+			// the interval after the next one may be logged: a steady
+			// flood is a line an interval, not two.
 			l.report = report
-			l.timer = time.AfterFunc(interval-now.Sub(l.last), l.flush)
+			l.timer = time.AfterFunc(2*interval-now.Sub(l.last), l.flush)
 		}
 		return false, 0
 	}

@@ -82,3 +82,28 @@ func TestLogLimiterReportsAtIntervalEnd(t *testing.T) {
 	default:
 	}
 }
+
+// TestLogLimiterSteadyFlood: in a steady flood the next line let through
+// carries the count, and no report of its own is left pending: a line an
+// interval, not the count's line and then the next.
+func TestLogLimiterSteadyFlood(t *testing.T) {
+	var l logLimiter
+	report := func(n int) { t.Errorf("reported %d on its own", n) }
+	now := time.Now()
+	const interval = time.Hour // the report's timer must not go off
+	if ok, _ := l.allow(now, interval, report); !ok {
+		t.Fatal("first line held back")
+	}
+	for i := range 5 {
+		if ok, _ := l.allow(now.Add(time.Duration(i)*time.Minute), interval, report); ok {
+			t.Fatalf("line %d let through within the interval", i)
+		}
+	}
+	ok, held := l.allow(now.Add(interval), interval, report)
+	if !ok || held != 5 {
+		t.Fatalf("the line an interval on: let through %v, counting %d; want true, 5", ok, held)
+	}
+	if l.timer != nil {
+		t.Error("a report is still pending")
+	}
+}
