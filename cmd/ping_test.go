@@ -29,6 +29,7 @@ func TestPingUsageErrors(t *testing.T) {
 		{[]string{"--source", "host.example"}, `echoctl: invalid --source "host.example": must be an IP address of this machine, such as 127.0.0.1 or ::1` + "\n"},
 		{[]string{"--addr", "udp://127.0.0.1:7", "--reuse"}, "echoctl: invalid --reuse true: a udp:// probe is a datagram on one socket already; --reuse is for tcp, tls and unix\n"},
 		{[]string{"--addr", "udp://127.0.0.1:7", "--size", "65508"}, "echoctl: invalid --size 65508: a udp:// probe is one datagram: at most 65507 bytes over this address family\n"},
+		{[]string{"--addr", "[::1]:7", "--source", "127.0.0.1"}, "echoctl: invalid --source 127.0.0.1: not of the address family of ::1: an IPv4 address sends to an IPv4 one, an IPv6 address to an IPv6 one\n"},
 		{[]string{"--addr", "unix:///tmp/x.sock", "--source", "127.0.0.1"}, "echoctl: invalid --source 127.0.0.1: a unix:// address has no source address\n"},
 		{[]string{"--addr", "ftp://x:1"}, "echoctl: invalid addr \"ftp://x:1\" from flag --addr: unknown scheme \"ftp\": want tcp, udp, tls or unix\n"},
 	}

@@ -232,7 +232,7 @@ func (fc *faultConn) next(rest int, first bool) (n int, wait time.Duration) {
 		}
 		if n > f.Slice {
 			n = f.Slice
-			fc.act(FaultSlice, fmt.Sprintf("fault: writing echoes %d bytes at a time, %v apart", f.Slice, f.SliceDelay))
+			fc.act(FaultSlice, sliceLine(f.Slice, f.SliceDelay))
 		}
 	}
 	if fc.byBytes > 0 {
@@ -302,3 +302,17 @@ func (fc *faultConn) endAt() time.Time { return fc.byTime }
 // errFault is why a connection that a fault ended closed: reason
 // CloseFault, logged as such, not as an error (the fault logged itself).
 var errFault = errors.New("ended by a fault")
+
+// sliceLine is the slice fault's log line: "fault: writing echoes 4 bytes
+// at a time, 50ms apart", "1 byte at a time" with no wait between.
+func sliceLine(size int, delay time.Duration) string {
+	unit := "bytes"
+	if size == 1 {
+		unit = "byte"
+	}
+	line := fmt.Sprintf("fault: writing echoes %d %s at a time", size, unit)
+	if delay > 0 {
+		line += fmt.Sprintf(", %v apart", delay)
+	}
+	return line
+}

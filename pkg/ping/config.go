@@ -114,6 +114,9 @@ func (c Config) Validate() error {
 		if a.Network == echo.NetworkUnix && c.Source.IsValid() {
 			return &ConfigError{"source", c.Source.String(), "a unix:// address has no source address"}
 		}
+		if ip, err := netip.ParseAddr(a.Host); err == nil && c.Source.IsValid() && ip.Unmap().Is4() != c.Source.Unmap().Is4() {
+			return &ConfigError{"source", c.Source.String(), "not of the address family of " + a.Host + ": an IPv4 address sends to an IPv4 one, an IPv6 address to an IPv6 one"}
+		}
 		if a.Network == echo.NetworkUDP && c.Reuse {
 			return &ConfigError{"reuse", "true", "a udp:// probe is a datagram on one socket already; --reuse is for tcp, tls and unix"}
 		}
