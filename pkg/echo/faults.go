@@ -149,7 +149,7 @@ const maxFaultBytes = 1 << 40
 // duration as time.ParseDuration reads it ("2s", "1m30s").
 func ParseFaultAfter(s string) (FaultAfter, error) {
 	t := strings.TrimSpace(s)
-	if t == "0" {
+	if isZeroAmount(t) {
 		return FaultAfter{}, nil
 	}
 	if n, err := parseBytes(t); err == nil {
@@ -162,6 +162,23 @@ func ParseFaultAfter(s string) (FaultAfter, error) {
 	return FaultAfter{Time: d}, nil
 }
 
+// isZeroAmount reports whether t is zero, the value that turns a fault
+// off: 0, or 0 of a byte unit (0B, 0KiB) or of a duration (0s, 0ms).
+func isZeroAmount(t string) bool {
+	end := strings.IndexFunc(t, func(c rune) bool { return c != '0' })
+	if end == 0 {
+		return false
+	}
+	if end < 0 {
+		return true
+	}
+	if unit := strings.TrimSpace(t[end:]); unitSize(unit) > 0 {
+		return true
+	}
+	d, err := time.ParseDuration(t)
+	return err == nil && d == 0
+}
+
 // parseBytes parses a byte count from 1: digits and an optional unit.
 func parseBytes(s string) (int64, error) {
 	n, unit, ok := splitCount(s)
@@ -170,6 +187,9 @@ func parseBytes(s string) (int64, error) {
 	}
 	size := int64(1)
 	if unit = strings.TrimSpace(unit); unit != "" {
+		if strings.HasPrefix(unit, ".") {
+			return 0, fmt.Errorf("%q is not a whole number of bytes", s)
+		}
 		if size = unitSize(unit); size == 0 {
 			return 0, fmt.Errorf("%q: unknown unit %q (B, KB, KiB, MB, MiB, GB, GiB)", s, unit)
 		}
@@ -369,7 +389,7 @@ func parseFaultDuration(v string) (time.Duration, error) {
 // parseFaultCount parses a byte count, or "0" for none.
 func parseFaultCount(v string) (int, error) {
 	t := strings.TrimSpace(v)
-	if t == "0" {
+	if isZeroAmount(t) {
 		return 0, nil
 	}
 	n, err := parseBytes(t)
@@ -436,7 +456,7 @@ func showProbability(p, def float64) string {
 	if p == def || (def == 1 && p == 0) {
 		return ""
 	}
-	return strconv.FormatFloat(p, 'g', -1, 64)
+	return strconv.FormatFloat(p, 'g', 10, 64) // 1e-09, not 9.999999999999999e-10
 }
 
 // A FaultKind names a fault, for the log and for

@@ -32,6 +32,12 @@ func TestFaultsSet(t *testing.T) {
 		{"refuse", "10%", echo.Faults{Refuse: 0.1}, "refuse=0.1"},
 		{"share", "0.5", echo.Faults{Share: 0.5}, ""},
 		{"delay", "", echo.Faults{}, ""},
+		// Zero of any unit turns a fault off, as 0 does.
+		{"slice", "0B", echo.Faults{}, ""},
+		{"rate", "0KiB/s", echo.Faults{}, ""},
+		{"close-after", "0s", echo.Faults{}, ""},
+		{"reset-after", "00", echo.Faults{}, ""},
+		{"corrupt", "0.0000001%", echo.Faults{Corrupt: tinyPercent / 100}, "corrupt=1e-09"},
 	}
 	for _, tc := range cases {
 		var f echo.Faults
@@ -55,6 +61,8 @@ func TestFaultsSet(t *testing.T) {
 		{"delay", "-1s", "not a duration from 0"},
 		{"rate", "fast", "not a byte rate"},
 		{"slice", "16x", "unknown unit"},
+		{"slice", "1.5", `"1.5" is not a whole number of bytes`},
+		{"slice", "0x", "not a byte count"},
 		{"close-after", "0.5", "neither a byte count"},
 		{"reset-after", "-3", "neither a byte count"},
 		{"corrupt", "1.5", "not a probability"},
@@ -70,6 +78,10 @@ func TestFaultsSet(t *testing.T) {
 		}
 	}
 }
+
+// tinyPercent is a variable: divided at run time, as Set divides, it is
+// 9.999999999999999e-10, which Settings shows as 1e-09.
+var tinyPercent = 0.0000001
 
 // faultsEqual compares the settings of two Faults (Rand aside).
 func faultsEqual(a, b echo.Faults) bool {
