@@ -243,8 +243,12 @@ func row(name string, res *bench.Result, tp throughput) rowView {
 		rate = fmt.Sprintf("%g/s", res.Rate)
 	}
 	measured := fmt.Sprintf("%.2fs", res.Elapsed)
+	warmup := fmt.Sprintf("%.2fs", res.Warmup)
 	if res.Interrupted {
 		measured += " of " + fmt.Sprintf("%.2fs", res.Duration) + ", interrupted"
+		if res.WarmupElapsed < res.Warmup { // in the warmup: what it lasted
+			warmup = fmt.Sprintf("%.2fs of %s, interrupted", res.WarmupElapsed, warmup)
+		}
 	}
 	errs := "none"
 	if n := res.Errors.Total(); n > 0 {
@@ -254,7 +258,7 @@ func row(name string, res *bench.Result, tp throughput) rowView {
 	return rowView{
 		Name: name, Mode: string(res.Mode), Addr: res.Addr,
 		Conns: num(res.Conns), Size: num(res.Size), Pipeline: num(res.Pipeline), Chunk: num(res.Chunk), Rate: rate,
-		Warmup: fmt.Sprintf("%.2fs", res.Warmup), Measured: measured,
+		Warmup: warmup, Measured: measured,
 		Throughput: fmt.Sprintf("%.0f", tp.result(res)), MB: fmt.Sprintf("%.2f", res.MBPerSec),
 		P50: micros(l.P50, l.Count), P90: micros(l.P90, l.Count), P99: micros(l.P99, l.Count), P999: micros(l.P999, l.Count), Max: micros(l.Max, l.Count),
 		Errors: errs, Datagrams: datagrams(res.UDP),

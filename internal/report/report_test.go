@@ -235,3 +235,16 @@ func TestPageRowsOfModes(t *testing.T) {
 		}
 	}
 }
+
+// TestPageRowOfRunInterruptedInWarmup: a run interrupted in its warmup
+// says how long the warmup lasted, not only the one asked for.
+func TestPageRowOfRunInterruptedInWarmup(t *testing.T) {
+	cut := &bench.Result{Mode: bench.ModePingPong, Addr: "127.0.0.1:7", Warmup: 3, WarmupElapsed: 1.03, Duration: 5, Interrupted: true}
+	var b bytes.Buffer
+	if err := report.WritePage(&b, report.Page{Sections: []report.Section{{Runs: []report.Run{{Name: "cut", Result: cut}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "1.03s of 3.00s, interrupted"; !strings.Contains(b.String(), want) {
+		t.Errorf("the page has no %q", want)
+	}
+}
