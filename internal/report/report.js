@@ -79,13 +79,21 @@
         }
       }
     };
+    var data = rows(pointLists);
+    if (data.length === 1) {
+      // One second (a run of a second or less): a dot alone at the edge
+      // of a degenerate axis cannot be seen; centre it, and make it big.
+      var x = data[0][0];
+      opts.dateWindow = [x - 1, x + 1];
+      opts.pointSize = 5;
+    }
     for (var k in extra) opts[k] = extra[k];
     opts.axes = opts.axes || {};
     opts.axes.y = {axisLabelWidth: 60};
     if (xlabel === "second") {
       opts.axes.x = {axisLabelFormatter: function (v) { return Number.isInteger(v) ? String(v) : ""; }};
     }
-    new Dygraph(el, rows(pointLists), opts);
+    new Dygraph(el, data, opts);
   }
 
   data.sections.forEach(function (s, i) {
