@@ -169,6 +169,9 @@ func splitAddrList(s string) ([]string, bool) {
 // checkTransport checks the TLS keys together, once every key is decoded
 // without error: certificate and key files load and match, CA files hold
 // certificates, and (for serve) every tls:// address has a certificate.
+// The files are read only by a command that will use them, one with a
+// tls:// address: a shared config file's server certificate, which only
+// the service may read, does not stop a user's plain send.
 func (d *decoder) checkTransport(cfg *Config) {
 	t := cfg.Transport
 	if d.err != nil {
@@ -179,7 +182,7 @@ func (d *decoder) checkTransport(cfg *Config) {
 		d.fail(keyTLSCert, t.TLSCert, "needs tls-key too")
 	case t.TLSKey != "" && t.TLSCert == "":
 		d.fail(keyTLSKey, t.TLSKey, "needs tls-cert too")
-	case t.TLSCert != "":
+	case t.TLSCert != "" && usesTLS(cfg, d.serving()):
 		if _, err := tlsconfig.LoadKeyPair(t.TLSCert, t.TLSKey); err != nil {
 			d.failFile(err)
 		}
@@ -188,7 +191,7 @@ func (d *decoder) checkTransport(cfg *Config) {
 		{keyTLSClientCA, t.TLSClientCA, tlsconfig.RoleClientCA},
 		{keyTLSCA, t.TLSCA, tlsconfig.RoleCA},
 	} {
-		if f.file != "" {
+		if f.file != "" && usesTLS(cfg, d.serving()) {
 			if _, err := tlsconfig.LoadCertPool(f.file, f.role); err != nil {
 				d.failFile(err)
 			}
@@ -213,6 +216,21 @@ func (d *decoder) checkTransport(cfg *Config) {
 	if d.err == nil {
 		d.warnUnused(cfg)
 	}
+}
+
+// usesTLS reports whether the command will read the TLS files: serve
+// with a tls:// address, a client whose address is tls://.
+func usesTLS(cfg *Config, serving bool) bool {
+	if !serving {
+		a, err := echo.ParseAddr(cfg.Addr)
+		return err == nil && a.Network == echo.NetworkTLS
+	}
+	for _, s := range cfg.Addrs {
+		if a, err := parseServeAddr(s); err == nil && a.Network == echo.NetworkTLS {
+			return true
+		}
+	}
+	return false
 }
 
 // proxyKeys name the key of each field of an *echo.SendProxyError.

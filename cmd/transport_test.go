@@ -168,6 +168,24 @@ func TestLoadUnixMode(t *testing.T) {
 		`invalid unix-mode 600 from config file `+filepath.Join(mustGetwd(t), "c.yaml")+`: `+unixModeReason)
 }
 
+// TestTLSFilesReadOnlyWhereUsed: a command reads the TLS files only with a
+// tls:// address: a shared config file whose server certificate only the
+// service may read (or that is missing here) does not stop a plain send or
+// serve; they say it is ignored.
+func TestTLSFilesReadOnlyWhereUsed(t *testing.T) {
+	f := newTLSFiles(t)
+	for _, args := range [][]string{
+		{"send", "--tls-cert", f.noFile, "--tls-key", f.noFile},
+		{"serve", "--tls-cert", f.noFile, "--tls-key", f.noFile, "--tls-client-ca", f.notPEM},
+	} {
+		isolate(t)
+		cfg := mustLoad(t, args...)
+		if len(cfg.Warnings) == 0 || !strings.Contains(cfg.Warnings[0], "ignored") {
+			t.Errorf("%q: warnings %q, want the TLS keys said ignored", args, cfg.Warnings)
+		}
+	}
+}
+
 func TestRunInvalidTransport(t *testing.T) {
 	f := newTLSFiles(t)
 	tests := []struct {
@@ -182,15 +200,15 @@ func TestRunInvalidTransport(t *testing.T) {
 			`invalid tls-cert "` + f.serverCert + `" from flag --tls-cert: needs tls-key too`},
 		{"key without certificate", []string{"send"}, map[string]string{"ECHOCTL_TLS_KEY": f.clientKey},
 			`invalid tls-key "` + f.clientKey + `" from environment ECHOCTL_TLS_KEY: needs tls-cert too`},
-		{"missing certificate file", []string{"serve", "--tls-cert", f.noFile, "--tls-key", f.serverKey}, nil,
+		{"missing certificate file", []string{"serve", "--addr", "tls://127.0.0.1:0", "--tls-cert", f.noFile, "--tls-key", f.serverKey}, nil,
 			`invalid tls-cert "` + f.noFile + `" from flag --tls-cert: no such file or directory`},
-		{"certificate not PEM", []string{"serve", "--tls-cert", f.notPEM, "--tls-key", f.serverKey}, nil,
+		{"certificate not PEM", []string{"serve", "--addr", "tls://127.0.0.1:0", "--tls-cert", f.notPEM, "--tls-key", f.serverKey}, nil,
 			`invalid tls-cert "` + f.notPEM + `" from flag --tls-cert: no PEM certificate in it`},
-		{"key of another certificate", []string{"send", "--tls-cert", f.clientCert, "--tls-key", f.otherKey}, nil,
+		{"key of another certificate", []string{"send", "--addr", "tls://127.0.0.1:7", "--tls-cert", f.clientCert, "--tls-key", f.otherKey}, nil,
 			`invalid tls-key "` + f.otherKey + `" from flag --tls-key: the private key does not match the certificate`},
-		{"client CA not PEM", []string{"serve", "--tls-client-ca", f.notPEM}, nil,
+		{"client CA not PEM", []string{"serve", "--addr", "tls://127.0.0.1:0", "--tls-self-signed", "--tls-client-ca", f.notPEM}, nil,
 			`invalid tls-client-ca "` + f.notPEM + `" from flag --tls-client-ca: no PEM certificate in it`},
-		{"CA missing", []string{"send"}, map[string]string{"ECHOCTL_TLS_CA": f.noFile},
+		{"CA missing", []string{"send", "--addr", "tls://127.0.0.1:7"}, map[string]string{"ECHOCTL_TLS_CA": f.noFile},
 			`invalid tls-ca "` + f.noFile + `" from environment ECHOCTL_TLS_CA: no such file or directory`},
 		{"self-signed and certificate", []string{"serve", "--tls-self-signed", "--tls-cert", f.serverCert, "--tls-key", f.serverKey}, nil,
 			`invalid tls-self-signed true from flag --tls-self-signed: conflicts with tls-cert: give a certificate or ask for a self-signed one, not both`},
