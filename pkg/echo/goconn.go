@@ -66,10 +66,8 @@ func (c *goConn) serve() {
 			return
 		}
 	}
-	if !c.handshake() { // TLS only (tls.go)
-		if c.srv.shuttingDown() {
-			reason = CloseShutdown
-		}
+	if why, ok := c.handshake(); !ok { // TLS only (tls.go)
+		reason = why
 		return
 	}
 	if c.isTLS() && c.proxy == nil {

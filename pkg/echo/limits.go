@@ -124,8 +124,8 @@ type resilience struct {
 	deniedInfo logLimiter
 	acceptWarn logLimiter
 	acceptInfo logLimiter
-	// lconfs are the PROXY listeners served, whose rate-limited
-	// warnings (listenerConf.proxyWarns) flushHeldLogs reports.
+	// lconfs are the listeners served, whose rate-limited warnings
+	// (listenerConf.proxyWarns, tlsWarns) flushHeldLogs reports.
 	lconfs []*listenerConf
 
 	doneOnce sync.Once

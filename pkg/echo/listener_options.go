@@ -330,6 +330,9 @@ type listenerConf struct {
 	// proxyWarns limits the warnings of refused PROXY connections to one
 	// a second for each result (proxy.go).
 	proxyWarns [len(proxyResultNames)]logLimiter
+	// tlsWarns limits the warnings of failed TLS handshakes to one a
+	// second for each kind (tls.go).
+	tlsWarns [handshakeKinds]logLimiter
 }
 
 // newListenerConf resolves the settings of the listener named name,

@@ -279,11 +279,9 @@ func (s *Server) serve(ln net.Listener, opts ListenerOptions, started func()) er
 		ln.Close()
 		return err
 	}
-	if opts.ProxyProtocol { // its warnings are flushed at the end (flushHeldLogs)
-		s.res.mu.Lock()
-		s.res.lconfs = append(s.res.lconfs, lconf)
-		s.res.mu.Unlock()
-	}
+	s.res.mu.Lock() // its held warnings are flushed at the end (flushHeldLogs)
+	s.res.lconfs = append(s.res.lconfs, lconf)
+	s.res.mu.Unlock()
 	defer s.dropFaultStage(lconf.faults)
 	tracked, serveLoops := ln, (func(*listenerConf) error)(nil)
 	if s.engineFor(ln) == engineLoops {
@@ -533,6 +531,9 @@ func (s *Server) flushHeldLogs() {
 	for _, lc := range lconfs {
 		for i := range lc.proxyWarns {
 			lc.proxyWarns[i].flush()
+		}
+		for i := range lc.tlsWarns {
+			lc.tlsWarns[i].flush()
 		}
 	}
 	for i := range s.udp.dropLogs {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,13 +42,14 @@ func (s *Server) handshakeTimeout() time.Duration {
 
 // handshake completes the TLS handshake of a connection accepted on a
 // tls:// listener, within the handshake timeout, and reports whether the
-// connection may be served. A failure is one warn line on the connection's
-// logger, "TLS handshake failed: REASON"; it closes only this connection.
-// Connections that are not TLS pass at once.
-func (c *goConn) handshake() bool {
+// connection may be served, and if not why it closes. A failure is one
+// warn line on the connection's logger, "TLS handshake failed: REASON", at
+// most once a second on each listener (tlsFailed); it closes only this
+// connection. Connections that are not TLS pass at once.
+func (c *goConn) handshake() (CloseReason, bool) {
 	tc, ok := c.rwc.(*tls.Conn)
 	if !ok {
-		return true
+		return 0, true
 	}
 	timeout := c.srv.handshakeTimeout()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -55,14 +57,19 @@ func (c *goConn) handshake() bool {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if c.srv.shuttingDown() {
 			c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
-			return false
+			return CloseShutdown, false
 		}
-		level := zerolog.WarnLevel
+		reason := CloseError
+		if errors.Is(err, syscall.ECONNRESET) {
+			reason = CloseReset
+		}
 		if c.balancerCheck() && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-			level = zerolog.DebugLevel // a health check that ends after its header
-		}
-		if e := c.log(level); e != nil {
-			e.Err(err).Msg("TLS handshake failed: " + handshakeReason(err, timeout))
+			// A health check that ends after its header.
+			if e := c.log(zerolog.DebugLevel); e != nil {
+				e.Err(err).Msg("TLS handshake failed: " + handshakeReason(err, timeout))
+			}
+		} else {
+			c.tlsFailed(err, timeout)
 		}
 		// Make sure the alert reaches the client. A TLS 1.3 client
 		// considers its handshake done before the server has checked
@@ -71,7 +78,7 @@ func (c *goConn) handshake() bool {
 		// the alert in the client's receive queue, leaving it with
 		// "broken pipe" instead of "certificate required".
 		lingerClose(tc.NetConn(), time.Now().Add(drainLinger))
-		return false
+		return reason, false
 	}
 	if e := c.log(zerolog.DebugLevel); e != nil {
 		st := tc.ConnectionState()
@@ -84,7 +91,32 @@ func (c *goConn) handshake() bool {
 		}
 		e.Msg(msg)
 	}
-	return true
+	return 0, true
+}
+
+// tlsFailed logs a failed handshake at warn, at most once a second for
+// each kind of failure on the connection's listener; the line counts
+// those held back since the last: a scanner or a flood of plaintext
+// clients must not fill the log.
+func (c *goConn) tlsFailed(err error, timeout time.Duration) {
+	e := c.log(zerolog.WarnLevel)
+	if e == nil {
+		return
+	}
+	lconf, kind := c.lconf, handshakeKindOf(err)
+	ok, suppressed := lconf.tlsWarns[kind].allow(time.Now(), time.Second, func(n int) {
+		c.srv.Logger.Warn().Str("logger", "main").Str("listener", lconf.name).Str("reason", handshakeKindNames[kind]).Int("failed_unlogged", n).
+			Msgf("%d more TLS handshakes failed (%s) since the last report", n, handshakeKindNames[kind])
+	})
+	if !ok {
+		e.Discard()
+		return
+	}
+	msg := "TLS handshake failed: " + handshakeReason(err, timeout)
+	if suppressed > 0 {
+		msg += fmt.Sprintf(" (%d more failed since the last report)", suppressed)
+	}
+	e.Err(err).Int("failed_unlogged", suppressed).Msg(msg)
 }
 
 // close closes the connection that err ended. A TLS connection whose
@@ -108,6 +140,44 @@ func (c *goConn) close(err error) {
 func (c *goConn) tlsWriteFailed(err error) bool {
 	var op *opError
 	return c.isTLS() && errors.As(err, &op) && op.op == "write"
+}
+
+// A handshakeKind sorts failed handshakes for the log's rate limit.
+type handshakeKind uint8
+
+const (
+	handshakeTimeout       handshakeKind = iota // no handshake in time
+	handshakeClosed                             // the client left
+	handshakeNotTLS                             // the client does not speak TLS
+	handshakeRemote                             // the client refused us (an alert)
+	handshakeNoClientCert                       // mutual TLS: no certificate
+	handshakeBadClientCert                      // mutual TLS: one that does not verify
+	handshakeOther
+	handshakeKinds
+)
+
+var handshakeKindNames = [handshakeKinds]string{"timeout", "closed", "not TLS", "refused by the client", "no client certificate", "client certificate not verified", "other"}
+
+// handshakeKindOf sorts err, a failed handshake's error.
+func handshakeKindOf(err error) handshakeKind {
+	var rh tls.RecordHeaderError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return handshakeTimeout
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return handshakeClosed
+	case errors.As(err, &rh):
+		return handshakeNotTLS
+	}
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "remote error"):
+		return handshakeRemote
+	case strings.Contains(msg, "didn't provide a certificate"):
+		return handshakeNoClientCert
+	case strings.Contains(msg, "certificate"):
+		return handshakeBadClientCert
+	}
+	return handshakeOther
 }
 
 // handshakeReason says in a few words why a handshake failed.

@@ -9,11 +9,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/echoctl/echoctl/internal/certtest"
 	"github.com/echoctl/echoctl/pkg/echo"
@@ -434,5 +438,42 @@ func TestTLSShutdownWithPeerNotReading(t *testing.T) {
 	}
 	if err := <-filled; !isReset(err) && !errors.Is(err, syscall.EPIPE) {
 		t.Errorf("writing to the closed connection: %v; want a reset or broken pipe", err)
+	}
+}
+
+// TestTLSFailureFloodLogged: plaintext clients in a loop on a TLS port get
+// a line a second, counting those held back, and the rest when the server
+// stops; every failure is counted once. 50 made 50 lines.
+func TestTLSFailureFloodLogged(t *testing.T) {
+	const conns = 50
+	fx := newTLSFixture(t)
+	rec := newRecorder()
+	var logs syncBuffer
+	srv := &echo.Server{Observer: rec, Logger: zerolog.New(&logs)}
+	addr := strings.TrimPrefix(serveTLS(t, srv, &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}}), "tls://")
+	for range conns {
+		c := dial(t, addr)
+		c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		io.Copy(io.Discard, c) // until the server closes it
+		c.Close()
+	}
+	waitConnsClosed(t, rec, conns)
+	if err := shutdown(srv, ioTimeout); err != nil {
+		t.Fatal(err)
+	}
+	lines, counted := 0, 0
+	more := regexp.MustCompile(`^(\d+) more TLS handshakes failed \(not TLS\) since the last report$|\((\d+) more failed since the last report\)$`)
+	for _, l := range parseLog(t, logs.String()) {
+		if strings.HasPrefix(l.Message, "TLS handshake failed: the client does not speak TLS") {
+			lines++
+			counted++
+		}
+		if m := more.FindStringSubmatch(l.Message); m != nil {
+			n, _ := strconv.Atoi(m[1] + m[2])
+			counted += n
+		}
+	}
+	if counted != conns || lines > conns/2 {
+		t.Errorf("%d failures counted in %d lines, want %d in a line a second:\n%s", counted, lines, conns, logs.String())
 	}
 }
