@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 )
 
 // Roles of the files a FileError names.
@@ -63,9 +64,43 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return tls.Certificate{}, &FileError{Role: RoleKey, Path: keyFile, Err: keyPairReason(err)}
+		if reason := keyPEMReason(keyPEM); reason != nil {
+			err = reason
+		} else {
+			err = keyPairReason(err)
+		}
+		return tls.Certificate{}, &FileError{Role: RoleKey, Path: keyFile, Err: err}
 	}
 	return cert, nil
+}
+
+// keyPEMReason says what is wrong with a key file whose key did not load,
+// from its PEM blocks, when they tell: an encrypted key, or no private key
+// at all (a certificate chain given as the key); nil otherwise.
+func keyPEMReason(keyPEM []byte) error {
+	var types []string
+	for rest := keyPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if strings.Contains(b.Type, "ENCRYPTED") || strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
+			return errors.New("the private key is encrypted: echoctl reads unencrypted keys (openssl pkey -in KEY -out PLAIN decrypts one)")
+		}
+		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			return nil
+		}
+		types = append(types, b.Type)
+	}
+	switch {
+	case len(types) == 0:
+		return nil
+	case strings.Join(types, "") == strings.Repeat("CERTIFICATE", len(types)) && len(types) == 1:
+		return errors.New("it holds a certificate, not a private key")
+	case strings.Join(types, "") == strings.Repeat("CERTIFICATE", len(types)):
+		return errors.New("it holds certificates (a chain), not a private key")
+	}
+	return fmt.Errorf("no PEM private key in it, only %s", strings.Join(types, ", "))
 }
 
 // keyPairReason rewords tls.X509KeyPair's errors about the key, whose

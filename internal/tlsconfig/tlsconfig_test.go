@@ -49,10 +49,18 @@ func TestLoadKeyPairErrors(t *testing.T) {
 	rsaFile := filepath.Join(dir, "rsa.pem")
 	os.WriteFile(rsaFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 
+	chain := filepath.Join(dir, "chain.pem") // a fullchain.pem given as the key
+	certPEM, _ := os.ReadFile(aCert)
+	os.WriteFile(chain, append(certPEM, certPEM...), 0o600)
+	encrypted := filepath.Join(dir, "encrypted.pem")
+	os.WriteFile(encrypted, pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("opaque")}), 0o600)
+
 	tests := []struct {
 		name, cert, key string
 		role, reason    string
 	}{
+		{"key file holds a chain", aCert, chain, tlsconfig.RoleKey, "it holds certificates (a chain), not a private key"},
+		{"encrypted key", aCert, encrypted, tlsconfig.RoleKey, "the private key is encrypted: echoctl reads unencrypted keys (openssl pkey -in KEY -out PLAIN decrypts one)"},
 		{"good", aCert, aKey, "", ""},
 		{"missing certificate", missing, aKey, tlsconfig.RoleCert, "no such file or directory"},
 		{"certificate not PEM", notPEM, aKey, tlsconfig.RoleCert, "no PEM certificate in it"},
