@@ -1,4 +1,4 @@
-# echoctl: make build | run | test | lint | fuzz | fuzz-ci | soak | bench | docs | release-snapshot | clean
+# echoctl: make build | run | test | lint | fuzz | fuzz-ci | soak | bench | docs | release-snapshot | clean | help
 GO      ?= go
 BIN     ?= bin/echoctl
 # A release version only at a tag (v1.2.3 -> 1.2.3, as goreleaser names it)
@@ -11,9 +11,13 @@ DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 PKG     := github.com/echoctl/echoctl/cmd
 LDFLAGS := -s -w -X $(PKG).version=$(VERSION) -X $(PKG).commit=$(COMMIT) -X $(PKG).date=$(DATE)
 
-.PHONY: all build run test lint fuzz clean bench
+.PHONY: all build run test lint fuzz clean bench help
 
 all: build
+
+## help: list the targets, with what each does
+help:
+	@sed -n 's/^## \([a-z-]*\): /\1\t/p' $(MAKEFILE_LIST) | expand -t 18
 
 ## build: compile ./bin/echoctl with version information
 build:

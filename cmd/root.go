@@ -91,9 +91,9 @@ Go implementation of the asyncio streams echo server and client of PyMOTW-3,
 and a load tester for any TCP echo server. Use it to test a network path, a
 load balancer, a firewall rule or a latency budget.
 
-  echoctl serve --addr localhost:10000     echo every byte back
-  echoctl send "msg" ...                   send, half-close, verify the echo
-  echoctl bench --conns 10                 load-test, verifying every byte
+    echoctl serve --addr localhost:10000     echo every byte back
+    echoctl send "msg" ...                   send, half-close, verify the echo
+    echoctl bench --conns 10                 load-test, verifying every byte
 
 Configuration comes from flags, then ECHOCTL_* environment variables, then a
 config file, then the defaults. See docs/configuration.md.
