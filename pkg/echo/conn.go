@@ -112,6 +112,10 @@ func (s *Server) nameConn(c *conn, local net.Addr, peer peerAddr) {
 		c.name, c.peer = unixConnName(s.unixConns.Add(1)), local.String()
 	case peer.addr == nil:
 		c.name, c.peer = addrPortNames(peer.ap)
+	case peer.addr.String() == "":
+		// A Unix client with no path (a PROXY header's, unnamed):
+		// numbered, as this server's own Unix peers are.
+		c.name, c.peer = unixConnName(s.unixConns.Add(1)), ""
 	default:
 		c.name, c.peer = LoggerName(peer.addr), peer.addr.String()
 	}

@@ -771,3 +771,31 @@ func TestProxyOneAcceptLine(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyUnixClientWithoutPath: a header naming a Unix client with no
+// path (unnamed, or an abstract socket's, which the header's parser reads
+// as none) is numbered as this server's own Unix peers are; every such
+// connection was "echo_".
+func TestProxyUnixClientWithoutPath(t *testing.T) {
+	var logs syncBuffer
+	srv := &echo.Server{Logger: debugLogger(&logs)}
+	addrs, _ := serveBound(t, srv, "tcp://127.0.0.1:0?proxy-protocol=on")
+	addr := strings.TrimPrefix(addrs[0], "tcp://")
+	for _, src := range []string{"", "\x00abstract"} {
+		c := dial(t, addr)
+		c.Write(unixV2(t, src, "/run/echo.sock"))
+		roundTrip(t, c, []byte("after the header"))
+		c.Close()
+	}
+	if err := shutdown(srv, ioTimeout); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"logger":"echo_unix_1"`, `"logger":"echo_unix_2"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %s in the log:\n%s", want, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), `"logger":"echo_"`) {
+		t.Errorf("a connection named echo_:\n%s", logs.String())
+	}
+}
