@@ -226,36 +226,20 @@ func startProc(t *testing.T, stderr bool, re *regexp.Regexp, name string, args .
 // the run's identifier: the first is a mismatch, and lost; the second is
 // ignored.
 func TestUDPCorruptAndStray(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { pc.Close(); <-done })
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, peer, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			d := buf[:n]
-			switch binary.BigEndian.Uint64(d[8:16]) {
-			case 5:
-				d[n-1] ^= 0x20
-			case 7:
-				// Another run's: its identifier, with a CRC-32 to match.
-				stray := append([]byte(nil), d...)
-				stray[0] ^= 0xff
-				binary.BigEndian.PutUint32(stray[28:32], crc32.ChecksumIEEE(stray[0:28]))
-				pc.WriteTo(d, peer)
-				d = stray
-			}
-			pc.WriteTo(d, peer)
+	addr := udpServer(t, func(d []byte) [][]byte {
+		switch binary.BigEndian.Uint64(d[8:16]) {
+		case 5:
+			d[len(d)-1] ^= 0x20
+		case 7:
+			// Another run's: its identifier, with a CRC-32 to match.
+			stray := append([]byte(nil), d...)
+			stray[0] ^= 0xff
+			binary.BigEndian.PutUint32(stray[28:32], crc32.ChecksumIEEE(stray[0:28]))
+			return [][]byte{d, stray}
 		}
-	}()
-	cfg := bench.Config{Addr: "udp://" + pc.LocalAddr().String(), Size: 64, Rate: 200,
+		return [][]byte{d}
+	})
+	cfg := bench.Config{Addr: "udp://" + addr, Size: 64, Rate: 200,
 		Duration: 300 * time.Millisecond, OpTimeout: 300 * time.Millisecond}
 	res, err := bench.Run(context.Background(), cfg)
 	var mm *bench.MismatchError
