@@ -48,8 +48,12 @@ type latencyRecorder struct {
 	phaser   phaser
 }
 
-// latencies are recorded latencies, in nanoseconds.
-type latencies struct{ ns []int64 }
+// latencies are recorded latencies, in nanoseconds, and the bytes of the
+// echoes they time.
+type latencies struct {
+	ns    []int64
+	bytes int64
+}
 
 func newLatencyRecorder() *latencyRecorder {
 	l := &latencyRecorder{inactive: &latencies{}}
@@ -58,23 +62,34 @@ func newLatencyRecorder() *latencyRecorder {
 	return l
 }
 
-// record adds a latency of ns nanoseconds. Only one goroutine at a time
-// records for a worker.
-func (l *latencyRecorder) record(ns int64) {
+// record adds a latency of ns nanoseconds, of an echo of n bytes: both
+// land in the same second. Only one goroutine at a time records for a
+// worker.
+func (l *latencyRecorder) record(ns, n int64) {
 	e := l.phaser.enter()
 	b := l.active.Load()
 	b.ns = append(b.ns, ns)
+	b.bytes += n
 	l.phaser.exit(e)
 }
 
-// swap returns the latencies recorded since the previous swap; they are
-// the caller's until it calls swap again. Only the sampler calls it.
-func (l *latencyRecorder) swap() []int64 {
-	l.inactive.ns = l.inactive.ns[:0]
+// addBytes adds n bytes echoed with no latency of their own (a stream's
+// read, part of a chunk that completed times).
+func (l *latencyRecorder) addBytes(n int64) {
+	e := l.phaser.enter()
+	l.active.Load().bytes += n
+	l.phaser.exit(e)
+}
+
+// swap returns the latencies and bytes recorded since the previous swap;
+// the latencies are the caller's until it calls swap again. Only the
+// sampler calls it.
+func (l *latencyRecorder) swap() ([]int64, int64) {
+	l.inactive.ns, l.inactive.bytes = l.inactive.ns[:0], 0
 	old := l.active.Swap(l.inactive)
 	l.phaser.flip()
 	l.inactive = old
-	return old.ns
+	return old.ns, old.bytes
 }
 
 // phaser is HdrHistogram's WriterReaderPhaser: writers enter and leave a
@@ -177,10 +192,11 @@ func (s *sampler) sample(t time.Time, tot totals) {
 	h.Reset()
 	var bytes int64
 	for _, w := range r.workers {
-		for _, v := range w.lat.swap() {
+		ns, n := w.lat.swap()
+		for _, v := range ns {
 			h.RecordValue(min(max(v, histLowest), histHighest))
 		}
-		bytes += w.window.Swap(0)
+		bytes += n
 	}
 	r.hist.Merge(h)
 	errs := r.errorCounts()

@@ -7,8 +7,8 @@ import (
 
 // TestLatencyRecorderSwapLosesNothing records from one goroutine while
 // another swaps as fast as it can: every value comes out of exactly one
-// swap. Run with -race, it also checks that the two never touch a buffer
-// at once.
+// swap, its bytes in the same swap. Run with -race, it also checks that
+// the two never touch a buffer at once.
 func TestLatencyRecorderSwapLosesNothing(t *testing.T) {
 	const n = 200000
 	l := newLatencyRecorder()
@@ -17,14 +17,20 @@ func TestLatencyRecorderSwapLosesNothing(t *testing.T) {
 	wg.Go(func() {
 		defer close(done)
 		for i := int64(1); i <= n; i++ {
-			l.record(i)
+			l.record(i, 2*i)
 		}
 	})
 	var count, sum int64
 	take := func() {
-		for _, v := range l.swap() {
+		ns, bytes := l.swap()
+		var in int64
+		for _, v := range ns {
 			count++
 			sum += v
+			in += v
+		}
+		if bytes != 2*in {
+			t.Fatalf("a swap of latencies summing to %d holds %d bytes, want %d", in, bytes, 2*in)
 		}
 	}
 	for swaps := 0; ; swaps++ {

@@ -408,9 +408,9 @@ func (s *udpSocket) handle(d []byte, now time.Time) error {
 			s.jitter += (math.Abs(float64(transit-s.transit)) - s.jitter) / 16
 		}
 		s.transit, s.hasTransit = transit, true
-		s.w.received(len(d), t) // in the window by its send time, as counted
+		s.w.bytes.Add(int64(len(d)))
 		s.w.messages.Add(1)
-		s.w.record(t, now)
+		s.w.measuredEcho(len(d), now.Sub(t)) // in the window by its send time
 	}
 	s.distinct.Add(1)
 	s.checkDrained()

@@ -28,11 +28,7 @@ type worker struct {
 	// connections send different bytes and cross-talk shows.
 	base int64
 	buf  []byte
-	lat  *latencyRecorder // latencies of the measured window
-	// window counts the bytes of the measured window verified since the
-	// sampler last took them, with the latencies (sampler.sample): a
-	// second's bytes and echoes are counted alike.
-	window atomic.Int64
+	lat  *latencyRecorder // latencies and bytes of the measured window
 }
 
 func newWorker(r *runner, id int) *worker {
@@ -46,24 +42,31 @@ type counts struct {
 	messages, bytes int64
 }
 
-// record times an echo sent at start and verified at done.
-func (w *worker) record(start, done time.Time) {
-	w.lat.record(int64(done.Sub(start)))
-}
-
 // echoed counts one verified echo of n bytes, sent at start and verified
 // at done.
 func (w *worker) echoed(n int, start, done time.Time) {
-	w.received(n, done)
-	w.completed(start, done)
+	w.bytes.Add(int64(n))
+	w.messages.Add(1)
+	if w.r.inWindow(done) {
+		w.measuredEcho(n, done.Sub(start))
+	}
 }
 
-// received counts n bytes of echo verified at done.
+// measuredEcho counts an echo of n bytes of the measured window, and its
+// latency: both in one record, so that a second's bytes are its echoes'.
+func (w *worker) measuredEcho(n int, latency time.Duration) {
+	w.measured.bytes += int64(n)
+	w.measured.messages++
+	w.lat.record(int64(latency), int64(n))
+}
+
+// received counts n bytes of echo verified at done (of a message that
+// completed counts).
 func (w *worker) received(n int, done time.Time) {
 	w.bytes.Add(int64(n))
 	if w.r.inWindow(done) {
 		w.measured.bytes += int64(n)
-		w.window.Add(int64(n))
+		w.lat.addBytes(int64(n))
 	}
 }
 
@@ -76,7 +79,7 @@ func (w *worker) completed(start, done time.Time) {
 	w.messages.Add(1)
 	if w.r.inWindow(done) {
 		w.measured.messages++
-		w.record(start, done)
+		w.lat.record(int64(done.Sub(start)), 0)
 	}
 }
 
