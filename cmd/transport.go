@@ -177,12 +177,13 @@ func (d *decoder) checkTransport(cfg *Config) {
 	if d.err != nil {
 		return
 	}
+	reads := usesTLS(cfg, d.serving())
 	switch {
 	case t.TLSCert != "" && t.TLSKey == "":
 		d.fail(keyTLSCert, t.TLSCert, "needs tls-key too")
 	case t.TLSKey != "" && t.TLSCert == "":
 		d.fail(keyTLSKey, t.TLSKey, "needs tls-cert too")
-	case t.TLSCert != "" && usesTLS(cfg, d.serving()):
+	case t.TLSCert != "" && reads:
 		if _, err := tlsconfig.LoadKeyPair(t.TLSCert, t.TLSKey); err != nil {
 			d.failFile(err)
 		}
@@ -191,7 +192,7 @@ func (d *decoder) checkTransport(cfg *Config) {
 		{keyTLSClientCA, t.TLSClientCA, tlsconfig.RoleClientCA},
 		{keyTLSCA, t.TLSCA, tlsconfig.RoleCA},
 	} {
-		if f.file != "" && usesTLS(cfg, d.serving()) {
+		if f.file != "" && reads {
 			if _, err := tlsconfig.LoadCertPool(f.file, f.role); err != nil {
 				d.failFile(err)
 			}

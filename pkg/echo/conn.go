@@ -112,13 +112,19 @@ func (s *Server) nameConn(c *conn, local net.Addr, peer peerAddr) {
 		c.name, c.peer = unixConnName(s.unixConns.Add(1)), local.String()
 	case peer.addr == nil:
 		c.name, c.peer = addrPortNames(peer.ap)
-	case peer.addr.String() == "":
+	case unnamedUnix(peer.addr):
 		// A Unix client with no path (a PROXY header's, unnamed):
 		// numbered, as this server's own Unix peers are.
 		c.name, c.peer = unixConnName(s.unixConns.Add(1)), ""
 	default:
 		c.name, c.peer = LoggerName(peer.addr), peer.addr.String()
 	}
+}
+
+// unnamedUnix reports whether a is a Unix socket address with no path.
+func unnamedUnix(a net.Addr) bool {
+	ua, ok := a.(*net.UnixAddr)
+	return ok && ua.Name == ""
 }
 
 // addrPortNames returns the logger name and peer of a connection from ap:
