@@ -321,7 +321,7 @@ func (p *SendProxy) build(local, remote net.Addr) ([]byte, *proxyproto.Header, e
 		for _, t := range tlvs[crc:] {
 			off -= 3 + len(t.Value)
 		}
-		binary.BigEndian.PutUint32(b[off+3:], crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+		binary.BigEndian.PutUint32(b[off+3:], crc32.Checksum(b, castagnoli))
 	}
 	return b, h, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"hash/crc32"
 	"net"
 	"net/netip"
 	"strconv"
@@ -34,15 +36,52 @@ type proxyHeader struct {
 // connection's cost. Every other header (LOCAL, UNKNOWN, UNIX, UDP, and
 // each malformed one) goes to go-proxyproto, whose errors it returns.
 // FuzzParseProxyHeader checks that the two read every header alike.
+//
+// A v2 header with a CRC32C TLV must carry the checksum of the header,
+// computed with that TLV's value zeroed (doc/proxy-protocol.txt, 2.2.2):
+// go-proxyproto does not check it, so checkCRC32C does.
 func parseProxyHeader(b []byte) (proxyHeader, error) {
-	if h, ok := parseProxyTCP(b); ok {
+	h, ok := parseProxyTCP(b)
+	if !ok {
+		lh, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(b), max(len(b), 16)))
+		if err != nil {
+			return proxyHeader{}, err
+		}
+		h = headerFrom(lh)
+	}
+	if len(h.tlvs) == 0 || !bytes.HasSuffix(b, h.tlvs) {
 		return h, nil
 	}
-	lh, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(b), max(len(b), 16)))
-	if err != nil {
+	if err := checkCRC32C(b, len(b)-len(h.tlvs)); err != nil {
 		return proxyHeader{}, err
 	}
-	return headerFrom(lh), nil
+	return h, nil
+}
+
+// castagnoli is the table of CRC32C, the PROXY protocol's checksum.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checkCRC32C verifies the checksum of b, a whole v2 header whose TLVs
+// start at offset tlvs, if one of them is a CRC32C TLV.
+func checkCRC32C(b []byte, tlvs int) error {
+	for i := tlvs; i+3 <= len(b); {
+		typ, n := proxyproto.PP2Type(b[i]), int(binary.BigEndian.Uint16(b[i+1:]))
+		if i+3+n > len(b) {
+			return nil // not TLVs: the parser read none
+		}
+		if typ == proxyproto.PP2_TYPE_CRC32C {
+			if n != 4 {
+				return fmt.Errorf("malformed PROXY v2 header: its CRC32C TLV holds %d bytes, not 4", n)
+			}
+			zeroed := bytes.Clone(b)
+			clear(zeroed[i+3 : i+7])
+			if got, said := crc32.Checksum(zeroed, castagnoli), binary.BigEndian.Uint32(b[i+3:]); got != said {
+				return fmt.Errorf("malformed PROXY v2 header: its CRC32C checksum is %#08x, the header's bytes give %#08x", said, got)
+			}
+		}
+		i += 3 + n
+	}
+	return nil
 }
 
 // appendProxyV2TCP appends the v2 PROXY header of a TCP connection from

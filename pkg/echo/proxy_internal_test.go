@@ -215,6 +215,7 @@ func FuzzParseProxyHeader(f *testing.F) {
 			return
 		}
 		b = b[:n]
+		_, _ = parseProxyHeader(b) // with its CRC32C check: no panic
 		own, ok := parseProxyTCP(b)
 		lh, lerr := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(b), max(len(b), 16)))
 		if !ok {

@@ -128,6 +128,25 @@ func proxyHeader(t *testing.T, version byte, src, dst string, tlvs ...proxyproto
 	return b
 }
 
+// withCRC32C is the header echo.SendProxy makes with a CRC32C TLV last,
+// its checksum computed (with no source and destination, a LOCAL one).
+func withCRC32C(t *testing.T, version, src, dst string) []byte {
+	t.Helper()
+	p, err := echo.ParseSendProxy(version, src, dst, []string{"authority=example.com", "crc32c="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var local, remote net.Addr
+	if src == "" {
+		local, remote = &net.UnixAddr{Name: "a", Net: "unix"}, &net.UnixAddr{Name: "b", Net: "unix"}
+	}
+	b, err := p.Header(local, remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // localV2 is HAProxy's check-send-proxy health check: a v2 LOCAL header.
 func localV2(t *testing.T) []byte {
 	t.Helper()
@@ -218,7 +237,11 @@ func TestProxyHeaderServed(t *testing.T) {
 				proxyproto.TLV{Type: proxyproto.PP2_TYPE_ALPN, Value: []byte("h2")})
 		}, withMsg: true, client: "[2001:db8::7]:41000", count: "v2 proxy"},
 		{name: "v2 in pieces", header: func(t *testing.T) []byte { return proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000") }, split: []int{1, 12, 15, 20}, client: "203.0.113.7:41000", count: "v2 proxy"},
+		{name: "v2 with a CRC32C checksum", header: func(t *testing.T) []byte {
+			return withCRC32C(t, "v2", "203.0.113.7:41000", "10.0.0.5:9000")
+		}, withMsg: true, client: "203.0.113.7:41000", count: "v2 proxy"},
 		{name: "v2 LOCAL", header: localV2, withMsg: true, count: "v2 local"},
+		{name: "v2 LOCAL with a CRC32C checksum", header: func(t *testing.T) []byte { return withCRC32C(t, "v2", "", "") }, withMsg: true, count: "v2 local"},
 		{name: "v1 UNKNOWN", header: func(*testing.T) []byte { return []byte("PROXY UNKNOWN\r\n") }, withMsg: true, count: "v1 local"},
 	}
 	for _, pt := range proxyTargets {
@@ -307,6 +330,10 @@ func TestProxyHeaderRefused(t *testing.T) {
 	badCommand := proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000")
 	badCommand[12] = 0x23 // version 2, command 3
 	v2 := proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000")
+	badSum := withCRC32C(t, "v2", "203.0.113.7:41000", "10.0.0.5:9000")
+	badSum[len(badSum)-1] ^= 1
+	badLocalSum := withCRC32C(t, "v2", "", "")
+	badLocalSum[len(badLocalSum)-4] ^= 0x80
 	cases := []struct {
 		name      string
 		send      []byte
@@ -320,6 +347,9 @@ func TestProxyHeaderRefused(t *testing.T) {
 		{"malformed v1", []byte("PROXY TCP4 203.0.113.999 10.0.0.5 41000 9000\r\nhello"), false, 0, "v1 malformed", "malformed PROXY protocol header"},
 		{"v1 too long", []byte("PROXY TCP4 " + strings.Repeat("1", 120)), false, 0, "v1 malformed", "no CRLF within 107 bytes"},
 		{"unknown command", badCommand, false, 0, "v2 unsupported", "unsupported"},
+		{"wrong CRC32C", badSum, false, 0, "v2 malformed", "its CRC32C checksum is"},
+		{"wrong CRC32C, LOCAL", badLocalSum, false, 0, "v2 malformed", "its CRC32C checksum is"},
+		{"CRC32C of 2 bytes", proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000", proxyproto.TLV{Type: proxyproto.PP2_TYPE_CRC32C, Value: []byte{1, 2}}), false, 0, "v2 malformed", "CRC32C TLV holds 2 bytes"},
 		{"late", []byte("PROXY TCP4 203.0.113.7"), false, 0, "v1 timeout", "no whole PROXY protocol header within"},
 		// The header's bound, not the idle timeout, rules while it is read.
 		{"late, idle timeout shorter", nil, false, 50 * time.Millisecond, "v0 timeout", "no whole PROXY protocol header within"},
