@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -241,5 +243,93 @@ func TestGreetingInvalid(t *testing.T) {
 	}
 	if err := echo.ValidateGreeting(""); err != nil {
 		t.Errorf("ValidateGreeting(\"\") = %v, want nil (off)", err)
+	}
+}
+
+// gatedObserver records each connection's events in order; the first
+// connection's ConnAccepted waits for gate, so that the test can act
+// before the server reads anything from it.
+type gatedObserver struct {
+	gate   chan struct{}
+	closed chan struct{} // a value each time a connection closes
+	mu     sync.Mutex
+	events [][]string
+}
+
+func (o *gatedObserver) Listening(string, bool)    {}
+func (o *gatedObserver) AcceptError(string, error) {}
+func (o *gatedObserver) ConnAccepted(string, net.Addr) echo.ConnObserver {
+	o.mu.Lock()
+	o.events = append(o.events, nil)
+	i := len(o.events) - 1
+	o.mu.Unlock()
+	if i == 0 {
+		<-o.gate
+	}
+	return &gatedConn{o, i}
+}
+
+func (o *gatedObserver) of(i int) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.events[i])
+}
+
+type gatedConn struct {
+	o *gatedObserver
+	i int
+}
+
+func (c *gatedConn) add(e string) {
+	c.o.mu.Lock()
+	c.o.events[c.i] = append(c.o.events[c.i], e)
+	c.o.mu.Unlock()
+}
+func (c *gatedConn) Received(n int)              { c.add(fmt.Sprintf("received %d", n)) }
+func (c *gatedConn) Sent(n int, _ time.Duration) { c.add(fmt.Sprintf("sent %d", n)) }
+func (c *gatedConn) Closed(r echo.CloseReason) {
+	c.add("closed")
+	c.o.closed <- struct{}{}
+}
+
+// TestGreetingAfterReset: a client sends its PROXY header and its first
+// bytes, then resets the connection before the server reads them. The
+// greeting's write fails and closes the connection; nothing it sent is
+// then echoed or reported (the descriptor may already be a new
+// connection's), and the next connections get their own echo only.
+func TestGreetingAfterReset(t *testing.T) {
+	for _, v := range variants[:2] { // loops and goroutines
+		t.Run(v.name, func(t *testing.T) {
+			obs := &gatedObserver{gate: make(chan struct{}), closed: make(chan struct{}, 16)}
+			addr, _ := startVariant(t, v, nil, func(s *echo.Server) {
+				s.Greeting = "hello"
+				s.ListenerOptions.ProxyProtocol = true
+				s.Observer = obs
+			})
+			header := "PROXY TCP4 192.0.2.1 192.0.2.2 1000 2000\r\n"
+			a := dial(t, addr)
+			if _, err := a.Write([]byte(header + "LEAKED")); err != nil {
+				t.Fatal(err)
+			}
+			a.SetLinger(0)
+			a.Close() // a reset, before the server reads
+			close(obs.gate)
+			<-obs.closed
+			if got := obs.of(0); !slices.Equal(got, []string{"closed"}) {
+				t.Errorf("the reset connection's events: %q, want only its close", got)
+			}
+			for i := range 8 {
+				b := dial(t, addr)
+				b.SetDeadline(time.Now().Add(ioTimeout))
+				mine := fmt.Sprintf("mine %d", i)
+				if _, err := b.Write([]byte(header + mine)); err != nil {
+					t.Fatal(err)
+				}
+				b.CloseWrite()
+				if got, err := io.ReadAll(b); err != nil || string(got) != "hello\n"+mine {
+					t.Fatalf("connection %d read %q, %v; want %q", i, got, err, "hello\n"+mine)
+				}
+			}
+		})
 	}
 }

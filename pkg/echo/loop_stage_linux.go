@@ -49,7 +49,9 @@ func (l *loop) opened(lc *loopConn) {
 }
 
 // greet writes the open stages' greeting, if they have one, before any
-// echo; reports whether it is written (or there is none).
+// echo; reports whether the echo may start: the greeting is written (or
+// there is none) and lc is still open. A failed write closes lc, and run
+// is then the next connection's (close).
 func (l *loop) greet(lc *loopConn, run *stageRun) bool {
 	g := run.greeting()
 	if len(g) == 0 {
@@ -60,7 +62,7 @@ func (l *loop) greet(lc *loopConn, run *stageRun) bool {
 	l.hold(lc, g)
 	run.piece = len(g) // not paced: a greeting is not an echo
 	l.writeStaged(lc, run)
-	return lc.pending == nil
+	return lc.pending == nil && lc.run == run
 }
 
 // held returns lc's stages if a wait holds its chunk, else nil.
@@ -101,7 +103,7 @@ func (l *loop) echoStaged(lc *loopConn, run *stageRun, p []byte) {
 		}
 		l.timers.remove(run, timerOpen)
 		if !l.greet(lc, run) {
-			if len(rest) > 0 { // echoed once the greeting is written
+			if len(rest) > 0 && lc.run == run { // echoed once the greeting is written
 				run.early = append([]byte(nil), rest...)
 			}
 			return
