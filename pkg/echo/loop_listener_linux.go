@@ -50,6 +50,7 @@ type loopListener struct {
 	dupMu      sync.Mutex
 	dupClaimed bool
 	dupClosed  bool
+	released   chan struct{} // closed when the duplicate is
 }
 
 // newLoopListener duplicates ln's socket and, for TCP, sets on it the
@@ -83,7 +84,7 @@ func newLoopListener(ln net.Listener, lc net.ListenConfig) (*loopListener, error
 	if derr != nil {
 		return nil, derr
 	}
-	return &loopListener{Listener: ln, unix: !isTCP, lrc: lrc, fd: dup, closed: make(chan struct{}), errc: make(chan error, 1)}, nil
+	return &loopListener{Listener: ln, unix: !isTCP, lrc: lrc, fd: dup, closed: make(chan struct{}), errc: make(chan error, 1), released: make(chan struct{})}, nil
 }
 
 // Keep-alive defaults, as net's for accepted connections.
@@ -168,8 +169,15 @@ func (ll *loopListener) closeDupLocked() {
 	if !ll.dupClosed {
 		ll.dupClosed = true
 		syscall.Close(ll.fd)
+		close(ll.released)
 	}
 }
+
+// waitReleased waits until the duplicate is closed, after Close: until
+// then the port is still bound and the loops may accept on it. Serve lets
+// it go at once, unless the caller is a loop (Close in an observer's
+// callback), which no Server method supports.
+func (ll *loopListener) waitReleased() { <-ll.released }
 
 // serveLoops has the event loops accept and serve ll's connections until
 // ll is closed (by Close or Shutdown: ErrServerClosed; by its owner: an

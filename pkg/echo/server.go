@@ -444,14 +444,25 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 // listener, so that Serve returns ErrServerClosed.
 func (s *Server) closeListeners() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.inShutdown.Store(true)
 	s.res.closeDone()
 	var err error
+	var waits []interface{ waitReleased() }
 	for ln := range s.listeners {
 		if cerr := (*ln).Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
 			err = cerr
 		}
+		if w, ok := (*ln).(interface{ waitReleased() }); ok {
+			waits = append(waits, w)
+		}
+	}
+	s.mu.Unlock()
+	// The event loops accept on a duplicate of a listener's socket, which
+	// its Serve closes once they let it go: the port is free when Shutdown
+	// and Close return, as net/http's. Not under mu, which a loop may be
+	// waiting for as it accepts.
+	for _, w := range waits {
+		w.waitReleased()
 	}
 	return err
 }

@@ -771,6 +771,37 @@ func TestStopIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestPortFreeAfterStop: once Shutdown or Close returns, the listener's
+// port is free (the event loops accept on a duplicate of its socket, which
+// must be closed by then too), so that a program can listen on it again
+// at once, as with net/http.
+func TestPortFreeAfterStop(t *testing.T) {
+	stops := map[string]func(*echo.Server) error{
+		"Shutdown": func(srv *echo.Server) error { return shutdown(srv, time.Second) },
+		"Close":    (*echo.Server).Close,
+	}
+	for _, v := range variants[:2] { // loops and goroutines
+		for name, stop := range stops {
+			t.Run(v.name+"/"+name, func(t *testing.T) {
+				for range 30 {
+					addr, srv := v.start(t, nil)
+					c := dial(t, addr)
+					roundTrip(t, c, []byte("x"))
+					c.Close()
+					if err := stop(srv); err != nil {
+						t.Fatalf("%s = %v", name, err)
+					}
+					ln, err := net.Listen("tcp", addr)
+					if err != nil {
+						t.Fatalf("listen again after %s: %v", name, err)
+					}
+					ln.Close()
+				}
+			})
+		}
+	}
+}
+
 // listenAndServe runs srv.ListenAndServe for at most d; if it is still
 // serving then, it closes srv and fails.
 func listenAndServe(t *testing.T, srv *echo.Server, d time.Duration) error {
