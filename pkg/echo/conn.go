@@ -5,8 +5,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/rs/zerolog"
 )
@@ -255,4 +257,38 @@ func (c *conn) logClose(err error, reason CloseReason) {
 	if e := c.log(zerolog.InfoLevel); e != nil {
 		e.Str("reason", reason.String()).Msg("closing")
 	}
+}
+
+// closeReason classifies the error that ended the echo loop.
+func (c *conn) closeReason(err error) CloseReason {
+	var op *opError
+	isWrite := errors.As(err, &op) && op.op == "write"
+	var refused interface{ closeReason() CloseReason } // proxy.go, limits.go
+	switch {
+	case errors.As(err, &refused):
+		return refused.closeReason()
+	case errors.Is(err, errFault):
+		if c.stopping.Load() || c.srv.shuttingDown() {
+			return CloseShutdown // a stall that Shutdown or Close ended
+		}
+		return CloseFault
+	case errors.Is(err, io.EOF):
+		return CloseEOF
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		switch {
+		case c.stopping.Load():
+			return CloseShutdown
+		case isWrite && c.srv.WriteTimeout > 0 && c.srv.writeStall() == c.srv.WriteTimeout:
+			return CloseWriteTimeout
+		case c.srv.idleTimeout() > 0:
+			return CloseIdle
+		}
+	case errors.Is(err, net.ErrClosed):
+		if c.srv.shuttingDown() {
+			return CloseShutdown
+		}
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
+		return CloseReset
+	}
+	return CloseError
 }

@@ -2,16 +2,18 @@
 // TCP, TLS, Unix domain sockets and UDP (RFC 862).
 //
 // It is the Go counterpart of the asyncio streams echo server and client in
-// PyMOTW-3: the [Server] reads up to BufferSize bytes from each connection,
-// writes them back, waits for the write to complete before it reads again,
+// PyMOTW-3: the [Server] reads what each connection sends (BufferSize
+// bytes at a time when its data is logged, as the seed's reads), writes it
+// back, waits for the write to complete before it reads again,
 // and closes the connection when the peer half-closes its side. The [Client]
 // sends messages, half-closes, and reads the echo until the server closes,
 // verifying every byte against what it sent.
 //
 // The package is shaped like net/http: a Server whose zero value serves with
-// the seed's defaults (localhost:10000, 128-byte reads), Serve(net.Listener)
+// the seed's defaults (localhost:10000, a 128-byte BufferSize), Serve(net.Listener)
 // at its centre, ListenAndServe as a thin wrapper, and Shutdown(ctx) for a
-// graceful stop. Loggers are passed in as fields; nil means no logging.
+// graceful stop. Loggers are passed in as fields; the zero Logger logs
+// nothing.
 //
 // Addresses are "host:port" (TCP) or URLs that [ParseAddr] reads:
 // tcp://, udp://, tls://host:port and unix:///path. TLS and Unix sockets
@@ -62,7 +64,10 @@
 // loops sweep for timed-out connections, and read BufferSize bytes at a
 // time when data is logged). The goroutine engine serves each connection
 // with a goroutine of its own. The bytes on the wire, the logs, the limits
-// and the shutdown are the same either way (but for what a wrapped
-// listener's connections hide, above); docs/architecture.md in the
-// repository walks through both.
+// and the shutdown are the same either way, but for what a wrapped
+// listener's connections hide (above) and for what Shutdown's deadline
+// finds unread in a TLS socket: encrypted records, whose plaintext's
+// length it cannot tell, so it echoes only what it has read
+// (Server.Shutdown). docs/architecture.md in the repository walks through
+// both.
 package echo

@@ -8,7 +8,7 @@ type engine uint8
 
 const (
 	// engineGoroutines serves each connection with a goroutine that reads
-	// and writes through its net.Conn (conn.go).
+	// and writes through its net.Conn (goconn.go).
 	engineGoroutines engine = iota
 	// engineLoops serves connections from event loops, one per CPU, that
 	// own their raw sockets (loop_linux.go).

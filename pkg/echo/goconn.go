@@ -403,3 +403,65 @@ func (c *goConn) echoQueued() {
 		}
 	}
 }
+
+// write writes p back to the peer, reporting it to the observer with the
+// latency since readAt; its stages, if it has any, may cut it into pieces
+// and hold them (writePaced).
+func (c *goConn) write(p []byte, readAt time.Time) error {
+	var n int
+	var err error
+	if c.run == nil || len(c.run.pacers) == 0 {
+		n, err = c.writeAll(p)
+	} else {
+		n, err = c.writePaced(p)
+	}
+	c.sent(n, err == nil, readAt)
+	if err != nil {
+		return &opError{"write", err}
+	}
+	return nil
+}
+
+// writeAll writes p. With a write stall limit (WriteTimeout or
+// IdleTimeout) each stretch of that long without progress fails the
+// write; a write that progresses, however slowly, goes on.
+func (c *goConn) writeAll(p []byte) (n int, err error) {
+	if c.srv.writeStall() <= 0 {
+		return c.rwc.Write(p)
+	}
+	for {
+		c.armWrite()
+		var m int
+		m, err = c.rwc.Write(p[n:])
+		n += m
+		if err == nil || m == 0 || c.stopping.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+	}
+}
+
+// setWriteDeadline sets the write deadline to t, or to Shutdown's when
+// Shutdown has stopped the connection and wants it done sooner.
+func (c *goConn) setWriteDeadline(t time.Time) {
+	c.rwc.SetWriteDeadline(t)
+	if c.stopping.Load() {
+		if by := time.Unix(0, c.stopWriteBy.Load()); by.Before(t) {
+			c.rwc.SetWriteDeadline(by)
+		}
+	}
+}
+
+// close closes the connection that err ended. A TLS connection whose
+// write back failed (a write timeout: the peer reads nothing) has its
+// socket closed at once: tls.Conn.Close would first try to send the
+// close_notify alert into the same full socket, for up to five seconds of
+// its own, and under load that made a 3s write timeout close at 8s and
+// later. The alert could not be read anyway (the peer does not read) and
+// the record stream is broken by the partial write.
+func (c *goConn) close(err error) {
+	if c.tlsWriteFailed(err) {
+		c.rwc.(*tls.Conn).NetConn().Close()
+		return
+	}
+	c.rwc.Close()
+}

@@ -13,8 +13,9 @@ import (
 // Events are labelled by listener, the listening address as
 // net.Listener.Addr().String() gives it ("127.0.0.1:10000", "[::1]:10000").
 // The methods are called from many goroutines at once and must be safe
-// for concurrent use; they run on the accept loop or on a connection's
-// goroutine, so they must not block.
+// for concurrent use; they run on the accept loop, on a connection's
+// goroutine or on an event loop that serves many connections (Linux TCP
+// and Unix sockets), so they must not block.
 type Observer interface {
 	// Listening is called with accepting true when Serve starts accepting
 	// on a listener, and with false when it stops: on Shutdown or Close,
@@ -279,4 +280,30 @@ func ProxyResults() []ProxyResult {
 		rs[i] = ProxyResult(i)
 	}
 	return rs
+}
+
+// received reports n bytes read to the observer and returns when they were
+// read, to measure the echo latency; without an observer it does nothing
+// and returns the zero time.
+func (c *conn) received(n int) time.Time {
+	if c.obs == nil {
+		return time.Time{}
+	}
+	c.obs.Received(n)
+	return time.Now()
+}
+
+// sent reports to the observer a chunk written back: n bytes and, if ok,
+// the echo latency since readAt (conn.received); if not, a negative one.
+// Both engines call it, once per chunk, when its last byte is written or
+// its write fails.
+func (c *conn) sent(n int, ok bool, readAt time.Time) {
+	if c.obs == nil {
+		return
+	}
+	latency := time.Duration(-1)
+	if ok {
+		latency = time.Since(readAt)
+	}
+	c.obs.Sent(n, latency)
 }

@@ -45,9 +45,13 @@ type Server struct {
 	// listens on all interfaces. Bind takes several addresses at once.
 	Addr string
 
-	// BufferSize is the most a connection reads before it writes the bytes
-	// back and waits for the write to complete. If zero, DefaultBufferSize
-	// (128) is used. It must not exceed MaxBufferSize.
+	// BufferSize is the most a connection reads at a time while its data
+	// is logged (at debug level: the seed's reads, one transcript line
+	// each) before it writes the bytes back and waits for the write to
+	// complete. If zero, DefaultBufferSize (128) is used. It must not
+	// exceed MaxBufferSize. When data is not logged, both engines read up
+	// to 64 KiB at a time, which changes no byte of the echo, only how
+	// many system calls carry it.
 	BufferSize int
 
 	// Logger receives the server's log lines: "main" for the server,
@@ -168,8 +172,8 @@ type Server struct {
 	// new source finding it full is dropped (DropRateTableFull).
 	UDPRatePerSource *PacketRate
 
-	// ListenerOptions are the per-listener settings (the PROXY protocol)
-	// of every listener: Serve's, and those of the addresses given to Bind
+	// ListenerOptions are the per-listener settings (the PROXY protocol,
+	// faults for one listener) of every listener: Serve's, and those of the addresses given to Bind
 	// that do not override them in their query (ParseListenAddr). The
 	// zero value is the seed's plain echo.
 	ListenerOptions ListenerOptions
@@ -180,8 +184,9 @@ type Server struct {
 	// Fields in braces are replaced: {hostname} (os.Hostname), {env:NAME}
 	// (an environment variable, which must be set), both read once when
 	// the Server starts; {listener} (the address that accepted the
-	// connection), {peer} (the client as the server sees it), {via} (the
-	// balancer a PROXY header came through, else empty) and {proxy} (what
+	// connection), {peer} (the client as the server sees it), {peer-ip}
+	// (its address alone), {via} (the balancer a PROXY header came
+	// through, else empty) and {proxy} (what
 	// the header said, else "none"). {{ and }} stand for braces. The line
 	// ends with a newline, added if the template has none; it may hold no
 	// other line break, and is at most MaxGreeting bytes (a longer fixed
@@ -481,7 +486,7 @@ func (s *Server) forEachConn(f func(*conn)) {
 // half-closes and the server writes back what it read). If ctx ends first,
 // each remaining connection stops reading what arrives from then on, writes
 // back what the peer sent before (what it read and, on Linux, what waits
-// unread in the socket), sends FIN and closes within about a second;
+// unread in the socket, but for TLS's encrypted records), sends FIN and closes within about a second;
 // Shutdown then returns
 // ctx.Err(). Serve and ListenAndServe return ErrServerClosed at once.
 func (s *Server) Shutdown(ctx context.Context) error {

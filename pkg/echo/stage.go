@@ -12,9 +12,10 @@ import (
 // A stage is one of two kinds, each a factory that a listener's chain
 // holds and that makes, for each connection, the state the stage keeps
 // for it. The chain is resolved once per listener (newListenerConf,
-// listener_options.go): the Server's stages (Server.stages), after the
-// PROXY protocol stage (proxy.go) on a listener whose ListenerOptions ask
-// for it; each connection points to its listener's (conn.lconf).
+// listener_options.go): the PROXY protocol stage (proxy.go) first on a
+// listener whose ListenerOptions ask for it, then the Server's stages
+// (Server.stages), then the listener's fault stage (fault_stage.go) when
+// it has faults; each connection points to its listener's (conn.lconf).
 //
 //   - an openStage acts once, when the connection opens, before any echo:
 //     it may read bytes from the peer that are not to be echoed (a PROXY
@@ -75,8 +76,8 @@ import (
 // piece is written (conn.sent); the greeting and a header are not echoes
 // and are not reported to it.
 //
-// With no stage (Server.stages nil and no PROXY listener, the default)
-// nothing of this runs: each engine tests one nil pointer per chunk
+// With no stage (Server.stages nil, no PROXY listener and no faults, the
+// default) nothing of this runs: each engine tests one nil pointer per chunk
 // (loopConn.run, goConn.run). A loop connection's pointer to its stages
 // fits in the size class it had before stages came (192 bytes, with the
 // timeouts read from the Server rather than kept in each connection).

@@ -1,12 +1,7 @@
 package echo
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"os"
-	"syscall"
 	"time"
 )
 
@@ -105,111 +100,4 @@ func (c *goConn) armWrite() {
 	}
 	c.writeBy = now.Add(stall + stall/deadlineSlack)
 	c.setWriteDeadline(c.writeBy)
-}
-
-// received reports n bytes read to the observer and returns when they were
-// read, to measure the echo latency; without an observer it does nothing
-// and returns the zero time.
-func (c *conn) received(n int) time.Time {
-	if c.obs == nil {
-		return time.Time{}
-	}
-	c.obs.Received(n)
-	return time.Now()
-}
-
-// write writes p back to the peer, reporting it to the observer with the
-// latency since readAt; its stages, if it has any, may cut it into pieces
-// and hold them (writePaced).
-func (c *goConn) write(p []byte, readAt time.Time) error {
-	var n int
-	var err error
-	if c.run == nil || len(c.run.pacers) == 0 {
-		n, err = c.writeAll(p)
-	} else {
-		n, err = c.writePaced(p)
-	}
-	c.sent(n, err == nil, readAt)
-	if err != nil {
-		return &opError{"write", err}
-	}
-	return nil
-}
-
-// writeAll writes p. With a write stall limit (WriteTimeout or
-// IdleTimeout) each stretch of that long without progress fails the
-// write; a write that progresses, however slowly, goes on.
-func (c *goConn) writeAll(p []byte) (n int, err error) {
-	if c.srv.writeStall() <= 0 {
-		return c.rwc.Write(p)
-	}
-	for {
-		c.armWrite()
-		var m int
-		m, err = c.rwc.Write(p[n:])
-		n += m
-		if err == nil || m == 0 || c.stopping.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
-			return n, err
-		}
-	}
-}
-
-// sent reports to the observer a chunk written back: n bytes and, if ok,
-// the echo latency since readAt (conn.received); if not, a negative one.
-// Both engines call it, once per chunk, when its last byte is written or
-// its write fails.
-func (c *conn) sent(n int, ok bool, readAt time.Time) {
-	if c.obs == nil {
-		return
-	}
-	latency := time.Duration(-1)
-	if ok {
-		latency = time.Since(readAt)
-	}
-	c.obs.Sent(n, latency)
-}
-
-// setWriteDeadline sets the write deadline to t, or to Shutdown's when
-// Shutdown has stopped the connection and wants it done sooner.
-func (c *goConn) setWriteDeadline(t time.Time) {
-	c.rwc.SetWriteDeadline(t)
-	if c.stopping.Load() {
-		if by := time.Unix(0, c.stopWriteBy.Load()); by.Before(t) {
-			c.rwc.SetWriteDeadline(by)
-		}
-	}
-}
-
-// closeReason classifies the error that ended the echo loop.
-func (c *conn) closeReason(err error) CloseReason {
-	var op *opError
-	isWrite := errors.As(err, &op) && op.op == "write"
-	var refused interface{ closeReason() CloseReason } // proxy.go, limits.go
-	switch {
-	case errors.As(err, &refused):
-		return refused.closeReason()
-	case errors.Is(err, errFault):
-		if c.stopping.Load() || c.srv.shuttingDown() {
-			return CloseShutdown // a stall that Shutdown or Close ended
-		}
-		return CloseFault
-	case errors.Is(err, io.EOF):
-		return CloseEOF
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		switch {
-		case c.stopping.Load():
-			return CloseShutdown
-		case isWrite && c.srv.WriteTimeout > 0 && c.srv.writeStall() == c.srv.WriteTimeout:
-			return CloseWriteTimeout
-		case c.srv.idleTimeout() > 0:
-			return CloseIdle
-		}
-	case errors.Is(err, net.ErrClosed):
-		if c.srv.shuttingDown() {
-			return CloseShutdown
-		}
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
-		return CloseReset
-	}
-	return CloseError
 }

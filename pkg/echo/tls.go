@@ -119,21 +119,6 @@ func (c *goConn) tlsFailed(err error, timeout time.Duration) {
 	e.Err(err).Int("failed_unlogged", suppressed).Msg(msg)
 }
 
-// close closes the connection that err ended. A TLS connection whose
-// write back failed (a write timeout: the peer reads nothing) has its
-// socket closed at once: tls.Conn.Close would first try to send the
-// close_notify alert into the same full socket, for up to five seconds of
-// its own, and under load that made a 3s write timeout close at 8s and
-// later. The alert could not be read anyway (the peer does not read) and
-// the record stream is broken by the partial write.
-func (c *goConn) close(err error) {
-	if c.tlsWriteFailed(err) {
-		c.rwc.(*tls.Conn).NetConn().Close()
-		return
-	}
-	c.rwc.Close()
-}
-
 // tlsWriteFailed reports whether err, which ended the echo, is a failed
 // write back on a TLS connection, which can then send nothing more, not
 // even close_notify, in time.
