@@ -259,6 +259,14 @@ func (c *conn) logClose(err error, reason CloseReason) {
 	}
 }
 
+// echoLost logs that Shutdown's deadline closes c with echo it owed still
+// unwritten: the peer did not read it within drainLinger.
+func (c *conn) echoLost() {
+	if e := c.log(zerolog.WarnLevel); e != nil {
+		e.Msg("shutdown: the rest of the echo was not written: the peer did not read it within " + FormatDuration(drainLinger))
+	}
+}
+
 // closeReason classifies the error that ended the echo loop.
 func (c *conn) closeReason(err error) CloseReason {
 	var op *opError

@@ -77,14 +77,18 @@ func (c *goConn) serve() {
 	err = c.echo()
 	reason = c.closeReason(err)
 	if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-		if c.tlsWriteFailed(err) {
-			// Its last write back did not finish by Shutdown's
-			// deadline: close at once (close), as closeForShutdown's
-			// half-close would wait for close_notify.
-			c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+		var op *opError
+		if !errors.As(err, &op) || op.op != "write" {
+			c.closeForShutdown() // the read Shutdown's deadline stopped
 			return
 		}
-		c.closeForShutdown()
+		// Its last write back did not finish by Shutdown's deadline,
+		// which leaves no time for what waits unread (echoQueued).
+		c.echoLost()
+		c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
+		if !c.isTLS() { // TLS closes at once (close): its half-close would wait for close_notify
+			lingerClose(c.rwc, time.Unix(0, c.stopWriteBy.Load()))
+		}
 		return
 	}
 	c.logClose(err, reason)
@@ -394,6 +398,7 @@ func (c *goConn) echoQueued() {
 		m, err := c.rwc.Read(buf[:min(n, len(buf))])
 		if m > 0 {
 			if c.write(buf[:m], c.received(m)) != nil {
+				c.echoLost()
 				return
 			}
 			n -= m

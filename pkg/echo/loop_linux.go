@@ -465,6 +465,9 @@ func (l *loop) run() {
 			now := l.now()
 			l.forEach(func(lc *loopConn) {
 				if lc.stopped && now > lc.stopBy {
+					if !lc.draining && (lc.pending != nil || lc.final > 0) {
+						lc.echoLost()
+					}
 					l.close(lc, CloseShutdown, nil)
 				}
 			})

@@ -625,14 +625,14 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 }
 
-// shutdownStalled opens a connection whose peer neither reads nor
-// half-closes, with the server blocked writing its echo back, then shuts
-// the server down with a 100ms context and returns how long Shutdown took.
-func shutdownStalled(t *testing.T) time.Duration {
+// shutdownStalled opens a connection to a server of variant v, logging to
+// w, whose peer neither reads nor half-closes, with the server blocked
+// writing its echo back, then shuts the server down with a 100ms context
+// and returns how long Shutdown took.
+func shutdownStalled(t *testing.T, v variant, w io.Writer) time.Duration {
 	t.Helper()
-	srv := &echo.Server{}
-	ts := echotest.NewServer(t, srv)
-	c := dial(t, ts.Addr)
+	addr, srv := v.start(t, w)
+	c := dial(t, addr)
 	roundTrip(t, c, []byte("hello"))
 	// Fill the pipes so that the server blocks writing the echo back; each
 	// Write blocks until the deadline once they are full.
@@ -664,8 +664,33 @@ func shutdownStalled(t *testing.T) time.Duration {
 func TestShutdownStalledWriterWithinLinger(t *testing.T) {
 	t.Parallel()
 	const bound = 100*time.Millisecond + time.Second + 500*time.Millisecond
-	if d := shutdownStalled(t); d > bound {
+	if d := shutdownStalled(t, variants[0], nil); d > bound {
 		t.Errorf("Shutdown with a 100ms context took %v; want about a second past the context (under %v)", d, bound)
+	}
+}
+
+// TestShutdownLostEchoLogged: a connection whose peer reads none of the
+// echo it is owed past Shutdown's deadline closes with one warning that
+// says so, after its closing line, on both engines.
+func TestShutdownLostEchoLogged(t *testing.T) {
+	for _, v := range variants[:2] { // loops and goroutines
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			shutdownStalled(t, v, &logs)
+			var lost, closing int
+			for _, l := range parseLog(t, logs.String()) {
+				switch {
+				case l.Level == "warn" && strings.HasPrefix(l.Message, "shutdown: the rest of the echo was not written"):
+					lost++
+				case l.Message == "closing":
+					closing++
+				}
+			}
+			if lost != 1 || closing != 1 {
+				t.Errorf("%d warnings of an echo not written and %d closing lines, want 1 each:\n%s", lost, closing, logs.String())
+			}
+		})
 	}
 }
 
