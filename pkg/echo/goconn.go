@@ -57,7 +57,7 @@ func (c *goConn) serve() {
 	if c.isTLS() && c.lconf.opts.ProxyProtocol {
 		if err = c.proxyFirst(); err != nil {
 			reason = c.closeReason(err)
-			if c.stopping.Load() || c.srv.shuttingDown() && reason != CloseProxy {
+			if c.stopping.Load() || c.srv.shuttingDown() && errors.Is(err, net.ErrClosed) { // as handshake
 				reason = CloseShutdown
 				c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 				return

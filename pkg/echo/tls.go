@@ -55,7 +55,10 @@ func (c *goConn) handshake() (CloseReason, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		if c.srv.shuttingDown() {
+		// Shutdown's deadline (stop) or Close (abort) cut it short; a
+		// handshake that fails while Shutdown waits, before its deadline,
+		// is a failed handshake.
+		if c.stopping.Load() || c.srv.shuttingDown() && errors.Is(err, net.ErrClosed) {
 			c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 			return CloseShutdown, false
 		}

@@ -331,6 +331,37 @@ func TestTLSShutdownWithConnectionOpen(t *testing.T) {
 	}
 }
 
+// TestTLSHandshakeFailsWhileDraining: a handshake that fails while
+// Shutdown waits for the open connections, before its deadline, is a
+// failed handshake (one warning, its own reason), not a shutdown.
+func TestTLSHandshakeFailsWhileDraining(t *testing.T) {
+	fx := newTLSFixture(t)
+	var logs syncBuffer
+	rec := newRecorder()
+	srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}}}
+	addrs, s := serveBound(t, srv, "tls://127.0.0.1:0")
+	c := dial(t, strings.TrimPrefix(addrs[0], "tls://"))
+	c.Write([]byte("\x16\x03\x01")) // a ClientHello's first bytes
+	waitUntil(t, "the connection accepted", func() bool { return rec.accepted.Load() == 1 })
+	shut := make(chan error, 1)
+	go func() { shut <- shutdown(srv, ioTimeout) }()
+	if err := s.wait(t, ioTimeout); !errors.Is(err, echo.ErrServerClosed) {
+		t.Fatalf("ServeBound = %v, want ErrServerClosed once Shutdown begins", err)
+	}
+	c.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown = %v, want nil: the connection ended before its deadline", err)
+	}
+	f := waitFailure(t, &logs, rec)
+	if !strings.Contains(f.Message, "closed the connection during the handshake") {
+		t.Errorf("failure line %q", f.Message)
+	}
+	if n := rec.closedCount(echo.CloseShutdown); n != 0 {
+		t.Errorf("%d connections closed for shutdown, want 0:\n%s", n, logs.String())
+	}
+}
+
 func TestBindTLSNeedsConfig(t *testing.T) {
 	for _, cfg := range []*tls.Config{nil, {}} {
 		srv := &echo.Server{TLSConfig: cfg}
