@@ -248,6 +248,9 @@ func (c *goConn) open(buf []byte) (p []byte, err error) {
 func (c *goConn) openRead(rc net.Conn, run *stageRun, buf []byte) ([]byte, error) {
 	if !run.openBy.IsZero() {
 		rc.SetReadDeadline(run.openBy)
+		if c.stopping.Load() { // Shutdown's deadline came first: keep its, as armRead does
+			rc.SetReadDeadline(aLongTimeAgo)
+		}
 	}
 	for {
 		n, err := rc.Read(buf)

@@ -99,6 +99,11 @@ func (l *loop) echoStaged(lc *loopConn, run *stageRun, p []byte) {
 			lc.movedAt = l.now()
 		}
 		if run.reading() > 0 {
+			if lc.stopped && lc.final == 0 {
+				// Shutdown's deadline passed: what the peer had sent
+				// then is read, and it was all header. Nothing is owed.
+				l.shutWrite(lc)
+			}
 			return // more to come
 		}
 		l.timers.remove(run, timerOpen)
