@@ -32,6 +32,10 @@ type goConn struct {
 
 	// run is the connection's stages at work (stage.go); nil without.
 	run *stageRun
+
+	// watch is its write stall limit's watch of the send queue
+	// (write_watch.go), made by the first write back that blocks with one.
+	watch *writeWatch
 }
 
 // isTLS reports whether the connection starts with a TLS handshake.
@@ -434,13 +438,16 @@ func (c *goConn) write(p []byte, readAt time.Time) error {
 // IdleTimeout) each stretch of that long without progress fails the
 // write; a write that progresses, however slowly, goes on.
 func (c *goConn) writeAll(p []byte) (n int, err error) {
-	if c.srv.writeStall() <= 0 {
+	stall := c.srv.writeStall()
+	if stall <= 0 {
 		return c.rwc.Write(p)
 	}
 	for {
 		c.armWrite()
+		w := c.watchWrite(stall)
 		var m int
 		m, err = c.rwc.Write(p[n:])
+		w.done()
 		n += m
 		if err == nil || m == 0 || c.stopping.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
@@ -467,6 +474,9 @@ func (c *goConn) setWriteDeadline(t time.Time) {
 // later. The alert could not be read anyway (the peer does not read) and
 // the record stream is broken by the partial write.
 func (c *goConn) close(err error) {
+	if c.watch != nil {
+		c.watch.t.Stop()
+	}
 	if c.tlsWriteFailed(err) {
 		c.rwc.(*tls.Conn).NetConn().Close()
 		return

@@ -55,6 +55,9 @@ func (lc *loopConn) abort() { lc.srv.loops.get(lc.loop).post(lc, true) }
 type pendingWrite struct {
 	buf  []byte // the whole chunk (fastBufferSize, as the loop's reads, or BufferSize)
 	rest []byte // in buf: what is not yet written
+	// unacked is how much of the socket's send queue the peer had not
+	// taken when the sweep last looked (drained), plus one; 0: not looked.
+	unacked int
 }
 
 var pendingWrites = sync.Pool{New: func() any { return &pendingWrite{buf: make([]byte, fastBufferSize)} }}
@@ -188,7 +191,7 @@ func (lc *loopConn) dropPending() bool {
 	if pw == nil {
 		return false
 	}
-	pw.rest = nil
+	pw.rest, pw.unacked = nil, 0
 	pendingWrites.Put(pw)
 	lc.pending = nil
 	return true
@@ -302,6 +305,9 @@ func (l *loop) sweep(now int64) {
 		limit := l.idle
 		if lc.pending != nil {
 			limit = l.stall
+			if now-lc.movedAt >= l.sweepEvery && drained(lc) {
+				lc.movedAt = now
+			}
 		}
 		if limit > 0 && now-lc.movedAt >= limit {
 			expired = append(expired, lc)
@@ -319,6 +325,24 @@ func (l *loop) sweep(now int64) {
 		expired[i] = nil
 	}
 	l.expired = expired[:0]
+}
+
+// drained reports whether the peer has taken bytes from lc's send queue
+// since the sweep last asked (SIOCOUTQ: what the peer has not yet
+// acknowledged, or on a Unix socket read). A write back waits for epoll to
+// report the socket writable, which it does only once a third of the send
+// buffer is free: a peer reading steadily but slowly can take longer than
+// the write stall limit to free that much, and it is progress all the
+// same.
+func drained(lc *loopConn) bool {
+	q, err := sendQueuedFD(int(lc.fd))
+	if err != nil {
+		return false
+	}
+	pw := lc.pending
+	took := pw.unacked > 0 && q < pw.unacked-1
+	pw.unacked = q + 1
+	return took
 }
 
 // readEnded closes lc, whose read found the end of the peer's stream (err

@@ -24,6 +24,20 @@ func queuedBytes(c net.Conn) int {
 	return n
 }
 
+// sendQueued returns how many bytes wait in rc's send queue that the peer
+// has not yet acknowledged (SIOCOUTQ; on a Unix socket, not yet read);
+// false if that cannot be known.
+func sendQueued(rc syscall.RawConn) (n int, ok bool) {
+	var err error
+	if cerr := rc.Control(func(fd uintptr) { n, err = sendQueuedFD(int(fd)) }); cerr != nil {
+		return 0, false
+	}
+	return n, err == nil
+}
+
+// sendQueuedFD is sendQueued for a raw socket.
+func sendQueuedFD(fd int) (int, error) { return unix.IoctlGetInt(fd, unix.SIOCOUTQ) }
+
 // queuedBytesFD is queuedBytes for a raw socket.
 func queuedBytesFD(fd int) int {
 	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)

@@ -2,6 +2,7 @@ package echo_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -233,6 +234,87 @@ func TestWriteTimeoutSlowReader(t *testing.T) {
 	rec.waitClosed(t, echo.CloseEOF, 1)
 	if n := rec.closedCount(echo.CloseWriteTimeout); n != 0 {
 		t.Errorf("a steady reader was closed for write timeout")
+	}
+}
+
+// TestWriteTimeoutSteadyReaderFullBuffer: a peer that reads steadily but
+// slower than a third of the server's send buffer per WriteTimeout is not
+// cut off. The socket drains all along, but is not reported writable until
+// a third of its buffer is free, so the write back itself makes no
+// progress for longer than the timeout: the server must see that the peer
+// takes bytes from the send queue. The listener's SO_SNDBUF (which
+// accepted sockets inherit) makes the buffer large against the reader,
+// whose own small receive buffer keeps little in flight.
+func TestWriteTimeoutSteadyReaderFullBuffer(t *testing.T) {
+	// The send buffer is 2 MiB (the kernel doubles SO_SNDBUF): a third of
+	// it is more than the reader takes in a timeout, with a margin for a
+	// loaded machine's scheduling.
+	const wt = 400 * time.Millisecond
+	fx := newTLSFixture(t)
+	for _, v := range append(variants[:2:2], variant{name: "TLS", server: quietServer}) { // loops, goroutines, TLS
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			rec := newRecorder()
+			ln := listenLocal(t)
+			setSockopt(t, ln.(syscall.Conn), syscall.SO_SNDBUF, 1<<20)
+			set := func(s *echo.Server) {
+				s.WriteTimeout = wt
+				s.Observer = rec
+			}
+			isTLS := v.name == "TLS"
+			if isTLS {
+				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}})
+			}
+			addr, _ := startVariantOn(t, v, nil, set, ln)
+			raw, err := (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10) })
+			}}).Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { raw.Close() })
+			var c interface {
+				net.Conn
+				CloseWrite() error
+			} = raw.(*net.TCPConn)
+			if isTLS {
+				c = tls.Client(raw, &tls.Config{RootCAs: fx.ca.Pool(), ServerName: "localhost"})
+			}
+			data := randomBytes(6, 3<<20)
+			werr := make(chan error, 1)
+			go func() {
+				c.SetWriteDeadline(time.Now().Add(ioTimeout))
+				_, err := c.Write(data)
+				if err == nil {
+					err = c.CloseWrite()
+				}
+				werr <- err
+			}()
+			var got bytes.Buffer
+			buf := make([]byte, 16<<10)
+			c.SetReadDeadline(time.Now().Add(ioTimeout))
+			for {
+				n, err := io.ReadFull(c, buf)
+				got.Write(buf[:n])
+				if err == io.EOF || err == io.ErrUnexpectedEOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d bytes: %v (closes: %v)", got.Len(), err, rec.closedCount(echo.CloseWriteTimeout))
+				}
+				// The behaviour under test, not a wait: 16 KiB every
+				// 20ms, 800 KB/s, under half of the send buffer's third
+				// in a timeout.
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := <-werr; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("echo of %d bytes differs at byte %d (closes for write timeout: %d)", got.Len(), firstDiff(got.Bytes(), data), rec.closedCount(echo.CloseWriteTimeout))
+			}
+			rec.waitClosed(t, echo.CloseEOF, 1)
+		})
 	}
 }
 
@@ -499,5 +581,18 @@ func TestTimeoutLimit(t *testing.T) {
 				t.Fatalf("read on an idle connection = %d, %v; want it still open", n, err)
 			}
 		})
+	}
+}
+
+// setSockopt sets a SOL_SOCKET option on sc's socket.
+func setSockopt(t *testing.T, sc syscall.Conn, opt, value int) {
+	t.Helper()
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, value) }); err != nil || serr != nil {
+		t.Fatalf("setsockopt: %v, %v", err, serr)
 	}
 }
