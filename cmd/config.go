@@ -205,9 +205,11 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	// table): a shared config file's buffer-size or proxy-protocol is
 	// not ping's. Validated above all the same, a key this command does
 	// not take is decoded again from its default.
+	d.defaulted = map[string]bool{}
 	for _, k := range keys {
 		if f := flags.Lookup(k.name); len(k.flags) > 0 && (f == nil || !isKeyFlag(f)) {
 			v.Set(k.name, k.def)
+			d.defaulted[k.name] = true
 			k.decode(&d, k.name, cfg)
 		}
 	}
@@ -307,11 +309,17 @@ type decoder struct {
 	flags    *pflag.FlagSet
 	file     string
 	fileKeys map[string]bool
-	err      error
+	// defaulted are the keys this command does not take, decoded again
+	// from their defaults once checked: their source is the default.
+	defaulted map[string]bool
+	err       error
 }
 
 // source says where the value of key came from.
 func (d *decoder) source(key string) string {
+	if d.defaulted[key] {
+		return "default"
+	}
 	if f := d.flags.Lookup(key); f != nil && f.Changed {
 		return "flag --" + key
 	}

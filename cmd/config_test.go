@@ -1079,3 +1079,32 @@ func TestDocsKeyCount(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedFileKeysOtherCommands: one config file serves every command.
+// What serve's keys say there (an allow list, a greeting naming a variable
+// only the service's environment has) and send's (a PROXY v2 header with
+// TLVs) is checked by the others, then ignored: it stops none of them.
+func TestSharedFileKeysOtherCommands(t *testing.T) {
+	for _, file := range []string{
+		"allow: [127.0.0.1, 10.0.0.0/8]\n",
+		"greeting: \"backend {hostname} {env:ECHOCTL_TEST_UNSET_ZONE}\"\n",
+		"proxy-protocol: v2\nproxy-tlv: [alpn=h2]\n",
+	} {
+		path := writeFile(t, filepath.Join(isolate(t), "shared.yaml"), file)
+		for _, cmd := range []string{"send", "ping", "bench"} {
+			cfg, err := loadFor(t, cmd, "--config", path)
+			if err != nil {
+				t.Errorf("%s with %q: %v", cmd, file, err)
+				continue
+			}
+			if cmd == "ping" && (cfg.Transport.Proxy != nil || len(cfg.Transport.ProxyTLVs) != 0) {
+				t.Errorf("ping takes send's PROXY header: %+v", cfg.Transport)
+			}
+		}
+	}
+	// serve takes the greeting, whose variable is not set here.
+	path := writeFile(t, filepath.Join(isolate(t), "shared.yaml"), "greeting: \"{env:ECHOCTL_TEST_UNSET_ZONE}\"\n")
+	if _, err := loadFor(t, "serve", "--config", path); err == nil || !strings.Contains(err.Error(), "ECHOCTL_TEST_UNSET_ZONE is not set") {
+		t.Errorf("serve: %v, want the greeting's unset variable refused", err)
+	}
+}

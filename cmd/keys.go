@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -209,7 +210,10 @@ var keys = withListenerKeys([]key{
 			"{hostname}, {env:NAME}, {listener}, {peer}, {peer-ip}, {via}, {proxy}; {{ and }} for braces; never on UDP (default: off)"}},
 		decode: func(d *decoder, name string, cfg *Config) {
 			cfg.Greeting = d.optionalString(name)
-			if err := echo.ValidateGreeting(cfg.Greeting); err != nil {
+			// A variable only the server's environment has is no error
+			// for the clients that share its config file (as its TLS
+			// files are read only where used).
+			if err := echo.ValidateGreeting(cfg.Greeting); err != nil && (d.serving() || !errors.Is(err, echo.ErrGreetingEnvironment)) {
 				d.fail(name, cfg.Greeting, strings.TrimPrefix(err.Error(), echo.ErrInvalidGreeting.Error()+": "))
 			}
 		},
@@ -289,8 +293,9 @@ var keys = withListenerKeys([]key{
 	},
 	{
 		name: keyProxyTLV, def: []string{},
-		flags: proxyFlags("a v2 TLV, repeatable: `TYPE=VALUE`, TYPE a number 0x01 to 0xFF or alpn, authority, crc32c (empty: computed), noop, unique-id, netns, aws-vpce; VALUE text, or hex after 0x"),
+		flags:  proxyFlags("a v2 TLV, repeatable: `TYPE=VALUE`, TYPE a number 0x01 to 0xFF or alpn, authority, crc32c (empty: computed), noop, unique-id, netns, aws-vpce; VALUE text, or hex after 0x"),
 		decode: func(d *decoder, name string, cfg *Config) {
+			cfg.Transport.ProxyTLVs = nil // decoded again from the default where not taken
 			if tlvs := d.strings(name); len(tlvs) > 0 {
 				cfg.Transport.ProxyTLVs = tlvs
 			}

@@ -36,6 +36,13 @@ var ErrInvalidFault = errors.New("echo: invalid fault")
 // not a valid template.
 var ErrInvalidGreeting = errors.New("echo: invalid greeting")
 
+// ErrGreetingEnvironment is wrapped, with ErrInvalidGreeting, by the error
+// for a greeting template whose {hostname} or {env:NAME} this machine
+// cannot read (the variable is not set): a property of where it runs, not
+// of the template, which a program that only passes the template on (a
+// shared config file's) may let through.
+var ErrGreetingEnvironment = errors.New("echo: greeting field not available here")
+
 // MismatchError reports that the echo a Client received differs from what it
 // sent. Offset is the zero-based index of the first byte that differs.
 type MismatchError struct {

@@ -144,6 +144,13 @@ func greetingError(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidGreeting, fmt.Sprintf(format, args...))
 }
 
+// envUnset is a greeting error that is this machine's, not the template's:
+// it matches ErrGreetingEnvironment as well as ErrInvalidGreeting.
+type envUnset struct{ error }
+
+func (e envUnset) Unwrap() error        { return e.error }
+func (e envUnset) Is(target error) bool { return target == ErrGreetingEnvironment }
+
 // greetingEnv is where the fixed fields come from: the host name and the
 // environment, read once when a Server starts.
 type greetingEnv struct {
@@ -178,12 +185,12 @@ func newGreetingStage(tmpl string, env greetingEnv) (*greetingStage, error) {
 			text = p.text
 		case greetHostname:
 			if text, err = env.hostname(); err != nil {
-				return nil, greetingError("{hostname}: %v", err)
+				return nil, envUnset{greetingError("{hostname}: %v", err)}
 			}
 		case greetEnv:
 			v, ok := env.lookupEnv(p.text)
 			if !ok {
-				return nil, greetingError("{env:%s}: %s is not set", p.text, p.text)
+				return nil, envUnset{greetingError("{env:%s}: %s is not set", p.text, p.text)}
 			}
 			text = v
 		default:

@@ -75,6 +75,7 @@ func TestGreetingLine(t *testing.T) {
 		conn       *conn
 		want       string // the line; "" when an error is wanted
 		err        string
+		here       bool // the error is this machine's (ErrGreetingEnvironment)
 	}{
 		{name: "every field", tmpl: "b {hostname} {env:ZONE}{env:EMPTY} {listener} {peer} [{via}] {proxy}",
 			want: "b h1 z-a 127.0.0.1:9000 127.0.0.1:41000 [] none\n"},
@@ -91,7 +92,7 @@ func TestGreetingLine(t *testing.T) {
 			want: strings.Repeat("y", MaxGreeting-8) + "127.0.0\n"},
 		{name: "cut between runes", tmpl: strings.Repeat("y", MaxGreeting-3) + "{peer}",
 			conn: &conn{peer: "☕☕"}, want: strings.Repeat("y", MaxGreeting-3) + "\n"},
-		{name: "unset variable", tmpl: "{env:NOPE}", err: "{env:NOPE}: NOPE is not set"},
+		{name: "unset variable", tmpl: "{env:NOPE}", err: "{env:NOPE}: NOPE is not set", here: true},
 		{name: "variable with a line break", tmpl: "{env:NL}", err: "{env:NL} holds a line break"},
 	}
 	for _, tt := range tests {
@@ -100,6 +101,9 @@ func TestGreetingLine(t *testing.T) {
 			if tt.err != "" {
 				if !errors.Is(err, ErrInvalidGreeting) || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("newGreetingStage = %v, want an error saying %q", err, tt.err)
+				}
+				if errors.Is(err, ErrGreetingEnvironment) != tt.here {
+					t.Errorf("errors.Is(%v, ErrGreetingEnvironment) = %v", err, !tt.here)
 				}
 				return
 			}
