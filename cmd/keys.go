@@ -293,7 +293,7 @@ var keys = withListenerKeys([]key{
 	},
 	{
 		name: keyProxyTLV, def: []string{},
-		flags:  proxyFlags("a v2 TLV, repeatable: `TYPE=VALUE`, TYPE a number 0x01 to 0xFF or alpn, authority, crc32c (empty: computed), noop, unique-id, netns, aws-vpce; VALUE text, or hex after 0x"),
+		flags: proxyFlags("a v2 TLV, repeatable: `TYPE=VALUE`, TYPE a number 0x01 to 0xFF or alpn, authority, crc32c (empty: computed), noop, unique-id, netns, aws-vpce; VALUE text, or hex after 0x"),
 		decode: func(d *decoder, name string, cfg *Config) {
 			cfg.Transport.ProxyTLVs = nil // decoded again from the default where not taken
 			if tlvs := d.strings(name); len(tlvs) > 0 {
