@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,6 +240,49 @@ func TestRunRateCountsStalls(t *testing.T) {
 	}
 	if res.Latency.Max < float64((stall*8/10).Microseconds()) || res.Latency.P90 < float64((stall/6).Microseconds()) {
 		t.Errorf("latency %+v: want max near %v and p90 above %v", res.Latency, stall, stall/6)
+	}
+}
+
+// TestRunRateCountsStallsPastOpTimeout: a stall longer than OpTimeout
+// fails the message it holds, and the messages due meanwhile are sent on
+// the next connection, late, counted from when they were due: none goes
+// missing from the run, and the wait shows in the percentiles.
+func TestRunRateCountsStallsPastOpTimeout(t *testing.T) {
+	const opTimeout = 200 * time.Millisecond
+	var echoes atomic.Int64
+	addr := serve(t, func(c net.Conn, stop <-chan struct{}) {
+		buf := make([]byte, bench.DefaultSize)
+		for {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			if echoes.Add(1) == 5 { // the fifth message of the run, once
+				select {
+				case <-time.After(3 * opTimeout):
+				case <-stop:
+				}
+				return
+			}
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+	// One message every 10ms for a second: ~20 fall due while the fifth
+	// waits for its timeout.
+	cfg := bench.Config{Addr: addr, Rate: 100, Duration: time.Second, OpTimeout: opTimeout}
+	res, err := runTimed(t, context.Background(), cfg)
+	if !errors.Is(err, bench.ErrRunFailed) {
+		t.Fatalf("Run: %v, want ErrRunFailed for the timeout", err)
+	}
+	if res.Errors.Timeout != 1 || res.Errors.Total() != 1 {
+		t.Errorf("errors %+v, want one timeout", res.Errors)
+	}
+	if due := int64(cfg.Rate * cfg.Duration.Seconds()); res.Messages+1 < due*9/10 {
+		t.Errorf("%d messages and 1 timeout, want about %d: those due during the timeout went missing", res.Messages, due)
+	}
+	if res.Latency.Max < float64((opTimeout / 2).Microseconds()) {
+		t.Errorf("latency %+v: want the timeout's wait in it (max above %v)", res.Latency, opTimeout/2)
 	}
 }
 

@@ -174,7 +174,12 @@ type Config struct {
 	// own schedule, it counts from the write. On Linux a timerfd wakes
 	// each connection when its message is due, within tens of
 	// microseconds; elsewhere the Go runtime's timers do, up to about a
-	// millisecond late, which shows in the latencies. Zero
+	// millisecond late, which shows in the latencies. A failure does not
+	// restart the schedule: the message that failed counts as an error
+	// (after OpTimeout, for a server that stalls), and those due while it
+	// waited go as soon as a connection is open again, their latency
+	// counted from when they were due, so that a stall longer than
+	// OpTimeout shows in the percentiles too. Zero
 	// sends each message as soon as the echo of the one before it (or,
 	// with Pipeline, a free slot) is back.
 	//
@@ -187,8 +192,7 @@ type Config struct {
 	// each worker starts one every Conns/Rate seconds (a fixed rate of new
 	// connections, as a load balancer or firewall sees them), and a
 	// cycle's latency counts from when it was due if the one before it
-	// ran late. A failed cycle restarts its worker's schedule after the
-	// pause that follows it.
+	// ran late, or failed.
 	//
 	// Validate refuses a Rate under one per Duration, at which the run
 	// would send nothing while it measures.

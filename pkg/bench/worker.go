@@ -29,6 +29,12 @@ type worker struct {
 	base int64
 	buf  []byte
 	lat  *latencyRecorder // latencies and bytes of the measured window
+
+	// sched is its part of the pacer's schedule, kept from one
+	// connection to the next: the messages due while a failed one waited
+	// go once a connection is open again, late, their latency counted from
+	// when they were due, so that a stall longer than OpTimeout shows too.
+	sched schedule
 }
 
 func newWorker(r *runner, id int) *worker {
@@ -122,6 +128,7 @@ func (w *worker) run() {
 	if !r.pace(w.id) {
 		return
 	}
+	w.sched = w.schedule()
 	for !r.done() {
 		c, err := r.connect(w.id)
 		if err != nil {
@@ -210,9 +217,8 @@ func (w *worker) pingPong(c net.Conn) error {
 	}
 	buf := w.buf[:size]
 	var sent int64
-	sched := w.schedule()
 	for {
-		t0, now, ok := w.wait(&sched)
+		t0, now, ok := w.wait(&w.sched)
 		if !ok || !w.arm(c.SetDeadline, now) {
 			return nil
 		}
@@ -248,7 +254,6 @@ func (w *worker) pingPongPipelined(c net.Conn) error {
 
 	var writeErr error
 	var sent int64
-	sched := w.schedule()
 write:
 	for {
 		select {
@@ -256,7 +261,7 @@ write:
 		case <-readDone:
 			break write
 		}
-		t, now, ok := w.wait(&sched)
+		t, now, ok := w.wait(&w.sched)
 		if !ok || !w.arm(c.SetWriteDeadline, now) {
 			break
 		}
@@ -411,9 +416,9 @@ func (w *worker) connRate() {
 		want = append(want, p...)
 	}
 	buf := make([]byte, len(want)+512)
-	sched := w.schedule()
+	w.sched = w.schedule()
 	for !r.done() {
-		t0, now, ok := w.wait(&sched)
+		t0, now, ok := w.wait(&w.sched)
 		if !ok {
 			return
 		}
@@ -424,9 +429,6 @@ func (w *worker) connRate() {
 		}
 		if err != nil {
 			w.fail(err)
-			// The pause after a failure is the load's, not the server's:
-			// the schedule starts again after it.
-			sched = w.schedule()
 			continue
 		}
 		w.echoed(len(want), t0, time.Now())
