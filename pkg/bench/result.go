@@ -173,7 +173,7 @@ type UDPStats struct {
 	Duplicates int64 `json:"duplicates"`
 	// Jitter is the interarrival jitter of RFC 3550 (J += (|D| - J)/16
 	// over the datagrams in the order they came back), in microseconds:
-	// the mean of the sockets' when there are several.
+	// the mean of the sockets' that had two echoes or more when there are several.
 	Jitter float64 `json:"jitter_us"`
 	// Stray counts the datagrams that came in the measured window and were
 	// not this run's (another run's, or anything else sent to its

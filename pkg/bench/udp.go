@@ -64,6 +64,7 @@ type udpSocket struct {
 	jitter     float64  // RFC 3550's J, in nanoseconds
 	transit    int64    // the last datagram's transit time, for jitter
 	hasTransit bool
+	hasJitter  bool // two datagrams or more echoed: jitter is an estimate
 }
 
 // runUDP runs datagrams at a udp:// address: each of cfg.Conns connected
@@ -194,6 +195,7 @@ func (r *runner) drain(socks []*udpSocket, end time.Time) {
 func udpStats(socks []*udpSocket) *UDPStats {
 	st := &UDPStats{}
 	var jitter float64
+	var withJitter int
 	for _, s := range socks {
 		if s.winLo >= 0 {
 			st.Sent += s.winHi - s.winLo
@@ -202,14 +204,17 @@ func udpStats(socks []*udpSocket) *UDPStats {
 		st.Reordered += s.stats.Reordered
 		st.Duplicates += s.stats.Duplicates
 		st.Stray += s.stats.Stray
-		jitter += s.jitter
+		if s.hasJitter {
+			jitter += s.jitter
+			withJitter++
+		}
 	}
 	st.Lost = st.Sent - st.Received
 	if st.Sent > 0 {
 		st.LossPercent = 100 * float64(st.Lost) / float64(st.Sent)
 	}
-	if len(socks) > 0 {
-		st.Jitter = jitter / float64(len(socks)) / float64(time.Microsecond)
+	if withJitter > 0 { // a socket with fewer than two echoes has none to average
+		st.Jitter = jitter / float64(withJitter) / float64(time.Microsecond)
 	}
 	return st
 }
@@ -406,6 +411,7 @@ func (s *udpSocket) handle(d []byte, now time.Time) error {
 		transit := int64(now.Sub(r.start) - sentAt)
 		if s.hasTransit {
 			s.jitter += (math.Abs(float64(transit-s.transit)) - s.jitter) / 16
+			s.hasJitter = true
 		}
 		s.transit, s.hasTransit = transit, true
 		s.w.bytes.Add(int64(len(d)))
