@@ -38,6 +38,9 @@ func (res *Result) WriteTable(w io.Writer) error {
 		if u.Stray > 0 {
 			stray = fmt.Sprintf(", %d stray ignored", u.Stray)
 		}
+		if res.ConnectRetries > 0 {
+			stray += fmt.Sprintf(", %d refused in the warmup", res.ConnectRetries)
+		}
 		row("datagrams", "%d sent, %d echoed, %d lost (%.2f%%), %d reordered, %d duplicates%s", u.Sent, u.Received, u.Lost, u.LossPercent, u.Reordered, u.Duplicates, stray)
 		row("jitter", "%s (RFC 3550 interarrival jitter)", micros(u.Jitter))
 	case res.Mode == ModeIdle:

@@ -28,7 +28,7 @@ func (r *runner) runIdle(res *Result) {
 					return
 				}
 				t0 := time.Now()
-				c, err := r.connect(i)
+				c, err := r.connect(i, w.lat)
 				if err != nil {
 					r.addError(i, err)
 					continue

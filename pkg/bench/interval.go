@@ -51,8 +51,9 @@ type latencyRecorder struct {
 // latencies are recorded latencies, in nanoseconds, and the bytes of the
 // echoes they time.
 type latencies struct {
-	ns    []int64
-	bytes int64
+	ns       []int64
+	bytes    int64
+	connects int64 // connections opened
 }
 
 func newLatencyRecorder() *latencyRecorder {
@@ -81,15 +82,21 @@ func (l *latencyRecorder) addBytes(n int64) {
 	l.phaser.exit(e)
 }
 
-// swap returns the latencies and bytes recorded since the previous swap;
-// the latencies are the caller's until it calls swap again. Only the
-// sampler calls it.
-func (l *latencyRecorder) swap() ([]int64, int64) {
-	l.inactive.ns, l.inactive.bytes = l.inactive.ns[:0], 0
+// addConnect counts a connection opened in the measured window.
+func (l *latencyRecorder) addConnect() {
+	e := l.phaser.enter()
+	l.active.Load().connects++
+	l.phaser.exit(e)
+}
+
+// swap returns what was recorded since the previous swap; its latencies
+// are the caller's until it calls swap again. Only the sampler calls it.
+func (l *latencyRecorder) swap() *latencies {
+	l.inactive.ns, l.inactive.bytes, l.inactive.connects = l.inactive.ns[:0], 0, 0
 	old := l.active.Swap(l.inactive)
 	l.phaser.flip()
 	l.inactive = old
-	return old.ns, old.bytes
+	return old
 }
 
 // phaser is HdrHistogram's WriterReaderPhaser: writers enter and leave a
@@ -190,13 +197,14 @@ func (s *sampler) sample(t time.Time, tot totals) {
 	}
 	h := s.hist
 	h.Reset()
-	var bytes int64
+	var bytes, connects int64
 	for _, w := range r.workers {
-		ns, n := w.lat.swap()
-		for _, v := range ns {
+		got := w.lat.swap()
+		for _, v := range got.ns {
 			h.RecordValue(min(max(v, histLowest), histHighest))
 		}
-		bytes += n
+		bytes += got.bytes
+		connects += got.connects
 	}
 	r.hist.Merge(h)
 	errs := r.errorCounts()
@@ -206,7 +214,7 @@ func (s *sampler) sample(t time.Time, tot totals) {
 		Elapsed:  max(t.Sub(s.prevT), 0).Seconds(),
 		Messages: h.TotalCount(),
 		Bytes:    bytes,
-		Connects: tot.connects - s.prev.connects,
+		Connects: connects,
 		Errors:   errs.minus(s.prevErr),
 		Latency:  summarize(h),
 	}

@@ -22,7 +22,8 @@ func TestLatencyRecorderSwapLosesNothing(t *testing.T) {
 	})
 	var count, sum int64
 	take := func() {
-		ns, bytes := l.swap()
+		got := l.swap()
+		ns, bytes := got.ns, got.bytes
 		var in int64
 		for _, v := range ns {
 			count++

@@ -49,7 +49,7 @@ func TestEachSecond(t *testing.T) {
 			if len(res.Seconds) != 3 || len(got) != 3 {
 				t.Fatalf("%d seconds in the result, %d handed over, want 3: %+v", len(res.Seconds), len(got), res.Seconds)
 			}
-			var sum, bytes int64
+			var sum, bytes, connects int64
 			for i, s := range res.Seconds {
 				// A second's bytes are its echoes': they were read from a
 				// whole-run counter whenever the sampler woke.
@@ -70,6 +70,16 @@ func TestEachSecond(t *testing.T) {
 					t.Errorf("second %d: %+v", i+1, s)
 				}
 				sum += s.Messages
+				connects += s.Connects
+				// A connrate cycle is one connection opened in the
+				// window: it counts in the second it opened in, and its
+				// echo in the second it ended in.
+				if cfg.Mode == bench.ModeConnRate && (s.Connects < s.Messages-int64(cfg.Conns) || s.Connects > s.Messages+int64(cfg.Conns)) {
+					t.Errorf("second %d: %d connections opened for %d cycles of %d workers", i+1, s.Connects, s.Messages, cfg.Conns)
+				}
+			}
+			if connects > res.Connects {
+				t.Errorf("the seconds open %d connections, the whole run %d", connects, res.Connects)
 			}
 			if sum != res.Messages || bytes != res.Bytes {
 				t.Errorf("the seconds add up to %d messages and %d bytes, the result has %d and %d", sum, bytes, res.Messages, res.Bytes)
@@ -102,5 +112,26 @@ func TestEachSecond(t *testing.T) {
 				t.Errorf("JSON round trip: %v, %d seconds", err, len(back.Seconds))
 			}
 		})
+	}
+}
+
+// TestEachSecondShortLastSecond: a last second of a few milliseconds
+// counts the connections opened in it, not those the whole-run counter
+// had grown by when the run read it after its workers stopped (which gave
+// a negative count, or thousands a second).
+func TestEachSecondShortLastSecond(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	cfg := bench.Config{Addr: srv.Addr, Mode: bench.ModeConnRate, Conns: 2, Warmup: testWarmup, Duration: time.Second + 2*time.Millisecond}
+	res, err := runTimed(t, context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(res.Seconds) != 2 {
+		t.Fatalf("%d seconds, want 2: %+v", len(res.Seconds), res.Seconds)
+	}
+	for i, s := range res.Seconds {
+		if s.Connects < 0 || s.Connects > s.Messages+int64(cfg.Conns) {
+			t.Errorf("second %d (%.4fs): %d connections opened for %d cycles of %d workers", i+1, s.Elapsed, s.Connects, s.Messages, cfg.Conns)
+		}
 	}
 }

@@ -62,7 +62,8 @@ type Result struct {
 	// included.
 	Connects int64 `json:"connects"`
 	// ConnectRetries counts connects refused or timed out during the
-	// warmup and retried; they are not errors.
+	// warmup and retried (over UDP, datagrams refused in the warmup);
+	// they are not errors.
 	ConnectRetries int64 `json:"connect_retries"`
 	// OpenAtStart is, in pingpong and stream modes, how many connections
 	// were open when the measured window began; with a warmup, a run

@@ -302,13 +302,14 @@ func (r *runner) abort(err error) {
 	r.stop()
 }
 
-// connect opens a connection for connection (connrate: worker) id and
+// connect opens a connection for connection (connrate: worker) id, which
+// counts in lat's second if it opens in the measured window, and
 // does its prelude (the PROXY header, the greeting), retrying refused and timed-out connects
 // until retryUntil; while none has ever succeeded, until noServerUntil
 // instead, and after that (or at once for any other error) it ends the run
 // with ErrNoServer. A server that has been reached once and then refuses is
 // retried, or counted as an error, as the warmup says.
-func (r *runner) connect(id int) (net.Conn, error) {
+func (r *runner) connect(id int, lat *latencyRecorder) (net.Conn, error) {
 	backoff := retryBackoff
 	for {
 		if r.done() {
@@ -331,6 +332,9 @@ func (r *runner) connect(id int) (net.Conn, error) {
 				return nil, errStopped
 			}
 			r.connects.Add(1)
+			if lat != nil && r.inWindow(time.Now()) {
+				lat.addConnect() // in the second it opened in
+			}
 			r.countTLS(c)
 			if ap == &r.cfg.Addr {
 				resolved := r.reached(c)

@@ -93,7 +93,7 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	socks := make([]*udpSocket, 0, cfg.Conns)
 	r.workers = make([]*worker, 0, cfg.Conns)
 	for i := range cfg.Conns {
-		c, err := r.connect(i)
+		c, err := r.connect(i, nil) // before the window
 		if err != nil {
 			r.addError(i, err)
 			break
@@ -159,6 +159,7 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	res.Messages = res.UDP.Received
 	res.Bytes = res.UDP.Received * int64(cfg.Size)
 	res.Connects = r.connects.Load()
+	res.ConnectRetries = r.retries.Load()
 	if elapsed > 0 {
 		res.MessagesPerSec = float64(res.Messages) / elapsed.Seconds()
 		res.MBPerSec = float64(res.Bytes) / elapsed.Seconds() / 1e6
@@ -313,7 +314,11 @@ func (s *udpSocket) receive() {
 			// absence, and the next may find it; anything else pauses.
 			// Refused and never answered until noServerUntil, the run
 			// ends as a stream's whose connects are all refused.
-			r.addError(s.id, err)
+			if classify(err) == KindRefused && now.Before(r.retryUntil) {
+				r.retries.Add(1) // in the warmup, as a stream's refused connects
+			} else {
+				r.addError(s.id, err)
+			}
 			if classify(err) == KindRefused && !r.heard.Load() && !now.Before(r.noServerUntil) {
 				r.abort(fmt.Errorf("%w to %s: every datagram sent in %v was refused, no server there: %w", ErrNoServer, r.cfg.Addr, now.Sub(r.start).Round(10*time.Millisecond), err))
 				return

@@ -306,6 +306,39 @@ func TestUDPNoServer(t *testing.T) {
 	}
 }
 
+// TestUDPServerStartsInWarmup: datagrams refused in the warmup, before
+// the server is up, are not errors (as a stream's refused connects are
+// retried): a run that then measures every echo passes.
+func TestUDPServerStartsInWarmup(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	// The server's late start is the scenario, not a wait for an event.
+	late := time.AfterFunc(300*time.Millisecond, func() {
+		srv := &echo.Server{UDPRatePerSource: &echo.PacketRate{}}
+		b, err := srv.Bind(context.Background(), "udp://"+addr)
+		if err != nil {
+			t.Errorf("bind the late server: %v", err)
+			return
+		}
+		go srv.ServeBound(b)
+		t.Cleanup(func() { srv.Close() })
+	})
+	t.Cleanup(func() { late.Stop() })
+	cfg := bench.Config{Addr: "udp://" + addr, Size: 64, Rate: 200, Warmup: time.Second, Duration: 500 * time.Millisecond, OpTimeout: 500 * time.Millisecond}
+	res, err := runTimed(t, context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v (errors %+v)", err, res.Errors)
+	}
+	if res.UDP.Lost != 0 || res.Errors.Total() != 0 {
+		t.Errorf("lost %d, errors %+v; want none in the window", res.UDP.Lost, res.Errors)
+	}
+	t.Logf("%d datagrams refused in the warmup", res.ConnectRetries)
+}
+
 // udpServer answers each datagram with what answer returns.
 func udpServer(t *testing.T, answer func([]byte) [][]byte) string {
 	t.Helper()

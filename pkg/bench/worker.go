@@ -130,7 +130,7 @@ func (w *worker) run() {
 	}
 	w.sched = w.schedule()
 	for !r.done() {
-		c, err := r.connect(w.id)
+		c, err := r.connect(w.id, w.lat)
 		if err != nil {
 			w.fail(err)
 			continue
@@ -422,7 +422,7 @@ func (w *worker) connRate() {
 		if !ok {
 			return
 		}
-		c, err := r.connect(w.id)
+		c, err := r.connect(w.id, w.lat)
 		if err == nil {
 			err = w.cycle(c, now, want, buf)
 			r.closeConn(c)
