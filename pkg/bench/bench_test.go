@@ -849,3 +849,14 @@ func TestProcessCPUAndRSS(t *testing.T) {
 		t.Error("ProcessCPU of a process that does not exist: no error")
 	}
 }
+
+// TestIdleNoEchoSaysSo: idle connections that open but whose one-byte
+// echo never comes fail the run with that reason, not as connections
+// too slow to open.
+func TestIdleNoEchoSaysSo(t *testing.T) {
+	cfg := bench.Config{Addr: stallServer(t), Mode: bench.ModeIdle, Conns: 3, Duration: 500 * time.Millisecond}
+	_, err := runTimed(t, context.Background(), cfg)
+	if !errors.Is(err, bench.ErrRunFailed) || !strings.Contains(err.Error(), "3 opened, but their one-byte echo had not come back") {
+		t.Fatalf("Run: %v", err)
+	}
+}

@@ -90,3 +90,24 @@ func TestTickerCountsEveryTick(t *testing.T) {
 		t.Errorf("%d ticks in %d calls in 10s at 200µs, want %d calls", next, calls, wantCalls)
 	}
 }
+
+// TestRampOffset: connections open spread evenly over the ramp, however
+// many over however long (ramp×i overflowed an int64: a million
+// connections over a 10-hour warmup opened the last ones at once).
+func TestRampOffset(t *testing.T) {
+	tests := []struct {
+		ramp     time.Duration
+		i, conns int
+		want     time.Duration
+	}{
+		{time.Second, 0, 4, 0},
+		{time.Second, 1, 4, 250 * time.Millisecond},
+		{time.Second, 3, 4, 750 * time.Millisecond},
+		{5 * time.Hour, 999_999, 1_000_000, 5*time.Hour - 18*time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := rampOffset(tt.ramp, tt.i, tt.conns); got != tt.want {
+			t.Errorf("rampOffset(%v, %d, %d) = %v, want %v", tt.ramp, tt.i, tt.conns, got, tt.want)
+		}
+	}
+}

@@ -189,11 +189,19 @@ func (r *runner) pace(i int) bool {
 	if ramp <= 0 || i == 0 {
 		return !r.done()
 	}
-	due := r.start.Add(time.Duration(int64(ramp) * int64(i) / int64(r.cfg.Conns)))
+	due := r.start.Add(rampOffset(ramp, i, r.cfg.Conns))
 	if d := time.Until(due); d > 0 {
 		return r.sleep(d)
 	}
 	return !r.done()
+}
+
+// rampOffset is when connection i of conns opens, the connections spread
+// evenly over ramp: in floating point, as ramp×i overflows an int64 for a
+// million connections over a warmup of hours (exact to the nanosecond up
+// to 104 days).
+func rampOffset(ramp time.Duration, i, conns int) time.Duration {
+	return time.Duration(float64(ramp) * float64(i) / float64(conns))
 }
 
 // inWindow reports whether an echo verified at t counts in the measured
@@ -580,7 +588,12 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 		return res, err
 	}
 	if cfg.Mode == ModeIdle && res.Held < cfg.Conns {
-		return res, fmt.Errorf("%w: held %d of %d connections: opening them took longer than the run", ErrRunFailed, res.Held, cfg.Conns)
+		why := "opening them took longer than the run"
+		if unchecked := res.Connects - int64(res.Held) - res.Errors.Total(); unchecked > 0 {
+			why = fmt.Sprintf("%d opened, but their one-byte echo had not come back when the run ended (an operation counts as a timeout only after the operation timeout, %s)",
+				unchecked, echo.FormatDuration(cfg.OpTimeout))
+		}
+		return res, fmt.Errorf("%w: held %d of %d connections: %s", ErrRunFailed, res.Held, cfg.Conns, why)
 	}
 	return res, nil
 }
