@@ -82,8 +82,12 @@ func startMetrics(ctx context.Context, mc metricsConfig, logger zerolog.Logger) 
 	if mc.addr == "" {
 		return nil, nil
 	}
+	addr := mc.addr
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		addr = net.JoinHostPort(echo.LoopbackName(host), port) // as serve's addresses: never localhost. to DNS
+	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", mc.addr)
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen %s: %w", mc.addr, err)
 	}

@@ -282,3 +282,14 @@ func TestMetricsServerBounds(t *testing.T) {
 		t.Errorf("MaxHeaderBytes = %d, want %d", h.MaxHeaderBytes, metricsMaxHeaderBytes)
 	}
 }
+
+// TestMetricsLoopbackNames: the metrics address takes the names RFC 6761
+// keeps for the loopback as serve's addresses do, looked up as localhost.
+func TestMetricsLoopbackNames(t *testing.T) {
+	for _, host := range []string{"localhost.", "metrics.localhost"} {
+		ms := startTestMetrics(t, newMetricsConfig(&Config{MetricsAddr: net.JoinHostPort(host, "0")}), zerolog.Nop())
+		if ap, err := netip.ParseAddrPort(ms.addr.String()); err != nil || !ap.Addr().IsLoopback() {
+			t.Errorf("%s: listening on %v, want a loopback address", host, ms.addr)
+		}
+	}
+}

@@ -24,7 +24,7 @@ func resolve(ctx context.Context, r Resolver, host string) ([]netip.Addr, error)
 	if r == nil {
 		r = net.DefaultResolver
 	}
-	ips, err := r.LookupNetIP(ctx, "ip", loopbackName(host))
+	ips, err := r.LookupNetIP(ctx, "ip", LoopbackName(host))
 	if err != nil {
 		return nil, fmt.Errorf("echo: resolve %q: %w", host, err)
 	}
@@ -43,10 +43,12 @@ func resolve(ctx context.Context, r Resolver, host string) ([]netip.Addr, error)
 	return out, nil
 }
 
-// loopbackName returns "localhost" for a name RFC 6761 keeps for the
+// LoopbackName returns "localhost" for a name RFC 6761 keeps for the
 // loopback (localhost., app.localhost), so that it is looked up where
-// localhost is, never sent to a DNS server; any other name as it is.
-func loopbackName(host string) string {
+// localhost is, never sent to a DNS server; any other name as it is. Every
+// name this package resolves goes through it; a program that resolves
+// names of its own alongside (echoctl's metrics address) can too.
+func LoopbackName(host string) string {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return "localhost"
