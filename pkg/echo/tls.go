@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -196,6 +197,9 @@ func (c *Client) clientTLSConfig(host string) *tls.Config {
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() != "" {
+			cfg.ServerName = ip.WithZone("").String() // a certificate names ::1, never ::1%lo
+		}
 	}
 	if cfg.MinVersion < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS12

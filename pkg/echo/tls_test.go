@@ -123,6 +123,20 @@ func TestTLSClientServerName(t *testing.T) {
 	}
 }
 
+// TestTLSClientServerNameZone: an IPv6 address with a zone is verified
+// against the address alone, as a certificate names it (::1, not ::1%lo).
+func TestTLSClientServerNameZone(t *testing.T) {
+	requireIPv6(t)
+	fx := newTLSFixture(t)
+	srv := &echo.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}}}
+	addrs, _ := serveBound(t, srv, "tls://[::1]:0")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(addrs[0], "tls://"))
+	c := &echo.Client{Addr: "tls://[::1%lo]:" + port, Timeout: ioTimeout, TLSConfig: &tls.Config{RootCAs: fx.ca.Pool()}}
+	if _, err := c.Send(t.Context(), seedMessages, io.Discard); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+}
+
 // handshakeFailures returns the server's "TLS handshake failed" lines.
 func handshakeFailures(t *testing.T, logs *syncBuffer) []logLine {
 	t.Helper()
