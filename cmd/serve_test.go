@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/echoctl/echoctl/internal/metrics"
+	"github.com/echoctl/echoctl/internal/tlsconfig"
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
@@ -228,5 +230,42 @@ func TestServeListenerOptionSources(t *testing.T) {
 				t.Errorf("Listener = %+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestSelfSignedHosts: a self-signed certificate names the host of each
+// tls:// address; for every interface (an empty host, 0.0.0.0 or [::]) the
+// machine's host name instead of the unspecified address, and an IPv6
+// address without its zone.
+func TestSelfSignedHosts(t *testing.T) {
+	hn, err := os.Hostname()
+	if err != nil {
+		t.Skip(err)
+	}
+	tests := []struct {
+		addr      string
+		want, not []string
+	}{
+		{"tls://:0", []string{hn, "localhost", "127.0.0.1", "::1"}, nil},
+		{"tls://0.0.0.0:0", []string{hn}, []string{"0.0.0.0"}},
+		{"tls://[::]:0", []string{hn}, []string{"::"}},
+		{"tls://[::1%lo]:0", []string{"::1"}, []string{"::1%lo", hn}},
+	}
+	for _, tt := range tests {
+		ts, err := serverCertificate(TransportConfig{TLSSelfSigned: true}, []string{tt.addr}, zerolog.Nop())
+		if err != nil {
+			t.Fatalf("%s: %v", tt.addr, err)
+		}
+		hosts := tlsconfig.Hosts(ts.Certificate())
+		for _, h := range tt.want {
+			if !slices.Contains(hosts, h) {
+				t.Errorf("%s: certificate for %q, want %q in it", tt.addr, hosts, h)
+			}
+		}
+		for _, h := range tt.not {
+			if slices.Contains(hosts, h) {
+				t.Errorf("%s: certificate for %q, want no %q", tt.addr, hosts, h)
+			}
+		}
 	}
 }

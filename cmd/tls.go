@@ -3,6 +3,7 @@ package cmd
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -22,7 +23,14 @@ func serverCertificate(t TransportConfig, addrs []string, logger zerolog.Logger)
 	var tlsHosts []string
 	for _, s := range addrs {
 		if a, err := parseServeAddr(s); err == nil && a.Network == echo.NetworkTLS {
-			tlsHosts = append(tlsHosts, a.Host)
+			host := a.Host
+			if ip, err := netip.ParseAddr(host); err == nil {
+				host = ip.WithZone("").String() // a certificate names ::1, never ::1%lo
+				if ip.IsUnspecified() {
+					host = "" // 0.0.0.0 and [::] are every interface, as an empty host
+				}
+			}
+			tlsHosts = append(tlsHosts, host)
 		}
 	}
 	if tlsHosts == nil {
