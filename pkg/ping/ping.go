@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -69,6 +70,7 @@ type run struct {
 	probe1 []byte // the probe being sent
 	buf    []byte // a UDP answer
 	echo   stream
+	once   *onceResolver // the run's addresses, unless ResolveEach
 }
 
 func newRun(cfg Config) *run {
@@ -86,7 +88,8 @@ func newRun(cfg Config) *run {
 		}
 	}
 	if !cfg.ResolveEach {
-		r.client.Resolver = &onceResolver{r: r.client.Resolver}
+		r.once = &onceResolver{r: r.client.Resolver}
+		r.client.Resolver = r.once
 	}
 	var idb [8]byte
 	rand.Read(idb[:])
@@ -98,9 +101,27 @@ func newRun(cfg Config) *run {
 	return r
 }
 
-// probe sends probe seq and waits for its echo.
+// probe sends probe seq and waits for its echo. Over UDP, where a connect
+// cannot tell whether a server is there, a probe refused (ICMP port
+// unreachable) is sent again at once to the name's next address, as a TCP
+// connect tries them in turn; the run then keeps to the address that
+// answered.
 func (r *run) probe(ctx context.Context, seq int) Probe {
-	p := Probe{Seq: seq, Time: time.Now()}
+	start := time.Now()
+	for tried := 1; ; tried++ {
+		p := r.probeOnce(ctx, seq, start)
+		if !r.udp || r.once == nil || p.Kind != "refused" || tried >= len(r.once.ips) || ctx.Err() != nil {
+			return p
+		}
+		r.once.rotate()
+		r.closeConn()
+	}
+}
+
+// probeOnce sends probe seq, started at start, to the address the client
+// dials first and waits for its echo.
+func (r *run) probeOnce(ctx context.Context, seq int, start time.Time) Probe {
+	p := Probe{Seq: seq, Time: start}
 	deadline := p.Time.Add(r.cfg.Timeout)
 	keep := r.udp && !r.cfg.ResolveEach || r.cfg.Reuse
 	if r.conn == nil || !keep {
@@ -160,6 +181,13 @@ type onceResolver struct {
 	r    echo.Resolver
 	ips  []netip.Addr
 	host string
+}
+
+// rotate moves the first address last: the next dial goes to the next.
+func (o *onceResolver) rotate() {
+	if len(o.ips) > 1 {
+		o.ips = append(slices.Clone(o.ips[1:]), o.ips[0])
+	}
 }
 
 // LookupNetIP implements echo.Resolver.

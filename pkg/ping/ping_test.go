@@ -173,6 +173,31 @@ func TestPingUDPLossAndLateAnswers(t *testing.T) {
 	}
 }
 
+// listResolver resolves every name to its addresses.
+type listResolver []netip.Addr
+
+func (r listResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return r, nil
+}
+
+// TestPingUDPTriesEachAddress: a name whose first address refuses UDP
+// (no server there, as ::1 when the server listens on 127.0.0.1 only) is
+// probed at its next, as a TCP connect tries each: no probe is lost, and
+// the run keeps to the address that answered.
+func TestPingUDPTriesEachAddress(t *testing.T) {
+	_, port, _ := net.SplitHostPort(udpEcho(t, nil)) // on 127.0.0.1 only
+	r := listResolver{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1")}
+	sum, probes := run(t, ping.Config{Client: &echo.Client{Addr: "udp://localhost:" + port, Resolver: r}, Count: 3, Timeout: time.Second})
+	if !sum.OK() || sum.Received != 3 {
+		t.Fatalf("summary %+v, want every probe answered", sum)
+	}
+	for _, p := range probes {
+		if p.Peer != "127.0.0.1:"+port {
+			t.Errorf("probe %d answered by %s, want 127.0.0.1:%s", p.Seq, p.Peer, port)
+		}
+	}
+}
+
 // countingResolver resolves every name to 127.0.0.1 and counts lookups.
 type countingResolver struct{ n atomic.Int32 }
 
