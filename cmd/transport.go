@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -69,6 +70,23 @@ func (d *decoder) multiAddr() bool {
 // it.
 func (d *decoder) serving() bool { return d.flags.Lookup(keyTLSSelfSigned) != nil }
 
+// socketOf names the socket an address listens on: one for each
+// transport (TLS is TCP) and IP address however it is written ([0:0::1]
+// is [::1], [::ffff:127.0.0.1] is 127.0.0.1).
+func socketOf(a echo.Addr) string {
+	if a.Network == echo.NetworkUnix {
+		return "unix " + a.Path
+	}
+	network, host := "tcp", a.Host
+	if a.Network == echo.NetworkUDP {
+		network = "udp"
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	}
+	return fmt.Sprintf("%s %s %d", network, host, a.Port)
+}
+
 // addrs decodes the addr key: one address, or for serve a list of them (a
 // list in the config file, a repeated --addr, and in ECHOCTL_ADDR a JSON
 // array or a comma-separated list). Each must be accepted by
@@ -112,7 +130,7 @@ func (d *decoder) addrs(key string) []string {
 		d.fail(key, raw, fmt.Sprintf("%s connects to one address; this names %d", d.flags.Name(), len(list)))
 		return nil
 	}
-	seen := make(map[string]bool, len(list)) // by canonical form: tcp://h:p and h:p are one
+	seen := make(map[string]string, len(list)) // by socket: tcp://h:p and h:p are one
 	parse := echo.ParseAddr
 	if d.multiAddr() {
 		parse = parseServeAddr // serve's may carry per-listener options
@@ -128,15 +146,20 @@ func (d *decoder) addrs(key string) []string {
 			d.fail(key, s, reason)
 			return nil
 		}
-		if seen[a.String()] && (a.Port != 0 || a.Network == echo.NetworkUnix) { // each :0 gets a port of its own
-			d.fail(key, s, "is listed twice")
+		sock := socketOf(a)
+		if first, ok := seen[sock]; ok && (a.Port != 0 || a.Network == echo.NetworkUnix) { // each :0 gets a port of its own
+			reason := "is listed twice"
+			if first != s {
+				reason = fmt.Sprintf("is the socket %q listens on already", first)
+			}
+			d.fail(key, s, reason)
 			return nil
 		}
 		if !d.multiAddr() && a.Network != echo.NetworkUnix && a.Port == 0 {
 			d.fail(key, s, "port 0 picks a free port to listen on, for serve: give the server's port")
 			return nil
 		}
-		seen[a.String()] = true
+		seen[sock] = s
 	}
 	return list
 }
