@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -227,6 +228,23 @@ func TestSendCount(t *testing.T) {
 		r := run(t, context.Background(), "send", "--addr", srv.Addr, "--greeting", "--count", "4")
 		if r.code != ExitOK || strings.Count(r.stderr, "greeting: backend-0\n") != 2 || strings.Count(r.stderr, "greeting: backend-1\n") != 2 {
 			t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+	})
+	t.Run("each greeting as JSON", func(t *testing.T) {
+		srv := roundRobin(t, 2, -1)
+		r := run(t, context.Background(), "send", "--addr", srv.Addr, "--greeting", "--count", "2", "--log-format", "json")
+		greetings := 0
+		for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(l), &obj); err != nil {
+				t.Fatalf("stderr line %q is not JSON: %v", l, err)
+			}
+			if g, ok := obj["greeting"].(string); ok && strings.HasPrefix(g, "backend-") && obj["logger"] == "echo_client" {
+				greetings++
+			}
+		}
+		if r.code != ExitOK || greetings != 2 {
+			t.Fatalf("exit %d, %d greetings; stderr:\n%s", r.code, greetings, r.stderr)
 		}
 	})
 	t.Run("without greeting", func(t *testing.T) {

@@ -112,9 +112,9 @@ below). See docs/usage.md.
 			client.Greeting = sendOpts.greeting
 			if cmd.Flags().Changed("count") {
 				return asRuntimeError(runSendCount(cmd.Context(), client, messages, sendOpts.count, sendOpts.interval,
-					cfg.LogLevel <= zerolog.InfoLevel, streams.Out, streams.Err))
+					cfg.LogLevel <= zerolog.InfoLevel, streams.Out, greeter(cfg.LogFormat, logger, streams.Err)))
 			}
-			return asRuntimeError(runSend(cmd.Context(), client, messages, input, streams.Out, streams.Err))
+			return asRuntimeError(runSend(cmd.Context(), client, messages, input, streams.Out, greeter(cfg.LogFormat, logger, streams.Err)))
 		},
 	}
 	addKeyFlags(cmd.Flags(), cmdSend)
@@ -154,9 +154,9 @@ func newClient(cfg *Config, logger zerolog.Logger) (*echo.Client, error) {
 }
 
 // runSend sends messages, or input when it is not nil, with client, and
-// writes the echo to out; a greeting goes to errOut as soon as it is read.
-func runSend(ctx context.Context, client *echo.Client, messages []string, input io.Reader, out, errOut io.Writer) error {
-	client.Trace = &echo.ClientTrace{Greeted: func(line string) { printGreeting(errOut, line) }}
+// writes the echo to out; a greeting goes to greet as soon as it is read.
+func runSend(ctx context.Context, client *echo.Client, messages []string, input io.Reader, out io.Writer, greet func(string)) error {
+	client.Trace = &echo.ClientTrace{Greeted: greet}
 	var err error
 	if input != nil {
 		_, err = client.SendStream(ctx, input, out)
@@ -175,10 +175,17 @@ func byteParts(messages []string) [][]byte {
 	return parts
 }
 
-// printGreeting writes `greeting: LINE` on w, the line quoted if it holds
-// bytes a terminal would act on.
-func printGreeting(w io.Writer, line string) {
-	fmt.Fprintf(w, "greeting: %s\n", showGreeting(line))
+// greeter returns what shows a server's greeting on standard error, w:
+// `greeting: LINE`, the line quoted if it holds bytes a terminal would
+// act on; with --log-format json, a JSON object as every other line there,
+// whatever the log level (the greeting is the command's output).
+func greeter(logFormat string, logger zerolog.Logger, w io.Writer) func(line string) {
+	if logFormat == "json" {
+		return func(line string) {
+			logger.Log().Str("logger", "echo_client").Str("greeting", line).Msg("greeting: " + showGreeting(line))
+		}
+	}
+	return func(line string) { fmt.Fprintf(w, "greeting: %s\n", showGreeting(line)) }
 }
 
 // outputError says "write standard output: CAUSE" for an echo that could

@@ -11,13 +11,13 @@ import (
 )
 
 // runSendCount makes count exchanges of messages with client, each on a
-// new connection, interval apart, printing each greeting on errOut when
+// new connection, interval apart, handing each greeting to greet when
 // showEach is set (as each exchange's log lines are, at info level and
 // below), and writes the table of who answered to out. It returns the first mismatch
 // if any echo differed (exit 3), else an error counting the failures if
 // any exchange failed (exit 1); an interrupted run prints the table of
 // the exchanges made.
-func runSendCount(ctx context.Context, client *echo.Client, messages []string, count int, interval time.Duration, showEach bool, out, errOut io.Writer) error {
+func runSendCount(ctx context.Context, client *echo.Client, messages []string, count int, interval time.Duration, showEach bool, out io.Writer, greet func(string)) error {
 	parts := byteParts(messages)
 	t := newSendTally(client.Greeting)
 	var interrupted error
@@ -40,7 +40,7 @@ func runSendCount(ctx context.Context, client *echo.Client, messages []string, c
 			Greeted: func(line string) {
 				ex.greeting, ex.greeted = line, true
 				if showEach {
-					printGreeting(errOut, line)
+					greet(line)
 				}
 			},
 			Echoed: func(d time.Duration) { ex.roundTrip = d },
