@@ -195,39 +195,8 @@ func TestWriteTimeoutSlowReader(t *testing.T) {
 		s.IdleTimeout = time.Minute
 		s.Observer = rec
 	})
-	c := dial(t, addr)
-	data := randomBytes(5, 3<<20)
-	werr := make(chan error, 1)
-	go func() {
-		c.SetWriteDeadline(time.Now().Add(ioTimeout))
-		_, err := c.Write(data)
-		if err == nil {
-			err = c.CloseWrite()
-		}
-		werr <- err
-	}()
-	var got bytes.Buffer
-	buf := make([]byte, 64<<10)
-	c.SetReadDeadline(time.Now().Add(ioTimeout))
 	start := time.Now()
-	for {
-		n, err := c.Read(buf)
-		got.Write(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("after %d bytes: %v", got.Len(), err)
-		}
-		// The behaviour under test, not a wait: the peer reads slowly.
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := <-werr; err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got.Bytes(), data) {
-		t.Fatalf("echo differs at byte %d", firstDiff(got.Bytes(), data))
-	}
+	slowReader(t, dial(t, addr), randomBytes(5, 3<<20), 64<<10)
 	if d := time.Since(start); d < wt {
 		t.Logf("transfer took only %v: the reader was not slow enough to prove much", d)
 	}
@@ -280,39 +249,9 @@ func TestWriteTimeoutSteadyReaderFullBuffer(t *testing.T) {
 			if isTLS {
 				c = tls.Client(raw, &tls.Config{RootCAs: fx.ca.Pool(), ServerName: "localhost"})
 			}
-			data := randomBytes(6, 3<<20)
-			werr := make(chan error, 1)
-			go func() {
-				c.SetWriteDeadline(time.Now().Add(ioTimeout))
-				_, err := c.Write(data)
-				if err == nil {
-					err = c.CloseWrite()
-				}
-				werr <- err
-			}()
-			var got bytes.Buffer
-			buf := make([]byte, 16<<10)
-			c.SetReadDeadline(time.Now().Add(ioTimeout))
-			for {
-				n, err := io.ReadFull(c, buf)
-				got.Write(buf[:n])
-				if err == io.EOF || err == io.ErrUnexpectedEOF {
-					break
-				}
-				if err != nil {
-					t.Fatalf("after %d bytes: %v (closes: %v)", got.Len(), err, rec.closedCount(echo.CloseWriteTimeout))
-				}
-				// The behaviour under test, not a wait: 16 KiB every
-				// 20ms, 800 KB/s, under half of the send buffer's third
-				// in a timeout.
-				time.Sleep(20 * time.Millisecond)
-			}
-			if err := <-werr; err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got.Bytes(), data) {
-				t.Fatalf("echo of %d bytes differs at byte %d (closes for write timeout: %d)", got.Len(), firstDiff(got.Bytes(), data), rec.closedCount(echo.CloseWriteTimeout))
-			}
+			// 16 KiB every 20ms, 800 KB/s, under half of the send
+			// buffer's third in a timeout.
+			slowReader(t, c, randomBytes(6, 3<<20), 16<<10)
 			rec.waitClosed(t, echo.CloseEOF, 1)
 		})
 	}
@@ -581,6 +520,45 @@ func TestTimeoutLimit(t *testing.T) {
 				t.Fatalf("read on an idle connection = %d, %v; want it still open", n, err)
 			}
 		})
+	}
+}
+
+// slowReader writes data on c and half-closes, while it reads the echo
+// back a chunk every 20ms (the behaviour under test, not a wait), and
+// checks it is all of data.
+func slowReader(t *testing.T, c interface {
+	net.Conn
+	CloseWrite() error
+}, data []byte, chunk int) {
+	t.Helper()
+	werr := make(chan error, 1)
+	go func() {
+		c.SetWriteDeadline(time.Now().Add(ioTimeout))
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		werr <- err
+	}()
+	var got bytes.Buffer
+	buf := make([]byte, chunk)
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	for {
+		n, err := io.ReadFull(c, buf)
+		got.Write(buf[:n])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got.Len(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("echo of %d bytes differs at byte %d", got.Len(), firstDiff(got.Bytes(), data))
 	}
 }
 
