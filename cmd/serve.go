@@ -3,6 +3,8 @@ package cmd
 import (
 	"context"
 	"errors"
+	"os/signal"
+	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -64,6 +66,9 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 			// connection, and in full before serve returns.
 			logs := logging.NewBuffered(streams.Err, logging.FlushEvery)
 			defer logs.Close()
+			// From the first SIGINT or SIGTERM on, each line goes out at
+			// once: a second one ends the process with nothing held back.
+			defer context.AfterFunc(cmd.Context(), func() { logs.Close() })()
 			cfg, logger, err := opts.setup(cmd, logs)
 			if err != nil {
 				return err
@@ -120,6 +125,13 @@ func newServer(cfg *Config, logger zerolog.Logger, observer echo.Observer) (*ech
 	return srv, certs, nil
 }
 
+// hupReloads reports whether SIGHUP reloads something for serve: the
+// faults of a config file, or TLS files of a tls:// address.
+func hupReloads(cfg *Config) bool {
+	t := cfg.Transport
+	return cfg.File != "" || usesTLS(cfg, true) && (t.TLSCert != "" || t.TLSClientCA != "")
+}
+
 // parseServeAddr parses one of serve's addresses, which may end in a
 // query of per-listener options (echo.ParseListenAddr).
 func parseServeAddr(s string) (echo.Addr, error) {
@@ -127,20 +139,38 @@ func parseServeAddr(s string) (echo.Addr, error) {
 	return a, err
 }
 
-// runServe serves until ctx is cancelled, then shuts down gracefully.
+// runServe serves until ctx is cancelled, then shuts down gracefully. A
+// ctx cancelled while it starts (SIGINT or SIGTERM) stops it as cleanly:
+// nil, not the error of a lookup or a bind that the signal cut short.
 func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger, reload func() (*Config, error)) error {
-	ms, err := startMetrics(ctx, newMetricsConfig(cfg), logger)
-	if err != nil {
+	// SIGHUP reloads what a config file or TLS files set (watchFaults,
+	// watchReload): one that comes while the sockets are bound, or while
+	// the server stops, is ignored rather than ending the process.
+	hup := hupReloads(cfg)
+	if hup {
+		signal.Ignore(syscall.SIGHUP)
+	}
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
+	ms, err := startMetrics(ctx, newMetricsConfig(cfg), logger)
+	if err != nil {
+		return stopped(err)
+	}
 	defer ms.close()
+	if hup {
+		defer signal.Ignore(syscall.SIGHUP) // once the watchers below stop
+	}
 	srv, certs, err := newServer(cfg, logger, ms.observer())
 	if err != nil {
 		return err
 	}
 	bound, err := srv.Bind(ctx, cfg.Addrs...)
 	if err != nil {
-		return err
+		return stopped(err)
 	}
 	// Only now that every socket is bound: a start that fails logs no
 	// certificate and no metrics address.

@@ -73,3 +73,19 @@ func TestServeStartupLines(t *testing.T) {
 		t.Errorf("want the warning %q:\n%s", warning, p.stderr)
 	}
 }
+
+// TestServeStoppedWhileStarting: SIGINT or SIGTERM (a cancelled context)
+// while serve looks up its names and binds stops it as cleanly as one
+// that comes later: exit 0, not the error of the lookup it cut short
+// ("lookup localhost: operation was canceled").
+func TestServeStoppedWhileStarting(t *testing.T) {
+	isolate(t)
+	r := run(t, cancelledContext(), "serve", "--addr", "localhost:0", "--metrics-addr", "localhost:0")
+	if r.code != ExitOK || strings.Contains(r.stderr, "canceled") {
+		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	r = run(t, cancelledContext(), "serve", "--addr", "localhost:0")
+	if r.code != ExitOK || strings.Contains(r.stderr, "canceled") {
+		t.Fatalf("without metrics: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}

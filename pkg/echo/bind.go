@@ -215,7 +215,8 @@ func (s *Server) Bind(ctx context.Context, addrs ...string) (*Bound, error) {
 // The start-up lines are logged once every socket is served (told to the
 // Observer, which makes the server ready) or has already stopped, and
 // before any of them accepts: whoever reads them finds the server ready,
-// and they come before every connection's lines.
+// and they come before every connection's lines. A Shutdown that came
+// first has logged "closing server": then no start-up line follows it.
 func (s *Server) ServeBound(b *Bound) error {
 	lns, pcs := b.Listeners, b.PacketConns
 	n := len(lns) + len(pcs)
@@ -260,9 +261,13 @@ func (s *Server) ServeBound(b *Bound) error {
 		go func() { errs <- s.servePacket(pc, o, started()) }()
 	}
 	serving.Wait()
-	for _, g := range groups {
-		s.logStart(g)
+	s.mu.Lock() // as Shutdown's "closing server": never a start-up line after it
+	if !s.shuttingDown() {
+		for _, g := range groups {
+			s.logStart(g)
+		}
 	}
+	s.mu.Unlock()
 	close(logged)
 	var first error
 	for range n {

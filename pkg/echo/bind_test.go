@@ -494,3 +494,24 @@ func TestBindClosesEarlierListeners(t *testing.T) {
 		t.Errorf("[::1]:%d is still bound after Bind failed", port)
 	}
 }
+
+// TestServeBoundAfterShutdown: sockets bound, then Shutdown before they
+// are served: ServeBound returns ErrServerClosed and logs no start-up
+// line after "closing server", which would say the server is up.
+func TestServeBoundAfterShutdown(t *testing.T) {
+	var logs syncBuffer
+	srv := &echo.Server{Logger: zerolog.New(&logs)}
+	b, err := srv.Bind(t.Context(), "127.0.0.1:0", "udp://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shutdown(srv, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ServeBound(b); !errors.Is(err, echo.ErrServerClosed) {
+		t.Fatalf("ServeBound = %v, want ErrServerClosed", err)
+	}
+	if strings.Contains(logs.String(), "starting up") {
+		t.Errorf("start-up lines after Shutdown:\n%s", logs.String())
+	}
+}

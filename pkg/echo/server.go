@@ -490,7 +490,10 @@ func (s *Server) forEachConn(f func(*conn)) {
 // Shutdown then returns
 // ctx.Err(). Serve and ListenAndServe return ErrServerClosed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock() // ServeBound logs its start-up lines before this, or none
+	s.inShutdown.Store(true)
 	s.Logger.Info().Str("logger", "main").Msg("closing server")
+	s.mu.Unlock()
 	lnErr := s.closeListeners()
 
 	done := make(chan struct{})
