@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pires/go-proxyproto"
 
@@ -280,6 +281,17 @@ func TestSendCount(t *testing.T) {
 		if r.code != ExitNetwork || !strings.HasSuffix(r.stdout, "3 exchanges: 0 answered, 3 failed (3 before an answer)\n") ||
 			!strings.Contains(r.stderr, "send: 3 of 3 exchanges failed; first: connect "+addr+": connection refused") {
 			t.Fatalf("exit %d (want 1); stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("no server, interrupted", func(t *testing.T) {
+		srv := proxytest.NewServer(t, proxytest.Options{})
+		addr := srv.Listener.Addr().String()
+		srv.Listener.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond) // Ctrl-C, some exchanges in
+		defer cancel()
+		r := run(t, ctx, "send", "--addr", addr, "--count", "50", "--interval", "40ms", "--log-level", "error")
+		if r.code != ExitNetwork || !regexp.MustCompile(`send: \d+ of \d+ exchanges failed \(interrupted after \d+ of 50 exchanges\); first: connect`).MatchString(r.stderr) {
+			t.Fatalf("exit %d (want 1); stderr:\n%s", r.code, r.stderr)
 		}
 	})
 	for _, tt := range []struct {

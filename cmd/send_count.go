@@ -56,11 +56,15 @@ func runSendCount(ctx context.Context, client *echo.Client, messages []string, c
 	if err := writeSendTable(out, t.table()); err != nil {
 		return fmt.Errorf("write standard output: %w", err)
 	}
+	cut := ""
+	if interrupted != nil {
+		cut = fmt.Sprintf(" (interrupted after %d of %s)", t.exchanges, exchanges(count))
+	}
 	switch {
 	case t.firstMismatch != nil:
-		return fmt.Errorf("send: %s; first mismatch: %w", t.failures(), t.firstMismatch)
+		return fmt.Errorf("send: %s%s; first mismatch: %w", t.failures(), cut, t.firstMismatch)
 	case t.firstErr != nil:
-		return fmt.Errorf("send: %s; first: %w", t.failures(), t.firstErr)
+		return fmt.Errorf("send: %s%s; first: %w", t.failures(), cut, t.firstErr)
 	case interrupted != nil:
 		return fmt.Errorf("send: interrupted after %d of %s: %w", t.exchanges, exchanges(count), interrupted)
 	}
