@@ -173,9 +173,9 @@ type Server struct {
 	UDPRatePerSource *PacketRate
 
 	// ListenerOptions are the per-listener settings (the PROXY protocol,
-	// faults for one listener) of every listener: Serve's, and those of the addresses given to Bind
-	// that do not override them in their query (ParseListenAddr). The
-	// zero value is the seed's plain echo.
+	// faults for one listener) of every listener: Serve's, and those of
+	// the addresses given to Bind that do not override them in their query
+	// (ParseListenAddr). The zero value is the seed's plain echo.
 	ListenerOptions ListenerOptions
 
 	// Greeting, if not empty, is a template for one line written to every
@@ -186,8 +186,8 @@ type Server struct {
 	// the Server starts; {listener} (the address that accepted the
 	// connection), {peer} (the client as the server sees it), {peer-ip}
 	// (its address alone), {via} (the balancer a PROXY header came
-	// through, else empty) and {proxy} (what
-	// the header said, else "none"). {{ and }} stand for braces. The line
+	// through, else empty) and {proxy} (what the header said, else
+	// "none"). {{ and }} stand for braces. The line
 	// ends with a newline, added if the template has none; it may hold no
 	// other line break, and is at most MaxGreeting bytes (a longer fixed
 	// part is an error; fields that vary are cut to fit). Serve returns an
@@ -486,9 +486,9 @@ func (s *Server) forEachConn(f func(*conn)) {
 // half-closes and the server writes back what it read). If ctx ends first,
 // each remaining connection stops reading what arrives from then on, writes
 // back what the peer sent before (what it read and, on Linux, what waits
-// unread in the socket, but for TLS's encrypted records), sends FIN and closes within about a second;
-// Shutdown then returns
-// ctx.Err(). Serve and ListenAndServe return ErrServerClosed at once.
+// unread in the socket, but for TLS's encrypted records), sends FIN and
+// closes within about a second; Shutdown then returns ctx.Err(). Serve and
+// ListenAndServe return ErrServerClosed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock() // ServeBound logs its start-up lines before this, or none
 	s.inShutdown.Store(true)
