@@ -290,12 +290,7 @@ func TestUDPDamagedWhereTheIdentifierIs(t *testing.T) {
 // answered ends the run within about a second, as a stream's that no
 // connect reaches, not after its warmup, window and drain.
 func TestUDPNoServer(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	pc.Close()
+	addr := closedUDPPort(t)
 	cfg := bench.Config{Addr: "udp://" + addr, Size: 64, Rate: 200, Warmup: 5 * time.Second,
 		Duration: 5 * time.Second, OpTimeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
@@ -310,12 +305,7 @@ func TestUDPNoServer(t *testing.T) {
 // the server is up, are not errors (as a stream's refused connects are
 // retried): a run that then measures every echo passes.
 func TestUDPServerStartsInWarmup(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	pc.Close()
+	addr := closedUDPPort(t)
 	// The server's late start is the scenario, not a wait for an event.
 	late := time.AfterFunc(300*time.Millisecond, func() {
 		srv := &echo.Server{UDPRatePerSource: &echo.PacketRate{}}
@@ -337,6 +327,19 @@ func TestUDPServerStartsInWarmup(t *testing.T) {
 		t.Errorf("lost %d, errors %+v; want none in the window", res.UDP.Lost, res.Errors)
 	}
 	t.Logf("%d datagrams refused in the warmup", res.ConnectRetries)
+}
+
+// closedUDPPort returns a loopback UDP address on which nothing listens
+// (a datagram sent there is refused), for now.
+func closedUDPPort(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
 }
 
 // udpServer answers each datagram with what answer returns.

@@ -235,17 +235,14 @@ func TestWriteTimeoutSteadyReaderFullBuffer(t *testing.T) {
 				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}})
 			}
 			addr, _ := startVariantOn(t, v, nil, set, ln)
-			raw, err := (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-				return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10) })
-			}}).Dial("tcp", addr)
-			if err != nil {
+			raw := dial(t, addr)
+			if err := raw.SetReadBuffer(32 << 10); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { raw.Close() })
 			var c interface {
 				net.Conn
 				CloseWrite() error
-			} = raw.(*net.TCPConn)
+			} = raw
 			if isTLS {
 				c = tls.Client(raw, &tls.Config{RootCAs: fx.ca.Pool(), ServerName: "localhost"})
 			}
