@@ -400,9 +400,9 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 	if run := lc.run; run != nil {
 		l.timers.removeAll(run)
 		lc.run = nil
-		if l.spareRun == nil { // the next connection's
+		if len(l.spareRuns) < maxSpareRuns { // a next connection's
 			run.reset()
-			l.spareRun = run
+			l.spareRuns = append(l.spareRuns, run)
 		}
 	}
 	lc.finish(reason)

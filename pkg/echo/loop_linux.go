@@ -207,10 +207,10 @@ type loop struct {
 	// timers are when the stages of its connections (loopConn.run) are
 	// due to act (loop_stage_linux.go; the loop's own: no lock).
 	timers loopTimers
-	// spareRun is an empty stageRun for the next connection: one opened
-	// made for a connection to which no stage applied, or a closed
-	// connection's, reset.
-	spareRun *stageRun
+	// spareRuns are empty stageRuns for the next connections: closed
+	// connections', reset, and those opened made for connections to
+	// which no stage applied; at most maxSpareRuns.
+	spareRuns []*stageRun
 
 	// listeners are the listening sockets this loop accepts on (the
 	// loop's own: no lock).
@@ -456,13 +456,24 @@ func (l *loop) run() {
 				next = t
 			}
 		}
+		// now is the loop clock of this turn, read once, when first
+		// needed (0: not yet): a clock read is a fair part of a short
+		// connection's cost on a virtual machine, and a loop with
+		// timers (a PROXY listener's header bounds) needs it each turn.
+		var now int64
+		clock := func() int64 {
+			if now == 0 {
+				now = l.now()
+			}
+			return now
+		}
 		if l.paused > 0 {
 			if d := l.resumeListeners(); d >= 0 {
-				soonest(l.now() + int64(d))
+				soonest(clock() + int64(d))
 			}
 		}
 		if l.stopping {
-			now := l.now()
+			now := clock()
 			l.forEach(func(lc *loopConn) {
 				if lc.stopped && now > lc.stopBy {
 					if !lc.draining && (lc.pending != nil || lc.final > 0) {
@@ -474,7 +485,7 @@ func (l *loop) run() {
 			soonest(now + int64(loopStopPoll))
 		}
 		if l.sweepEvery > 0 {
-			now := l.now()
+			now := clock()
 			if now >= l.nextSweep {
 				l.sweep(now)
 				l.nextSweep = now + l.sweepEvery
@@ -482,7 +493,7 @@ func (l *loop) run() {
 			soonest(l.nextSweep)
 		}
 		if len(l.timers) > 0 {
-			l.fireTimers(l.now())
+			l.fireTimers(clock())
 			if len(l.timers) > 0 {
 				soonest(l.timers[0].due)
 			}
@@ -511,7 +522,7 @@ func (l *loop) run() {
 		} else {
 			wait := -1 // until an event, the alarm's among them
 			if next != 0 {
-				if now := l.now(); next <= now {
+				if now := clock(); next <= now {
 					wait = 0
 				} else if aerr := l.alarm.at(now, next); aerr != nil {
 					l.failed(aerr)

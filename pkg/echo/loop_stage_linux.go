@@ -15,21 +15,27 @@ import (
 // connections to which a stage applies come here: loopConn.run is nil
 // otherwise.
 
+// maxSpareRuns is the most stageRuns a loop keeps for its next
+// connections (loop.spareRuns): as many as a connection rate keeps open
+// at once, without holding on to those of a crowd that has gone.
+const maxSpareRuns = 64
+
 // opened starts the stages of lc, just accepted and added to the loop:
 // it arms the time bound of a header read, or writes their greeting.
 func (l *loop) opened(lc *loopConn) {
-	run := l.spareRun
-	if run == nil {
+	var run *stageRun
+	if n := len(l.spareRuns); n > 0 {
+		run, l.spareRuns = l.spareRuns[n-1], l.spareRuns[:n-1]
+	} else {
 		run = &stageRun{}
 	}
-	if !lc.lconf.stages.start(run, &lc.conn, time.Now()) {
+	if !lc.lconf.stages.start(run, &lc.conn, l.epoch.Add(time.Duration(l.now()))) {
 		// None applies (a fault stage with no fault in force, or one
 		// not drawn for this connection): start left run empty, for the
 		// next connection.
-		l.spareRun = run
+		l.spareRuns = append(l.spareRuns, run)
 		return
 	}
-	l.spareRun = nil
 	lc.run = run
 	if run.enders != nil {
 		if l.endNow(lc, run, false) {

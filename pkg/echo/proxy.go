@@ -118,6 +118,9 @@ type proxyReader struct {
 	need    int    // its length, once known
 	version int
 	done    bool
+	// said is what the header said, once read: the connection points to
+	// it (conn.proxy), made with the reader in one allocation.
+	said proxied
 }
 
 func (*proxyReader) greeting() []byte { return nil }
@@ -173,7 +176,8 @@ func (r *proxyReader) take(p []byte) (int, error) {
 		}
 		return n - old, &proxyError{version: version, result: res, err: err}
 	}
-	return n - old, r.c.proxied(h)
+	r.said.header = h
+	return n - old, r.c.proxied(&r.said)
 }
 
 // cutShort is the error that closes a connection whose header did not
@@ -355,12 +359,11 @@ func (c *conn) proxySummary() string {
 	return c.proxy.String()
 }
 
-// proxied makes c the original client's that h names, or leaves it the
-// socket's for LOCAL and UNKNOWN, and applies the access list and the
-// per-IP limit to whom it then is (readmit): to the balancer when the
-// client has no IP address.
-func (c *conn) proxied(ph proxyHeader) error {
-	p := &proxied{header: ph}
+// proxied makes c the original client's that p's header names (p is
+// c's from then on), or leaves it the socket's for LOCAL and UNKNOWN, and
+// applies the access list and the per-IP limit to whom it then is
+// (readmit): to the balancer when the client has no IP address.
+func (c *conn) proxied(p *proxied) error {
 	h := &p.header
 	ip, hasIP := c.ip, c.ip.IsValid()
 	result := ProxyLocal
