@@ -34,6 +34,11 @@ type conn struct {
 	// stopping is set by Shutdown when its context ends: the connection
 	// stops reading, writes back what it read and closes.
 	stopping atomic.Bool
+
+	// acceptLater: the connection is logged as accepted once its TLS
+	// handshake has passed (goConn.serve), not when accepted or when its
+	// PROXY header has come.
+	acceptLater bool
 }
 
 // connIO is what the shared policy asks of the engine that serves a
@@ -160,7 +165,21 @@ func addrPortNames(ap netip.AddrPort) (name, peer string) {
 	return both[:nameEnd], both[nameEnd:]
 }
 
-func (c *conn) logAccepted() { c.log(zerolog.InfoLevel).Msg("connection accepted") }
+// logAccepted logs the connection's accept line: "connection accepted",
+// or after a PROXY header the line that names the balancer and the header
+// (proxied.acceptedLine).
+func (c *conn) logAccepted() {
+	e := c.log(zerolog.InfoLevel)
+	if e == nil {
+		return
+	}
+	if p := c.proxy; p != nil {
+		line := p.acceptedLine(p.header.hasAddrs())
+		e.Str("proxy", p.summary).Msg(line)
+		return
+	}
+	e.Msg("connection accepted")
+}
 
 // log starts a log event at level carrying the connection's logger name and
 // peer; it returns nil (and costs nothing) when the level is disabled.

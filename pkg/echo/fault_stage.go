@@ -210,10 +210,15 @@ func (fc *faultConn) act(kind FaultKind, msg string) {
 
 // next implements pacer: the delay (and jitter) before a chunk's first
 // piece, slices with their delay, the byte count at which an ending is
-// due, and the rate's token bucket.
-func (fc *faultConn) next(rest int, first bool) (n int, wait time.Duration) {
+// due, and the rate's token bucket; unpaced, only the byte count.
+func (fc *faultConn) next(rest int, first, unpaced bool) (n int, wait time.Duration) {
 	f := &fc.cfg.f
 	n = rest
+	if unpaced {
+		n = fc.untilEnding(n)
+		fc.given += int64(n)
+		return n, 0
+	}
 	if first && (f.Delay > 0 || f.Jitter > 0) {
 		d := f.Delay
 		if f.Jitter > 0 {
@@ -235,9 +240,7 @@ func (fc *faultConn) next(rest int, first bool) (n int, wait time.Duration) {
 			fc.act(FaultSlice, sliceLine(f.Slice, f.SliceDelay))
 		}
 	}
-	if fc.byBytes > 0 {
-		n = int(min(int64(n), max(fc.byBytes-fc.given, 1)))
-	}
+	n = fc.untilEnding(n)
 	if fc.limiter != nil {
 		n = min(n, fc.cfg.burst)
 		if d := fc.limiter.ReserveN(time.Now(), n).Delay(); d > 0 {
@@ -247,6 +250,15 @@ func (fc *faultConn) next(rest int, first bool) (n int, wait time.Duration) {
 	}
 	fc.given += int64(n)
 	return n, wait
+}
+
+// untilEnding cuts a piece of n bytes where an ending by bytes echoed
+// falls due, if it falls within it.
+func (fc *faultConn) untilEnding(n int) int {
+	if fc.byBytes > 0 {
+		n = int(min(int64(n), max(fc.byBytes-fc.given, 1)))
+	}
+	return n
 }
 
 // rewrite implements rewriter: with probability Corrupt, one bit of p,

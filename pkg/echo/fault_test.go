@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
@@ -595,6 +597,98 @@ func TestFaultStallEndsWithFINAtShutdown(t *testing.T) {
 			<-shut
 			<-wrote
 		})
+	}
+}
+
+// TestFaultCutLogsSent: with data logged, the part of an echo that went
+// before a fault cut it is in the transcript, as a "sent" line.
+func TestFaultCutLogsSent(t *testing.T) {
+	const msg, after = "hello world 12345", 10
+	for _, ft := range faultTargets() {
+		t.Run(ft.name, func(t *testing.T) {
+			var logs syncBuffer
+			dialer := ft.start(t, &logs, func(s *echo.Server) {
+				s.Logger = s.Logger.Level(zerolog.DebugLevel)
+				s.Faults = &echo.Faults{CloseAfter: echo.FaultAfter{Bytes: after}}
+			})
+			c := dialer.conn(t)
+			c.SetDeadline(time.Now().Add(ioTimeout))
+			if _, err := c.Write([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := readAll(c); err != nil || string(got) != msg[:after] {
+				t.Fatalf("read %q, %v; want %q, then the end of the stream", got, err, msg[:after])
+			}
+			c.Close()
+			waitLog(t, &logs, `"closing"`)
+			// The lines show the chunks read (BufferSize at most), all
+			// ASCII: b'...'.
+			var sent string
+			for _, l := range parseLog(t, logs.String()) {
+				if q, ok := strings.CutPrefix(l.Message, "sent b'"); ok {
+					sent += strings.TrimSuffix(q, "'")
+				}
+			}
+			if sent != msg[:after] {
+				t.Errorf("the sent lines show %q, want %q", sent, msg[:after])
+			}
+		})
+	}
+}
+
+// TestFaultAfterBytesHoldsAtShutdown: Shutdown's deadline ends the waits
+// of a sliced echo, not the byte counts of the endings: an echo owed then
+// is written at once up to the count, and the ending acts there. The
+// whole echo used to go, and the connection to end cleanly.
+func TestFaultAfterBytesHoldsAtShutdown(t *testing.T) {
+	sent := randomBytes(9, 4000)
+	const after, slice = 1000, 100
+	for _, ft := range faultTargets() {
+		for _, e := range []struct {
+			name  string
+			set   func(*echo.Faults, echo.FaultAfter)
+			reset bool // at most after bytes, then a reset or the end of the stream
+		}{
+			{"close", func(f *echo.Faults, a echo.FaultAfter) { f.CloseAfter = a }, false},
+			{"stall", func(f *echo.Faults, a echo.FaultAfter) { f.StallAfter = a }, false},
+			{"reset", func(f *echo.Faults, a echo.FaultAfter) { f.ResetAfter = a }, true},
+		} {
+			t.Run(ft.name+"/"+e.name, func(t *testing.T) {
+				var srv *echo.Server
+				dial := ft.start(t, nil, func(s *echo.Server) {
+					f := &echo.Faults{Slice: slice, SliceDelay: time.Hour}
+					e.set(f, echo.FaultAfter{Bytes: after})
+					s.Faults, srv = f, s
+				})
+				c := dial.conn(t)
+				c.SetDeadline(time.Now().Add(ioTimeout))
+				if _, err := c.Write(sent); err != nil {
+					t.Fatal(err)
+				}
+				first := make([]byte, slice)
+				if _, err := io.ReadFull(c, first); err != nil {
+					t.Fatalf("the first slice: %v", err)
+				}
+				done := make(chan error, 1)
+				go func() { done <- shutdown(srv, 50*time.Millisecond) }()
+				rest, err := readAll(c)
+				got := append(first, rest...)
+				c.Close() // ends the server's lingering close
+				switch {
+				case !bytes.Equal(got, sent[:min(len(got), len(sent))]):
+					t.Fatalf("read %d bytes that are not the start of those sent", len(got))
+				case e.reset && (len(got) > after || (err != nil && !isReset(err))):
+					t.Fatalf("read %d bytes, then %v; want at most %d, then a reset", len(got), err, after)
+				case !e.reset && (len(got) != after || err != nil):
+					t.Fatalf("read %d bytes, then %v; want exactly %d, then the end of the stream", len(got), err, after)
+				}
+				select {
+				case <-done:
+				case <-time.After(ioTimeout):
+					t.Fatal("Shutdown did not return")
+				}
+			})
+		}
 	}
 }
 

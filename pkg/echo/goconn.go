@@ -74,7 +74,7 @@ func (c *goConn) serve() {
 		reason = why
 		return
 	}
-	if c.isTLS() && c.proxy == nil {
+	if c.acceptLater {
 		c.logAccepted() // after the handshake, which may refuse the peer
 	}
 
@@ -221,13 +221,11 @@ func (c *goConn) echoChunk(p []byte, logs bool) error {
 	if logs {
 		c.logData("received ", p)
 	}
-	if err := c.write(p, c.received(len(p))); err != nil {
-		return err
+	n, err := c.write(p, c.received(len(p)))
+	if logs && n > 0 {
+		c.logData("sent ", p[:n]) // what went, when a fault or an error cut it
 	}
-	if logs {
-		c.logData("sent ", p)
-	}
-	return nil
+	return err
 }
 
 // open runs the connection's open stages (stage.go): it reads what they
@@ -404,7 +402,7 @@ func (c *goConn) echoQueued() {
 	for n > 0 {
 		m, err := c.rwc.Read(buf[:min(n, len(buf))])
 		if m > 0 {
-			if c.write(buf[:m], c.received(m)) != nil {
+			if _, err := c.write(buf[:m], c.received(m)); err != nil {
 				c.echoLost()
 				return
 			}
@@ -418,10 +416,9 @@ func (c *goConn) echoQueued() {
 
 // write writes p back to the peer, reporting it to the observer with the
 // latency since readAt; its stages, if it has any, may cut it into pieces
-// and hold them (writePaced).
-func (c *goConn) write(p []byte, readAt time.Time) error {
-	var n int
-	var err error
+// and hold them (writePaced). n is how much of p went, all of it unless
+// err says why not.
+func (c *goConn) write(p []byte, readAt time.Time) (n int, err error) {
 	if c.run == nil || len(c.run.pacers) == 0 {
 		n, err = c.writeAll(p)
 	} else {
@@ -429,9 +426,9 @@ func (c *goConn) write(p []byte, readAt time.Time) error {
 	}
 	c.sent(n, err == nil, readAt)
 	if err != nil {
-		return &opError{"write", err}
+		return n, &opError{"write", err}
 	}
-	return nil
+	return n, nil
 }
 
 // writeAll writes p. With a write stall limit (WriteTimeout or

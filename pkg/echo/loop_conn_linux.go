@@ -141,7 +141,7 @@ func (l *loop) got(lc *loopConn, p []byte) {
 func (l *loop) writeBack(lc *loopConn, p []byte) {
 	m, err := ioRetry(func() (int, error) { return rawWrite(int(lc.fd), p) })
 	if err != nil && err != syscall.EAGAIN {
-		l.sent(lc, int(lc.written)+max(m, 0), false)
+		l.cut(lc, p, int(lc.written)+max(m, 0))
 		l.fail(lc, "write", err)
 		return
 	}
@@ -213,6 +213,21 @@ func (l *loop) releasePending(lc *loopConn) {
 	if !lc.draining && (!lc.stopped || lc.final > 0) {
 		l.watch(lc, syscall.EPOLLIN|syscall.EPOLLRDHUP)
 	}
+}
+
+// cut ends lc's current chunk after n of its bytes were written (a failed
+// write, a write timeout, a fault's ending): the transcript shows the part
+// that went, when data is logged, and the observer that the chunk failed.
+// chunk is the chunk if it is not held in lc's pending write (a first
+// write, from the loop's read buffer).
+func (l *loop) cut(lc *loopConn, chunk []byte, n int) {
+	if lc.pending != nil {
+		chunk = lc.pending.buf
+	}
+	if n > 0 && l.logsData && !lc.stopped {
+		lc.logData("sent ", chunk[:min(n, len(chunk))])
+	}
+	l.sent(lc, n, false)
 }
 
 // sent reports a chunk written back (or, if !ok, failed) to the observer
@@ -318,7 +333,7 @@ func (l *loop) sweep(now int64) {
 		op := "read"
 		if lc.pending != nil {
 			op = "write"
-			l.sent(lc, int(lc.written), false)
+			l.cut(lc, nil, int(lc.written))
 		}
 		err := &opError{op, os.ErrDeadlineExceeded}
 		l.close(lc, lc.closeReason(err), err)

@@ -174,7 +174,7 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 		m, err := ioRetry(func() (int, error) { return rawWrite(int(lc.fd), rest[:run.piece]) })
 		if err != nil && err != syscall.EAGAIN {
 			if !run.greets {
-				l.sent(lc, int(lc.written)+max(m, 0), false)
+				l.cut(lc, nil, int(lc.written)+max(m, 0))
 			}
 			l.fail(lc, "write", err)
 			return
@@ -389,7 +389,7 @@ func (l *loop) endNow(lc *loopConn, run *stageRun, mid bool) bool {
 		return false
 	}
 	if lc.pending != nil && !run.greets {
-		l.sent(lc, int(lc.written), false) // the chunk is cut, as on goroutines
+		l.cut(lc, nil, int(lc.written)) // as on goroutines
 	}
 	switch end {
 	case endClose:
@@ -403,6 +403,14 @@ func (l *loop) endNow(lc *loopConn, run *stageRun, mid bool) bool {
 	case endStall:
 		lc.dropPending()
 		run.due = 0
+		if lc.stopped {
+			// Past Shutdown's deadline a stalled connection owes
+			// nothing more (stop): FIN, and what the peer still sends
+			// is dropped, so that the close is not a reset for unread
+			// bytes.
+			l.shutWrite(lc)
+			break
+		}
 		// Edge-triggered with no event asked: a hang-up is reported
 		// once, and ignored (stalled).
 		l.watch(lc, unix.EPOLLET)

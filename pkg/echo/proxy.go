@@ -380,10 +380,12 @@ func (c *conn) proxied(p *proxied) error {
 	c.proxyCount(int(h.version), result)
 	// The connection's accept line, logged once the header says whose it
 	// is (Server.accepted leaves it to here), so that a PROXY connection
-	// costs the log lines of any other.
-	if e := c.log(zerolog.InfoLevel); e != nil {
-		line := p.acceptedLine(result == ProxyAccepted)
-		e.Str("proxy", p.summary).Msg(line)
+	// costs the log lines of any other; on TLS once the handshake has
+	// passed, as any TLS connection's.
+	if !c.acceptLater {
+		c.logAccepted()
+	} else if e := c.log(zerolog.DebugLevel); e != nil {
+		e.Str("proxy", p.String()).Msg("PROXY header: " + p.String() + "; the TLS handshake next")
 	}
 	if e := c.log(zerolog.DebugLevel); e != nil {
 		if fs := proxyTLVFields(h); len(fs) > 0 {

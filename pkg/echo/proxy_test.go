@@ -802,6 +802,27 @@ func TestProxyOneAcceptLine(t *testing.T) {
 	}
 }
 
+// TestProxyTLSAcceptLineAfterHandshake: on a TLS listener the PROXY
+// header comes before the handshake, and the connection is logged as
+// accepted once the handshake has passed, as any TLS connection: one whose
+// handshake fails logs only that (at most once a second), not an accept
+// line that no closing line follows.
+func TestProxyTLSAcceptLineAfterHandshake(t *testing.T) {
+	logs := &watchedLog{}
+	srv := &echo.Server{Logger: debugLogger(logs)}
+	c := proxyServeTLS(t, srv)(t)
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	c.Write(proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000"))
+	c.Write([]byte("not a TLS handshake\r\n"))
+	readAll(c)
+	logs.wait(t, "the failed handshake", func(log string) bool {
+		return strings.Contains(log, "TLS handshake failed")
+	})
+	if strings.Contains(logs.String(), "connection accepted") {
+		t.Errorf("a connection whose handshake failed was logged as accepted:\n%s", logs.String())
+	}
+}
+
 // TestProxyUnixClientWithoutPath: a header naming a Unix client with no
 // path (unnamed, or an abstract socket's, which the header's parser reads
 // as none) is numbered as this server's own Unix peers are; every such

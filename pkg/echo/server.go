@@ -360,7 +360,7 @@ func (s *Server) warnBusyPollUnused(addr net.Addr) {
 // is false once the server shuts down. logNow is false for a TLS
 // connection, logged once its handshake has passed.
 func (s *Server) accepted(c *conn, io connIO, local net.Addr, peer peerAddr, lconf *listenerConf, logNow bool) (serve, ok bool) {
-	c.srv, c.io = s, io
+	c.srv, c.io, c.acceptLater = s, io, !logNow
 	s.nameConn(c, local, peer)
 	s.guardConn(c, lconf, peer)
 	if !s.admit(c, peer) {

@@ -148,8 +148,12 @@ type pacer interface {
 	// how many bytes of the chunk are left (all of it when first), the
 	// length of the piece the stage before it chose. It returns how many
 	// of them to write now (1 to rest; more is taken as rest) and how
-	// long to wait before writing them.
-	next(rest int, first bool) (n int, wait time.Duration)
+	// long to wait before writing them. From Shutdown's deadline on
+	// (unpaced) its wait is ignored, and it should cut the piece only
+	// where an ending of its falls due (an ender's byte count): what is
+	// owed goes in as few writes as the socket takes, and the endings
+	// stay exact.
+	next(rest int, first, unpaced bool) (n int, wait time.Duration)
 }
 
 // An ending is what a write stage may make its connection do instead of
@@ -394,19 +398,19 @@ func (r *stageRun) endAt() time.Time {
 
 // next asks the pacers, in order, for the next piece of what is left of
 // the chunk, rest bytes: its length and the wait before it; once unpaced,
-// the whole rest at once.
+// with no wait, and cut only where an ending falls due.
 func (r *stageRun) next(rest int) (n int, wait time.Duration) {
 	n = rest
-	if r.unpaced.Load() {
-		r.first = false
-		return n, 0
-	}
+	unpaced := r.unpaced.Load()
 	for _, p := range r.pacers {
-		m, w := p.next(n, r.first)
+		m, w := p.next(n, r.first, unpaced)
 		n = min(max(m, 1), n)
 		wait += max(w, 0)
 	}
 	r.first = false
+	if unpaced {
+		wait = 0
+	}
 	return n, wait
 }
 

@@ -91,7 +91,10 @@ type slicer struct {
 
 func (s slicer) pacer(*conn) pacer { return s }
 
-func (s slicer) next(rest int, first bool) (int, time.Duration) {
+func (s slicer) next(rest int, first, unpaced bool) (int, time.Duration) {
+	if unpaced {
+		return rest, 0
+	}
 	if first {
 		return s.n, 0
 	}
