@@ -50,7 +50,7 @@ func jsonKeys(t *testing.T, s string) []string {
 // with the keys --json has and the same seconds.
 func TestBenchJSONStream(t *testing.T) {
 	srv := echotest.NewServer(t, nil)
-	cfg := bench.Config{Addr: srv.Addr, Conns: 2, Warmup: 100 * time.Millisecond, Duration: 2500 * time.Millisecond}
+	cfg := bench.Config{Addr: srv.Addr, Conns: 2, Warmup: 500 * time.Millisecond, Duration: 2500 * time.Millisecond}
 	var w timedWriter
 	if err := runBench(context.Background(), cfg, benchOutputs{stream: true}, &w, nil); err != nil {
 		t.Fatal(err)

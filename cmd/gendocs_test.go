@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/echoctl/echoctl/internal/testtool"
 )
 
 // committedDocs is the CLI reference that `make docs` writes, from cmd/.
@@ -100,9 +102,10 @@ func TestGenDocsRemovesStalePages(t *testing.T) {
 }
 
 // TestGenMan checks that the man pages are one a documented command,
-// compressed reproducibly, dated by --date, and (where groff is installed)
-// free of roff warnings.
+// compressed reproducibly, dated by --date, and free of roff warnings
+// (groff).
 func TestGenMan(t *testing.T) {
+	groff := testtool.Need(t, "groff", "checks that the man pages render without warnings")
 	dirs := []string{t.TempDir(), t.TempDir()}
 	for _, dir := range dirs {
 		gen(t, "man", "--dir", dir, "--gzip", "--date", "2026-11-25T04:29:55Z")
@@ -139,12 +142,10 @@ func TestGenMan(t *testing.T) {
 		if want := `.TH "` + title + `" "1" "Nov 2026" "echoctl `; !bytes.Contains(page, []byte(want)) {
 			t.Errorf("%s has no header %q:\n%.300s", name, want, page)
 		}
-		if groff, err := exec.LookPath("groff"); err == nil {
-			cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z")
-			cmd.Stdin = bytes.NewReader(page)
-			if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
-				t.Errorf("groff on %s: %v\n%s", name, err, out)
-			}
+		cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z")
+		cmd.Stdin = bytes.NewReader(page)
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("groff on %s: %v\n%s", name, err, out)
 		}
 	}
 
@@ -206,10 +207,7 @@ func TestGenCompletions(t *testing.T) {
 // TestCompletionBash loads `echoctl completion bash` into bash, as a user's
 // shell does, and completes with the built binary.
 func TestCompletionBash(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash")
-	}
+	bash := testtool.Need(t, "bash", "loads the completion script as a user's shell does")
 	r := run(t, context.Background(), "completion", "bash")
 	if r.code != ExitOK {
 		t.Fatalf("exit code %d, stderr %q", r.code, r.stderr)

@@ -3,13 +3,14 @@
 # against when they are missing: haproxy and nginx with its stream module
 # (the load-balancer tests, PROXY protocol), socat and ncat (peers echoctl
 # did not write), python3 (the seed's programs), openssl, make and chromium
-# (bench's HTML report, opened headless in internal/report's test);
+# (bench's HTML report, opened headless in internal/report's test), groff
+# (the man pages rendered without warnings) and bash (its completion);
 # internal/testtool says how tests find them. On Debian or Ubuntu as
 # root it installs them with apt-get; elsewhere it says what is missing and
 # the tests that need it skip, except under CI=true, where a missing tool
 # fails them (and this script fails first).
 set -uo pipefail
-need=(haproxy nginx socat ncat python3 openssl make chromium)
+need=(haproxy nginx socat ncat python3 openssl make chromium groff bash)
 say() { echo "test-deps: $*" >&2; }
 
 missing=()
@@ -32,10 +33,18 @@ if ! command -v nginx >/dev/null 2>&1 || stream_module_missing; then
 	missing+=(libnginx-mod-stream)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
+# Debian's package for each, where its name is not the tool's.
+packages=()
+for m in "${missing[@]}"; do
+	case "$m" in
+	groff) packages+=(groff-base) ;;
+	*) packages+=("$m") ;;
+	esac
+done
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 	say "installing ${missing[*]} with apt-get"
-	if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/tmp/echoctl-test-deps.log 2>&1; then
+	if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"; } >/tmp/echoctl-test-deps.log 2>&1; then
 		exit 0
 	fi
 	say "apt-get failed (see /tmp/echoctl-test-deps.log)"

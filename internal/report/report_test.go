@@ -27,7 +27,7 @@ func runs(t *testing.T) []report.Run {
 	srv := echotest.NewServer(t, nil)
 	var out []report.Run
 	for _, conns := range []int{1, 4} {
-		res, err := bench.Run(context.Background(), bench.Config{Addr: srv.Addr, Conns: conns, Warmup: 100 * time.Millisecond, Duration: 2200 * time.Millisecond})
+		res, err := bench.Run(context.Background(), bench.Config{Addr: srv.Addr, Conns: conns, Warmup: 500 * time.Millisecond, Duration: 2200 * time.Millisecond})
 		if err != nil {
 			t.Fatalf("bench: %v", err)
 		}

@@ -27,7 +27,7 @@ func ExampleRun() {
 		Mode:     bench.ModePingPong,
 		Conns:    2,
 		Size:     128,
-		Warmup:   100 * time.Millisecond,
+		Warmup:   500 * time.Millisecond,
 		Duration: 300 * time.Millisecond,
 	})
 	if err != nil {

@@ -283,7 +283,12 @@ func TestLoopTranscriptOfAPendingWrite(t *testing.T) {
 	}
 	got := make([]byte, 0, 64<<10)
 	buf := make([]byte, 64<<10)
+	const bound = 5 * time.Second
+	deadline := time.Now().Add(bound)
 	for lc.pending != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pending write back is not done after %v (%d bytes echoed)", bound, len(got))
+		}
 		n, err := syscall.Read(fds[1], buf)
 		if n > 0 {
 			got = append(got, buf[:n]...)
@@ -294,6 +299,9 @@ func TestLoopTranscriptOfAPendingWrite(t *testing.T) {
 		l.flush(lc)
 	}
 	for len(got) < 64<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes echoed after %v, want %d", len(got), bound, 64<<10)
+		}
 		n, err := syscall.Read(fds[1], buf)
 		if err != nil && err != syscall.EAGAIN {
 			t.Fatal(err)

@@ -160,20 +160,26 @@ func localV2(t *testing.T) []byte {
 // proxyRecorder counts PROXY headers by version and result
 // (echo.ProxyObserver) and connections by close reason.
 type proxyRecorder struct {
-	mu      sync.Mutex
-	headers map[string]int // "v2 proxy"
-	closed  map[echo.CloseReason]int
+	mu       sync.Mutex
+	accepted int
+	headers  map[string]int // "v2 proxy"
+	closed   map[echo.CloseReason]int
 }
 
 func newProxyRecorder() *proxyRecorder {
 	return &proxyRecorder{headers: map[string]int{}, closed: map[echo.CloseReason]int{}}
 }
 
-func (r *proxyRecorder) Listening(string, bool)                          {}
-func (r *proxyRecorder) AcceptError(string, error)                       {}
-func (r *proxyRecorder) ConnAccepted(string, net.Addr) echo.ConnObserver { return r }
-func (r *proxyRecorder) Received(int)                                    {}
-func (r *proxyRecorder) Sent(int, time.Duration)                         {}
+func (r *proxyRecorder) Listening(string, bool)    {}
+func (r *proxyRecorder) AcceptError(string, error) {}
+func (r *proxyRecorder) ConnAccepted(string, net.Addr) echo.ConnObserver {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.accepted++
+	return r
+}
+func (r *proxyRecorder) Received(int)            {}
+func (r *proxyRecorder) Sent(int, time.Duration) {}
 
 func (r *proxyRecorder) Closed(reason echo.CloseReason) {
 	r.mu.Lock()
@@ -185,6 +191,12 @@ func (r *proxyRecorder) ProxyHeader(version int, result echo.ProxyResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.headers["v"+string(rune('0'+version))+" "+result.String()]++
+}
+
+func (r *proxyRecorder) acceptedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted
 }
 
 func (r *proxyRecorder) counts() (map[string]int, map[echo.CloseReason]int) {
@@ -630,10 +642,8 @@ func TestProxyShutdownWhileWaiting(t *testing.T) {
 			srv := &echo.Server{Logger: debugLogger(&logs), Observer: rec}
 			c := pt.start(t, srv)(t)
 			c.Write([]byte("PROX"))
-			go func() {
-				time.Sleep(50 * time.Millisecond) // the header's first bytes are read
-				shutdown(srv, 50*time.Millisecond)
-			}()
+			waitUntil(t, "accepted", func() bool { return rec.acceptedCount() == 1 })
+			go shutdown(srv, 50*time.Millisecond)
 			if got, _ := readAll(c); len(got) != 0 {
 				t.Errorf("read %q", got)
 			}

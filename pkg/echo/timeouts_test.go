@@ -53,8 +53,11 @@ func TestIdleTimeout(t *testing.T) {
 			// the quiet one has been closed.
 			chatty := dial(t, addr)
 			quiet := dial(t, addr)
-			roundTrip(t, quiet, []byte("then silence"))
+			// Times are taken before the last round trip: the server's
+			// idle clock starts when it writes the echo, which may be
+			// well before the client has read it on a loaded machine.
 			quietSince := time.Now()
+			roundTrip(t, quiet, []byte("then silence"))
 			for i := 0; rec.closedCount(echo.CloseIdle) == 0; i++ {
 				if time.Since(quietSince) > ioTimeout {
 					t.Fatalf("no connection closed for idle %v after the quiet one went quiet", ioTimeout)
@@ -74,10 +77,10 @@ func TestIdleTimeout(t *testing.T) {
 				t.Errorf("idle connection closed after %v, before the %v timeout", d, idle)
 			}
 			rec.waitClosed(t, echo.CloseIdle, 1)
+			start := time.Now()
 			roundTrip(t, chatty, []byte("still here"))
 
 			// Then the chatty one goes quiet and is closed too.
-			start := time.Now()
 			if got, err := readAll(chatty); err != nil || len(got) != 0 {
 				t.Fatalf("second idle connection read %q, %v; want end of stream", got, err)
 			}
