@@ -139,7 +139,7 @@ func TestBenchOutputFileRefused(t *testing.T) {
 	for _, flag := range []string{"--hgrm", "--html"} {
 		start := time.Now()
 		code, _, stderr := benchRun(t, "bench", "--addr", "127.0.0.1:1", "--hgrm", filepath.Join(dir, "ok.hgrm"), flag, filepath.Join(dir, "no", "such", "dir"))
-		if code != ExitUsage || !strings.Contains(stderr, "invalid "+flag+":") || time.Since(start) > 500*time.Millisecond {
+		if code != ExitUsage || !strings.Contains(stderr, "invalid "+flag+":") || time.Since(start) > 5*time.Second {
 			t.Errorf("%s: exit %d, %q after %v", flag, code, stderr, time.Since(start))
 		}
 	}
@@ -260,7 +260,7 @@ func TestBenchOutputOverwritesInput(t *testing.T) {
 			if code != ExitUsage || stdout != "" || !strings.HasPrefix(stderr, "echoctl: ") || !strings.Contains(stderr, tt.err) || strings.Count(stderr, "\n") != 1 {
 				t.Errorf("exit %d, stdout %q, stderr %q; want %d and %q", code, stdout, stderr, ExitUsage, tt.err)
 			}
-			if d := time.Since(start); d > 500*time.Millisecond {
+			if d := time.Since(start); d > 5*time.Second { // a run lasts 11s
 				t.Errorf("refused after %v, want before any load", d)
 			}
 			for f, want := range map[string]string{cfg: cfgText, old: oldText} {

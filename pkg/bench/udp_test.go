@@ -405,18 +405,18 @@ func TestUDPConfig(t *testing.T) {
 	}
 }
 
-// TestUDPInterrupted cuts a two-second run short: it returns at once,
+// TestUDPInterrupted cuts a ten-second run short: it returns at once,
 // without draining, and says how much it measured.
 func TestUDPInterrupted(t *testing.T) {
 	addr := udpEchoctl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	res, err := bench.Run(ctx, bench.Config{Addr: addr, Rate: 200, Duration: 2 * time.Second, OpTimeout: 5 * time.Second})
-	if took := time.Since(start); took > 1500*time.Millisecond {
+	res, err := bench.Run(ctx, bench.Config{Addr: addr, Rate: 200, Duration: 10 * time.Second, OpTimeout: 5 * time.Second})
+	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Run took %v after an interruption at 500ms", took)
 	}
-	if !errors.Is(err, bench.ErrInterrupted) || !res.Interrupted || res.Elapsed <= 0 || res.Elapsed >= 2 || res.UDP.Sent == 0 {
+	if !errors.Is(err, bench.ErrInterrupted) || !res.Interrupted || res.Elapsed <= 0 || res.Elapsed >= 10 || res.UDP.Sent == 0 {
 		t.Fatalf("Run: %v, %+v, UDP %+v", err, res, res.UDP)
 	}
 }
