@@ -36,6 +36,9 @@ type faultTarget struct {
 	// noRST: a reset may reach the peer as the end of the stream (a Unix
 	// socket has no RST; a wrapped connection cannot set SO_LINGER).
 	noRST bool
+	// unqueued: what waits unread in the socket at Shutdown's deadline is
+	// not echoed (TLS, a wrapped connection: the server cannot see it).
+	unqueued bool
 }
 
 // dialFunc connects to a target.
@@ -57,7 +60,7 @@ func (d dialFunc) conn(t *testing.T) net.Conn {
 func faultTargets() []faultTarget {
 	var ts []faultTarget
 	for _, v := range variants {
-		ts = append(ts, faultTarget{name: "tcp " + v.name, noRST: v.opaque, start: func(t *testing.T, w io.Writer, set func(*echo.Server)) dialFunc {
+		ts = append(ts, faultTarget{name: "tcp " + v.name, noRST: v.opaque, unqueued: v.opaque, start: func(t *testing.T, w io.Writer, set func(*echo.Server)) dialFunc {
 			addr, _ := startVariant(t, v, w, set)
 			return func() (net.Conn, error) { return net.DialTimeout("tcp", addr, ioTimeout) }
 		}})
@@ -74,7 +77,7 @@ func faultTargets() []faultTarget {
 			return func() (net.Conn, error) { return net.DialTimeout("unix", path, ioTimeout) }
 		}})
 	}
-	ts = append(ts, faultTarget{name: "tls", tls: true, start: func(t *testing.T, w io.Writer, set func(*echo.Server)) dialFunc {
+	ts = append(ts, faultTarget{name: "tls", tls: true, unqueued: true, start: func(t *testing.T, w io.Writer, set func(*echo.Server)) dialFunc {
 		fx := newTLSFixture(t)
 		srv := quietServer(w)
 		set(srv)
@@ -638,56 +641,82 @@ func TestFaultCutLogsSent(t *testing.T) {
 
 // TestFaultAfterBytesHoldsAtShutdown: Shutdown's deadline ends the waits
 // of a sliced echo, not the byte counts of the endings: an echo owed then
-// is written at once up to the count, and the ending acts there. The
-// whole echo used to go, and the connection to end cleanly.
+// is written at once up to the count, and the ending acts there, whether
+// the count falls in the chunk held at the deadline, in bytes still unread
+// in the socket then, or at the very end of the held chunk. The whole echo
+// used to go, and the connection to end cleanly.
 func TestFaultAfterBytesHoldsAtShutdown(t *testing.T) {
 	sent := randomBytes(9, 4000)
-	const after, slice = 1000, 100
+	const slice = 100
 	for _, ft := range faultTargets() {
 		for _, e := range []struct {
-			name  string
-			set   func(*echo.Faults, echo.FaultAfter)
-			reset bool // at most after bytes, then a reset or the end of the stream
+			name, verb string
+			set        func(*echo.Faults, echo.FaultAfter)
+			reset      bool // at most after bytes, then a reset
 		}{
-			{"close", func(f *echo.Faults, a echo.FaultAfter) { f.CloseAfter = a }, false},
-			{"stall", func(f *echo.Faults, a echo.FaultAfter) { f.StallAfter = a }, false},
-			{"reset", func(f *echo.Faults, a echo.FaultAfter) { f.ResetAfter = a }, true},
+			{"close", "closing", func(f *echo.Faults, a echo.FaultAfter) { f.CloseAfter = a }, false},
+			{"stall", "stalling", func(f *echo.Faults, a echo.FaultAfter) { f.StallAfter = a }, false},
+			{"reset", "reset", func(f *echo.Faults, a echo.FaultAfter) { f.ResetAfter = a }, true},
 		} {
-			t.Run(ft.name+"/"+e.name, func(t *testing.T) {
-				var srv *echo.Server
-				dial := ft.start(t, nil, func(s *echo.Server) {
-					f := &echo.Faults{Slice: slice, SliceDelay: time.Hour}
-					e.set(f, echo.FaultAfter{Bytes: after})
-					s.Faults, srv = f, s
+			for _, w := range []struct {
+				name          string
+				after         int
+				first, second int // bytes written before the first slice is read, and after
+			}{
+				{"held", 1000, 4000, 0},
+				{"queued", 1000, 500, 3500},
+				{"at the chunk's end", 500, 500, 0},
+			} {
+				if w.second > 0 && ft.unqueued {
+					continue // what waits unread at the deadline is not echoed there
+				}
+				t.Run(ft.name+"/"+e.name+"/"+w.name, func(t *testing.T) {
+					var logs syncBuffer
+					var srv *echo.Server
+					dial := ft.start(t, &logs, func(s *echo.Server) {
+						f := &echo.Faults{Slice: slice, SliceDelay: time.Hour}
+						e.set(f, echo.FaultAfter{Bytes: int64(w.after)})
+						s.Faults, srv = f, s
+					})
+					c := dial.conn(t)
+					c.SetDeadline(time.Now().Add(ioTimeout))
+					if _, err := c.Write(sent[:w.first]); err != nil {
+						t.Fatal(err)
+					}
+					first := make([]byte, slice)
+					if _, err := io.ReadFull(c, first); err != nil {
+						t.Fatalf("the first slice: %v", err)
+					}
+					if w.second > 0 {
+						// Unread by the server, which holds the first chunk.
+						if _, err := c.Write(sent[w.first : w.first+w.second]); err != nil {
+							t.Fatal(err)
+						}
+					}
+					done := make(chan error, 1)
+					go func() { done <- shutdown(srv, 50*time.Millisecond) }()
+					rest, err := readAll(c)
+					got := append(first, rest...)
+					c.Close() // ends the server's lingering close
+					switch {
+					case !bytes.Equal(got, sent[:min(len(got), len(sent))]):
+						t.Fatalf("read %d bytes that are not the start of those sent", len(got))
+					case e.reset && (len(got) > w.after || !isReset(err) && !(ft.noRST && err == nil)):
+						t.Fatalf("read %d bytes, then %v; want at most %d, then a reset", len(got), err, w.after)
+					case !e.reset && (len(got) != w.after || err != nil):
+						t.Fatalf("read %d bytes, then %v; want exactly %d, then the end of the stream", len(got), err, w.after)
+					}
+					select {
+					case <-done:
+					case <-time.After(ioTimeout):
+						t.Fatal("Shutdown did not return")
+					}
+					waitLog(t, &logs, "fault: "+e.verb)
+					if strings.Contains(logs.String(), "not written") {
+						t.Errorf("the fault's ending was logged as an echo lost:\n%s", logs.String())
+					}
 				})
-				c := dial.conn(t)
-				c.SetDeadline(time.Now().Add(ioTimeout))
-				if _, err := c.Write(sent); err != nil {
-					t.Fatal(err)
-				}
-				first := make([]byte, slice)
-				if _, err := io.ReadFull(c, first); err != nil {
-					t.Fatalf("the first slice: %v", err)
-				}
-				done := make(chan error, 1)
-				go func() { done <- shutdown(srv, 50*time.Millisecond) }()
-				rest, err := readAll(c)
-				got := append(first, rest...)
-				c.Close() // ends the server's lingering close
-				switch {
-				case !bytes.Equal(got, sent[:min(len(got), len(sent))]):
-					t.Fatalf("read %d bytes that are not the start of those sent", len(got))
-				case e.reset && (len(got) > after || (err != nil && !isReset(err))):
-					t.Fatalf("read %d bytes, then %v; want at most %d, then a reset", len(got), err, after)
-				case !e.reset && (len(got) != after || err != nil):
-					t.Fatalf("read %d bytes, then %v; want exactly %d, then the end of the stream", len(got), err, after)
-				}
-				select {
-				case <-done:
-				case <-time.After(ioTimeout):
-					t.Fatal("Shutdown did not return")
-				}
-			})
+			}
 		}
 	}
 }

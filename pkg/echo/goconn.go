@@ -83,7 +83,7 @@ func (c *goConn) serve() {
 	if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 		var op *opError
 		if !errors.As(err, &op) || op.op != "write" {
-			c.closeForShutdown() // the read Shutdown's deadline stopped
+			reason = c.closeForShutdown() // the read Shutdown's deadline stopped
 			return
 		}
 		// Its last write back did not finish by Shutdown's deadline,
@@ -357,11 +357,18 @@ func (c *goConn) abort() {
 // and the server had not read yet, sends FIN, then reads and discards what
 // the peer still sends until drainLinger after the deadline (a lingering
 // close, as nginx does), so that the peer sees an orderly end of stream
-// rather than a reset.
-func (c *goConn) closeForShutdown() {
+// rather than a reset. A fault's ending due within what was owed cuts it
+// there (stageRun.next): a reset then closes with an RST (CloseFault, as
+// on a loop); a close or a stall ends as the lingering close does.
+func (c *goConn) closeForShutdown() CloseReason {
 	c.log(zerolog.InfoLevel).Str("reason", "shutdown").Msg("closing")
 	c.echoQueued()
+	if c.run != nil && c.run.enders != nil && c.run.ending(false) == endReset {
+		resetConn(c.rwc)
+		return CloseFault
+	}
 	lingerClose(c.rwc, time.Unix(0, c.stopWriteBy.Load()))
+	return CloseShutdown
 }
 
 // lingerClose is the goroutine engine's lingering close: it sends FIN
@@ -403,7 +410,9 @@ func (c *goConn) echoQueued() {
 		m, err := c.rwc.Read(buf[:min(n, len(buf))])
 		if m > 0 {
 			if _, err := c.write(buf[:m], c.received(m)); err != nil {
-				c.echoLost()
+				if !errors.Is(err, errFault) { // a fault's ending is no loss
+					c.echoLost()
+				}
 				return
 			}
 			n -= m

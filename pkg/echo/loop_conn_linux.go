@@ -181,6 +181,9 @@ func (l *loop) chunkDone(lc *loopConn, chunk []byte, echo bool) {
 		l.sent(lc, int(lc.written), true)
 	}
 	if lc.stopped && lc.final == 0 {
+		if run := lc.run; echo && run != nil && run.enders != nil && run.ending(false) != endNone {
+			return // a fault's ending, due at the end of what was owed: writeStaged acts on it
+		}
 		l.shutWrite(lc)
 	}
 }

@@ -193,7 +193,7 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 			if early := run.early; early != nil && !echo && lc.pending == nil {
 				run.early = nil
 				l.echoChunk(lc, run, early)
-			} else if run.enders != nil && lc.pending == nil && !lc.stopped && lc.run == run {
+			} else if run.enders != nil && lc.pending == nil && lc.run == run {
 				l.endNow(lc, run, false) // before reading on
 			}
 			return
@@ -391,6 +391,17 @@ func (l *loop) endNow(lc *loopConn, run *stageRun, mid bool) bool {
 	if lc.pending != nil && !run.greets {
 		l.cut(lc, nil, int(lc.written)) // as on goroutines
 	}
+	if lc.stopped && end != endReset {
+		// Past Shutdown's deadline (stop) a close or a stall is its
+		// lingering close: FIN, and what the peer still sends is
+		// dropped, so that the close is not a reset for unread bytes.
+		lc.dropPending()
+		run.due = 0
+		if !lc.draining {
+			l.shutWrite(lc)
+		}
+		return true
+	}
 	switch end {
 	case endClose:
 		lc.dropPending()
@@ -403,14 +414,6 @@ func (l *loop) endNow(lc *loopConn, run *stageRun, mid bool) bool {
 	case endStall:
 		lc.dropPending()
 		run.due = 0
-		if lc.stopped {
-			// Past Shutdown's deadline a stalled connection owes
-			// nothing more (stop): FIN, and what the peer still sends
-			// is dropped, so that the close is not a reset for unread
-			// bytes.
-			l.shutWrite(lc)
-			break
-		}
 		// Edge-triggered with no event asked: a hang-up is reported
 		// once, and ignored (stalled).
 		l.watch(lc, unix.EPOLLET)
