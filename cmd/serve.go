@@ -66,6 +66,10 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 			// connection, and in full before serve returns.
 			logs := logging.NewBuffered(streams.Err, logging.FlushEvery)
 			defer logs.Close()
+			// A log whose reader has gone (serve 2>&1 | head) is a write
+			// error, which stops the log, not a SIGPIPE, which would end
+			// the server and its connections (exit 141).
+			signal.Ignore(syscall.SIGPIPE)
 			// From the first SIGINT or SIGTERM on, each line goes out at
 			// once: a second one ends the process with nothing held back.
 			defer context.AfterFunc(cmd.Context(), func() { logs.Close() })()

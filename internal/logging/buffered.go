@@ -1,6 +1,8 @@
 package logging
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -18,13 +20,33 @@ const FlushEvery = 100 * time.Millisecond
 // them out without waiting for the timer.
 const bufferedMax = 64 << 10
 
+// heldMax is the most a Buffered writer holds while its destination takes
+// nothing (a pipe nobody reads, a terminal stopped with Ctrl-S): beyond it,
+// lines are dropped and counted, not held.
+const heldMax = 1 << 20
+
+// CloseWait is how long Close waits for the destination to take what is
+// held: a destination that takes nothing must not keep a program from
+// exiting.
+const CloseWait = 2 * time.Second
+
+// ErrLogBlocked is Close's error when the destination did not take what was
+// held within CloseWait.
+var ErrLogBlocked = errors.New("the log's destination took nothing for " + CloseWait.String() + ": the rest of the log is lost")
+
 // Buffered is an io.Writer that holds what is written to it and writes it to
 // its destination in one piece: at most FlushEvery after the first byte it
-// holds, as soon as it holds 64 KiB, and on Flush and Close. Writes are
-// serialised, so lines stay whole and in the order they were written;
-// nothing is dropped (a writer that blocks delays the next flush, not the
-// log), and Close writes out what is left, so a program that closes it
-// before it exits loses nothing of its log.
+// holds, as soon as it holds 64 KiB, at once after Close, and on Flush.
+// Writes are serialised, so lines stay whole and in the order they were
+// written.
+//
+// A write never waits for the destination: a flush writes on a goroutine
+// of its own (the timer's), or on the goroutine that calls Flush or Close,
+// and the writers only append meanwhile. So a destination that blocks (a
+// pipe nobody reads) delays the log, never what the program logs from (an
+// event loop's connections). While it blocks, what is held grows to 1 MiB
+// at most; later lines are dropped, and once the destination takes bytes
+// again the notice set with OnDrop counts them.
 //
 // A write error from the destination is kept and returned by the writes
 // and the Flush that follow; what was held then is discarded.
@@ -33,97 +55,159 @@ type Buffered struct {
 	out   io.Writer // what flushes write to: dest, or a TextWriter to it (New)
 	every time.Duration
 
-	mu     sync.Mutex
-	buf    []byte
-	timer  *time.Timer // armed while buf holds bytes
-	armed  bool
-	closed bool
-	err    error
+	mu      sync.Mutex
+	idle    sync.Cond // signalled when a flush ends (writing false)
+	buf     []byte
+	spare   []byte      // the buffer a flush wrote from, for the next
+	timer   *time.Timer // armed while buf holds bytes and no flush writes
+	armed   bool
+	writing bool // a flush is writing out (and will look again before it stops)
+	closed  bool
+	dropped int // lines dropped since the last notice
+	onDrop  func(n int)
+	err     error
 }
 
 // NewBuffered returns a Buffered writer to out that flushes at most every
 // after the first byte it holds.
 func NewBuffered(out io.Writer, every time.Duration) *Buffered {
-	return &Buffered{dest: out, out: out, every: every}
+	b := &Buffered{dest: out, out: out, every: every}
+	b.idle.L = &b.mu
+	return b
 }
 
 // Unwrap returns the destination, for callers that look at it (is it a
 // terminal?).
 func (b *Buffered) Unwrap() io.Writer { return b.dest }
 
-// Write holds p to be written out with what is held already. After Close it
-// writes p through at once.
+// OnDrop sets what logs that n lines were dropped because the destination
+// took nothing while 1 MiB was held: it is called by a flush, once the
+// destination has taken bytes again, and may write to b.
+func (b *Buffered) OnDrop(notice func(n int)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onDrop = notice
+}
+
+// Write holds p to be written out with what is held already; after Close,
+// a flush starts at once.
 func (b *Buffered) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.closed {
-		return b.out.Write(p)
+	if b.writing && len(b.buf)+len(p) > heldMax {
+		b.dropped++
+		return len(p), nil
 	}
 	b.buf = append(b.buf, p...)
-	switch {
-	case len(b.buf) >= bufferedMax:
-		if err := b.flushLocked(); err != nil {
-			return 0, err
-		}
-	case !b.armed:
-		b.armed = true
-		if b.timer == nil {
-			b.timer = time.AfterFunc(b.every, b.timed)
-		} else {
-			b.timer.Reset(b.every)
-		}
+	if b.closed || len(b.buf) >= bufferedMax {
+		b.schedule(0)
+	} else {
+		b.schedule(b.every)
 	}
 	return len(p), nil
+}
+
+// schedule makes a flush start within d (0: now) on the timer's goroutine,
+// unless one is writing already, which looks again before it stops.
+// b.mu is held.
+func (b *Buffered) schedule(d time.Duration) {
+	switch {
+	case b.writing:
+	case b.timer == nil:
+		b.timer = time.AfterFunc(d, b.timed)
+		b.armed = true
+	case !b.armed || d == 0:
+		b.timer.Reset(d)
+		b.armed = true
+	}
 }
 
 // timed is the timer's flush.
 func (b *Buffered) timed() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.armed = false
-	_ = b.flushLocked()
+	if b.writing {
+		b.mu.Unlock()
+		return // the flush that writes looks again before it stops
+	}
+	b.writing = true
+	b.mu.Unlock()
+	_ = b.writeOut()
 }
 
-// Flush writes out what is held.
+// Flush writes out what is held, after the flush writing now, if any.
 func (b *Buffered) Flush() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.flushLocked()
+	for b.writing {
+		b.idle.Wait()
+	}
+	b.writing = true
+	b.mu.Unlock()
+	return b.writeOut()
 }
 
-// Close writes out what is held, stops the timer, and makes later writes go
-// straight through.
+// writeOut writes what is held to the destination, outside the lock, until
+// nothing is; the caller has set b.writing.
+func (b *Buffered) writeOut() error {
+	b.mu.Lock()
+	for {
+		if n := b.dropped; n > 0 && b.onDrop != nil && b.err == nil {
+			// The lines written since are held after those that came
+			// before the drop: the notice follows those, in order.
+			b.dropped = 0
+			notice := b.onDrop
+			b.mu.Unlock()
+			notice(n)
+			b.mu.Lock()
+		}
+		if len(b.buf) == 0 || b.err != nil {
+			err := b.err
+			if b.err != nil {
+				b.buf = b.buf[:0]
+			}
+			b.writing = false
+			b.idle.Broadcast()
+			b.mu.Unlock()
+			return err
+		}
+		out := b.buf
+		b.buf, b.spare = b.spare[:0], nil
+		b.mu.Unlock()
+		_, err := b.out.Write(out)
+		b.mu.Lock()
+		if err != nil && b.err == nil {
+			b.err = err
+		}
+		if cap(out) <= bufferedMax*2 {
+			b.spare = out[:0]
+		}
+	}
+}
+
+// Close writes out what is held, waiting at most CloseWait for the
+// destination to take it, and from then on starts a flush at once for
+// each write: lines go out as they come, on the timer's goroutine.
 func (b *Buffered) Close() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.closed = true
-	if b.timer != nil {
+	if b.timer != nil && b.armed {
 		b.timer.Stop()
 		b.armed = false
 	}
-	return b.flushLocked()
-}
-
-func (b *Buffered) flushLocked() error {
-	if b.err != nil {
-		return b.err
+	b.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- b.Flush() }()
+	t := time.NewTimer(CloseWait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return ErrLogBlocked
 	}
-	if len(b.buf) == 0 {
-		return nil
-	}
-	_, err := b.out.Write(b.buf)
-	if err != nil {
-		b.err = err
-	}
-	if cap(b.buf) > bufferedMax*2 {
-		b.buf = nil
-	} else {
-		b.buf = b.buf[:0]
-	}
-	return err
 }
 
 // Serialized returns w as a writer that several goroutines may log to at
@@ -134,4 +218,13 @@ func Serialized(w io.Writer) io.Writer {
 		return w
 	}
 	return zerolog.SyncWriter(w)
+}
+
+// dropNotice returns the notice of a Buffered that logger logs to
+// (OnDrop): a warning from main.
+func dropNotice(logger zerolog.Logger) func(n int) {
+	return func(n int) {
+		logger.Warn().Str("logger", "main").Int("log_lines_dropped", n).
+			Msg(fmt.Sprintf("%d log lines dropped: the log's destination took nothing while 1 MiB was held", n))
+	}
 }

@@ -93,6 +93,11 @@ func TestBufferedFullWritesAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	select {
+	case <-out.wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("holding %d bytes wrote nothing", bufferedMax)
+	}
 	if got := out.got(); len(got) != 1 || len(got[0]) != bufferedMax {
 		t.Fatalf("holding %d bytes wrote %d times", bufferedMax, len(got))
 	}
@@ -134,12 +139,87 @@ func TestBufferedCloseLosesNothingAndKeepsOrder(t *testing.T) {
 			t.Errorf("writer %d: %d lines of %d written", w, n, lines)
 		}
 	}
-	// After Close a write goes straight through.
+	// After Close a write goes out at once, not a FlushEvery later.
+	for len(out.wrote) > 0 {
+		<-out.wrote
+	}
 	if _, err := b.Write([]byte("late\n")); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case <-out.wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write after Close is held")
+	}
 	if got := out.got(); got[len(got)-1] != "late\n" {
-		t.Fatalf("a write after Close is held: %q", got[len(got)-1])
+		t.Fatalf("after Close, wrote %q", got[len(got)-1])
+	}
+}
+
+// blockedWriter takes nothing until it is unblocked: a pipe nobody reads.
+type blockedWriter struct {
+	lockedRecorder
+	unblock chan struct{}
+	entered chan struct{} // gets a value when a Write starts to wait
+}
+
+func (w *blockedWriter) Write(p []byte) (int, error) {
+	select {
+	case w.entered <- struct{}{}:
+	default:
+	}
+	<-w.unblock
+	return w.lockedRecorder.Write(p)
+}
+
+// TestBufferedNeverBlocksTheWriters: while the destination takes nothing,
+// writes return at once; past 1 MiB held, lines are dropped and counted,
+// and once the destination takes bytes again what was held goes out in
+// order, then the notice of what was dropped. Close waits CloseWait at most.
+func TestBufferedNeverBlocksTheWriters(t *testing.T) {
+	out := &blockedWriter{lockedRecorder: *newLockedRecorder(), unblock: make(chan struct{}), entered: make(chan struct{}, 1)}
+	b := NewBuffered(out, time.Millisecond)
+	var dropped []int
+	b.OnDrop(func(n int) {
+		dropped = append(dropped, n)
+		fmt.Fprintf(b, "dropped %d\n", n)
+	})
+	line := strings.Repeat("x", 99) + "\n"
+	if _, err := b.Write([]byte(line)); err != nil {
+		t.Fatal(err)
+	}
+	<-out.entered // the flush waits on the destination
+	const lines = 3 * heldMax / 100
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range lines {
+			if _, err := b.Write([]byte(line)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writes waited for a destination that takes nothing")
+	}
+	start := time.Now()
+	if err := b.Close(); !errors.Is(err, ErrLogBlocked) || time.Since(start) < CloseWait {
+		t.Fatalf("Close = %v after %v, want %v after %v", err, time.Since(start), ErrLogBlocked, CloseWait)
+	}
+	close(out.unblock)
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(out.got(), "")
+	held := strings.Count(all, line)
+	if held < heldMax/100 || held >= lines {
+		t.Errorf("%d of %d lines written, want about 1 MiB of them", held, lines+1)
+	}
+	if len(dropped) != 1 || dropped[0] != lines+1-held || !strings.HasSuffix(all, fmt.Sprintf("dropped %d\n", dropped[0])) {
+		t.Errorf("dropped %v, written %d of %d, log ends %q; want one notice of the rest, last", dropped, held, lines+1, all[max(0, len(all)-40):])
 	}
 }
 

@@ -30,8 +30,17 @@ func ParseLevel(s string) (zerolog.Level, error) {
 
 // New returns a logger writing to w in format at level. color turns on
 // colour for the console format (use it when w is a terminal). When w is
-// a *Buffered, the text format's lines are made as it flushes.
+// a *Buffered, the text format's lines are made as it flushes, and lines
+// it drops are counted in a warning (Buffered.OnDrop).
 func New(w io.Writer, format string, level zerolog.Level, color bool) (zerolog.Logger, error) {
+	l, err := newLogger(w, format, level, color)
+	if b, ok := w.(*Buffered); ok && err == nil {
+		b.OnDrop(dropNotice(l))
+	}
+	return l, err
+}
+
+func newLogger(w io.Writer, format string, level zerolog.Level, color bool) (zerolog.Logger, error) {
 	switch format {
 	case "text":
 		if b, ok := w.(*Buffered); ok {

@@ -150,6 +150,9 @@ func TestNewTextBuffered(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Warn().Msg("after close")
+	if err := b.Flush(); err != nil { // the write after Close is on its way: wait for it
+		t.Fatal(err)
+	}
 	want := []string{
 		"echo_127.0.0.1_5000: connection accepted\necho_127.0.0.1_5001: connection accepted\necho_127.0.0.1_5002: connection accepted\n",
 		"after close\n",
