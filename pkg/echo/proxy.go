@@ -378,6 +378,9 @@ func (c *conn) proxied(p *proxied) error {
 	}
 	c.proxy = p
 	c.proxyCount(int(h.version), result)
+	if err := c.srv.readmit(c, ip, hasIP); err != nil {
+		return err // refused, and logged so: no accept line
+	}
 	// The connection's accept line, logged once the header says whose it
 	// is (Server.accepted leaves it to here), so that a PROXY connection
 	// costs the log lines of any other; on TLS once the handshake has
@@ -399,7 +402,7 @@ func (c *conn) proxied(p *proxied) error {
 			e.Discard()
 		}
 	}
-	return c.srv.readmit(c, ip, hasIP)
+	return nil
 }
 
 // balancerCheck reports whether c is the balancer's own connection, as

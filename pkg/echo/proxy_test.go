@@ -572,6 +572,12 @@ func TestProxyAccessListAppliesToClient(t *testing.T) {
 			if !strings.Contains(logs.String(), `"logger":"echo_203.0.113.66_5000"`) || !strings.Contains(logs.String(), "address not allowed") {
 				t.Errorf("the denied client is not named in the log:\n%s", logs.String())
 			}
+			// Refused once the header named them: no accept line.
+			for _, l := range parseLog(t, logs.String()) {
+				if (l.Logger == "echo_203.0.113.66_5000" || l.Logger == "echo_198.51.100.1_5001") && strings.HasPrefix(l.Message, "connection accepted") {
+					t.Errorf("%s, refused, was logged as accepted: %q", l.Logger, l.Message)
+				}
+			}
 			if !strings.Contains(logs.String(), `"logger":"echo_/run/a\\x0aFAKE forged line"`) {
 				t.Errorf("the Unix client is not named in the log, its newline escaped:\n%s", logs.String())
 			}
