@@ -336,7 +336,9 @@ func (l *loop) sweep(now int64) {
 		op := "read"
 		if lc.pending != nil {
 			op = "write"
-			l.cut(lc, nil, int(lc.written))
+			if run := lc.run; run == nil || !run.greets { // a greeting is not an echo
+				l.cut(lc, nil, int(lc.written))
+			}
 		}
 		err := &opError{op, os.ErrDeadlineExceeded}
 		l.close(lc, lc.closeReason(err), err)
