@@ -70,8 +70,9 @@ SIGINT or SIGTERM stops accepting and lets open connections finish for up to
 			// error, which stops the log, not a SIGPIPE, which would end
 			// the server and its connections (exit 141).
 			signal.Ignore(syscall.SIGPIPE)
-			// From the first SIGINT or SIGTERM on, each line goes out at
-			// once: a second one ends the process with nothing held back.
+			// From the first SIGINT or SIGTERM on, each line starts a
+			// flush at once: a second one, which ends the process, finds
+			// next to nothing held back.
 			defer context.AfterFunc(cmd.Context(), func() { logs.Close() })()
 			cfg, logger, err := opts.setup(cmd, logs)
 			if err != nil {
