@@ -327,6 +327,25 @@ timeout = "1m"
 	}
 }
 
+// TestLoadConfigEmptyFile: an empty config file (or one of white space)
+// sets nothing, in every format: an empty .json was an error, "unexpected
+// end of JSON input", where an empty .yaml was not.
+func TestLoadConfigEmptyFile(t *testing.T) {
+	dir := isolate(t)
+	for _, name := range []string{"empty.yaml", "empty.toml", "empty.json", "blank.json", "blank.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			content := ""
+			if strings.HasPrefix(name, "blank") {
+				content = " \n\t\n"
+			}
+			path := writeFile(t, filepath.Join(dir, name), content)
+			if got, want := coreConfig(mustLoad(t, "serve", "--config", path)), wantDefaults(path); !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v, want the defaults %+v", got, want)
+			}
+		})
+	}
+}
+
 // TestLoadConfigZeroDuration: the duration error message promises "0 for no
 // limit", and 0 works from flags and the environment; it must work from a
 // config file too, where it is written as a number.

@@ -40,6 +40,12 @@ func readConfigFile(file string) (*viper.Viper, error) {
 	}
 	fv := viper.NewWithOptions(viper.WithDecoderRegistry(configDecoders{viper.NewCodecRegistry()}))
 	fv.SetConfigType(format)
+	if len(bytes.TrimSpace(data)) == 0 {
+		// An empty file sets nothing, whatever its format: as an empty
+		// YAML or TOML file parses, so does an empty .json, which is no
+		// JSON value.
+		return fv, nil
+	}
 	if err := fv.ReadConfig(bytes.NewReader(data)); err != nil {
 		// Not "While parsing config": the file parsed.
 		if ce := (configContentError{}); errors.As(err, &ce) {
