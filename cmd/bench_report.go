@@ -54,6 +54,11 @@ func (o benchOutputs) create() (*outputFiles, error) {
 	if o.html != "" {
 		outputs = append(outputs, namedPath{"--html", o.html})
 	}
+	for _, out := range outputs {
+		if out.path == "-" {
+			return nil, fmt.Errorf(`invalid %s "-": standard output is bench's result; name a file (bench report --html - writes a page there)`, out.name)
+		}
+	}
 	if err := checkOutputs(outputs, o.inputs); err != nil {
 		return nil, err
 	}
@@ -206,6 +211,12 @@ Exit codes:
 			if err != nil {
 				return usageError{err}
 			}
+			if o.html == "-" {
+				if err := report.WritePage(streams.Out, p); err != nil {
+					return runtimeError{fmt.Errorf("write standard output: %w", err)}
+				}
+				return nil
+			}
 			if err := report.WriteFile(o.html, p); err != nil {
 				return runtimeError{err}
 			}
@@ -213,7 +224,7 @@ Exit codes:
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.html, "html", "", "write the page to `FILE` (required)")
+	fs.StringVar(&o.html, "html", "", "write the page to `FILE` (required; - for standard output)")
 	fs.StringVar(&o.title, "title", "echoctl bench report", "the page's title")
 	fs.StringArrayVar(&o.sections, "section", nil, "a section of its own: `TITLE=FILE,FILE,...` (repeatable)")
 	cmd.SetOut(streams.Out)

@@ -143,6 +143,14 @@ func TestBenchOutputFileRefused(t *testing.T) {
 			t.Errorf("%s: exit %d, %q after %v", flag, code, stderr, time.Since(start))
 		}
 	}
+	// "-" is no file: standard output carries the result.
+	t.Chdir(dir)
+	for _, flag := range []string{"--hgrm", "--html"} {
+		code, _, stderr := benchRun(t, "bench", "--addr", "127.0.0.1:1", flag, "-")
+		if code != ExitUsage || !strings.Contains(stderr, `invalid `+flag+` "-": standard output is bench's result`) {
+			t.Errorf("%s -: exit %d, %q", flag, code, stderr)
+		}
+	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("left behind: %v", entries)
 	}
@@ -190,6 +198,15 @@ func TestBenchReport(t *testing.T) {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("the page has no %q", want)
 		}
+	}
+	// --html - is standard output, and the same page; no file named "-".
+	t.Chdir(dir)
+	code, stdout, stderr = benchRun(t, "bench", "report", a, b, "--html", "-", "--title", "A & B", "--section", "only one="+a)
+	if code != ExitOK || stdout != string(page) || stderr != "" {
+		t.Errorf("--html -: exit %d, %d bytes on stdout (want the page's %d), stderr %q", code, len(stdout), len(page), stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "-")); err == nil {
+		t.Errorf(`--html - wrote a file named "-"`)
 	}
 
 	for _, tt := range []struct {
