@@ -455,7 +455,7 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(v.done)
-		readErr <- c.readEcho(echoConn, v, echo)
+		readErr <- c.readEcho(ctx, echoConn, v, echo)
 	}()
 
 	// The producer may outlive the exchange (see below): it logs through
@@ -648,8 +648,10 @@ func (e *ExchangeError) Error() string { return "echo " + e.Addr + ": " + rootCa
 func (e *ExchangeError) Unwrap() error { return e.Err }
 
 // readEcho reads the echo in BufferSize chunks until the server closes,
-// copying it to echo and verifying it.
-func (c *Client) readEcho(conn net.Conn, v *verifier, echo io.Writer) error {
+// copying it to echo and verifying it. When Timeout runs out (ctx) while
+// a write to echo is under way, echo held the exchange up, not the
+// server: that is an *OutputError.
+func (c *Client) readEcho(ctx context.Context, conn net.Conn, v *verifier, echo io.Writer) error {
 	size := c.BufferSize
 	if size <= 0 {
 		size = DefaultBufferSize
@@ -660,9 +662,18 @@ func (c *Client) readEcho(conn net.Conn, v *verifier, echo io.Writer) error {
 		if n > 0 {
 			c.logData("received ", buf[:n])
 			if echo != nil {
+				before := ctx.Err()
 				if _, werr := echo.Write(buf[:n]); werr != nil {
 					conn.Close()
 					return &OutputError{Err: werr}
+				}
+				if before == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					conn.Close()
+					what := "the deadline"
+					if c.Timeout > 0 {
+						what = "the " + FormatDuration(c.Timeout) + " timeout"
+					}
+					return &OutputError{Err: fmt.Errorf("%s ran out while the echo was being written out (its reader did not keep up)", what)}
 				}
 			}
 			if verr := v.check(buf[:n]); verr != nil {

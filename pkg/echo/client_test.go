@@ -481,6 +481,33 @@ func TestClientEchoWriterFails(t *testing.T) {
 	}
 }
 
+// stalledWriter takes its first write only once the exchange's time has
+// run out: a reader of standard output that does not keep up.
+type stalledWriter struct{ until <-chan struct{} }
+
+func (w stalledWriter) Write(p []byte) (int, error) {
+	<-w.until
+	return len(p), nil
+}
+
+// TestClientEchoWriterStalls: when Timeout runs out while the echo is
+// being written out, the error is the output's (*OutputError), not the
+// server's ("i/o timeout").
+func TestClientEchoWriterStalls(t *testing.T) {
+	srv := echotest.NewServer(t, nil)
+	const timeout = time.Second
+	cl := srv.Client()
+	cl.Timeout = timeout
+	expired := make(chan struct{})
+	timer := time.AfterFunc(timeout+300*time.Millisecond, func() { close(expired) })
+	defer timer.Stop()
+	_, err := cl.Send(t.Context(), seedMessages, stalledWriter{expired})
+	var oe *echo.OutputError
+	if !errors.As(err, &oe) || errors.As(err, new(*echo.ExchangeError)) || !strings.Contains(err.Error(), "the 1s timeout ran out while the echo was being written out") {
+		t.Fatalf("error = %v (%T), want an *OutputError that says the timeout ran out while writing the echo out", err, err)
+	}
+}
+
 // TestClientTLSToPlainServer: a tls:// address served by a plain echo
 // server gets the ClientHello back, which the client says in those words;
 // other handshake failures do not.
