@@ -32,7 +32,7 @@ const CloseWait = 2 * time.Second
 
 // ErrLogBlocked is Close's error when the destination did not take what was
 // held within CloseWait.
-var ErrLogBlocked = errors.New("the log's destination took nothing for " + CloseWait.String() + ": the rest of the log is lost")
+var ErrLogBlocked = errors.New("the log's destination did not take the rest of the log within " + CloseWait.String() + ": it is lost")
 
 // Buffered is an io.Writer that holds what is written to it and writes it to
 // its destination in one piece: at most FlushEvery after the first byte it
@@ -48,24 +48,29 @@ var ErrLogBlocked = errors.New("the log's destination took nothing for " + Close
 // at most; later lines are dropped, and once the destination takes bytes
 // again the notice set with OnDrop counts them.
 //
-// A write error from the destination is kept and returned by the writes
-// and the Flush that follow; what was held then is discarded.
+// A write error from the destination ends the log: it is kept and
+// returned by the Flush and Close that follow, and what was held then and
+// what is written after is discarded. The writes themselves do not return
+// it, so that a logger does not report it once per line (zerolog writes
+// each such error to standard error, the very destination that failed).
 type Buffered struct {
 	dest  io.Writer // the destination
 	out   io.Writer // what flushes write to: dest, or a TextWriter to it (New)
 	every time.Duration
 
-	mu      sync.Mutex
-	idle    sync.Cond // signalled when a flush ends (writing false)
-	buf     []byte
-	spare   []byte      // the buffer a flush wrote from, for the next
-	timer   *time.Timer // armed while buf holds bytes and no flush writes
-	armed   bool
-	writing bool // a flush is writing out (and will look again before it stops)
-	closed  bool
-	dropped int // lines dropped since the last notice
-	onDrop  func(n int)
-	err     error
+	mu       sync.Mutex
+	idle     sync.Cond // signalled when a flush ends (writing false)
+	buf      []byte
+	spare    []byte      // the buffer a flush wrote from, for the next
+	timer    *time.Timer // armed while buf holds bytes and no flush writes
+	armed    bool
+	writing  bool // a flush is writing out (and will look again before it stops)
+	closed   bool
+	dropping bool // lines are dropped until the flush takes what is held
+	dropped  int  // lines dropped since the last notice
+	noticing bool // the notice of dropped lines is being written: it is never dropped
+	onDrop   func(n int)
+	err      error
 }
 
 // NewBuffered returns a Buffered writer to out that flushes at most every
@@ -81,7 +86,7 @@ func NewBuffered(out io.Writer, every time.Duration) *Buffered {
 func (b *Buffered) Unwrap() io.Writer { return b.dest }
 
 // OnDrop sets what logs that n lines were dropped because the destination
-// took nothing while 1 MiB was held: it is called by a flush, once the
+// did not keep up while 1 MiB was held: it is called by a flush, once the
 // destination has taken bytes again, and may write to b.
 func (b *Buffered) OnDrop(notice func(n int)) {
 	b.mu.Lock()
@@ -95,9 +100,12 @@ func (b *Buffered) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {
-		return 0, b.err
+		return len(p), nil // the log has ended (Flush and Close say why)
 	}
-	if b.writing && len(b.buf)+len(p) > heldMax {
+	if b.writing && !b.noticing && (b.dropping || len(b.buf)+len(p) > heldMax) {
+		// Every line from the first dropped on, until the flush takes
+		// what is held: the log has one gap, which the notice follows.
+		b.dropping = true
 		b.dropped++
 		return len(p), nil
 	}
@@ -155,13 +163,15 @@ func (b *Buffered) writeOut() error {
 	b.mu.Lock()
 	for {
 		if n := b.dropped; n > 0 && b.onDrop != nil && b.err == nil {
-			// The lines written since are held after those that came
-			// before the drop: the notice follows those, in order.
+			// What is held came before the first line dropped: the
+			// notice follows it, in order, and is never dropped itself.
 			b.dropped = 0
 			notice := b.onDrop
+			b.noticing = true
 			b.mu.Unlock()
 			notice(n)
 			b.mu.Lock()
+			b.noticing = false
 		}
 		if len(b.buf) == 0 || b.err != nil {
 			err := b.err
@@ -175,6 +185,7 @@ func (b *Buffered) writeOut() error {
 		}
 		out := b.buf
 		b.buf, b.spare = b.spare[:0], nil
+		b.dropping = false
 		b.mu.Unlock()
 		_, err := b.out.Write(out)
 		b.mu.Lock()
@@ -225,6 +236,6 @@ func Serialized(w io.Writer) io.Writer {
 func dropNotice(logger zerolog.Logger) func(n int) {
 	return func(n int) {
 		logger.Warn().Str("logger", "main").Int("log_lines_dropped", n).
-			Msg(fmt.Sprintf("%d log lines dropped: the log's destination took nothing while 1 MiB was held", n))
+			Msg(fmt.Sprintf("%d log lines dropped: the log's destination did not keep up (1 MiB held)", n))
 	}
 }

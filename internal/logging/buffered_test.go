@@ -180,9 +180,12 @@ func TestBufferedNeverBlocksTheWriters(t *testing.T) {
 	out := &blockedWriter{lockedRecorder: *newLockedRecorder(), unblock: make(chan struct{}), entered: make(chan struct{}, 1)}
 	b := NewBuffered(out, time.Millisecond)
 	var dropped []int
+	// A notice longer than a line: it must not be dropped for want of
+	// room, as it once was, counting itself ("1 log lines dropped").
+	pad := strings.Repeat("n", 300)
 	b.OnDrop(func(n int) {
 		dropped = append(dropped, n)
-		fmt.Fprintf(b, "dropped %d\n", n)
+		fmt.Fprintf(b, "dropped %d %s\n", n, pad)
 	})
 	line := strings.Repeat("x", 99) + "\n"
 	if _, err := b.Write([]byte(line)); err != nil {
@@ -218,7 +221,7 @@ func TestBufferedNeverBlocksTheWriters(t *testing.T) {
 	if held < heldMax/100 || held >= lines {
 		t.Errorf("%d of %d lines written, want about 1 MiB of them", held, lines+1)
 	}
-	if len(dropped) != 1 || dropped[0] != lines+1-held || !strings.HasSuffix(all, fmt.Sprintf("dropped %d\n", dropped[0])) {
+	if len(dropped) != 1 || dropped[0] != lines+1-held || !strings.HasSuffix(all, fmt.Sprintf("dropped %d %s\n", dropped[0], pad)) {
 		t.Errorf("dropped %v, written %d of %d, log ends %q; want one notice of the rest, last", dropped, held, lines+1, all[max(0, len(all)-40):])
 	}
 }
@@ -235,8 +238,13 @@ func TestBufferedKeepsTheWriteError(t *testing.T) {
 	if err := b.Flush(); !errors.Is(err, broken) {
 		t.Fatalf("Flush = %v, want %v", err, broken)
 	}
-	if _, err := b.Write([]byte("next\n")); !errors.Is(err, broken) {
-		t.Fatalf("Write after a failed flush = %v, want %v", err, broken)
+	// The log has ended: writes are dropped without an error, which a
+	// logger would report on standard error, once a line.
+	if n, err := b.Write([]byte("next\n")); n != 5 || err != nil {
+		t.Fatalf("Write after a failed flush = %d, %v, want 5, nil", n, err)
+	}
+	if err := b.Flush(); !errors.Is(err, broken) {
+		t.Fatalf("the next Flush = %v, want %v", err, broken)
 	}
 }
 
