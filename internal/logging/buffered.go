@@ -20,6 +20,12 @@ const FlushEvery = 100 * time.Millisecond
 // them out without waiting for the timer.
 const bufferedMax = 64 << 10
 
+// stallLimit is how long a write to the destination may take nothing
+// before lines are dropped: until then, writers wait for room once
+// heldMax is held (a slow reader loses nothing); after it, the destination
+// is taken for stalled, and the server must not wait on it.
+const stallLimit = time.Second
+
 // heldMax is the most a Buffered writer holds while its destination takes
 // nothing (a pipe nobody reads, a terminal stopped with Ctrl-S): beyond it,
 // lines are dropped and counted, not held.
@@ -40,13 +46,14 @@ var ErrLogBlocked = errors.New("the log's destination did not take the rest of t
 // Writes are serialised, so lines stay whole and in the order they were
 // written.
 //
-// A write never waits for the destination: a flush writes on a goroutine
-// of its own (the timer's), or on the goroutine that calls Flush or Close,
-// and the writers only append meanwhile. So a destination that blocks (a
-// pipe nobody reads) delays the log, never what the program logs from (an
-// event loop's connections). While it blocks, what is held grows to 1 MiB
-// at most; later lines are dropped, and once the destination takes bytes
-// again the notice set with OnDrop counts them.
+// A flush writes on a goroutine of its own (the timer's), or on the
+// goroutine that calls Flush or Close, and the writers only append
+// meanwhile. Once 1 MiB is held, writers wait for the flush to take it, so
+// that a slow destination loses nothing; but not past a second of a write
+// that takes nothing (a pipe nobody reads): later lines are then dropped,
+// and once the destination takes bytes again the notice set with OnDrop
+// counts them. A destination that blocks delays the log, and what the
+// program logs from (an event loop's connections) a second at most.
 //
 // A write error from the destination ends the log: it is kept and
 // returned by the Flush and Close that follow, and what was held then and
@@ -59,7 +66,9 @@ type Buffered struct {
 	every time.Duration
 
 	mu       sync.Mutex
-	idle     sync.Cond // signalled when a flush ends (writing false)
+	idle     sync.Cond   // signalled when a flush ends (writing false) or takes what is held
+	since    time.Time   // when the flush's write to the destination began
+	stall    *time.Timer // wakes the writers waiting for room at stallLimit
 	buf      []byte
 	spare    []byte      // the buffer a flush wrote from, for the next
 	timer    *time.Timer // armed while buf holds bytes and no flush writes
@@ -102,10 +111,24 @@ func (b *Buffered) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return len(p), nil // the log has ended (Flush and Close say why)
 	}
-	if b.writing && !b.noticing && (b.dropping || len(b.buf)+len(p) > heldMax) {
+	for b.writing && !b.noticing && !b.dropping && len(b.buf)+len(p) > heldMax {
+		// Wait for the flush to take what is held, unless its write has
+		// taken nothing for stallLimit: then drop.
+		wait := stallLimit - time.Since(b.since)
+		if wait <= 0 {
+			b.dropping = true
+			break
+		}
+		if b.stall == nil {
+			b.stall = time.AfterFunc(wait, b.wake)
+		} else {
+			b.stall.Reset(wait)
+		}
+		b.idle.Wait()
+	}
+	if b.writing && !b.noticing && b.dropping {
 		// Every line from the first dropped on, until the flush takes
 		// what is held: the log has one gap, which the notice follows.
-		b.dropping = true
 		b.dropped++
 		return len(p), nil
 	}
@@ -116,6 +139,13 @@ func (b *Buffered) Write(p []byte) (int, error) {
 		b.schedule(b.every)
 	}
 	return len(p), nil
+}
+
+// wake wakes the writers waiting for room.
+func (b *Buffered) wake() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.idle.Broadcast()
 }
 
 // schedule makes a flush start within d (0: now) on the timer's goroutine,
@@ -186,6 +216,8 @@ func (b *Buffered) writeOut() error {
 		out := b.buf
 		b.buf, b.spare = b.spare[:0], nil
 		b.dropping = false
+		b.since = time.Now()
+		b.idle.Broadcast() // room for the writers waiting
 		b.mu.Unlock()
 		_, err := b.out.Write(out)
 		b.mu.Lock()

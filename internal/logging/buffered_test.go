@@ -261,3 +261,34 @@ func TestSerialized(t *testing.T) {
 		t.Errorf("Serialized(%T) returned it unlocked", &plain)
 	}
 }
+
+// slowWriter takes everything, a little late each time: a reader that
+// keeps up, slowly.
+type slowWriter struct{ lockedRecorder }
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(20 * time.Millisecond) // the behaviour under test: a slow destination
+	return w.lockedRecorder.Write(p)
+}
+
+// TestBufferedSlowLosesNothing: a destination slower than the writers,
+// but that takes bytes, makes them wait once 1 MiB is held: no line is
+// dropped (the -v transcript of a bulk echo is more than a MiB a second).
+func TestBufferedSlowLosesNothing(t *testing.T) {
+	out := &slowWriter{*newLockedRecorder()}
+	b := NewBuffered(out, time.Millisecond)
+	b.OnDrop(func(n int) { t.Errorf("%d lines dropped", n) })
+	line := strings.Repeat("y", 99) + "\n"
+	const lines = 4 * heldMax / 100
+	for range lines {
+		if _, err := b.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(strings.Join(out.got(), ""), line); got != lines {
+		t.Errorf("%d of %d lines written", got, lines)
+	}
+}
