@@ -65,6 +65,33 @@ func TestTargets(t *testing.T) {
 	check("pingpong 128 B, 1 conn.: throughput ≥ 1.0× gnet", "n/a", "no valid run", "–")
 }
 
+func TestIdleTargets(t *testing.T) {
+	idle := func(server string, perConn float64) *runResult {
+		return &runResult{Server: server, Mode: idleID, Result: &benchResult{Mode: "idle", Server: &serverStats{BytesPerConn: perConn}}}
+	}
+	runs := []*runResult{idle("echoctl", 700), idle("echoctl", 450), idle("gnet", 520), idle(unixID, 640)}
+	servers := []*server{{id: "echoctl"}, {id: "gnet"}, {id: unixID}}
+	got := map[string]target{}
+	for _, tg := range targets(index(runs), servers, map[string]bool{idleID: true}, rounds(runs)) {
+		got[tg.text] = tg
+	}
+	for _, tt := range []struct{ text, met, measured string }{
+		{"idle, 10,000 conn.: ≤ 3 KB (3000 B) per connection", "**yes**", "450 B (gnet 520 B)"},
+		{"idle, 10,000 conn.: ≤ 600 B per connection (issue 15)", "**yes**", "450 B (gnet 520 B)"},
+		{"idle, 10,000 conn. over a Unix socket: ≤ 600 B per connection", "no", "640 B (gnet 520 B)"},
+		{"idle, 10,000 conn., --idle-timeout 2m --write-timeout 30s: ≤ 600 B per connection", "n/a", timeoutsID + " not run"},
+	} {
+		tg, ok := got[tt.text]
+		if !ok {
+			t.Errorf("no target %q", tt.text)
+			continue
+		}
+		if tg.metCell() != tt.met || tg.measured != tt.measured {
+			t.Errorf("%s: %q, %q; want %q, %q", tt.text, tg.metCell(), tg.measured, tt.met, tt.measured)
+		}
+	}
+}
+
 func TestTally(t *testing.T) {
 	ts := []target{{outcome: met}, {outcome: met, withinNoise: true}, {outcome: missed, withinNoise: true}, {outcome: missed}, {outcome: missed}, {}}
 	want := "1 of 6 targets met by more than the noise, 1 met and 1 missed within it, 2 missed by more than the noise, 1 not measured"

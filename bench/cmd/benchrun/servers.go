@@ -73,7 +73,7 @@ func selectServers(o *options, e *env) []*server {
 				return []string{o.echoctl, "serve", "--addr", addr(port)}
 			},
 			skip: map[string]string{
-				"idle-c10000": "memory per connection does not move with the machine's load: the control is left out of the longest mode",
+				idleID: "memory per connection does not move with the machine's load: the control is left out of the longest mode",
 			},
 		},
 	}
@@ -102,6 +102,14 @@ func selectServers(o *options, e *env) []*server {
 		},
 		only: map[string]bool{"pp128-c50": true},
 	})
+	all = append(all, &server{
+		id: timeoutsID, name: "echoctl --idle-timeout 2m --write-timeout 30s",
+		about: "`echoctl serve --idle-timeout 2m --write-timeout 30s`: what the timeouts cost an idle connection (the event loops sweep them; issue 15)",
+		argv: func(port int) []string {
+			return []string{o.echoctl, "serve", "--addr", addr(port), "--idle-timeout", "2m", "--write-timeout", "30s"}
+		},
+		only: map[string]bool{idleID: true},
+	})
 	all = append(all, transportServers(o)...)
 	if e.python != "" {
 		all = append(all, &server{
@@ -122,7 +130,7 @@ func selectServers(o *options, e *env) []*server {
 				return []string{e.socat, "TCP-LISTEN:" + strconv.Itoa(port) + ",bind=127.0.0.1,reuseaddr,fork", "PIPE"}
 			},
 			skip: map[string]string{
-				"idle-c10000": "socat forks a process per connection: 10,000 processes would not fit in the time or the open-file limit",
+				idleID:        "socat forks a process per connection: 10,000 processes would not fit in the time or the open-file limit",
 				connrateOneID: oneWriteSkip[connrateOneID],
 			},
 		})
@@ -160,6 +168,12 @@ const proxyID = "echoctl-proxy"
 // verboseID is echoctl logging the seed's transcript (-v).
 const verboseID = "echoctl-v"
 
+// timeoutsID is echoctl with an idle and a write timeout, held idle.
+const timeoutsID = "echoctl-timeouts"
+
+// idleID is the mode that holds connections idle and measures memory.
+const idleID = "idle-c10000"
+
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // A mode is one workload: the echoctl bench flags and which figures the
@@ -194,7 +208,7 @@ func selectModes(o *options) []*mode {
 		// pay per connection when the parts' timing is out of the way
 		// (report.go, connratePartsProse).
 		pp(connrateOneID, "connrate, 8 workers, the seed's message in one write", "connrate", "--mode", "connrate", "--conns", "8", "--part", seedMessage),
-		{id: "idle-c10000", title: "idle, 10,000 connections", kind: "idle",
+		{id: idleID, title: "idle, 10,000 connections", kind: "idle",
 			args: []string{"--mode", "idle", "--conns", "10000"}, warmup: o.idleWarmup, dur: o.idleDuration},
 	}
 	var out []*mode

@@ -53,7 +53,7 @@ func transportServers(o *options) []*server {
 			},
 			target: func(port int) string { return "unix://" + unixPath(port) },
 			ready:  waitUnix,
-			only:   map[string]bool{"pp128-c50": true, "stream-c1": true, "connrate-c8": true},
+			only:   map[string]bool{"pp128-c50": true, "stream-c1": true, "connrate-c8": true, idleID: true},
 		},
 		{
 			id: udpID, name: "echoctl over UDP",
