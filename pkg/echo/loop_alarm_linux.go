@@ -2,7 +2,6 @@ package echo
 
 import (
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,6 +46,6 @@ func (a *loopAlarm) at(now, t int64) error {
 // rang takes note that the alarm went off (its descriptor was readable).
 func (a *loopAlarm) rang() {
 	var b [8]byte
-	syscall.Read(a.fd, b[:])
+	unix.Read(a.fd, b[:])
 	a.set = 0
 }

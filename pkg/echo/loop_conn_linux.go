@@ -5,10 +5,10 @@ import (
 	"math"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // Connections served by an event loop (loop_linux.go): what the loop keeps
@@ -72,7 +72,7 @@ func (l *loop) handle(lc *loopConn, events uint32) {
 	case lc.stalled():
 		// A fault stalls it: nothing is read or written.
 	default:
-		l.echo(lc, events&syscall.EPOLLRDHUP != 0)
+		l.echo(lc, events&unix.EPOLLRDHUP != 0)
 	}
 }
 
@@ -101,7 +101,7 @@ func (l *loop) echo(lc *loopConn, hup bool) {
 	buf := l.readLimit(lc)
 	n, err := ioRetry(func() (int, error) { return rawRead(int(lc.fd), buf) })
 	switch {
-	case err == syscall.EAGAIN:
+	case err == unix.EAGAIN:
 		return
 	case err != nil || n == 0:
 		l.readEnded(lc, err)
@@ -140,7 +140,7 @@ func (l *loop) got(lc *loopConn, p []byte) {
 // written.
 func (l *loop) writeBack(lc *loopConn, p []byte) {
 	m, err := ioRetry(func() (int, error) { return rawWrite(int(lc.fd), p) })
-	if err != nil && err != syscall.EAGAIN {
+	if err != nil && err != unix.EAGAIN {
 		l.cut(lc, p, int(lc.written)+max(m, 0))
 		l.fail(lc, "write", err)
 		return
@@ -164,7 +164,7 @@ func (l *loop) writeBack(lc *loopConn, p []byte) {
 		pw.buf = append(pw.buf[:0], p...)
 		pw.rest = pw.buf[m:]
 		lc.pending = pw
-		l.watch(lc, syscall.EPOLLOUT)
+		l.watch(lc, unix.EPOLLOUT)
 		return
 	}
 	lc.pending.rest = lc.pending.rest[m:]
@@ -214,7 +214,7 @@ func (l *loop) releasePending(lc *loopConn) {
 		return
 	}
 	if !lc.draining && (!lc.stopped || lc.final > 0) {
-		l.watch(lc, syscall.EPOLLIN|syscall.EPOLLRDHUP)
+		l.watch(lc, unix.EPOLLIN|unix.EPOLLRDHUP)
 	}
 }
 
@@ -244,8 +244,8 @@ func (l *loop) sent(lc *loopConn, n int, ok bool) {
 
 // watch sets the events epoll waits for on lc's socket.
 func (l *loop) watch(lc *loopConn, events uint32) {
-	ev := syscall.EpollEvent{Events: events, Fd: lc.fd}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, int(lc.fd), &ev); err != nil {
+	ev := unix.EpollEvent{Events: events, Fd: lc.fd}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(lc.fd), &ev); err != nil {
 		l.fail(lc, "epoll_ctl", err)
 	}
 }
@@ -282,18 +282,18 @@ func (l *loop) stop(lc *loopConn) {
 
 // shutWrite sends FIN and from then on discards what the peer sends.
 func (l *loop) shutWrite(lc *loopConn) {
-	if err := syscall.Shutdown(int(lc.fd), syscall.SHUT_WR); err != nil {
+	if err := unix.Shutdown(int(lc.fd), unix.SHUT_WR); err != nil {
 		l.close(lc, CloseShutdown, nil)
 		return
 	}
 	lc.draining = true
-	l.watch(lc, syscall.EPOLLIN|syscall.EPOLLRDHUP)
+	l.watch(lc, unix.EPOLLIN|unix.EPOLLRDHUP)
 }
 
 // discard reads and drops what a peer sends after FIN, until it ends.
 func (l *loop) discard(lc *loopConn) {
 	n, err := ioRetry(func() (int, error) { return rawRead(int(lc.fd), l.buf) })
-	if err == syscall.EAGAIN {
+	if err == unix.EAGAIN {
 		return
 	}
 	if err != nil || n == 0 {

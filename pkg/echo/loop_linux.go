@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -247,13 +246,13 @@ func (l *loop) now() int64 { return int64(time.Since(l.epoch)) }
 const minSweep = time.Millisecond
 
 func newLoop(s *Server, index uint16) (*loop, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		syscall.Close(epfd)
+		unix.Close(epfd)
 		return nil, os.NewSyscallError("eventfd2", err)
 	}
 	l := &loop{srv: s, index: index, epfd: epfd, wake: wake, epoch: time.Now(), busyPoll: int64(s.BusyPoll), done: make(chan struct{}),
@@ -268,19 +267,19 @@ func newLoop(s *Server, index uint16) (*loop, error) {
 		l.sweepEvery = max(l.stall/deadlineSlack, int64(minSweep))
 	}
 	if l.alarm, err = newLoopAlarm(); err != nil {
-		syscall.Close(l.wake)
-		syscall.Close(epfd)
+		unix.Close(l.wake)
+		unix.Close(epfd)
 		return nil, err
 	}
 	for _, r := range [...]struct {
 		fd   int
 		kind int32
 	}{{l.wake, evWake}, {l.alarm.fd, evAlarm}} {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(r.fd), Pad: r.kind}
-		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, r.fd, &ev); err != nil {
-			syscall.Close(l.wake)
-			syscall.Close(l.alarm.fd)
-			syscall.Close(epfd)
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r.fd), Pad: r.kind}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, r.fd, &ev); err != nil {
+			unix.Close(l.wake)
+			unix.Close(l.alarm.fd)
+			unix.Close(epfd)
 			return nil, os.NewSyscallError("epoll_ctl", err)
 		}
 	}
@@ -297,8 +296,8 @@ func (l *loop) add(lc *loopConn) error {
 	if l.exitReq {
 		return ErrServerClosed
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: lc.fd}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(lc.fd), &ev); err != nil {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: lc.fd}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(lc.fd), &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	if n := int(lc.fd) + 1; n > len(l.conns) {
@@ -367,7 +366,7 @@ func (l *loop) wakeUp() {
 		return
 	}
 	one := [8]byte{1}
-	syscall.Write(l.wake, one[:])
+	unix.Write(l.wake, one[:])
 }
 
 // failure is why the loop stopped before it was asked to.
@@ -414,13 +413,13 @@ func (l *loop) run() {
 	defer func() {
 		l.mu.Lock()
 		l.ended = true
-		syscall.Close(l.wake)
-		syscall.Close(l.alarm.fd)
-		syscall.Close(l.epfd)
+		unix.Close(l.wake)
+		unix.Close(l.alarm.fd)
+		unix.Close(l.epfd)
 		l.mu.Unlock()
 		close(l.done)
 	}()
-	events := make([]syscall.EpollEvent, loopEvents)
+	events := make([]unix.EpollEvent, loopEvents)
 	busy := false       // the last wait found events: look again without blocking
 	var lastFound int64 // when a wait last found events (loop clock)
 	var lastYield int64 // when the loop last let other goroutines run (loop clock)
@@ -529,9 +528,9 @@ func (l *loop) run() {
 					return
 				}
 			}
-			n, err = syscall.EpollWait(l.epfd, events, wait)
+			n, err = unix.EpollWait(l.epfd, events, wait)
 		}
-		if err != nil && err != syscall.EINTR {
+		if err != nil && err != unix.EINTR {
 			l.failed(os.NewSyscallError("epoll_wait", err))
 			return
 		}
@@ -564,7 +563,7 @@ func (l *loop) run() {
 				busy = true // look again: something is due
 			case evWake:
 				var b [8]byte
-				syscall.Read(l.wake, b[:])
+				unix.Read(l.wake, b[:])
 				busy = true // look again: the ops may have more to do
 			case evListener:
 				if la := l.listeners[ev.Fd]; la != nil {

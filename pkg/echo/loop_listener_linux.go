@@ -99,7 +99,7 @@ const (
 // listening socket.
 func setInheritedOptions(fd int, lc net.ListenConfig) error {
 	type opt struct{ level, name, value int }
-	opts := []opt{{syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1}}
+	opts := []opt{{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1}}
 	kc := lc.KeepAliveConfig
 	if kc.Enable || lc.KeepAlive >= 0 {
 		idle := kc.Idle
@@ -118,15 +118,15 @@ func setInheritedOptions(fd int, lc net.ListenConfig) error {
 			count = defaultKeepAliveCount
 		}
 		opts = append(opts,
-			opt{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
-			opt{syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, max(int(idle/time.Second), 1)},
-			opt{syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, max(int(interval/time.Second), 1)},
-			opt{syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, count})
+			opt{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+			opt{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, max(int(idle/time.Second), 1)},
+			opt{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, max(int(interval/time.Second), 1)},
+			opt{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, count})
 	} else {
-		opts = append(opts, opt{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 0})
+		opts = append(opts, opt{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0})
 	}
 	for _, o := range opts {
-		if err := syscall.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
+		if err := unix.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
 			return os.NewSyscallError("setsockopt", err)
 		}
 	}
@@ -168,7 +168,7 @@ func (ll *loopListener) closeDup() {
 func (ll *loopListener) closeDupLocked() {
 	if !ll.dupClosed {
 		ll.dupClosed = true
-		syscall.Close(ll.fd)
+		unix.Close(ll.fd)
 		close(ll.released)
 	}
 }
@@ -233,7 +233,7 @@ type loopAccept struct {
 // until is zero).
 func (l *loop) pause(la *loopAccept, until time.Time) {
 	if la.active {
-		syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, la.ll.fd, nil)
+		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, la.ll.fd, nil)
 		la.active = false
 	}
 	l.setPause(la, until)
@@ -256,8 +256,8 @@ func (l *loop) setPause(la *loopAccept, until time.Time) {
 // not all, for a new connection.
 func (l *loop) resume(la *loopAccept) error {
 	l.setPause(la, time.Time{})
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(la.ll.fd), Pad: evListener}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, la.ll.fd, &ev); err != nil {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(la.ll.fd), Pad: evListener}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, la.ll.fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	la.active = true
@@ -304,9 +304,9 @@ func (l *loop) accept(la *loopAccept) {
 		fd, ap, err := rawAccept4(la.ll.fd)
 		switch err {
 		case nil:
-		case syscall.EAGAIN:
+		case unix.EAGAIN:
 			return
-		case syscall.EINTR, syscall.ECONNABORTED:
+		case unix.EINTR, unix.ECONNABORTED:
 			continue
 		default:
 			// As net.Listener's Accept says it: "accept tcp ADDR: accept4:
@@ -336,7 +336,7 @@ func (l *loop) accept(la *loopAccept) {
 		}
 		if err := l.add(lc); err != nil {
 			lc.log(zerolog.WarnLevel).Err(err).Msg("cannot serve the connection: " + err.Error())
-			syscall.Close(fd)
+			unix.Close(fd)
 			lc.finish(CloseError)
 		} else if la.lconf.stages != nil {
 			l.opened(lc)

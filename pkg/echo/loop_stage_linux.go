@@ -2,7 +2,6 @@ package echo
 
 import (
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -153,7 +152,7 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 			// connections, and its deadlines, have a turn (a 64 KiB
 			// echo sliced a byte at a time is 65,536 writes). The
 			// socket is writable, so the next wait reports it at once.
-			l.watch(lc, syscall.EPOLLOUT)
+			l.watch(lc, unix.EPOLLOUT)
 			return
 		}
 		if run.piece == 0 {
@@ -172,7 +171,7 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 			}
 		}
 		m, err := ioRetry(func() (int, error) { return rawWrite(int(lc.fd), rest[:run.piece]) })
-		if err != nil && err != syscall.EAGAIN {
+		if err != nil && err != unix.EAGAIN {
 			if !run.greets {
 				l.cut(lc, nil, int(lc.written)+max(m, 0))
 			}
@@ -199,7 +198,7 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 			return
 		}
 		if run.piece > 0 {
-			l.watch(lc, syscall.EPOLLOUT) // the socket is full
+			l.watch(lc, unix.EPOLLOUT) // the socket is full
 			return
 		}
 	}

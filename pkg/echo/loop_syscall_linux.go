@@ -3,12 +3,13 @@ package echo
 import (
 	"net"
 	"net/netip"
-	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The event loops' system calls on their non-blocking sockets, made as
-// raw system calls. Package syscall's Read, Write and EpollWait tell the
+// raw system calls. Package unix's Read, Write and EpollWait tell the
 // scheduler first that the goroutine may block (entersyscall). When such
 // a call runs longer than the runtime's monitor (sysmon) ticks, 20 µs at
 // first, as a read or write of 64 KiB does, the monitor hands the loop's
@@ -22,8 +23,8 @@ import (
 // epollPoll is epoll_wait with a zero timeout, as a raw system call: it
 // never blocks, so it need not tell the scheduler, which a loop under load
 // would otherwise do for every batch of events.
-func epollPoll(epfd int, events []syscall.EpollEvent) (int, error) {
-	r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd),
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd),
 		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if errno != 0 {
 		return -1, errno
@@ -34,18 +35,18 @@ func epollPoll(epfd int, events []syscall.EpollEvent) (int, error) {
 // rawRead is recv(2) on a non-blocking socket, as a raw system call.
 // recvfrom with no address skips read(2)'s file checks (the position lock,
 // rw_verify_area, the file permission hook), which a socket does not need.
-func rawRead(fd int, p []byte) (int, error) { return rawIO(syscall.SYS_RECVFROM, fd, p, 0) }
+func rawRead(fd int, p []byte) (int, error) { return rawIO(unix.SYS_RECVFROM, fd, p, 0) }
 
 // rawWrite is send(2) on a non-blocking socket, as a raw system call, with
 // MSG_NOSIGNAL: a peer that has gone is an EPIPE, never a SIGPIPE.
 func rawWrite(fd int, p []byte) (int, error) {
-	return rawIO(syscall.SYS_SENDTO, fd, p, syscall.MSG_NOSIGNAL)
+	return rawIO(unix.SYS_SENDTO, fd, p, unix.MSG_NOSIGNAL)
 }
 
 // rawIO makes the recvfrom or sendto system call trap on fd with p and
 // flags and no address, raw.
 func rawIO(trap uintptr, fd int, p []byte, flags uintptr) (int, error) {
-	r, _, errno := syscall.RawSyscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), flags, 0, 0)
+	r, _, errno := unix.RawSyscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), flags, 0, 0)
 	if errno != 0 {
 		return -1, errno
 	}
@@ -56,7 +57,7 @@ func rawIO(trap uintptr, fd int, p []byte, flags uintptr) (int, error) {
 func ioRetry(f func() (int, error)) (int, error) {
 	for {
 		n, err := f()
-		if err != syscall.EINTR {
+		if err != unix.EINTR {
 			return n, err
 		}
 	}
@@ -65,7 +66,7 @@ func ioRetry(f func() (int, error)) (int, error) {
 // rawClose is close(2), as a raw system call: closing a socket the loops
 // own never blocks, as none has a positive SO_LINGER.
 func rawClose(fd int) error {
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 {
+	if _, _, errno := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 {
 		return errno
 	}
 	return nil
@@ -74,12 +75,12 @@ func rawClose(fd int) error {
 // rawAccept4 is accept4(2) on a non-blocking listening socket, as a raw
 // system call, the new socket non-blocking and close-on-exec. It returns
 // the peer's address and port (zero for a Unix socket's peer) without
-// making the syscall.Sockaddr that syscall.Accept4 allocates.
+// making the unix.Sockaddr that unix.Accept4 allocates.
 func rawAccept4(fd int) (int, netip.AddrPort, error) {
-	var rsa syscall.RawSockaddrAny
-	size := uint32(syscall.SizeofSockaddrAny)
-	r, _, errno := syscall.RawSyscall6(syscall.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)),
-		uintptr(unsafe.Pointer(&size)), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
+	var rsa unix.RawSockaddrAny
+	size := uint32(unix.SizeofSockaddrAny)
+	r, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)),
+		uintptr(unsafe.Pointer(&size)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 	if errno != 0 {
 		return -1, netip.AddrPort{}, errno
 	}
@@ -88,13 +89,13 @@ func rawAccept4(fd int) (int, netip.AddrPort, error) {
 
 // rawAddrPort returns the IPv4 or IPv6 address and port in rsa, its zone
 // named after its interface; zero for any other family.
-func rawAddrPort(rsa *syscall.RawSockaddrAny) netip.AddrPort {
+func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 	switch rsa.Addr.Family {
-	case syscall.AF_INET:
-		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), networkPort(sa.Port))
-	case syscall.AF_INET6:
-		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
 		ip := netip.AddrFrom16(sa.Addr)
 		if sa.Scope_id != 0 {
 			if ifi, err := net.InterfaceByIndex(int(sa.Scope_id)); err == nil {
