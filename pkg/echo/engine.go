@@ -37,7 +37,9 @@ func (e engine) String() string {
 // limits and the shutdown. Event loops need the socket as a descriptor the
 // server owns, which TLS (whose records a tls.Conn encrypts) and a
 // listener the package does not know (which may wrap its connections) do
-// not give. The noLoops test knob sends everything to goroutines, so that
+// not give. Nor can the loops take a listener whose socket cannot be
+// duplicated for them (the process is out of descriptors): Serve then
+// logs a warning and goroutines serve it. The noLoops test knob sends everything to goroutines, so that
 // the tests run every behaviour on both engines.
 func (s *Server) engineFor(ln net.Listener) engine {
 	if !loopsAvailable || s.noLoops {

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,5 +213,61 @@ func TestTranscriptOfABulkEcho(t *testing.T) {
 				t.Errorf("logged %d bytes received and %d sent in %d chunks, want %d each", received, sent, chunks, len(msg))
 			}
 		})
+	}
+}
+
+// TestLoopsOutOfDescriptorsFallBack: a listener the event loops cannot
+// take, because its socket cannot be duplicated for them (the process is
+// out of descriptors), is served by goroutines, and Serve says so at warn.
+// It runs again in a child process, whose descriptor limit it lowers.
+func TestLoopsOutOfDescriptorsFallBack(t *testing.T) {
+	const child = "ECHOCTL_TEST_NOFILE_CHILD"
+	if os.Getenv(child) != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLoopsOutOfDescriptorsFallBack$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), child+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte("--- PASS: TestLoopsOutOfDescriptorsFallBack")) {
+			t.Fatalf("the child process: %v\n%s", err, out)
+		}
+		return
+	}
+	ln := listenLocal(t)
+	var log watchedLog
+	srv := &echo.Server{Logger: zerolog.New(&log)}
+
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	restore := limit
+	limit.Cur = 64
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	var fill []*os.File
+	for {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			if !errors.Is(err, syscall.EMFILE) {
+				t.Fatal(err)
+			}
+			break
+		}
+		fill = append(fill, f)
+	}
+	serve(t, srv, ln)
+	log.wait(t, "the warning", func(log string) bool { return strings.Contains(log, "event loops cannot serve") })
+	for _, f := range fill {
+		f.Close()
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &restore); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, dial(t, ln.Addr().String()), []byte("served all the same"))
+	if n := echo.LoopConns(srv); n != 0 {
+		t.Errorf("%d connections served by event loops, want none", n)
+	}
+	if !strings.Contains(log.String(), `"level":"warn","logger":"main","listener":"`+ln.Addr().String()+`","error":"fcntl: too many open files"`) {
+		t.Errorf("the warning does not name the listener and the error:\n%s", log.String())
 	}
 }

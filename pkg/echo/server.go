@@ -290,8 +290,13 @@ func (s *Server) serve(ln net.Listener, opts ListenerOptions, started func()) er
 	defer s.dropFaultStage(lconf.faults)
 	tracked, serveLoops := ln, (func(*listenerConf) error)(nil)
 	if s.engineFor(ln) == engineLoops {
-		if ll, serve, err := s.loopListen(ln); err == nil {
+		ll, serve, err := s.loopListen(ln)
+		switch {
+		case err == nil:
 			tracked, serveLoops = ll, serve
+		case !errors.Is(err, net.ErrClosed): // a closed ln fails its Accept, below
+			s.Logger.Warn().Str("logger", "main").Str("listener", lname).Err(err).
+				Msgf("event loops cannot serve %s, so a goroutine per connection serves it: %v", lname, err)
 		}
 	}
 	loopServed := serveLoops != nil
