@@ -235,7 +235,8 @@ const (
 	// connection is then served as.
 	ProxyAccepted ProxyResult = iota
 	// ProxyLocal: a LOCAL (v2) or UNKNOWN (v1) header, as balancers'
-	// health checks send: served with the socket's own addresses.
+	// health checks send, or a v2 PROXY header of the UNSPEC family:
+	// served with the socket's own addresses.
 	ProxyLocal
 	// ProxyAbsent: refused, the connection starts with bytes that are
 	// not a PROXY header (a client that connects directly).

@@ -29,8 +29,8 @@ import (
 // and peer are the client's, the balancer's address goes in a "via" field
 // of every later log line, and the access list and the per-IP limit apply
 // to the client (readmit): at accept, a PROXY listener applies only
-// ProxyTrusted and MaxConns to the balancer. A LOCAL (v2) or UNKNOWN (v1)
-// header keeps the socket's own addresses, to which the access list and
+// ProxyTrusted and MaxConns to the balancer. A LOCAL (v2), UNKNOWN (v1)
+// or v2 UNSPEC header keeps the socket's own addresses, to which the access list and
 // the per-IP limit then apply; so do they to the balancer's address when
 // the header names a client without one (a Unix socket's path), which no
 // rule could name.

@@ -40,14 +40,29 @@ type proxyHeader struct {
 // A v2 header with a CRC32C TLV must carry the checksum of the header,
 // computed with that TLV's value zeroed (doc/proxy-protocol.txt, 2.2.2):
 // go-proxyproto does not check it, so checkCRC32C does.
+//
+// A v2 PROXY header of the UNSPEC family (a protocol the balancer does not
+// name) carries no client: it is served with the connection's own
+// addresses, as a LOCAL or v1 UNKNOWN header is (2.2: "the receiver is
+// free to accept the connection anyway and use the real endpoint
+// addresses"). go-proxyproto refuses it, so it reads it as LOCAL, which
+// it takes alike, and the command is put back.
 func parseProxyHeader(b []byte) (proxyHeader, error) {
 	h, ok := parseProxyTCP(b)
 	if !ok {
-		lh, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(b), max(len(b), 16)))
+		in, unspec := b, isProxyV2Unspec(b)
+		if unspec {
+			in = bytes.Clone(b)
+			in[12] = byte(proxyproto.LOCAL)
+		}
+		lh, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(in), max(len(in), 16)))
 		if err != nil {
 			return proxyHeader{}, err
 		}
 		h = headerFrom(lh)
+		if unspec {
+			h.command = proxyproto.PROXY
+		}
 	}
 	if len(h.tlvs) == 0 || !bytes.HasSuffix(b, h.tlvs) {
 		return h, nil
@@ -56,6 +71,14 @@ func parseProxyHeader(b []byte) (proxyHeader, error) {
 		return proxyHeader{}, err
 	}
 	return h, nil
+}
+
+// isProxyV2Unspec reports whether b is a v2 header with the PROXY command
+// and the UNSPEC family and protocol.
+func isProxyV2Unspec(b []byte) bool {
+	return len(b) >= 16 && bytes.HasPrefix(b, proxySigV2) &&
+		proxyproto.ProtocolVersionAndCommand(b[12]) == proxyproto.PROXY &&
+		proxyproto.AddressFamilyAndProtocol(b[13]) == proxyproto.UNSPEC
 }
 
 // castagnoli is the table of CRC32C, the PROXY protocol's checksum.
