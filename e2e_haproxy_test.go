@@ -182,6 +182,31 @@ func TestHAProxyInFrontOfBackends(t *testing.T) {
 	}
 	checkSpread(t, string(r.Stdout)+string(r.Stderr), backends, haproxyVia, 10)
 
+	// The client's port too: a connection from this process to each
+	// backend in turn is named, in the greeting and in the backend's log,
+	// by this end's own address and port, never HAProxy's.
+	for range backends {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(front)), readyTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(readyTimeout))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		own := c.LocalAddr().(*net.TCPAddr)
+		if err != nil || !strings.Contains(line, " saw "+own.String()+" via "+haproxyVia+":") {
+			t.Errorf("greeting %q, %v; want it to name this connection's own end, %s, via %s", line, err, own, haproxyVia)
+			continue
+		}
+		for _, b := range backends {
+			if strings.HasPrefix(line, b.name+" ") {
+				waitLogs(t, b.proc, "the client's own port in the log", 1, func(l jsonLog) bool {
+					return l.Message == "closing" && l.Logger == "echo_127.0.0.1_"+strconv.Itoa(own.Port)
+				})
+			}
+		}
+	}
+
 	// A backend that expects PROXY refuses a client that connects directly.
 	direct := backends[1]
 	c, err := net.DialTimeout("tcp", direct.Addr(), readyTimeout)

@@ -220,8 +220,11 @@ func (s *Server) warnLimit(c *conn, over string) {
 		if suppressed > 0 {
 			over += fmt.Sprintf(" (%d more refused since the last report)", suppressed)
 		}
-		s.Logger.Warn().Str("logger", "main").Str("peer", c.peer).Int("refused_unlogged", suppressed).
-			Msg(over)
+		e := s.Logger.Warn().Str("logger", "main").Str("peer", c.peer)
+		if c.proxy != nil && c.proxy.via != "" { // the client a PROXY header named
+			e = e.Str("via", c.proxy.via)
+		}
+		e.Int("refused_unlogged", suppressed).Msg(over)
 	}
 }
 

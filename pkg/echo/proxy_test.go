@@ -255,6 +255,11 @@ func TestProxyHeaderServed(t *testing.T) {
 		{name: "v2 LOCAL", header: localV2, withMsg: true, count: "v2 local"},
 		{name: "v2 LOCAL with a CRC32C checksum", header: func(t *testing.T) []byte { return withCRC32C(t, "v2", "", "") }, withMsg: true, count: "v2 local"},
 		{name: "v1 UNKNOWN", header: func(*testing.T) []byte { return []byte("PROXY UNKNOWN\r\n") }, withMsg: true, count: "v1 local"},
+		// PROXY of an unspecified protocol: no client, as LOCAL.
+		{name: "v2 PROXY UNSPEC", header: func(*testing.T) []byte { return []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x00\x00\x00") }, withMsg: true, count: "v2 local"},
+		{name: "v2 PROXY UNSPEC with a TLV", header: func(*testing.T) []byte {
+			return []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x00\x00\x0e\x02\x00\x0bexample.com")
+		}, withMsg: true, count: "v2 local"},
 	}
 	for _, pt := range proxyTargets {
 		for _, tc := range cases {
@@ -571,6 +576,10 @@ func TestProxyAccessListAppliesToClient(t *testing.T) {
 			})
 			if !strings.Contains(logs.String(), `"logger":"echo_203.0.113.66_5000"`) || !strings.Contains(logs.String(), "address not allowed") {
 				t.Errorf("the denied client is not named in the log:\n%s", logs.String())
+			}
+			// The limit's warning names the client, and the balancer as via.
+			if !regexp.MustCompile(`"level":"warn","logger":"main","peer":"198\.51\.100\.1:5001","via":"[^"]+",.*per-IP`).MatchString(logs.String()) {
+				t.Errorf("the per-IP limit's warning does not name the client and the balancer:\n%s", logs.String())
 			}
 			// Refused once the header named them: no accept line.
 			for _, l := range parseLog(t, logs.String()) {
