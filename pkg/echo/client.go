@@ -349,6 +349,16 @@ func (c *Client) Send(ctx context.Context, messages [][]byte, echo io.Writer) (R
 		}
 		return c.SendPackets(ctx, messages, echo)
 	}
+	// The first message is known before the connection opens: it is
+	// compared with what comes back from the start, so that a server that
+	// writes first (a greeting) differs from it at byte 0, however soon.
+	var first []byte
+	for _, m := range messages {
+		if len(m) > 0 {
+			first = m
+			break
+		}
+	}
 	return c.exchange(ctx, echo, func(send func([]byte) error) error {
 		for _, m := range messages {
 			if err := send(m); err != nil {
@@ -356,7 +366,7 @@ func (c *Client) Send(ctx context.Context, messages [][]byte, echo io.Writer) (R
 			}
 		}
 		return nil
-	}, nil)
+	}, nil, first)
 }
 
 // SendStream is Send for a stream of any size: it writes what it reads from
@@ -399,13 +409,15 @@ func (c *Client) SendStream(ctx context.Context, r io.Reader, echo io.Writer) (R
 				return &InputError{Err: err}
 			}
 		}
-	}, free)
+	}, free, nil)
 }
 
 // exchange runs one connection: produce writes the data through send while
 // a second goroutine reads the echo and verifies it against the chunks
 // sent, returning each verified chunk to recycle when that is not nil.
-func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send func([]byte) error) error, recycle chan<- []byte) (Result, error) {
+// first, if not nil, is the first non-empty chunk produce sends, known in
+// advance: it is pending (verified against) before the reader starts.
+func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send func([]byte) error) error, recycle chan<- []byte, first []byte) (Result, error) {
 	var res Result
 	// sent counts what the writes took; sending, what was handed to
 	// them, which a reset's message counts (a reset may come, and be read,
@@ -445,13 +457,18 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 		}
 		if len(rest) > 0 {
 			// Sent after the line, before anything was sent to it: the
-			// verifier reports it as an echo longer than what was sent.
+			// verifier takes it as the echo's start, which differs from
+			// what is sent unless it is the same bytes.
 			echoConn = &prefixConn{Conn: conn, prefix: rest}
 		}
 	}
 	start = time.Now()
 
 	v := &verifier{pending: make(chan []byte, maxChunksInFlight), recycle: recycle, done: make(chan struct{}), stop: ctx.Done()}
+	firstPending := len(first) > 0
+	if firstPending {
+		v.pending <- first
+	}
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(v.done)
@@ -469,12 +486,16 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 			gate.do(func() { c.logData("sending ", b) })
 			return nil
 		}
-		select {
-		case v.pending <- b:
-		case <-v.done:
-			return errEchoEnded
-		case <-ctx.Done():
-			return ctx.Err()
+		if firstPending {
+			firstPending = false // b is first, pending already
+		} else {
+			select {
+			case v.pending <- b:
+			case <-v.done:
+				return errEchoEnded
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if !gate.do(func() { c.logData("sending ", b) }) {
 			return errEchoEnded

@@ -290,6 +290,26 @@ func TestClientDetectsBadEcho(t *testing.T) {
 	}
 }
 
+// TestClientSendServerWritesFirst: a server that writes first (a
+// greeting, to a client that does not expect one) differs from Send's
+// first message at byte 0, however soon its bytes come: Send knows its
+// first message before it connects.
+func TestClientSendServerWritesFirst(t *testing.T) {
+	addr := fakeServer(t, func(c *net.TCPConn, _ <-chan struct{}) {
+		c.Write([]byte("backend-2\n"))
+		readUntilEOF(c)
+	})
+	cl := &echo.Client{Addr: addr, Timeout: ioTimeout}
+	want := echo.MismatchError{Offset: 0, Sent: 'T', Received: 'b'}
+	for range 20 { // the greeting races the client's first write
+		_, err := cl.Send(t.Context(), seedMessages, nil)
+		var me *echo.MismatchError
+		if !errors.As(err, &me) || *me != want {
+			t.Fatalf("error = %v, want %v", err, &want)
+		}
+	}
+}
+
 func TestClientTimeout(t *testing.T) {
 	t.Parallel()
 	addr := fakeServer(t, func(c *net.TCPConn, stop <-chan struct{}) { <-stop })
