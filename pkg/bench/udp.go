@@ -252,8 +252,12 @@ func (s *udpSocket) send() {
 		s.sent.Store(seq + 1)
 		if _, err := s.c.Write(buf); err != nil {
 			// The datagram did not go; its number is used for the next.
+			// A refusal here is an earlier datagram's, which the write
+			// reported rather than the read (failed).
 			s.sent.Store(seq)
-			r.addError(s.id, err)
+			if !s.failed(err, now) {
+				return
+			}
 			continue
 		}
 		if r.inWindow(now) {
@@ -310,19 +314,10 @@ func (s *udpSocket) receive() {
 			if r.stopping.Load() || r.done() {
 				return
 			}
-			// A refused datagram (ICMP port unreachable) is the server's
-			// absence, and the next may find it; anything else pauses.
-			// Refused and never answered until noServerUntil, the run
-			// ends as a stream's whose connects are all refused.
-			if classify(err) == KindRefused && now.Before(r.retryUntil) {
-				r.retries.Add(1) // in the warmup, as a stream's refused connects
-			} else {
-				r.addError(s.id, err)
-			}
-			if classify(err) == KindRefused && !r.heard.Load() && !now.Before(r.noServerUntil) {
-				r.abort(fmt.Errorf("%w to %s: every datagram sent in %v was refused, no server there: %w", ErrNoServer, r.cfg.Addr, now.Sub(r.start).Round(10*time.Millisecond), err))
+			if !s.failed(err, now) {
 				return
 			}
+			// Anything but a refusal pauses.
 			if classify(err) != KindRefused && !r.sleep(failPause) {
 				return
 			}
@@ -333,6 +328,28 @@ func (s *udpSocket) receive() {
 			r.addError(s.id, err)
 		}
 	}
+}
+
+// failed counts err, a read's or a write's failure at now, and reports whether
+// the socket goes on. A refused datagram (ICMP port unreachable) is the
+// server's absence, and the next may find it: in the warmup it is not an
+// error, as a stream's refused connect is not. The socket's read or its
+// write reports it, whichever comes first, so both come here. Refused and
+// never answered until noServerUntil, the run ends as a stream's whose
+// connects are all refused.
+func (s *udpSocket) failed(err error, now time.Time) bool {
+	r := s.r
+	isRefused := classify(err) == KindRefused
+	if isRefused && now.Before(r.retryUntil) {
+		r.retries.Add(1)
+	} else {
+		r.addError(s.id, err)
+	}
+	if isRefused && !r.heard.Load() && !now.Before(r.noServerUntil) {
+		r.abort(fmt.Errorf("%w to %s: every datagram sent in %v was refused, no server there: %w", ErrNoServer, r.cfg.Addr, now.Sub(r.start).Round(10*time.Millisecond), err))
+		return false
+	}
+	return true
 }
 
 // ownBeyondID reports whether d, whose first 8 bytes are not the run's
