@@ -76,10 +76,14 @@ type loops struct {
 const loopsAvailable = true
 
 // loopListen readies ln, which engineFor gave to the event loops, for
-// them: it returns the listener that Serve tracks and closes in place of
-// ln and the function that serves it. An error (its socket cannot be
-// duplicated) leaves ln to goroutines.
+// them: it starts the loops if they have not started, and returns the
+// listener that Serve tracks and closes in place of ln and the function
+// that serves it. An error (the loops cannot start, or ln's socket cannot
+// be duplicated: out of descriptors) leaves ln to goroutines.
 func (s *Server) loopListen(ln net.Listener) (tracked net.Listener, serve func(lconf *listenerConf) error, err error) {
+	if err := s.loops.start(s); err != nil {
+		return nil, nil, err
+	}
 	ll, err := newLoopListener(ln, s.ListenConfig)
 	if err != nil {
 		return nil, nil, err
@@ -87,28 +91,42 @@ func (s *Server) loopListen(ln net.Listener) (tracked net.Listener, serve func(l
 	return ll, func(lconf *listenerConf) error { return s.serveLoops(ll, lconf) }, nil
 }
 
-// listen starts the loops on first use and registers ll with every one.
+// start makes the loops, one per CPU, on first use: all of them, or none
+// and an error (their descriptors closed), so that a later Serve tries
+// again.
+func (ls *loops) start(s *Server) error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	switch {
+	case ls.closed:
+		return ErrServerClosed
+	case ls.started:
+		return nil
+	}
+	made := make([]*loop, 0, runtime.GOMAXPROCS(0))
+	for range cap(made) {
+		l, err := newLoop(s, uint16(len(made)))
+		if err != nil {
+			for _, m := range made {
+				m.closeFDs()
+			}
+			return fmt.Errorf("event loop: %w", err)
+		}
+		made = append(made, l)
+	}
+	ls.started, ls.all = true, made
+	for _, l := range made {
+		ls.wg.Go(l.run)
+	}
+	return nil
+}
+
+// listen registers ll with every loop (started by loopListen).
 func (ls *loops) listen(s *Server, ll *loopListener, lconf *listenerConf) error {
 	ls.mu.Lock()
 	if ls.closed {
 		ls.mu.Unlock()
 		return ErrServerClosed
-	}
-	if !ls.started {
-		ls.started = true
-		for range runtime.GOMAXPROCS(0) {
-			l, err := newLoop(s, uint16(len(ls.all)))
-			if err != nil {
-				ls.mu.Unlock()
-				return err
-			}
-			ls.all = append(ls.all, l)
-			ls.wg.Add(1)
-			go func() {
-				defer ls.wg.Done()
-				l.run()
-			}()
-		}
 	}
 	all := ls.all
 	ls.mu.Unlock()
@@ -407,15 +425,21 @@ func (l *loop) polling(lastFound int64) bool {
 	return l.busyPoll > 0 && l.now()-lastFound < l.busyPoll
 }
 
+// closeFDs closes the loop's own descriptors: its epoll set, its wake-up
+// eventfd and its alarm.
+func (l *loop) closeFDs() {
+	unix.Close(l.wake)
+	unix.Close(l.alarm.fd)
+	unix.Close(l.epfd)
+}
+
 // run serves the loop's connections until exit is requested, or until
 // epoll fails (failed).
 func (l *loop) run() {
 	defer func() {
 		l.mu.Lock()
 		l.ended = true
-		unix.Close(l.wake)
-		unix.Close(l.alarm.fd)
-		unix.Close(l.epfd)
+		l.closeFDs()
 		l.mu.Unlock()
 		close(l.done)
 	}()

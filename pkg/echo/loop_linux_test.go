@@ -2,11 +2,14 @@ package echo_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,13 +220,17 @@ func TestTranscriptOfABulkEcho(t *testing.T) {
 }
 
 // TestLoopsOutOfDescriptorsFallBack: a listener the event loops cannot
-// take, because its socket cannot be duplicated for them (the process is
-// out of descriptors), is served by goroutines, and Serve says so at warn.
-// It runs again in a child process, whose descriptor limit it lowers.
+// take, because they cannot start or its socket cannot be duplicated for
+// them (the process is out of descriptors), is served by goroutines, and
+// Serve says so at warn; once descriptors are free again, the same
+// Server's next listener is the loops'. It runs again in a child process,
+// whose descriptor limit it lowers.
 func TestLoopsOutOfDescriptorsFallBack(t *testing.T) {
 	const child = "ECHOCTL_TEST_NOFILE_CHILD"
 	if os.Getenv(child) != "1" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestLoopsOutOfDescriptorsFallBack$", "-test.count=1", "-test.v")
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLoopsOutOfDescriptorsFallBack$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), child+"=1")
 		out, err := cmd.CombinedOutput()
 		if err != nil || !bytes.Contains(out, []byte("--- PASS: TestLoopsOutOfDescriptorsFallBack")) {
@@ -231,43 +238,60 @@ func TestLoopsOutOfDescriptorsFallBack(t *testing.T) {
 		}
 		return
 	}
-	ln := listenLocal(t)
-	var log watchedLog
-	srv := &echo.Server{Logger: zerolog.New(&log)}
-
 	var limit syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
 		t.Fatal(err)
 	}
 	restore := limit
-	limit.Cur = 64
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
-		t.Fatal(err)
-	}
-	var fill []*os.File
-	for {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			if !errors.Is(err, syscall.EMFILE) {
+	// Each loop takes three descriptors (epoll, eventfd, timerfd), and the
+	// listener's duplicate one more: leave too few for each in turn.
+	loopFDs := 3 * runtime.GOMAXPROCS(0)
+	for _, free := range []int{0, 1, loopFDs - 1, loopFDs} {
+		t.Run(fmt.Sprintf("%d free", free), func(t *testing.T) {
+			ln := listenLocal(t)
+			var log watchedLog
+			srv := &echo.Server{Logger: zerolog.New(&log)}
+			limit.Cur = 64
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
 				t.Fatal(err)
 			}
-			break
-		}
-		fill = append(fill, f)
-	}
-	serve(t, srv, ln)
-	log.wait(t, "the warning", func(log string) bool { return strings.Contains(log, "event loops cannot serve") })
-	for _, f := range fill {
-		f.Close()
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &restore); err != nil {
-		t.Fatal(err)
-	}
-	roundTrip(t, dial(t, ln.Addr().String()), []byte("served all the same"))
-	if n := echo.LoopConns(srv); n != 0 {
-		t.Errorf("%d connections served by event loops, want none", n)
-	}
-	if !strings.Contains(log.String(), `"level":"warn","logger":"main","listener":"`+ln.Addr().String()+`","error":"fcntl: too many open files"`) {
-		t.Errorf("the warning does not name the listener and the error:\n%s", log.String())
+			var fill []*os.File
+			for {
+				f, err := os.Open(os.DevNull)
+				if err != nil {
+					if !errors.Is(err, syscall.EMFILE) {
+						t.Fatal(err)
+					}
+					break
+				}
+				fill = append(fill, f)
+			}
+			for _, f := range fill[len(fill)-free:] {
+				f.Close()
+			}
+			serve(t, srv, ln)
+			log.wait(t, "the warning", func(log string) bool { return strings.Contains(log, "event loops cannot serve") })
+			for _, f := range fill {
+				f.Close()
+			}
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &restore); err != nil {
+				t.Fatal(err)
+			}
+			roundTrip(t, dial(t, ln.Addr().String()), []byte("served all the same"))
+			if n := echo.LoopConns(srv); n != 0 {
+				t.Errorf("%d connections served by event loops, want none", n)
+			}
+			warning := `"level":"warn","logger":"main","listener":"` + ln.Addr().String() + `","error":"`
+			if !strings.Contains(log.String(), warning) || !strings.Contains(log.String(), "too many open files") {
+				t.Errorf("the warning does not name the listener and the error:\n%s", log.String())
+			}
+			// Descriptors free again: the next listener is the loops'.
+			next := listenLocal(t)
+			serve(t, srv, next)
+			roundTrip(t, dial(t, next.Addr().String()), []byte("the loops now"))
+			if n := echo.LoopConns(srv); n != 1 {
+				t.Errorf("%d connections of the next listener served by event loops, want 1", n)
+			}
+		})
 	}
 }

@@ -294,7 +294,7 @@ func (s *Server) serve(ln net.Listener, opts ListenerOptions, started func()) er
 		switch {
 		case err == nil:
 			tracked, serveLoops = ll, serve
-		case !errors.Is(err, net.ErrClosed): // a closed ln fails its Accept, below
+		case !errors.Is(err, net.ErrClosed) && !errors.Is(err, ErrServerClosed): // both end Serve below
 			s.Logger.Warn().Str("logger", "main").Str("listener", lname).Err(err).
 				Msgf("event loops cannot serve %s, so a goroutine per connection serves it: %v", lname, err)
 		}
