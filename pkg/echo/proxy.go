@@ -295,7 +295,8 @@ func familyName(f proxyproto.AddressFamilyAndProtocol) string {
 // proxyTLVFields returns the TLVs of h that tell something about the
 // client, parsed, as key and value: alpn, authority, aws_vpce, and from
 // the SSL TLV ssl (the version, or "no" when the client did not use TLS),
-// ssl_cn, ssl_cipher, ssl_verified. The values are the peer's bytes, made
+// ssl_cn, ssl_cipher, ssl_verified; an AWS or SSL TLV that does not parse
+// is "malformed". The values are the peer's bytes, made
 // fit for a log line (peerText).
 func proxyTLVFields(h *proxyHeader) [][2]string {
 	if len(h.tlvs) == 0 {
@@ -313,12 +314,17 @@ func proxyTLVFields(h *proxyHeader) [][2]string {
 		case t.Type == proxyproto.PP2_TYPE_AUTHORITY:
 			out = append(out, [2]string{"authority", peerText(string(t.Value))})
 		case tlvparse.IsAWSVPCEndpointID(t):
-			if id, err := tlvparse.AWSVPCEndpointID(t); err == nil {
-				out = append(out, [2]string{"aws_vpce", peerText(id)})
+			id, err := tlvparse.AWSVPCEndpointID(t)
+			if err != nil {
+				id = "malformed"
 			}
+			out = append(out, [2]string{"aws_vpce", peerText(id)})
 		case tlvparse.IsSSL(t):
 			ssl, err := tlvparse.SSL(t)
 			if err != nil {
+				// Shown, not dropped: the balancer sent one, and what it
+				// says about the client's TLS is unknown.
+				out = append(out, [2]string{"ssl", "malformed"})
 				continue
 			}
 			if !ssl.ClientSSL() {

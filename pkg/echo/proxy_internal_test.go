@@ -159,6 +159,13 @@ func TestProxiedSummary(t *testing.T) {
 		{Type: tlvparse.PP2_TYPE_AWS, Value: append([]byte{tlvparse.PP2_SUBTYPE_AWS_VPCE_ID}, "vpce-0123abcd"...)},
 		ssl,
 	})
+	// An SSL TLV that says the client used TLS and gives no version, and
+	// an AWS TLV with a VPC endpoint subtype and no ID.
+	malformedTLVs := proxyproto.HeaderProxyFromAddrs(2, src, dst)
+	malformedTLVs.SetTLVs([]proxyproto.TLV{
+		{Type: proxyproto.PP2_TYPE_SSL, Value: []byte{tlvparse.PP2_BITFIELD_CLIENT_SSL, 0, 0, 0, 0}},
+		{Type: tlvparse.PP2_TYPE_AWS, Value: []byte{tlvparse.PP2_SUBTYPE_AWS_VPCE_ID, 0xff}},
+	})
 	cases := []struct {
 		h    *proxyproto.Header
 		want string
@@ -167,6 +174,7 @@ func TestProxiedSummary(t *testing.T) {
 		{withTLVs, "v2 PROXY TCP4 203.0.113.7:41000 -> 10.0.0.5:9000 alpn=h2 authority=example.com aws_vpce=vpce-0123abcd ssl=TLSv1.3 ssl_cn=client.example ssl_cipher=TLS_AES_128_GCM_SHA256 ssl_verified=true"},
 		{&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL}, "v2 LOCAL"},
 		{&proxyproto.Header{Version: 1, Command: proxyproto.LOCAL}, "v1 UNKNOWN"},
+		{malformedTLVs, "v2 PROXY TCP4 203.0.113.7:41000 -> 10.0.0.5:9000 ssl=malformed aws_vpce=malformed"},
 	}
 	for _, tc := range cases {
 		h := headerFrom(tc.h)
