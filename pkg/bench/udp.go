@@ -255,7 +255,7 @@ func (s *udpSocket) send() {
 			// A refusal here is an earlier datagram's, which the write
 			// reported rather than the read (failed).
 			s.sent.Store(seq)
-			if !s.failed(err, now) {
+			if r.stopping.Load() || r.done() || !s.failed(err, now) {
 				return
 			}
 			continue

@@ -65,8 +65,9 @@ func (v *verifier) release(chunk []byte) {
 }
 
 // check compares received with what was sent at the current offset. A
-// byte beyond what was sent is a mismatch at once, even while more input
-// is to come: it cannot be the echo of what has not been sent.
+// byte beyond what was sent (or is pending: Send's first message is
+// before it is written) is a mismatch at once, even while more input is
+// to come: it cannot be the echo of what has not been sent.
 func (v *verifier) check(received []byte) error {
 	for len(received) > 0 {
 		if !v.next(false) {
