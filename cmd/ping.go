@@ -19,6 +19,7 @@ import (
 // TLS flags go through the configuration like send's.
 type pingOptions struct {
 	count       int
+	deadline    time.Duration
 	interval    time.Duration
 	size        int
 	reuse       bool
@@ -28,7 +29,8 @@ type pingOptions struct {
 }
 
 func (o *pingOptions) addFlags(fs *pflag.FlagSet) {
-	fs.IntVarP(&o.count, "count", "c", 0, "probes to send, then stop (0: until Ctrl-C), as ping's -c")
+	fs.IntVarP(&o.count, "count", "c", 0, "probes to send, then stop (0: until Ctrl-C or --deadline), as ping's -c")
+	fs.DurationVarP(&o.deadline, "deadline", "w", 0, "stop after this long, as ping's -w (0: no deadline); with --count, a deadline that comes first fails the run")
 	fs.DurationVarP(&o.interval, "interval", "i", ping.DefaultInterval, "time from one probe's start to the next's, as ping's -i; probes go one at a time, as tcping's: one slower than this delays the next")
 	fs.IntVarP(&o.size, "size", "s", ping.DefaultSize, fmt.Sprintf("bytes each probe sends and expects back (%d to %d; over UDP at most one datagram)", ping.MinSize, ping.MaxSize))
 	fs.BoolVar(&o.reuse, "reuse", false, "tcp, tls, unix: send every probe on one connection (made again after a failed probe) instead of connecting for each")
@@ -45,6 +47,7 @@ func (o *pingOptions) config(cfg *Config, client *echo.Client) (ping.Config, err
 	pc := ping.Config{
 		Client:      client,
 		Count:       o.count,
+		Deadline:    o.deadline,
 		Interval:    o.interval,
 		Size:        o.size,
 		Timeout:     cfg.Timeout,
@@ -74,8 +77,12 @@ func (o *pingOptions) config(cfg *Config, client *echo.Client) (ping.Config, err
 	return pc, nil
 }
 
-// errProbesFailed is ping's exit status 1: some probe got no whole echo.
-var errProbesFailed = errors.New("ping: not every probe was answered")
+// errProbesFailed and errDeadlineCut are ping's exit status 1: some
+// probe got no whole echo, or --deadline came before --count probes.
+var (
+	errProbesFailed = errors.New("ping: not every probe was answered")
+	errDeadlineCut  = errors.New("ping: the deadline came before --count probes")
+)
 
 func newPingCmd(opts *globalOptions, streams Streams) *cobra.Command {
 	pingOpts := &pingOptions{}
@@ -83,28 +90,31 @@ func newPingCmd(opts *globalOptions, streams Streams) *cobra.Command {
 		Use:   "ping",
 		Short: "Probe an echo server as ping does: one echo every --interval, then a summary",
 		Long: `Probe the echo server at --addr as ping(8) probes a host and tcping a port:
-every --interval one probe, until --count probes or Ctrl-C, then a summary.
+every --interval one probe, until --count probes, --deadline or Ctrl-C, then
+a summary.
 
 Over TCP, TLS and Unix sockets a probe connects (a new connection for each
 probe, or one for all with --reuse), writes --size bytes and reads them back,
 verifying every byte; it reports the connection's time (with TLS, the
 handshake's too) and the echo's round trip. Over UDP a probe is one datagram
-carrying its sequence number: an answer to an earlier probe that comes late is
-not taken for a later one's. Each probe is bounded by --timeout.
+carrying its sequence number: an answer to an earlier probe is not taken for a
+later one's, and is counted apart, as a duplicate (a copy of an answer already
+taken: dup=SEQ on the line of the probe that saw it) or as late (after its
+probe's timeout: late=SEQ). Each probe is bounded by --timeout.
 
 One line per probe goes to standard output (seq=3 peer=127.0.0.1:10000
 connect=0.210ms rtt=0.431ms, or what went wrong), then ping's summary: probes
 sent and received, loss, and min/avg/max/mdev of the round trips and of the
 connections, with their p50 and p99. --json prints one JSON object per probe
-as it ends, then one for the summary. A probe that Ctrl-C cuts short is
-counted as sent and lost, as ping counts it, and fails nothing.
+as it ends, then one for the summary. A probe that Ctrl-C or --deadline cuts
+short is counted as sent and lost, as ping counts it, and fails nothing.
 
 Exit codes (stricter than ping's 0 for any reply: a path that loses one
 probe in ten fails):
   0  every probe was answered with its whole echo
   1  some probe failed (timeout, refused, reset, closed, mismatch: the echo
-     differs, or error: any other), or none was answered, or standard
-     output could not be written
+     differs, or error: any other), or none was answered, or --deadline
+     came before --count probes, or standard output could not be written
   2  bad flags, arguments, environment or config file`,
 		Example: `  echoctl ping --addr 127.0.0.1:10000 --count 5
   echoctl ping --addr udp://[::1]:7 --interval 200ms --size 512
@@ -168,7 +178,11 @@ func runPing(ctx context.Context, pc ping.Config, asJSON bool, out io.Writer) er
 	if werr != nil {
 		return fmt.Errorf("write standard output: %w", werr)
 	}
-	if !sum.OK() {
+	switch {
+	case sum.OK():
+	case sum.Cut && sum.Received == sum.Sent-sum.Errors["interrupted"]:
+		return errDeadlineCut
+	default:
 		return errProbesFailed
 	}
 	return nil

@@ -25,6 +25,7 @@ func TestPingUsageErrors(t *testing.T) {
 		{[]string{"--count", "-1"}, "echoctl: invalid --count -1: must be 0 (until interrupted) or more\n"},
 		{[]string{"--interval", "-1s"}, "echoctl: invalid --interval -1s: must not be negative\n"},
 		{[]string{"--interval", "10001h"}, "echoctl: invalid --interval 10001h: must be at most 10000h\n"},
+		{[]string{"--deadline", "-1s"}, "echoctl: invalid --deadline -1s: must not be negative\n"},
 		{[]string{"--timeout", "0"}, "echoctl: invalid timeout 0s from flag --timeout: ping needs a bound on each probe, more than 0\n"},
 		{[]string{"--source", "host.example"}, `echoctl: invalid --source "host.example": must be an IP address of this machine, such as 127.0.0.1 or ::1` + "\n"},
 		{[]string{"--addr", "udp://127.0.0.1:7", "--reuse"}, "echoctl: invalid --reuse true: a udp:// probe is a datagram on one socket already; --reuse is for tcp, tls and unix\n"},
@@ -63,6 +64,18 @@ func TestPingInProcess(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("no %q in:\n%s", want, r.stdout)
 		}
+	}
+}
+
+// TestPingDeadlineBeforeCount: -w that comes before -c's probes ends
+// the run with its summary and exit 1, saying so, as ping(8) exits 1.
+func TestPingDeadlineBeforeCount(t *testing.T) {
+	isolate(t)
+	srv := startServe(t)
+	r := run(t, context.Background(), "ping", "--addr", srv.addr, "-c", "1000", "-i", "20ms", "-w", "200ms")
+	want := "echoctl: ping: the deadline came before --count probes\n"
+	if r.code != ExitNetwork || r.stderr != want || !strings.Contains(r.stdout, "deadline: it came before the 1000 probes asked for") {
+		t.Fatalf("exit %d, stderr %q, stdout:\n%s\nwant 1, %q and the summary's deadline line", r.code, r.stderr, r.stdout, want)
 	}
 }
 

@@ -32,8 +32,15 @@ type Config struct {
 	// Client dials the server (its Addr, TLSConfig, Resolver, and Dialer,
 	// whose LocalAddr sets the source address). Its Logger is not used.
 	Client *echo.Client
-	// Count is how many probes to send; 0 means until the context ends.
+	// Count is how many probes to send; 0 means until the context ends
+	// (or Deadline).
 	Count int
+	// Deadline, if positive, ends the run once it has run this long, as
+	// ping -w: the probe then under way counts as Ctrl-C's does
+	// ("interrupted"). A run with a Count that the deadline ends before
+	// its probes all ran their course fails (Summary.Cut), as ping(8)
+	// exits 1 when -w comes before -c's replies.
+	Deadline time.Duration
 	// Interval is the time from one probe's start to the next's. If zero,
 	// DefaultInterval.
 	Interval time.Duration
@@ -99,6 +106,10 @@ func (c Config) Validate() error {
 		return &ConfigError{"interval", c.Interval.String(), "must not be negative"}
 	case c.Timeout < 0:
 		return &ConfigError{"timeout", c.Timeout.String(), "must not be negative"}
+	case c.Deadline < 0:
+		return &ConfigError{"deadline", c.Deadline.String(), "must not be negative"}
+	case c.Deadline > echo.MaxTimeout:
+		return &ConfigError{"deadline", echo.FormatDuration(c.Deadline), "must be at most " + echo.FormatDuration(echo.MaxTimeout)}
 	case c.Interval > echo.MaxTimeout: // as every other duration
 		return &ConfigError{"interval", echo.FormatDuration(c.Interval), "must be at most " + echo.FormatDuration(echo.MaxTimeout)}
 	case c.Timeout > echo.MaxTimeout:

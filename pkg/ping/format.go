@@ -20,6 +20,10 @@ func msValue(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 //
 //	seq=1 peer=127.0.0.1:10000 connect=0.213ms rtt=0.431ms
 //	seq=2 peer=127.0.0.1:10000 timeout: read tcp ...: i/o timeout
+//	seq=5 peer=127.0.0.1:7 rtt=0.102ms dup=4 late=2,3
+//
+// dup= and late= list the earlier probes whose answers came while this
+// one waited (Probe.Duplicates, Probe.Late).
 func ProbeLine(p Probe) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "seq=%d", p.Seq)
@@ -31,10 +35,23 @@ func ProbeLine(p Probe) string {
 	}
 	if p.Err != nil {
 		fmt.Fprintf(&b, " %s: %s", p.Kind, oneLine(p.Err.Error()))
-		return b.String()
+	} else {
+		fmt.Fprintf(&b, " rtt=%sms", ms(p.RTT))
 	}
-	fmt.Fprintf(&b, " rtt=%sms", ms(p.RTT))
+	appendSeqs(&b, "dup", p.Duplicates)
+	appendSeqs(&b, "late", p.Late)
 	return b.String()
+}
+
+// appendSeqs appends " key=1,2,3" to b, nothing for no seqs.
+func appendSeqs(b *strings.Builder, key string, seqs []int) {
+	for i, seq := range seqs {
+		if i == 0 {
+			fmt.Fprintf(b, " %s=%d", key, seq)
+		} else {
+			fmt.Fprintf(b, ",%d", seq)
+		}
+	}
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
@@ -49,11 +66,13 @@ type probeJSON struct {
 	RTTMS     *float64 `json:"rtt_ms,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	ErrorKind string   `json:"error_kind,omitempty"`
+	Dup       []int    `json:"duplicates,omitempty"`
+	Late      []int    `json:"late,omitempty"`
 }
 
 // WriteProbeJSON writes p to w as one JSON object on a line of its own.
 func WriteProbeJSON(w io.Writer, p Probe) error {
-	j := probeJSON{Type: "probe", Seq: p.Seq, Time: p.Time.UTC().Format(time.RFC3339Nano), Peer: p.Peer}
+	j := probeJSON{Type: "probe", Seq: p.Seq, Time: p.Time.UTC().Format(time.RFC3339Nano), Peer: p.Peer, Dup: p.Duplicates, Late: p.Late}
 	if p.Connect > 0 {
 		v := msValue(p.Connect)
 		j.ConnectMS = &v
@@ -97,7 +116,10 @@ func WriteSummaryJSON(w io.Writer, s Summary) error {
 		RTT       *statsJSON     `json:"rtt,omitempty"`
 		Connect   *statsJSON     `json:"connect,omitempty"`
 		Errors    map[string]int `json:"errors,omitempty"`
-	}{"summary", s.Addr, s.Sent, s.Received, s.Loss, msValue(s.Elapsed), s.RTT.json(), s.Connect.json(), s.Errors})
+		Dup       int            `json:"duplicates"`
+		Late      int            `json:"late"`
+		Cut       bool           `json:"deadline_cut,omitempty"`
+	}{"summary", s.Addr, s.Sent, s.Received, s.Loss, msValue(s.Elapsed), s.RTT.json(), s.Connect.json(), s.Errors, s.Duplicates, s.Late, s.Cut})
 }
 
 func writeJSONLine(w io.Writer, v any) error {
@@ -119,7 +141,15 @@ func writeJSONLine(w io.Writer, v any) error {
 func WriteSummary(w io.Writer, s Summary) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "--- %s echoctl ping statistics ---\n", s.Addr)
-	fmt.Fprintf(&b, "%d probes sent, %d received, %s%% loss, time %dms\n", s.Sent, s.Received, percent(s.Loss), s.Elapsed.Milliseconds())
+	fmt.Fprintf(&b, "%d probes sent, %d received, ", s.Sent, s.Received)
+	// As ping(8): "+N duplicates" when some came.
+	if s.Duplicates > 0 {
+		fmt.Fprintf(&b, "+%d duplicates, ", s.Duplicates)
+	}
+	if s.Late > 0 {
+		fmt.Fprintf(&b, "+%d late, ", s.Late)
+	}
+	fmt.Fprintf(&b, "%s%% loss, time %dms\n", percent(s.Loss), s.Elapsed.Milliseconds())
 	for _, st := range []struct {
 		name string
 		s    Stats
@@ -128,6 +158,9 @@ func WriteSummary(w io.Writer, s Summary) error {
 			fmt.Fprintf(&b, "%s min/avg/max/mdev = %s/%s/%s/%s ms, p50 %s ms, p99 %s ms\n",
 				st.name, ms(st.s.Min), ms(st.s.Avg), ms(st.s.Max), ms(st.s.Mdev), ms(st.s.P50), ms(st.s.P99))
 		}
+	}
+	if s.Cut {
+		fmt.Fprintf(&b, "deadline: it came before the %d probes asked for\n", s.count)
 	}
 	if len(s.Errors) > 0 {
 		var parts []string

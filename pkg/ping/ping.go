@@ -28,8 +28,16 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	r := newRun(cfg)
 	defer r.close()
 	sum := newSummary(clientAddr(&r.client))
+	sum.count = cfg.Count
 	start := time.Now()
 	next := start
+	parent := ctx
+	if cfg.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, start.Add(cfg.Deadline))
+		defer cancel()
+	}
+	cut := false // the run ended with ctx
 	for seq := 1; cfg.Count == 0 || seq <= cfg.Count; seq++ {
 		if wait := time.Until(next); seq > 1 && wait > 0 {
 			t := time.NewTimer(wait)
@@ -40,6 +48,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			}
 		}
 		if ctx.Err() != nil {
+			cut = true
 			break
 		}
 		next = time.Now().Add(cfg.Interval)
@@ -47,6 +56,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if p.Err != nil && ctx.Err() != nil {
 			p.Kind, p.Connect = "interrupted", 0
 			sum.add(p)
+			cut = true
 			break
 		}
 		sum.add(p)
@@ -55,6 +65,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 	}
 	sum.Elapsed = time.Since(start)
+	sum.Cut = cut && cfg.Count > 0 && parent.Err() == nil
 	return sum.done(), nil
 }
 
@@ -67,8 +78,8 @@ type run struct {
 	path   string // a Unix socket's, as dialed
 	id     uint64 // this run's identifier, in every probe
 	conn   net.Conn
-	probe1 []byte // the probe being sent
-	buf    []byte // a UDP answer
+	probe1 []byte     // the probe being sent
+	dgram  *datagrams // UDP's answers
 	echo   stream
 	once   *onceResolver // the run's addresses, unless ResolveEach
 }
@@ -96,7 +107,7 @@ func newRun(cfg Config) *run {
 	r.id = binary.BigEndian.Uint64(idb[:])
 	r.probe1 = make([]byte, cfg.Size)
 	if r.udp {
-		r.buf = make([]byte, cfg.Size+1) // one more: a longer answer is seen
+		r.dgram = newDatagrams(cfg.Size)
 	}
 	return r
 }
@@ -148,7 +159,7 @@ func (r *run) probeOnce(ctx context.Context, seq int, start time.Time) Probe {
 	stop := context.AfterFunc(ctx, func() { r.conn.SetDeadline(time.Now()) })
 	var err error
 	if r.udp {
-		p.RTT, err = datagram(r.conn, r.probe1, r.buf, deadline)
+		p.RTT, err = r.dgram.exchange(r.conn, r.probe1, deadline, &p)
 	} else {
 		r.echo.conn = r.conn
 		p.RTT, err = r.echo.exchange(r.probe1, deadline)

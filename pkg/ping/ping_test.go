@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,10 +167,99 @@ func TestPingUDPLossAndLateAnswers(t *testing.T) {
 	if sum.Sent != 6 || sum.Received != 3 || sum.Loss != 50 || sum.Errors["timeout"] != 3 {
 		t.Fatalf("summary %+v, want 6 sent, 3 received, 3 timeouts", sum)
 	}
+	if sum.Late != 2 || sum.Duplicates != 0 {
+		t.Errorf("summary: %d late, %d duplicates; want the answers to probes 2 and 4 late, no duplicate", sum.Late, sum.Duplicates)
+	}
 	for _, p := range probes {
 		if p.OK() != (p.Seq%2 == 1) {
 			t.Errorf("probe %d: ok %v (%v)", p.Seq, p.OK(), p.Err)
 		}
+		if want := []int{p.Seq - 1}; p.Seq%2 == 1 && p.Seq > 1 && !slices.Equal(p.Late, want) {
+			t.Errorf("probe %d: late %v, want %v", p.Seq, p.Late, want)
+		}
+	}
+	if line := ping.ProbeLine(probes[2]); !strings.HasSuffix(line, " late=2") {
+		t.Errorf("probe line %q, want it to end late=2", line)
+	}
+}
+
+// TestPingUDPDuplicates: a server that answers every probe twice. The
+// second copy comes before the next probe's answer, which takes it for
+// what it is: a duplicate, as ping(8)'s DUP!, not an answer, not a loss.
+// The last probe's copy is not waited for.
+func TestPingUDPDuplicates(t *testing.T) {
+	addr := udpEcho(t, func(p []byte) [][]byte { return [][]byte{p, p} })
+	sum, probes := run(t, ping.Config{Client: &echo.Client{Addr: "udp://" + addr}, Count: 4, Timeout: 5 * time.Second})
+	if sum.Received != 4 || sum.Duplicates != 3 || sum.Late != 0 || !sum.OK() {
+		t.Fatalf("summary %+v, want 4 received, 3 duplicates, none late", sum)
+	}
+	for _, p := range probes[1:] {
+		if want := []int{p.Seq - 1}; !slices.Equal(p.Duplicates, want) {
+			t.Errorf("probe %d: duplicates %v, want %v", p.Seq, p.Duplicates, want)
+		}
+	}
+	var text, js strings.Builder
+	if err := ping.WriteSummary(&text, sum); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "4 probes sent, 4 received, +3 duplicates, 0% loss") {
+		t.Errorf("summary:\n%s\nwant ping's +3 duplicates", text.String())
+	}
+	if err := ping.WriteSummaryJSON(&js, sum); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"duplicates":3,"late":0`) {
+		t.Errorf("summary JSON %s, want duplicates 3 and late 0", js.String())
+	}
+	js.Reset()
+	if err := ping.WriteProbeJSON(&js, probes[1]); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"duplicates":[1]`) {
+		t.Errorf("probe JSON %s, want duplicates [1]", js.String())
+	}
+}
+
+// TestPingDeadline: --deadline ends the run as ping -w does. Without a
+// count that is how it ends, and passes; with one that it cuts short, the
+// run fails (Cut), and the probe under way then counts as interrupted.
+func TestPingDeadline(t *testing.T) {
+	const deadline = 300 * time.Millisecond
+	silent := udpEcho(t, func([]byte) [][]byte { return nil })
+	echoing := "udp://" + udpEcho(t, nil)
+	tests := []struct {
+		name        string
+		addr        string
+		count       int
+		interval    time.Duration
+		cut, ok     bool
+		interrupted int
+	}{
+		{"no count: the deadline ends it", echoing, 0, 50 * time.Millisecond, false, true, 0},
+		{"before the count", echoing, 1000, 50 * time.Millisecond, true, false, 0},
+		{"the count first", echoing, 2, time.Millisecond, false, true, 0},
+		{"a probe under way", "udp://" + silent, 1000, time.Millisecond, true, false, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			sum, err := ping.Run(context.Background(), ping.Config{Client: &echo.Client{Addr: tt.addr}, Count: tt.count,
+				Interval: tt.interval, Deadline: deadline, Timeout: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Cut != tt.cut || sum.OK() != tt.ok || sum.Errors["interrupted"] != tt.interrupted || sum.Sent == 0 {
+				t.Fatalf("summary %+v: want cut %v, ok %v, %d interrupted", sum, tt.cut, tt.ok, tt.interrupted)
+			}
+			if took := time.Since(start); tt.count != 2 && took < deadline {
+				t.Errorf("the run took %v, less than its deadline", took)
+			}
+			var text strings.Builder
+			ping.WriteSummary(&text, sum)
+			if strings.Contains(text.String(), "deadline:") != tt.cut {
+				t.Errorf("summary:\n%s\nwant a deadline line: %v", text.String(), tt.cut)
+			}
+		})
 	}
 }
 
@@ -337,6 +427,8 @@ func TestPingConfigErrors(t *testing.T) {
 		{"negative count", ping.Config{Count: -1}},
 		{"negative interval", ping.Config{Interval: -time.Second}},
 		{"negative timeout", ping.Config{Timeout: -time.Second}},
+		{"negative deadline", ping.Config{Deadline: -time.Second}},
+		{"deadline past the bound", ping.Config{Deadline: 20000 * time.Hour}},
 		{"size too small", ping.Config{Size: 15}},
 		{"size too large", ping.Config{Size: ping.MaxSize + 1}},
 		{"udp datagram too large", ping.Config{Client: &echo.Client{Addr: "udp://127.0.0.1:7"}, Size: 65508}},

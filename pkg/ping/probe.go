@@ -35,6 +35,11 @@ type Probe struct {
 	// "mismatch", "error", or in the Summary alone "interrupted" (cut
 	// short by the end of Run's context); empty for a reply.
 	Kind string
+	// Duplicates and Late are, over UDP, the sequence numbers of earlier
+	// probes whose answers came while this one waited: another copy of an
+	// answer already taken (ping's DUP!), or an answer that came after its
+	// probe's timeout. Neither counts as received.
+	Duplicates, Late []int
 }
 
 // OK reports whether the probe got its whole echo back.
@@ -112,18 +117,37 @@ func (s *stream) exchange(p []byte, deadline time.Time) (time.Duration, error) {
 	return rtt, nil
 }
 
-// datagram sends probe p on the UDP socket conn and waits by deadline for
-// its answer, skipping late answers to earlier probes (the run's
-// identifier, an earlier sequence number); any other datagram is the
+// answeredWindow is how many of the latest probes a UDP run remembers as
+// answered, to tell a copy of an answer from a late one.
+const answeredWindow = 1 << 12
+
+// datagrams is a UDP run's answer buffer and what it remembers of the
+// probes answered (the latest answeredWindow), so that an answer to an
+// earlier probe is told apart: another copy of one already taken (ping's
+// DUP!), or one that came after its probe's timeout (late).
+type datagrams struct {
+	buf      []byte
+	answered [answeredWindow]uint64 // seq, at seq%answeredWindow, once answered
+}
+
+func newDatagrams(size int) *datagrams {
+	return &datagrams{buf: make([]byte, size+1)} // one more: a longer answer is seen
+}
+
+// exchange sends probe p (probe seq of the run) on the UDP socket conn
+// and waits by deadline for its answer. Answers to earlier probes (the
+// run's identifier, an earlier sequence number) are skipped and told to
+// the Probe pr, as duplicates or late ones; any other datagram is the
 // answer, and a mismatch unless it is p.
-func datagram(conn net.Conn, p []byte, buf []byte, deadline time.Time) (time.Duration, error) {
+func (d *datagrams) exchange(conn net.Conn, p []byte, deadline time.Time, pr *Probe) (time.Duration, error) {
+	seq := binary.BigEndian.Uint64(p[0:8])
 	conn.SetDeadline(deadline)
 	start := time.Now()
 	if _, err := conn.Write(p); err != nil {
 		return 0, err
 	}
 	for {
-		n, err := conn.Read(buf)
+		n, err := conn.Read(d.buf)
 		if err != nil {
 			return 0, err
 		}
@@ -131,16 +155,22 @@ func datagram(conn net.Conn, p []byte, buf []byte, deadline time.Time) (time.Dur
 		if n < MinSize {
 			return 0, &mismatchError{size: n, of: len(p)}
 		}
-		if bytes.Equal(buf[8:16], p[8:16]) && binary.BigEndian.Uint64(buf[0:8]) < binary.BigEndian.Uint64(p[0:8]) {
-			continue // a late answer to an earlier probe
+		if got := binary.BigEndian.Uint64(d.buf[0:8]); bytes.Equal(d.buf[8:16], p[8:16]) && got < seq {
+			if d.answered[got%answeredWindow] == got {
+				pr.Duplicates = append(pr.Duplicates, int(got))
+			} else {
+				pr.Late = append(pr.Late, int(got))
+			}
+			continue
 		}
 		rtt := time.Since(start)
 		if n != len(p) {
 			return 0, &mismatchError{size: n, of: len(p)}
 		}
-		if i := firstDiff(buf[:n], p); i >= 0 {
-			return 0, &mismatchError{offset: i, sent: p[i], got: buf[i]}
+		if i := firstDiff(d.buf[:n], p); i >= 0 {
+			return 0, &mismatchError{offset: i, sent: p[i], got: d.buf[i]}
 		}
+		d.answered[seq%answeredWindow] = seq
 		return rtt, nil
 	}
 }

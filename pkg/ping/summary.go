@@ -23,6 +23,15 @@ type Summary struct {
 	Connect Stats
 	// Errors counts the failed probes by Kind.
 	Errors map[string]int
+	// Duplicates and Late count, over UDP, the answers to earlier probes
+	// that came while a later one waited (Probe.Duplicates, Probe.Late).
+	// Copies of the last probe's answer are not waited for.
+	Duplicates, Late int
+	// Cut reports that Config.Deadline ended the run before its Count
+	// probes all ran their course; the run then fails (OK).
+	Cut bool
+
+	count int // Config.Count, for the text of Cut
 
 	rtt, connect accumulator
 }
@@ -81,6 +90,8 @@ func newSummary(addr string) *Summary { return &Summary{Addr: addr} }
 
 func (s *Summary) add(p Probe) {
 	s.Sent++
+	s.Duplicates += len(p.Duplicates)
+	s.Late += len(p.Late)
 	if p.Connect > 0 {
 		s.connect.add(p.Connect)
 	}
@@ -105,6 +116,9 @@ func (s *Summary) done() Summary {
 
 // OK reports whether the run passed (exit status 0): some probe was
 // answered, and every one that ran its course was; a probe that the end
-// of Run's context cut short ("interrupted") is not a failure. Stricter
-// than ping(8), for which any reply passes.
-func (s Summary) OK() bool { return s.Received > 0 && s.Received == s.Sent-s.Errors["interrupted"] }
+// of Run's context cut short ("interrupted") is not a failure, but a
+// deadline that came before Count probes is (Cut). Stricter than ping(8),
+// for which any reply passes.
+func (s Summary) OK() bool {
+	return s.Received > 0 && s.Received == s.Sent-s.Errors["interrupted"] && !s.Cut
+}
