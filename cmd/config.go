@@ -201,6 +201,7 @@ func loadConfig(flags *pflag.FlagSet, configPath string) (*Config, error) {
 	for _, k := range keys {
 		k.decode(&d, k.name, cfg)
 	}
+	d.checkProxyGiven(cfg)
 	// A key with flags is for the commands that have one (the keys
 	// table): a shared config file's buffer-size or proxy-protocol is
 	// not ping's. Validated above all the same, a key this command does

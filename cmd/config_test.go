@@ -1044,6 +1044,37 @@ func TestKeysForTheirCommands(t *testing.T) {
 	}
 }
 
+// TestProxyKeysValidatedByEveryCommand: the PROXY header's keys, which
+// send and bench check together, are checked one by one by the commands
+// that write no header, as every key is: ping and serve refused none.
+func TestProxyKeysValidatedByEveryCommand(t *testing.T) {
+	tests := []struct {
+		env, value string
+		commands   []string
+		want       string // "" for none
+	}{
+		{"ECHOCTL_PROXY_PROTOCOL", "bogus", []string{"ping", "serve"}, `invalid proxy-protocol "bogus"`},
+		{"ECHOCTL_PROXY_PROTOCOL", "on", []string{"ping", "serve"}, ""},
+		{"ECHOCTL_PROXY_PROTOCOL", "v2", []string{"ping"}, ""},
+		{"ECHOCTL_PROXY_SOURCE", "zzz", []string{"ping", "serve"}, `invalid proxy-source "zzz"`},
+		{"ECHOCTL_PROXY_DEST", "zzz", []string{"ping", "serve"}, `invalid proxy-dest "zzz"`},
+		{"ECHOCTL_PROXY_TLV", "zz=1", []string{"ping", "serve"}, `invalid proxy-tlv "zz=1"`},
+		{"ECHOCTL_PROXY_TLV", "alpn=h2", []string{"ping", "serve"}, ""},
+	}
+	for _, tt := range tests {
+		for _, command := range tt.commands {
+			t.Run(command+" "+tt.env+"="+tt.value, func(t *testing.T) {
+				isolate(t)
+				t.Setenv(tt.env, tt.value)
+				_, err := loadFor(t, command)
+				if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+					t.Errorf("error %v, want %q", err, tt.want)
+				}
+			})
+		}
+	}
+}
+
 // TestExampleConfigFile: config/echoctl.yaml, which the packages install
 // as /etc/echoctl/config.yaml, loads for every command and says what the
 // defaults are: with allow: [] in it, every command on a machine with the

@@ -283,6 +283,27 @@ func (d *decoder) checkProxy(cfg *Config) {
 	}
 }
 
+// checkProxyGiven checks, for a command that writes no PROXY header
+// (serve, ping), the header's keys as given, since every command checks
+// every key: each must be a value that send could take (TLVs as v2 takes
+// them), and proxy-protocol, on ping, one of send's or serve's (serve
+// decodes its own). checkProxy checks them, with the address, for the
+// commands that write a header.
+func (d *decoder) checkProxyGiven(cfg *Config) {
+	if f := d.flags.Lookup(keyProxySource); d.err != nil || f != nil && isKeyFlag(f) {
+		return
+	}
+	t := cfg.Transport
+	if !d.serving() && !slices.Contains([]string{"", "v1", "v2", "1", "2", "on", "off"}, strings.TrimSpace(t.ProxyProtocol)) {
+		d.fail(keyProxyProtocol, t.ProxyProtocol, "must be v1 or v2 (send, bench), or off or on (serve)")
+		return
+	}
+	var pe *echo.SendProxyError
+	if _, err := echo.ParseSendProxy("v2", t.ProxySource, t.ProxyDest, t.ProxyTLVs); errors.As(err, &pe) {
+		d.fail(proxyKeys[pe.Field], pe.Value, pe.Reason)
+	}
+}
+
 // packetRate decodes a per-source UDP rate: "0" (or the number 0 from a
 // config file) for no limit, else a string that echo.ParsePacketRate
 // reads, such as "100/s,256KiB/s".
