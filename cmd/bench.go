@@ -228,8 +228,8 @@ Exit codes:
   0  every echo matched and the run had no errors
   1  the run failed: errors (refused, reset, timed out, closed early) or
      no echo measured, or fewer connections open when measuring began
-     than --conns; no connection could be opened; or the run was
-     interrupted
+     than --conns (with --warmup 0, fewer opened in the run); no
+     connection could be opened; or the run was interrupted
   2  bad flags, arguments, environment or config file
   3  an echo differed from what was sent (the message says where)`,
 		Example: `  echoctl bench --addr 127.0.0.1:10000 --conns 50 --duration 5s

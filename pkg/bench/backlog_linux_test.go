@@ -15,7 +15,8 @@ import (
 
 // TestRunFailsWhenConnectionsDoNotOpen runs against a listener with a
 // backlog of one that never accepts: the kernel queues two connections
-// and drops the other connects, so the run cannot reach its concurrency.
+// and drops the other connects, so the run cannot reach its concurrency,
+// with a warmup or without.
 func TestRunFailsWhenConnectionsDoNotOpen(t *testing.T) {
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -37,12 +38,22 @@ func TestRunFailsWhenConnectionsDoNotOpen(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 
-	cfg := bench.Config{Addr: ln.Addr().String(), Conns: 10, Warmup: 200 * time.Millisecond, Duration: 200 * time.Millisecond}
-	res, err := runTimed(t, context.Background(), cfg)
-	if !errors.Is(err, bench.ErrRunFailed) || !strings.Contains(err.Error(), "of the 10 connections were open when measuring began") {
-		t.Fatalf("Run: %v", err)
+	tests := []struct {
+		warmup time.Duration
+		want   string
+	}{
+		{200 * time.Millisecond, "of the 10 connections were open when measuring began"},
+		// With no warmup, they must all open in the measured window.
+		{0, "of the 10 connections opened in the 200ms measured, with no warmup"},
 	}
-	if res.OpenAtStart >= 10 {
-		t.Errorf("OpenAtStart = %d", res.OpenAtStart)
+	for _, tt := range tests {
+		cfg := bench.Config{Addr: ln.Addr().String(), Conns: 10, Warmup: tt.warmup, Duration: 200 * time.Millisecond}
+		res, err := runTimed(t, context.Background(), cfg)
+		if !errors.Is(err, bench.ErrRunFailed) || !strings.Contains(err.Error(), tt.want) {
+			t.Fatalf("warmup %v: Run: %v, want %q", tt.warmup, err, tt.want)
+		}
+		if res.OpenAtStart >= 10 || res.Connects >= 10 {
+			t.Errorf("warmup %v: OpenAtStart = %d, Connects = %d", tt.warmup, res.OpenAtStart, res.Connects)
+		}
 	}
 }

@@ -67,7 +67,8 @@ type Result struct {
 	ConnectRetries int64 `json:"connect_retries"`
 	// OpenAtStart is, in pingpong and stream modes, how many connections
 	// were open when the measured window began; with a warmup, a run
-	// that had fewer than Conns open then fails.
+	// that had fewer than Conns open then fails (with none, a run that
+	// opened fewer than Conns in all).
 	OpenAtStart int64 `json:"open_at_start,omitempty"`
 
 	// MessagesPerSec, MBPerSec (10^6 bytes echoed per second) and

@@ -575,9 +575,16 @@ func (r *runner) run(parent context.Context) (*Result, error) {
 	if err := r.settle(res, seconds); err != nil {
 		return res, err
 	}
-	if (cfg.Mode == ModePingPong || cfg.Mode == ModeStream) && cfg.Warmup > 0 && res.OpenAtStart < int64(cfg.Conns) {
-		return res, fmt.Errorf("%w: only %d of the %d connections were open when measuring began: the server accepted them too slowly for a %v warmup",
-			ErrRunFailed, res.OpenAtStart, cfg.Conns, cfg.Warmup)
+	if cfg.Mode == ModePingPong || cfg.Mode == ModeStream {
+		switch {
+		case cfg.Warmup > 0 && res.OpenAtStart < int64(cfg.Conns):
+			return res, fmt.Errorf("%w: only %d of the %d connections were open when measuring began: the server accepted them too slowly for a %v warmup",
+				ErrRunFailed, res.OpenAtStart, cfg.Conns, cfg.Warmup)
+		case cfg.Warmup == 0 && res.Connects < int64(cfg.Conns):
+			// With no warmup they open while measuring: all of them must.
+			return res, fmt.Errorf("%w: only %d of the %d connections opened in the %s measured, with no warmup",
+				ErrRunFailed, res.Connects, cfg.Conns, elapsed.Round(time.Millisecond))
+		}
 	}
 	if cfg.Mode != ModeIdle && res.Messages == 0 {
 		err := fmt.Errorf("%w: no echo completed in the %s measured", ErrRunFailed, elapsed.Round(time.Millisecond))
