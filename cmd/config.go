@@ -400,9 +400,10 @@ func (d *decoder) duration(key string) time.Duration {
 	return dur
 }
 
-// connTimeout decodes idle-timeout and write-timeout: a duration, at most
-// echo.MaxTimeout, beyond which the server's deadline arithmetic would
-// overflow and close every connection at once.
+// connTimeout decodes idle-timeout, write-timeout and the clients'
+// timeout: a duration, at most echo.MaxTimeout, beyond which the server's
+// deadline arithmetic would overflow and close every connection at once
+// (and which bounds every other duration, ping's timeout among them).
 func (d *decoder) connTimeout(key string) time.Duration {
 	dur := d.duration(key)
 	if dur > echo.MaxTimeout {

@@ -154,7 +154,7 @@ var keys = withListenerKeys([]key{
 			{on: cmdSend, usage: "bound on connecting and the whole exchange; over UDP, on each datagram's echo, retries included (0: no limit)"},
 			{on: cmdPing, usage: "bound on each probe, connecting included, as ping's -W (more than 0)"},
 		},
-		decode: func(d *decoder, name string, cfg *Config) { cfg.Timeout = d.duration(name) },
+		decode: func(d *decoder, name string, cfg *Config) { cfg.Timeout = d.connTimeout(name) },
 	},
 	{
 		name: keyLogMaxBytes, def: echo.DefaultLogMaxBytes,
