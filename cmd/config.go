@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -107,7 +108,9 @@ func configSearchPath() []string {
 
 // findConfigFile returns the file named by --config or ECHOCTL_CONFIG,
 // which must exist, else the first file of configSearchPath that exists,
-// else "".
+// else "". A path of the search that is there but cannot be checked (a
+// directory the user cannot enter) or read (a dangling symbolic link) is
+// an error, not a file to pass over for the next one.
 func findConfigFile(explicit string) (string, error) {
 	if explicit == "" {
 		explicit = os.Getenv(envPrefix + "_CONFIG")
@@ -119,8 +122,12 @@ func findConfigFile(explicit string) (string, error) {
 		return explicit, nil
 	}
 	for _, p := range configSearchPath() {
-		if _, err := os.Stat(p); err == nil {
+		_, err := os.Lstat(p)
+		if err == nil {
 			return p, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("config file %s: %w", p, errors.Unwrap(err))
 		}
 	}
 	return "", nil

@@ -462,6 +462,24 @@ func TestLoadConfigSearchPath(t *testing.T) {
 	}
 }
 
+// TestLoadConfigSearchPathStopsAtABrokenFile: a path of the search that
+// is there but cannot be read (a dangling symbolic link) is an error
+// naming it, as an unreadable file is, not a file to pass over for the
+// next one: the XDG file was read in its place.
+func TestLoadConfigSearchPathStopsAtABrokenFile(t *testing.T) {
+	wd := isolate(t)
+	xdg := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", xdg)
+	writeFile(t, filepath.Join(xdg, "echoctl", "config.yaml"), "addr: xdg:1\n")
+	if err := os.Symlink(filepath.Join(wd, "gone.yaml"), filepath.Join(wd, "echoctl.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadFor(t, "serve")
+	if err == nil || !strings.Contains(err.Error(), "config file echoctl.yaml: ") {
+		t.Fatalf("error %v, want one naming echoctl.yaml", err)
+	}
+}
+
 func TestLoadConfigMessagesFromEnv(t *testing.T) {
 	tests := []struct {
 		env     string
