@@ -42,7 +42,14 @@ func (res *Result) WriteTable(w io.Writer) error {
 			stray += fmt.Sprintf(", %d refused in the warmup", res.ConnectRetries)
 		}
 		row("datagrams", "%d sent, %d echoed, %d lost (%.2f%%), %d reordered, %d duplicates%s", u.Sent, u.Received, u.Lost, u.LossPercent, u.Reordered, u.Duplicates, stray)
-		row("jitter", "%s (RFC 3550 interarrival jitter)", micros(u.Jitter))
+		if u.Scheduled > u.Sent {
+			row("behind", "%d sent of the %d the rate scheduled in the window: the senders fell behind, and offered less than asked", u.Sent, u.Scheduled)
+		}
+		if u.Received < 2 {
+			row("jitter", "none: fewer than two echoes")
+		} else {
+			row("jitter", "%s (RFC 3550 interarrival jitter)", micros(u.Jitter))
+		}
 	case res.Mode == ModeIdle:
 		row("held", "%d of %d connections, opened and checked in %s (%.0f/s)", res.Held, res.Conns, seconds(res.OpenTime), rate(float64(res.Messages), res.OpenTime))
 	case res.Mode == ModeConnRate:

@@ -31,3 +31,31 @@ func TestPerSecond(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPTableRows: a UDP run's table says when the senders offered less
+// than the rate scheduled, and gives no jitter figure without two echoes
+// to take it from (it read 0.0µs with none).
+func TestUDPTableRows(t *testing.T) {
+	tests := []struct {
+		name      string
+		udp       UDPStats
+		want, not string
+	}{
+		{"on schedule", UDPStats{Sent: 1000, Scheduled: 1000, Received: 1000, Jitter: 12}, "jitter      12.0µs", "behind"},
+		{"behind", UDPStats{Sent: 994, Scheduled: 1000, Received: 994, Jitter: 12}, "behind      994 sent of the 1000 the rate scheduled", ""},
+		{"nothing back", UDPStats{Sent: 200, Scheduled: 200, Lost: 200, LossPercent: 100}, "jitter      none: fewer than two echoes", "0.0µs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := tt.udp
+			res := &Result{Mode: ModePingPong, Conns: 1, Size: 64, Rate: 1000, UDP: &u}
+			var b strings.Builder
+			if err := res.WriteTable(&b); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), tt.want) || tt.not != "" && strings.Contains(b.String(), tt.not) {
+				t.Errorf("table:\n%s\nwant %q, and not %q", b.String(), tt.want, tt.not)
+			}
+		})
+	}
+}

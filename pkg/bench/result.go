@@ -159,6 +159,11 @@ type TLSStats struct {
 type UDPStats struct {
 	// Sent counts the datagrams sent.
 	Sent int64 `json:"sent"`
+	// Scheduled is how many the rate's schedule held in the measured
+	// window; more than Sent when the senders fell behind it (a loaded
+	// machine, or sockets not yet open with no warmup): the load offered
+	// was then less than asked for.
+	Scheduled int64 `json:"scheduled"`
 	// Received counts the distinct datagrams echoed intact: each once,
 	// however many copies came back. It equals the Result's Messages.
 	Received int64 `json:"received"`

@@ -156,6 +156,9 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	res.Interrupted = !finished
 	res.Elapsed = elapsed.Seconds()
 	res.UDP = udpStats(socks)
+	// The schedule's ticks fall half a tick into the window and every
+	// tick after (newPacer).
+	res.UDP.Scheduled = int64(math.Round(cfg.Rate * elapsed.Seconds()))
 	res.Messages = res.UDP.Received
 	res.Bytes = res.UDP.Received * int64(cfg.Size)
 	res.Connects = r.connects.Load()
