@@ -223,6 +223,50 @@ func TestFaultCloseAfter(t *testing.T) {
 	}
 }
 
+// TestFaultCloseAfterPeerGone: a close after N bytes on a connection
+// whose peer has gone already (closed, so its kernel answers the echo
+// with a reset) is the fault's close once the fault has acted (its line
+// logged): the loops, whose shutdown(2) then failed, counted it as a
+// Shutdown's and logged "read error: use of closed network connection".
+// An engine that meets the reset before the fault acts closes it as a
+// reset. The echo is delayed so that the peer has closed when it is
+// written.
+func TestFaultCloseAfterPeerGone(t *testing.T) {
+	for _, ft := range faultTargets() {
+		t.Run(ft.name, func(t *testing.T) {
+			rec := newRecorder()
+			var logs syncBuffer
+			dialer := ft.start(t, &logs, func(s *echo.Server) {
+				s.Observer = rec
+				s.Faults = &echo.Faults{CloseAfter: echo.FaultAfter{Bytes: 1000}, Delay: 50 * time.Millisecond}
+			})
+			c := dialer.conn(t)
+			if _, err := c.Write(randomBytes(8, 4000)); err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			deadline := time.After(ioTimeout)
+			for rec.totalClosed() < 1 {
+				select {
+				case <-rec.changed:
+				case <-deadline:
+					t.Fatal("the connection did not close")
+				}
+			}
+			want := echo.CloseReset
+			if strings.Contains(logs.String(), "fault: closing after 1000 bytes") {
+				want = echo.CloseFault
+			}
+			if rec.closedCount(want) != 1 {
+				t.Errorf("closed %v, want %s; log:\n%s", rec.closed, want, logs.String())
+			}
+			if strings.Contains(logs.String(), "use of closed network connection") {
+				t.Errorf("log:\n%s\nwant no internal error", logs.String())
+			}
+		})
+	}
+}
+
 // TestFaultResetAfter: a reset after N bytes gives the peer at most N
 // bytes, then ECONNRESET (a Unix socket, which has no RST, may end the
 // stream instead).

@@ -281,9 +281,13 @@ func (l *loop) stop(lc *loopConn) {
 }
 
 // shutWrite sends FIN and from then on discards what the peer sends.
+// If the peer has gone already (its reset came first: shutdown(2) finds
+// the socket unconnected), there is nothing to drain: the connection
+// closes at once, for the reason it was being closed for (a fault's
+// close, or Shutdown).
 func (l *loop) shutWrite(lc *loopConn) {
 	if err := unix.Shutdown(int(lc.fd), unix.SHUT_WR); err != nil {
-		l.close(lc, CloseShutdown, nil)
+		l.close(lc, l.drainedReason(lc), nil)
 		return
 	}
 	lc.draining = true
