@@ -39,6 +39,11 @@ type conn struct {
 	// handshake has passed (goConn.serve), not when accepted or when its
 	// PROXY header has come.
 	acceptLater bool
+	// heard: the peer has sent a byte to echo (conn.received). One that
+	// goes without (a health check, tcping, a port scan) and resets the
+	// connection, or is gone when its greeting is written, is logged at
+	// debug level, not warned about (logClose).
+	heard bool
 }
 
 // connIO is what the shared policy asks of the engine that serves a
@@ -256,7 +261,7 @@ func (c *conn) logClose(err error, reason CloseReason) {
 		}
 	case CloseReset:
 		level := zerolog.WarnLevel
-		if c.balancerCheck() {
+		if c.balancerCheck() || !c.heard {
 			level = zerolog.DebugLevel
 		}
 		if e := c.log(level); e != nil {

@@ -283,10 +283,11 @@ func ProxyResults() []ProxyResult {
 	return rs
 }
 
-// received reports n bytes read to the observer and returns when they were
-// read, to measure the echo latency; without an observer it does nothing
-// and returns the zero time.
+// received notes that the peer has sent bytes to echo (heard), reports n
+// bytes read to the observer and returns when they were read, to measure
+// the echo latency; without an observer it returns the zero time.
 func (c *conn) received(n int) time.Time {
+	c.heard = true
 	if c.obs == nil {
 		return time.Time{}
 	}

@@ -310,6 +310,48 @@ func TestManyConcurrentClients(t *testing.T) {
 	}
 }
 
+// TestSilentPeerGoes: a peer that connects and goes without sending a
+// byte (a balancer's plain health check, which HAProxy ends with a reset;
+// tcping; a port scan) is no warning, with a greeting too, whose write
+// then finds it gone (on a Unix socket, always): its end is logged at
+// debug level. A peer that sent bytes and resets is warned about
+// (TestClientVanishes).
+func TestSilentPeerGoes(t *testing.T) {
+	for _, v := range variants {
+		for _, greeting := range []string{"", "hello"} {
+			t.Run(fmt.Sprintf("%s greeting %q", v.name, greeting), func(t *testing.T) {
+				var logs syncBuffer
+				rec := newRecorder()
+				addr, _ := startVariant(t, v, &logs, func(s *echo.Server) {
+					s.Greeting = greeting
+					s.Observer = rec
+				})
+				const peers = 4
+				for i := range peers {
+					c := dial(t, addr)
+					if i%2 == 0 {
+						c.SetLinger(0) // a reset, as HAProxy's checks end
+					}
+					c.Close()
+				}
+				deadline := time.After(ioTimeout)
+				for rec.totalClosed() < peers {
+					select {
+					case <-rec.changed:
+					case <-deadline:
+						t.Fatalf("%d of %d connections closed", rec.totalClosed(), peers)
+					}
+				}
+				for _, l := range parseLog(t, logs.String()) {
+					if l.Level == "warn" || l.Level == "error" {
+						t.Errorf("%s line for a peer that sent nothing: %+v", l.Level, l)
+					}
+				}
+			})
+		}
+	}
+}
+
 // TestClientVanishes resets a connection in the middle of a stream: the
 // server must log it, close its side, and go on serving.
 func TestClientVanishes(t *testing.T) {
