@@ -313,13 +313,18 @@ func proxyTLVFields(h *proxyHeader) [][2]string {
 			out = append(out, [2]string{"alpn", peerText(string(t.Value))})
 		case t.Type == proxyproto.PP2_TYPE_AUTHORITY:
 			out = append(out, [2]string{"authority", peerText(string(t.Value))})
-		case tlvparse.IsAWSVPCEndpointID(t):
+		case t.Type == tlvparse.PP2_TYPE_AWS:
+			// A VPC endpoint ID, or no subtype at all; another subtype
+			// tells nothing of the client.
+			if len(t.Value) > 0 && t.Value[0] != tlvparse.PP2_SUBTYPE_AWS_VPCE_ID {
+				continue
+			}
 			id, err := tlvparse.AWSVPCEndpointID(t)
-			if err != nil {
+			if err != nil || id == "" {
 				id = "malformed"
 			}
 			out = append(out, [2]string{"aws_vpce", peerText(id)})
-		case tlvparse.IsSSL(t):
+		case t.Type == proxyproto.PP2_TYPE_SSL: // too short, tlvparse.SSL says so
 			ssl, err := tlvparse.SSL(t)
 			if err != nil {
 				// Shown, not dropped: the balancer sent one, and what it

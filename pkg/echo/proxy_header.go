@@ -39,7 +39,10 @@ type proxyHeader struct {
 //
 // A v2 header with a CRC32C TLV must carry the checksum of the header,
 // computed with that TLV's value zeroed (doc/proxy-protocol.txt, 2.2.2):
-// go-proxyproto does not check it, so checkCRC32C does.
+// go-proxyproto does not check it, so checkTLVs does. It checks too that
+// the TLVs of a header that names a client fill it exactly, as HAProxy
+// does: go-proxyproto served one whose last TLV ran past its end, and
+// the TLVs before it were lost with it.
 //
 // A v2 PROXY header of the UNSPEC family (a protocol the balancer does not
 // name) carries no client: it is served with the connection's own
@@ -67,7 +70,7 @@ func parseProxyHeader(b []byte) (proxyHeader, error) {
 	if len(h.tlvs) == 0 || !bytes.HasSuffix(b, h.tlvs) {
 		return h, nil
 	}
-	if err := checkCRC32C(b, len(b)-len(h.tlvs)); err != nil {
+	if err := checkTLVs(b, len(b)-len(h.tlvs), h.hasAddrs()); err != nil {
 		return proxyHeader{}, err
 	}
 	return h, nil
@@ -84,12 +87,19 @@ func isProxyV2Unspec(b []byte) bool {
 // castagnoli is the table of CRC32C, the PROXY protocol's checksum.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// checkCRC32C verifies the checksum of b, a whole v2 header whose TLVs
-// start at offset tlvs, if one of them is a CRC32C TLV.
-func checkCRC32C(b []byte, tlvs int) error {
-	for i := tlvs; i+3 <= len(b); {
+// checkTLVs verifies the checksum of b, a whole v2 header whose TLVs
+// start at offset tlvs, if one of them is a CRC32C TLV; if strict (a
+// header that names a client), it also refuses TLVs that do not fill the
+// header exactly. A LOCAL or UNSPEC header's body is read as TLVs whole,
+// whatever it holds (an address block, for some balancers): not strict.
+func checkTLVs(b []byte, tlvs int, strict bool) error {
+	i := tlvs
+	for ; i+3 <= len(b); i += 3 + int(binary.BigEndian.Uint16(b[i+1:])) {
 		typ, n := proxyproto.PP2Type(b[i]), int(binary.BigEndian.Uint16(b[i+1:]))
 		if i+3+n > len(b) {
+			if strict {
+				return fmt.Errorf("malformed PROXY v2 header: TLV type 0x%02x of %d bytes runs %d bytes past its end", byte(typ), n, i+3+n-len(b))
+			}
 			return nil // not TLVs: the parser read none
 		}
 		if typ == proxyproto.PP2_TYPE_CRC32C {
@@ -102,7 +112,9 @@ func checkCRC32C(b []byte, tlvs int) error {
 				return fmt.Errorf("malformed PROXY v2 header: its CRC32C checksum is %#08x, the header's bytes give %#08x", said, got)
 			}
 		}
-		i += 3 + n
+	}
+	if strict && i < len(b) {
+		return fmt.Errorf("malformed PROXY v2 header: %d bytes after its last TLV, too few for another", len(b)-i)
 	}
 	return nil
 }

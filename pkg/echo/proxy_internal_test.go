@@ -166,6 +166,16 @@ func TestProxiedSummary(t *testing.T) {
 		{Type: proxyproto.PP2_TYPE_SSL, Value: []byte{tlvparse.PP2_BITFIELD_CLIENT_SSL, 0, 0, 0, 0}},
 		{Type: tlvparse.PP2_TYPE_AWS, Value: []byte{tlvparse.PP2_SUBTYPE_AWS_VPCE_ID, 0xff}},
 	})
+	// An SSL TLV too short for its fields, an AWS TLV with its subtype
+	// and nothing after, one with no subtype, and one of another subtype
+	// (not shown: it tells nothing of the client).
+	shortTLVs := proxyproto.HeaderProxyFromAddrs(2, src, dst)
+	shortTLVs.SetTLVs([]proxyproto.TLV{
+		{Type: proxyproto.PP2_TYPE_SSL, Value: []byte{1, 2, 3}},
+		{Type: tlvparse.PP2_TYPE_AWS, Value: []byte{tlvparse.PP2_SUBTYPE_AWS_VPCE_ID}},
+		{Type: tlvparse.PP2_TYPE_AWS, Value: []byte{}},
+		{Type: tlvparse.PP2_TYPE_AWS, Value: []byte{0x02, 'x'}},
+	})
 	cases := []struct {
 		h    *proxyproto.Header
 		want string
@@ -175,6 +185,7 @@ func TestProxiedSummary(t *testing.T) {
 		{&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL}, "v2 LOCAL"},
 		{&proxyproto.Header{Version: 1, Command: proxyproto.LOCAL}, "v1 UNKNOWN"},
 		{malformedTLVs, "v2 PROXY TCP4 203.0.113.7:41000 -> 10.0.0.5:9000 ssl=malformed aws_vpce=malformed"},
+		{shortTLVs, "v2 PROXY TCP4 203.0.113.7:41000 -> 10.0.0.5:9000 ssl=malformed aws_vpce=malformed aws_vpce=malformed"},
 	}
 	for _, tc := range cases {
 		h := headerFrom(tc.h)

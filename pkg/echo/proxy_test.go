@@ -3,6 +3,7 @@ package echo_test
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -351,6 +352,15 @@ func TestProxyHeaderRefused(t *testing.T) {
 	badSum[len(badSum)-1] ^= 1
 	badLocalSum := withCRC32C(t, "v2", "", "")
 	badLocalSum[len(badLocalSum)-4] ^= 0x80
+	// TLVs that do not fill the header: the last runs past its end, or
+	// bytes too few for a TLV are left after it.
+	withTLVBytes := func(tlvs ...byte) []byte {
+		b := append(proxyHeader(t, 2, "203.0.113.7:41000", "10.0.0.5:9000"), tlvs...)
+		binary.BigEndian.PutUint16(b[14:16], uint16(len(b)-16))
+		return b
+	}
+	overrun := withTLVBytes(0x02, 0, 2, 'o', 'k', 0x02, 0xff, 0xff)
+	stray := withTLVBytes(0x02, 0, 2, 'o', 'k', 0x04)
 	cases := []struct {
 		name      string
 		send      []byte
@@ -360,6 +370,8 @@ func TestProxyHeaderRefused(t *testing.T) {
 		warn      string
 	}{
 		{"absent", []byte("hello, echo\n"), false, 0, "v0 absent", "no PROXY protocol header"},
+		{"TLV past the end", append(overrun, "hello"...), false, 0, "v2 malformed", "TLV type 0x02 of 65535 bytes runs 65535 bytes past its end"},
+		{"bytes after the TLVs", append(stray, "hello"...), false, 0, "v2 malformed", "1 bytes after its last TLV"},
 		{"bare LF", []byte("PROXY TCP4 203.0.113.7 10.0.0.5 41000 9000\nhello"), false, 0, "v1 malformed", "bare LF"},
 		{"malformed v1", []byte("PROXY TCP4 203.0.113.999 10.0.0.5 41000 9000\r\nhello"), false, 0, "v1 malformed", "malformed PROXY protocol header"},
 		{"v1 too long", []byte("PROXY TCP4 " + strings.Repeat("1", 120)), false, 0, "v1 malformed", "no CRLF within 107 bytes"},
