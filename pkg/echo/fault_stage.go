@@ -208,6 +208,9 @@ func (fc *faultConn) act(kind FaultKind, msg string) {
 	}
 }
 
+// slices implements slicingPacer.
+func (fc *faultConn) slices() bool { return fc.cfg.f.Slice > 0 }
+
 // next implements pacer: the delay (and jitter) before a chunk's first
 // piece, slices with their delay, the byte count at which an ending is
 // due, and the rate's token bucket; unpaced, only the byte count.

@@ -135,6 +135,9 @@ func (c *goConn) echoUntilEnd() error {
 			if c.run.enders != nil && c.run.ending(false) != endNone {
 				return nil // refused: not even a greeting (as a loop's opened)
 			}
+			if c.run.slices {
+				sendOneByOne(c.rwc)
+			}
 			p, err := c.open(buf)
 			if err == nil && len(p) > 0 { // read with the end of a header
 				err = c.echoChunk(p, logs)

@@ -36,6 +36,9 @@ func (l *loop) opened(lc *loopConn) {
 		return
 	}
 	lc.run = run
+	if run.slices {
+		sendOneByOneFD(int(lc.fd))
+	}
 	if run.enders != nil {
 		if l.endNow(lc, run, false) {
 			return // refused

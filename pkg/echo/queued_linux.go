@@ -1,6 +1,7 @@
 package echo
 
 import (
+	"crypto/tls"
 	"net"
 	"syscall"
 
@@ -45,4 +46,26 @@ func queuedBytesFD(fd int) int {
 		return 0
 	}
 	return n
+}
+
+// sendOneByOne has c's socket (below TLS) take a write only once what was
+// written before has left it, for a slicing stage (slicingPacer); it does
+// nothing on a connection it cannot reach the socket of (a wrapper).
+func sendOneByOne(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { sendOneByOneFD(int(fd)) })
+		}
+	}
+}
+
+// sendOneByOneFD is sendOneByOne for a raw socket: TCP_NOTSENT_LOWAT 1,
+// with which a write waits (EAGAIN, then EPOLLOUT) while any byte written
+// before is unsent. A Unix socket has no such option and needs none: its
+// send buffer is full after a few hundred pieces.
+func sendOneByOneFD(fd int) {
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, 1)
 }

@@ -14,3 +14,7 @@ func queuedBytes(net.Conn) int { return 0 }
 // sendQueued returns false: how many bytes wait in a socket's send queue
 // is read only on Linux (queued_linux.go).
 func sendQueued(syscall.RawConn) (int, bool) { return 0, false }
+
+// sendOneByOne does nothing: a slicing stage's pieces are held back for
+// a peer that does not read only on Linux (queued_linux.go).
+func sendOneByOne(net.Conn) {}

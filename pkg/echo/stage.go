@@ -195,6 +195,14 @@ type rewriter interface {
 	rewrite(p []byte)
 }
 
+// A slicingPacer is a pacer that may cut chunks into pieces meant to go out one
+// by one (slices): the engine then has the socket take a piece only once
+// the one before has left it (sendOneByOne), instead of appending them to
+// the send queue of a peer that does not read, a system call a byte.
+type slicingPacer interface {
+	slices() bool
+}
+
 // stages is a Server's chain of stages, in the order they apply: all the
 // open stages, in order, then the write stages on each chunk, in order.
 type stages struct {
@@ -215,6 +223,7 @@ type stageRun struct {
 	enders    []ender
 	rewriters []rewriter
 	ended     ending // what an ender decided (endNone: echoing on)
+	slices    bool   // a pacer slices: see slicingPacer
 
 	piece  int   // bytes of the current piece still to write; 0: ask next
 	first  bool  // the next piece is the chunk's first
@@ -279,6 +288,9 @@ func (s *stages) start(r *stageRun, c *conn, now time.Time) bool {
 			}
 			if w, ok := p.(rewriter); ok {
 				r.rewriters = append(r.rewriters, w)
+			}
+			if sl, ok := p.(slicingPacer); ok && sl.slices() {
+				r.slices = true
 			}
 		}
 	}
