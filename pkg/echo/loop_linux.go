@@ -507,7 +507,7 @@ func (l *loop) run() {
 			})
 			soonest(now + int64(loopStopPoll))
 		}
-		if l.sweepEvery > 0 {
+		if l.sweepEvery > 0 && l.nconns > 0 { // with none, nothing to sweep: sleep
 			now := clock()
 			if now >= l.nextSweep {
 				l.sweep(now)
