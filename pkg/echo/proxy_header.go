@@ -67,10 +67,18 @@ func parseProxyHeader(b []byte) (proxyHeader, error) {
 			h.command = proxyproto.PROXY
 		}
 	}
+	if h.version == 2 && h.hasAddrs() {
+		// What follows the address block is TLVs, which must fill the
+		// header: go-proxyproto gives none when they do not parse.
+		if err := checkTLVs(b, proxyV2PrefixLen+proxyV2AddrLen(h.family), true); err != nil {
+			return proxyHeader{}, err
+		}
+		return h, nil
+	}
 	if len(h.tlvs) == 0 || !bytes.HasSuffix(b, h.tlvs) {
 		return h, nil
 	}
-	if err := checkTLVs(b, len(b)-len(h.tlvs), h.hasAddrs()); err != nil {
+	if err := checkTLVs(b, len(b)-len(h.tlvs), false); err != nil {
 		return proxyHeader{}, err
 	}
 	return h, nil
@@ -86,6 +94,21 @@ func isProxyV2Unspec(b []byte) bool {
 
 // castagnoli is the table of CRC32C, the PROXY protocol's checksum.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// proxyV2AddrLen is the length of a v2 header's address block for family
+// (doc/proxy-protocol.txt, 2.2): source and destination addresses and,
+// for IPv4 and IPv6, ports.
+func proxyV2AddrLen(family proxyproto.AddressFamilyAndProtocol) int {
+	switch {
+	case family.IsIPv4():
+		return 12
+	case family.IsIPv6():
+		return 36
+	case family.IsUnix():
+		return 216
+	}
+	return 0
+}
 
 // checkTLVs verifies the checksum of b, a whole v2 header whose TLVs
 // start at offset tlvs, if one of them is a CRC32C TLV; if strict (a
@@ -114,7 +137,7 @@ func checkTLVs(b []byte, tlvs int, strict bool) error {
 		}
 	}
 	if strict && i < len(b) {
-		return fmt.Errorf("malformed PROXY v2 header: %d bytes after its last TLV, too few for another", len(b)-i)
+		return fmt.Errorf("malformed PROXY v2 header: %d of its bytes after its last TLV, too few for another", len(b)-i)
 	}
 	return nil
 }

@@ -361,6 +361,16 @@ func TestProxyHeaderRefused(t *testing.T) {
 	}
 	overrun := withTLVBytes(0x02, 0, 2, 'o', 'k', 0x02, 0xff, 0xff)
 	stray := withTLVBytes(0x02, 0, 2, 'o', 'k', 0x04)
+	// The same over UDP4 and UNIX, which go-proxyproto parses.
+	udpOverrun := bytes.Clone(overrun)
+	udpOverrun[13] = 0x12
+	unixOverrun := append([]byte(nil), overrun[:16]...)
+	unixOverrun[13] = 0x31
+	unixOverrun = append(unixOverrun, make([]byte, 216)...)
+	copy(unixOverrun[16:], "/src")
+	copy(unixOverrun[16+108:], "/dst")
+	unixOverrun = append(unixOverrun, overrun[28:]...)
+	binary.BigEndian.PutUint16(unixOverrun[14:16], uint16(len(unixOverrun)-16))
 	cases := []struct {
 		name      string
 		send      []byte
@@ -371,7 +381,9 @@ func TestProxyHeaderRefused(t *testing.T) {
 	}{
 		{"absent", []byte("hello, echo\n"), false, 0, "v0 absent", "no PROXY protocol header"},
 		{"TLV past the end", append(overrun, "hello"...), false, 0, "v2 malformed", "TLV type 0x02 of 65535 bytes runs 65535 bytes past its end"},
-		{"bytes after the TLVs", append(stray, "hello"...), false, 0, "v2 malformed", "1 bytes after its last TLV"},
+		{"bytes after the TLVs", append(stray, "hello"...), false, 0, "v2 malformed", "1 of its bytes after its last TLV"},
+		{"UDP4 TLV past the end", append(udpOverrun, "hello"...), false, 0, "v2 malformed", "runs 65535 bytes past its end"},
+		{"UNIX TLV past the end", append(unixOverrun, "hello"...), false, 0, "v2 malformed", "runs 65535 bytes past its end"},
 		{"bare LF", []byte("PROXY TCP4 203.0.113.7 10.0.0.5 41000 9000\nhello"), false, 0, "v1 malformed", "bare LF"},
 		{"malformed v1", []byte("PROXY TCP4 203.0.113.999 10.0.0.5 41000 9000\r\nhello"), false, 0, "v1 malformed", "malformed PROXY protocol header"},
 		{"v1 too long", []byte("PROXY TCP4 " + strings.Repeat("1", 120)), false, 0, "v1 malformed", "no CRLF within 107 bytes"},
