@@ -45,8 +45,8 @@ func (res *Result) WriteTable(w io.Writer) error {
 		if u.Scheduled > u.Sent {
 			row("behind", "%d sent of the %d the rate scheduled in the window: the senders fell behind, and offered less than asked", u.Sent, u.Scheduled)
 		}
-		if u.Received < 2 {
-			row("jitter", "none: fewer than two echoes")
+		if u.JitterSockets == 0 && u.Jitter == 0 { // Jitter alone: a file from before JitterSockets
+			row("jitter", "none: no socket had two echoes")
 		} else {
 			row("jitter", "%s (RFC 3550 interarrival jitter)", micros(u.Jitter))
 		}

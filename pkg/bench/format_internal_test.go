@@ -41,9 +41,10 @@ func TestUDPTableRows(t *testing.T) {
 		udp       UDPStats
 		want, not string
 	}{
-		{"on schedule", UDPStats{Sent: 1000, Scheduled: 1000, Received: 1000, Jitter: 12}, "jitter      12.0µs", "behind"},
-		{"behind", UDPStats{Sent: 994, Scheduled: 1000, Received: 994, Jitter: 12}, "behind      994 sent of the 1000 the rate scheduled", ""},
-		{"nothing back", UDPStats{Sent: 200, Scheduled: 200, Lost: 200, LossPercent: 100}, "jitter      none: fewer than two echoes", "0.0µs"},
+		{"on schedule", UDPStats{Sent: 1000, Scheduled: 1000, Received: 1000, Jitter: 12, JitterSockets: 1}, "jitter      12.0µs", "behind"},
+		{"behind", UDPStats{Sent: 994, Scheduled: 1000, Received: 994, Jitter: 12, JitterSockets: 1}, "behind      994 sent of the 1000 the rate scheduled", ""},
+		{"nothing back", UDPStats{Sent: 200, Scheduled: 200, Lost: 200, LossPercent: 100}, "jitter      none: no socket had two echoes", "0.0µs"},
+		{"one echo a socket", UDPStats{Sent: 2, Scheduled: 2, Received: 2}, "jitter      none: no socket had two echoes", "0.0µs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

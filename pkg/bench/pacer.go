@@ -73,6 +73,16 @@ func newPacer(rate float64, conns int, anchor time.Time) *pacer {
 	return p
 }
 
+// ticksIn returns how many of the run's ticks fall in the first d of the
+// measured window: they fall half a tick into it and every tick after
+// (newPacer), and one at its very end is not in it.
+func (p *pacer) ticksIn(d time.Duration) int64 {
+	if d <= p.tick/2 {
+		return 0
+	}
+	return int64((d - p.tick/2 + p.tick - 1) / p.tick)
+}
+
 // close stops the ticker, if there is one.
 func (p *pacer) close() {
 	if p.stop != nil {

@@ -182,6 +182,9 @@ type UDPStats struct {
 	// over the datagrams in the order they came back), in microseconds:
 	// the mean of the sockets' that had two echoes or more when there are several.
 	Jitter float64 `json:"jitter_us"`
+	// JitterSockets is how many sockets had two echoes or more, whose
+	// jitters Jitter averages; with none, no jitter was measured.
+	JitterSockets int `json:"jitter_sockets"`
 	// Stray counts the datagrams that came in the measured window and were
 	// not this run's (another run's, or anything else sent to its
 	// sockets): they are ignored.

@@ -156,9 +156,7 @@ func (r *runner) runUDP(parent context.Context) (*Result, error) {
 	res.Interrupted = !finished
 	res.Elapsed = elapsed.Seconds()
 	res.UDP = udpStats(socks)
-	// The schedule's ticks fall half a tick into the window and every
-	// tick after (newPacer).
-	res.UDP.Scheduled = int64(math.Round(cfg.Rate * elapsed.Seconds()))
+	res.UDP.Scheduled = r.pacer.ticksIn(elapsed)
 	res.Messages = res.UDP.Received
 	res.Bytes = res.UDP.Received * int64(cfg.Size)
 	res.Connects = r.connects.Load()
@@ -217,6 +215,7 @@ func udpStats(socks []*udpSocket) *UDPStats {
 	if st.Sent > 0 {
 		st.LossPercent = 100 * float64(st.Lost) / float64(st.Sent)
 	}
+	st.JitterSockets = withJitter
 	if withJitter > 0 { // a socket with fewer than two echoes has none to average
 		st.Jitter = jitter / float64(withJitter) / float64(time.Microsecond)
 	}
