@@ -108,9 +108,10 @@ func configSearchPath() []string {
 
 // findConfigFile returns the file named by --config or ECHOCTL_CONFIG,
 // which must exist, else the first file of configSearchPath that exists,
-// else "". A path of the search that is there but cannot be checked (a
-// directory the user cannot enter) or read (a dangling symbolic link) is
-// an error, not a file to pass over for the next one.
+// else "". A path of the search that is a symbolic link to nothing is an
+// error, not a file to pass over for the next one; one that cannot be
+// checked at all (under a directory the user cannot enter, as the working
+// directory of a command run as another user may be) counts as absent.
 func findConfigFile(explicit string) (string, error) {
 	if explicit == "" {
 		explicit = os.Getenv(envPrefix + "_CONFIG")
@@ -122,13 +123,16 @@ func findConfigFile(explicit string) (string, error) {
 		return explicit, nil
 	}
 	for _, p := range configSearchPath() {
-		_, err := os.Lstat(p)
-		if err == nil {
-			return p, nil
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue // absent, or a directory of the search one cannot enter
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("config file %s: %w", p, errors.Unwrap(err))
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("config file %s: a symbolic link to a file that cannot be read: %w", p, errors.Unwrap(err))
+			}
 		}
+		return p, nil
 	}
 	return "", nil
 }
