@@ -418,7 +418,11 @@ func (d *decoder) duration(key string) time.Duration {
 func (d *decoder) connTimeout(key string) time.Duration {
 	dur := d.duration(key)
 	if dur > echo.MaxTimeout {
-		d.fail(key, d.v.Get(key), fmt.Sprintf("must be at most %dh (0 for no limit)", echo.MaxTimeout/time.Hour))
+		zero := " (0 for no limit)"
+		if key == keyTimeout {
+			zero = "" // ping's must be more than 0
+		}
+		d.fail(key, d.v.Get(key), fmt.Sprintf("must be at most %dh%s", echo.MaxTimeout/time.Hour, zero))
 		return 0
 	}
 	return dur
