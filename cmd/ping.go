@@ -30,7 +30,7 @@ type pingOptions struct {
 
 func (o *pingOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVarP(&o.count, "count", "c", 0, "probes to send, then stop (0: until Ctrl-C or --deadline), as ping's -c")
-	fs.DurationVarP(&o.deadline, "deadline", "w", 0, "stop after this long, as ping's -w (0: no deadline); with --count, a deadline that comes first fails the run")
+	fs.DurationVarP(&o.deadline, "deadline", "w", 0, "stop after this long, as ping's -w (0: no deadline); with it, --count is the replies to wait for, as ping's -c with -w, and a deadline that comes first fails the run")
 	fs.DurationVarP(&o.interval, "interval", "i", ping.DefaultInterval, "time from one probe's start to the next's, as ping's -i; probes go one at a time, as tcping's: one slower than this delays the next")
 	fs.IntVarP(&o.size, "size", "s", ping.DefaultSize, fmt.Sprintf("bytes each probe sends and expects back (%d to %d; over UDP at most one datagram)", ping.MinSize, ping.MaxSize))
 	fs.BoolVar(&o.reuse, "reuse", false, "tcp, tls, unix: send every probe on one connection (made again after a failed probe) instead of connecting for each")
@@ -78,10 +78,10 @@ func (o *pingOptions) config(cfg *Config, client *echo.Client) (ping.Config, err
 }
 
 // errProbesFailed and errDeadlineCut are ping's exit status 1: some
-// probe got no whole echo, or --deadline came before --count probes.
+// probe got no whole echo, or --deadline came before --count replies.
 var (
 	errProbesFailed = errors.New("ping: not every probe was answered")
-	errDeadlineCut  = errors.New("ping: the deadline came before --count probes")
+	errDeadlineCut  = errors.New("ping: the deadline came before --count replies")
 )
 
 func newPingCmd(opts *globalOptions, streams Streams) *cobra.Command {
@@ -114,7 +114,7 @@ probe in ten fails):
   0  every probe was answered with its whole echo
   1  some probe failed (timeout, refused, reset, closed, mismatch: the echo
      differs, or error: any other), or none was answered, or --deadline
-     came before --count probes, or standard output could not be written
+     came before --count replies, or standard output could not be written
   2  bad flags, arguments, environment or config file`,
 		Example: `  echoctl ping --addr 127.0.0.1:10000 --count 5
   echoctl ping --addr udp://[::1]:7 --interval 200ms --size 512

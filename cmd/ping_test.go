@@ -73,8 +73,8 @@ func TestPingDeadlineBeforeCount(t *testing.T) {
 	isolate(t)
 	srv := startServe(t)
 	r := run(t, context.Background(), "ping", "--addr", srv.addr, "-c", "1000", "-i", "20ms", "-w", "200ms")
-	want := "echoctl: ping: the deadline came before --count probes\n"
-	if r.code != ExitNetwork || r.stderr != want || !strings.Contains(r.stdout, "deadline: it came before the 1000 probes asked for") {
+	want := "echoctl: ping: the deadline came before --count replies\n"
+	if r.code != ExitNetwork || r.stderr != want || !strings.Contains(r.stdout, "deadline: it came before the 1000 replies asked for") {
 		t.Fatalf("exit %d, stderr %q, stdout:\n%s\nwant 1, %q and the summary's deadline line", r.code, r.stderr, r.stdout, want)
 	}
 }

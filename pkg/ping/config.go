@@ -32,14 +32,14 @@ type Config struct {
 	// Client dials the server (its Addr, TLSConfig, Resolver, and Dialer,
 	// whose LocalAddr sets the source address). Its Logger is not used.
 	Client *echo.Client
-	// Count is how many probes to send; 0 means until the context ends
-	// (or Deadline).
+	// Count is how many probes to send (with a Deadline, how many
+	// replies to wait for); 0 means until the context ends (or Deadline).
 	Count int
 	// Deadline, if positive, ends the run once it has run this long, as
 	// ping -w: the probe then under way counts as Ctrl-C's does
-	// ("interrupted"). A run with a Count that the deadline ends before
-	// its probes all ran their course fails (Summary.Cut), as ping(8)
-	// exits 1 when -w comes before -c's replies.
+	// ("interrupted"). With a Deadline, Count is how many replies to wait
+	// for, probes going on until then, as ping -c with -w; a deadline that
+	// comes before them fails the run (Summary.Cut), as ping(8) exits 1.
 	Deadline time.Duration
 	// Interval is the time from one probe's start to the next's. If zero,
 	// DefaultInterval.

@@ -160,7 +160,7 @@ func WriteSummary(w io.Writer, s Summary) error {
 		}
 	}
 	if s.Cut {
-		fmt.Fprintf(&b, "deadline: it came before the %d probes asked for\n", s.count)
+		fmt.Fprintf(&b, "deadline: it came before the %d replies asked for\n", s.count)
 	}
 	if len(s.Errors) > 0 {
 		var parts []string

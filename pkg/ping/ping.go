@@ -37,8 +37,20 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		ctx, cancel = context.WithDeadline(ctx, start.Add(cfg.Deadline))
 		defer cancel()
 	}
+	deadline, _ := ctx.Deadline()
+	// With a Deadline, Count is the replies to wait for, as ping -c with
+	// -w; without, the probes to send.
+	more := func(seq int) bool {
+		switch {
+		case cfg.Count == 0:
+			return true
+		case cfg.Deadline > 0:
+			return sum.Received < cfg.Count
+		}
+		return seq <= cfg.Count
+	}
 	cut := false // the run ended with ctx
-	for seq := 1; cfg.Count == 0 || seq <= cfg.Count; seq++ {
+	for seq := 1; more(seq); seq++ {
 		if wait := time.Until(next); seq > 1 && wait > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -47,7 +59,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 				t.Stop()
 			}
 		}
-		if ctx.Err() != nil {
+		// The deadline's own check: its timer may not have fired yet
+		// when the interval's, due at the same time, has.
+		if ctx.Err() != nil || cfg.Deadline > 0 && !time.Now().Before(deadline) {
 			cut = true
 			break
 		}
@@ -65,7 +79,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 	}
 	sum.Elapsed = time.Since(start)
-	sum.Cut = cut && cfg.Count > 0 && parent.Err() == nil
+	sum.Cut = cut && cfg.Count > 0 && sum.Received < cfg.Count && parent.Err() == nil
 	return sum.done(), nil
 }
 

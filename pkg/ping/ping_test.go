@@ -226,6 +226,12 @@ func TestPingUDPDuplicates(t *testing.T) {
 func TestPingDeadline(t *testing.T) {
 	const deadline = 300 * time.Millisecond
 	silent := udpEcho(t, func([]byte) [][]byte { return nil })
+	halfLost := udpEcho(t, func(p []byte) [][]byte {
+		if binary.BigEndian.Uint64(p)%2 == 0 {
+			return nil
+		}
+		return [][]byte{p}
+	})
 	echoing := "udp://" + udpEcho(t, nil)
 	tests := []struct {
 		name        string
@@ -239,20 +245,30 @@ func TestPingDeadline(t *testing.T) {
 		{"before the count", echoing, 1000, 50 * time.Millisecond, true, false, 0},
 		{"the count first", echoing, 2, time.Millisecond, false, true, 0},
 		{"a probe under way", "udp://" + silent, 1000, time.Millisecond, true, false, 1},
+		// As ping -c 3 -w: probes go on until 3 replies; the lost ones
+		// fail the run all the same (stricter than ping(8)).
+		{"count is replies", "udp://" + halfLost, 3, time.Millisecond, false, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
+			timeout := time.Hour
+			if tt.addr == "udp://"+halfLost {
+				timeout = 20 * time.Millisecond
+			}
 			sum, err := ping.Run(context.Background(), ping.Config{Client: &echo.Client{Addr: tt.addr}, Count: tt.count,
-				Interval: tt.interval, Deadline: deadline, Timeout: time.Hour})
+				Interval: tt.interval, Deadline: deadline, Timeout: timeout})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if sum.Cut != tt.cut || sum.OK() != tt.ok || sum.Errors["interrupted"] != tt.interrupted || sum.Sent == 0 {
 				t.Fatalf("summary %+v: want cut %v, ok %v, %d interrupted", sum, tt.cut, tt.ok, tt.interrupted)
 			}
-			if took := time.Since(start); tt.count != 2 && took < deadline {
+			if took := time.Since(start); tt.count != 2 && tt.count != 3 && took < deadline {
 				t.Errorf("the run took %v, less than its deadline", took)
+			}
+			if tt.count > 0 && !tt.cut && sum.Received != tt.count {
+				t.Errorf("%d replies, want the count, %d", sum.Received, tt.count)
 			}
 			var text strings.Builder
 			ping.WriteSummary(&text, sum)

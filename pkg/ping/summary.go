@@ -27,8 +27,8 @@ type Summary struct {
 	// that came while a later one waited (Probe.Duplicates, Probe.Late).
 	// Copies of the last probe's answer are not waited for.
 	Duplicates, Late int
-	// Cut reports that Config.Deadline ended the run before its Count
-	// probes all ran their course; the run then fails (OK).
+	// Cut reports that Config.Deadline ended the run before Count
+	// replies came; the run then fails (OK).
 	Cut bool
 
 	count int // Config.Count, for the text of Cut
