@@ -90,17 +90,37 @@ func (p *pacer) close() {
 	}
 }
 
-// first is connection i's first due time at or after now.
+// first is connection i's first due time at or after now, start's or a
+// later one.
 func (p *pacer) first(i int) time.Time {
-	phase := p.tick * time.Duration(i%p.conns)
-	if p.every == maxInterval {
-		phase = 0 // too slow to stagger, or to send anything in a run
-	}
-	due := p.start.Add(phase)
+	due := p.start.Add(p.phase(i))
 	if late := time.Since(due); late > 0 {
 		due = due.Add((late + p.every - 1) / p.every * p.every)
 	}
 	return due
+}
+
+// firstFrom is connection i's first due time at or after t, on the
+// schedule's ticks before start as after it.
+func (p *pacer) firstFrom(i int, t time.Time) time.Time {
+	due := p.start.Add(p.phase(i))
+	if p.every == maxInterval {
+		return due
+	}
+	d := t.Sub(due)
+	if d > 0 {
+		return due.Add((d + p.every - 1) / p.every * p.every)
+	}
+	return due.Add(-(-d / p.every * p.every))
+}
+
+// phase is connection i's offset from start: its own tick of every run
+// of Conns.
+func (p *pacer) phase(i int) time.Duration {
+	if p.every == maxInterval {
+		return 0 // too slow to stagger, or to send anything in a run
+	}
+	return p.tick * time.Duration(i%p.conns)
 }
 
 // awaitDue waits until due, a time on connection i's schedule, on the

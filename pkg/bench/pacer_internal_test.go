@@ -136,3 +136,30 @@ func TestPacerTicksIn(t *testing.T) {
 		}
 	}
 }
+
+// TestPacerFirstFrom: a connection's first tick at or after a time, on
+// the schedule's lattice before its start as after: a udp:// run with no
+// warmup sends the window's ticks that passed while its socket opened
+// (it sent 999 of --rate 1000's 1000 in a second).
+func TestPacerFirstFrom(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := time.Millisecond
+	tests := []struct {
+		conns, i int
+		from     time.Duration // after t0
+		want     time.Duration // after t0
+	}{
+		{1, 0, 0, 0},
+		{1, 0, -2300 * time.Microsecond, -2 * ms},
+		{1, 0, 2300 * time.Microsecond, 3 * ms},
+		{2, 1, 0, ms},
+		{2, 1, 1500 * time.Microsecond, 3 * ms},
+		{2, 1, -3500 * time.Microsecond, -3 * ms},
+	}
+	for _, tt := range tests {
+		p := &pacer{start: t0, tick: ms, every: ms * time.Duration(tt.conns), conns: tt.conns}
+		if got := p.firstFrom(tt.i, t0.Add(tt.from)).Sub(t0); got != tt.want {
+			t.Errorf("%d conns, connection %d, from %v: %v, want %v", tt.conns, tt.i, tt.from, got, tt.want)
+		}
+	}
+}

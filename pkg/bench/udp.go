@@ -230,7 +230,11 @@ func (s *udpSocket) send() {
 	defer s.stop()
 	size := r.cfg.Size
 	buf := make([]byte, size)
-	next, every := r.pacer.first(s.id), r.pacer.every
+	// From its first tick after now, or, once the measured window has
+	// begun (no warmup), from the window's first: what the window
+	// scheduled while the socket opened goes at once, late (a datagram's
+	// latency runs from when it is sent), rather than not at all.
+	next, every := r.pacer.firstFrom(s.id, minTime(time.Now(), r.measureStart)), r.pacer.every
 	var seq int64
 	for {
 		due := next
@@ -270,6 +274,14 @@ func (s *udpSocket) send() {
 		}
 		seq++
 	}
+}
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // stop records that the sender has sent its last datagram.
