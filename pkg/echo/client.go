@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -144,11 +146,22 @@ func (c *Client) logData(verb string, data []byte) {
 	}
 }
 
+// addr returns the address c connects to: Addr, or DefaultAddr.
 func (c *Client) addr() string {
-	if c.Addr == "" {
+	addr := c.Addr
+	if addr == "" {
 		return DefaultAddr
 	}
-	return c.Addr
+	// An empty host (":10000") means localhost, and is named so in the
+	// log and in errors.
+	if a, err := ParseAddr(addr); err == nil && a.Network != NetworkUnix && a.Host == "" {
+		hostPort := net.JoinHostPort(serverHost(a), strconv.Itoa(int(a.Port)))
+		if scheme, _, ok := strings.Cut(addr, "://"); ok {
+			return scheme + "://" + hostPort
+		}
+		return hostPort
+	}
+	return addr
 }
 
 // DialContext connects to c.Addr, trying each address the host resolves to

@@ -586,6 +586,27 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
+// TestClientEmptyHostIsLocalhost: an address with no host (":PORT",
+// "udp://:PORT") connects to localhost, and its errors say so, as its
+// log line does ("connecting to localhost port PORT"); they named ":PORT".
+func TestClientEmptyHostIsLocalhost(t *testing.T) {
+	_, port, err := net.SplitHostPort(deadAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ addr, want string }{
+		{":" + port, "connect localhost:" + port + ": "},
+		{"tcp://:" + port, "connect tcp://localhost:" + port + ": "},
+	} {
+		res := &fakeResolver{addrs: map[string][]netip.Addr{"localhost": {netip.MustParseAddr("127.0.0.1")}}}
+		cl := &echo.Client{Addr: tt.addr, Timeout: ioTimeout, Resolver: res}
+		_, err := cl.Send(t.Context(), seedMessages, nil)
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want it to start %q", tt.addr, err, tt.want)
+		}
+	}
+}
+
 func TestClientConnectionRefused(t *testing.T) {
 	addr := deadAddr(t)
 	cl := &echo.Client{Addr: addr, Timeout: ioTimeout}

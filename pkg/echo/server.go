@@ -350,12 +350,18 @@ func (s *Server) serve(ln net.Listener, opts ListenerOptions, started func()) er
 }
 
 // warnBusyPollUnused logs, when BusyPoll is set, that it does nothing for
-// addr, which no event loop serves.
+// addr, which no event loop serves: a UDP socket, or a listener that
+// goroutines serve.
 func (s *Server) warnBusyPollUnused(addr net.Addr) {
-	if s.BusyPoll > 0 {
-		s.Logger.Warn().Str("logger", "main").Str("listener", addr.String()).
-			Msgf("busy poll has no effect on %s: event loops serve only plain TCP and Unix sockets on Linux, not TLS or wrapped listeners", addr)
+	if s.BusyPoll <= 0 {
+		return
 	}
+	name, why := addr.String(), "event loops serve only plain TCP and Unix sockets on Linux, not TLS or wrapped listeners"
+	if addr.Network() == "udp" {
+		name, why = "udp://"+name, "event loops serve only TCP and Unix sockets, not UDP"
+	}
+	s.Logger.Warn().Str("logger", "main").Str("listener", name).
+		Msgf("busy poll has no effect on %s: %s", name, why)
 }
 
 // accepted sets up c, whose engine's side is io, for a connection from
