@@ -156,7 +156,7 @@ func (d *datagrams) exchange(conn net.Conn, p []byte, deadline time.Time, pr *Pr
 			return 0, &mismatchError{size: n, of: len(p)}
 		}
 		if got := binary.BigEndian.Uint64(d.buf[0:8]); bytes.Equal(d.buf[8:16], p[8:16]) && got < seq {
-			if d.answered[got%answeredWindow] == got {
+			if got > 0 && d.answered[got%answeredWindow] == got { // 0: no probe's
 				pr.Duplicates = append(pr.Duplicates, int(got))
 			} else {
 				pr.Late = append(pr.Late, int(got))

@@ -117,7 +117,7 @@ func (s *Summary) done() Summary {
 // OK reports whether the run passed (exit status 0): some probe was
 // answered, and every one that ran its course was; a probe that the end
 // of Run's context cut short ("interrupted") is not a failure, but a
-// deadline that came before Count probes is (Cut). Stricter than ping(8),
+// deadline that came before Count replies is (Cut). Stricter than ping(8),
 // for which any reply passes.
 func (s Summary) OK() bool {
 	return s.Received > 0 && s.Received == s.Sent-s.Errors["interrupted"] && !s.Cut
