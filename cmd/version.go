@@ -109,8 +109,10 @@ as --version does. A binary built from a work tree without the release's
 linker flags (go build, go run) says "development build".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(streams.Out, versionString())
-			return asRuntimeError(err)
+			if _, err := fmt.Fprintln(streams.Out, versionString()); err != nil {
+				return runtimeError{fmt.Errorf("write standard output: %w", err)}
+			}
+			return nil
 		},
 	}
 }

@@ -1,9 +1,11 @@
 package cmd
 
 import (
+	"context"
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -129,5 +131,15 @@ func TestVersionBinary(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVersionOutputFails: version to a full standard output exits 1 with
+// "write standard output: ...", as every other command says it.
+func TestVersionOutputFails(t *testing.T) {
+	var stderr strings.Builder
+	code := Run(context.Background(), []string{"version"}, Streams{In: strings.NewReader(""), Out: fullWriter{}, Err: &stderr})
+	if want := "echoctl: write standard output: no space left on device\n"; code != ExitNetwork || stderr.String() != want {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr.String(), want)
 	}
 }
