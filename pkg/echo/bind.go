@@ -142,9 +142,13 @@ func (s *Server) logStart(g boundGroup) {
 		addrs.Str(a)
 	}
 	e = e.Str("logger", "main").Str("network", g.addr.Network).Array("listeners", addrs)
-	o := g.opts.String()
+	opts := g.opts
+	if g.addr.Network == NetworkUnix { // a TCP option
+		opts.DisableDeferAccept = false
+	}
+	o := opts.String()
 	if g.addr.Network == NetworkUDP { // the PROXY keys do not apply
-		o = g.opts.faultString()
+		o = opts.faultString()
 	}
 	if o != "" {
 		e = e.Str("options", o)
@@ -301,6 +305,11 @@ func (s *Server) bindAddr(ctx context.Context, raw string) (boundGroup, error) {
 	// every connection then takes, MPTCP or not.
 	tcp := s.ListenConfig
 	tcp.SetMultipathTCP(false)
+	if a.Network == NetworkTCP || a.Network == NetworkTLS {
+		if s.defersAccept(opts) {
+			tcp.Control = deferAcceptControl(tcp.Control)
+		}
+	}
 	switch a.Network {
 	case NetworkTCP:
 		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", func(network, address string) (net.Listener, error) {

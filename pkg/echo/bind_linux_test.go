@@ -44,9 +44,16 @@ func TestBindListensWithTCP(t *testing.T) {
 }
 
 // socketProtocol returns the SO_PROTOCOL of this process's listening
-// socket bound to addr (a TLS listener hides its socket: it is found by
-// its address among the process's descriptors).
+// socket bound to addr.
 func socketProtocol(t *testing.T, addr net.Addr) int {
+	t.Helper()
+	return listenerSockopt(t, addr, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+}
+
+// listenerSockopt returns the integer socket option level, name of this
+// process's listening socket bound to addr (a TLS listener hides its
+// socket: it is found by its address among the process's descriptors).
+func listenerSockopt(t *testing.T, addr net.Addr, level, name int) int {
 	t.Helper()
 	want := addr.(*net.TCPAddr).AddrPort()
 	fds, err := os.ReadDir("/proc/self/fd")
@@ -66,11 +73,11 @@ func socketProtocol(t *testing.T, addr net.Addr) int {
 		if err != nil || !ok || in4.Port != int(want.Port()) || in4.Addr != want.Addr().As4() {
 			continue
 		}
-		proto, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+		v, err := unix.GetsockoptInt(fd, level, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return proto
+		return v
 	}
 	t.Fatalf("no listening socket of this process is bound to %v", addr)
 	return 0

@@ -50,6 +50,13 @@ type ListenerOptions struct {
 	// is used. It must not exceed MaxTimeout.
 	ProxyTimeout time.Duration
 
+	// DisableDeferAccept makes a TCP or TLS listener that Bind makes take
+	// each connection as soon as its handshake completes, rather than at
+	// its first byte where nothing else needs it sooner (defersAccept, on
+	// Linux): to see every connection, those that send nothing included,
+	// when it opens.
+	DisableDeferAccept bool
+
 	// Faults are fault keys (FaultKeys: "delay", "drop", ...) set for
 	// this listener alone, each with its text value as Faults.Set reads
 	// it. They apply over the Server's Faults key by key ("0" turns one
@@ -140,7 +147,7 @@ func (k ListenerKey) allowedOn(network string) string {
 var streamNetworks = []string{NetworkTCP, NetworkTLS, NetworkUnix}
 
 // listenerKeys is the one table of per-listener keys: the PROXY
-// protocol's, then the faults' (faultListenerKeys).
+// protocol's, defer-accept, then the faults' (faultListenerKeys).
 var listenerKeys = append([]ListenerKey{
 	{
 		Name: "proxy-protocol", Default: "", networks: streamNetworks,
@@ -182,6 +189,21 @@ var listenerKeys = append([]ListenerKey{
 				return fmt.Errorf("want a duration such as 5s, more than 0 and at most %s", FormatDuration(MaxTimeout))
 			}
 			o.ProxyTimeout = d
+			return nil
+		},
+	},
+	{
+		Name: "defer-accept", Default: "", networks: []string{NetworkTCP, NetworkTLS},
+		Usage: "take a TCP or TLS connection at its first byte (TCP_DEFER_ACCEPT, Linux), when no greeting, fault, limit, access list, idle timeout, -v or metrics needs it sooner: on, or off to take every connection when its handshake completes (default: on)",
+		set: func(o *ListenerOptions, v string) error {
+			switch strings.TrimSpace(v) {
+			case "on", "true", "":
+				o.DisableDeferAccept = false
+			case "off", "false":
+				o.DisableDeferAccept = true
+			default:
+				return errors.New("want on or off")
+			}
 			return nil
 		},
 	},
@@ -367,13 +389,17 @@ func (s *Server) newListenerConf(name string, opts ListenerOptions) (*listenerCo
 }
 
 // String returns the options as an address query would give them, for
-// the start-up log line: "proxy-protocol=on&proxy-timeout=5s", then the
-// listener's own faults ("fault-delay=50ms"); "" when the PROXY protocol
-// is off (its other keys then do nothing) and no fault key is set.
+// the start-up log line: "proxy-protocol=on&proxy-timeout=5s", then
+// "defer-accept=off" if set, then the listener's own faults
+// ("fault-delay=50ms"); "" when the PROXY protocol is off (its other keys
+// then do nothing) and no other key is set.
 func (o ListenerOptions) String() string {
 	var parts []string
 	if o.ProxyProtocol {
 		parts = append(parts, o.proxyParts()...)
+	}
+	if o.DisableDeferAccept {
+		parts = append(parts, "defer-accept=off")
 	}
 	if f := o.faultString(); f != "" {
 		parts = append(parts, f)

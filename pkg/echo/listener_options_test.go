@@ -38,7 +38,7 @@ func TestParseListenAddr(t *testing.T) {
 	bad := []struct{ in, reason string }{
 		{"udp://:7?proxy-protocol=on", "PROXY protocol is not supported on udp:// listeners"},
 		{"udp://:7?proxy-trusted=10.0.0.0/8", "PROXY protocol is not supported on udp:// listeners"},
-		{"tcp://:9000?proxy-protocl=on", `unknown option "proxy-protocl": want proxy-protocol, proxy-trusted, proxy-timeout or fault-KEY (KEY: delay, jitter, rate, slice, slice-delay, close-after, reset-after, stall-after, corrupt, refuse, drop, duplicate, reorder, share)`},
+		{"tcp://:9000?proxy-protocl=on", `unknown option "proxy-protocl": want proxy-protocol, proxy-trusted, proxy-timeout, defer-accept or fault-KEY (KEY: delay, jitter, rate, slice, slice-delay, close-after, reset-after, stall-after, corrupt, refuse, drop, duplicate, reorder, share)`},
 		{"tcp://:9000?proxy-protocol=yes", `option proxy-protocol "yes": want on or off`},
 		{"tcp://:9000?proxy-protocol=ON", `option proxy-protocol "ON": want on or off`},
 		{"tcp://:9000?proxy-protocol", `option "proxy-protocol": want key=value, such as proxy-protocol=on`},
@@ -86,7 +86,7 @@ func TestListenerKeys(t *testing.T) {
 			t.Errorf("%s has no usage", k.Name)
 		}
 	}
-	want := []string{"proxy-protocol", "proxy-trusted", "proxy-timeout"}
+	want := []string{"proxy-protocol", "proxy-trusted", "proxy-timeout", "defer-accept"}
 	for _, f := range echo.FaultKeys() {
 		want = append(want, echo.FaultKeyPrefix+f)
 	}

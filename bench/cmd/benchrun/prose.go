@@ -87,15 +87,17 @@ The seed client writes its message in three parts, one write each, before
 it half-closes. A server that reads as soon as the first part arrives
 echoes it at once, and the next parts as they come: up to three segments,
 each a send and an acknowledgement over loopback, which the sender's CPU
-pays for both ends. echoctl's event loop adds a new connection to its
-epoll set in the same turn as it accepts it, and reads its first part
-within microseconds. gnet accepts on one event loop and hands the
+pays for both ends. gnet accepts on one event loop and hands the
 connection to another through a queue and an eventfd, so its first read
 comes later, when the three parts and the end of the stream are usually
-all there: one read, one write. The second row sends the same 46 bytes in
-one write (` + "`--part`" + `), which takes the parts' timing out of the comparison:
-what is left is what each server spends on a connection. Adding a delay
-before the first read would win the first row for echoctl at the cost of
-every client's latency, so echoctl does not do it.
+all there: one read, one write. echoctl adds no delay: at its defaults its
+listener takes a connection only when its first byte has come
+(` + "`TCP_DEFER_ACCEPT`" + `, docs/usage.md "When serve takes a connection"),
+so the loop that accepts it wakes once, after the client's first writes,
+instead of once at the handshake and again for each part
+(` + "`--defer-accept off`" + ` would read the parts one by one). The
+second row sends the same 46 bytes in one write (` + "`--part`" + `), which takes
+the parts' timing out of the comparison: what is left is what each server
+spends on a connection.
 
 `
