@@ -23,18 +23,19 @@ import (
 // "echoctl: ..." line in a code block must follow the `$ echoctl ...`
 // command that prints it.
 var docsNotRun = map[string]string{
-	"echoctl: invalid KEY VALUE from SOURCE: REASON":                                                                                          "the format, not a message",
-	`echoctl: invalid tls-key "other-key.pem" from flag --tls-key: the private key does not match the certificate`:                            "needs PEM files: TestRunInvalidTransport in cmd",
-	`echoctl: invalid tls-cert "fifo.pem" from flag --tls-cert: not a regular file but a named pipe (FIFO)`:                                   "needs a FIFO: TestLoadRefusesUnboundedFiles",
-	`echoctl: invalid tls-cert "big.pem" from flag --tls-cert: larger than 4 MiB, too large for a PEM file`:                                   "needs a 4 MiB file: TestLoadRefusesUnboundedFiles",
-	"echoctl: connect 127.0.0.1:10070: i/o timeout":                                                                                           "needs a peer that never answers a SYN, an address outside loopback that the tests may not reach",
-	`echoctl: connect nosuchhost.invalid:10000: echo: resolve "nosuchhost.invalid": lookup nosuchhost.invalid on 192.0.2.53:53: no such host`: "would ask the real resolver: TestClientResolveErrors injects one",
-	`echoctl: echo: resolve "nosuchhost.invalid": lookup nosuchhost.invalid on 192.0.2.53:53: no such host`:                                   "would ask the real resolver: TestListenResolvedName injects one",
-	"echoctl: echo 127.0.0.1:10043: context canceled":                                                                                         "needs SIGINT while send waits: TestClientContextCanceled",
-	"echoctl: echo differs from what was sent: the server closed after 50 bytes, before the echo was complete":                                "needs serve to reach its shutdown deadline under a never-ending --stdin; the message: the short10 example in exit-codes.md and TestSendMismatch in cmd; the cut-short echo: TestShutdownTimeoutWhileSending",
-	"echoctl: echo 127.0.0.1:10001: connection reset by the server after 1024 of 4096 bytes echoed":                                           "needs serve --fault-reset-after: TestFaultsSeenBySend",
-	"echoctl: echo differs from what was sent: the server closed after 1024 bytes, before the echo was complete":                              "needs serve --fault-close-after: TestFaultsSeenBySend",
-	"echoctl: echo 127.0.0.1:10006: server closed the connection before echoing anything":                                                     "needs serve --fault-refuse: TestFaultsSeenBySend",
+	"echoctl: invalid KEY VALUE from SOURCE: REASON":                                                                                                        "the format, not a message",
+	`echoctl: invalid tls-key "other-key.pem" from flag --tls-key: the private key does not match the certificate`:                                          "needs PEM files: TestRunInvalidTransport in cmd",
+	`echoctl: invalid tls-cert "fifo.pem" from flag --tls-cert: not a regular file but a named pipe (FIFO)`:                                                 "needs a FIFO: TestLoadRefusesUnboundedFiles",
+	`echoctl: invalid tls-cert "big.pem" from flag --tls-cert: larger than 4 MiB, too large for a PEM file`:                                                 "needs a 4 MiB file: TestLoadRefusesUnboundedFiles",
+	"echoctl: connect 127.0.0.1:10070: i/o timeout":                                                                                                         "needs a peer that never answers a SYN, an address outside loopback that the tests may not reach",
+	`echoctl: connect nosuchhost.invalid:10000: echo: resolve "nosuchhost.invalid": lookup nosuchhost.invalid on 192.0.2.53:53: no such host`:               "would ask the real resolver: TestClientResolveErrors injects one",
+	`echoctl: echo: resolve "nosuchhost.invalid": lookup nosuchhost.invalid on 192.0.2.53:53: no such host`:                                                 "would ask the real resolver: TestListenResolvedName injects one",
+	"echoctl: echo 127.0.0.1:10043: context canceled":                                                                                                       "needs SIGINT while send waits: TestClientContextCanceled",
+	"echoctl: echo differs from what was sent: the server closed after 50 bytes, before the echo was complete":                                              "needs serve to reach its shutdown deadline under a never-ending --stdin; the message: the short10 example in exit-codes.md and TestSendMismatch in cmd; the cut-short echo: TestShutdownTimeoutWhileSending",
+	"echoctl: echo 127.0.0.1:10001: connection reset by the server after 1024 of 4096 bytes echoed":                                                         "needs serve --fault-reset-after: TestFaultsSeenBySend",
+	"echoctl: echo differs from what was sent: the server closed after 1024 bytes, before the echo was complete":                                            "needs serve --fault-close-after: TestFaultsSeenBySend",
+	"echoctl: echo 127.0.0.1:10006: server closed the connection before echoing anything":                                                                   "needs serve --fault-refuse: TestFaultsSeenBySend",
+	`echoctl: invalid addr "127.0.0.1:10000" from flag --addr: overlaps ":10000": one of them listens on every address at port 10000, the other's included`: "its two ports must stay one, which the free ports the test gives each loopback address would split: TestLoadAddrList in cmd",
 }
 
 // docsNotRunPrefixes are like docsNotRun for families of lines.

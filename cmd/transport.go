@@ -87,6 +87,55 @@ func socketOf(a echo.Addr) string {
 	return fmt.Sprintf("%s %s %d", network, host, a.Port)
 }
 
+// listedAddr is an address of serve's list, parsed, and as it was given.
+type listedAddr struct {
+	addr echo.Addr
+	text string
+}
+
+// overlapping returns the text of the address of listed whose socket
+// cannot listen beside a's (the kernel's "address already in use"): one
+// on the same port and transport whose host is a wildcard covering the
+// other's, and which of them it covers ("" every address, "IPv4 " every
+// IPv4 one); "" if there is none. An empty host and [::] (dual-stack)
+// cover every host; 0.0.0.0 covers IPv4 addresses. A host name is not
+// resolved: it is covered by a dual-stack wildcard only.
+func overlapping(listed []listedAddr, a echo.Addr) (text, every string) {
+	if a.Network == echo.NetworkUnix || a.Port == 0 {
+		return "", ""
+	}
+	udp := a.Network == echo.NetworkUDP
+	for _, l := range listed {
+		if l.addr.Network == echo.NetworkUnix || l.addr.Port != a.Port || (l.addr.Network == echo.NetworkUDP) != udp {
+			continue
+		}
+		if e, ok := covers(l.addr.Host, a.Host); ok {
+			return l.text, e
+		}
+		if e, ok := covers(a.Host, l.addr.Host); ok {
+			return l.text, e
+		}
+	}
+	return "", ""
+}
+
+// covers reports whether a socket bound to host w on a port also takes
+// host h's address on it, and which addresses w stands for.
+func covers(w, h string) (every string, ok bool) {
+	if w == h {
+		return "", false // the same socket: listed twice
+	}
+	wip, err := netip.ParseAddr(w)
+	switch {
+	case w == "" || err == nil && wip == netip.IPv6Unspecified():
+		return "", true
+	case err == nil && wip == netip.IPv4Unspecified():
+		hip, err := netip.ParseAddr(h)
+		return "IPv4 ", err == nil && hip.Unmap().Is4()
+	}
+	return "", false
+}
+
 // addrs decodes the addr key: one address, or for serve a list of them (a
 // list in the config file, a repeated --addr, and in ECHOCTL_ADDR a JSON
 // array or a comma-separated list). Each must be accepted by
@@ -131,6 +180,7 @@ func (d *decoder) addrs(key string) []string {
 		return nil
 	}
 	seen := make(map[string]string, len(list)) // by socket: tcp://h:p and h:p are one
+	var listed []listedAddr                    // for overlapping sockets
 	parse := echo.ParseAddr
 	if d.multiAddr() {
 		parse = parseServeAddr // serve's may carry per-listener options
@@ -155,6 +205,11 @@ func (d *decoder) addrs(key string) []string {
 			d.fail(key, s, reason)
 			return nil
 		}
+		if first, every := overlapping(listed, a); first != "" {
+			d.fail(key, s, fmt.Sprintf("overlaps %q: one of them listens on every %saddress at port %d, the other's included", first, every, a.Port))
+			return nil
+		}
+		listed = append(listed, listedAddr{a, s})
 		if !d.multiAddr() && a.Network != echo.NetworkUnix && a.Port == 0 {
 			d.fail(key, s, "port 0 picks a free port to listen on, for serve: give the server's port")
 			return nil
