@@ -46,7 +46,7 @@ func (d *decoder) warnUnused(cfg *Config) {
 		{"Unix sockets", !nets[echo.NetworkUnix], []setting{{keyUnixMode, set(keyUnixMode)}}, "no --addr is unix://"},
 		{"UDP", !nets[echo.NetworkUDP], []setting{{keyUDPAllowLowPorts, t.UDPAllowLowPorts}, {keyUDPRatePerSource, set(keyUDPRatePerSource)}}, "no --addr is udp://"},
 		{"PROXY protocol", !proxy, []setting{{keyProxyProtocol, cfg.Listener.ProxyProtocol}, {"proxy-trusted", set("proxy-trusted")}, {"proxy-timeout", set("proxy-timeout")}}, "no --addr reads PROXY headers (proxy-protocol on, on a TCP, TLS or Unix address)"},
-		{"defer-accept", !nets[echo.NetworkTCP] && !nets[echo.NetworkTLS], []setting{{"defer-accept", set("defer-accept")}}, "no --addr is TCP or TLS"},
+		{"TCP", !nets[echo.NetworkTCP] && !nets[echo.NetworkTLS], []setting{{"defer-accept", set("defer-accept")}}, "no --addr is TCP or TLS"},
 		{"faults", f.Slice == 0, []setting{{echo.FaultKeyPrefix + "slice-delay", f.SliceDelay > 0}}, "fault-slice is not"},
 		{"faults", !faulty, []setting{{echo.FaultKeyPrefix + "share", set(echo.FaultKeyPrefix + "share")}}, "no fault is set"},
 	} {

@@ -22,7 +22,7 @@ func TestServeWarnsUnused(t *testing.T) {
 		{[]string{"--proxy-protocol", "on", "--addr", "udp://127.0.0.1:0"}, []string{"PROXY protocol: proxy-protocol set, but no --addr reads PROXY headers (proxy-protocol on, on a TCP, TLS or Unix address): ignored"}},
 		{[]string{"--proxy-timeout", "2s", "--addr", "127.0.0.1:10001", "--addr", "tcp://127.0.0.1:10002?proxy-protocol=on"}, nil},
 		{[]string{"--proxy-timeout", "2s", "--proxy-protocol", "on"}, nil},
-		{[]string{"--defer-accept", "off", "--addr", "udp://127.0.0.1:0", "--addr", "unix:///tmp/echoctl-unused.sock"}, []string{"defer-accept: defer-accept set, but no --addr is TCP or TLS: ignored"}},
+		{[]string{"--defer-accept", "off", "--addr", "udp://127.0.0.1:0", "--addr", "unix:///tmp/echoctl-unused.sock"}, []string{"TCP: defer-accept set, but no --addr is TCP or TLS: ignored"}},
 		{[]string{"--defer-accept", "off", "--addr", "tls://127.0.0.1:0", "--tls-self-signed"}, nil},
 		{[]string{"--fault-slice-delay", "2s"}, []string{"faults: fault-slice-delay set, but fault-slice is not: ignored"}},
 		{[]string{"--fault-slice-delay", "2s", "--fault-slice", "4"}, nil},

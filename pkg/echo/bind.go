@@ -39,6 +39,9 @@ type boundGroup struct {
 	opts        ListenerOptions // its resolved per-listener options
 	listeners   []net.Listener
 	packetConns []net.PacketConn
+	// sockets are the TCP sockets under listeners, one each, for a TCP or
+	// TLS address (watchDeferAccept); nil for the others.
+	sockets []*net.TCPListener
 }
 
 // Addrs returns the address of every socket in b, in the form --addr
@@ -100,6 +103,13 @@ func localAddr(network string, la net.Addr) Addr {
 		host = la.String()
 	}
 	return Addr{Network: network, Host: host}
+}
+
+// addSocket records the TCP socket under g's next listener: ln, just
+// opened (nil if it is not a *net.TCPListener).
+func (g *boundGroup) addSocket(ln net.Listener) {
+	tl, _ := ln.(*net.TCPListener)
+	g.sockets = append(g.sockets, tl)
 }
 
 func (b *Bound) add(g boundGroup) {
@@ -226,9 +236,13 @@ func (s *Server) ServeBound(b *Bound) error {
 	n := len(lns) + len(pcs)
 	groups := b.addrGroups(s.ListenerOptions)
 	opts := make(map[net.Listener]ListenerOptions, len(lns))
+	sockets := make(map[net.Listener]*net.TCPListener, len(lns))
 	for _, g := range groups {
-		for _, ln := range g.listeners {
+		for i, ln := range g.listeners {
 			opts[ln] = g.opts
+			if i < len(g.sockets) {
+				sockets[ln] = g.sockets[i]
+			}
 		}
 	}
 	errs := make(chan error, n)
@@ -249,7 +263,7 @@ func (s *Server) ServeBound(b *Bound) error {
 		if !ok {
 			o = s.ListenerOptions
 		}
-		go func() { errs <- s.serve(ln, o, started()) }()
+		go func() { errs <- s.serve(ln, sockets[ln], o, started()) }()
 	}
 	popts := make(map[net.PacketConn]ListenerOptions, len(pcs))
 	for _, g := range groups {
@@ -305,15 +319,14 @@ func (s *Server) bindAddr(ctx context.Context, raw string) (boundGroup, error) {
 	// every connection then takes, MPTCP or not.
 	tcp := s.ListenConfig
 	tcp.SetMultipathTCP(false)
-	if a.Network == NetworkTCP || a.Network == NetworkTLS {
-		if s.defersAccept(opts) {
-			tcp.Control = deferAcceptControl(tcp.Control)
-		}
-	}
 	switch a.Network {
 	case NetworkTCP:
 		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", func(network, address string) (net.Listener, error) {
-			return tcp.Listen(ctx, network, address)
+			ln, err := tcp.Listen(ctx, network, address)
+			if err == nil {
+				g.addSocket(ln)
+			}
+			return ln, err
 		}, net.Listener.Addr)
 	case NetworkTLS:
 		var cfg *tls.Config
@@ -325,6 +338,7 @@ func (s *Server) bindAddr(ctx context.Context, raw string) (boundGroup, error) {
 			if err != nil {
 				return nil, err
 			}
+			g.addSocket(ln)
 			if opts.ProxyProtocol { // its header comes before the handshake (goConn.proxyFirst)
 				ln = headListener{ln}
 			}

@@ -3,7 +3,6 @@ package echo_test
 import (
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -17,10 +16,10 @@ import (
 	"github.com/echoctl/echoctl/pkg/echo"
 )
 
-// TestBindDefersAccept: Bind's TCP and TLS listeners take a connection at
-// its first byte (TCP_DEFER_ACCEPT) unless a setting needs every
-// connection as soon as its handshake completes, or their options turn it
-// off.
+// TestBindDefersAccept: the TCP and TLS listeners Bind made take a
+// connection at its first byte (TCP_DEFER_ACCEPT) once served, unless a
+// setting needs every connection as soon as its handshake completes, or
+// their options turn it off.
 func TestBindDefersAccept(t *testing.T) {
 	leaf := certtest.NewCA(t, "defer-accept test CA").Issue(t, certtest.Options{CommonName: "echo", Hosts: []string{"127.0.0.1"}})
 	local := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
@@ -39,15 +38,22 @@ func TestBindDefersAccept(t *testing.T) {
 		{"defer-accept=off on tls", "tls://127.0.0.1:0?defer-accept=off", nil, false},
 		{"DisableDeferAccept", "127.0.0.1:0", func(s *echo.Server) { s.ListenerOptions.DisableDeferAccept = true }, false},
 		{"greeting", "127.0.0.1:0", func(s *echo.Server) { s.Greeting = "hello" }, false},
-		{"faults, none injected", "127.0.0.1:0", func(s *echo.Server) { s.Faults = &echo.Faults{} }, false},
-		{"a listener's fault", "tcp://127.0.0.1:0?fault-delay=1ms", nil, false},
+		{"faults, none injected (for SetFaults)", "127.0.0.1:0", func(s *echo.Server) { s.Faults = &echo.Faults{} }, true},
+		{"faults on the echo alone", "127.0.0.1:0", func(s *echo.Server) {
+			s.Faults = &echo.Faults{Delay: time.Millisecond, Drop: 0.5, ResetAfter: echo.FaultAfter{Bytes: 1024}}
+		}, true},
+		{"refuse", "127.0.0.1:0", func(s *echo.Server) { s.Faults = &echo.Faults{Refuse: 0.5} }, false},
+		{"close after a time", "127.0.0.1:0", func(s *echo.Server) { s.Faults = &echo.Faults{CloseAfter: echo.FaultAfter{Time: time.Second}} }, false},
+		{"stall after a time", "127.0.0.1:0", func(s *echo.Server) { s.Faults = &echo.Faults{StallAfter: echo.FaultAfter{Time: time.Second}} }, false},
+		{"a listener's delay", "tcp://127.0.0.1:0?fault-delay=1ms", nil, true},
+		{"a listener's reset after a time", "tcp://127.0.0.1:0?fault-reset-after=2s", nil, false},
 		{"idle timeout", "127.0.0.1:0", func(s *echo.Server) { s.IdleTimeout = time.Minute }, false},
 		{"allow", "127.0.0.1:0", func(s *echo.Server) { s.Allow = local }, false},
 		{"deny", "127.0.0.1:0", func(s *echo.Server) { s.Deny = local }, false},
 		{"proxy-trusted", "tcp://127.0.0.1:0?proxy-protocol=on&proxy-trusted=127.0.0.0/8", nil, false},
 		{"max conns", "127.0.0.1:0", func(s *echo.Server) { s.MaxConns = 10 }, false},
 		{"max conns per IP", "127.0.0.1:0", func(s *echo.Server) { s.MaxConnsPerIP = 10 }, false},
-		{"data logged", "127.0.0.1:0", func(s *echo.Server) { s.Logger = debugLogger(io.Discard) }, false},
+		{"data logged", "127.0.0.1:0", nil, false},
 		{"observer", "127.0.0.1:0", func(s *echo.Server) { s.Observer = newRecorder() }, false},
 	}
 	for _, tt := range tests {
@@ -56,27 +62,54 @@ func TestBindDefersAccept(t *testing.T) {
 			if tt.set != nil {
 				tt.set(srv)
 			}
-			b, err := srv.Bind(context.Background(), tt.addr)
-			if err != nil {
-				t.Fatal(err)
+			level := zerolog.InfoLevel
+			if tt.name == "data logged" {
+				level = zerolog.DebugLevel
 			}
-			t.Cleanup(func() { b.Close() })
-			got := listenerSockopt(t, b.Listeners[0].Addr(), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT) > 0
-			if got != tt.defers {
+			b := serveStarted(t, srv, new(watchedLog), level, tt.addr)
+			if got := defers(t, b); got != tt.defers {
 				t.Errorf("TCP_DEFER_ACCEPT set: %v, want %v", got, tt.defers)
 			}
 		})
 	}
 }
 
-// TestDeferredAccept: on a listener that defers, a connection that sends
-// nothing is taken (logged) only once it sends, ends its stream, or the
-// kernel hands it over, about a second after its handshake; its echo is
-// whole.
-func TestDeferredAccept(t *testing.T) {
-	var logs watchedLog
-	srv := &echo.Server{Logger: zerolog.New(&logs).Level(zerolog.InfoLevel)}
-	b, err := srv.Bind(context.Background(), "127.0.0.1:0")
+// TestSetFaultsDefersAccept: SetFaults takes the listener's deferring off
+// for faults that act from the opening, and puts it back when they go; a
+// listener that serve had taken off stays off.
+func TestSetFaultsDefersAccept(t *testing.T) {
+	srv := &echo.Server{Faults: &echo.Faults{}}
+	b := serveStarted(t, srv, new(watchedLog), zerolog.InfoLevel, "127.0.0.1:0", "tcp://127.0.0.1:0?defer-accept=off")
+	steps := []struct {
+		faults *echo.Faults
+		want   bool // of the first listener; the second never defers
+	}{
+		{&echo.Faults{Delay: time.Millisecond}, true},
+		{&echo.Faults{Refuse: 1}, false},
+		{&echo.Faults{ResetAfter: echo.FaultAfter{Time: time.Second}}, false},
+		{&echo.Faults{ResetAfter: echo.FaultAfter{Bytes: 1}}, true},
+		{nil, true},
+	}
+	for i, st := range steps {
+		if err := srv.SetFaults(st.faults); err != nil {
+			t.Fatal(err)
+		}
+		if got := listenerSockopt(t, b.Listeners[0].Addr(), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT) > 0; got != st.want {
+			t.Errorf("step %d (%+v): first listener defers: %v, want %v", i, st.faults, got, st.want)
+		}
+		if listenerSockopt(t, b.Listeners[1].Addr(), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT) > 0 {
+			t.Errorf("step %d: the listener with defer-accept=off defers", i)
+		}
+	}
+}
+
+// serveStarted binds srv to addrs and serves them until the test ends; it
+// returns once every listener is served (its start-up line is logged), so
+// that each has its options set. srv logs to logs at level.
+func serveStarted(t *testing.T, srv *echo.Server, logs *watchedLog, level zerolog.Level, addrs ...string) *echo.Bound {
+	t.Helper()
+	srv.Logger = zerolog.New(logs).Level(level)
+	b, err := srv.Bind(context.Background(), addrs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +119,24 @@ func TestDeferredAccept(t *testing.T) {
 		shutdown(srv, ioTimeout)
 		<-done
 	})
+	logs.wait(t, "the start-up lines", func(log string) bool { return strings.Count(log, "starting up") == len(addrs) })
+	return b
+}
+
+// defers reports whether b's first listener takes connections at their
+// first byte.
+func defers(t *testing.T, b *echo.Bound) bool {
+	t.Helper()
+	return listenerSockopt(t, b.Listeners[0].Addr(), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT) > 0
+}
+
+// TestDeferredAccept: on a listener that defers, a connection that sends
+// nothing is taken (logged) only once it sends, ends its stream, or the
+// kernel hands it over, about a second after its handshake; its echo is
+// whole.
+func TestDeferredAccept(t *testing.T) {
+	var logs watchedLog
+	b := serveStarted(t, &echo.Server{}, &logs, zerolog.InfoLevel, "127.0.0.1:0")
 	addr := b.Listeners[0].Addr().String()
 	line := func(c interface{ LocalAddr() net.Addr }, msg string) func(string) bool {
 		name := `"logger":"` + echo.LoggerName(c.LocalAddr()) + `"`

@@ -6,4 +6,4 @@ package echo
 const deferAcceptAvailable = false
 
 // setDeferAccept is never called where TCP_DEFER_ACCEPT is missing.
-func setDeferAccept(uintptr) error { return nil }
+func setDeferAccept(uintptr, bool) error { return nil }

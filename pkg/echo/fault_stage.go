@@ -106,6 +106,7 @@ func (s *Server) SetFaults(f *Faults) error {
 	for st, cfg := range next {
 		st.cur.Store(cfg)
 	}
+	s.reapplyDeferAccept()
 	return nil
 }
 

@@ -194,7 +194,7 @@ var listenerKeys = append([]ListenerKey{
 	},
 	{
 		Name: "defer-accept", Default: "", networks: []string{NetworkTCP, NetworkTLS},
-		Usage: "take a TCP or TLS connection at its first byte (TCP_DEFER_ACCEPT, Linux), when no greeting, fault, limit, access list, idle timeout, -v or metrics needs it sooner: on, or off to take every connection when its handshake completes (default: on)",
+		Usage: "take a TCP or TLS connection at its first byte (TCP_DEFER_ACCEPT, Linux), when no greeting, refusing or timed fault, limit, access list, idle timeout, -v or metrics needs it sooner: on, or off to take every connection when its handshake completes (default: on)",
 		set: func(o *ListenerOptions, v string) error {
 			switch strings.TrimSpace(v) {
 			case "on", "true", "":

@@ -217,17 +217,18 @@ type Server struct {
 	inShutdown atomic.Bool
 	res        resilience // limits and accept back-off (limits.go)
 
-	packetConns map[*net.PacketConn]struct{} // served by ServePacket (packet.go)
-	packetWG    sync.WaitGroup               // one count per packetConns entry
-	udp         udpGuard                     // loop and reflection guard of ServePacket (packet_guard.go)
-	unixConns   atomic.Uint64                // numbers Unix connections: echo_unix_{n}
-	loops       loops                        // event loops (loop_linux.go; see engineFor)
-	noLoops     bool                         // serve with goroutines only (for tests; engineFor)
-	stages      *stages                      // applied to every stream connection; nil: none (stage.go)
-	greeting    greetingStart                // Greeting's stage, set up once (greeting.go)
-	faults      sync.Once                    // reads Faults, once (fault_stage.go: startFaults)
-	faultBase   atomic.Pointer[Faults]       // the faults every listener starts from, for SetFaults; nil: none
-	faultStages map[*faultStage]struct{}     // each listener's fault stage, for SetFaults (guarded by mu)
+	packetConns  map[*net.PacketConn]struct{} // served by ServePacket (packet.go)
+	packetWG     sync.WaitGroup               // one count per packetConns entry
+	udp          udpGuard                     // loop and reflection guard of ServePacket (packet_guard.go)
+	unixConns    atomic.Uint64                // numbers Unix connections: echo_unix_{n}
+	loops        loops                        // event loops (loop_linux.go; see engineFor)
+	noLoops      bool                         // serve with goroutines only (for tests; engineFor)
+	stages       *stages                      // applied to every stream connection; nil: none (stage.go)
+	greeting     greetingStart                // Greeting's stage, set up once (greeting.go)
+	faults       sync.Once                    // reads Faults, once (fault_stage.go: startFaults)
+	faultBase    atomic.Pointer[Faults]       // the faults every listener starts from, for SetFaults; nil: none
+	faultStages  map[*faultStage]struct{}     // each listener's fault stage, for SetFaults (guarded by mu)
+	deferSockets map[*deferSocket]struct{}    // the sockets whose TCP_DEFER_ACCEPT follows the faults (guarded by mu)
 }
 
 // ListenAndServe binds s.Addr (every address its host resolves to), as
@@ -265,12 +266,13 @@ func (s *Server) ListenAndServeContext(ctx context.Context) error {
 // (a goroutine and a few descriptors each) stay until Shutdown or Close,
 // serving the connections already accepted. Shutdown or Close, rather than
 // closing ln, stops a server at once.
-func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, s.ListenerOptions, func() {}) }
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, nil, s.ListenerOptions, func() {}) }
 
-// serve is Serve, with opts for ln's connections; it calls started once
+// serve is Serve, with opts for ln's connections and sock the TCP socket
+// under ln if Bind made it (else nil; watchDeferAccept); it calls started once
 // ln is served (tracked, and told to the Observer), before it accepts, or
 // when it returns without serving, whichever is first.
-func (s *Server) serve(ln net.Listener, opts ListenerOptions, started func()) error {
+func (s *Server) serve(ln net.Listener, sock *net.TCPListener, opts ListenerOptions, started func()) error {
 	defer started()
 	if err := s.validate(); err != nil {
 		ln.Close()
@@ -288,6 +290,7 @@ func (s *Server) serve(ln net.Listener, opts ListenerOptions, started func()) er
 	s.res.lconfs = append(s.res.lconfs, lconf)
 	s.res.mu.Unlock()
 	defer s.dropFaultStage(lconf.faults)
+	defer s.watchDeferAccept(sock, lconf)()
 	tracked, serveLoops := ln, (func(*listenerConf) error)(nil)
 	if s.engineFor(ln) == engineLoops {
 		ll, serve, err := s.loopListen(ln)
