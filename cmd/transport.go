@@ -81,7 +81,9 @@ func socketOf(a echo.Addr) string {
 	if a.Network == echo.NetworkUDP {
 		network = "udp"
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
+	if dualStackWildcard(host) {
+		host = "::"
+	} else if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
 	}
 	return fmt.Sprintf("%s %s %d", network, host, a.Port)
@@ -119,6 +121,17 @@ func overlapping(listed []listedAddr, a echo.Addr) (text, every string) {
 	return "", ""
 }
 
+// dualStackWildcard reports whether a socket bound to host listens on
+// every address, IPv4 and IPv6: an empty host, [::], and [::ffff:0.0.0.0],
+// which Go binds as [::].
+func dualStackWildcard(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && (ip == netip.IPv6Unspecified() || ip.Is4In6() && ip.Unmap() == netip.IPv4Unspecified())
+}
+
 // covers reports whether a socket bound to host w on a port also takes
 // host h's address on it, and which addresses w stands for.
 func covers(w, h string) (every string, ok bool) {
@@ -127,7 +140,7 @@ func covers(w, h string) (every string, ok bool) {
 	}
 	wip, err := netip.ParseAddr(w)
 	switch {
-	case w == "" || err == nil && wip == netip.IPv6Unspecified():
+	case dualStackWildcard(w):
 		return "", true
 	case err == nil && wip == netip.IPv4Unspecified():
 		hip, err := netip.ParseAddr(h)

@@ -319,26 +319,26 @@ func (s *Server) bindAddr(ctx context.Context, raw string) (boundGroup, error) {
 	// every connection then takes, MPTCP or not.
 	tcp := s.ListenConfig
 	tcp.SetMultipathTCP(false)
+	listenTCP := func(network, address string) (net.Listener, error) {
+		ln, err := tcp.Listen(ctx, network, address)
+		if err == nil {
+			g.addSocket(ln)
+		}
+		return ln, err
+	}
 	switch a.Network {
 	case NetworkTCP:
-		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", func(network, address string) (net.Listener, error) {
-			ln, err := tcp.Listen(ctx, network, address)
-			if err == nil {
-				g.addSocket(ln)
-			}
-			return ln, err
-		}, net.Listener.Addr)
+		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", listenTCP, net.Listener.Addr)
 	case NetworkTLS:
 		var cfg *tls.Config
 		if cfg, err = s.serverTLSConfig(); err != nil {
 			return g, fmt.Errorf("echo: listen %s: %w", raw, err)
 		}
 		g.listeners, err = bindIPs(ctx, s.Resolver, raw, a, "tcp", func(network, address string) (net.Listener, error) {
-			ln, err := tcp.Listen(ctx, network, address)
+			ln, err := listenTCP(network, address)
 			if err != nil {
 				return nil, err
 			}
-			g.addSocket(ln)
 			if opts.ProxyProtocol { // its header comes before the handshake (goConn.proxyFirst)
 				ln = headListener{ln}
 			}

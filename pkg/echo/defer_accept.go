@@ -30,31 +30,32 @@ const deferAcceptSeconds = 1
 //	Faults.Refuse, a Time in CloseAfter,      they act from the opening
 //	  ResetAfter or StallAfter
 //	IdleTimeout                               closes a silent connection on time
-//	Allow, Deny, ListenerOptions.ProxyTrusted refuse a peer at once
+//	Allow, Deny, ProxyTrusted (PROXY on)      refuse a peer at once
 //	MaxConns, MaxConnsPerIP                   refuse a connection at once
 //	data logged (Logger at debug level)       the transcript shows every connection
 //	Observer                                  counts every connection (metrics)
 //	ListenerOptions.DisableDeferAccept        the user asked
 //
-// The faults are the listener's as SetFaults changes them: the socket
+// It is applied when ServeBound (or ListenAndServe) serves the socket, and
+// the faults are the listener's as SetFaults changes them: the socket
 // follows (deferSocket). With it on, a peer that resets before its first
 // byte is never seen, a connection the kernel still holds when the
 // listener closes is reset as one waiting to be accepted is, and the
 // PROXY header's and the TLS handshake's timeouts run from when the
-// connection is taken. Listeners given to Serve, Unix sockets and UDP are
-// never changed.
+// connection is taken. Listeners given to Serve (even ones Bind made),
+// Unix sockets and UDP are never changed.
 func (s *Server) defersAccept(opts ListenerOptions, f *Faults) bool {
 	return deferAcceptAvailable && !opts.DisableDeferAccept &&
 		s.Greeting == "" && !f.actsAtOpen() &&
 		s.IdleTimeout <= 0 &&
-		len(s.Allow) == 0 && len(s.Deny) == 0 && len(opts.ProxyTrusted) == 0 &&
+		len(s.Allow) == 0 && len(s.Deny) == 0 && !(opts.ProxyProtocol && len(opts.ProxyTrusted) > 0) &&
 		s.MaxConns <= 0 && s.MaxConnsPerIP <= 0 &&
 		!s.logsData() && s.Observer == nil
 }
 
 // actsAtOpen reports whether f has a fault that may act on a stream
-// connection before its first byte: one that refuses it, or ends it a
-// time after it opened.
+// connection before its first byte: one that refuses it, or closes,
+// resets or stalls it a time after it opened.
 func (f *Faults) actsAtOpen() bool {
 	return f != nil && (f.Refuse > 0 || f.CloseAfter.Time > 0 || f.ResetAfter.Time > 0 || f.StallAfter.Time > 0)
 }

@@ -51,6 +51,7 @@ func TestBindDefersAccept(t *testing.T) {
 		{"allow", "127.0.0.1:0", func(s *echo.Server) { s.Allow = local }, false},
 		{"deny", "127.0.0.1:0", func(s *echo.Server) { s.Deny = local }, false},
 		{"proxy-trusted", "tcp://127.0.0.1:0?proxy-protocol=on&proxy-trusted=127.0.0.0/8", nil, false},
+		{"proxy-trusted, PROXY off (unused)", "tcp://127.0.0.1:0?proxy-trusted=127.0.0.0/8", nil, true},
 		{"max conns", "127.0.0.1:0", func(s *echo.Server) { s.MaxConns = 10 }, false},
 		{"max conns per IP", "127.0.0.1:0", func(s *echo.Server) { s.MaxConnsPerIP = 10 }, false},
 		{"data logged", "127.0.0.1:0", nil, false},

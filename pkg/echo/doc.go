@@ -29,10 +29,11 @@
 // ListenerOptions.ProxyProtocol a listener reads a PROXY protocol v1 or v2
 // header from each connection before the echo (behind HAProxy, an AWS
 // NLB), and serves the connection as the client it names. On Linux the TCP
-// and TLS listeners Bind makes take a connection only at its first byte
-// (TCP_DEFER_ACCEPT) when no setting needs it sooner, which saves a
-// short-lived connection a wake-up; ListenerOptions.DisableDeferAccept
-// takes every connection at its handshake.
+// and TLS listeners Bind makes, once ServeBound serves them, take a
+// connection only at its first byte (TCP_DEFER_ACCEPT) when no setting
+// needs it sooner, which saves a short-lived connection a wake-up;
+// ListenerOptions.DisableDeferAccept takes every connection at its
+// handshake.
 //
 // Data shown in logs is formatted by [Quote], which renders bytes exactly as
 // Python's repr(bytes) does, so echoctl's debug transcript reads like the

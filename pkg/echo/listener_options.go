@@ -152,16 +152,9 @@ var listenerKeys = append([]ListenerKey{
 	{
 		Name: "proxy-protocol", Default: "", networks: streamNetworks,
 		Usage: "require a PROXY protocol v1 or v2 header (HAProxy's send-proxy) from each peer before the echo: off or on (per listener: ADDR?proxy-protocol=on) (default: off)",
-		set: func(o *ListenerOptions, v string) error {
-			switch strings.TrimSpace(v) { // case-sensitive, as every value
-			case "on", "true":
-				o.ProxyProtocol = true
-			case "off", "false", "":
-				o.ProxyProtocol = false
-			default:
-				return errors.New("want on or off")
-			}
-			return nil
+		set: func(o *ListenerOptions, v string) (err error) {
+			o.ProxyProtocol, err = parseOnOff(v, false)
+			return err
 		},
 	},
 	{
@@ -196,18 +189,26 @@ var listenerKeys = append([]ListenerKey{
 		Name: "defer-accept", Default: "", networks: []string{NetworkTCP, NetworkTLS},
 		Usage: "take a TCP or TLS connection at its first byte (TCP_DEFER_ACCEPT, Linux), when no greeting, refusing or timed fault, limit, access list, idle timeout, -v or metrics needs it sooner: on, or off to take every connection when its handshake completes (default: on)",
 		set: func(o *ListenerOptions, v string) error {
-			switch strings.TrimSpace(v) {
-			case "on", "true", "":
-				o.DisableDeferAccept = false
-			case "off", "false":
-				o.DisableDeferAccept = true
-			default:
-				return errors.New("want on or off")
-			}
-			return nil
+			on, err := parseOnOff(v, true)
+			o.DisableDeferAccept = !on
+			return err
 		},
 	},
 }, faultListenerKeys()...)
+
+// parseOnOff reads a switch key's value: on or true, off or false
+// (case-sensitive, as every value), empty for def.
+func parseOnOff(v string, def bool) (bool, error) {
+	switch strings.TrimSpace(v) {
+	case "on", "true":
+		return true, nil
+	case "off", "false":
+		return false, nil
+	case "":
+		return def, nil
+	}
+	return def, errors.New("want on or off")
+}
 
 // FaultKeyPrefix starts the name of a fault's per-listener key: "fault-"
 // and a key of FaultKeys ("fault-delay").
