@@ -190,9 +190,23 @@ func Run(ctx context.Context, args []string, streams Streams) int {
 // SIGINT and SIGTERM cancel the command's context (serve shuts down
 // gracefully); after the first, a second signal kills the process.
 func Execute() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	context.AfterFunc(ctx, stop)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+			// Give the signals back to the runtime before anything can see
+			// the cancel: serve logs "closing server" on it, and a second
+			// signal from then on must find the default action (exit), not
+			// a channel nobody reads.
+			signal.Stop(sigs)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	return Run(ctx, os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 }
 
