@@ -182,10 +182,12 @@ func runServe(ctx context.Context, cfg *Config, logger zerolog.Logger, reload fu
 	logTLS(certs, cfg.Transport, logger)
 	logFaults(cfg.Faults, logger)
 	ms.logServing(logger)
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeBound(bound) }()
+	// The SIGHUP watchers start before serving does: a SIGHUP sent once
+	// the start-up line is out is a reload, not ignored.
 	defer watchReload(certs, logger)()            // SIGHUP reloads the TLS certificate files, if any
 	defer watchFaults(srv, cfg, reload, logger)() // and the faults, from a config file
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeBound(bound) }()
 
 	select {
 	case err := <-served:

@@ -203,7 +203,14 @@ func (s *Server) logStart(g boundGroup) {
 // s.TLSConfig; unix:// replaces a stale socket file (one nobody listens
 // on) but fails if a server is listening there or if the path is not a
 // socket. If any address fails, everything opened so far is closed.
+//
+// Bind checks the Server's settings first, as Serve does, and fails with
+// their error before opening anything; from then on SetFaults may change
+// the faults the sockets will be served with.
 func (s *Server) Bind(ctx context.Context, addrs ...string) (*Bound, error) {
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
 	if len(addrs) == 0 {
 		addrs = []string{s.addr()}
 	}

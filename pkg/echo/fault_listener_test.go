@@ -76,6 +76,45 @@ func TestFaultsPerListenerOnly(t *testing.T) {
 	}
 }
 
+// TestSetFaultsBeforeServe: faults set between Bind and ServeBound (serve
+// takes SIGHUP from then on) are the ones the listener serves with; Bind
+// refuses faults that are not valid before opening anything.
+func TestSetFaultsBeforeServe(t *testing.T) {
+	srv := quietServer(io.Discard)
+	srv.Faults = &echo.Faults{}
+	b, err := srv.Bind(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetFaults(&echo.Faults{ResetAfter: echo.FaultAfter{Bytes: 2}}); err != nil {
+		b.Close()
+		t.Fatalf("SetFaults after Bind: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeBound(b) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; !errors.Is(err, echo.ErrServerClosed) {
+			t.Errorf("ServeBound = %v, want ErrServerClosed", err)
+		}
+	})
+	c := dial(t, b.Addrs()[0])
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	c.Write([]byte("abcd"))
+	if got, err := readAll(c); len(got) > 2 || !isReset(err) {
+		t.Fatalf("read %q, %v; want at most 2 bytes, then a reset", got, err)
+	}
+
+	bad := quietServer(io.Discard)
+	bad.Faults = &echo.Faults{Corrupt: 2}
+	if b, err := bad.Bind(t.Context(), "127.0.0.1:0"); !errors.Is(err, echo.ErrInvalidFault) {
+		if err == nil {
+			b.Close()
+		}
+		t.Errorf("Bind with Faults.Corrupt 2 = %v, want ErrInvalidFault", err)
+	}
+}
+
 // TestParseListenAddrFaults: the fault keys of an address query, over
 // the defaults, and their errors.
 func TestParseListenAddrFaults(t *testing.T) {

@@ -78,9 +78,9 @@ func (s *Server) dropFaultStage(st *faultStage) {
 // serve does on SIGHUP; nil or a zero Faults turns them off. A listener's
 // own fault keys (ListenerOptions.Faults, an address query's fault-*
 // keys) stay over the new faults, key by key. f is copied, after
-// Validate. It needs a Server that started serving with Server.Faults set
-// (a zero Faults, injecting none, will do: it costs each connection a
-// check); otherwise it changes nothing and says so.
+// Validate. It needs a Server that Bind or Serve started with
+// Server.Faults set (a zero Faults, injecting none, will do: it costs each
+// connection a check); otherwise it changes nothing and says so.
 func (s *Server) SetFaults(f *Faults) error {
 	if err := f.Validate(); err != nil {
 		return err
@@ -88,7 +88,7 @@ func (s *Server) SetFaults(f *Faults) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.faultBase.Load() == nil {
-		return fmt.Errorf("%w: the server is not serving with Server.Faults set, so its faults cannot change", ErrInvalidFault)
+		return fmt.Errorf("%w: the server was not bound or served with Server.Faults set, so its faults cannot change", ErrInvalidFault)
 	}
 	base := &Faults{}
 	if f != nil {
