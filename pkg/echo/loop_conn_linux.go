@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/echoctl/echoctl/pkg/echo/internal/netpoll"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -99,7 +100,7 @@ func (l *loop) readLimit(lc *loopConn) []byte {
 // ends there, without another wait and read to be told so.
 func (l *loop) echo(lc *loopConn, hup bool) {
 	buf := l.readLimit(lc)
-	n, err := ioRetry(func() (int, error) { return rawRead(int(lc.fd), buf) })
+	n, err := netpoll.Retry(func() (int, error) { return netpoll.Read(int(lc.fd), buf) })
 	switch {
 	case err == unix.EAGAIN:
 		return
@@ -139,7 +140,7 @@ func (l *loop) got(lc *loopConn, p []byte) {
 // socket does not take now is kept, and reading waits until it is
 // written.
 func (l *loop) writeBack(lc *loopConn, p []byte) {
-	m, err := ioRetry(func() (int, error) { return rawWrite(int(lc.fd), p) })
+	m, err := netpoll.Retry(func() (int, error) { return netpoll.Write(int(lc.fd), p) })
 	if err != nil && err != unix.EAGAIN {
 		l.cut(lc, p, int(lc.written)+max(m, 0))
 		l.fail(lc, "write", err)
@@ -244,8 +245,7 @@ func (l *loop) sent(lc *loopConn, n int, ok bool) {
 
 // watch sets the events epoll waits for on lc's socket.
 func (l *loop) watch(lc *loopConn, events uint32) {
-	ev := unix.EpollEvent{Events: events, Fd: lc.fd}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(lc.fd), &ev); err != nil {
+	if err := l.poll.Mod(int(lc.fd), events, netpoll.KindConn); err != nil {
 		l.fail(lc, "epoll_ctl", err)
 	}
 }
@@ -296,7 +296,7 @@ func (l *loop) shutWrite(lc *loopConn) {
 
 // discard reads and drops what a peer sends after FIN, until it ends.
 func (l *loop) discard(lc *loopConn) {
-	n, err := ioRetry(func() (int, error) { return rawRead(int(lc.fd), l.buf) })
+	n, err := netpoll.Retry(func() (int, error) { return netpoll.Read(int(lc.fd), l.buf) })
 	if err == unix.EAGAIN {
 		return
 	}
@@ -419,7 +419,7 @@ func (l *loop) close(lc *loopConn, reason CloseReason, err error) {
 		}
 		lc.logClose(err, reason)
 	}
-	rawClose(int(lc.fd)) // also takes it out of the epoll set
+	netpoll.Close(int(lc.fd)) // also takes it out of the epoll set
 	lc.dropPending()
 	if run := lc.run; run != nil {
 		l.timers.removeAll(run)

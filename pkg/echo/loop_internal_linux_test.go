@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/echoctl/echoctl/pkg/echo/internal/netpoll"
 	"github.com/rs/zerolog"
 )
 
@@ -54,7 +55,7 @@ func TestLoopSocketOptions(t *testing.T) {
 			// connection is there.
 			fd, ap := -1, netip.AddrPort{}
 			for deadline := time.Now().Add(5 * time.Second); fd < 0; {
-				fd, ap, err = rawAccept4(ll.fd)
+				fd, ap, err = netpoll.Accept4(ll.fd)
 				if err == syscall.EAGAIN && time.Now().Before(deadline) {
 					time.Sleep(time.Millisecond)
 					continue
@@ -209,7 +210,7 @@ func TestLoopEpollFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer null.Close()
-	if err := syscall.Dup3(int(null.Fd()), owner.epfd, syscall.O_CLOEXEC); err != nil {
+	if err := syscall.Dup3(int(null.Fd()), owner.poll.FD(), syscall.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
 	owner.wakeUp()
@@ -261,8 +262,7 @@ func TestLoopTranscriptOfAPendingWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Close(l.epfd)
-	defer syscall.Close(l.wake)
+	defer l.poll.Close()
 	lc := &loopConn{fd: int32(fds[0])}
 	lc.srv, lc.io, lc.name, lc.peer = srv, lc, "echo_unix_1", "/test"
 	if err := l.add(lc); err != nil {
@@ -360,11 +360,11 @@ func TestRawAccept4Peer(t *testing.T) {
 			if err := syscall.SetNonblock(int(f.Fd()), false); err != nil {
 				t.Fatal(err)
 			}
-			fd, ap, err := rawAccept4(int(f.Fd()))
+			fd, ap, err := netpoll.Accept4(int(f.Fd()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { rawClose(fd) })
+			t.Cleanup(func() { netpoll.Close(fd) })
 			want := netip.AddrPort{}
 			if tt.network != "unix" {
 				want = c.LocalAddr().(*net.TCPAddr).AddrPort()
@@ -409,7 +409,7 @@ func TestLoopEndOfStreamWithTheRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { syscall.Close(l.epfd); syscall.Close(l.wake); syscall.Close(l.alarm.fd) })
+			t.Cleanup(l.poll.Close)
 			lc := &loopConn{fd: int32(fds[0])}
 			lc.srv, lc.io, lc.name, lc.peer = srv, lc, "echo_unix_1", "/test"
 			if err := l.add(lc); err != nil {

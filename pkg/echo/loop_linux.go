@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/echoctl/echoctl/pkg/echo/internal/netpoll"
 )
 
 // Event loops.
@@ -44,7 +46,9 @@ import (
 // (loop_stage_linux.go).
 //
 // This file holds the loops and their run; loop_listener_linux.go how
-// they accept, and loop_conn_linux.go how they serve a connection.
+// they accept, and loop_conn_linux.go how they serve a connection. Their
+// system calls (the epoll set, its wake-up and alarm, the raw socket
+// calls) are package netpoll's, which knows nothing of connections.
 
 // loopEvents is how many epoll events a loop takes at once.
 const loopEvents = 256
@@ -108,7 +112,7 @@ func (ls *loops) start(s *Server) error {
 		l, err := newLoop(s, uint16(len(made)))
 		if err != nil {
 			for _, m := range made {
-				m.closeFDs()
+				m.poll.Close()
 			}
 			return fmt.Errorf("event loop: %w", err)
 		}
@@ -187,24 +191,13 @@ func (ls *loops) close() {
 	ls.wg.Wait()
 }
 
-// What a descriptor in a loop's epoll set is, in the upper half of its
-// event's data (EpollEvent.Pad), set when it is added: the loop tells
-// events apart without looking the descriptor up.
-const (
-	evConn     int32 = iota // a connection's socket (loop.conns)
-	evListener              // a listening socket (loop.listeners)
-	evWake                  // the loop's eventfd (loop.wake)
-	evAlarm                 // the loop's timerfd (loop.alarm)
-)
-
-// loop is one event loop: an epoll instance, the connections registered in
-// it, and a read buffer.
+// loop is one event loop: an epoll set (its Poller also wakes it for a
+// request, and when it must look again of its own accord), the
+// connections registered in it, and a read buffer.
 type loop struct {
 	srv   *Server
 	index uint16 // in loops.all
-	epfd  int
-	wake  int       // an eventfd that interrupts epoll_wait for a request
-	alarm loopAlarm // wakes the loop when it must look again (loop_alarm_linux.go)
+	poll  *netpoll.Poller
 	buf   []byte
 	epoch time.Time // the zero of the loop's clock (now)
 	// busyPoll is Server.BusyPoll in nanoseconds: how long after finding
@@ -251,8 +244,8 @@ type loop struct {
 	// connections to stop (Shutdown) or close (Close), and the loop's end.
 	toStop, toClose []*loopConn
 	exitReq         bool
-	// ended is set when run returns, before it closes epfd and wake,
-	// whose numbers may then be reused: nobody may write to wake after.
+	// ended is set when run returns, before it closes its Poller, whose
+	// numbers may then be reused: nobody may wake it after.
 	ended bool
 	err   error // why run failed, if it did
 }
@@ -264,16 +257,11 @@ func (l *loop) now() int64 { return int64(time.Since(l.epoch)) }
 const minSweep = time.Millisecond
 
 func newLoop(s *Server, index uint16) (*loop, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	poll, err := netpoll.New()
 	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
+		return nil, err
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, os.NewSyscallError("eventfd2", err)
-	}
-	l := &loop{srv: s, index: index, epfd: epfd, wake: wake, epoch: time.Now(), busyPoll: int64(s.BusyPoll), done: make(chan struct{}),
+	l := &loop{srv: s, index: index, poll: poll, epoch: time.Now(), busyPoll: int64(s.BusyPoll), done: make(chan struct{}),
 		listeners: make(map[int32]*loopAccept)}
 	l.readSize = fastBufferSize
 	if s.logsData() {
@@ -283,23 +271,6 @@ func newLoop(s *Server, index uint16) (*loop, error) {
 	l.idle, l.stall = int64(s.idleTimeout()), int64(s.writeStall())
 	if l.stall > 0 { // the shorter of the two timeouts (writeStall)
 		l.sweepEvery = max(l.stall/deadlineSlack, int64(minSweep))
-	}
-	if l.alarm, err = newLoopAlarm(); err != nil {
-		unix.Close(l.wake)
-		unix.Close(epfd)
-		return nil, err
-	}
-	for _, r := range [...]struct {
-		fd   int
-		kind int32
-	}{{l.wake, evWake}, {l.alarm.fd, evAlarm}} {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r.fd), Pad: r.kind}
-		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, r.fd, &ev); err != nil {
-			unix.Close(l.wake)
-			unix.Close(l.alarm.fd)
-			unix.Close(epfd)
-			return nil, os.NewSyscallError("epoll_ctl", err)
-		}
 	}
 	return l, nil
 }
@@ -314,8 +285,7 @@ func (l *loop) add(lc *loopConn) error {
 	if l.exitReq {
 		return ErrServerClosed
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: lc.fd}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(lc.fd), &ev); err != nil {
+	if err := l.poll.Add(int(lc.fd), unix.EPOLLIN|unix.EPOLLRDHUP, netpoll.KindConn); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	if n := int(lc.fd) + 1; n > len(l.conns) {
@@ -383,8 +353,7 @@ func (l *loop) wakeUp() {
 	if l.ended {
 		return
 	}
-	one := [8]byte{1}
-	unix.Write(l.wake, one[:])
+	l.poll.Wake()
 }
 
 // failure is why the loop stopped before it was asked to.
@@ -425,21 +394,13 @@ func (l *loop) polling(lastFound int64) bool {
 	return l.busyPoll > 0 && l.now()-lastFound < l.busyPoll
 }
 
-// closeFDs closes the loop's own descriptors: its epoll set, its wake-up
-// eventfd and its alarm.
-func (l *loop) closeFDs() {
-	unix.Close(l.wake)
-	unix.Close(l.alarm.fd)
-	unix.Close(l.epfd)
-}
-
 // run serves the loop's connections until exit is requested, or until
 // epoll fails (failed).
 func (l *loop) run() {
 	defer func() {
 		l.mu.Lock()
 		l.ended = true
-		l.closeFDs()
+		l.poll.Close()
 		l.mu.Unlock()
 		close(l.done)
 	}()
@@ -529,7 +490,7 @@ func (l *loop) run() {
 		// (a raw call: it cannot block), and spin so while busy-polling;
 		// the top of the loop fires timers and sweeps on each turn.
 		if busy {
-			n, err = epollPoll(l.epfd, events)
+			n, err = l.poll.Poll(events)
 			if n == 0 && l.polling(lastFound) {
 				// Look again without sleeping: see Server.BusyPoll.
 				runtime.Gosched()
@@ -547,12 +508,12 @@ func (l *loop) run() {
 			if next != 0 {
 				if now := clock(); next <= now {
 					wait = 0
-				} else if aerr := l.alarm.at(now, next); aerr != nil {
+				} else if aerr := l.poll.AlarmAt(now, next); aerr != nil {
 					l.failed(aerr)
 					return
 				}
 			}
-			n, err = unix.EpollWait(l.epfd, events, wait)
+			n, err = l.poll.Wait(events, wait)
 		}
 		if err != nil && err != unix.EINTR {
 			l.failed(os.NewSyscallError("epoll_wait", err))
@@ -563,7 +524,7 @@ func (l *loop) run() {
 			unclocked += n
 		}
 		// The loop's reads and writes are raw system calls
-		// (loop_syscall_linux.go), during which the runtime does not hand
+		// (netpoll/socket_linux.go), during which the runtime does not hand
 		// its processor on: a loop that always finds work lets the other
 		// goroutines (connections served by goroutines, timers, the
 		// metrics endpoint) run at least every loopYield. It reads the
@@ -582,14 +543,13 @@ func (l *loop) run() {
 		}
 		for _, ev := range events[:max(n, 0)] {
 			switch ev.Pad {
-			case evAlarm:
-				l.alarm.rang()
+			case netpoll.KindAlarm:
+				l.poll.Rang()
 				busy = true // look again: something is due
-			case evWake:
-				var b [8]byte
-				unix.Read(l.wake, b[:])
+			case netpoll.KindWake:
+				l.poll.Woken()
 				busy = true // look again: the ops may have more to do
-			case evListener:
+			case netpoll.KindListener:
 				if la := l.listeners[ev.Fd]; la != nil {
 					l.accept(la)
 				}

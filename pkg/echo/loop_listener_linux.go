@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/echoctl/echoctl/pkg/echo/internal/netpoll"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -233,7 +234,7 @@ type loopAccept struct {
 // until is zero).
 func (l *loop) pause(la *loopAccept, until time.Time) {
 	if la.active {
-		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, la.ll.fd, nil)
+		l.poll.Del(la.ll.fd)
 		la.active = false
 	}
 	l.setPause(la, until)
@@ -256,8 +257,7 @@ func (l *loop) setPause(la *loopAccept, until time.Time) {
 // not all, for a new connection.
 func (l *loop) resume(la *loopAccept) error {
 	l.setPause(la, time.Time{})
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(la.ll.fd), Pad: evListener}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, la.ll.fd, &ev); err != nil {
+	if err := l.poll.Add(la.ll.fd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, netpoll.KindListener); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	la.active = true
@@ -301,7 +301,7 @@ func (l *loop) resumeListeners() time.Duration {
 func (l *loop) accept(la *loopAccept) {
 	s := l.srv
 	for range loopAcceptTries {
-		fd, ap, err := rawAccept4(la.ll.fd)
+		fd, ap, err := netpoll.Accept4(la.ll.fd)
 		switch err {
 		case nil:
 		case unix.EAGAIN:
@@ -328,7 +328,7 @@ func (l *loop) accept(la *loopAccept) {
 		peer := peerAddr{unix: la.unix, ap: ap}
 		serve, ok := s.accepted(&lc.conn, lc, la.local, peer, la.lconf, true)
 		if !serve {
-			rawClose(fd)
+			netpoll.Close(fd)
 			if !ok {
 				return // shutting down
 			}

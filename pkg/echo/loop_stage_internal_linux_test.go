@@ -3,9 +3,7 @@ package echo
 import (
 	"math/rand/v2"
 	"slices"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestLoopTimersOrder: the timer heap gives the earliest due first, and
@@ -66,60 +64,6 @@ func TestLoopTimersRemove(t *testing.T) {
 	want := []int64{1, 10, 15, 25, 30, 35, 50, 55, 60}
 	if !slices.Equal(got, want) {
 		t.Errorf("timers fired at %v, want %v", got, want)
-	}
-}
-
-// TestLoopAlarm: the alarm goes off once its time has come, is set again
-// only for an earlier time, and is set afresh after it rang.
-func TestLoopAlarm(t *testing.T) {
-	a, err := newLoopAlarm()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(a.fd) })
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(epfd) })
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(a.fd)}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, a.fd, &ev); err != nil {
-		t.Fatal(err)
-	}
-	ready := func(wait int) bool {
-		events := make([]syscall.EpollEvent, 1)
-		for {
-			n, err := syscall.EpollWait(epfd, events, wait)
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n == 1
-		}
-	}
-	epoch := time.Now()
-	now := func() int64 { return int64(time.Since(epoch)) }
-	if err := a.at(now(), now()+int64(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.at(now(), now()+int64(2*time.Hour)); err != nil || a.set > int64(time.Hour)+now() {
-		t.Fatalf("a later time moved the alarm to %v (%v)", time.Duration(a.set), err)
-	}
-	t0 := now()
-	if err := a.at(t0, t0+int64(time.Millisecond)); err != nil {
-		t.Fatal(err)
-	}
-	if !ready(10_000) { // an event, not a timeout: it rang
-		t.Fatal("the alarm did not go off within 10s of being set 1ms ahead")
-	}
-	if elapsed := now() - t0; elapsed < int64(time.Millisecond) {
-		t.Errorf("it went off after %v, before its time", time.Duration(elapsed))
-	}
-	a.rang()
-	if a.set != 0 || ready(0) {
-		t.Errorf("after rang: set %d, still readable %v; want 0, false", a.set, ready(0))
 	}
 }
 

@@ -4,13 +4,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/echoctl/echoctl/pkg/echo/internal/netpoll"
 	"golang.org/x/sys/unix"
 )
 
 // An event loop's side of the stages (stage.go): it runs a connection's
 // open stages and write stages without blocking, holding a chunk in the
 // connection's pending write while a stage makes it wait, with its timer
-// heap (loopTimers) setting when its alarm wakes it (loop_alarm_linux.go). Only
+// heap (loopTimers) setting when its alarm wakes it (netpoll.Poller). Only
 // connections to which a stage applies come here: loopConn.run is nil
 // otherwise.
 
@@ -173,7 +174,7 @@ func (l *loop) writeStaged(lc *loopConn, run *stageRun) {
 				return
 			}
 		}
-		m, err := ioRetry(func() (int, error) { return rawWrite(int(lc.fd), rest[:run.piece]) })
+		m, err := netpoll.Retry(func() (int, error) { return netpoll.Write(int(lc.fd), rest[:run.piece]) })
 		if err != nil && err != unix.EAGAIN {
 			if !run.greets {
 				l.cut(lc, nil, int(lc.written)+max(m, 0))

@@ -1,4 +1,4 @@
-package echo
+package netpoll
 
 import (
 	"net"
@@ -8,8 +8,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The event loops' system calls on their non-blocking sockets, made as
-// raw system calls. Package unix's Read, Write and EpollWait tell the
+// The system calls an event loop makes on its non-blocking sockets,
+// made raw. Package unix's Read, Write and EpollWait tell the
 // scheduler first that the goroutine may block (entersyscall). When such
 // a call runs longer than the runtime's monitor (sysmon) ticks, 20 µs at
 // first, as a read or write of 64 KiB does, the monitor hands the loop's
@@ -20,26 +20,14 @@ import (
 // loop makes it raw, as it would run any other code; it still lets the
 // runtime preempt it between calls.
 
-// epollPoll is epoll_wait with a zero timeout, as a raw system call: it
-// never blocks, so it need not tell the scheduler, which a loop under load
-// would otherwise do for every batch of events.
-func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
-	r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd),
-		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(r), nil
-}
-
-// rawRead is recv(2) on a non-blocking socket, as a raw system call.
+// Read is recv(2) on a non-blocking socket, as a raw system call.
 // recvfrom with no address skips read(2)'s file checks (the position lock,
 // rw_verify_area, the file permission hook), which a socket does not need.
-func rawRead(fd int, p []byte) (int, error) { return rawIO(unix.SYS_RECVFROM, fd, p, 0) }
+func Read(fd int, p []byte) (int, error) { return rawIO(unix.SYS_RECVFROM, fd, p, 0) }
 
-// rawWrite is send(2) on a non-blocking socket, as a raw system call, with
+// Write is send(2) on a non-blocking socket, as a raw system call, with
 // MSG_NOSIGNAL: a peer that has gone is an EPIPE, never a SIGPIPE.
-func rawWrite(fd int, p []byte) (int, error) {
+func Write(fd int, p []byte) (int, error) {
 	return rawIO(unix.SYS_SENDTO, fd, p, unix.MSG_NOSIGNAL)
 }
 
@@ -53,8 +41,8 @@ func rawIO(trap uintptr, fd int, p []byte, flags uintptr) (int, error) {
 	return int(r), nil
 }
 
-// ioRetry runs a read or write system call again while it is interrupted.
-func ioRetry(f func() (int, error)) (int, error) {
+// Retry runs a read or write system call again while it is interrupted.
+func Retry(f func() (int, error)) (int, error) {
 	for {
 		n, err := f()
 		if err != unix.EINTR {
@@ -63,20 +51,20 @@ func ioRetry(f func() (int, error)) (int, error) {
 	}
 }
 
-// rawClose is close(2), as a raw system call: closing a socket the loops
+// Close is close(2), as a raw system call: closing a socket the loops
 // own never blocks, as none has a positive SO_LINGER.
-func rawClose(fd int) error {
+func Close(fd int) error {
 	if _, _, errno := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 {
 		return errno
 	}
 	return nil
 }
 
-// rawAccept4 is accept4(2) on a non-blocking listening socket, as a raw
+// Accept4 is accept4(2) on a non-blocking listening socket, as a raw
 // system call, the new socket non-blocking and close-on-exec. It returns
 // the peer's address and port (zero for a Unix socket's peer) without
 // making the unix.Sockaddr that unix.Accept4 allocates.
-func rawAccept4(fd int) (int, netip.AddrPort, error) {
+func Accept4(fd int) (int, netip.AddrPort, error) {
 	var rsa unix.RawSockaddrAny
 	size := uint32(unix.SizeofSockaddrAny)
 	r, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)),
