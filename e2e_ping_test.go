@@ -107,7 +107,9 @@ func startSocat(t *testing.T, listen string) string {
 		port = unusedUDPPort(t)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := spec{}.command(t, context.Background(), socat, "-d", "-d", fmt.Sprintf("%s:%d,bind=127.0.0.1,reuseaddr,fork", listen, port), "PIPE")
+	// A UDP "connection" has no end: its forked child, which the cleanup's
+	// signal to socat does not reach, ends after 5 s without a datagram.
+	cmd := spec{}.command(t, context.Background(), socat, "-d", "-d", "-T", "5", fmt.Sprintf("%s:%d,bind=127.0.0.1,reuseaddr,fork", listen, port), "PIPE")
 	launchProc(t, cmd, syscall.SIGTERM, regexp.MustCompile(`listening on`))
 	return addr
 }

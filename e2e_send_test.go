@@ -7,12 +7,17 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// droppedLinesRE is the line serve logs when its log's destination did
+// not keep up and it dropped lines (docs/logging.md).
+var droppedLinesRE = regexp.MustCompile(`^main: \d+ log lines dropped: the log's destination did not keep up`)
 
 // seedEcho is what the seed client's three MESSAGES come back as.
 const seedEcho = "This is the message. It will be sent in parts."
@@ -167,8 +172,13 @@ func TestSendServe(t *testing.T) {
 					n++
 				}
 			}
-			if n != sends {
-				t.Errorf("server logged %d accepted connections matching %s, want %d; stderr:\n%s", n, connRE, sends, srv.Stderr)
+			// The -v transcripts of the large sends (tens of MB) can
+			// outrun the test's reading of the log on a loaded machine:
+			// then the server drops lines and says so (docs/logging.md),
+			// and an accepted line may be among them.
+			dropped := slices.ContainsFunc(srv.Lines(), droppedLinesRE.MatchString)
+			if n != sends && (!dropped || n == 0 || n > sends) {
+				t.Errorf("server logged %d accepted connections matching %s, want %d (lines dropped: %v); stderr:\n%s", n, connRE, sends, dropped, srv.Stderr)
 			}
 		})
 	}

@@ -13,3 +13,12 @@ func StoppedConns(s *Server) int {
 	})
 	return n
 }
+
+// OpenConns reports how many connections s counts as open: those that
+// Shutdown waits for. For tests in package echo_test that must know a
+// connection is counted (the Observer hears of it before).
+func OpenConns(s *Server) int {
+	n := 0
+	s.forEachConn(func(*conn) { n++ })
+	return n
+}

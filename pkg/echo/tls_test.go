@@ -357,7 +357,9 @@ func TestTLSHandshakeFailsWhileDraining(t *testing.T) {
 	addrs, s := serveBound(t, srv, "tls://127.0.0.1:0")
 	c := dial(t, strings.TrimPrefix(addrs[0], "tls://"))
 	c.Write([]byte("\x16\x03\x01")) // a ClientHello's first bytes
-	waitUntil(t, "the connection accepted", func() bool { return rec.accepted.Load() == 1 })
+	// Counted as open, not only told to the Observer (which hears of it
+	// first): a Shutdown sooner would refuse it before its handshake.
+	waitUntil(t, "the connection counted", func() bool { return echo.OpenConns(srv) == 1 })
 	shut := make(chan error, 1)
 	go func() { shut <- shutdown(srv, ioTimeout) }()
 	if err := s.wait(t, ioTimeout); !errors.Is(err, echo.ErrServerClosed) {
