@@ -462,7 +462,7 @@ func (c *Client) exchange(ctx context.Context, echo io.Writer, produce func(send
 				// not the server's silence; Timeout's end is that.
 				return res, &ExchangeError{Addr: c.addr(), Err: ctx.Err()}
 			}
-			return res, &GreetingError{Addr: c.addr(), Err: err}
+			return res, &GreetingError{Addr: c.addr(), Err: err, proxied: c.Proxy != nil}
 		}
 		c.logData("received greeting ", []byte(line))
 		if c.Trace != nil && c.Trace.Greeted != nil {

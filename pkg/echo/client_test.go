@@ -541,15 +541,26 @@ func TestClientTLSToPlainServer(t *testing.T) {
 		c.Write([]byte("HTTP/1.0 400 Bad Request\r\n\r\n"))
 	})
 	closes := fakeServer(t, func(c *net.TCPConn, _ <-chan struct{}) {})
+	// Reads the ClientHello's record whole, then closes: an EOF, not a
+	// reset for bytes left unread.
+	readsHello := fakeServer(t, func(c *net.TCPConn, _ <-chan struct{}) {
+		c.SetReadDeadline(time.Now().Add(ioTimeout))
+		var header [5]byte
+		if _, err := io.ReadFull(c, header[:]); err == nil {
+			io.ReadFull(c, make([]byte, int(header[3])<<8|int(header[4])))
+		}
+	})
 	tests := []struct {
 		name   string
 		addr   string
 		notTLS bool
+		want   string // the error's text after "connect ADDR: ", if checked
 	}{
-		{"plain echo server", "tls://" + plain, true},
-		{"TLS server with an unknown CA", tlsAddr, false},
-		{"server that answers HTTP", "tls://" + httpish, false},
-		{"server that closes", "tls://" + closes, false},
+		{"plain echo server", "tls://" + plain, true, "server does not speak TLS (it echoed the ClientHello)"},
+		{"TLS server with an unknown CA", tlsAddr, false, ""},
+		{"server that answers HTTP", "tls://" + httpish, false, ""},
+		{"server that closes", "tls://" + closes, false, ""},
+		{"server that closes after the ClientHello", "tls://" + readsHello, false, "the server closed the connection during the TLS handshake: EOF"},
 	}
 	for _, tt := range tests {
 		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
@@ -563,10 +574,10 @@ func TestClientTLSToPlainServer(t *testing.T) {
 				if got := errors.Is(err, echo.ErrNotTLS); got != tt.notTLS {
 					t.Fatalf("error %q: wraps ErrNotTLS = %v, want %v", err, got, tt.notTLS)
 				}
-				if !tt.notTLS {
+				if tt.want == "" {
 					return
 				}
-				if want := "connect " + tt.addr + ": server does not speak TLS (it echoed the ClientHello)"; err.Error() != want {
+				if want := "connect " + tt.addr + ": " + tt.want; err.Error() != want {
 					t.Errorf("error text = %q, want %q", err.Error(), want)
 				}
 			})

@@ -16,8 +16,10 @@ var (
 	errNoGreeting      = errors.New("the server closed the connection before sending a greeting")
 	errGreetingCut     = errors.New("the server closed the connection in the middle of its greeting")
 	// errGreetingSilent marks a wait for a greeting that timed out with
-	// nothing read, which GreetingError explains.
-	errGreetingSilent = errors.New("nothing came before the timeout")
+	// nothing read, which GreetingError explains; errGreetingUnended, one
+	// that timed out after bytes without a line end.
+	errGreetingSilent  = errors.New("nothing came before the timeout")
+	errGreetingUnended = errors.New("bytes came, but no line end before the timeout")
 )
 
 // GreetingError reports that the greeting a Client expected (see
@@ -26,14 +28,22 @@ var (
 type GreetingError struct {
 	Addr string
 	Err  error
+	// proxied is set when the client sent a PROXY header first: a server
+	// waiting for one is then not why it is silent.
+	proxied bool
 }
 
 // Error returns "greeting from ADDR: CAUSE"; when nothing came before the
 // timeout, it says what commonly makes a server silent.
 func (e *GreetingError) Error() string {
 	msg := "greeting from " + e.Addr + ": " + rootCause(e.Err).Error()
-	if errors.Is(e.Err, errGreetingSilent) {
+	switch {
+	case errors.Is(e.Err, errGreetingSilent) && e.proxied:
+		msg += ": " + errGreetingSilent.Error() + " (does the server write a greeting?)"
+	case errors.Is(e.Err, errGreetingSilent):
 		msg += ": " + errGreetingSilent.Error() + " (does the server write a greeting? One that expects a PROXY header waits for it first)"
+	case errors.Is(e.Err, errGreetingUnended):
+		msg += ": " + errGreetingUnended.Error()
 	}
 	return msg
 }
@@ -64,6 +74,8 @@ func ReadGreeting(r io.Reader) (line string, rest []byte, err error) {
 			return "", nil, errGreetingCut
 		case err != nil && n == 0 && errors.Is(err, os.ErrDeadlineExceeded):
 			return "", nil, fmt.Errorf("%w: %w", errGreetingSilent, err)
+		case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+			return "", nil, fmt.Errorf("%w: %w", errGreetingUnended, err)
 		case err != nil:
 			return "", nil, err
 		case n == len(buf):

@@ -110,6 +110,19 @@ func TestClientGreetingFailures(t *testing.T) {
 		err.Error() != "greeting from "+silent.Addr+": i/o timeout: nothing came before the timeout (does the server write a greeting? One that expects a PROXY header waits for it first)" {
 		t.Fatalf("Send to a server without a greeting: %v, want a *GreetingError that says i/o timeout and why", err)
 	}
+	// With a PROXY header sent, the hint does not blame one not sent.
+	proxied := proxytest.NewServer(t, proxytest.Options{Proxy: true})
+	c = &echo.Client{Addr: proxied.Addr, Timeout: 200 * time.Millisecond, Greeting: true, Proxy: &echo.SendProxy{Version: 1}}
+	_, err = c.Send(t.Context(), seedMessages, nil)
+	if want := "greeting from " + proxied.Addr + ": i/o timeout: nothing came before the timeout (does the server write a greeting?)"; err == nil || err.Error() != want {
+		t.Fatalf("Send with a PROXY header to a server without a greeting: %v, want %q", err, want)
+	}
+	unended := proxytest.NewServer(t, proxytest.Options{Greeting: func(int) string { return "no line end" }})
+	c = &echo.Client{Addr: unended.Addr, Timeout: 200 * time.Millisecond, Greeting: true}
+	_, err = c.Send(t.Context(), seedMessages, nil)
+	if want := "greeting from " + unended.Addr + ": i/o timeout: bytes came, but no line end before the timeout"; !errors.Is(err, os.ErrDeadlineExceeded) || err == nil || err.Error() != want {
+		t.Fatalf("Send to a server whose greeting has no line end: %v, want %q", err, want)
+	}
 	// Cancelled while it waits (SIGTERM to send): a cancel, not a timeout.
 	ctx, cancel := context.WithCancel(t.Context())
 	c = &echo.Client{Addr: silent.Addr, Timeout: ioTimeout, Greeting: true, Trace: &echo.ClientTrace{Connected: func(time.Duration) { cancel() }}}

@@ -215,6 +215,9 @@ func (c *Client) handshake(ctx context.Context, conn net.Conn, addr, host string
 	tc := tls.Client(conn, c.clientTLSConfig(host))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
+		if errors.Is(err, io.EOF) { // a bare "EOF" says nothing of when
+			err = fmt.Errorf("the server closed the connection during the TLS handshake: %w", err)
+		}
 		return nil, &DialError{Addr: addr, Err: err}
 	}
 	if e := c.log(zerolog.DebugLevel); e != nil {
