@@ -24,7 +24,8 @@ var (
 
 // GreetingError reports that the greeting a Client expected (see
 // Client.Greeting) could not be read: the server closed first, sent no
-// line end in MaxGreeting bytes, or sent nothing before the timeout.
+// line end in MaxGreeting bytes or before the timeout, or sent nothing
+// before the timeout.
 type GreetingError struct {
 	Addr string
 	Err  error
@@ -34,7 +35,8 @@ type GreetingError struct {
 }
 
 // Error returns "greeting from ADDR: CAUSE"; when nothing came before the
-// timeout, it says what commonly makes a server silent.
+// timeout, it says what commonly makes a server silent, and when bytes
+// came without a line end, that they did.
 func (e *GreetingError) Error() string {
 	msg := "greeting from " + e.Addr + ": " + rootCause(e.Err).Error()
 	switch {
